@@ -1,0 +1,252 @@
+//! The key-mode commands: keygen, encrypt, decrypt, inspect.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use e2ee_backup_format::{
+    Compression, Decryptor, EncryptOptions, Encryptor, Error, Metadata, read_header,
+};
+use e2ee_backup_kdf::schedule::KeyId;
+use e2ee_backup_kdf::{BackupKey, digits};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::failure::Failure;
+use crate::output::{AtomicOutput, Report, copy, progress, rate};
+
+/// A key file holds 64 digits and separators; anything much longer is not a key file.
+const MAX_KEY_FILE_LEN: u64 = 4096;
+
+/// The key from `--key-file`, `--key`, or (when `prompt`) the terminal.
+pub fn key_from(
+    file: Option<&Path>,
+    text: Option<&str>,
+    prompt: bool,
+) -> Result<Option<BackupKey>, Failure> {
+    if let Some(path) = file {
+        let mut contents = Zeroizing::new(String::new());
+        File::open(path)
+            .and_then(|f| f.take(MAX_KEY_FILE_LEN).read_to_string(&mut contents))
+            .map_err(|e| Failure::io(&format!("cannot read the key file {}", path.display()), e))?;
+        return Ok(Some(digits::parse(contents.trim())?));
+    }
+    if let Some(text) = text {
+        return Ok(Some(digits::parse(text.trim())?));
+    }
+    if !prompt {
+        return Ok(None);
+    }
+    if !io::stdin().is_terminal() {
+        return Err(Failure::usage(
+            "no-key",
+            "no key given: pass --key-file FILE or --key DIGITS",
+        ));
+    }
+    let typed = Zeroizing::new(
+        rpassword::prompt_password("Backup key (64 digits): ")
+            .map_err(|e| Failure::io("cannot read the key", e))?,
+    );
+    Ok(Some(digits::parse(typed.trim())?))
+}
+
+fn required(key: Result<Option<BackupKey>, Failure>) -> Result<BackupKey, Failure> {
+    key?.ok_or_else(|| Failure::usage("no-key", "no key given"))
+}
+
+pub fn keygen(out: Option<&Path>, force: bool) -> Result<Report, Failure> {
+    let key = BackupKey::generate();
+    let display = digits::to_display(&key);
+    if let Some(path) = out {
+        let mut options = OpenOptions::new();
+        options.write(true);
+        if force {
+            options.create(true).truncate(true);
+        } else {
+            options.create_new(true);
+        }
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => Failure::usage(
+                "output-exists",
+                format!("{} exists; pass --force to replace it", path.display()),
+            ),
+            _ => Failure::io(&format!("cannot create {}", path.display()), e),
+        })?;
+        file.write_all(format!("{}\n", display.as_str()).as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Failure::io(&format!("cannot write {}", path.display()), e))?;
+    }
+    let mut lines = vec![display.to_string()];
+    if let Some(path) = out {
+        lines.push(format!(
+            "(also written to {}, readable by you only)",
+            path.display()
+        ));
+    }
+    let key_id = hex::encode(KeyId::of(&key).0);
+    Ok(Report {
+        lines,
+        json: json!({ "key": display.as_str(), "keyId": key_id, "file": out }),
+    })
+}
+
+pub struct EncryptArgs<'a> {
+    pub input: &'a Path,
+    pub output: &'a Path,
+    pub key: Result<Option<BackupKey>, Failure>,
+    pub compress: bool,
+    pub chunk_size_log2: u8,
+    pub fields: Vec<(String, String)>,
+    pub force: bool,
+}
+
+pub fn encrypt(args: EncryptArgs<'_>) -> Result<Report, Failure> {
+    let key = required(args.key)?;
+    let input = File::open(args.input)
+        .map_err(|e| Failure::io(&format!("cannot open {}", args.input.display()), e))?;
+    let len = input
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    let mut out = AtomicOutput::create(args.output, args.force)?;
+    let mut options = EncryptOptions::default();
+    options.compression = if args.compress {
+        Compression::Zstd
+    } else {
+        Compression::None
+    };
+    options.chunk_size_log2 = args.chunk_size_log2;
+    options.metadata.plaintext_len = len;
+    options.metadata.fields = args.fields.into_iter().collect::<BTreeMap<_, _>>();
+    let started = Instant::now();
+    let bar = progress(len.unwrap_or(0), "encrypting");
+    let mut encryptor = Encryptor::new(out.file(), &key, options)?;
+    let read =
+        copy(&mut bar.wrap_read(input), &mut encryptor).map_err(|e| match Error::from_io(&e) {
+            Some(inner) => inner.clone().into(),
+            None => Failure::io("encryption failed", e),
+        })?;
+    encryptor.finish()?;
+    bar.finish_and_clear();
+    let written = out.file().metadata().map(|m| m.len()).unwrap_or(0);
+    out.commit()?;
+    let elapsed = started.elapsed();
+    Ok(Report {
+        lines: vec![format!(
+            "encrypted {} ({read} bytes) into {} ({written} bytes) in {:.2?}, {}",
+            args.input.display(),
+            args.output.display(),
+            elapsed,
+            rate(read, elapsed)
+        )],
+        json: json!({ "input": args.input, "output": args.output, "plaintextBytes": read, "fileBytes": written, "seconds": elapsed.as_secs_f64() }),
+    })
+}
+
+/// Decrypts `input` into `sink`, verifying everything; returns the metadata, the plaintext
+/// length and the time taken.
+pub fn restore(
+    input: &Path,
+    key: &BackupKey,
+    sink: &mut impl Write,
+) -> Result<(Metadata, u64, Duration), Failure> {
+    let file = File::open(input)
+        .map_err(|e| Failure::io(&format!("cannot open {}", input.display()), e))?;
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let started = Instant::now();
+    let bar = progress(file_len, "decrypting");
+    let mut decryptor = Decryptor::new(bar.wrap_read(file), key)?;
+    let written = copy(&mut decryptor, sink).map_err(|e| match Error::from_io(&e) {
+        Some(inner) => inner.clone().into(),
+        None => Failure::io("decryption failed", e),
+    })?;
+    bar.finish_and_clear();
+    Ok((decryptor.metadata().clone(), written, started.elapsed()))
+}
+
+pub fn decrypt(
+    input: &Path,
+    output: &Path,
+    key: Result<Option<BackupKey>, Failure>,
+    force: bool,
+) -> Result<Report, Failure> {
+    let key = required(key)?;
+    let mut out = AtomicOutput::create(output, force)?;
+    let (metadata, written, elapsed) = restore(input, &key, out.file())?;
+    out.commit()?;
+    let mut lines = vec![format!(
+        "restored {} ({written} bytes) into {} in {:.2?}, {}",
+        input.display(),
+        output.display(),
+        elapsed,
+        rate(written, elapsed)
+    )];
+    lines.extend(describe_metadata(&metadata));
+    Ok(Report {
+        lines,
+        json: json!({ "input": input, "output": output, "plaintextBytes": written, "seconds": elapsed.as_secs_f64(), "metadata": metadata_json(&metadata) }),
+    })
+}
+
+pub fn inspect(input: &Path, key: Result<Option<BackupKey>, Failure>) -> Result<Report, Failure> {
+    let key = key?;
+    let mut file = File::open(input)
+        .map_err(|e| Failure::io(&format!("cannot open {}", input.display()), e))?;
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let header = read_header(&mut file)?;
+    let mut lines = vec![
+        format!("file:           {} ({file_len} bytes)", input.display()),
+        "format:         e2ee-backups v1".to_owned(),
+        format!("compression:    {}", header.compression.name()),
+        format!("chunk size:     {} bytes", header.chunk_size()),
+        format!("key id:         {}", hex::encode(header.key_id.0)),
+        format!("metadata block: {} bytes (encrypted)", header.metadata_len),
+    ];
+    let mut json = json!({
+        "file": input, "fileBytes": file_len, "version": 1,
+        "compression": header.compression.name(), "chunkSize": header.chunk_size(),
+        "keyId": hex::encode(header.key_id.0), "metadataBytes": header.metadata_len,
+    });
+    match key {
+        None => lines.push(
+            "verified:       no (pass --key-file or --key to verify and read the metadata)"
+                .to_owned(),
+        ),
+        Some(key) => {
+            let (metadata, plaintext, _) = restore(input, &key, &mut io::sink())?;
+            lines.push(format!(
+                "verified:       yes, every chunk; {plaintext} bytes of plaintext"
+            ));
+            lines.extend(describe_metadata(&metadata));
+            json["verified"] = json!(true);
+            json["plaintextBytes"] = json!(plaintext);
+            json["metadata"] = metadata_json(&metadata);
+        }
+    }
+    Ok(Report { lines, json })
+}
+
+fn created(metadata: &Metadata) -> String {
+    let time = UNIX_EPOCH + Duration::from_secs(metadata.created_at);
+    if time > SystemTime::now() + Duration::from_secs(100 * 365 * 86400) {
+        return format!("{} (seconds since 1970)", metadata.created_at);
+    }
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+fn describe_metadata(metadata: &Metadata) -> Vec<String> {
+    let mut lines = vec![format!("created:        {}", created(metadata))];
+    for (name, value) in &metadata.fields {
+        lines.push(format!("field:          {name} = {value}"));
+    }
+    lines
+}
+
+fn metadata_json(metadata: &Metadata) -> serde_json::Value {
+    json!({ "createdAt": metadata.created_at, "created": created(metadata), "plaintextLen": metadata.plaintext_len, "fields": metadata.fields })
+}

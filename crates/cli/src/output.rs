@@ -1,0 +1,125 @@
+//! The edges: output files that appear only when complete, progress bars, reports.
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use tempfile::NamedTempFile;
+
+use crate::failure::Failure;
+
+/// What a successful command prints: lines for people, one JSON object for scripts.
+pub struct Report {
+    pub lines: Vec<String>,
+    pub json: Value,
+}
+
+impl Report {
+    pub fn print(&self, json: bool) {
+        if json {
+            let mut value = self.json.clone();
+            value["ok"] = Value::Bool(true);
+            println!("{value}");
+        } else {
+            for line in &self.lines {
+                println!("{line}");
+            }
+        }
+    }
+}
+
+/// A file written under a temporary name beside its target and renamed over it only by
+/// [`AtomicOutput::commit`]. Dropped without a commit, the temporary file is removed, so a
+/// failed command leaves nothing behind.
+pub struct AtomicOutput {
+    temp: NamedTempFile,
+    target: PathBuf,
+    force: bool,
+}
+
+impl AtomicOutput {
+    pub fn create(target: &Path, force: bool) -> Result<Self, Failure> {
+        if !force && target.exists() {
+            return Err(Failure::usage(
+                "output-exists",
+                format!("{} exists; pass --force to replace it", target.display()),
+            ));
+        }
+        let dir = match target.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let temp = tempfile::Builder::new()
+            .prefix(".e2ee-backup-")
+            .suffix(".partial")
+            .tempfile_in(dir)
+            .map_err(|e| Failure::io(&format!("cannot create a file in {}", dir.display()), e))?;
+        Ok(Self {
+            temp,
+            target: target.to_owned(),
+            force,
+        })
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        self.temp.as_file_mut()
+    }
+
+    /// Makes the output durable and visible under its name.
+    pub fn commit(self) -> Result<(), Failure> {
+        self.temp
+            .as_file()
+            .sync_all()
+            .map_err(|e| Failure::io("cannot flush the output", e))?;
+        let target = self.target.clone();
+        let persisted = if self.force {
+            self.temp.persist(&target).map(drop)
+        } else {
+            self.temp.persist_noclobber(&target).map(drop)
+        };
+        persisted.map_err(|e| Failure::io(&format!("cannot create {}", target.display()), e.error))
+    }
+}
+
+/// A byte-count progress bar on standard error, hidden unless that is a terminal.
+pub fn progress(len: u64, label: &'static str) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> "),
+    );
+    bar.set_message(label);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Copies with a 1 MiB buffer (far fewer system calls than `io::copy`); returns the count.
+pub fn copy(reader: &mut impl Read, writer: &mut impl Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        writer.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+/// Bytes per second as a short human figure.
+pub fn rate(bytes: u64, elapsed: Duration) -> String {
+    let per_sec = bytes as f64 / elapsed.as_secs_f64().max(1e-9);
+    format!("{:.1} MiB/s", per_sec / (1024.0 * 1024.0))
+}
