@@ -217,7 +217,7 @@ fn write_sample_database(path: &Path, len: u64) -> Result<[u8; 32], Failure> {
     while written < len {
         row.clear();
         id += 1;
-        if rng.next() % 400 == 0 {
+        if rng.next().is_multiple_of(400) {
             row.extend((0..4096).map(|_| rng.next() as u8));
         } else {
             let _ = write!(

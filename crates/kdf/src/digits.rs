@@ -58,7 +58,7 @@ pub fn parse(input: &str) -> Result<BackupKey, KeyParseError> {
             });
         };
         if found < DIGITS {
-            let shift = if found % 2 == 0 { 4 } else { 0 };
+            let shift = if found.is_multiple_of(2) { 4 } else { 0 };
             bytes[found / 2] |= (value as u8) << shift;
         }
         found += 1;

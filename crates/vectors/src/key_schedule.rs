@@ -24,47 +24,33 @@ const NOTES: &[(&str, &str)] = &[
 
 /// Builds the vector file.
 pub fn generate() -> Value {
-    let mut inputs: Vec<(String, [u8; 32], [u8; 32], Vec<&str>)> = vec![
-        (
-            "all-zero key and salt".into(),
-            [0; 32],
-            [0; 32],
-            vec!["FileKeys", "EdgeValue"],
-        ),
-        (
-            "all-one key and salt".into(),
-            [0xff; 32],
-            [0xff; 32],
-            vec!["FileKeys", "EdgeValue"],
-        ),
-        (
-            "key 00 01 .. 1f, the root key of the crypt15 fixtures".into(),
+    let case = |comment: &str, key: [u8; 32], salt: [u8; 32], flags: &[&str]| {
+        let mut case = derive(&BackupKey::from_bytes(key), &salt);
+        case["comment"] = json!(comment);
+        case["flags"] = json!(flags);
+        case
+    };
+    let edge = ["FileKeys", "EdgeValue"];
+    let mut file_tests = vec![
+        case("all-zero key and salt", [0; 32], [0; 32], &edge),
+        case("all-one key and salt", [0xff; 32], [0xff; 32], &edge),
+        case(
+            "key 00 01 .. 1f, the root key of the crypt15 fixtures",
             core::array::from_fn(|i| i as u8),
             draw32("key-schedule/salt/0"),
-            vec!["FileKeys"],
+            &["FileKeys"],
         ),
     ];
     for i in 1..=3 {
-        let (key, salt) = (
-            draw32(&format!("key-schedule/key/{i}")),
-            draw32(&format!("key-schedule/salt/{i}")),
-        );
-        inputs.push((
-            format!("drawn key and salt {i}"),
+        let key = draw32(&format!("key-schedule/key/{i}"));
+        let salt = draw32(&format!("key-schedule/salt/{i}"));
+        file_tests.push(case(
+            &format!("drawn key and salt {i}"),
             key,
             salt,
-            vec!["FileKeys"],
+            &["FileKeys"],
         ));
     }
-    let file_tests: Vec<Value> = inputs
-        .into_iter()
-        .map(|(comment, key, salt, flags)| {
-            let mut case = derive(&BackupKey::from_bytes(key), &salt);
-            case["comment"] = json!(comment);
-            case["flags"] = json!(flags);
-            case
-        })
-        .collect();
     let wrap_tests: Vec<Value> = [
         ("all-zero export key", vec![0u8; 64]),
         ("drawn export key", draw("key-schedule/export-key", 64)),
