@@ -25,7 +25,9 @@
 //! - the last 16 bytes are the MD5 of all before them: single-file; the tag is the 16 bytes
 //!   before the MD5. A tag that fails then means a wrong key ([`Error::WrongKey`]);
 //! - otherwise, if the last 16 bytes are the tag of everything between the header and them:
-//!   multi-file;
+//!   multi-file, unless the (now authenticated) plaintext starts with a zlib header instead of
+//!   a ZIP's `PK`: that is a single-file backup whose MD5 trailer was cut off, which the two
+//!   layouts alone cannot tell from a multi-file backup ([`Error::Truncated`]);
 //! - otherwise, if the single-file tag verifies: only the header or the MD5 changed
 //!   ([`Error::ChecksumMismatch`]);
 //! - otherwise [`Error::Corrupt`].
@@ -102,17 +104,21 @@ impl<R: Read + Seek> Decryptor<R> {
         let mut md5 = Md5::new();
         md5.update(header.to_bytes());
         let mut buf = vec![0u8; CHUNK_LEN];
+        // The first two bytes of ciphertext, kept to tell a stripped single-file backup.
+        let mut head = Vec::with_capacity(2);
         let mut left = single_len;
         while left > 0 {
             let n = left.min(CHUNK_LEN as u64) as usize;
             read_body(&mut input, &mut buf[..n])?;
             md5.update(&buf[..n]);
             gcm.authenticate(&buf[..n])?;
+            keep_head(&mut head, &buf[..n]);
             left -= n as u64;
         }
         let mut next = [0u8; TAG_LEN];
         read_body(&mut input, &mut next)?;
         md5.update(next);
+        keep_head(&mut head, &next);
         let mut last = [0u8; MD5_LEN];
         read_body(&mut input, &mut last)?;
 
@@ -128,6 +134,15 @@ impl<R: Read + Seek> Decryptor<R> {
             let multi_tag_ok =
                 gcm.authenticate(&next).is_ok() && bool::from(gcm.tag().ct_eq(&last));
             if multi_tag_ok {
+                // Authentic, so its first bytes may be decrypted and looked at.
+                GcmStream::new(&file_key, header.iv()).decrypt(&mut head)?;
+                if looks_like_zlib(&head) {
+                    return Err(Error::Truncated {
+                        part: "MD5 trailer",
+                        file_len,
+                        needed: file_len + MD5_LEN as u64,
+                    });
+                }
                 (Variant::MultiFile, last, single_len + TAG_LEN as u64)
             } else if single_tag_ok {
                 return Err(Error::ChecksumMismatch);
@@ -224,6 +239,22 @@ impl<R: Read + Seek> Decryptor<R> {
         }
         output.flush()?;
         Ok(written)
+    }
+}
+
+fn keep_head(head: &mut Vec<u8>, data: &[u8]) {
+    let take = (2 - head.len()).min(data.len());
+    head.extend_from_slice(&data[..take]);
+}
+
+/// Whether `head` starts like a zlib stream (RFC 1950: deflate, window at most 32 KiB, header
+/// checksum right). A ZIP starts with `PK`, which never does.
+pub(crate) fn looks_like_zlib(head: &[u8]) -> bool {
+    match head {
+        [cmf, flg, ..] => {
+            cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0
+        }
+        _ => false,
     }
 }
 

@@ -19,7 +19,7 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 use md5::{Digest, Md5};
 use zeroize::Zeroizing;
 
-use crate::decrypt::CHUNK_LEN;
+use crate::decrypt::{CHUNK_LEN, looks_like_zlib};
 use crate::error::Error;
 use crate::gcm::GcmStream;
 use crate::header::FileHeader;
@@ -38,7 +38,9 @@ pub enum Content {
     /// A database already compressed as a zlib stream, encrypted as it is; a single-file
     /// backup.
     Compressed,
-    /// The ZIP of a multi-file backup, encrypted as it is, with no MD5 trailer.
+    /// The ZIP of a multi-file backup, encrypted as it is, with no MD5 trailer. Content that
+    /// starts like a zlib stream is refused: readers would take the file for a single-file
+    /// backup whose MD5 trailer was cut off.
     MultiFileZip,
 }
 
@@ -60,7 +62,14 @@ pub struct Encryptor<W: Write> {
     md5: Option<Md5>,
     deflate: Option<Compress>,
     buf: Zeroizing<Vec<u8>>,
+    /// The first two bytes of a multi-file backup's content, while they are checked.
+    zip_head: Option<Vec<u8>>,
+    multi_file: bool,
+    content_len: u64,
 }
+
+/// The smallest ZIP: an empty archive's end-of-central-directory record.
+const MIN_ZIP_LEN: u64 = 22;
 
 impl<W: Write> Encryptor<W> {
     /// Writes `header` to `output` and gets ready for the content.
@@ -94,6 +103,9 @@ impl<W: Write> Encryptor<W> {
             md5,
             deflate,
             buf: Zeroizing::new(vec![0u8; CHUNK_LEN]),
+            zip_head: (content == Content::MultiFileZip).then(Vec::new),
+            multi_file: content == Content::MultiFileZip,
+            content_len: 0,
         })
     }
 
@@ -131,6 +143,20 @@ impl<W: Write> Encryptor<W> {
     }
 
     fn absorb(&mut self, mut data: &[u8]) -> Result<(), Error> {
+        self.content_len = self.content_len.saturating_add(data.len() as u64);
+        if let Some(head) = &mut self.zip_head {
+            let take = (2 - head.len()).min(data.len());
+            head.extend_from_slice(&data[..take]);
+            if head.len() == 2 {
+                if looks_like_zlib(head) {
+                    return Err(Error::InvalidInput(
+                        "a multi-file backup holds a ZIP; this content starts like a zlib \
+                         stream, which readers take for a single-file backup cut short",
+                    ));
+                }
+                self.zip_head = None;
+            }
+        }
         if self.deflate.is_none() {
             while !data.is_empty() {
                 let n = data.len().min(CHUNK_LEN);
@@ -153,6 +179,11 @@ impl<W: Write> Encryptor<W> {
     /// Ends the content, writes the tag (and the MD5 of a single-file backup), flushes, and
     /// gives the output back.
     pub fn finish(mut self) -> Result<W, Error> {
+        if self.multi_file && self.content_len < MIN_ZIP_LEN {
+            return Err(Error::InvalidInput(
+                "a multi-file backup holds a ZIP, and a ZIP holds at least 22 bytes",
+            ));
+        }
         if self.deflate.is_some() {
             loop {
                 let (_, produced, ended) = self.deflate_step(&[], FlushCompress::Finish)?;
