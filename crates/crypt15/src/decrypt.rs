@@ -75,6 +75,16 @@ pub struct Decryptor<R: Read + Seek> {
     file_key: Zeroizing<[u8; 32]>,
 }
 
+impl<R: Read + Seek> std::fmt::Debug for Decryptor<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decryptor")
+            .field("header", &self.header)
+            .field("variant", &self.variant)
+            .field("ciphertext_len", &self.ciphertext_len)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: Read + Seek> Decryptor<R> {
     /// Reads the file from the input's current position to its end, checks its header, MD5 and
     /// tag, and decides its variant. Nothing is decrypted yet.

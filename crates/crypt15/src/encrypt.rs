@@ -71,6 +71,15 @@ pub struct Encryptor<W: Write> {
 /// The smallest ZIP: an empty archive's end-of-central-directory record.
 const MIN_ZIP_LEN: u64 = 22;
 
+impl<W: Write> std::fmt::Debug for Encryptor<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encryptor")
+            .field("multi_file", &self.multi_file)
+            .field("content_len", &self.content_len)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<W: Write> Encryptor<W> {
     /// Writes `header` to `output` and gets ready for the content.
     ///
