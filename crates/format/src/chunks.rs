@@ -150,7 +150,10 @@ impl<W: Write, C: ChunkCipher> ChunkWriter<W, C> {
         let size = self.keys.chunk_size;
         let count = self.filled.div_ceil(size).max(1);
         let end_index = u64::from(self.first_index) + count as u64;
-        if end_index > u64::from(u32::MAX) + 1 {
+        // Indices are 32 bits: chunk 2^32-1 can only be the last one. More data after it
+        // would wrap the index and reuse nonces.
+        let limit = if last { 1u64 << 32 } else { u64::from(u32::MAX) };
+        if end_index > limit {
             return Err(Error::InvalidInput("payload exceeds 2^32 chunks").into());
         }
         let record_len = self.keys.record_len();

@@ -134,7 +134,9 @@ impl<R: Read, C: ChunkCipher> Decryptor<R, C> {
         Ok(n)
     }
 
-    /// At the end of the decompressed stream, the chunk stream must be finished too.
+    /// At the end of the decompressed stream, the chunk stream must be finished too. The zstd
+    /// decoder reads its input to the end today; this guard keeps "end of plaintext" meaning
+    /// "last chunk verified, nothing after it" even if a decoder stopped early.
     fn check_end(&mut self) -> Result<(), Error> {
         let Body::Zstd(decoder) = &mut self.body else {
             return Ok(());

@@ -19,7 +19,8 @@ use crate::{ChunkCipher, Error, Metadata, RingGcm};
 pub struct EncryptOptions {
     /// Payload compression. Default: none.
     pub compression: Compression,
-    /// zstd level when compressing (1 to 22). Default: 3.
+    /// zstd level when compressing, 1 to 19 (the levels whose window stays within the 8 MiB
+    /// readers accept). Default: 3.
     pub zstd_level: i32,
     /// Chunk size as a power of two, 6 to 22. Default: 16 (64 KiB).
     pub chunk_size_log2: u8,
@@ -94,6 +95,9 @@ impl<W: Write, C: ChunkCipher> Encryptor<W, C> {
             return Err(Error::InvalidInput(
                 "chunk_size_log2 must be between 6 and 22",
             ));
+        }
+        if options.compression == Compression::Zstd && !(1..=19).contains(&options.zstd_level) {
+            return Err(Error::InvalidInput("zstd_level must be between 1 and 19"));
         }
         let encoded = options.metadata.encode()?;
         let salt = match options.salt {

@@ -26,7 +26,7 @@ const NOTES: &[(&str, &str)] = &[
     ("Empty", "An empty payload: a single empty last chunk."),
     (
         "Compressed",
-        "The payload is zstd-compressed before encryption; the compressed bytes depend on the compressor, so implementers check decryption, not re-encryption, of these.",
+        "The payload is zstd-compressed before encryption; the compressed bytes depend on the compressor (here the zstd library at level 3), so an implementation with another compressor checks decryption only.",
     ),
     (
         "UnknownLength",
@@ -35,7 +35,7 @@ const NOTES: &[(&str, &str)] = &[
     ("Fields", "The metadata carries application fields."),
     (
         "Truncation",
-        "The file was cut short; the reader reports truncated.",
+        "The file was cut short; the reader reports truncated, or chunk-modified when the cut is disguised by setting the last-chunk flag on the chunk before it.",
     ),
     ("Reordering", "Two chunks were swapped."),
     ("Duplication", "A chunk was repeated in place of another."),
