@@ -27,11 +27,34 @@ pub fn key_from(
     prompt: bool,
 ) -> Result<Option<BackupKey>, Failure> {
     if let Some(path) = file {
-        let mut contents = Zeroizing::new(String::new());
+        let mut contents = Zeroizing::new(Vec::new());
         File::open(path)
-            .and_then(|f| f.take(MAX_KEY_FILE_LEN).read_to_string(&mut contents))
+            .and_then(|f| f.take(MAX_KEY_FILE_LEN).read_to_end(&mut contents))
             .map_err(|e| Failure::io(&format!("cannot read the key file {}", path.display()), e))?;
-        return Ok(Some(digits::parse(contents.trim())?));
+        // WhatsApp's `encrypted_backup.key` is a Java-serialised byte array: it starts AC ED.
+        if contents.starts_with(&[0xac, 0xed]) {
+            return e2ee_backup_crypt15::keyfile::parse(&contents)
+                .map(Some)
+                .map_err(|e| {
+                    Failure::usage(
+                        "invalid-key",
+                        format!(
+                            "{} is not a valid encrypted_backup.key: {e}",
+                            path.display()
+                        ),
+                    )
+                });
+        }
+        let text = std::str::from_utf8(&contents).map_err(|_| {
+            Failure::usage(
+                "invalid-key",
+                format!(
+                    "{} holds neither a 64-digit key nor an encrypted_backup.key",
+                    path.display()
+                ),
+            )
+        })?;
+        return Ok(Some(digits::parse(text.trim())?));
     }
     if let Some(text) = text {
         return Ok(Some(digits::parse(text.trim())?));
@@ -52,7 +75,7 @@ pub fn key_from(
     Ok(Some(digits::parse(typed.trim())?))
 }
 
-fn required(key: Result<Option<BackupKey>, Failure>) -> Result<BackupKey, Failure> {
+pub fn required(key: Result<Option<BackupKey>, Failure>) -> Result<BackupKey, Failure> {
     key?.ok_or_else(|| Failure::usage("no-key", "no key given"))
 }
 

@@ -75,3 +75,20 @@ impl From<KeyParseError> for Failure {
         )
     }
 }
+
+impl From<e2ee_backup_crypt15::Error> for Failure {
+    fn from(err: e2ee_backup_crypt15::Error) -> Self {
+        use e2ee_backup_crypt15::Error as C;
+        let exit = match &err {
+            C::WrongKey => 3,
+            C::Io { .. } => 1,
+            C::InvalidInput(_) => 2,
+            _ => 4,
+        };
+        Self {
+            code: err.code(),
+            message: format!("{err}."),
+            exit,
+        }
+    }
+}

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod commands;
+mod crypt15;
 mod demo;
 mod failure;
 mod output;
@@ -84,6 +85,26 @@ enum Command {
         #[command(flatten)]
         key: OptionalKeyArgs,
     },
+    /// WhatsApp Android `.crypt15` backups: decrypt, encrypt, inspect.
+    #[command(subcommand)]
+    Crypt15(Crypt15Command),
+    /// Convert a backup between crypt15 and the native format (the direction follows from the
+    /// input). The plaintext is never written to disk.
+    Convert {
+        /// A .crypt15 file, or a native backup file.
+        input: PathBuf,
+        /// Where to write the converted backup.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// When writing the native format, compress with zstd first.
+        #[arg(long)]
+        compress: bool,
+        /// Replace OUTPUT if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Try it all on a sample chat database: make a key, encrypt, restore, verify, and show
     /// that damage and a wrong key are caught. Needs nothing but a temporary directory.
     Demo {
@@ -93,6 +114,63 @@ enum Command {
         /// Work in DIR (kept afterwards) instead of a temporary directory.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+}
+
+/// The `.crypt15` commands. Their key is the same 64-digit key, or WhatsApp's
+/// `encrypted_backup.key` file given to --key-file.
+#[derive(Subcommand)]
+enum Crypt15Command {
+    /// Verify a .crypt15 file completely (MD5 and GCM tag), then decrypt it: a database comes
+    /// out inflated, a multi-file backup as its ZIP. Nothing is written unless it verifies.
+    Decrypt {
+        /// The .crypt15 file.
+        input: PathBuf,
+        /// Where to write the plaintext.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Write the zlib stream as stored instead of inflating it.
+        #[arg(long)]
+        raw: bool,
+        /// Replace OUTPUT if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Encrypt a database (or, with --multi-file, a ZIP) into a .crypt15 file with a fresh IV
+    /// and a header that records nothing about the account unless asked to.
+    Encrypt {
+        /// The database or ZIP.
+        input: PathBuf,
+        /// Where to write the .crypt15 file.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The input is the ZIP of a multi-file backup (no compression, no MD5 trailer).
+        #[arg(long)]
+        multi_file: bool,
+        /// zlib level, 0 to 9 (WhatsApp uses 1).
+        #[arg(long, default_value_t = 1)]
+        level: u32,
+        /// The WhatsApp version to record in the header.
+        #[arg(long, value_name = "VERSION")]
+        app_version: Option<String>,
+        /// The last two digits of the phone number, which crypt15 stores IN CLEAR; omit it
+        /// unless a reader needs it.
+        #[arg(long, value_name = "DD")]
+        phone_suffix: Option<String>,
+        /// Replace OUTPUT if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show a .crypt15 header (no key needed); with a key, verify the whole file.
+    Inspect {
+        /// The .crypt15 file.
+        input: PathBuf,
+        #[command(flatten)]
+        key: OptionalKeyArgs,
     },
 }
 
@@ -119,6 +197,21 @@ struct OptionalKeyArgs {
     key: Option<String>,
 }
 
+impl KeyArgs {
+    fn resolve(
+        &self,
+        prompt: bool,
+    ) -> Result<Option<e2ee_backup_kdf::BackupKey>, failure::Failure> {
+        commands::key_from(self.key_file.as_deref(), self.key.as_deref(), prompt)
+    }
+}
+
+impl OptionalKeyArgs {
+    fn resolve(&self) -> Result<Option<e2ee_backup_kdf::BackupKey>, failure::Failure> {
+        commands::key_from(self.key_file.as_deref(), self.key.as_deref(), false)
+    }
+}
+
 fn parse_field(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
@@ -142,7 +235,7 @@ fn main() -> ExitCode {
         } => commands::encrypt(commands::EncryptArgs {
             input: &input,
             output: &output,
-            key: commands::key_from(key.key_file.as_deref(), key.key.as_deref(), true),
+            key: key.resolve(true),
             compress,
             chunk_size_log2,
             fields,
@@ -153,16 +246,44 @@ fn main() -> ExitCode {
             output,
             key,
             force,
-        } => commands::decrypt(
-            &input,
-            &output,
-            commands::key_from(key.key_file.as_deref(), key.key.as_deref(), true),
+        } => commands::decrypt(&input, &output, key.resolve(true), force),
+        Command::Inspect { input, key } => commands::inspect(&input, key.resolve()),
+        Command::Crypt15(Crypt15Command::Decrypt {
+            input,
+            output,
+            key,
+            raw,
             force,
-        ),
-        Command::Inspect { input, key } => commands::inspect(
-            &input,
-            commands::key_from(key.key_file.as_deref(), key.key.as_deref(), false),
-        ),
+        }) => crypt15::decrypt(&input, &output, key.resolve(true), raw, force),
+        Command::Crypt15(Crypt15Command::Encrypt {
+            input,
+            output,
+            key,
+            multi_file,
+            level,
+            app_version,
+            phone_suffix,
+            force,
+        }) => crypt15::encrypt(crypt15::EncryptArgs {
+            input: &input,
+            output: &output,
+            key: key.resolve(true),
+            multi_file,
+            level,
+            app_version,
+            phone_suffix,
+            force,
+        }),
+        Command::Crypt15(Crypt15Command::Inspect { input, key }) => {
+            crypt15::inspect(&input, key.resolve())
+        }
+        Command::Convert {
+            input,
+            output,
+            key,
+            compress,
+            force,
+        } => crypt15::convert(&input, &output, key.resolve(true), compress, force),
         Command::Demo { size_mib, dir } => demo::run(size_mib, dir.as_deref(), json),
     };
     match outcome {

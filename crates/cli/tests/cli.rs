@@ -311,3 +311,197 @@ fn demo_runs_every_step() {
         .collect();
     assert_eq!(errors, ["chunk-modified", "truncated", "wrong-key"]);
 }
+
+/// The crypt15 fixtures made by the public tool wa-crypt-tools, from `../shared/vectors`.
+/// Absent, the test skips loudly, except under CI.
+fn crypt15_fixtures() -> Option<Value> {
+    let dir = std::env::var_os("E2EE_SHARED_VECTORS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"));
+    let path = dir.join("wa-crypt-tools-generated/crypt15_fixtures.json");
+    match fs::read_to_string(&path) {
+        Ok(text) => Some(serde_json::from_str(&text).unwrap()),
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but {} is unreadable: {e}", path.display())
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: {} unreadable ({e})", path.display());
+            None
+        }
+    }
+}
+
+#[test]
+fn crypt15_fixtures_decrypt_and_convert_both_ways() {
+    let Some(fixtures) = crypt15_fixtures() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let hex_of = |field: &Value| hex::decode(field.as_str().unwrap()).unwrap();
+    fs::write(
+        dir.path().join("encrypted_backup.key"),
+        hex_of(&fixtures["encrypted_backup_key_file_hex"]),
+    )
+    .unwrap();
+    let plaintext = hex_of(&fixtures["plaintext_hex"]);
+    for (i, case) in fixtures["cases"].as_array().unwrap().iter().enumerate() {
+        let file = format!("msgstore{i}.db.crypt15");
+        fs::write(dir.path().join(&file), hex_of(&case["crypt15_hex"])).unwrap();
+        let out = run(
+            dir.path(),
+            &[
+                "crypt15",
+                "decrypt",
+                &file,
+                "-o",
+                &format!("plain{i}.db"),
+                "--key-file",
+                "encrypted_backup.key",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            fs::read(dir.path().join(format!("plain{i}.db"))).unwrap(),
+            plaintext
+        );
+
+        let out = run(dir.path(), &["crypt15", "inspect", &file, "--json"]);
+        assert_eq!(json_of(&out)["iv"], case["iv_hex"]);
+
+        // crypt15 -> native -> crypt15, with the same key written as 64 digits.
+        let digits = fixtures["root_key_hex"].as_str().unwrap();
+        let native = format!("native{i}.e2ee");
+        assert!(
+            run(
+                dir.path(),
+                &["convert", &file, "-o", &native, "--key", digits]
+            )
+            .status
+            .success()
+        );
+        let back = format!("back{i}.crypt15");
+        assert!(
+            run(
+                dir.path(),
+                &["convert", &native, "-o", &back, "--key", digits]
+            )
+            .status
+            .success()
+        );
+        let out = run(
+            dir.path(),
+            &[
+                "crypt15",
+                "decrypt",
+                &back,
+                "-o",
+                &format!("again{i}.db"),
+                "--key",
+                digits,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            fs::read(dir.path().join(format!("again{i}.db"))).unwrap(),
+            plaintext
+        );
+    }
+    let other = "1".repeat(64);
+    let out = run(
+        dir.path(),
+        &[
+            "crypt15",
+            "decrypt",
+            "msgstore0.db.crypt15",
+            "-o",
+            "x.db",
+            "--key",
+            &other,
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(json_of(&out)["error"]["code"], "wrong-key");
+    let mut damaged = fs::read(dir.path().join("msgstore0.db.crypt15")).unwrap();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 4;
+    fs::write(dir.path().join("damaged.crypt15"), damaged).unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "damaged.crypt15",
+            "-o",
+            "x.e2ee",
+            "--key-file",
+            "encrypted_backup.key",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert!(!dir.path().join("x.db").exists() && !dir.path().join("x.e2ee").exists());
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn crypt15_encrypt_records_no_phone_digits_unless_asked() {
+    let (dir, _) = setup();
+    let out = run(
+        dir.path(),
+        &[
+            "crypt15",
+            "encrypt",
+            "chats.db",
+            "-o",
+            "a.crypt15",
+            "--key-file",
+            "key.txt",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json_of(&run(
+        dir.path(),
+        &[
+            "crypt15",
+            "inspect",
+            "a.crypt15",
+            "--key-file",
+            "key.txt",
+            "--json",
+        ],
+    ));
+    assert_eq!(report["phoneSuffix"], Value::Null);
+    assert_eq!(report["verified"], true);
+    let out = run(
+        dir.path(),
+        &[
+            "crypt15",
+            "encrypt",
+            "chats.db",
+            "-o",
+            "b.crypt15",
+            "--key-file",
+            "key.txt",
+            "--phone-suffix",
+            "42",
+        ],
+    );
+    assert!(out.status.success());
+    let report = json_of(&run(
+        dir.path(),
+        &["crypt15", "inspect", "b.crypt15", "--json"],
+    ));
+    assert_eq!(report["phoneSuffix"], "42");
+}
