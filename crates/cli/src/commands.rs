@@ -33,17 +33,12 @@ pub fn key_from(
             .map_err(|e| Failure::io(&format!("cannot read the key file {}", path.display()), e))?;
         // WhatsApp's `encrypted_backup.key` is a Java-serialised byte array: it starts AC ED.
         if contents.starts_with(&[0xac, 0xed]) {
-            return e2ee_backup_crypt15::keyfile::parse(&contents)
-                .map(Some)
-                .map_err(|e| {
-                    Failure::usage(
-                        "invalid-key",
-                        format!(
-                            "{} is not a valid encrypted_backup.key: {e}",
-                            path.display()
-                        ),
-                    )
-                });
+            return e2ee_backup_crypt15::keyfile::parse(&contents).map(Some).map_err(|e| {
+                Failure::usage(
+                    "invalid-key",
+                    format!("{} is not a valid encrypted_backup.key: {e}", path.display()),
+                )
+            });
         }
         let text = std::str::from_utf8(&contents).map_err(|_| {
             Failure::usage(
@@ -63,10 +58,7 @@ pub fn key_from(
         return Ok(None);
     }
     if !io::stdin().is_terminal() {
-        return Err(Failure::usage(
-            "no-key",
-            "no key given: pass --key-file FILE or --key DIGITS",
-        ));
+        return Err(Failure::usage("no-key", "no key given: pass --key-file FILE or --key DIGITS"));
     }
     let typed = Zeroizing::new(
         rpassword::prompt_password("Backup key (64 digits): ")
@@ -105,16 +97,10 @@ pub fn keygen(out: Option<&Path>, force: bool) -> Result<Report, Failure> {
     }
     let mut lines = vec![display.to_string()];
     if let Some(path) = out {
-        lines.push(format!(
-            "(also written to {}, readable by you only)",
-            path.display()
-        ));
+        lines.push(format!("(also written to {}, readable by you only)", path.display()));
     }
     let key_id = hex::encode(KeyId::of(&key).0);
-    Ok(Report {
-        lines,
-        json: json!({ "key": display.as_str(), "keyId": key_id, "file": out }),
-    })
+    Ok(Report { lines, json: json!({ "key": display.as_str(), "keyId": key_id, "file": out }) })
 }
 
 pub struct EncryptArgs<'a> {
@@ -131,18 +117,10 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<Report, Failure> {
     let key = required(args.key)?;
     let input = File::open(args.input)
         .map_err(|e| Failure::io(&format!("cannot open {}", args.input.display()), e))?;
-    let len = input
-        .metadata()
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|m| m.len());
+    let len = input.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
     let mut out = AtomicOutput::create(args.output, args.force)?;
     let mut options = EncryptOptions::default();
-    options.compression = if args.compress {
-        Compression::Zstd
-    } else {
-        Compression::None
-    };
+    options.compression = if args.compress { Compression::Zstd } else { Compression::None };
     options.chunk_size_log2 = args.chunk_size_log2;
     options.metadata.plaintext_len = len;
     options.metadata.fields = args.fields.into_iter().collect::<BTreeMap<_, _>>();
@@ -242,9 +220,7 @@ pub fn inspect(input: &Path, key: Result<Option<BackupKey>, Failure>) -> Result<
         ),
         Some(key) => {
             let (metadata, plaintext, _) = restore(input, &key, &mut io::sink())?;
-            lines.push(format!(
-                "verified:       yes, every chunk; {plaintext} bytes of plaintext"
-            ));
+            lines.push(format!("verified:       yes, every chunk; {plaintext} bytes of plaintext"));
             lines.extend(describe_metadata(&metadata));
             json["verified"] = json!(true);
             json["plaintextBytes"] = json!(plaintext);

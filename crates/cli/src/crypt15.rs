@@ -29,12 +29,7 @@ fn variant_name(variant: Variant) -> &'static str {
 fn header_lines(header: &FileHeader) -> (Vec<String>, serde_json::Value) {
     let prefix = header.prefix();
     let info = prefix.info.clone().unwrap_or_default();
-    let features: Vec<u32> = info
-        .features
-        .iter()
-        .filter(|&(_, on)| on)
-        .map(|(f, _)| f)
-        .collect();
+    let features: Vec<u32> = info.features.iter().filter(|&(_, on)| on).map(|(f, _)| f).collect();
     let lines = vec![
         format!(
             "header:         {} bytes ({} flag byte)",
@@ -43,23 +38,17 @@ fn header_lines(header: &FileHeader) -> (Vec<String>, serde_json::Value) {
         ),
         format!(
             "key type:       {}",
-            prefix
-                .key_type
-                .map_or("absent".to_owned(), |t| t.to_string())
+            prefix.key_type.map_or("absent".to_owned(), |t| t.to_string())
         ),
         format!("iv:             {}", hex::encode(header.iv())),
-        format!(
-            "app version:    {}",
-            info.app_version.as_deref().unwrap_or("absent")
-        ),
+        format!("app version:    {}", info.app_version.as_deref().unwrap_or("absent")),
         format!(
             "phone suffix:   {} (stored in clear by this format)",
             info.jid_suffix.as_deref().unwrap_or("absent")
         ),
         format!(
             "backup version: {}",
-            info.backup_version
-                .map_or("absent".to_owned(), |v| v.to_string())
+            info.backup_version.map_or("absent".to_owned(), |v| v.to_string())
         ),
         format!("features on:    {features:?}"),
     ];
@@ -191,9 +180,7 @@ pub fn convert(
     let is_native = {
         use std::io::Read;
         let mut file = open(input)?;
-        file.read(&mut magic)
-            .map_err(|e| Failure::io("cannot read the input", e))?
-            == 8
+        file.read(&mut magic).map_err(|e| Failure::io("cannot read the input", e))? == 8
             && magic == MAGIC
     };
     let started = Instant::now();
@@ -222,16 +209,10 @@ pub fn convert(
             ));
         }
         let mut options = EncryptOptions::default();
-        options.compression = if compress {
-            Compression::Zstd
-        } else {
-            Compression::None
-        };
+        options.compression = if compress { Compression::Zstd } else { Compression::None };
         let mut encryptor = Encryptor::new(out.file(), &key, options)?;
         let bytes = decryptor.decrypt_to(&mut encryptor)?;
-        encryptor
-            .flush()
-            .map_err(|e| Failure::io("conversion failed", e))?;
+        encryptor.flush().map_err(|e| Failure::io("conversion failed", e))?;
         encryptor.finish()?;
         ("crypt15 to native", bytes)
     };

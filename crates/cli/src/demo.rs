@@ -16,10 +16,7 @@ use crate::output::{Report, rate};
 
 pub fn run(size_mib: u64, dir: Option<&Path>, json: bool) -> Result<Report, Failure> {
     if size_mib == 0 {
-        return Err(Failure::usage(
-            "invalid-size",
-            "--size-mib must be at least 1",
-        ));
+        return Err(Failure::usage("invalid-size", "--size-mib must be at least 1"));
     }
     let temp;
     let kept = dir.is_some();
@@ -61,19 +58,12 @@ pub fn run(size_mib: u64, dir: Option<&Path>, json: bool) -> Result<Report, Fail
     let started = Instant::now();
     let digest = write_sample_database(&database, size_mib << 20)?;
     say(
-        format!(
-            "2. wrote a sample chat database of {size_mib} MiB in {:.2?}",
-            started.elapsed()
-        ),
+        format!("2. wrote a sample chat database of {size_mib} MiB in {:.2?}", started.elapsed()),
         json!({ "step": "sample", "bytes": size_mib << 20 }),
     );
 
     for (n, compress) in [(3, true), (4, false)] {
-        let name = if compress {
-            "msgstore.db.zstd.e2ee"
-        } else {
-            "msgstore.db.e2ee"
-        };
+        let name = if compress { "msgstore.db.zstd.e2ee" } else { "msgstore.db.e2ee" };
         let backup = dir.join(name);
         let report = commands::encrypt(EncryptArgs {
             input: &database,
@@ -92,11 +82,7 @@ pub fn run(size_mib: u64, dir: Option<&Path>, json: bool) -> Result<Report, Fail
         say(
             format!(
                 "{n}. encrypted it {} into {name}: {file} bytes ({:.1}% of the original) in {seconds:.2} s, {}",
-                if compress {
-                    "with zstd"
-                } else {
-                    "without compression"
-                },
+                if compress { "with zstd" } else { "without compression" },
                 100.0 * file as f64 / plain as f64,
                 rate(plain, std::time::Duration::from_secs_f64(seconds)),
             ),
@@ -165,10 +151,7 @@ pub fn run(size_mib: u64, dir: Option<&Path>, json: bool) -> Result<Report, Fail
 /// Restores `path` expecting failure; returns the error code that caught the damage.
 fn expect_rejection(path: &Path, key: &BackupKey) -> Result<String, Failure> {
     match commands::restore(path, key, &mut io::sink()) {
-        Ok(_) => Err(Failure::other(
-            "demo-undetected",
-            format!("{} was accepted", path.display()),
-        )),
+        Ok(_) => Err(Failure::other("demo-undetected", format!("{} was accepted", path.display()))),
         Err(failure) => Ok(failure.code.to_owned()),
     }
 }
@@ -238,8 +221,7 @@ fn write_sample_database(path: &Path, len: u64) -> Result<[u8; 32], Failure> {
             .map_err(|e| Failure::io("cannot write the sample database", e))?;
         written += take as u64;
     }
-    out.flush()
-        .map_err(|e| Failure::io("cannot write the sample database", e))?;
+    out.flush().map_err(|e| Failure::io("cannot write the sample database", e))?;
     Ok(hasher.finalize().into())
 }
 

@@ -14,20 +14,12 @@ pub struct Failure {
 impl Failure {
     /// Exit code 1: I/O and everything not covered below.
     pub fn other(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            exit: 1,
-        }
+        Self { code, message: message.into(), exit: 1 }
     }
 
     /// Exit code 2: the command line or its inputs are not usable.
     pub fn usage(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            exit: 2,
-        }
+        Self { code, message: message.into(), exit: 2 }
     }
 
     pub fn io(what: &str, err: std::io::Error) -> Self {
@@ -51,28 +43,20 @@ impl Failure {
 impl From<Error> for Failure {
     fn from(err: Error) -> Self {
         let (exit, hint) = match &err {
-            Error::WrongKey => (
-                3,
-                " Check that this is the key shown when backups were turned on.",
-            ),
+            Error::WrongKey => {
+                (3, " Check that this is the key shown when backups were turned on.")
+            }
             Error::Io { .. } => (1, ""),
             Error::InvalidInput(_) => (2, ""),
             _ => (4, ""),
         };
-        Self {
-            code: err.code(),
-            message: format!("{err}.{hint}"),
-            exit,
-        }
+        Self { code: err.code(), message: format!("{err}.{hint}"), exit }
     }
 }
 
 impl From<KeyParseError> for Failure {
     fn from(err: KeyParseError) -> Self {
-        Self::usage(
-            "invalid-key",
-            format!("the key is not a 64-digit key: {err}"),
-        )
+        Self::usage("invalid-key", format!("the key is not a 64-digit key: {err}"))
     }
 }
 
@@ -85,10 +69,6 @@ impl From<e2ee_backup_crypt15::Error> for Failure {
             C::InvalidInput(_) => 2,
             _ => 4,
         };
-        Self {
-            code: err.code(),
-            message: format!("{err}."),
-            exit,
-        }
+        Self { code: err.code(), message: format!("{err}."), exit }
     }
 }

@@ -83,7 +83,7 @@ enum Command {
         /// The backup file.
         input: PathBuf,
         #[command(flatten)]
-        key: OptionalKeyArgs,
+        key: KeyArgs,
     },
     /// WhatsApp Android `.crypt15` backups: decrypt, encrypt, inspect.
     #[command(subcommand)]
@@ -170,11 +170,12 @@ enum Crypt15Command {
         /// The .crypt15 file.
         input: PathBuf,
         #[command(flatten)]
-        key: OptionalKeyArgs,
+        key: KeyArgs,
     },
 }
 
-/// Where the backup key comes from; without either flag it is asked for at the terminal.
+/// Where the backup key comes from. Without either flag, `encrypt` and `decrypt` ask for it at
+/// the terminal (without echo); `inspect` shows only what needs no key.
 #[derive(Args)]
 struct KeyArgs {
     /// Read the 64-digit key from FILE (as written by `keygen --out`).
@@ -186,29 +187,12 @@ struct KeyArgs {
     key: Option<String>,
 }
 
-/// Like [`KeyArgs`], but never prompts: without a key, only the header is shown.
-#[derive(Args)]
-struct OptionalKeyArgs {
-    /// Read the 64-digit key from FILE.
-    #[arg(long, value_name = "FILE", conflicts_with = "key")]
-    key_file: Option<PathBuf>,
-    /// The 64-digit key itself.
-    #[arg(long, value_name = "DIGITS")]
-    key: Option<String>,
-}
-
 impl KeyArgs {
     fn resolve(
         &self,
         prompt: bool,
     ) -> Result<Option<e2ee_backup_kdf::BackupKey>, failure::Failure> {
         commands::key_from(self.key_file.as_deref(), self.key.as_deref(), prompt)
-    }
-}
-
-impl OptionalKeyArgs {
-    fn resolve(&self) -> Result<Option<e2ee_backup_kdf::BackupKey>, failure::Failure> {
-        commands::key_from(self.key_file.as_deref(), self.key.as_deref(), false)
     }
 }
 
@@ -224,37 +208,24 @@ fn main() -> ExitCode {
     let json = cli.json;
     let outcome = match cli.command {
         Command::Keygen { out, force } => commands::keygen(out.as_deref(), force),
-        Command::Encrypt {
-            input,
-            output,
-            key,
-            compress,
-            chunk_size_log2,
-            fields,
-            force,
-        } => commands::encrypt(commands::EncryptArgs {
-            input: &input,
-            output: &output,
-            key: key.resolve(true),
-            compress,
-            chunk_size_log2,
-            fields,
-            force,
-        }),
-        Command::Decrypt {
-            input,
-            output,
-            key,
-            force,
-        } => commands::decrypt(&input, &output, key.resolve(true), force),
-        Command::Inspect { input, key } => commands::inspect(&input, key.resolve()),
-        Command::Crypt15(Crypt15Command::Decrypt {
-            input,
-            output,
-            key,
-            raw,
-            force,
-        }) => crypt15::decrypt(&input, &output, key.resolve(true), raw, force),
+        Command::Encrypt { input, output, key, compress, chunk_size_log2, fields, force } => {
+            commands::encrypt(commands::EncryptArgs {
+                input: &input,
+                output: &output,
+                key: key.resolve(true),
+                compress,
+                chunk_size_log2,
+                fields,
+                force,
+            })
+        }
+        Command::Decrypt { input, output, key, force } => {
+            commands::decrypt(&input, &output, key.resolve(true), force)
+        }
+        Command::Inspect { input, key } => commands::inspect(&input, key.resolve(false)),
+        Command::Crypt15(Crypt15Command::Decrypt { input, output, key, raw, force }) => {
+            crypt15::decrypt(&input, &output, key.resolve(true), raw, force)
+        }
         Command::Crypt15(Crypt15Command::Encrypt {
             input,
             output,
@@ -275,15 +246,11 @@ fn main() -> ExitCode {
             force,
         }),
         Command::Crypt15(Crypt15Command::Inspect { input, key }) => {
-            crypt15::inspect(&input, key.resolve())
+            crypt15::inspect(&input, key.resolve(false))
         }
-        Command::Convert {
-            input,
-            output,
-            key,
-            compress,
-            force,
-        } => crypt15::convert(&input, &output, key.resolve(true), compress, force),
+        Command::Convert { input, output, key, compress, force } => {
+            crypt15::convert(&input, &output, key.resolve(true), compress, force)
+        }
         Command::Demo { size_mib, dir } => demo::run(size_mib, dir.as_deref(), json),
     };
     match outcome {

@@ -57,11 +57,7 @@ impl AtomicOutput {
             .suffix(".partial")
             .tempfile_in(dir)
             .map_err(|e| Failure::io(&format!("cannot create a file in {}", dir.display()), e))?;
-        Ok(Self {
-            temp,
-            target: target.to_owned(),
-            force,
-        })
+        Ok(Self { temp, target: target.to_owned(), force })
     }
 
     pub fn file(&mut self) -> &mut File {
@@ -70,10 +66,7 @@ impl AtomicOutput {
 
     /// Makes the output durable and visible under its name.
     pub fn commit(self) -> Result<(), Failure> {
-        self.temp
-            .as_file()
-            .sync_all()
-            .map_err(|e| Failure::io("cannot flush the output", e))?;
+        self.temp.as_file().sync_all().map_err(|e| Failure::io("cannot flush the output", e))?;
         let target = self.target.clone();
         let persisted = if self.force {
             self.temp.persist(&target).map(drop)

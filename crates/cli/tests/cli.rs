@@ -14,6 +14,15 @@ fn run(dir: &Path, args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// Runs a command that must fail with `exit` and, in its JSON output, error `code`.
+fn assert_fails(dir: &Path, args: &[&str], exit: i32, code: &str) {
+    let mut args = args.to_vec();
+    args.push("--json");
+    let out = run(dir, &args);
+    assert_eq!(out.status.code(), Some(exit), "{args:?}");
+    assert_eq!(json_of(&out)["error"]["code"], code, "{args:?}");
+}
+
 fn json_of(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
@@ -23,17 +32,9 @@ fn json_of(output: &Output) -> Value {
 fn setup() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), &["keygen", "--out", "key.txt", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let key = json_of(&out)["key"].as_str().unwrap().to_owned();
-    fs::write(
-        dir.path().join("chats.db"),
-        b"hello from the chat database\n".repeat(5000),
-    )
-    .unwrap();
+    fs::write(dir.path().join("chats.db"), b"hello from the chat database\n".repeat(5000)).unwrap();
     (dir, key)
 }
 
@@ -49,37 +50,17 @@ fn leftovers(dir: &Path) -> Vec<String> {
 fn keygen_prints_sixteen_groups_and_writes_an_owner_only_file() {
     let (dir, key) = setup();
     assert_eq!(key.split(' ').count(), 16);
-    assert!(
-        key.split(' ')
-            .all(|g| g.len() == 4 && g.chars().all(|c| c.is_ascii_hexdigit()))
-    );
-    assert_eq!(
-        fs::read_to_string(dir.path().join("key.txt"))
-            .unwrap()
-            .trim(),
-        key
-    );
+    assert!(key.split(' ').all(|g| g.len() == 4 && g.chars().all(|c| c.is_ascii_hexdigit())));
+    assert_eq!(fs::read_to_string(dir.path().join("key.txt")).unwrap().trim(), key);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(dir.path().join("key.txt"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = fs::metadata(dir.path().join("key.txt")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let again = run(dir.path(), &["keygen", "--out", "key.txt"]);
-    assert_eq!(
-        again.status.code(),
-        Some(2),
-        "an existing key file must not be replaced"
-    );
-    assert_eq!(
-        fs::read_to_string(dir.path().join("key.txt"))
-            .unwrap()
-            .trim(),
-        key
-    );
+    assert_eq!(again.status.code(), Some(2), "an existing key file must not be replaced");
+    assert_eq!(fs::read_to_string(dir.path().join("key.txt")).unwrap().trim(), key);
 }
 
 #[test]
@@ -99,216 +80,106 @@ fn encrypt_decrypt_round_trip_with_fields_and_compression() {
             "app=test",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = run(
         dir.path(),
-        &[
-            "decrypt",
-            "chats.e2ee",
-            "-o",
-            "restored.db",
-            "--key",
-            &key.to_uppercase(),
-            "--json",
-        ],
+        &["decrypt", "chats.e2ee", "-o", "restored.db", "--key", &key.to_uppercase(), "--json"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(json_of(&out)["metadata"]["fields"]["app"], "test");
     assert_eq!(
         fs::read(dir.path().join("restored.db")).unwrap(),
         fs::read(dir.path().join("chats.db")).unwrap()
     );
-    let out = run(
-        dir.path(),
-        &["inspect", "chats.e2ee", "--key-file", "key.txt", "--json"],
-    );
+    let out = run(dir.path(), &["inspect", "chats.e2ee", "--key-file", "key.txt", "--json"]);
     let report = json_of(&out);
     assert_eq!(report["verified"], true);
     assert_eq!(report["compression"], "zstd");
     let out = run(dir.path(), &["inspect", "chats.e2ee", "--json"]);
-    assert!(
-        json_of(&out).get("metadata").is_none(),
-        "no metadata without the key"
-    );
+    assert!(json_of(&out).get("metadata").is_none(), "no metadata without the key");
 }
 
 #[test]
 fn wrong_key_and_damage_have_their_own_exit_codes_and_leave_no_output() {
     let (dir, _) = setup();
     assert!(
-        run(
-            dir.path(),
-            &[
-                "encrypt",
-                "chats.db",
-                "-o",
-                "chats.e2ee",
-                "--key-file",
-                "key.txt"
-            ]
-        )
-        .status
-        .success()
+        run(dir.path(), &["encrypt", "chats.db", "-o", "chats.e2ee", "--key-file", "key.txt"])
+            .status
+            .success()
     );
     let other = "0".repeat(64);
-    let out = run(
+    assert_fails(
         dir.path(),
-        &[
-            "decrypt",
-            "chats.e2ee",
-            "-o",
-            "out.db",
-            "--key",
-            &other,
-            "--json",
-        ],
+        &["decrypt", "chats.e2ee", "-o", "out.db", "--key", &other],
+        3,
+        "wrong-key",
     );
-    assert_eq!(out.status.code(), Some(3));
-    assert_eq!(json_of(&out)["error"]["code"], "wrong-key");
 
     let mut bytes = fs::read(dir.path().join("chats.e2ee")).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     fs::write(dir.path().join("damaged.e2ee"), &bytes).unwrap();
-    let out = run(
+    assert_fails(
         dir.path(),
-        &[
-            "decrypt",
-            "damaged.e2ee",
-            "-o",
-            "out.db",
-            "--key-file",
-            "key.txt",
-            "--json",
-        ],
+        &["decrypt", "damaged.e2ee", "-o", "out.db", "--key-file", "key.txt"],
+        4,
+        "chunk-modified",
     );
-    assert_eq!(out.status.code(), Some(4));
-    assert_eq!(json_of(&out)["error"]["code"], "chunk-modified");
     fs::write(dir.path().join("short.e2ee"), &bytes[..bytes.len() / 2]).unwrap();
-    let out = run(
+    assert_fails(
         dir.path(),
-        &[
-            "decrypt",
-            "short.e2ee",
-            "-o",
-            "out.db",
-            "--key-file",
-            "key.txt",
-            "--json",
-        ],
+        &["decrypt", "short.e2ee", "-o", "out.db", "--key-file", "key.txt"],
+        4,
+        "truncated",
     );
-    assert_eq!(out.status.code(), Some(4));
-    assert_eq!(json_of(&out)["error"]["code"], "truncated");
-    assert!(
-        !dir.path().join("out.db").exists(),
-        "a failed decrypt left output behind"
-    );
-    assert!(
-        leftovers(dir.path()).is_empty(),
-        "temporary files left: {:?}",
-        leftovers(dir.path())
-    );
+    assert!(!dir.path().join("out.db").exists(), "a failed decrypt left output behind");
+    assert!(leftovers(dir.path()).is_empty(), "temporary files left: {:?}", leftovers(dir.path()));
 }
 
 #[test]
 fn usage_errors_exit_with_2_and_name_the_problem() {
     let (dir, _) = setup();
-    let out = run(
-        dir.path(),
-        &["decrypt", "x", "-o", "y", "--key", "0123 456g"],
-    );
+    let out = run(dir.path(), &["decrypt", "x", "-o", "y", "--key", "0123 456g"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("'g'") && stderr.contains("position 8"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("'g'") && stderr.contains("position 8"), "{stderr}");
     let out = run(dir.path(), &["decrypt", "x", "-o", "y", "--key", "abcd"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("found 4"));
     assert_eq!(run(dir.path(), &["encrypt"]).status.code(), Some(2));
     // No key and no terminal to ask at.
-    assert_eq!(
-        run(dir.path(), &["encrypt", "chats.db", "-o", "c.e2ee"])
-            .status
-            .code(),
-        Some(2)
-    );
+    assert_eq!(run(dir.path(), &["encrypt", "chats.db", "-o", "c.e2ee"]).status.code(), Some(2));
 }
 
 #[test]
 fn existing_output_is_kept_without_force() {
     let (dir, _) = setup();
     fs::write(dir.path().join("chats.e2ee"), b"precious").unwrap();
-    let out = run(
-        dir.path(),
-        &[
-            "encrypt",
-            "chats.db",
-            "-o",
-            "chats.e2ee",
-            "--key-file",
-            "key.txt",
-        ],
-    );
+    let out =
+        run(dir.path(), &["encrypt", "chats.db", "-o", "chats.e2ee", "--key-file", "key.txt"]);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        fs::read(dir.path().join("chats.e2ee")).unwrap(),
-        b"precious"
-    );
+    assert_eq!(fs::read(dir.path().join("chats.e2ee")).unwrap(), b"precious");
     let out = run(
         dir.path(),
-        &[
-            "encrypt",
-            "chats.db",
-            "-o",
-            "chats.e2ee",
-            "--key-file",
-            "key.txt",
-            "--force",
-        ],
+        &["encrypt", "chats.db", "-o", "chats.e2ee", "--key-file", "key.txt", "--force"],
     );
     assert!(out.status.success());
-    assert_ne!(
-        fs::read(dir.path().join("chats.e2ee")).unwrap(),
-        b"precious"
-    );
+    assert_ne!(fs::read(dir.path().join("chats.e2ee")).unwrap(), b"precious");
 }
 
 #[test]
 fn not_a_backup_is_reported_as_such() {
     let (dir, _) = setup();
-    let out = run(dir.path(), &["inspect", "chats.db", "--json"]);
-    assert_eq!(out.status.code(), Some(4));
-    assert_eq!(json_of(&out)["error"]["code"], "not-a-backup");
+    assert_fails(dir.path(), &["inspect", "chats.db"], 4, "not-a-backup");
 }
 
 #[test]
 fn demo_runs_every_step() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(
-        dir.path(),
-        &["demo", "--size-mib", "2", "--dir", "work", "--json"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run(dir.path(), &["demo", "--size-mib", "2", "--dir", "work", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report = json_of(&out);
-    let errors: Vec<&str> = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["error"].as_str())
-        .collect();
+    let errors: Vec<&str> =
+        report["steps"].as_array().unwrap().iter().filter_map(|s| s["error"].as_str()).collect();
     assert_eq!(errors, ["chunk-modified", "truncated", "wrong-key"]);
 }
 
@@ -359,15 +230,8 @@ fn crypt15_fixtures_decrypt_and_convert_both_ways() {
                 "encrypted_backup.key",
             ],
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            fs::read(dir.path().join(format!("plain{i}.db"))).unwrap(),
-            plaintext
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(fs::read(dir.path().join(format!("plain{i}.db"))).unwrap(), plaintext);
 
         let out = run(dir.path(), &["crypt15", "inspect", &file, "--json"]);
         assert_eq!(json_of(&out)["iv"], case["iv_hex"]);
@@ -376,60 +240,26 @@ fn crypt15_fixtures_decrypt_and_convert_both_ways() {
         let digits = fixtures["root_key_hex"].as_str().unwrap();
         let native = format!("native{i}.e2ee");
         assert!(
-            run(
-                dir.path(),
-                &["convert", &file, "-o", &native, "--key", digits]
-            )
-            .status
-            .success()
+            run(dir.path(), &["convert", &file, "-o", &native, "--key", digits]).status.success()
         );
         let back = format!("back{i}.crypt15");
         assert!(
-            run(
-                dir.path(),
-                &["convert", &native, "-o", &back, "--key", digits]
-            )
-            .status
-            .success()
+            run(dir.path(), &["convert", &native, "-o", &back, "--key", digits]).status.success()
         );
         let out = run(
             dir.path(),
-            &[
-                "crypt15",
-                "decrypt",
-                &back,
-                "-o",
-                &format!("again{i}.db"),
-                "--key",
-                digits,
-            ],
+            &["crypt15", "decrypt", &back, "-o", &format!("again{i}.db"), "--key", digits],
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            fs::read(dir.path().join(format!("again{i}.db"))).unwrap(),
-            plaintext
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(fs::read(dir.path().join(format!("again{i}.db"))).unwrap(), plaintext);
     }
     let other = "1".repeat(64);
-    let out = run(
+    assert_fails(
         dir.path(),
-        &[
-            "crypt15",
-            "decrypt",
-            "msgstore0.db.crypt15",
-            "-o",
-            "x.db",
-            "--key",
-            &other,
-            "--json",
-        ],
+        &["crypt15", "decrypt", "msgstore0.db.crypt15", "-o", "x.db", "--key", &other],
+        3,
+        "wrong-key",
     );
-    assert_eq!(out.status.code(), Some(3));
-    assert_eq!(json_of(&out)["error"]["code"], "wrong-key");
     let mut damaged = fs::read(dir.path().join("msgstore0.db.crypt15")).unwrap();
     let middle = damaged.len() / 2;
     damaged[middle] ^= 4;
@@ -456,31 +286,12 @@ fn crypt15_encrypt_records_no_phone_digits_unless_asked() {
     let (dir, _) = setup();
     let out = run(
         dir.path(),
-        &[
-            "crypt15",
-            "encrypt",
-            "chats.db",
-            "-o",
-            "a.crypt15",
-            "--key-file",
-            "key.txt",
-        ],
+        &["crypt15", "encrypt", "chats.db", "-o", "a.crypt15", "--key-file", "key.txt"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report = json_of(&run(
         dir.path(),
-        &[
-            "crypt15",
-            "inspect",
-            "a.crypt15",
-            "--key-file",
-            "key.txt",
-            "--json",
-        ],
+        &["crypt15", "inspect", "a.crypt15", "--key-file", "key.txt", "--json"],
     ));
     assert_eq!(report["phoneSuffix"], Value::Null);
     assert_eq!(report["verified"], true);
@@ -499,9 +310,6 @@ fn crypt15_encrypt_records_no_phone_digits_unless_asked() {
         ],
     );
     assert!(out.status.success());
-    let report = json_of(&run(
-        dir.path(),
-        &["crypt15", "inspect", "b.crypt15", "--json"],
-    ));
+    let report = json_of(&run(dir.path(), &["crypt15", "inspect", "b.crypt15", "--json"]));
     assert_eq!(report["phoneSuffix"], "42");
 }
