@@ -54,12 +54,7 @@ impl<C: ChunkCipher> StreamKeys<C> {
         file_id: [u8; 8],
         chunk_size: usize,
     ) -> Self {
-        Self {
-            cipher: C::new(payload_key),
-            nonce_base,
-            file_id,
-            chunk_size,
-        }
+        Self { cipher: C::new(payload_key), nonce_base, file_id, chunk_size }
     }
 
     /// The nonce of chunk `index`.
@@ -85,6 +80,11 @@ impl<C: ChunkCipher> StreamKeys<C> {
         self.chunk_size + RECORD_OVERHEAD
     }
 
+    /// Chunk size in bytes.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
     fn batch_chunks(&self) -> usize {
         (BATCH_BYTES / self.chunk_size).max(1)
     }
@@ -103,24 +103,233 @@ impl<C: ChunkCipher> StreamKeys<C> {
         tail[..TAG_LEN].copy_from_slice(&tag);
     }
 
-    /// Opens one record in place after its header was checked.
-    fn open_record(&self, record: &mut [u8], index: u32, len: usize, last: bool) -> bool {
-        let (head, rest) = record.split_at_mut(RECORD_HEADER_LEN);
-        let (text, tail) = rest.split_at_mut(len);
-        let tag: [u8; TAG_LEN] = tail[..TAG_LEN].try_into().expect("16 bytes");
-        self.cipher
-            .open(&self.nonce(index, last), head, text, &tag)
-            .is_ok()
+    /// Opens a chunk whose record header (checked) and tag are given, in `text`, which holds
+    /// its ciphertext. On failure `text` is zeroed, so that no unverified byte is left behind.
+    fn open_chunk(&self, head: &[u8], tag: &[u8], text: &mut [u8], index: u32, last: bool) -> bool {
+        let tag: &[u8; TAG_LEN] = tag[..TAG_LEN].try_into().expect("16 bytes");
+        let ok = self.cipher.open(&self.nonce(index, last), head, text, tag).is_ok();
+        if !ok {
+            text.fill(0);
+        }
+        ok
+    }
+
+    /// Seals the records laid out back to back in `records`, the first of index `first`:
+    /// every record is full but the final one, whose length is what remains of `records`.
+    /// `last` marks that final record as the end of the stream. With `src`, chunk `j` is
+    /// first copied from `src[j * chunk_size ..]` into its record, inside the task that seals
+    /// it; without, the chunks are already in place.
+    ///
+    /// Both [`ChunkWriter`] and `encrypt_to_vec` seal through here.
+    pub(crate) fn seal_records(
+        &self,
+        records: &mut [u8],
+        first: u32,
+        last: bool,
+        src: Option<&[u8]>,
+    ) {
+        let (size, record_len) = (self.chunk_size, self.record_len());
+        let count = records.len().div_ceil(record_len);
+        let seal = |j: usize, record: &mut [u8]| {
+            let len = record.len() - RECORD_OVERHEAD;
+            if let Some(src) = src {
+                record[RECORD_HEADER_LEN..RECORD_HEADER_LEN + len]
+                    .copy_from_slice(&src[j * size..j * size + len]);
+            }
+            let index = first.wrapping_add(j as u32);
+            self.seal_record(record, index, len, last && j + 1 == count);
+        };
+        if count <= self.task_chunks() {
+            // One task: not worth handing to the pool and waiting for it.
+            for (j, record) in records.chunks_mut(record_len).enumerate() {
+                seal(j, record);
+            }
+        } else {
+            records
+                .par_chunks_mut(record_len)
+                .with_min_len(self.task_chunks())
+                .enumerate()
+                .for_each(|(j, record)| seal(j, record));
+        }
+    }
+
+    /// Opens the records of `records` (checked by [`StreamKeys::scan`]; `last` tells whether
+    /// the final one ends the stream) in place, each chunk left at offset 16 of its record.
+    /// Returns the index of the first record whose tag fails.
+    fn open_records_in_place(&self, records: &mut [u8], first: u32, last: bool) -> Option<u32> {
+        let record_len = self.record_len();
+        let count = records.len().div_ceil(record_len);
+        let open = |j: usize, record: &mut [u8]| {
+            let index = first.wrapping_add(j as u32);
+            let len = record.len() - RECORD_OVERHEAD;
+            let (head, rest) = record.split_at_mut(RECORD_HEADER_LEN);
+            let (text, tag) = rest.split_at_mut(len);
+            let ok = self.open_chunk(head, tag, text, index, last && j + 1 == count);
+            (!ok).then_some(index)
+        };
+        if count <= self.task_chunks() {
+            records.chunks_mut(record_len).enumerate().find_map(|(j, record)| open(j, record))
+        } else {
+            records
+                .par_chunks_mut(record_len)
+                .with_min_len(self.task_chunks())
+                .enumerate()
+                .filter_map(|(j, record)| open(j, record))
+                .min()
+        }
+    }
+
+    /// Opens the records of `records` (checked by [`StreamKeys::scan`]; `last` tells whether
+    /// the final one ends the stream) into `out`, which takes exactly their chunks: each task
+    /// copies its ciphertext into place and opens it there. Returns the index of the first
+    /// record whose tag fails; the chunks of failed records are left zeroed.
+    ///
+    /// Both [`ChunkReader`] and `decrypt_to_vec` open through here.
+    pub(crate) fn open_records_into(
+        &self,
+        records: &[u8],
+        first: u32,
+        last: bool,
+        out: &mut [u8],
+    ) -> Option<u32> {
+        let (size, record_len) = (self.chunk_size, self.record_len());
+        let count = records.len().div_ceil(record_len);
+        let open = |j: usize, record: &[u8], text: &mut [u8]| {
+            let index = first.wrapping_add(j as u32);
+            let (head, rest) = record.split_at(RECORD_HEADER_LEN);
+            let (ciphertext, tag) = rest.split_at(text.len());
+            text.copy_from_slice(ciphertext);
+            let ok = self.open_chunk(head, tag, text, index, last && j + 1 == count);
+            (!ok).then_some(index)
+        };
+        if out.is_empty() {
+            // No chunk, or a single empty one (an empty payload).
+            debug_assert!(count <= 1);
+            return (count == 1).then(|| open(0, records, &mut [])).flatten();
+        }
+        if count <= self.task_chunks() {
+            records
+                .chunks(record_len)
+                .zip(out.chunks_mut(size))
+                .enumerate()
+                .find_map(|(j, (record, text))| open(j, record, text))
+        } else {
+            records
+                .par_chunks(record_len)
+                .zip(out.par_chunks_mut(size))
+                .with_min_len(self.task_chunks())
+                .enumerate()
+                .filter_map(|(j, (record, text))| open(j, record, text))
+                .min()
+        }
+    }
+
+    /// Checks the record headers at the start of `bytes`, the records from index `first`
+    /// on, which start at file offset `at`. `eof` tells whether the file ends with `bytes`;
+    /// if not, `more` tells whether at least one byte follows them.
+    pub(crate) fn scan(
+        &self,
+        bytes: &[u8],
+        first: u32,
+        at: u64,
+        eof: bool,
+        more: impl FnOnce() -> Result<bool, Error>,
+    ) -> Result<Scan, Error> {
+        let mut scan = Scan { count: 0, end: 0, payload: 0, last: false, fault: None };
+        while scan.end < bytes.len() {
+            let position = first.wrapping_add(scan.count as u32);
+            let pos = scan.end;
+            match self.check_record(&bytes[pos..], position, at + pos as u64) {
+                Ok((len, last)) => {
+                    scan.count += 1;
+                    scan.end += RECORD_OVERHEAD + len;
+                    scan.payload += len;
+                    if last {
+                        scan.last = true;
+                        break;
+                    }
+                    if position == u32::MAX {
+                        scan.fault =
+                            Some(Error::InvalidChunkLength { index: position, length: len as u32 });
+                        break;
+                    }
+                }
+                Err(err) => {
+                    scan.fault = Some(err);
+                    break;
+                }
+            }
+        }
+        if scan.fault.is_none() {
+            if scan.last {
+                if scan.end < bytes.len() || (!eof && more()?) {
+                    scan.fault = Some(Error::TrailingData { offset: at + scan.end as u64 });
+                }
+            } else if eof {
+                scan.fault = Some(Error::Truncated { file_len: at + bytes.len() as u64 });
+            }
+        }
+        Ok(scan)
+    }
+
+    /// Checks the record header at the start of `bytes`; returns the chunk length and whether
+    /// it is the last chunk.
+    fn check_record(&self, bytes: &[u8], position: u32, at: u64) -> Result<(usize, bool), Error> {
+        if bytes.len() < RECORD_HEADER_LEN {
+            return Err(Error::Truncated { file_len: at + bytes.len() as u64 });
+        }
+        if bytes[..8] != self.file_id {
+            return Err(Error::ChunkFromOtherFile { position });
+        }
+        let index = u32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if index != position {
+            return Err(Error::ChunkOutOfOrder { expected: position, found: index });
+        }
+        let field = u32::from_be_bytes(bytes[12..16].try_into().expect("4 bytes"));
+        let (last, length) = (field & LAST_FLAG != 0, field & !LAST_FLAG);
+        let len = length as usize;
+        let allowed = if last {
+            len <= self.chunk_size && (len > 0 || index == 0)
+        } else {
+            len == self.chunk_size
+        };
+        if !allowed {
+            return Err(Error::InvalidChunkLength { index, length });
+        }
+        if bytes.len() < RECORD_OVERHEAD + len {
+            return Err(Error::Truncated { file_len: at + bytes.len() as u64 });
+        }
+        Ok((len, last))
     }
 }
+
+/// What [`StreamKeys::scan`] found: `count` records with sound headers, back to back in the
+/// first `end` bytes and holding `payload` bytes of chunks, then the first structural fault
+/// in stream order, if any. Every record before `end` is full but the final one. The fault
+/// is reported only if none of the `count` records fails its tag.
+pub(crate) struct Scan {
+    pub count: usize,
+    pub end: usize,
+    pub payload: usize,
+    /// The final record carries the last flag.
+    pub last: bool,
+    pub fault: Option<Error>,
+}
+
+/// Whether writing out a batch overlaps sealing the next one.
+const OVERLAP: bool = true;
 
 /// Seals a payload into records as it is written. Call [`ChunkWriter::finish`] at the end:
 /// without it the last chunk is missing and readers report the file as truncated.
 pub struct ChunkWriter<W, C> {
     inner: W,
     keys: StreamKeys<C>,
-    /// Records of the current batch; chunk `j` occupies `j * record_len ..`.
+    /// Records of the current batch; chunk `j` occupies `j * record_len ..`. Grown on demand.
     buf: Vec<u8>,
+    /// Sealed records of the previous batch, written out while the next batch is sealed.
+    spare: Vec<u8>,
+    /// Bytes of `spare` waiting to be written.
+    pending: usize,
     /// Payload bytes in the current batch.
     filled: usize,
     /// Index of the first chunk of the current batch.
@@ -130,11 +339,12 @@ pub struct ChunkWriter<W, C> {
 impl<W: Write, C: ChunkCipher> ChunkWriter<W, C> {
     /// A writer of records to `inner`.
     pub fn new(inner: W, keys: StreamKeys<C>) -> Self {
-        let buf = vec![0u8; keys.batch_chunks() * keys.record_len()];
         Self {
             inner,
             keys,
-            buf,
+            buf: Vec::new(),
+            spare: Vec::new(),
+            pending: 0,
             filled: 0,
             first_index: 0,
         }
@@ -144,11 +354,8 @@ impl<W: Write, C: ChunkCipher> ChunkWriter<W, C> {
         self.keys.batch_chunks() * self.keys.chunk_size
     }
 
-    /// Seals the chunks of the current batch and writes them out. `last` marks the final
-    /// chunk of the batch as the end of the stream.
-    fn flush_batch(&mut self, last: bool) -> io::Result<()> {
-        let size = self.keys.chunk_size;
-        let count = self.filled.div_ceil(size).max(1);
+    /// The index after `count` more chunks, if they are allowed.
+    fn end_index(&self, count: usize, last: bool) -> io::Result<u32> {
         let end_index = u64::from(self.first_index) + count as u64;
         // Indices are 32 bits: chunk 2^32-1 can only be the last one. More data after it
         // would wrap the index and reuse nonces.
@@ -156,22 +363,74 @@ impl<W: Write, C: ChunkCipher> ChunkWriter<W, C> {
         if end_index > limit {
             return Err(Error::InvalidInput("payload exceeds 2^32 chunks").into());
         }
-        let record_len = self.keys.record_len();
-        let final_len = self.filled - (count - 1) * size;
-        let (keys, first) = (&self.keys, self.first_index);
-        self.buf[..count * record_len]
-            .par_chunks_mut(record_len)
-            .with_min_len(keys.task_chunks())
-            .enumerate()
-            .for_each(|(j, record)| {
-                let is_last_here = j + 1 == count;
-                let len = if is_last_here { final_len } else { size };
-                keys.seal_record(record, first + j as u32, len, last && is_last_here);
+        Ok(end_index as u32)
+    }
+
+    fn ensure(&mut self, len: usize) {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+    }
+
+    /// Seals the first `out_len` bytes of records in `buf` (copying their chunks from `src`
+    /// when given) and writes them out; when overlapping, writes the previous batch out
+    /// while this one is sealed, and keeps this one back until the next.
+    fn seal_and_write(&mut self, out_len: usize, last: bool, src: Option<&[u8]>) -> io::Result<()> {
+        let Self { inner, keys, buf, spare, pending, first_index, .. } = self;
+        let (keys, first) = (&*keys, *first_index);
+        let seal = |buf: &mut [u8]| keys.seal_records(&mut buf[..out_len], first, last, src);
+        if OVERLAP && *pending > 0 {
+            let mut written = Ok(());
+            rayon::in_place_scope(|s| {
+                s.spawn(|_| seal(buf));
+                written = inner.write_all(&spare[..*pending]);
             });
-        let out_len = (count - 1) * record_len + RECORD_OVERHEAD + final_len;
-        self.inner.write_all(&self.buf[..out_len])?;
-        self.first_index = end_index as u32;
+            written?;
+            *pending = 0;
+        } else {
+            seal(buf);
+        }
+        if OVERLAP && !last {
+            std::mem::swap(buf, spare);
+            *pending = out_len;
+        } else {
+            inner.write_all(&buf[..out_len])?;
+        }
+        Ok(())
+    }
+
+    /// Seals the chunks of the current batch and writes them out. `last` marks the final
+    /// chunk of the batch as the end of the stream.
+    fn flush_batch(&mut self, last: bool) -> io::Result<()> {
+        let size = self.keys.chunk_size;
+        let count = self.filled.div_ceil(size).max(1);
+        let end_index = self.end_index(count, last)?;
+        let out_len = count * RECORD_OVERHEAD + self.filled;
+        self.ensure(out_len);
+        self.seal_and_write(out_len, last, None)?;
+        self.first_index = end_index;
         self.filled = 0;
+        Ok(())
+    }
+
+    /// Seals whole chunks straight from `data`, each copied into its record inside its task.
+    /// Only chunks followed by more data come here: none of them is the last.
+    fn seal_direct(&mut self, data: &[u8]) -> io::Result<()> {
+        let count = data.len() / self.keys.chunk_size;
+        let end_index = self.end_index(count, false)?;
+        let out_len = count * self.keys.record_len();
+        self.ensure(out_len);
+        self.seal_and_write(out_len, false, Some(data))?;
+        self.first_index = end_index;
+        Ok(())
+    }
+
+    /// Writes out sealed records held back to overlap with sealing.
+    fn write_pending(&mut self) -> io::Result<()> {
+        if self.pending > 0 {
+            self.inner.write_all(&self.spare[..self.pending])?;
+            self.pending = 0;
+        }
         Ok(())
     }
 
@@ -194,9 +453,16 @@ impl<W: Write, C: ChunkCipher> Write for ChunkWriter<W, C> {
             if self.filled == self.capacity() {
                 self.flush_batch(false)?;
             }
+            if self.filled == 0 && data.len() > size {
+                let count = ((data.len() - 1) / size).min(self.keys.batch_chunks());
+                self.seal_direct(&data[..count * size])?;
+                data = &data[count * size..];
+                continue;
+            }
             let (chunk, offset) = (self.filled / size, self.filled % size);
             let n = data.len().min(size - offset);
             let start = chunk * record_len + RECORD_HEADER_LEN + offset;
+            self.ensure(start + n);
             self.buf[start..start + n].copy_from_slice(&data[..n]);
             self.filled += n;
             data = &data[n..];
@@ -205,6 +471,7 @@ impl<W: Write, C: ChunkCipher> Write for ChunkWriter<W, C> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.write_pending()?;
         self.inner.flush()
     }
 }
@@ -216,7 +483,11 @@ impl<W: Write, C: ChunkCipher> Write for ChunkWriter<W, C> {
 pub struct ChunkReader<R, C> {
     inner: R,
     keys: StreamKeys<C>,
+    /// Records of the current batch, opened in place when the caller's buffer cannot take
+    /// them all.
     buf: Vec<u8>,
+    /// Records in the previous batch: batches grow geometrically up to a full one.
+    batch: usize,
     /// Opened chunks of the current batch, as (offset in `buf`, length).
     ready: Vec<(usize, usize)>,
     /// Next chunk of `ready` to hand out and the offset within it.
@@ -232,11 +503,11 @@ pub struct ChunkReader<R, C> {
 impl<R: Read, C: ChunkCipher> ChunkReader<R, C> {
     /// A reader of the records that start at file offset `offset` of `inner`.
     pub fn new(inner: R, keys: StreamKeys<C>, offset: u64) -> Self {
-        let buf = vec![0u8; keys.batch_chunks() * keys.record_len()];
         Self {
             inner,
             keys,
-            buf,
+            buf: Vec::new(),
+            batch: 0,
             ready: Vec::new(),
             cursor: (0, 0),
             next_index: 0,
@@ -251,123 +522,61 @@ impl<R: Read, C: ChunkCipher> ChunkReader<R, C> {
         self.done && self.failed.is_none()
     }
 
-    /// Reads the next batch, checks every record header, and opens the chunks in parallel.
-    fn next_batch(&mut self) -> Result<(), Error> {
-        let got = read_full(&mut self.inner, &mut self.buf)?;
-        let eof = got < self.buf.len();
-        let record_len = self.keys.record_len();
-        let mut records = Vec::new();
-        let mut structural: Option<Error> = None;
-        let mut pos = 0;
-        let mut last_seen = false;
-        while pos < got {
-            let at = self.offset + pos as u64;
-            let position = self.next_index.wrapping_add(records.len() as u32);
-            match self.check_record(&self.buf[pos..got], position, at) {
-                Ok((len, last)) => {
-                    records.push((pos, len, last));
-                    pos += RECORD_OVERHEAD + len;
-                    if last {
-                        last_seen = true;
-                        break;
-                    }
-                    if position == u32::MAX {
-                        structural = Some(Error::InvalidChunkLength {
-                            index: position,
-                            length: len as u32,
-                        });
-                        break;
-                    }
-                }
-                Err(err) => {
-                    structural = Some(err);
-                    break;
-                }
-            }
-            debug_assert_eq!(pos % record_len, 0);
-        }
-        if structural.is_none() {
-            if last_seen {
-                if pos < got || (!eof && probe_byte(&mut self.inner)?) {
-                    structural = Some(Error::TrailingData {
-                        offset: self.offset + pos as u64,
-                    });
-                }
-            } else if eof {
-                structural = Some(Error::Truncated {
-                    file_len: self.offset + got as u64,
-                });
-            }
-        }
+    /// Reads the next batch, checks every record header, and opens the chunks in parallel:
+    /// straight into `out` when it can take them all (returns how many bytes it got), else
+    /// in place, to be handed out from `ready` (returns 0).
+    fn next_batch(&mut self, out: &mut [u8]) -> Result<usize, Error> {
+        let (size, record_len) = (self.keys.chunk_size, self.keys.record_len());
+        // As many records as the caller asks for, at least twice the previous batch, at most
+        // a full batch: small files and small reads stay cheap, large ones reach full batches.
+        let records =
+            out.len().div_ceil(size).max(self.batch * 2).clamp(1, self.keys.batch_chunks());
+        self.batch = records;
+        let want = records * record_len;
+        self.buf.clear();
+        self.buf.reserve(want);
+        (&mut self.inner)
+            .take(want as u64)
+            .read_to_end(&mut self.buf)
+            .map_err(Error::from_io_error)?;
+        let got = self.buf.len();
+        let inner = &mut self.inner;
+        let first = self.next_index;
+        let scan =
+            self.keys.scan(&self.buf, first, self.offset, got < want, || probe_byte(inner))?;
         // Open every record before the first structural fault, so the reported error is the
         // first one in stream order.
-        let keys = &self.keys;
-        let first = self.next_index;
-        let failed = self.buf[..records
-            .last()
-            .map_or(0, |&(p, _, _)| p + record_len)
-            .min(got)]
-            .par_chunks_mut(record_len)
-            .with_min_len(keys.task_chunks())
-            .zip(records.par_iter())
-            .enumerate()
-            .filter_map(|(j, (record, &(_, len, last)))| {
-                let index = first + j as u32;
-                (!keys.open_record(record, index, len, last)).then_some(index)
-            })
-            .min();
+        let direct = out.len() >= scan.payload;
+        let failed = if scan.count == 0 {
+            None
+        } else if direct {
+            self.keys.open_records_into(
+                &self.buf[..scan.end],
+                first,
+                scan.last,
+                &mut out[..scan.payload],
+            )
+        } else {
+            self.keys.open_records_in_place(&mut self.buf[..scan.end], first, scan.last)
+        };
         if let Some(index) = failed {
             return Err(Error::ChunkModified { index });
         }
-        if let Some(err) = structural {
+        if let Some(err) = scan.fault {
             return Err(err);
         }
-        self.ready = records
-            .iter()
-            .map(|&(p, len, _)| (p + RECORD_HEADER_LEN, len))
-            .collect();
+        self.ready.clear();
+        if !direct {
+            self.ready.extend((0..scan.count).map(|j| {
+                let len = if j + 1 == scan.count { scan.payload - j * size } else { size };
+                (j * record_len + RECORD_HEADER_LEN, len)
+            }));
+        }
         self.cursor = (0, 0);
-        self.next_index = first.wrapping_add(records.len() as u32);
+        self.next_index = first.wrapping_add(scan.count as u32);
         self.offset += got as u64;
-        self.done = last_seen;
-        Ok(())
-    }
-
-    /// Checks the record header at the start of `bytes`; returns the chunk length and whether
-    /// it is the last chunk.
-    fn check_record(&self, bytes: &[u8], position: u32, at: u64) -> Result<(usize, bool), Error> {
-        if bytes.len() < RECORD_HEADER_LEN {
-            return Err(Error::Truncated {
-                file_len: at + bytes.len() as u64,
-            });
-        }
-        if bytes[..8] != self.keys.file_id {
-            return Err(Error::ChunkFromOtherFile { position });
-        }
-        let index = u32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if index != position {
-            return Err(Error::ChunkOutOfOrder {
-                expected: position,
-                found: index,
-            });
-        }
-        let field = u32::from_be_bytes(bytes[12..16].try_into().expect("4 bytes"));
-        let (last, length) = (field & LAST_FLAG != 0, field & !LAST_FLAG);
-        let len = length as usize;
-        let allowed = if last {
-            len <= self.keys.chunk_size && (len > 0 || index == 0)
-        } else {
-            len == self.keys.chunk_size
-        };
-        if !allowed {
-            return Err(Error::InvalidChunkLength { index, length });
-        }
-        if bytes.len() < RECORD_OVERHEAD + len {
-            return Err(Error::Truncated {
-                file_len: at + bytes.len() as u64,
-            });
-        }
-        Ok((len, last))
+        self.done = scan.last;
+        Ok(if direct { scan.payload } else { 0 })
     }
 }
 
@@ -396,10 +605,14 @@ impl<R: Read, C: ChunkCipher> Read for ChunkReader<R, C> {
             if self.done {
                 return Ok(0);
             }
-            if let Err(err) = self.next_batch() {
-                self.ready.clear();
-                self.failed = Some(err.clone());
-                return Err(err.into());
+            match self.next_batch(out) {
+                Ok(0) => {}
+                Ok(n) => return Ok(n),
+                Err(err) => {
+                    self.ready.clear();
+                    self.failed = Some(err.clone());
+                    return Err(err.into());
+                }
             }
         }
     }

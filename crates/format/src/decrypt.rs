@@ -41,9 +41,7 @@ pub fn read_header(reader: &mut impl Read) -> Result<Header, Error> {
         if bytes[..got.min(8)] != crate::header::MAGIC[..got.min(8)] {
             return Err(Error::NotABackup);
         }
-        return Err(Error::Truncated {
-            file_len: got as u64,
-        });
+        return Err(Error::Truncated { file_len: got as u64 });
     }
     Header::parse(&bytes)
 }
@@ -58,23 +56,12 @@ impl<R: Read> Decryptor<R> {
 impl<R: Read, C: ChunkCipher> Decryptor<R, C> {
     /// Opens a backup file with `key`, using the AES-256-GCM implementation `C`.
     pub fn with_cipher(mut inner: R, key: &BackupKey) -> Result<Self, Error> {
-        let header = read_header(&mut inner)?;
-        let keys = header.open(key)?;
-        let mut block = vec![0u8; header.metadata_len as usize];
-        let got = read_full(&mut inner, &mut block)?;
-        if got < block.len() {
-            return Err(Error::Truncated {
-                file_len: (HEADER_LEN + got) as u64,
-            });
-        }
-        let metadata = Metadata::open::<C>(block, &keys.metadata_key, &header.encode())?;
-        let stream = StreamKeys::new(
-            &keys.payload_key,
-            keys.nonce_base,
-            header.file_id(),
-            header.chunk_size(),
-        );
-        let offset = (HEADER_LEN + header.metadata_len as usize) as u64;
+        let opened = open_prelude::<C>(&mut inner, key)?;
+        Self::from_prelude(inner, opened)
+    }
+
+    fn from_prelude(inner: R, opened: Prelude<C>) -> Result<Self, Error> {
+        let Prelude { header, metadata, stream, offset } = opened;
         let chunks = ChunkReader::new(inner, stream, offset);
         let body = match header.compression {
             Compression::None => Body::Plain(chunks),
@@ -84,13 +71,7 @@ impl<R: Read, C: ChunkCipher> Decryptor<R, C> {
                 Body::Zstd(Box::new(decoder))
             }
         };
-        Ok(Self {
-            header,
-            metadata,
-            body,
-            produced: 0,
-            failed: None,
-        })
+        Ok(Self { header, metadata, body, produced: 0, failed: None })
     }
 
     /// The file's header.
@@ -118,18 +99,12 @@ impl<R: Read, C: ChunkCipher> Decryptor<R, C> {
             if let Some(recorded) = recorded
                 && recorded != self.produced
             {
-                return Err(Error::LengthMismatch {
-                    recorded,
-                    actual: self.produced,
-                });
+                return Err(Error::LengthMismatch { recorded, actual: self.produced });
             }
         } else if let Some(recorded) = recorded
             && self.produced > recorded
         {
-            return Err(Error::LengthMismatch {
-                recorded,
-                actual: self.produced,
-            });
+            return Err(Error::LengthMismatch { recorded, actual: self.produced });
         }
         Ok(n)
     }
@@ -145,9 +120,7 @@ impl<R: Read, C: ChunkCipher> Decryptor<R, C> {
         let mut probe = [0u8; 1];
         let extra = reader.read(&mut probe).map_err(Error::from_io_error)?;
         if extra > 0 || !reader.get_ref().is_done() {
-            return Err(Error::Decompression(
-                "data after the end of the compressed stream".into(),
-            ));
+            return Err(Error::Decompression("data after the end of the compressed stream".into()));
         }
         Ok(())
     }
@@ -165,12 +138,67 @@ impl<R: Read, C: ChunkCipher> Read for Decryptor<R, C> {
     }
 }
 
+/// What precedes the records, checked and opened (steps 1 to 3 of spec section 3.6).
+struct Prelude<C> {
+    header: Header,
+    metadata: Metadata,
+    stream: StreamKeys<C>,
+    /// File offset of the first record.
+    offset: u64,
+}
+
+/// Reads and checks the header and the metadata block.
+fn open_prelude<C: ChunkCipher>(
+    inner: &mut impl Read,
+    key: &BackupKey,
+) -> Result<Prelude<C>, Error> {
+    let header = read_header(inner)?;
+    let keys = header.open(key)?;
+    let mut block = vec![0u8; header.metadata_len as usize];
+    let got = read_full(inner, &mut block)?;
+    if got < block.len() {
+        return Err(Error::Truncated { file_len: (HEADER_LEN + got) as u64 });
+    }
+    let metadata = Metadata::open::<C>(block, &keys.metadata_key, &header.encode())?;
+    let stream =
+        StreamKeys::new(&keys.payload_key, keys.nonce_base, header.file_id(), header.chunk_size());
+    let offset = (HEADER_LEN + header.metadata_len as usize) as u64;
+    Ok(Prelude { header, metadata, stream, offset })
+}
+
 /// Decrypts a complete backup file held in memory.
+///
+/// Without compression, every record header is checked first, in stream order; then each
+/// chunk is copied once, into its place in the output, and opened there, on all cores. The
+/// errors are those [`Decryptor`] reports.
 pub fn decrypt_to_vec(key: &BackupKey, file: &[u8]) -> Result<(Metadata, Vec<u8>), Error> {
-    let mut decryptor = Decryptor::new(file, key)?;
-    let mut plaintext = Vec::new();
-    decryptor
-        .read_to_end(&mut plaintext)
-        .map_err(Error::from_io_error)?;
-    Ok((decryptor.metadata, plaintext))
+    let mut reader = file;
+    let opened = open_prelude::<RingGcm>(&mut reader, key)?;
+    if opened.header.compression != Compression::None {
+        let mut decryptor = Decryptor::from_prelude(reader, opened)?;
+        let mut plaintext = Vec::new();
+        decryptor.read_to_end(&mut plaintext).map_err(Error::from_io_error)?;
+        return Ok((decryptor.metadata, plaintext));
+    }
+    let Prelude { metadata, stream, offset, .. } = opened;
+    let records = reader;
+    let scan = stream.scan(records, 0, offset, true, || Ok(false))?;
+    let mut plaintext = vec![0u8; scan.payload];
+    let failed = if scan.count == 0 {
+        None
+    } else {
+        stream.open_records_into(&records[..scan.end], 0, scan.last, &mut plaintext)
+    };
+    if let Some(index) = failed {
+        return Err(Error::ChunkModified { index });
+    }
+    if let Some(err) = scan.fault {
+        return Err(err);
+    }
+    if let Some(recorded) = metadata.plaintext_len
+        && recorded != scan.payload as u64
+    {
+        return Err(Error::LengthMismatch { recorded, actual: scan.payload as u64 });
+    }
+    Ok((metadata, plaintext))
 }

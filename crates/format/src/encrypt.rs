@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_kdf::schedule::{FileKeys, KeyId, SALT_LEN};
 
-use crate::chunks::{ChunkWriter, StreamKeys};
+use crate::chunks::{ChunkWriter, RECORD_OVERHEAD, StreamKeys};
 use crate::header::{
     Compression, DEFAULT_CHUNK_SIZE_LOG2, HEADER_LEN, Header, MAX_CHUNK_SIZE_LOG2,
     MIN_CHUNK_SIZE_LOG2,
@@ -33,18 +33,12 @@ pub struct EncryptOptions {
 
 impl Default for EncryptOptions {
     fn default() -> Self {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         Self {
             compression: Compression::None,
             zstd_level: 3,
             chunk_size_log2: DEFAULT_CHUNK_SIZE_LOG2,
-            metadata: Metadata {
-                created_at: now,
-                plaintext_len: None,
-                fields: BTreeMap::new(),
-            },
+            metadata: Metadata { created_at: now, plaintext_len: None, fields: BTreeMap::new() },
             salt: None,
         }
     }
@@ -91,61 +85,16 @@ impl<W: Write, C: ChunkCipher> Encryptor<W, C> {
         key: &BackupKey,
         options: EncryptOptions,
     ) -> Result<Self, Error> {
-        if !(MIN_CHUNK_SIZE_LOG2..=MAX_CHUNK_SIZE_LOG2).contains(&options.chunk_size_log2) {
-            return Err(Error::InvalidInput(
-                "chunk_size_log2 must be between 6 and 22",
-            ));
-        }
-        if options.compression == Compression::Zstd && !(1..=19).contains(&options.zstd_level) {
-            return Err(Error::InvalidInput("zstd_level must be between 1 and 19"));
-        }
-        let encoded = options.metadata.encode()?;
-        let salt = match options.salt {
-            Some(salt) => salt,
-            None => {
-                let mut salt = [0u8; SALT_LEN];
-                getrandom::fill(&mut salt).map_err(|_| Error::Io {
-                    kind: io::ErrorKind::Other,
-                    message: "the operating system's random source failed".into(),
-                })?;
-                salt
-            }
-        };
-        let keys = FileKeys::derive(key, &salt);
-        let metadata_len = (encoded.len() + crate::cipher::TAG_LEN) as u32;
-        let header = Header::new(
-            &keys,
-            KeyId::of(key),
-            salt,
-            options.compression,
-            options.chunk_size_log2,
-            metadata_len,
-        );
-        let header_bytes = header.encode();
-        let block = Metadata::seal::<C>(&encoded, &keys.metadata_key, &header_bytes);
-        inner.write_all(&header_bytes)?;
-        inner.write_all(&block)?;
-        debug_assert_eq!(header_bytes.len(), HEADER_LEN);
-
-        let stream = StreamKeys::new(
-            &keys.payload_key,
-            keys.nonce_base,
-            header.file_id(),
-            header.chunk_size(),
-        );
+        let (head, stream) = start::<C>(key, &options)?;
+        inner.write_all(&head)?;
         let chunks = ChunkWriter::new(inner, stream);
         let sink = match options.compression {
             Compression::None => Sink::Plain(chunks),
-            Compression::Zstd => Sink::Zstd(zstd::stream::write::Encoder::new(
-                chunks,
-                options.zstd_level,
-            )?),
+            Compression::Zstd => {
+                Sink::Zstd(zstd::stream::write::Encoder::new(chunks, options.zstd_level)?)
+            }
         };
-        Ok(Self {
-            sink,
-            written: 0,
-            expected: options.metadata.plaintext_len,
-        })
+        Ok(Self { sink, written: 0, expected: options.metadata.plaintext_len })
     }
 
     /// Writes the last chunk and returns the inner writer.
@@ -153,10 +102,7 @@ impl<W: Write, C: ChunkCipher> Encryptor<W, C> {
         if let Some(recorded) = self.expected
             && recorded != self.written
         {
-            return Err(Error::LengthMismatch {
-                recorded,
-                actual: self.written,
-            });
+            return Err(Error::LengthMismatch { recorded, actual: self.written });
         }
         let chunks = match self.sink {
             Sink::Plain(chunks) => chunks,
@@ -190,14 +136,76 @@ impl<W: Write, C: ChunkCipher> Write for Encryptor<W, C> {
     }
 }
 
+/// Checks the options and builds the header and metadata block of a new file; returns their
+/// bytes and the keys of its chunk stream.
+fn start<C: ChunkCipher>(
+    key: &BackupKey,
+    options: &EncryptOptions,
+) -> Result<(Vec<u8>, StreamKeys<C>), Error> {
+    if !(MIN_CHUNK_SIZE_LOG2..=MAX_CHUNK_SIZE_LOG2).contains(&options.chunk_size_log2) {
+        return Err(Error::InvalidInput("chunk_size_log2 must be between 6 and 22"));
+    }
+    if options.compression == Compression::Zstd && !(1..=19).contains(&options.zstd_level) {
+        return Err(Error::InvalidInput("zstd_level must be between 1 and 19"));
+    }
+    let encoded = options.metadata.encode()?;
+    let salt = match options.salt {
+        Some(salt) => salt,
+        None => {
+            let mut salt = [0u8; SALT_LEN];
+            getrandom::fill(&mut salt).map_err(|_| Error::Io {
+                kind: io::ErrorKind::Other,
+                message: "the operating system's random source failed".into(),
+            })?;
+            salt
+        }
+    };
+    let keys = FileKeys::derive(key, &salt);
+    let metadata_len = (encoded.len() + crate::cipher::TAG_LEN) as u32;
+    let header = Header::new(
+        &keys,
+        KeyId::of(key),
+        salt,
+        options.compression,
+        options.chunk_size_log2,
+        metadata_len,
+    );
+    let header_bytes = header.encode();
+    debug_assert_eq!(header_bytes.len(), HEADER_LEN);
+    let block = Metadata::seal::<C>(&encoded, &keys.metadata_key, &header_bytes);
+    let mut head = Vec::with_capacity(HEADER_LEN + block.len());
+    head.extend_from_slice(&header_bytes);
+    head.extend_from_slice(&block);
+    let stream =
+        StreamKeys::new(&keys.payload_key, keys.nonce_base, header.file_id(), header.chunk_size());
+    Ok((head, stream))
+}
+
 /// Encrypts `plaintext` into a complete backup file, recording its length in the metadata.
+///
+/// Without compression the file is built in place: its length is known up front, and each
+/// chunk is copied once, into its record, and sealed there, on all cores.
 pub fn encrypt_to_vec(
     key: &BackupKey,
     mut options: EncryptOptions,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, Error> {
     options.metadata.plaintext_len = Some(plaintext.len() as u64);
-    let mut encryptor = Encryptor::new(Vec::new(), key, options)?;
-    encryptor.write_all(plaintext)?;
-    encryptor.finish()
+    if options.compression != Compression::None {
+        let mut encryptor = Encryptor::new(Vec::new(), key, options)?;
+        encryptor.write_all(plaintext)?;
+        return encryptor.finish();
+    }
+    let (head, stream) = start::<RingGcm>(key, &options)?;
+    let count = plaintext.len().div_ceil(stream.chunk_size()).max(1);
+    if count as u64 > 1 << 32 {
+        return Err(Error::InvalidInput("payload exceeds 2^32 chunks"));
+    }
+    // Zeroed allocation: large ones come straight from the OS, so the pages are first touched
+    // by the tasks that fill them.
+    let mut file = vec![0u8; head.len() + count * RECORD_OVERHEAD + plaintext.len()];
+    let (prefix, records) = file.split_at_mut(head.len());
+    prefix.copy_from_slice(&head);
+    stream.seal_records(records, 0, true, Some(plaintext));
+    Ok(file)
 }

@@ -93,14 +93,8 @@ impl Header {
         chunk_size_log2: u8,
         metadata_len: u32,
     ) -> Self {
-        let mut header = Header {
-            compression,
-            chunk_size_log2,
-            key_id,
-            salt,
-            metadata_len,
-            mac: [0; 32],
-        };
+        let mut header =
+            Header { compression, chunk_size_log2, key_id, salt, metadata_len, mac: [0; 32] };
         header.mac = mac(keys, &header.encode()[..MAC_INPUT_LEN]);
         header
     }
@@ -162,14 +156,7 @@ impl Header {
         salt.copy_from_slice(&bytes[28..60]);
         let mut mac = [0u8; 32];
         mac.copy_from_slice(&bytes[64..96]);
-        Ok(Header {
-            compression,
-            chunk_size_log2,
-            key_id: KeyId(key_id),
-            salt,
-            metadata_len,
-            mac,
-        })
+        Ok(Header { compression, chunk_size_log2, key_id: KeyId(key_id), salt, metadata_len, mac })
     }
 
     /// Checks the header against `key` and derives the file's keys.
@@ -184,11 +171,7 @@ impl Header {
         }
         let keys = FileKeys::derive(key, &self.salt);
         let expected = mac(&keys, &self.encode()[..MAC_INPUT_LEN]);
-        if bool::from(expected.ct_eq(&self.mac)) {
-            Ok(keys)
-        } else {
-            Err(Error::HeaderModified)
-        }
+        if bool::from(expected.ct_eq(&self.mac)) { Ok(keys) } else { Err(Error::HeaderModified) }
     }
 }
 

@@ -51,13 +51,10 @@ impl Metadata {
         out.extend_from_slice(&self.plaintext_len.unwrap_or(UNKNOWN_LEN).to_be_bytes());
         out.extend_from_slice(&(self.fields.len() as u16).to_be_bytes());
         for (name, value) in &self.fields {
-            let name_len =
-                u8::try_from(name.len())
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or(Error::InvalidInput(
-                        "metadata field names take 1 to 255 bytes",
-                    ))?;
+            let name_len = u8::try_from(name.len())
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or(Error::InvalidInput("metadata field names take 1 to 255 bytes"))?;
             let value_len = u16::try_from(value.len()).map_err(|_| {
                 Error::InvalidInput("metadata field values take at most 65535 bytes")
             })?;
@@ -98,9 +95,7 @@ impl Metadata {
             let value_len = u16::from_be_bytes(input.take_array()?);
             let value = input.take_str(value_len.into())?;
             if previous.is_some_and(|p| p.as_bytes() >= name.as_bytes()) {
-                return Err(Error::InvalidMetadata(
-                    "field names not strictly increasing",
-                ));
+                return Err(Error::InvalidMetadata("field names not strictly increasing"));
             }
             previous = Some(name);
             fields.insert(name.to_owned(), value.to_owned());
@@ -108,11 +103,7 @@ impl Metadata {
         if !input.0.is_empty() {
             return Err(Error::InvalidMetadata("bytes after the last field"));
         }
-        Ok(Metadata {
-            created_at,
-            plaintext_len,
-            fields,
-        })
+        Ok(Metadata { created_at, plaintext_len, fields })
     }
 
     /// Encrypts the encoding into the metadata block bound to `header_bytes`.
@@ -133,10 +124,7 @@ impl Metadata {
         key: &[u8; 32],
         header_bytes: &[u8],
     ) -> Result<Self, Error> {
-        let split = block
-            .len()
-            .checked_sub(TAG_LEN)
-            .ok_or(Error::MetadataModified)?;
+        let split = block.len().checked_sub(TAG_LEN).ok_or(Error::MetadataModified)?;
         let tag: [u8; TAG_LEN] = block[split..].try_into().expect("16 bytes");
         block.truncate(split);
         C::new(key)
@@ -193,9 +181,7 @@ mod tests {
         }
         assert_eq!(
             Metadata::decode(&encoded),
-            Err(Error::InvalidMetadata(
-                "field names not strictly increasing"
-            ))
+            Err(Error::InvalidMetadata("field names not strictly increasing"))
         );
     }
 

@@ -43,11 +43,8 @@ fn records_start(file: &[u8]) -> usize {
 fn reference_records(key: &BackupKey, salt: [u8; 32], payload: &[u8]) -> Vec<u8> {
     let keys = FileKeys::derive(key, &salt);
     let cipher = RingGcm::new(&keys.payload_key);
-    let chunks: Vec<&[u8]> = if payload.is_empty() {
-        vec![&[]]
-    } else {
-        payload.chunks(CHUNK).collect()
-    };
+    let chunks: Vec<&[u8]> =
+        if payload.is_empty() { vec![&[]] } else { payload.chunks(CHUNK).collect() };
     let mut out = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
         let last = i + 1 == chunks.len();
@@ -77,11 +74,7 @@ fn writer_matches_the_reference_at_chunk_boundaries() {
         let payload = sample(len);
         let file = encrypt_to_vec(&key(1), options(Compression::None, 9), &payload).unwrap();
         let records = &file[records_start(&file)..];
-        assert_eq!(
-            records,
-            reference_records(&key(1), [9; 32], &payload),
-            "len {len}"
-        );
+        assert_eq!(records, reference_records(&key(1), [9; 32], &payload), "len {len}");
         let (metadata, back) = decrypt_to_vec(&key(1), &file).unwrap();
         assert_eq!(back, payload);
         assert_eq!(metadata.plaintext_len, Some(len as u64));
@@ -94,10 +87,7 @@ fn parallel_and_single_threaded_output_are_identical() {
     let mut opts = options(Compression::None, 3);
     opts.chunk_size_log2 = 12;
     let parallel = encrypt_to_vec(&key(2), opts.clone(), &payload).unwrap();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     let single = pool.install(|| encrypt_to_vec(&key(2), opts, &payload).unwrap());
     assert_eq!(parallel, single);
     let (_, back) = pool.install(|| decrypt_to_vec(&key(2), &parallel).unwrap());
@@ -165,22 +155,10 @@ fn recorded_length_is_enforced_when_writing() {
     opts.metadata.plaintext_len = Some(10);
     let mut enc = Encryptor::new(Vec::new(), &key(6), opts.clone()).unwrap();
     enc.write_all(b"short").unwrap();
-    assert_eq!(
-        enc.finish().unwrap_err(),
-        Error::LengthMismatch {
-            recorded: 10,
-            actual: 5
-        }
-    );
+    assert_eq!(enc.finish().unwrap_err(), Error::LengthMismatch { recorded: 10, actual: 5 });
     let mut enc = Encryptor::new(Vec::new(), &key(6), opts).unwrap();
     let err = enc.write_all(b"much too long").unwrap_err();
-    assert_eq!(
-        Error::from_io(&err),
-        Some(&Error::LengthMismatch {
-            recorded: 10,
-            actual: 13
-        })
-    );
+    assert_eq!(Error::from_io(&err), Some(&Error::LengthMismatch { recorded: 10, actual: 13 }));
 }
 
 fn err_of(key_: &BackupKey, file: &[u8]) -> Error {
@@ -189,12 +167,8 @@ fn err_of(key_: &BackupKey, file: &[u8]) -> Error {
 
 /// A file of 4 chunks plus a short last one, and where each record starts.
 fn four_chunk_file(salt: u8) -> (Vec<u8>, Vec<usize>) {
-    let file = encrypt_to_vec(
-        &key(7),
-        options(Compression::None, salt),
-        &sample(4 * CHUNK + 10),
-    )
-    .unwrap();
+    let file =
+        encrypt_to_vec(&key(7), options(Compression::None, salt), &sample(4 * CHUNK + 10)).unwrap();
     let start = records_start(&file);
     let record = CHUNK + RECORD_OVERHEAD;
     (file, (0..5).map(|i| start + i * record).collect())
@@ -213,22 +187,10 @@ fn reordered_and_repeated_chunks() {
     let mut swapped = file.clone();
     swapped[at[1]..at[1] + record].copy_from_slice(&file[at[2]..at[2] + record]);
     swapped[at[2]..at[2] + record].copy_from_slice(&file[at[1]..at[1] + record]);
-    assert_eq!(
-        err_of(&key(7), &swapped),
-        Error::ChunkOutOfOrder {
-            expected: 1,
-            found: 2
-        }
-    );
+    assert_eq!(err_of(&key(7), &swapped), Error::ChunkOutOfOrder { expected: 1, found: 2 });
     let mut repeated = file.clone();
     repeated[at[2]..at[2] + record].copy_from_slice(&file[at[1]..at[1] + record]);
-    assert_eq!(
-        err_of(&key(7), &repeated),
-        Error::ChunkOutOfOrder {
-            expected: 2,
-            found: 1
-        }
-    );
+    assert_eq!(err_of(&key(7), &repeated), Error::ChunkOutOfOrder { expected: 2, found: 1 });
     // Rewriting the clear index to hide the move still fails: the index is in the nonce.
     swapped[at[1] + 8..at[1] + 12].copy_from_slice(&1u32.to_be_bytes());
     assert_eq!(err_of(&key(7), &swapped), Error::ChunkModified { index: 1 });
@@ -241,10 +203,7 @@ fn chunk_spliced_from_another_file_under_the_same_key() {
     let record = CHUNK + RECORD_OVERHEAD;
     let mut spliced = file.clone();
     spliced[at[3]..at[3] + record].copy_from_slice(&other[at[3]..at[3] + record]);
-    assert_eq!(
-        err_of(&key(7), &spliced),
-        Error::ChunkFromOtherFile { position: 3 }
-    );
+    assert_eq!(err_of(&key(7), &spliced), Error::ChunkFromOtherFile { position: 3 });
     // Relabelled with this file's id, the chunk still fails under this file's key.
     spliced[at[3]..at[3] + 8].copy_from_slice(&file[at[3]..at[3] + 8]);
     assert_eq!(err_of(&key(7), &spliced), Error::ChunkModified { index: 3 });
@@ -255,19 +214,9 @@ fn trailing_data_and_a_dropped_last_chunk() {
     let (file, at) = four_chunk_file(1);
     let mut longer = file.clone();
     longer.push(0);
-    assert_eq!(
-        err_of(&key(7), &longer),
-        Error::TrailingData {
-            offset: file.len() as u64
-        }
-    );
+    assert_eq!(err_of(&key(7), &longer), Error::TrailingData { offset: file.len() as u64 });
     // Cutting the file at a chunk boundary leaves a well-formed prefix with no last chunk.
-    assert_eq!(
-        err_of(&key(7), &file[..at[4]]),
-        Error::Truncated {
-            file_len: at[4] as u64
-        }
-    );
+    assert_eq!(err_of(&key(7), &file[..at[4]]), Error::Truncated { file_len: at[4] as u64 });
     // Marking a middle chunk as the last one breaks its tag.
     let mut early_end = file[..at[2]].to_vec();
     early_end[at[1] + 12] |= 0x80;
@@ -289,13 +238,7 @@ fn header_changes() {
     assert_eq!(flip(8), Error::UnsupportedVersion(0));
     assert_eq!(flip(9), Error::HeaderModified);
     assert_eq!(flip(10), Error::HeaderModified);
-    assert_eq!(
-        flip(11),
-        Error::InvalidHeader {
-            field: "reserved",
-            value: 1
-        }
-    );
+    assert_eq!(flip(11), Error::InvalidHeader { field: "reserved", value: 1 });
     assert_eq!(flip(12), Error::WrongKey);
     for offset in [28, 59, 63, 64, 95] {
         assert_eq!(flip(offset), Error::HeaderModified, "offset {offset}");
@@ -311,10 +254,7 @@ fn every_bit_flip_and_every_truncation_of_a_small_file_is_rejected() {
         for bit in 0..file.len() * 8 {
             let mut damaged = file.clone();
             damaged[bit / 8] ^= 1 << (bit % 8);
-            assert!(
-                decrypt_to_vec(&key(9), &damaged).is_err(),
-                "bit {bit} accepted"
-            );
+            assert!(decrypt_to_vec(&key(9), &damaged).is_err(), "bit {bit} accepted");
         }
         for len in 0..file.len() {
             assert!(
@@ -322,6 +262,74 @@ fn every_bit_flip_and_every_truncation_of_a_small_file_is_rejected() {
                 "cut at {len}: {:?}",
                 err_of(&key(9), &file[..len])
             );
+        }
+    }
+}
+
+/// The streaming reader's verdict on `file`, read through buffers of `buf_len` bytes.
+fn stream_result(key_: &BackupKey, file: &[u8], buf_len: usize) -> Result<Vec<u8>, Error> {
+    let mut dec = Decryptor::new(file, key_)?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; buf_len];
+    loop {
+        match dec.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(err) => return Err(Error::from_io_error(err)),
+        }
+    }
+}
+
+#[test]
+fn in_memory_and_streaming_readers_agree_on_every_damage() {
+    for (len, zstd) in [(0, false), (5, false), (2 * CHUNK, false), (3 * CHUNK + 7, false)] {
+        let compression = if zstd { Compression::Zstd } else { Compression::None };
+        let payload = sample(len);
+        let file = encrypt_to_vec(&key(12), options(compression, 6), &payload).unwrap();
+        let mut cases = Vec::new();
+        for bit in 0..file.len() * 8 {
+            let mut damaged = file.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            cases.push(damaged);
+        }
+        for cut in 0..file.len() {
+            cases.push(file[..cut].to_vec());
+        }
+        let mut longer = file.clone();
+        longer.push(0);
+        cases.push(longer);
+        cases.push(file.clone());
+        for damaged in &cases {
+            let in_memory = decrypt_to_vec(&key(12), damaged).map(|(_, p)| p);
+            for buf_len in [1, CHUNK - 1, CHUNK, 1 << 20] {
+                assert_eq!(
+                    stream_result(&key(12), damaged, buf_len),
+                    in_memory,
+                    "len {len}, buffer {buf_len}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn large_files_round_trip_through_both_readers_and_writers() {
+    for len in [(1 << 20) - 1, 1 << 20, (3 << 20) + 12345] {
+        let payload = sample(len);
+        let mut opts = options(Compression::None, 7);
+        opts.chunk_size_log2 = 16;
+        opts.metadata.plaintext_len = Some(len as u64);
+        let file = encrypt_to_vec(&key(13), opts.clone(), &payload).unwrap();
+        for piece in [1000, 1 << 16, (1 << 20) + 1, len] {
+            let mut enc = Encryptor::new(Vec::new(), &key(13), opts.clone()).unwrap();
+            for part in payload.chunks(piece) {
+                enc.write_all(part).unwrap();
+            }
+            assert!(enc.finish().unwrap() == file, "len {len}, pieces of {piece}");
+        }
+        assert!(decrypt_to_vec(&key(13), &file).unwrap().1 == payload);
+        for buf_len in [1000, 1 << 16, (1 << 20) + 1, len + 1] {
+            assert!(stream_result(&key(13), &file, buf_len).unwrap() == payload);
         }
     }
 }
@@ -348,25 +356,14 @@ fn no_unverified_byte_is_released_and_failure_is_sticky() {
             Err(err) => break err,
         }
     };
-    assert_eq!(
-        Error::from_io(&err),
-        Some(&Error::ChunkModified {
-            index: damaged_index as u32
-        })
-    );
-    assert!(
-        got.len() <= damaged_index << 16,
-        "released {} bytes",
-        got.len()
-    );
+    assert_eq!(Error::from_io(&err), Some(&Error::ChunkModified { index: damaged_index as u32 }));
+    assert!(got.len() <= damaged_index << 16, "released {} bytes", got.len());
     assert_eq!(got, payload[..got.len()]);
     for _ in 0..3 {
         let again = dec.read(&mut buf).unwrap_err();
         assert_eq!(
             Error::from_io(&again),
-            Some(&Error::ChunkModified {
-                index: damaged_index as u32
-            })
+            Some(&Error::ChunkModified { index: damaged_index as u32 })
         );
     }
 }
