@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 pub mod backup_format;
+pub mod crypt15;
 pub mod fuzz_targets;
 pub mod key_encoding;
 pub mod key_schedule;
@@ -50,6 +51,7 @@ pub fn generate() -> Vec<VectorFile> {
             backup_format::generate(),
             include_str!("../schemas/backup-format.schema.json"),
         ),
+        ("crypt15", crypt15::generate(), include_str!("../schemas/crypt15.schema.json")),
     ] {
         files.push(VectorFile {
             path: format!("{name}.json"),
@@ -71,6 +73,7 @@ pub fn verify(json: &Value) -> Result<usize, String> {
         key_encoding::ALGORITHM => key_encoding::verify_case,
         key_schedule::ALGORITHM => key_schedule::verify_case,
         backup_format::ALGORITHM => backup_format::verify_case,
+        crypt15::ALGORITHM => crypt15::verify_case,
         other => return Err(format!("unknown algorithm {other:?}")),
     };
     let mut count = 0;

@@ -12,12 +12,12 @@ fn vectors_dir() -> PathBuf {
 #[test]
 fn published_vectors_match_the_generator_and_verify() {
     let files = e2ee_backup_vectors::check_dir(&vectors_dir()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(files, 6);
+    assert_eq!(files, 8);
 }
 
 #[test]
 fn every_vector_file_follows_its_schema() {
-    for name in ["key-encoding", "key-schedule", "backup-format"] {
+    for name in ["key-encoding", "key-schedule", "backup-format", "crypt15"] {
         let read = |path: PathBuf| -> Value {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
         };
@@ -45,4 +45,10 @@ fn a_changed_expectation_is_caught() {
     .unwrap();
     json2["testGroups"][0]["tests"][0]["payloadKey"] = "00".repeat(32).into();
     assert!(e2ee_backup_vectors::verify(&json2).is_err());
+    let mut json3: Value = serde_json::from_str(
+        &std::fs::read_to_string(vectors_dir().join("crypt15.json")).unwrap(),
+    )
+    .unwrap();
+    json3["testGroups"][1]["tests"][0]["error"] = "corrupt".into();
+    assert!(e2ee_backup_vectors::verify(&json3).is_err());
 }
