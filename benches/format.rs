@@ -8,6 +8,7 @@
 //! - `encrypt/<cipher>`: a whole backup file (header, metadata, chunks) into a preallocated
 //!   `Vec`, no compression, default chunk size;
 //! - `decrypt/<cipher>`: that file read back into a preallocated buffer, end checks included;
+//! - `encrypt_to_vec`, `decrypt_to_vec`: the in-memory API (`ring`), which allocates its output;
 //! - `encrypt-1t/<cipher>`, `decrypt-1t/<cipher>` (64 MiB only): the same on a one-thread rayon
 //!   pool, to show what the second core brings.
 //!
@@ -26,6 +27,7 @@ use criterion::{
 };
 use e2ee_backup_format::{
     ChunkCipher, Compression, Decryptor, EncryptOptions, Encryptor, RingGcm, RustCryptoGcm,
+    decrypt_to_vec, encrypt_to_vec,
 };
 use e2ee_backup_kdf::BackupKey;
 use rayon::ThreadPool;
@@ -37,11 +39,7 @@ const KEY: [u8; 32] = [0x42; 32];
 const NONCE: [u8; 12] = [7; 12];
 
 fn size_name(len: usize) -> String {
-    if len >= MIB {
-        format!("{}MiB", len / MIB)
-    } else {
-        format!("{}KiB", len / KIB)
-    }
+    if len >= MIB { format!("{}MiB", len / MIB) } else { format!("{}KiB", len / KIB) }
 }
 
 /// `len` bytes of deterministic SQL resembling a dump of a chat database's message table.
@@ -152,12 +150,7 @@ impl Input {
         let mut out = vec![0u8; len + 1];
         assert_eq!(decrypt::<RustCryptoGcm>(&key, &file, &mut out), len);
         assert!(out[..len] == plaintext[..], "round trip");
-        Self {
-            key,
-            compression,
-            plaintext,
-            file,
-        }
+        Self { key, compression, plaintext, file }
     }
 
     /// Registers `encrypt<suffix>/<cipher>` and `decrypt<suffix>/<cipher>`.
@@ -170,18 +163,27 @@ impl Input {
         let mut sink = Vec::with_capacity(self.file.len());
         group.bench_function(BenchmarkId::new(format!("encrypt{suffix}"), C::NAME), |b| {
             b.iter(|| {
-                on(pool, || {
-                    encrypt::<C>(&self.key, self.compression, &self.plaintext, &mut sink)
-                })
+                on(pool, || encrypt::<C>(&self.key, self.compression, &self.plaintext, &mut sink))
             })
         });
         let mut out = vec![0u8; self.plaintext.len() + 1];
         group.bench_function(BenchmarkId::new(format!("decrypt{suffix}"), C::NAME), |b| {
+            b.iter(|| on(pool, || decrypt::<C>(&self.key, black_box(&self.file), &mut out)))
+        });
+    }
+
+    /// Registers `encrypt_to_vec` and `decrypt_to_vec` (always `ring`), which allocate
+    /// their output.
+    fn bench_in_memory(&self, group: &mut BenchmarkGroup<WallTime>) {
+        group.bench_function("encrypt_to_vec", |b| {
             b.iter(|| {
-                on(pool, || {
-                    decrypt::<C>(&self.key, black_box(&self.file), &mut out)
-                })
+                let mut options = EncryptOptions::default();
+                options.compression = self.compression;
+                encrypt_to_vec(&self.key, options, black_box(&self.plaintext)).expect("valid")
             })
+        });
+        group.bench_function("decrypt_to_vec", |b| {
+            b.iter(|| decrypt_to_vec(&self.key, black_box(&self.file)).expect("an intact file"))
         });
     }
 }
@@ -191,9 +193,7 @@ fn group<'a>(c: &'a mut Criterion, name: &str, len: usize) -> BenchmarkGroup<'a,
     group.throughput(Throughput::Bytes(len as u64));
     group.warm_up_time(Duration::from_secs(1));
     if len >= 64 * MIB {
-        group
-            .sample_size(10)
-            .measurement_time(Duration::from_secs(5));
+        group.sample_size(10).measurement_time(Duration::from_secs(5));
     } else {
         group.measurement_time(Duration::from_secs(3));
     }
@@ -203,23 +203,19 @@ fn group<'a>(c: &'a mut Criterion, name: &str, len: usize) -> BenchmarkGroup<'a,
 fn format(c: &mut Criterion) {
     let ring_key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &KEY).expect("32 bytes"));
     let rustcrypto = Aes256Gcm::new(&KEY.into());
-    let single = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .expect("a one-thread pool");
+    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a one-thread pool");
     for len in [KIB, 64 * KIB, MIB, 64 * MIB] {
         let input = Input::new(Compression::None, len);
         let mut group = group(c, "format", len);
         let mut buf = input.plaintext.clone();
         group.bench_function("seal/ring", |b| b.iter(|| ring_seal(&ring_key, &mut buf)));
-        group.bench_function("seal/aes-gcm", |b| {
-            b.iter(|| rustcrypto_seal(&rustcrypto, &mut buf))
-        });
+        group.bench_function("seal/aes-gcm", |b| b.iter(|| rustcrypto_seal(&rustcrypto, &mut buf)));
         group.bench_function("memcpy", |b| {
             b.iter(|| buf.copy_from_slice(black_box(&input.plaintext)))
         });
         drop(buf);
         input.bench::<RingGcm>(&mut group, "", None);
+        input.bench_in_memory(&mut group);
         input.bench::<RustCryptoGcm>(&mut group, "", None);
         if len >= 64 * MIB {
             input.bench::<RingGcm>(&mut group, "-1t", Some(&single));

@@ -282,10 +282,9 @@ fn stream_result(key_: &BackupKey, file: &[u8], buf_len: usize) -> Result<Vec<u8
 
 #[test]
 fn in_memory_and_streaming_readers_agree_on_every_damage() {
-    for (len, zstd) in [(0, false), (5, false), (2 * CHUNK, false), (3 * CHUNK + 7, false)] {
-        let compression = if zstd { Compression::Zstd } else { Compression::None };
+    for len in [0, 5, 2 * CHUNK, 3 * CHUNK + 7] {
         let payload = sample(len);
-        let file = encrypt_to_vec(&key(12), options(compression, 6), &payload).unwrap();
+        let file = encrypt_to_vec(&key(12), options(Compression::None, 6), &payload).unwrap();
         let mut cases = Vec::new();
         for bit in 0..file.len() * 8 {
             let mut damaged = file.clone();
