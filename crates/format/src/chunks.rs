@@ -379,6 +379,12 @@ impl<W: Write, C: ChunkCipher> ChunkWriter<W, C> {
         let Self { inner, keys, buf, spare, pending, first_index, .. } = self;
         let (keys, first) = (&*keys, *first_index);
         let seal = |buf: &mut [u8]| keys.seal_records(&mut buf[..out_len], first, last, src);
+        // A batch of one task is sealed on this thread: nothing to overlap with.
+        let one_task = out_len <= keys.task_chunks() * keys.record_len();
+        if *pending > 0 && one_task {
+            inner.write_all(&spare[..*pending])?;
+            *pending = 0;
+        }
         if OVERLAP && *pending > 0 {
             let mut written = Ok(());
             rayon::in_place_scope(|s| {
