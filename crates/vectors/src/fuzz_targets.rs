@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::ops::Range;
 use std::sync::OnceLock;
 
+use e2ee_backup_crypt15 as c15;
 use e2ee_backup_format::header::{HEADER_LEN, MAGIC};
 use e2ee_backup_format::{
     ChunkCipher, Compression, Decryptor, EncryptOptions, Encryptor, Error, Header, Metadata,
@@ -316,4 +317,187 @@ fn decrypt_in_reads<C: ChunkCipher>(file: &[u8], key: &BackupKey, reads: &[usize
         }
     }
     unreachable!("`reads` is never empty")
+}
+
+/// The crypt15 header parser, [`c15::FileHeader::parse`], on the whole input.
+///
+/// A header that parses is a prefix of the input and gives back exactly its bytes; its parsed
+/// prefix is what its protobuf bytes parse to, and the canonical encoding of that prefix parses
+/// back to it. When the length was written as a framing writes it (the shortest varint; or,
+/// below 128 bytes, the length byte and the `0x01` flag byte), framing the same protobuf bytes
+/// again gives the header's bytes. A truncated header reports the input's length and needs more.
+pub fn crypt15_header(data: &[u8]) {
+    match c15::FileHeader::parse(data) {
+        Ok(header) => {
+            let bytes = header.to_bytes();
+            assert_eq!(bytes.len(), header.len());
+            assert!(data.starts_with(&bytes), "header bytes are not the input's");
+            let prefix = header.prefix();
+            assert_eq!(c15::BackupPrefix::parse(header.prefix_bytes()).as_ref(), Ok(prefix));
+            assert_eq!(&prefix.iv, header.iv());
+            let canonical = prefix.encode();
+            assert_eq!(c15::BackupPrefix::parse(&canonical).as_ref(), Ok(prefix), "re-encoding");
+            let framing = if header.has_flag_byte() {
+                c15::Framing::LengthByteAndFlag
+            } else {
+                c15::Framing::Varint
+            };
+            let prefix_len = header.prefix_bytes().len();
+            let mut lead = Vec::new();
+            let mut len = prefix_len;
+            while len >= 0x80 {
+                lead.push(len as u8 | 0x80);
+                len >>= 7;
+            }
+            lead.push(len as u8);
+            // A flag byte after a length of 128 or more is read, but no framing writes it.
+            if header.has_flag_byte() && prefix_len < 0x80 {
+                lead.push(0x01);
+            }
+            if bytes.starts_with(&lead) && bytes.len() == lead.len() + prefix_len {
+                let framed = c15::FileHeader::from_prefix_bytes(header.prefix_bytes(), framing)
+                    .expect("a parsed prefix frames");
+                assert_eq!(framed.to_bytes(), bytes, "canonical header does not re-frame");
+                assert_eq!(framed.prefix(), prefix);
+            }
+        }
+        Err(c15::Error::Truncated { file_len, needed, .. }) => {
+            assert_eq!(file_len, data.len() as u64, "truncated reports another length");
+            assert!(needed > file_len);
+        }
+        Err(c15::Error::MalformedHeader(_)) => {}
+        Err(other) => panic!("unexpected header error {other:?}"),
+    }
+}
+
+/// The `encrypted_backup.key` parser: an accepted file is exactly the encoding of its key; a
+/// wrong header byte is the first byte that differs from the Java serialisation header; a
+/// wrong length comes only after a right header and names the input's length.
+pub fn crypt15_keyfile(data: &[u8]) {
+    use c15::keyfile::{KEY_FILE_HEADER, KEY_FILE_LEN};
+    match c15::keyfile::parse(data) {
+        Ok(key) => assert_eq!(&c15::keyfile::encode(&key)[..], data, "key file re-encoding"),
+        Err(c15::KeyFileError::WrongHeader { offset, found, expected, .. }) => {
+            assert_eq!(data.get(offset), Some(&found));
+            assert_eq!(KEY_FILE_HEADER[offset], expected);
+            assert_ne!(found, expected);
+            assert_eq!(data[..offset], KEY_FILE_HEADER[..offset], "an earlier wrong byte");
+        }
+        Err(c15::KeyFileError::WrongLength { found, expected }) => {
+            assert_eq!((found, expected), (data.len(), KEY_FILE_LEN));
+            assert_ne!(found, KEY_FILE_LEN);
+            let n = data.len().min(KEY_FILE_HEADER.len());
+            assert_eq!(data[..n], KEY_FILE_HEADER[..n], "a wrong header byte not reported");
+        }
+        Err(other) => panic!("unexpected key file error {other:?}"),
+    }
+}
+
+/// crypt15 decryption under [`FUZZ_KEY`] with [`c15::decrypt_to_vec`].
+///
+/// Never panics, and fails only with a code that describes a file (no I/O, no input-changed,
+/// no invalid-input). A file that decrypts re-verifies: decrypting it again gives the same
+/// result, and encrypting its GCM plaintext (the zlib stream, or the ZIP) behind its own header
+/// gives back the file byte for byte. Besides, if the input parses as a header, a small
+/// database encrypted behind that header must decrypt to itself.
+pub fn crypt15_decrypt(data: &[u8]) {
+    let key = BackupKey::from_bytes(FUZZ_KEY);
+    match c15::decrypt_to_vec(&key, data) {
+        Ok(decrypted) => {
+            let again = c15::decrypt_to_vec(&key, data).expect("a file decrypts twice");
+            assert_eq!(again.plaintext, decrypted.plaintext);
+            let mut raw = Vec::new();
+            c15::Decryptor::new(&key, std::io::Cursor::new(data))
+                .and_then(|d| d.decrypt_raw_to(&mut raw))
+                .expect("a decrypted file decrypts raw");
+            let content = match decrypted.variant {
+                c15::Variant::SingleFile => c15::Content::Compressed,
+                c15::Variant::MultiFile => c15::Content::MultiFileZip,
+            };
+            if decrypted.variant == c15::Variant::MultiFile {
+                assert_eq!(raw, decrypted.plaintext, "a ZIP is not inflated");
+            }
+            match c15::encrypt_to_vec(&key, &decrypted.header, content, &raw) {
+                Ok(file) => assert!(file == data, "re-encryption differs from the file"),
+                // The reader accepts any authentic multi-file content that is not zlib; the
+                // writer refuses content shorter than the smallest ZIP.
+                Err(c15::Error::InvalidInput(_))
+                    if decrypted.variant == c15::Variant::MultiFile && raw.len() < 22 => {}
+                Err(err) => panic!("a decrypted file does not re-encrypt: {err:?}"),
+            }
+        }
+        Err(err) => {
+            let allowed = [
+                "truncated",
+                "malformed-header",
+                "wrong-key",
+                "checksum-mismatch",
+                "corrupt",
+                "decompression",
+            ];
+            assert!(allowed.contains(&err.code()), "unexpected error {err:?}");
+            if let c15::Error::Truncated { file_len, needed, .. } = err {
+                assert_eq!(file_len, data.len() as u64);
+                assert!(needed > file_len);
+            }
+        }
+    }
+    if let Ok(header) = c15::FileHeader::parse(data) {
+        let database = &data[header.len()..];
+        let file = c15::encrypt_to_vec(&key, &header, c15::Content::default(), database)
+            .expect("any parsed header encrypts");
+        let decrypted = c15::decrypt_to_vec(&key, &file).expect("a fresh file decrypts");
+        assert_eq!(decrypted.plaintext, database);
+        assert_eq!(decrypted.header, header);
+        assert_eq!(decrypted.variant, c15::Variant::SingleFile);
+    }
+}
+
+/// Valid crypt15 files under [`FUZZ_KEY`], as (name, bytes): single-file backups of a few
+/// sizes and framings, one with a feature table, multi-file backups, and a single-file
+/// backup cut at its MD5 trailer. Fixed IVs, so the same files come out every time.
+pub fn crypt15_seed_files() -> Vec<(String, Vec<u8>)> {
+    use c15::header::{BackupInfo, BackupPrefix, FileHeader, Framing};
+    let key = BackupKey::from_bytes(FUZZ_KEY);
+    let iv = |name: &str| -> [u8; c15::IV_LEN] {
+        Sha256::digest(format!("e2ee-backups crypt15 fuzz seed {name}"))[..16]
+            .try_into()
+            .expect("16 bytes")
+    };
+    let header = |name: &str, info: Option<BackupInfo>, framing| {
+        let mut prefix = BackupPrefix::minimal(iv(name));
+        prefix.info = info;
+        FileHeader::new(prefix, framing).expect("seed headers frame")
+    };
+    let suffix = BackupInfo {
+        app_version: Some("2.24.11.79".into()),
+        jid_suffix: Some("07".into()),
+        ..BackupInfo::default()
+    };
+    let mut features = BackupInfo { backup_version: Some(1), ..suffix.clone() };
+    for field in 5..=39 {
+        features.features.set(field, Some(field % 3 != 0)).expect("fields 5 to 39");
+    }
+    let text = |len: usize| -> Vec<u8> {
+        b"see you at 8pm ok ".iter().copied().cycle().take(len).collect()
+    };
+    let zip = crate::crypt15::stored_zip(&[("sticker.webp", b"RIFF\0\0\0\0WEBP")]);
+    let mut seeds = Vec::new();
+    for (name, info, framing, content, payload) in [
+        ("empty", None, Framing::Varint, c15::Content::default(), Vec::new()),
+        ("short", None, Framing::LengthByteAndFlag, c15::Content::default(), b"hello".to_vec()),
+        ("text", Some(suffix.clone()), Framing::Varint, c15::Content::default(), text(300)),
+        ("stored", None, Framing::Varint, c15::Content::Database { level: 0 }, text(100)),
+        ("features", Some(features), Framing::LengthByteAndFlag, c15::Content::default(), text(50)),
+        ("multi", None, Framing::Varint, c15::Content::MultiFileZip, zip.clone()),
+        ("multi-suffix", Some(suffix), Framing::LengthByteAndFlag, c15::Content::MultiFileZip, zip),
+    ] {
+        let name = format!("crypt15-{name}");
+        let header = header(&name, info, framing);
+        let file = c15::encrypt_to_vec(&key, &header, content, &payload).expect("seeds encrypt");
+        seeds.push((name, file));
+    }
+    let stripped = seeds[2].1[..seeds[2].1.len() - c15::MD5_LEN].to_vec();
+    seeds.push(("crypt15-text-without-md5".into(), stripped));
+    seeds
 }
