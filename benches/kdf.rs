@@ -16,15 +16,11 @@ fn kdf(c: &mut Criterion) {
     group.bench_function("file_keys", |b| {
         b.iter(|| FileKeys::derive(black_box(&key), black_box(&salt)))
     });
-    group.bench_function("crypt15_keys", |b| {
-        b.iter(|| Crypt15Keys::derive(black_box(&key)))
-    });
+    group.bench_function("crypt15_keys", |b| b.iter(|| Crypt15Keys::derive(black_box(&key))));
     group.bench_function("digits_parse", |b| {
         b.iter(|| digits::parse(black_box(display.as_str())).expect("a valid key"))
     });
-    group.bench_function("to_display", |b| {
-        b.iter(|| digits::to_display(black_box(&key)))
-    });
+    group.bench_function("to_display", |b| b.iter(|| digits::to_display(black_box(&key))));
     group.finish();
 }
 

@@ -272,11 +272,7 @@ pub(crate) fn looks_like_zlib(head: &[u8]) -> bool {
 /// the input shrank.
 fn read_body<R: Read>(input: &mut R, buf: &mut [u8]) -> Result<(), Error> {
     input.read_exact(buf).map_err(|err| {
-        if err.kind() == io::ErrorKind::UnexpectedEof {
-            Error::InputChanged
-        } else {
-            err.into()
-        }
+        if err.kind() == io::ErrorKind::UnexpectedEof { Error::InputChanged } else { err.into() }
     })
 }
 
@@ -332,9 +328,7 @@ impl Inflater {
                 return Ok(written);
             }
             if !ended && consumed == 0 && produced == 0 {
-                return Err(Error::Decompression(
-                    "the zlib stream makes no progress".into(),
-                ));
+                return Err(Error::Decompression("the zlib stream makes no progress".into()));
             }
         }
     }
@@ -375,11 +369,7 @@ pub fn decrypt_to_vec(key: &BackupKey, file: &[u8]) -> Result<Decrypted, Error> 
     let variant = decryptor.variant();
     let mut plaintext = Vec::new();
     decryptor.decrypt_to(&mut plaintext)?;
-    Ok(Decrypted {
-        header,
-        variant,
-        plaintext,
-    })
+    Ok(Decrypted { header, variant, plaintext })
 }
 
 /// Decrypts a file read from a stream that cannot seek.

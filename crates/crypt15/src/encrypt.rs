@@ -46,9 +46,7 @@ pub enum Content {
 
 impl Default for Content {
     fn default() -> Self {
-        Content::Database {
-            level: DEFAULT_LEVEL,
-        }
+        Content::Database { level: DEFAULT_LEVEL }
     }
 }
 
@@ -139,12 +137,10 @@ impl<W: Write> Encryptor<W> {
             return Ok((0, 0, true));
         };
         let (in_before, out_before) = (deflate.total_in(), deflate.total_out());
-        let status = deflate
-            .compress(input, &mut self.buf, flush)
-            .map_err(|err| Error::Io {
-                kind: io::ErrorKind::Other,
-                message: format!("zlib compression failed: {err}"),
-            })?;
+        let status = deflate.compress(input, &mut self.buf, flush).map_err(|err| Error::Io {
+            kind: io::ErrorKind::Other,
+            message: format!("zlib compression failed: {err}"),
+        })?;
         let consumed = (deflate.total_in() - in_before) as usize;
         let produced = (deflate.total_out() - out_before) as usize;
         self.seal(produced)?;

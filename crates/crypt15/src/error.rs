@@ -99,10 +99,7 @@ impl Error {
     pub fn from_io_error(err: io::Error) -> Error {
         match Error::from_io(&err) {
             Some(inner) => inner.clone(),
-            None => Error::Io {
-                kind: err.kind(),
-                message: err.to_string(),
-            },
+            None => Error::Io { kind: err.kind(), message: err.to_string() },
         }
     }
 }

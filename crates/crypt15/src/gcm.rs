@@ -54,14 +54,7 @@ impl GcmStream {
         let mut ctr = ctr::Ctr32BE::<Aes256>::from_core(ctr::CtrCore::inner_iv_init(aes, &j0));
         let mut mask = [0u8; TAG_LEN];
         ctr.apply_keystream(&mut mask);
-        Self {
-            ctr,
-            ghash,
-            partial: [0; 16],
-            partial_len: 0,
-            len: 0,
-            mask,
-        }
+        Self { ctr, ghash, partial: [0; 16], partial_len: 0, len: 0, mask }
     }
 
     fn reserve(&mut self, n: usize) -> Result<(), Error> {
@@ -76,9 +69,7 @@ impl GcmStream {
     /// Encrypts `buf` in place and authenticates the result.
     pub(crate) fn encrypt(&mut self, buf: &mut [u8]) -> Result<(), Error> {
         self.reserve(buf.len())?;
-        self.ctr
-            .try_apply_keystream(buf)
-            .map_err(|_| Error::TooLarge { len: self.len })?;
+        self.ctr.try_apply_keystream(buf).map_err(|_| Error::TooLarge { len: self.len })?;
         self.hash(buf);
         Ok(())
     }
@@ -87,9 +78,7 @@ impl GcmStream {
     pub(crate) fn decrypt(&mut self, buf: &mut [u8]) -> Result<(), Error> {
         self.reserve(buf.len())?;
         self.hash(buf);
-        self.ctr
-            .try_apply_keystream(buf)
-            .map_err(|_| Error::TooLarge { len: self.len })
+        self.ctr.try_apply_keystream(buf).map_err(|_| Error::TooLarge { len: self.len })
     }
 
     /// Authenticates ciphertext without decrypting it.

@@ -144,9 +144,7 @@ impl FeatureTable {
     }
 
     fn index(field: u32) -> Option<usize> {
-        (FIRST_FEATURE..=LAST_FEATURE)
-            .contains(&field)
-            .then(|| (field - FIRST_FEATURE) as usize)
+        (FIRST_FEATURE..=LAST_FEATURE).contains(&field).then(|| (field - FIRST_FEATURE) as usize)
     }
 }
 
@@ -189,9 +187,7 @@ impl BackupInfo {
                     let value = read_varint(&mut reader, wire_type, name)? != 0;
                     set_once(&mut info.features.0[i], value, name)?;
                 }
-                _ => reader
-                    .skip(wire_type)
-                    .map_err(|p| HeaderError::new(F_INFO, p))?,
+                _ => reader.skip(wire_type).map_err(|p| HeaderError::new(F_INFO, p))?,
             }
         }
         Ok(info)
@@ -229,11 +225,7 @@ pub struct BackupPrefix {
 impl BackupPrefix {
     /// The smallest prefix that names the key type and the IV: nothing about the account.
     pub fn minimal(iv: [u8; IV_LEN]) -> Self {
-        Self {
-            key_type: Some(KEY_TYPE_E2E),
-            iv,
-            info: None,
-        }
+        Self { key_type: Some(KEY_TYPE_E2E), iv, info: None }
     }
 
     /// Parses the protobuf bytes of a prefix.
@@ -256,9 +248,7 @@ impl BackupPrefix {
                 }
                 2 => {
                     crypt14 = true;
-                    reader
-                        .skip(wire_type)
-                        .map_err(|p| HeaderError::new(F_CRYPT14, p))?;
+                    reader.skip(wire_type).map_err(|p| HeaderError::new(F_CRYPT14, p))?;
                 }
                 3 => {
                     let message = read_len(&mut reader, wire_type, F_IV_MSG)?;
@@ -268,9 +258,7 @@ impl BackupPrefix {
                     let message = read_len(&mut reader, wire_type, F_INFO)?;
                     set_once(&mut info, BackupInfo::parse(message)?, F_INFO)?;
                 }
-                _ => reader
-                    .skip(wire_type)
-                    .map_err(|p| HeaderError::new(F_PREFIX, p))?,
+                _ => reader.skip(wire_type).map_err(|p| HeaderError::new(F_PREFIX, p))?,
             }
         }
         let iv = match iv {
@@ -315,9 +303,7 @@ fn parse_iv(bytes: &[u8]) -> Result<[u8; IV_LEN], HeaderError> {
             })?;
             set_once(&mut iv, value, F_IV)?;
         } else {
-            reader
-                .skip(wire_type)
-                .map_err(|p| HeaderError::new(F_IV_MSG, p))?;
+            reader.skip(wire_type).map_err(|p| HeaderError::new(F_IV_MSG, p))?;
         }
     }
     iv.ok_or(HeaderError::new(F_IV, HeaderProblem::Missing))
@@ -327,10 +313,7 @@ fn expect_wire_type(found: u8, expected: u8, field: &'static str) -> Result<(), 
     if found == expected {
         Ok(())
     } else {
-        Err(HeaderError::new(
-            field,
-            HeaderProblem::WrongWireType { found, expected },
-        ))
+        Err(HeaderError::new(field, HeaderProblem::WrongWireType { found, expected }))
     }
 }
 
@@ -463,10 +446,7 @@ impl FileHeader {
         if len > max {
             return Err(HeaderError::new(
                 F_LENGTH,
-                HeaderProblem::TooLong {
-                    len: len as u64,
-                    max: max as u64,
-                },
+                HeaderProblem::TooLong { len: len as u64, max: max as u64 },
             ));
         }
         let mut lead = Vec::with_capacity(3);
@@ -500,18 +480,12 @@ impl FileHeader {
             if lead.len() == usize::from(MAX_LENGTH_VARINT_LEN) {
                 return Err(HeaderError::new(
                     F_LENGTH,
-                    HeaderProblem::OverlongVarint {
-                        max: MAX_LENGTH_VARINT_LEN,
-                    },
+                    HeaderProblem::OverlongVarint { max: MAX_LENGTH_VARINT_LEN },
                 )
                 .into());
             }
             let Some(byte) = read_byte(reader)? else {
-                return Err(truncated(
-                    F_LENGTH,
-                    lead.len() as u64,
-                    lead.len() as u64 + 1,
-                ));
+                return Err(truncated(F_LENGTH, lead.len() as u64, lead.len() as u64 + 1));
             };
             len |= u64::from(byte & 0x7f) << (7 * lead.len());
             lead.push(byte);
@@ -522,10 +496,7 @@ impl FileHeader {
         if len > MAX_PREFIX_LEN as u64 {
             return Err(HeaderError::new(
                 F_LENGTH,
-                HeaderProblem::TooLong {
-                    len,
-                    max: MAX_PREFIX_LEN as u64,
-                },
+                HeaderProblem::TooLong { len, max: MAX_PREFIX_LEN as u64 },
             )
             .into());
         }
@@ -533,11 +504,7 @@ impl FileHeader {
         let mut flag = false;
         if len > 0 {
             let Some(byte) = read_byte(reader)? else {
-                return Err(truncated(
-                    F_PREFIX,
-                    lead.len() as u64,
-                    lead.len() as u64 + len,
-                ));
+                return Err(truncated(F_PREFIX, lead.len() as u64, lead.len() as u64 + len));
             };
             if byte == FLAG_BYTE {
                 flag = true;
@@ -554,12 +521,7 @@ impl FileHeader {
             }
         }
         let prefix = BackupPrefix::parse(&prefix_bytes)?;
-        Ok(Self {
-            lead,
-            flag,
-            prefix_bytes,
-            prefix,
-        })
+        Ok(Self { lead, flag, prefix_bytes, prefix })
     }
 
     /// The parsed prefix.
@@ -603,11 +565,7 @@ impl FileHeader {
 }
 
 fn truncated(part: &'static str, file_len: u64, needed: u64) -> Error {
-    Error::Truncated {
-        part,
-        file_len,
-        needed,
-    }
+    Error::Truncated { part, file_len, needed }
 }
 
 fn read_byte<R: Read + ?Sized>(reader: &mut R) -> Result<Option<u8>, Error> {
@@ -653,18 +611,12 @@ mod tests {
     #[test]
     fn both_framings_agree_from_128_to_255_bytes() {
         let mut prefix = BackupPrefix::minimal([1; IV_LEN]);
-        prefix.info = Some(BackupInfo {
-            app_version: Some("x".repeat(110)),
-            ..BackupInfo::default()
-        });
+        prefix.info =
+            Some(BackupInfo { app_version: Some("x".repeat(110)), ..BackupInfo::default() });
         let varint = FileHeader::new(prefix.clone(), Framing::Varint).unwrap();
         let flagged = FileHeader::new(prefix, Framing::LengthByteAndFlag).unwrap();
         assert!((128..=255).contains(&varint.prefix_bytes().len()));
         assert_eq!(varint.to_bytes(), flagged.to_bytes());
-        assert!(
-            !FileHeader::parse(&flagged.to_bytes())
-                .unwrap()
-                .has_flag_byte()
-        );
+        assert!(!FileHeader::parse(&flagged.to_bytes()).unwrap().has_flag_byte());
     }
 }

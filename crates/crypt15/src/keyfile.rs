@@ -49,10 +49,7 @@ const PARTS: [(usize, &str); 12] = [
 ];
 
 fn part_of(offset: usize) -> &'static str {
-    PARTS
-        .iter()
-        .find(|(end, _)| offset < *end)
-        .map_or("key", |(_, name)| name)
+    PARTS.iter().find(|(end, _)| offset < *end).map_or("key", |(_, name)| name)
 }
 
 /// Reads K from the bytes of an `encrypted_backup.key` file.
@@ -71,10 +68,7 @@ pub fn parse(bytes: &[u8]) -> Result<BackupKey, KeyFileError> {
         }
     }
     if bytes.len() != KEY_FILE_LEN {
-        return Err(KeyFileError::WrongLength {
-            found: bytes.len(),
-            expected: KEY_FILE_LEN,
-        });
+        return Err(KeyFileError::WrongLength { found: bytes.len(), expected: KEY_FILE_LEN });
     }
     let mut key = [0u8; KEY_LEN];
     key.copy_from_slice(&bytes[KEY_FILE_HEADER.len()..]);

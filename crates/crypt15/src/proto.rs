@@ -44,18 +44,14 @@ impl<'a> WireReader<'a> {
             };
             self.pos += 1;
             if i == MAX_VARINT_LEN - 1 && byte > 1 {
-                return Err(HeaderProblem::OverlongVarint {
-                    max: MAX_VARINT_LEN,
-                });
+                return Err(HeaderProblem::OverlongVarint { max: MAX_VARINT_LEN });
             }
             value |= u64::from(byte & 0x7f) << (7 * u32::from(i));
             if byte & 0x80 == 0 {
                 return Ok(value);
             }
         }
-        Err(HeaderProblem::OverlongVarint {
-            max: MAX_VARINT_LEN,
-        })
+        Err(HeaderProblem::OverlongVarint { max: MAX_VARINT_LEN })
     }
 
     /// Reads a tag: a field number (1 to 2^29 - 1) and a wire type (0, 1, 2 or 5).
@@ -158,10 +154,7 @@ mod tests {
             WireReader::new(&tenth_too_big).varint(),
             Err(HeaderProblem::OverlongVarint { max: 10 })
         );
-        assert_eq!(
-            WireReader::new(&[0x80, 0x80]).varint(),
-            Err(HeaderProblem::Truncated)
-        );
+        assert_eq!(WireReader::new(&[0x80, 0x80]).varint(), Err(HeaderProblem::Truncated));
     }
 
     #[test]
@@ -170,30 +163,15 @@ mod tests {
             WireReader::new(&[0x01]).tag(),
             Err(HeaderProblem::InvalidFieldNumber { number: 0 })
         );
-        assert_eq!(
-            WireReader::new(&[0x0b]).tag(),
-            Err(HeaderProblem::UnsupportedWireType(3))
-        );
-        assert_eq!(
-            WireReader::new(&[0x0f]).tag(),
-            Err(HeaderProblem::UnsupportedWireType(7))
-        );
+        assert_eq!(WireReader::new(&[0x0b]).tag(), Err(HeaderProblem::UnsupportedWireType(3)));
+        assert_eq!(WireReader::new(&[0x0f]).tag(), Err(HeaderProblem::UnsupportedWireType(7)));
     }
 
     #[test]
     fn lengths_past_the_end_are_rejected() {
-        assert_eq!(
-            WireReader::new(&[0x05, 1, 2]).bytes(),
-            Err(HeaderProblem::Truncated)
-        );
-        assert_eq!(
-            WireReader::new(&[0x01, 2, 3]).skip(WT_I64),
-            Err(HeaderProblem::Truncated)
-        );
+        assert_eq!(WireReader::new(&[0x05, 1, 2]).bytes(), Err(HeaderProblem::Truncated));
+        assert_eq!(WireReader::new(&[0x01, 2, 3]).skip(WT_I64), Err(HeaderProblem::Truncated));
         let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
-        assert_eq!(
-            WireReader::new(&huge).bytes(),
-            Err(HeaderProblem::Truncated)
-        );
+        assert_eq!(WireReader::new(&huge).bytes(), Err(HeaderProblem::Truncated));
     }
 }

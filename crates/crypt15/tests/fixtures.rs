@@ -31,17 +31,11 @@ fn the_fixture_file_holds_the_cases_this_test_knows() {
     };
     let names: Vec<String> = cases(&fixtures).into_iter().map(|c| c.name).collect();
     for known in ["waencrypt-output", "independent-minimal-header"] {
-        assert!(
-            names.iter().any(|n| n == known),
-            "case {known} is gone: {names:?}"
-        );
+        assert!(names.iter().any(|n| n == known), "case {known} is gone: {names:?}");
     }
     let format = fixtures["format"].as_str().unwrap();
     assert!(format.contains("16-byte MD5"), "{format}");
-    assert!(
-        format.contains("0x01 feature-table flag, optional"),
-        "{format}"
-    );
+    assert!(format.contains("0x01 feature-table flag, optional"), "{format}");
 }
 
 #[test]
@@ -75,11 +69,7 @@ fn every_fixture_decrypts_to_its_plaintext() {
         assert_eq!(out.variant, Variant::SingleFile, "{name}");
         assert_eq!(out.header.iv(), &case.iv, "{name}");
         assert_eq!(out.header.prefix_bytes(), case.prefix.as_slice(), "{name}");
-        assert_eq!(
-            out.header.to_bytes(),
-            case.file[..out.header.len()],
-            "{name}"
-        );
+        assert_eq!(out.header.to_bytes(), case.file[..out.header.len()], "{name}");
 
         // The stored plaintext is the case's zlib stream.
         let decryptor = Decryptor::new(&key, Cursor::new(&case.file)).unwrap();
@@ -92,19 +82,12 @@ fn every_fixture_decrypts_to_its_plaintext() {
         let mut shifted = Cursor::new([b"junk".as_slice(), &case.file].concat());
         shifted.seek(SeekFrom::Start(4)).unwrap();
         let mut out = Vec::new();
-        Decryptor::new(&key, shifted)
-            .unwrap()
-            .decrypt_to(&mut out)
-            .unwrap();
+        Decryptor::new(&key, shifted).unwrap().decrypt_to(&mut out).unwrap();
         assert_eq!(out, plaintext, "{name}");
         let mut out = Vec::new();
-        let (header, variant, written) = decrypt_unseekable(
-            &key,
-            case.file.as_slice(),
-            Cursor::new(Vec::new()),
-            &mut out,
-        )
-        .unwrap();
+        let (header, variant, written) =
+            decrypt_unseekable(&key, case.file.as_slice(), Cursor::new(Vec::new()), &mut out)
+                .unwrap();
         assert_eq!((out.len() as u64, variant), (written, Variant::SingleFile));
         assert_eq!(out, plaintext, "{name}");
         assert_eq!(header.iv(), &case.iv);
@@ -116,10 +99,7 @@ fn fixture_headers_round_trip_byte_for_byte() {
     let Some(fixtures) = shared_vectors(FIXTURES) else {
         return;
     };
-    for Case {
-        name, prefix, file, ..
-    } in cases(&fixtures)
-    {
+    for Case { name, prefix, file, .. } in cases(&fixtures) {
         let parsed = BackupPrefix::parse(&prefix).unwrap();
         assert_eq!(parsed.encode(), prefix, "{name}: canonical encoding");
         let header = FileHeader::parse(&file).unwrap();
@@ -189,11 +169,7 @@ fn files_written_from_the_same_inputs_equal_the_fixtures() {
             FileHeader::from_prefix_bytes(&case.prefix, Framing::LengthByteAndFlag).unwrap();
 
         // The fixture's own zlib stream, encrypted as it is.
-        assert_eq!(
-            encrypt_compressed(&key, &header, &case.zlib).unwrap(),
-            case.file,
-            "{name}"
-        );
+        assert_eq!(encrypt_compressed(&key, &header, &case.zlib).unwrap(), case.file, "{name}");
 
         // Compressed here: some zlib level must give the same stream.
         let levels: Vec<u32> = (0..=9)
@@ -202,15 +178,9 @@ fn files_written_from_the_same_inputs_equal_the_fixtures() {
                     == case.file
             })
             .collect();
-        assert!(
-            !levels.is_empty(),
-            "{name}: no zlib level reproduces the file"
-        );
+        assert!(!levels.is_empty(), "{name}: no zlib level reproduces the file");
         if let Some(level) = expected_level(name) {
-            assert!(
-                levels.contains(&level),
-                "{name}: level {level} not among {levels:?}"
-            );
+            assert!(levels.contains(&level), "{name}: level {level} not among {levels:?}");
 
             // Streaming, in small uneven writes.
             let mut encryptor =

@@ -36,11 +36,7 @@ fn with_info(info: &[u8]) -> Vec<u8> {
 #[test]
 fn each_malformed_field_is_named() {
     let cases: Vec<(&str, Vec<u8>, HeaderError)> = vec![
-        (
-            "no IV at all",
-            vec![0x08, 0x01],
-            err("c15_iv (3)", HeaderProblem::Missing),
-        ),
+        ("no IV at all", vec![0x08, 0x01], err("c15_iv (3)", HeaderProblem::Missing)),
         (
             "crypt14 key data instead of an IV",
             vec![0x08, 0x01, 0x12, 0x02, 0x0a, 0x00],
@@ -54,13 +50,7 @@ fn each_malformed_field_is_named() {
         (
             "IV of 2 bytes",
             vec![0x1a, 0x04, 0x0a, 0x02, 0xaa, 0xbb],
-            err(
-                "c15_iv.iv (3.1)",
-                HeaderProblem::WrongLength {
-                    found: 2,
-                    expected: 16,
-                },
-            ),
+            err("c15_iv.iv (3.1)", HeaderProblem::WrongLength { found: 2, expected: 16 }),
         ),
         (
             "IV message cut short",
@@ -75,30 +65,14 @@ fn each_malformed_field_is_named() {
         (
             "key type as a length-delimited field",
             [vec![0x0a, 0x00], iv_field()].concat(),
-            err(
-                "key_type (1)",
-                HeaderProblem::WrongWireType {
-                    found: 2,
-                    expected: 0,
-                },
-            ),
+            err("key_type (1)", HeaderProblem::WrongWireType { found: 2, expected: 0 }),
         ),
         (
             "IV as a varint",
             vec![0x18, 0x01],
-            err(
-                "c15_iv (3)",
-                HeaderProblem::WrongWireType {
-                    found: 0,
-                    expected: 2,
-                },
-            ),
+            err("c15_iv (3)", HeaderProblem::WrongWireType { found: 0, expected: 2 }),
         ),
-        (
-            "two IVs",
-            [iv_field(), iv_field()].concat(),
-            err("c15_iv (3)", HeaderProblem::Duplicate),
-        ),
+        ("two IVs", [iv_field(), iv_field()].concat(), err("c15_iv (3)", HeaderProblem::Duplicate)),
         (
             "an 11-byte varint",
             [vec![0x08], vec![0xff; 10], vec![0x01]].concat(),
@@ -112,10 +86,7 @@ fn each_malformed_field_is_named() {
         (
             "field number 0",
             [vec![0x00], iv_field()].concat(),
-            err(
-                "BackupPrefix",
-                HeaderProblem::InvalidFieldNumber { number: 0 },
-            ),
+            err("BackupPrefix", HeaderProblem::InvalidFieldNumber { number: 0 }),
         ),
         (
             "unknown field cut short",
@@ -130,13 +101,7 @@ fn each_malformed_field_is_named() {
         (
             "phone suffix as a varint",
             with_info(&[0x18, 0x01]),
-            err(
-                "info.jid_suffix (4.3)",
-                HeaderProblem::WrongWireType {
-                    found: 0,
-                    expected: 2,
-                },
-            ),
+            err("info.jid_suffix (4.3)", HeaderProblem::WrongWireType { found: 0, expected: 2 }),
         ),
         (
             "backup version cut short",
@@ -146,13 +111,7 @@ fn each_malformed_field_is_named() {
         (
             "feature 5 as bytes",
             with_info(&[0x2a, 0x00]),
-            err(
-                "info.feature_5 (4.5)",
-                HeaderProblem::WrongWireType {
-                    found: 2,
-                    expected: 0,
-                },
-            ),
+            err("info.feature_5 (4.5)", HeaderProblem::WrongWireType { found: 2, expected: 0 }),
         ),
         (
             "feature 39 twice",
@@ -210,36 +169,23 @@ fn non_canonical_fields_survive_a_file_header_round_trip() {
 #[test]
 fn the_prefix_length_is_checked() {
     let truncated = |bytes: &[u8]| match FileHeader::parse(bytes).unwrap_err() {
-        Error::Truncated {
-            part,
-            file_len,
-            needed,
-        } => (part, file_len, needed),
+        Error::Truncated { part, file_len, needed } => (part, file_len, needed),
         other => panic!("{other:?}"),
     };
     assert_eq!(truncated(&[]), ("prefix length", 0, 1));
     assert_eq!(truncated(&[0x85]), ("prefix length", 1, 2));
     assert_eq!(truncated(&[0x28]), ("BackupPrefix", 1, 41));
     assert_eq!(truncated(&[0x28, 0x01]), ("BackupPrefix", 2, 42));
-    assert_eq!(
-        truncated(&[0x28, 0x01, 0x08, 0x01]),
-        ("BackupPrefix", 4, 42)
-    );
+    assert_eq!(truncated(&[0x28, 0x01, 0x08, 0x01]), ("BackupPrefix", 4, 42));
     assert_eq!(
         FileHeader::parse(&[0x80, 0x80, 0x80, 0x01]).unwrap_err(),
-        Error::MalformedHeader(err(
-            "prefix length",
-            HeaderProblem::OverlongVarint { max: 3 }
-        ))
+        Error::MalformedHeader(err("prefix length", HeaderProblem::OverlongVarint { max: 3 }))
     );
     assert_eq!(
         FileHeader::parse(&[0xff, 0xff, 0x07]).unwrap_err(),
         Error::MalformedHeader(err(
             "prefix length",
-            HeaderProblem::TooLong {
-                len: (1 << 17) - 1,
-                max: MAX_PREFIX_LEN as u64
-            }
+            HeaderProblem::TooLong { len: (1 << 17) - 1, max: MAX_PREFIX_LEN as u64 }
         ))
     );
     // An empty prefix has no IV.
@@ -255,10 +201,9 @@ fn both_framings_are_read() {
     let encoded = prefix.encode();
     let plain = [vec![encoded.len() as u8], encoded.clone()].concat();
     let flagged = [vec![encoded.len() as u8, 0x01], encoded.clone()].concat();
-    for (bytes, framing, flag) in [
-        (plain, Framing::Varint, false),
-        (flagged, Framing::LengthByteAndFlag, true),
-    ] {
+    for (bytes, framing, flag) in
+        [(plain, Framing::Varint, false), (flagged, Framing::LengthByteAndFlag, true)]
+    {
         let header = FileHeader::parse(&bytes).unwrap();
         assert_eq!(header.prefix(), &prefix);
         assert_eq!(header.has_flag_byte(), flag);
@@ -270,10 +215,7 @@ fn both_framings_are_read() {
 #[test]
 fn long_prefixes_need_the_varint_framing() {
     let mut prefix = BackupPrefix::minimal(IV);
-    prefix.info = Some(BackupInfo {
-        app_version: Some("v".repeat(300)),
-        ..BackupInfo::default()
-    });
+    prefix.info = Some(BackupInfo { app_version: Some("v".repeat(300)), ..BackupInfo::default() });
     let len = prefix.encode().len() as u64;
     assert_eq!(
         FileHeader::new(prefix.clone(), Framing::LengthByteAndFlag).unwrap_err(),
@@ -281,10 +223,7 @@ fn long_prefixes_need_the_varint_framing() {
     );
     let header = FileHeader::new(prefix.clone(), Framing::Varint).unwrap();
     assert_eq!(header.len() as u64, len + 2);
-    assert_eq!(
-        FileHeader::parse(&header.to_bytes()).unwrap().prefix(),
-        &prefix
-    );
+    assert_eq!(FileHeader::parse(&header.to_bytes()).unwrap().prefix(), &prefix);
 }
 
 #[test]
@@ -302,20 +241,11 @@ fn minimal_headers_record_only_what_is_given() {
     })
     .unwrap();
     let info = with_suffix.prefix().info.as_ref().unwrap();
-    assert_eq!(
-        (info.app_version.as_deref(), info.jid_suffix.as_deref()),
-        (None, Some("07"))
-    );
+    assert_eq!((info.app_version.as_deref(), info.jid_suffix.as_deref()), (None, Some("07")));
 
     for bad in ["7", "123", "ab", "٠٧"] {
-        let options = HeaderOptions {
-            jid_suffix: Some(bad.into()),
-            ..HeaderOptions::default()
-        };
-        assert!(
-            matches!(FileHeader::minimal(&options), Err(Error::InvalidInput(_))),
-            "{bad}"
-        );
+        let options = HeaderOptions { jid_suffix: Some(bad.into()), ..HeaderOptions::default() };
+        assert!(matches!(FileHeader::minimal(&options), Err(Error::InvalidInput(_))), "{bad}");
     }
 }
 
@@ -338,19 +268,13 @@ fn key_file_errors_name_what_is_wrong() {
     for len in [0, 27, 58] {
         assert_eq!(
             keyfile::parse(&good[..len]).unwrap_err(),
-            KeyFileError::WrongLength {
-                found: len,
-                expected: 59
-            }
+            KeyFileError::WrongLength { found: len, expected: 59 }
         );
     }
     let longer = [&good[..], &[0]].concat();
     assert_eq!(
         keyfile::parse(&longer).unwrap_err(),
-        KeyFileError::WrongLength {
-            found: 60,
-            expected: 59
-        }
+        KeyFileError::WrongLength { found: 60, expected: 59 }
     );
     for (offset, part) in [
         (0, "stream magic"),

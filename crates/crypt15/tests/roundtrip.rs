@@ -25,9 +25,7 @@ fn oracle_seal(key: &BackupKey, iv: &[u8; 16], data: &[u8]) -> (Vec<u8>, [u8; 16
     let file_key = Crypt15Keys::derive(key).backup_encryption;
     let cipher = Gcm16::new((&file_key).into());
     let mut buf = data.to_vec();
-    let tag = cipher
-        .encrypt_inout_detached(iv.into(), b"", buf.as_mut_slice().into())
-        .unwrap();
+    let tag = cipher.encrypt_inout_detached(iv.into(), b"", buf.as_mut_slice().into()).unwrap();
     (buf, tag.into())
 }
 
@@ -211,10 +209,7 @@ fn gcm_matches_aes_gcm_across_buffer_boundaries() {
         let expected = [header.to_bytes(), ciphertext, tag.to_vec()].concat();
         let file = encrypt_to_vec(&key, &header, Content::MultiFileZip, &zip).unwrap();
         assert!(file == expected, "length {len}");
-        assert!(
-            decrypt_to_vec(&key, &file).unwrap().plaintext == zip,
-            "length {len}"
-        );
+        assert!(decrypt_to_vec(&key, &file).unwrap().plaintext == zip, "length {len}");
     }
 }
 
@@ -242,13 +237,7 @@ fn large_files_stream_through_small_buffers() {
     .unwrap();
     // 3 MiB, partly compressible, far beyond the 64 KiB buffers.
     let data: Vec<u8> = (0..3u32 << 20)
-        .map(|i| {
-            if i % 3 == 0 {
-                (i.wrapping_mul(2_654_435_761) >> 24) as u8
-            } else {
-                b'a'
-            }
-        })
+        .map(|i| if i % 3 == 0 { (i.wrapping_mul(2_654_435_761) >> 24) as u8 } else { b'a' })
         .collect();
     let mut encryptor = Encryptor::new(&key, &header, Content::default(), Vec::new()).unwrap();
     for piece in data.chunks(100_000) {
@@ -273,10 +262,7 @@ fn zlib_looking_content_is_refused_as_a_multi_file_backup() {
     let mut encryptor = Encryptor::new(&key, &header, Content::MultiFileZip, Vec::new()).unwrap();
     encryptor.write_all(b"\x78").unwrap();
     let err = encryptor.write_all(b"\x01").unwrap_err();
-    assert!(
-        matches!(Error::from_io(&err), Some(Error::InvalidInput(_))),
-        "{err:?}"
-    );
+    assert!(matches!(Error::from_io(&err), Some(Error::InvalidInput(_))), "{err:?}");
 }
 
 #[test]

@@ -58,10 +58,7 @@ fn region(header: &FileHeader, file_len: usize, variant: Variant, offset: usize)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .unwrap()
+    haystack.windows(needle.len()).position(|w| w == needle).unwrap()
 }
 
 /// Flips every bit of a single-file backup and checks each error.
@@ -112,10 +109,7 @@ fn every_bit_flip_of_the_small_fixture_is_rejected() {
     };
     let key = root_key(&fixtures);
     let plaintext = common::hex_of(&fixtures["plaintext_hex"]);
-    let smallest = cases(&fixtures)
-        .into_iter()
-        .min_by_key(|c| c.file.len())
-        .unwrap();
+    let smallest = cases(&fixtures).into_iter().min_by_key(|c| c.file.len()).unwrap();
     check_single_file_bit_flips(&key, &smallest.file, &plaintext);
 }
 
@@ -126,10 +120,7 @@ fn bit_flips_of_a_multi_file_backup() {
     let file = encrypt_to_vec(&key(), &header, Content::MultiFileZip, &zip).unwrap();
     assert_eq!(file.len(), header.len() + zip.len() + 16);
     let out = decrypt_to_vec(&key(), &file).unwrap();
-    assert_eq!(
-        (out.variant, out.plaintext.as_slice()),
-        (Variant::MultiFile, zip.as_slice())
-    );
+    assert_eq!((out.variant, out.plaintext.as_slice()), (Variant::MultiFile, zip.as_slice()));
 
     let mut unnoticed = 0;
     for offset in 0..file.len() {
@@ -155,18 +146,14 @@ fn bit_flips_of_a_multi_file_backup() {
             }
         }
     }
-    assert!(
-        unnoticed > 0,
-        "header edits of a multi-file backup are expected to go unnoticed"
-    );
+    assert!(unnoticed > 0, "header edits of a multi-file backup are expected to go unnoticed");
 }
 
 #[test]
 fn every_truncation_and_extension_is_rejected() {
-    for (content, variant) in [
-        (Content::default(), Variant::SingleFile),
-        (Content::MultiFileZip, Variant::MultiFile),
-    ] {
+    for (content, variant) in
+        [(Content::default(), Variant::SingleFile), (Content::MultiFileZip, Variant::MultiFile)]
+    {
         let header = header(Framing::LengthByteAndFlag);
         let file = encrypt_to_vec(&key(), &header, content, &payload()).unwrap();
         assert_eq!(decrypt_to_vec(&key(), &file).unwrap().variant, variant);
@@ -180,12 +167,7 @@ fn every_truncation_and_extension_is_rejected() {
                 };
                 assert_eq!((part, needed), ("MD5 trailer", file.len() as u64));
             } else if len < header.len() + 32 {
-                let Error::Truncated {
-                    file_len,
-                    needed,
-                    part,
-                } = err
-                else {
+                let Error::Truncated { file_len, needed, part } = err else {
                     panic!("{variant:?} cut to {len}: {err:?}");
                 };
                 assert_eq!(file_len, len as u64, "{part}");
@@ -217,25 +199,12 @@ fn truncation_errors_name_the_part() {
 #[test]
 fn a_wrong_key_is_told_from_a_corrupt_file() {
     let other = BackupKey::from_bytes([0x43; 32]);
-    let single = encrypt_to_vec(
-        &key(),
-        &header(Framing::Varint),
-        Content::default(),
-        &payload(),
-    )
-    .unwrap();
-    assert_eq!(
-        decrypt_to_vec(&other, &single).unwrap_err(),
-        Error::WrongKey
-    );
+    let single =
+        encrypt_to_vec(&key(), &header(Framing::Varint), Content::default(), &payload()).unwrap();
+    assert_eq!(decrypt_to_vec(&other, &single).unwrap_err(), Error::WrongKey);
     // A multi-file backup has no MD5 to tell the two apart.
-    let multi = encrypt_to_vec(
-        &key(),
-        &header(Framing::Varint),
-        Content::MultiFileZip,
-        &payload(),
-    )
-    .unwrap();
+    let multi = encrypt_to_vec(&key(), &header(Framing::Varint), Content::MultiFileZip, &payload())
+        .unwrap();
     assert_eq!(decrypt_to_vec(&other, &multi).unwrap_err(), Error::Corrupt);
 }
 
@@ -261,10 +230,7 @@ fn authentic_plaintext_that_is_not_zlib_is_a_decompression_error() {
         assert!(matches!(err, Error::Decompression(_)), "{what}: {err:?}");
         // The raw plaintext is still available, since it authenticated.
         let mut raw = Vec::new();
-        Decryptor::new(&key(), Cursor::new(&file))
-            .unwrap()
-            .decrypt_raw_to(&mut raw)
-            .unwrap();
+        Decryptor::new(&key(), Cursor::new(&file)).unwrap().decrypt_raw_to(&mut raw).unwrap();
         assert_eq!(raw, stream, "{what}");
     }
 }
@@ -298,11 +264,8 @@ fn an_input_that_changes_between_the_passes_is_reported() {
     let header = header(Framing::Varint);
     for content in [Content::default(), Content::MultiFileZip] {
         let file = encrypt_to_vec(&key(), &header, content, &payload()).unwrap();
-        let input = ChangesAfterFirstPass {
-            inner: Cursor::new(file),
-            seeks: 0,
-            at: header.len() + 3,
-        };
+        let input =
+            ChangesAfterFirstPass { inner: Cursor::new(file), seeks: 0, at: header.len() + 3 };
         let decryptor = Decryptor::new(&key(), input).unwrap();
         let err = decryptor.decrypt_to(io::sink()).unwrap_err();
         assert_eq!(err, Error::InputChanged, "{content:?}");
@@ -311,18 +274,10 @@ fn an_input_that_changes_between_the_passes_is_reported() {
 
 #[test]
 fn no_plaintext_is_written_when_verification_fails() {
-    let file = encrypt_to_vec(
-        &key(),
-        &header(Framing::Varint),
-        Content::default(),
-        &payload(),
-    )
-    .unwrap();
+    let file =
+        encrypt_to_vec(&key(), &header(Framing::Varint), Content::default(), &payload()).unwrap();
     let mut bad = file.clone();
     bad[file.len() - 20] ^= 1;
     // Verification happens in Decryptor::new, before any output exists.
-    assert_eq!(
-        Decryptor::new(&key(), Cursor::new(&bad)).err(),
-        Some(Error::Corrupt)
-    );
+    assert_eq!(Decryptor::new(&key(), Cursor::new(&bad)).err(), Some(Error::Corrupt));
 }

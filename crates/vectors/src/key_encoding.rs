@@ -10,27 +10,15 @@ use crate::{draw32, envelope, expect_eq, number};
 pub const ALGORITHM: &str = "e2ee-backups 64-digit key";
 
 const NOTES: &[(&str, &str)] = &[
-    (
-        "Canonical",
-        "The display form: 16 groups of 4 lowercase digits separated by one space.",
-    ),
+    ("Canonical", "The display form: 16 groups of 4 lowercase digits separated by one space."),
     ("NoSeparators", "64 digits with nothing between them."),
-    (
-        "UpperCase",
-        "Upper-case hexadecimal digits, which parsers accept.",
-    ),
-    (
-        "Separators",
-        "Dashes, line feeds or carriage returns between digits, which parsers ignore.",
-    ),
+    ("UpperCase", "Upper-case hexadecimal digits, which parsers accept."),
+    ("Separators", "Dashes, line feeds or carriage returns between digits, which parsers ignore."),
     (
         "InvalidCharacter",
         "A character that is neither a hex digit nor an accepted separator; the error names its zero-based character position.",
     ),
-    (
-        "WrongLength",
-        "Not 64 hex digits; the error names how many were found.",
-    ),
+    ("WrongLength", "Not 64 hex digits; the error names how many were found."),
 ];
 
 /// Builds the vector file.
@@ -45,46 +33,23 @@ pub fn generate() -> Value {
         })
     };
     let grouped = |sep: &str| {
-        hex.as_bytes()
-            .chunks(4)
-            .map(|c| String::from_utf8_lossy(c))
-            .collect::<Vec<_>>()
-            .join(sep)
+        hex.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join(sep)
     };
     let zero = BackupKey::from_bytes([0; 32]);
     let ones = BackupKey::from_bytes([0xff; 32]);
     let valid_tests = vec![
         valid("display form", &["Canonical"], &key, display.clone()),
         valid("plain digits", &["NoSeparators"], &key, hex.clone()),
-        valid(
-            "upper case",
-            &["UpperCase", "NoSeparators"],
-            &key,
-            hex.to_uppercase(),
-        ),
+        valid("upper case", &["UpperCase", "NoSeparators"], &key, hex.to_uppercase()),
         valid("dashes between groups", &["Separators"], &key, grouped("-")),
-        valid(
-            "one group per line, CRLF",
-            &["Separators"],
-            &key,
-            grouped("\r\n"),
-        ),
+        valid("one group per line, CRLF", &["Separators"], &key, grouped("\r\n")),
         valid(
             "mixed separators and case",
             &["Separators", "UpperCase"],
             &key,
-            format!(
-                "{}\n{}",
-                &grouped(" -")[..40].to_uppercase(),
-                &grouped(" -")[40..]
-            ),
+            format!("{}\n{}", &grouped(" -")[..40].to_uppercase(), &grouped(" -")[40..]),
         ),
-        valid(
-            "all-zero key",
-            &["Canonical"],
-            &zero,
-            digits::to_display(&zero).to_string(),
-        ),
+        valid("all-zero key", &["Canonical"], &zero, digits::to_display(&zero).to_string()),
         valid(
             "all-ones key",
             &["UpperCase", "NoSeparators"],
@@ -93,37 +58,17 @@ pub fn generate() -> Value {
         ),
     ];
     let invalid_inputs: Vec<(&str, &str, String)> = vec![
-        (
-            "letter past f",
-            "InvalidCharacter",
-            format!("{}g{}", &display[..10], &display[11..]),
-        ),
-        (
-            "tab is not a separator",
-            "InvalidCharacter",
-            display.replacen(' ', "\t", 1),
-        ),
-        (
-            "non-ASCII character counts as one position",
-            "InvalidCharacter",
-            format!("é{hex}"),
-        ),
+        ("letter past f", "InvalidCharacter", format!("{}g{}", &display[..10], &display[11..])),
+        ("tab is not a separator", "InvalidCharacter", display.replacen(' ', "\t", 1)),
+        ("non-ASCII character counts as one position", "InvalidCharacter", format!("é{hex}")),
         ("0x prefix", "InvalidCharacter", format!("0x{hex}")),
         ("underscore separator", "InvalidCharacter", grouped("_")),
-        (
-            "bad character wins over wrong length",
-            "InvalidCharacter",
-            "12 34 zz".to_owned(),
-        ),
+        ("bad character wins over wrong length", "InvalidCharacter", "12 34 zz".to_owned()),
         ("one digit short", "WrongLength", hex[1..].to_owned()),
         ("one digit long", "WrongLength", format!("{hex}0")),
         ("empty", "WrongLength", String::new()),
         ("separators only", "WrongLength", " - \n".to_owned()),
-        (
-            "the 32-byte key as 128 digits",
-            "WrongLength",
-            format!("{hex}{hex}"),
-        ),
+        ("the 32-byte key as 128 digits", "WrongLength", format!("{hex}{hex}")),
     ];
     let invalid_tests: Vec<Value> = invalid_inputs
         .into_iter()
@@ -147,10 +92,7 @@ pub fn generate() -> Value {
 
 fn error_json(err: &KeyParseError) -> Value {
     match err {
-        KeyParseError::InvalidCharacter {
-            position,
-            character,
-        } => {
+        KeyParseError::InvalidCharacter { position, character } => {
             json!({ "code": "invalid-character", "position": position, "character": character.to_string() })
         }
         KeyParseError::WrongLength { found } => json!({ "code": "wrong-length", "found": found }),
@@ -174,9 +116,8 @@ pub fn verify_case(case: &Value) -> Result<(), String> {
             )
         }
         (Some("invalid"), Err(err)) => expect_eq("error", error_json(&err), case["error"].clone()),
-        (result, outcome) => Err(format!(
-            "result {result:?} but parse gave {:?}",
-            outcome.map(|_| "a key")
-        )),
+        (result, outcome) => {
+            Err(format!("result {result:?} but parse gave {:?}", outcome.map(|_| "a key")))
+        }
     }
 }

@@ -15,10 +15,7 @@ const NOTES: &[(&str, &str)] = &[
         "FileKeys",
         "K and a file salt to the key id and the four per-file values, and K to the three crypt15 keys.",
     ),
-    (
-        "VaultWrappingKey",
-        "An OPAQUE export key to the vault wrapping key.",
-    ),
+    ("VaultWrappingKey", "An OPAQUE export key to the vault wrapping key."),
     ("EdgeValue", "An all-zero or all-one input."),
 ];
 
@@ -44,12 +41,7 @@ pub fn generate() -> Value {
     for i in 1..=3 {
         let key = draw32(&format!("key-schedule/key/{i}"));
         let salt = draw32(&format!("key-schedule/salt/{i}"));
-        file_tests.push(case(
-            &format!("drawn key and salt {i}"),
-            key,
-            salt,
-            &["FileKeys"],
-        ));
+        file_tests.push(case(&format!("drawn key and salt {i}"), key, salt, &["FileKeys"]));
     }
     let wrap_tests: Vec<Value> = [
         ("all-zero export key", vec![0u8; 64]),
@@ -99,18 +91,10 @@ fn derive(key: &BackupKey, salt: &[u8; 32]) -> Value {
 pub fn verify_case(case: &Value) -> Result<(), String> {
     if case.get("exportKey").is_some() {
         let wrapped = vault_wrapping_key(&hex_field(case, "exportKey")?);
-        return expect_eq(
-            "wrappingKey",
-            wrapped.to_vec(),
-            hex_field(case, "wrappingKey")?,
-        );
+        return expect_eq("wrappingKey", wrapped.to_vec(), hex_field(case, "wrappingKey")?);
     }
-    let key: [u8; 32] = hex_field(case, "key")?
-        .try_into()
-        .map_err(|_| "key is not 32 bytes")?;
-    let salt: [u8; 32] = hex_field(case, "salt")?
-        .try_into()
-        .map_err(|_| "salt is not 32 bytes")?;
+    let key: [u8; 32] = hex_field(case, "key")?.try_into().map_err(|_| "key is not 32 bytes")?;
+    let salt: [u8; 32] = hex_field(case, "salt")?.try_into().map_err(|_| "salt is not 32 bytes")?;
     let mut found = derive(&BackupKey::from_bytes(key), &salt);
     for field in ["tcId", "comment", "flags"] {
         found[field] = case[field].clone();

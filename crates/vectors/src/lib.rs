@@ -53,10 +53,7 @@ pub fn generate() -> Vec<VectorFile> {
         ),
         ("crypt15", crypt15::generate(), include_str!("../schemas/crypt15.schema.json")),
     ] {
-        files.push(VectorFile {
-            path: format!("{name}.json"),
-            contents: pretty(&json),
-        });
+        files.push(VectorFile { path: format!("{name}.json"), contents: pretty(&json) });
         files.push(VectorFile {
             path: format!("schemas/{name}.schema.json"),
             contents: schema.to_owned(),
@@ -84,9 +81,7 @@ pub fn verify(json: &Value) -> Result<usize, String> {
         }
     }
     if json["numberOfTests"].as_u64() != Some(count as u64) {
-        return Err(format!(
-            "{algorithm}: numberOfTests does not match the {count} tests"
-        ));
+        return Err(format!("{algorithm}: numberOfTests does not match the {count} tests"));
     }
     Ok(count)
 }
@@ -151,10 +146,7 @@ pub(crate) fn envelope(
     notes: &[(&str, &str)],
     groups: Vec<Value>,
 ) -> Value {
-    let count: usize = groups
-        .iter()
-        .map(|g| g["tests"].as_array().map_or(0, Vec::len))
-        .sum();
+    let count: usize = groups.iter().map(|g| g["tests"].as_array().map_or(0, Vec::len)).sum();
     let notes: serde_json::Map<String, Value> = notes
         .iter()
         .map(|(flag, text)| (flag.to_string(), json!({ "description": text })))
@@ -204,9 +196,7 @@ pub(crate) fn draw32(label: &str) -> [u8; 32] {
 }
 
 pub(crate) fn hex_field(case: &Value, field: &str) -> Result<Vec<u8>, String> {
-    let text = case[field]
-        .as_str()
-        .ok_or_else(|| format!("missing field {field}"))?;
+    let text = case[field].as_str().ok_or_else(|| format!("missing field {field}"))?;
     hex::decode(text).map_err(|e| format!("field {field}: {e}"))
 }
 

@@ -17,10 +17,7 @@ fn main() -> ExitCode {
             println!("wrote {n} files into {}", dir.display());
         }),
         Some("check") => e2ee_backup_vectors::check_dir(&dir).map(|n| {
-            println!(
-                "{} matches the generator ({n} files) and every case verifies",
-                dir.display()
-            );
+            println!("{} matches the generator ({n} files) and every case verifies", dir.display());
         }),
         _ => {
             eprintln!("usage: e2ee-backup-vectors generate|check [DIR]");

@@ -6,15 +6,13 @@ use std::fs;
 use std::panic::catch_unwind;
 use std::path::PathBuf;
 
+use e2ee_backup_crypt15 as c15;
 use e2ee_backup_format::decrypt_to_vec;
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_crypt15 as c15;
 use e2ee_backup_vectors::fuzz_targets::{self, FUZZ_KEY, crypt15_seed_files, seed_files};
 
 fn corpus(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target)
 }
 
 /// Runs `target` on every file of its corpus, naming the file that fails; returns how many

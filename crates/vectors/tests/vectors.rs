@@ -24,10 +24,7 @@ fn every_vector_file_follows_its_schema() {
         let schema = read(vectors_dir().join(format!("schemas/{name}.schema.json")));
         let vectors = read(vectors_dir().join(format!("{name}.json")));
         let validator = jsonschema::validator_for(&schema).unwrap();
-        let errors: Vec<String> = validator
-            .iter_errors(&vectors)
-            .map(|e| e.to_string())
-            .collect();
+        let errors: Vec<String> = validator.iter_errors(&vectors).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{name}: {errors:#?}");
     }
 }
@@ -45,10 +42,9 @@ fn a_changed_expectation_is_caught() {
     .unwrap();
     json2["testGroups"][0]["tests"][0]["payloadKey"] = "00".repeat(32).into();
     assert!(e2ee_backup_vectors::verify(&json2).is_err());
-    let mut json3: Value = serde_json::from_str(
-        &std::fs::read_to_string(vectors_dir().join("crypt15.json")).unwrap(),
-    )
-    .unwrap();
+    let mut json3: Value =
+        serde_json::from_str(&std::fs::read_to_string(vectors_dir().join("crypt15.json")).unwrap())
+            .unwrap();
     json3["testGroups"][1]["tests"][0]["error"] = "corrupt".into();
     assert!(e2ee_backup_vectors::verify(&json3).is_err());
 }
