@@ -186,20 +186,7 @@ fn demo_runs_every_step() {
 /// The crypt15 fixtures made by the public tool wa-crypt-tools, from `../shared/vectors`.
 /// Absent, the test skips loudly, except under CI.
 fn crypt15_fixtures() -> Option<Value> {
-    let dir = std::env::var_os("E2EE_SHARED_VECTORS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"));
-    let path = dir.join("wa-crypt-tools-generated/crypt15_fixtures.json");
-    match fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).unwrap()),
-        Err(e) if std::env::var_os("CI").is_some() => {
-            panic!("CI is set but {} is unreadable: {e}", path.display())
-        }
-        Err(e) => {
-            eprintln!("SKIPPED: {} unreadable ({e})", path.display());
-            None
-        }
-    }
+    e2ee_backup_testkit::shared_vectors("wa-crypt-tools-generated/crypt15_fixtures.json")
 }
 
 #[test]

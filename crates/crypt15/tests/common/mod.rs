@@ -1,40 +1,13 @@
 //! Shared helpers of the crypt15 integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
 use e2ee_backup_kdf::BackupKey;
 use serde_json::Value;
 
 /// Name of the fixture file, under the shared vectors directory.
 pub const FIXTURES: &str = "wa-crypt-tools-generated/crypt15_fixtures.json";
 
-/// `../shared/vectors` beside the workspace, or `$E2EE_SHARED_VECTORS`. Absent, the test is
-/// skipped loudly, except under CI (`$CI` set), where that is a failure.
-pub fn shared_vectors(file: &str) -> Option<Value> {
-    let dir = std::env::var_os("E2EE_SHARED_VECTORS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-    });
-    let path = dir.join(file);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).expect("shared vector files are JSON")),
-        Err(err) if std::env::var_os("CI").is_some() => {
-            panic!("CI is set but the shared vector file {} cannot be read: {err}", path.display())
-        }
-        Err(err) => {
-            eprintln!(
-                "SKIPPED: shared vector file {} not readable ({err}); set E2EE_SHARED_VECTORS",
-                path.display()
-            );
-            None
-        }
-    }
-}
-
-/// The bytes of a hex string field.
-pub fn hex_of(value: &Value) -> Vec<u8> {
-    hex::decode(value.as_str().expect("a hex string")).expect("valid hex")
-}
+pub use e2ee_backup_testkit::{hex_of, shared_vectors};
 
 /// The fixtures' root key K.
 pub fn root_key(fixtures: &Value) -> BackupKey {

@@ -1,0 +1,603 @@
+//! The HSM role (spec chapter 4, "The vault").
+//!
+//! [`Hsm::open`] opens a sealed request and names its account; the driver loads that account's
+//! record and hands both to [`Hsm::handle`], which decides without randomness and without a
+//! clock of its own (the driver passes `now`). The answer is a [`Step`]:
+//!
+//! * [`Step::Reply`]: nothing to store; seal the reply with [`Hsm::seal`] and send it.
+//! * [`Step::PersistThenReply`]: the record changes. The reply (KE2 among others) is only
+//!   reachable through [`PersistThenReply::persist`], which runs the driver's durable write
+//!   first and releases the reply only when that write succeeded. This is how the vault makes
+//!   sure that no KE2 leaves before its charged attempt is durable.
+//!
+//! KE2, tickets and sealing draw randomness in [`Hsm::seal`], after the write: a replicated
+//! driver can commit the record change through consensus and compute the reply on the leader.
+
+use opaque_ke::{
+    CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload,
+    ServerLogin, ServerLoginParameters, ServerRegistration, ServerSetup,
+};
+use rand_core::{CryptoRng, RngCore};
+use sha2_10::{Digest, Sha256};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::channel::{self, ChannelError, FleetPublicKey, FleetSecretKey, RequestEnvelope};
+use crate::messages::{RefusalReason, Request, Response};
+use crate::record::{ATTEMPT_ID_LEN, AccountRecord, AccountState, TOKEN_LEN, Token};
+use crate::suite::{CONTEXT, Identities, KsfProfile, VaultSuite};
+use crate::ticket::{self, TicketBody};
+use crate::wire::{Reader, WireError, Writer};
+
+/// Label of the attempt identifier hash.
+pub const ATTEMPT_LABEL: &str = "e2ee-backups/v1/vault/attempt";
+/// Label of the token derivation.
+pub const TOKEN_LABEL: &str = "e2ee-backups/v1/vault/token";
+/// The default guess budget.
+pub const DEFAULT_BUDGET: u8 = 10;
+
+/// Policy of one vault deployment.
+#[derive(Debug, Clone, Copy)]
+pub struct HsmConfig {
+    /// Guess budget of newly registered accounts, 1 to 255.
+    pub budget: u8,
+    /// Stretching profile new registrations use.
+    pub ksf_profile: KsfProfile,
+    /// Seconds a login ticket stays valid after KE2.
+    pub session_lifetime: u64,
+    /// Seconds a token stays valid after a successful login.
+    pub token_lifetime: u64,
+}
+
+impl Default for HsmConfig {
+    fn default() -> Self {
+        Self {
+            budget: DEFAULT_BUDGET,
+            ksf_profile: KsfProfile::Mobile,
+            session_lifetime: 300,
+            token_lifetime: 300,
+        }
+    }
+}
+
+/// Why a request could not even be opened. Such a request gets no sealed answer: the driver
+/// answers with a plain error (the relay could have produced it).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum HsmError {
+    /// The sealed envelope is malformed, addressed elsewhere, or does not open.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// The configuration is invalid.
+    #[error("invalid vault configuration: {0}")]
+    Config(&'static str),
+}
+
+/// The secrets every member of a fleet holds: the fleet identity, the OPAQUE server setup (OPRF
+/// seed, from which each account's OPRF key is derived, and the AKE key pair), the channel keys
+/// and the ticket key.
+pub struct HsmSecrets {
+    fleet_id: Vec<u8>,
+    opaque: ServerSetup<VaultSuite>,
+    channel_keys: Vec<(u8, FleetSecretKey)>,
+    ticket_key: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for HsmSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HsmSecrets")
+            .field("fleet_id", &String::from_utf8_lossy(&self.fleet_id))
+            .field("channel_key_ids", &self.channel_keys.iter().map(|k| k.0).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+const SECRETS_VERSION: u8 = 1;
+const OPAQUE_SETUP_LEN: usize = 128;
+
+impl HsmSecrets {
+    /// Fresh secrets for fleet `fleet_id` with one channel key, id 1.
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R, fleet_id: &[u8]) -> Self {
+        let mut ticket_key = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(ticket_key.as_mut());
+        Self {
+            fleet_id: fleet_id.to_vec(),
+            opaque: ServerSetup::new(rng),
+            channel_keys: vec![(1, FleetSecretKey::generate(rng))],
+            ticket_key,
+        }
+    }
+
+    /// The fleet identifier.
+    pub fn fleet_id(&self) -> &[u8] {
+        &self.fleet_id
+    }
+
+    /// The channel public keys, by key id, for the fleet key bundle.
+    pub fn public_keys(&self) -> Vec<(u8, FleetPublicKey)> {
+        self.channel_keys.iter().map(|(id, k)| (*id, k.public_key())).collect()
+    }
+
+    /// Serialised, for the HSM's sealed storage:
+    /// `version (0x01) || vec16(fleet_id) || opaque_setup [128] || ticket_key [32] || count u8 ||
+    /// count × (key_id u8 || x25519_secret [32])`.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::new();
+        w.u8(SECRETS_VERSION)
+            .vec16(&self.fleet_id)
+            .bytes(&self.opaque.serialize())
+            .bytes(self.ticket_key.as_ref())
+            .u8(u8::try_from(self.channel_keys.len()).expect("few keys"));
+        for (id, key) in &self.channel_keys {
+            w.u8(*id).bytes(key.to_bytes().as_ref());
+        }
+        Zeroizing::new(w.finish())
+    }
+
+    /// Reads [`HsmSecrets::to_bytes`] back.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        if r.u8("secrets.version")? != SECRETS_VERSION {
+            return Err(WireError::Invalid { field: "secrets.version", why: "not 1" });
+        }
+        let fleet_id = r.vec16(64, "secrets.fleet_id")?.to_vec();
+        let opaque =
+            ServerSetup::deserialize(r.bytes(OPAQUE_SETUP_LEN, "secrets.opaque_setup")?).map_err(
+                |_| WireError::Invalid { field: "secrets.opaque_setup", why: "not a setup" },
+            )?;
+        let ticket_key = Zeroizing::new(r.array("secrets.ticket_key")?);
+        let count = r.u8("secrets.count")?;
+        let mut channel_keys = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            let id = r.u8("secrets.key_id")?;
+            let key = Zeroizing::new(r.array::<32>("secrets.channel_key")?);
+            let key = FleetSecretKey::from_bytes(&key).map_err(|_| WireError::Invalid {
+                field: "secrets.channel_key",
+                why: "not an X25519 key",
+            })?;
+            channel_keys.push((id, key));
+        }
+        r.finish()?;
+        Ok(Self { fleet_id, opaque, channel_keys, ticket_key })
+    }
+}
+
+/// A request the HSM opened: its account, what it asks, and how to seal the answer.
+pub struct Opened {
+    account: Vec<u8>,
+    request: Result<Request, WireError>,
+    sealer: channel::ResponseSealer,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("account", &String::from_utf8_lossy(&self.account))
+            .field("request", &self.request.as_ref().map(Request::name))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Opened {
+    /// The account the request is for: the record the driver must load.
+    pub fn account(&self) -> &[u8] {
+        &self.account
+    }
+
+    /// The request's name, or `None` when its plaintext does not decode.
+    pub fn request_name(&self) -> Option<&'static str> {
+        self.request.as_ref().ok().map(Request::name)
+    }
+}
+
+/// What happens to an account's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordChange {
+    /// Store this record.
+    Put(AccountRecord),
+    /// Erase the record.
+    Delete,
+}
+
+/// The outcome of [`Hsm::handle`].
+#[derive(Debug)]
+#[must_use = "a step holds the reply to send"]
+pub enum Step {
+    /// Nothing to store: seal and send the reply.
+    Reply(Reply),
+    /// Store the change durably, then seal and send the reply.
+    PersistThenReply(PersistThenReply),
+}
+
+/// A reply waiting to be sealed by [`Hsm::seal`].
+#[derive(Debug)]
+pub struct Reply {
+    account: Vec<u8>,
+    sealer: channel::ResponseSealer,
+    deferred: Deferred,
+}
+
+enum Deferred {
+    Response(Response),
+    Ke2 {
+        ke1: Box<[u8; 96]>,
+        attempt_id: [u8; ATTEMPT_ID_LEN],
+        registration: Option<Zeroizing<Vec<u8>>>,
+        remaining: u8,
+        ksf_profile: u8,
+        not_after: u64,
+    },
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Response(r) => write!(f, "Response({r:?})"),
+            Self::Ke2 { remaining, .. } => write!(f, "Ke2 {{ remaining: {remaining}, .. }}"),
+        }
+    }
+}
+
+/// A record change whose reply is released only once the change is durable.
+#[derive(Debug)]
+#[must_use = "the reply is only released by persist"]
+pub struct PersistThenReply {
+    change: RecordChange,
+    reply: Reply,
+}
+
+impl PersistThenReply {
+    /// The account whose record changes.
+    pub fn account(&self) -> &[u8] {
+        &self.reply.account
+    }
+
+    /// The change to make durable.
+    pub fn change(&self) -> &RecordChange {
+        &self.change
+    }
+
+    /// Runs `write` (which must return only once the change is durable) and releases the reply
+    /// if it succeeded. If it fails, the reply is dropped: nothing may be sent.
+    pub fn persist<E>(
+        self,
+        write: impl FnOnce(&[u8], &RecordChange) -> Result<(), E>,
+    ) -> Result<Reply, E> {
+        write(&self.reply.account, &self.change)?;
+        Ok(self.reply)
+    }
+}
+
+/// One member of a vault fleet.
+#[derive(Debug)]
+pub struct Hsm {
+    secrets: HsmSecrets,
+    config: HsmConfig,
+}
+
+impl Hsm {
+    /// An HSM with these secrets and policy.
+    pub fn new(secrets: HsmSecrets, config: HsmConfig) -> Result<Self, HsmError> {
+        if config.budget == 0 {
+            return Err(HsmError::Config("the guess budget must be 1 to 255"));
+        }
+        Ok(Self { secrets, config })
+    }
+
+    /// The fleet's secrets.
+    pub fn secrets(&self) -> &HsmSecrets {
+        &self.secrets
+    }
+
+    /// The deployment's policy.
+    pub fn config(&self) -> &HsmConfig {
+        &self.config
+    }
+
+    /// Opens a sealed request. A request that does not open gets no sealed answer.
+    pub fn open(&self, envelope: &[u8]) -> Result<Opened, HsmError> {
+        let envelope = RequestEnvelope::parse(envelope)?;
+        let (plain, sealer) =
+            channel::open_request_with_keys(&self.secrets.fleet_id, &envelope, |id| {
+                self.secrets.channel_keys.iter().find(|k| k.0 == id).map(|k| &k.1)
+            })?;
+        Ok(Opened {
+            account: envelope.account_id().to_vec(),
+            request: Request::decode(&plain),
+            sealer,
+        })
+    }
+
+    /// Decides what an opened request does to `record` (the account's stored record, `None` if
+    /// there is none) at Unix time `now`. Deterministic: no randomness, no clock.
+    pub fn handle(&self, opened: Opened, record: Option<AccountRecord>, now: u64) -> Step {
+        let Opened { account, request, sealer } = opened;
+        let refuse =
+            |reason, remaining| (None, Deferred::Response(Response::Refused { reason, remaining }));
+        let (change, deferred) = match request {
+            Err(_) => refuse(RefusalReason::InvalidRequest, 0),
+            Ok(request) => self.decide(&account, request, record, now, refuse),
+        };
+        let reply = Reply { account, sealer, deferred };
+        match change {
+            None => Step::Reply(reply),
+            Some(change) => Step::PersistThenReply(PersistThenReply { change, reply }),
+        }
+    }
+
+    fn decide(
+        &self,
+        account: &[u8],
+        request: Request,
+        record: Option<AccountRecord>,
+        now: u64,
+        refuse: impl Fn(RefusalReason, u8) -> (Option<RecordChange>, Deferred),
+    ) -> (Option<RecordChange>, Deferred) {
+        if let Some(r) = &record
+            && r.state == AccountState::Locked
+        {
+            return refuse(RefusalReason::Locked, 0);
+        }
+        let remaining = record.as_ref().map_or(self.config.budget, |r| r.remaining);
+        let reply = |response| Deferred::Response(response);
+        match request {
+            Request::RegisterStart { registration_request, .. } => {
+                let Ok(message) = RegistrationRequest::deserialize(&registration_request) else {
+                    return refuse(RefusalReason::InvalidRequest, remaining);
+                };
+                let Ok(started) = ServerRegistration::start(&self.secrets.opaque, message, account)
+                else {
+                    return refuse(RefusalReason::InvalidRequest, remaining);
+                };
+                let mut registration_response = [0u8; 64];
+                registration_response.copy_from_slice(&started.message.serialize());
+                let record_version = record.as_ref().map_or(0, |r| r.record_version) + 1;
+                (
+                    None,
+                    reply(Response::RegisterChallenge {
+                        registration_response,
+                        record_version,
+                        ksf_profile: self.config.ksf_profile.code(),
+                    }),
+                )
+            }
+            Request::RegisterFinish {
+                record_version,
+                ksf_profile,
+                registration_upload,
+                sealed_key,
+                token,
+            } => {
+                if KsfProfile::from_code(ksf_profile).is_none()
+                    || RegistrationUpload::<VaultSuite>::deserialize(registration_upload.as_ref())
+                        .is_err()
+                {
+                    return refuse(RefusalReason::InvalidRequest, remaining);
+                }
+                let previous_version = record.as_ref().map_or(0, |r| r.record_version);
+                if record_version != previous_version.wrapping_add(1) {
+                    return refuse(RefusalReason::StaleRegistration, remaining);
+                }
+                let new_remaining = match (&record, token) {
+                    // A first registration (or one over a phantom, which protects nothing)
+                    // starts with the full budget.
+                    (None, _) => self.config.budget,
+                    (Some(r), _) if r.state == AccountState::Phantom => self.config.budget,
+                    (Some(r), Some(t)) => match &r.token {
+                        Some(stored) if stored.admits(&t, now) => self.config.budget,
+                        _ => return refuse(RefusalReason::NotAuthorised, remaining),
+                    },
+                    // Re-registration without a login: allowed, but the spent budget stays spent.
+                    (Some(r), None) => r.remaining.min(self.config.budget),
+                };
+                let new = AccountRecord {
+                    state: AccountState::Registered,
+                    budget: self.config.budget,
+                    remaining: new_remaining,
+                    record_version,
+                    ksf_profile,
+                    registration: registration_upload.to_vec(),
+                    sealed_key: sealed_key.to_vec(),
+                    pending: Vec::new(),
+                    token: None,
+                };
+                (
+                    Some(RecordChange::Put(new)),
+                    reply(Response::Registered { budget: self.config.budget }),
+                )
+            }
+            Request::LoginStart { ke1 } => {
+                if CredentialRequest::<VaultSuite>::deserialize(ke1.as_ref()).is_err() {
+                    return refuse(RefusalReason::InvalidRequest, remaining);
+                }
+                let attempt_id = attempt_id(account, ke1.as_ref());
+                let mut record = record.unwrap_or_else(|| {
+                    AccountRecord::phantom(self.config.budget, self.config.ksf_profile.code())
+                });
+                let ke2 = |r: &AccountRecord| Deferred::Ke2 {
+                    ke1: ke1.clone(),
+                    attempt_id,
+                    registration: (r.state == AccountState::Registered)
+                        .then(|| Zeroizing::new(r.registration.clone())),
+                    remaining: r.remaining,
+                    ksf_profile: r.ksf_profile,
+                    not_after: now.saturating_add(self.config.session_lifetime),
+                };
+                if record.pending.contains(&attempt_id) {
+                    // The same KE1 again (a retry): it tests the same password, so it is not
+                    // charged twice. The record does not change.
+                    return (None, ke2(&record));
+                }
+                if record.remaining == 0 {
+                    record.lock();
+                    return (
+                        Some(RecordChange::Put(record)),
+                        reply(Response::Refused { reason: RefusalReason::Locked, remaining: 0 }),
+                    );
+                }
+                record.remaining -= 1;
+                record.pending.push(attempt_id);
+                let deferred = ke2(&record);
+                (Some(RecordChange::Put(record)), deferred)
+            }
+            Request::LoginFinish { ticket, ke3 } => {
+                let Some(mut record) = record else {
+                    return refuse(RefusalReason::SessionInvalid, remaining);
+                };
+                let Some(body) = ticket::open(
+                    &self.secrets.ticket_key,
+                    &self.secrets.fleet_id,
+                    account,
+                    &ticket,
+                ) else {
+                    return refuse(RefusalReason::SessionInvalid, remaining);
+                };
+                let Some(position) = record.pending.iter().position(|p| *p == body.attempt_id)
+                else {
+                    // Already answered (a replay) or cleared by a later login or registration.
+                    return refuse(RefusalReason::SessionInvalid, remaining);
+                };
+                record.pending.remove(position);
+                let verified = now <= body.not_after
+                    && self.verify_ke3(account, &body, ke3.as_ref()).is_some()
+                    && record.state == AccountState::Registered;
+                if !verified {
+                    let reason = if now <= body.not_after {
+                        RefusalReason::LoginFailed
+                    } else {
+                        RefusalReason::SessionInvalid
+                    };
+                    if record.remaining == 0 && record.pending.is_empty() {
+                        record.lock();
+                        let response =
+                            Response::Refused { reason: RefusalReason::Locked, remaining: 0 };
+                        return (Some(RecordChange::Put(record)), reply(response));
+                    }
+                    let response = Response::Refused { reason, remaining: record.remaining };
+                    return (Some(RecordChange::Put(record)), reply(response));
+                }
+                record.remaining = record.budget;
+                record.pending.clear();
+                let token = self.derive_token(account, &body.attempt_id);
+                record.token = Some(Token {
+                    value: token,
+                    not_after: now.saturating_add(self.config.token_lifetime),
+                });
+                let mut sealed_key = [0u8; crate::wrap::SEALED_KEY_LEN];
+                sealed_key.copy_from_slice(&record.sealed_key);
+                let response = Response::LoginSucceeded {
+                    sealed_key,
+                    record_version: record.record_version,
+                    token,
+                    remaining: record.remaining,
+                };
+                (Some(RecordChange::Put(record)), reply(response))
+            }
+            Request::Delete { token } => match &record {
+                Some(r)
+                    if r.state == AccountState::Registered
+                        && r.token.as_ref().is_some_and(|t| t.admits(&token, now)) =>
+                {
+                    (Some(RecordChange::Delete), reply(Response::Deleted))
+                }
+                _ => refuse(RefusalReason::NotAuthorised, remaining),
+            },
+        }
+    }
+
+    fn verify_ke3(&self, account: &[u8], body: &TicketBody, ke3: &[u8]) -> Option<()> {
+        let state = ServerLogin::<VaultSuite>::deserialize(&body.state).ok()?;
+        let message = CredentialFinalization::deserialize(ke3).ok()?;
+        state.finish(message, self.login_parameters(account)).ok().map(|_| ())
+    }
+
+    fn login_parameters<'a>(&'a self, account: &'a [u8]) -> ServerLoginParameters<'a, 'a> {
+        let ids = Identities { account, fleet: &self.secrets.fleet_id };
+        ServerLoginParameters { context: Some(CONTEXT), identifiers: ids.opaque() }
+    }
+
+    fn derive_token(&self, account: &[u8], attempt_id: &[u8; ATTEMPT_ID_LEN]) -> [u8; TOKEN_LEN] {
+        let info = Writer::new()
+            .bytes(TOKEN_LABEL.as_bytes())
+            .u8(0)
+            .vec16(account)
+            .bytes(attempt_id)
+            .finish();
+        let mut out = [0u8; TOKEN_LEN];
+        hkdf_12::Hkdf::<Sha256>::new(None, self.secrets.ticket_key.as_ref())
+            .expand(&info, &mut out)
+            .expect("16 bytes is a valid HKDF length");
+        out
+    }
+
+    /// Turns a reply into the sealed response bytes. Draws KE2's nonces and key shares, the
+    /// ticket nonce and the response nonce from `rng`.
+    pub fn seal<R: RngCore + CryptoRng>(&self, reply: Reply, rng: &mut R) -> Vec<u8> {
+        let Reply { account, sealer, deferred } = reply;
+        let response = match deferred {
+            Deferred::Response(response) => response,
+            Deferred::Ke2 { ke1, attempt_id, registration, remaining, ksf_profile, not_after } => {
+                self.compute_ke2(rng, &account, &ke1, attempt_id, registration, not_after)
+                    .map(|(ke2, ticket)| Response::LoginChallenge {
+                        ke2,
+                        ticket,
+                        remaining,
+                        ksf_profile,
+                    })
+                    .unwrap_or(Response::Refused {
+                        reason: RefusalReason::InvalidRequest,
+                        remaining,
+                    })
+            }
+        };
+        sealer
+            .seal(rng, &response.encode())
+            .expect("vault responses are far below the channel's size limit")
+    }
+
+    fn compute_ke2<R: RngCore + CryptoRng>(
+        &self,
+        rng: &mut R,
+        account: &[u8],
+        ke1: &[u8; 96],
+        attempt_id: [u8; ATTEMPT_ID_LEN],
+        registration: Option<Zeroizing<Vec<u8>>>,
+        not_after: u64,
+    ) -> Option<(Box<[u8; 320]>, Vec<u8>)> {
+        let request = CredentialRequest::deserialize(ke1).ok()?;
+        let record = match registration {
+            Some(bytes) => Some(ServerRegistration::deserialize(&bytes).ok()?),
+            None => None,
+        };
+        let started = ServerLogin::start(
+            rng,
+            &self.secrets.opaque,
+            record,
+            request,
+            account,
+            self.login_parameters(account),
+        )
+        .ok()?;
+        let mut ke2 = Box::new([0u8; 320]);
+        ke2.copy_from_slice(&started.message.serialize());
+        let body = TicketBody {
+            attempt_id,
+            not_after,
+            state: Zeroizing::new(started.state.serialize().to_vec()),
+        };
+        let ticket =
+            ticket::seal(rng, &self.secrets.ticket_key, &self.secrets.fleet_id, account, &body);
+        Some((ke2, ticket))
+    }
+}
+
+/// The identifier of a login attempt: the first 16 bytes of
+/// `SHA-256("e2ee-backups/v1/vault/attempt" || 0x00 || vec16(account) || KE1)`.
+pub fn attempt_id(account: &[u8], ke1: &[u8]) -> [u8; ATTEMPT_ID_LEN] {
+    let mut h = Sha256::new();
+    h.update(Writer::new().bytes(ATTEMPT_LABEL.as_bytes()).u8(0).vec16(account).finish());
+    h.update(ke1);
+    let mut out = [0u8; ATTEMPT_ID_LEN];
+    out.copy_from_slice(&h.finalize()[..ATTEMPT_ID_LEN]);
+    out
+}

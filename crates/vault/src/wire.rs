@@ -1,0 +1,151 @@
+//! The byte-level reading and writing that every vault message shares (spec chapter 4, "Wire
+//! encoding").
+//!
+//! Integers are big-endian. A variable-length field is a `u16` length followed by that many bytes,
+//! and every such field has a maximum that is checked before anything is allocated. A message is
+//! read completely: bytes left over after its last field are an error.
+
+use thiserror::Error;
+
+/// Why a message could not be decoded. The field names are those of the specification.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The input ends inside the named field.
+    #[error("message truncated inside field {0}")]
+    Truncated(&'static str),
+    /// A length prefix exceeds the field's maximum.
+    #[error("field {field} is {len} bytes long, more than its maximum of {max}")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// The length the prefix announces.
+        len: usize,
+        /// The field's maximum.
+        max: usize,
+    },
+    /// A field holds a value the protocol does not allow.
+    #[error("field {field} holds a value that is not allowed: {why}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// Bytes follow the message's last field.
+    #[error("{0} bytes follow the end of the message")]
+    TrailingBytes(usize),
+}
+
+/// Reads the fields of one message, front to back.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// Starts reading `input`.
+    pub fn new(input: &'a [u8]) -> Self {
+        Self { rest: input }
+    }
+
+    /// The next `n` bytes, as field `field`.
+    pub fn bytes(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], WireError> {
+        if self.rest.len() < n {
+            return Err(WireError::Truncated(field));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    /// A fixed-size array field.
+    pub fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], WireError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.bytes(N, field)?);
+        Ok(out)
+    }
+
+    /// A `u8` field.
+    pub fn u8(&mut self, field: &'static str) -> Result<u8, WireError> {
+        Ok(self.array::<1>(field)?[0])
+    }
+
+    /// A big-endian `u16` field.
+    pub fn u16(&mut self, field: &'static str) -> Result<u16, WireError> {
+        Ok(u16::from_be_bytes(self.array(field)?))
+    }
+
+    /// A big-endian `u64` field.
+    pub fn u64(&mut self, field: &'static str) -> Result<u64, WireError> {
+        Ok(u64::from_be_bytes(self.array(field)?))
+    }
+
+    /// A `u16`-length-prefixed field of at most `max` bytes.
+    pub fn vec16(&mut self, max: usize, field: &'static str) -> Result<&'a [u8], WireError> {
+        let len = usize::from(self.u16(field)?);
+        if len > max {
+            return Err(WireError::TooLong { field, len, max });
+        }
+        self.bytes(len, field)
+    }
+
+    /// Everything that is left, as the last field.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.rest)
+    }
+
+    /// Ends the message: any byte left is an error.
+    pub fn finish(self) -> Result<(), WireError> {
+        match self.rest.len() {
+            0 => Ok(()),
+            n => Err(WireError::TrailingBytes(n)),
+        }
+    }
+}
+
+/// Appends the fields of one message.
+#[derive(Debug, Default)]
+pub struct Writer {
+    out: Vec<u8>,
+}
+
+impl Writer {
+    /// An empty message.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends raw bytes.
+    pub fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        self.out.extend_from_slice(bytes);
+        self
+    }
+
+    /// Appends a `u8`.
+    pub fn u8(&mut self, value: u8) -> &mut Self {
+        self.bytes(&[value])
+    }
+
+    /// Appends a big-endian `u16`.
+    pub fn u16(&mut self, value: u16) -> &mut Self {
+        self.bytes(&value.to_be_bytes())
+    }
+
+    /// Appends a big-endian `u64`.
+    pub fn u64(&mut self, value: u64) -> &mut Self {
+        self.bytes(&value.to_be_bytes())
+    }
+
+    /// Appends a `u16` length and the bytes. Callers keep every field below its (much smaller)
+    /// maximum, so the length always fits.
+    pub fn vec16(&mut self, bytes: &[u8]) -> &mut Self {
+        let len = u16::try_from(bytes.len()).expect("vault message fields are shorter than 64 KiB");
+        self.u16(len).bytes(bytes)
+    }
+
+    /// The finished message.
+    pub fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+}
