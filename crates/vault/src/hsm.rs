@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 
 use crate::channel::{self, ChannelError, FleetPublicKey, FleetSecretKey, RequestEnvelope};
 use crate::messages::{RefusalReason, Request, Response};
-use crate::record::{ATTEMPT_ID_LEN, AccountRecord, AccountState, TOKEN_LEN, Token};
+use crate::record::{ATTEMPT_ID_LEN, AccountRecord, AccountState, Attempt, TOKEN_LEN, Token};
 use crate::suite::{CONTEXT, Identities, KsfProfile, VaultSuite};
 use crate::ticket::{self, TicketBody};
 use crate::wire::{Reader, WireError, Writer};
@@ -221,7 +221,7 @@ enum Deferred {
     Response(Response),
     Ke2 {
         ke1: Box<[u8; 96]>,
-        attempt_id: [u8; ATTEMPT_ID_LEN],
+        attempt: Attempt,
         registration: Option<Zeroizing<Vec<u8>>>,
         remaining: u8,
         ksf_profile: u8,
@@ -398,6 +398,7 @@ impl Hsm {
                     ksf_profile,
                     registration: registration_upload.to_vec(),
                     sealed_key: sealed_key.to_vec(),
+                    charges: record.as_ref().map_or(0, |r| r.charges),
                     pending: Vec::new(),
                     token: None,
                 };
@@ -414,19 +415,19 @@ impl Hsm {
                 let mut record = record.unwrap_or_else(|| {
                     AccountRecord::phantom(self.config.budget, self.config.ksf_profile.code())
                 });
-                let ke2 = |r: &AccountRecord| Deferred::Ke2 {
+                let ke2 = |r: &AccountRecord, attempt| Deferred::Ke2 {
                     ke1: ke1.clone(),
-                    attempt_id,
+                    attempt,
                     registration: (r.state == AccountState::Registered)
                         .then(|| Zeroizing::new(r.registration.clone())),
                     remaining: r.remaining,
                     ksf_profile: r.ksf_profile,
                     not_after: now.saturating_add(self.config.session_lifetime),
                 };
-                if record.pending.contains(&attempt_id) {
+                if let Some(attempt) = record.pending.iter().find(|a| a.id == attempt_id) {
                     // The same KE1 again (a retry): it tests the same password, so it is not
                     // charged twice. The record does not change.
-                    return (None, ke2(&record));
+                    return (None, ke2(&record, *attempt));
                 }
                 if record.remaining == 0 {
                     record.lock();
@@ -435,9 +436,11 @@ impl Hsm {
                         reply(Response::Refused { reason: RefusalReason::Locked, remaining: 0 }),
                     );
                 }
+                let attempt = Attempt { id: attempt_id, serial: record.charges };
                 record.remaining -= 1;
-                record.pending.push(attempt_id);
-                let deferred = ke2(&record);
+                record.charges += 1;
+                record.pending.push(attempt);
+                let deferred = ke2(&record, attempt);
                 (Some(RecordChange::Put(record)), deferred)
             }
             Request::LoginFinish { ticket, ke3 } => {
@@ -452,7 +455,8 @@ impl Hsm {
                 ) else {
                     return refuse(RefusalReason::SessionInvalid, remaining);
                 };
-                let Some(position) = record.pending.iter().position(|p| *p == body.attempt_id)
+                let ticket_attempt = Attempt { id: body.attempt_id, serial: body.serial };
+                let Some(position) = record.pending.iter().position(|a| *a == ticket_attempt)
                 else {
                     // Already answered (a replay) or cleared by a later login or registration.
                     return refuse(RefusalReason::SessionInvalid, remaining);
@@ -478,7 +482,7 @@ impl Hsm {
                 }
                 record.remaining = record.budget;
                 record.pending.clear();
-                let token = self.derive_token(account, &body.attempt_id);
+                let token = self.derive_token(account, &ticket_attempt);
                 record.token = Some(Token {
                     value: token,
                     not_after: now.saturating_add(self.config.token_lifetime),
@@ -516,12 +520,16 @@ impl Hsm {
         ServerLoginParameters { context: Some(CONTEXT), identifiers: ids.opaque() }
     }
 
-    fn derive_token(&self, account: &[u8], attempt_id: &[u8; ATTEMPT_ID_LEN]) -> [u8; TOKEN_LEN] {
+    /// `HKDF-SHA256(salt = none, ikm = ticket_key, info = "e2ee-backups/v1/vault/token" || 0x00 ||
+    /// vec16(account) || attempt_id || serial u64)`, 16 bytes: unique per charge, and
+    /// deterministic so that a replicated vault derives the same token on every replica.
+    fn derive_token(&self, account: &[u8], attempt: &Attempt) -> [u8; TOKEN_LEN] {
         let info = Writer::new()
             .bytes(TOKEN_LABEL.as_bytes())
             .u8(0)
             .vec16(account)
-            .bytes(attempt_id)
+            .bytes(&attempt.id)
+            .u64(attempt.serial)
             .finish();
         let mut out = [0u8; TOKEN_LEN];
         hkdf_12::Hkdf::<Sha256>::new(None, self.secrets.ticket_key.as_ref())
@@ -536,19 +544,15 @@ impl Hsm {
         let Reply { account, sealer, deferred } = reply;
         let response = match deferred {
             Deferred::Response(response) => response,
-            Deferred::Ke2 { ke1, attempt_id, registration, remaining, ksf_profile, not_after } => {
-                self.compute_ke2(rng, &account, &ke1, attempt_id, registration, not_after)
-                    .map(|(ke2, ticket)| Response::LoginChallenge {
-                        ke2,
-                        ticket,
-                        remaining,
-                        ksf_profile,
-                    })
-                    .unwrap_or(Response::Refused {
-                        reason: RefusalReason::InvalidRequest,
-                        remaining,
-                    })
-            }
+            Deferred::Ke2 { ke1, attempt, registration, remaining, ksf_profile, not_after } => self
+                .compute_ke2(rng, &account, &ke1, attempt, registration, not_after)
+                .map(|(ke2, ticket)| Response::LoginChallenge {
+                    ke2,
+                    ticket,
+                    remaining,
+                    ksf_profile,
+                })
+                .unwrap_or(Response::Refused { reason: RefusalReason::InvalidRequest, remaining }),
         };
         sealer
             .seal(rng, &response.encode())
@@ -560,7 +564,7 @@ impl Hsm {
         rng: &mut R,
         account: &[u8],
         ke1: &[u8; 96],
-        attempt_id: [u8; ATTEMPT_ID_LEN],
+        attempt: Attempt,
         registration: Option<Zeroizing<Vec<u8>>>,
         not_after: u64,
     ) -> Option<(Box<[u8; 320]>, Vec<u8>)> {
@@ -581,7 +585,8 @@ impl Hsm {
         let mut ke2 = Box::new([0u8; 320]);
         ke2.copy_from_slice(&started.message.serialize());
         let body = TicketBody {
-            attempt_id,
+            attempt_id: attempt.id,
+            serial: attempt.serial,
             not_after,
             state: Zeroizing::new(started.state.serialize().to_vec()),
         };

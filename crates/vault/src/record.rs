@@ -6,13 +6,16 @@
 //!
 //! ```text
 //! record   = version (0x01) || state u8 || budget u8 || remaining u8 || record_version u32
-//!            || ksf_profile u8 || registration vec16 || sealed_key vec16
-//!            || pending_count u8 || pending_count × attempt_id [16]
+//!            || ksf_profile u8 || registration vec16 || sealed_key vec16 || charges u64
+//!            || pending_count u8 || pending_count × (attempt_id [16] || serial u64)
 //!            || has_token u8 || [token [16] || token_not_after u64]
 //! state    = 1 registered | 2 phantom (an unknown account that was asked for) | 3 locked
 //! ```
 //! A registered record has a 192-byte registration (RFC 9807 `RegistrationRecord`) and a
-//! 61-byte sealed K; phantom and locked records have both empty.
+//! 61-byte sealed K; phantom and locked records have both empty. `charges` counts every attempt
+//! ever charged; each pending attempt carries the value it had when charged (its serial), so a
+//! ticket names one charge and a KE1 replayed after its attempt was answered is a new charge
+//! whose serial no old ticket carries.
 
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -71,6 +74,15 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// One charged attempt, waiting for its KE3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// Identifies the KE1 (see [`crate::hsm::attempt_id`]).
+    pub id: [u8; ATTEMPT_ID_LEN],
+    /// The account's charge count when this attempt was charged.
+    pub serial: u64,
+}
+
 /// The stored state of one account.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AccountRecord {
@@ -88,8 +100,10 @@ pub struct AccountRecord {
     pub registration: Vec<u8>,
     /// The sealed K (registered accounts only).
     pub sealed_key: Vec<u8>,
+    /// Attempts charged so far, ever: the serial of the next charge.
+    pub charges: u64,
     /// Attempts charged and not yet answered by a KE3, oldest first.
-    pub pending: Vec<[u8; ATTEMPT_ID_LEN]>,
+    pub pending: Vec<Attempt>,
     /// The single-use authorisation of the last successful login, if unused.
     pub token: Option<Token>,
 }
@@ -126,6 +140,7 @@ impl AccountRecord {
             ksf_profile,
             registration: Vec::new(),
             sealed_key: Vec::new(),
+            charges: 0,
             pending: Vec::new(),
             token: None,
         }
@@ -154,9 +169,10 @@ impl AccountRecord {
             .u8(self.ksf_profile)
             .vec16(&self.registration)
             .vec16(&self.sealed_key)
+            .u64(self.charges)
             .u8(u8::try_from(self.pending.len()).expect("at most 255 pending attempts"));
-        for id in &self.pending {
-            w.bytes(id);
+        for attempt in &self.pending {
+            w.bytes(&attempt.id).u64(attempt.serial);
         }
         match &self.token {
             None => w.u8(0),
@@ -200,10 +216,20 @@ impl AccountRecord {
                 why: "present exactly when the account is registered",
             });
         }
+        let charges = r.u64("record.charges")?;
         let count = r.u8("record.pending_count")?;
+        if count > budget {
+            return Err(WireError::Invalid {
+                field: "record.pending_count",
+                why: "more pending attempts than the budget",
+            });
+        }
         let mut pending = Vec::with_capacity(usize::from(count));
         for _ in 0..count {
-            pending.push(r.array("record.pending")?);
+            pending.push(Attempt {
+                id: r.array("record.pending.attempt_id")?,
+                serial: r.u64("record.pending.serial")?,
+            });
         }
         let token = match r.u8("record.has_token")? {
             0 => None,
@@ -219,6 +245,7 @@ impl AccountRecord {
             ksf_profile,
             registration,
             sealed_key,
+            charges,
             pending,
             token,
         })

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! ticket    = nonce [12] || AES-256-GCM(ticket_key, nonce, body, aad)
-//! body      = attempt_id [16] || not_after u64 || ke2_state (rest, at most 256 bytes)
+//! body      = attempt_id [16] || serial u64 || not_after u64 || ke2_state (rest, at most 256 bytes)
 //! aad       = "e2ee-backups/v1/vault/ticket" || 0x00 || vec16(fleet_id) || vec16(account)
 //! ```
 
@@ -28,6 +28,8 @@ const MAX_STATE_LEN: usize = 256;
 pub struct TicketBody {
     /// The attempt the ticket belongs to.
     pub attempt_id: [u8; ATTEMPT_ID_LEN],
+    /// The serial of the charge it belongs to.
+    pub serial: u64,
     /// Last second (Unix time) at which the ticket is accepted.
     pub not_after: u64,
     /// opaque-ke's serialised `ServerLogin`.
@@ -49,7 +51,12 @@ pub fn seal<R: RngCore + CryptoRng>(
     let mut nonce = [0u8; 12];
     rng.fill_bytes(&mut nonce);
     let plain = Zeroizing::new(
-        Writer::new().bytes(&body.attempt_id).u64(body.not_after).bytes(&body.state).finish(),
+        Writer::new()
+            .bytes(&body.attempt_id)
+            .u64(body.serial)
+            .u64(body.not_after)
+            .bytes(&body.state)
+            .finish(),
     );
     let aad = aad(fleet_id, account);
     let ct = Aes256Gcm::new_from_slice(key)
@@ -63,7 +70,7 @@ pub fn seal<R: RngCore + CryptoRng>(
 
 /// Opens a ticket; `None` if it is not one this fleet sealed for this account.
 pub fn open(key: &[u8; 32], fleet_id: &[u8], account: &[u8], ticket: &[u8]) -> Option<TicketBody> {
-    if ticket.len() < 12 + 16 + ATTEMPT_ID_LEN + 8 {
+    if ticket.len() < 12 + 16 + ATTEMPT_ID_LEN + 16 {
         return None;
     }
     let (nonce, ct) = ticket.split_at(12);
@@ -76,10 +83,11 @@ pub fn open(key: &[u8; 32], fleet_id: &[u8], account: &[u8], ticket: &[u8]) -> O
     );
     let mut r = Reader::new(&plain);
     let attempt_id = r.array("ticket.attempt_id").ok()?;
+    let serial = r.u64("ticket.serial").ok()?;
     let not_after = r.u64("ticket.not_after").ok()?;
     let state = r.rest();
     if state.len() > MAX_STATE_LEN {
         return None;
     }
-    Some(TicketBody { attempt_id, not_after, state: Zeroizing::new(state.to_vec()) })
+    Some(TicketBody { attempt_id, serial, not_after, state: Zeroizing::new(state.to_vec()) })
 }
