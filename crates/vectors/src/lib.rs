@@ -20,6 +20,7 @@ pub mod crypt15;
 pub mod fuzz_targets;
 pub mod key_encoding;
 pub mod key_schedule;
+pub mod vault;
 
 /// Version of the vector envelope, written into every file.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -52,6 +53,7 @@ pub fn generate() -> Vec<VectorFile> {
             include_str!("../schemas/backup-format.schema.json"),
         ),
         ("crypt15", crypt15::generate(), include_str!("../schemas/crypt15.schema.json")),
+        ("vault", vault::generate(), include_str!("../schemas/vault.schema.json")),
     ] {
         files.push(VectorFile { path: format!("{name}.json"), contents: pretty(&json) });
         files.push(VectorFile {
@@ -71,6 +73,7 @@ pub fn verify(json: &Value) -> Result<usize, String> {
         key_schedule::ALGORITHM => key_schedule::verify_case,
         backup_format::ALGORITHM => backup_format::verify_case,
         crypt15::ALGORITHM => crypt15::verify_case,
+        vault::ALGORITHM => vault::verify_case,
         other => return Err(format!("unknown algorithm {other:?}")),
     };
     let mut count = 0;

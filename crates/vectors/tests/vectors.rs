@@ -12,12 +12,12 @@ fn vectors_dir() -> PathBuf {
 #[test]
 fn published_vectors_match_the_generator_and_verify() {
     let files = e2ee_backup_vectors::check_dir(&vectors_dir()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(files, 8);
+    assert_eq!(files, 10);
 }
 
 #[test]
 fn every_vector_file_follows_its_schema() {
-    for name in ["key-encoding", "key-schedule", "backup-format", "crypt15"] {
+    for name in ["key-encoding", "key-schedule", "backup-format", "crypt15", "vault"] {
         let read = |path: PathBuf| -> Value {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
         };
@@ -47,4 +47,69 @@ fn a_changed_expectation_is_caught() {
             .unwrap();
     json3["testGroups"][1]["tests"][0]["error"] = "corrupt".into();
     assert!(e2ee_backup_vectors::verify(&json3).is_err());
+}
+
+#[test]
+fn a_changed_vault_vector_is_caught() {
+    let original: Value =
+        serde_json::from_str(&std::fs::read_to_string(vectors_dir().join("vault.json")).unwrap())
+            .unwrap();
+    assert_eq!(e2ee_backup_vectors::verify(&original), Ok(21));
+    let flip = |hex: &Value| -> Value {
+        let mut bytes = hex::decode(hex.as_str().unwrap()).unwrap();
+        bytes[0] ^= 1;
+        hex::encode(bytes).into()
+    };
+    let mut cases: Vec<(&str, Value)> = Vec::new();
+    let mut changed = |what: &'static str, edit: &dyn Fn(&mut Value)| {
+        let mut json = original.clone();
+        edit(&mut json);
+        cases.push((what, json));
+    };
+    // A recorded draw (the client's blind of the first registration).
+    changed("draw value", &|j| {
+        let d = &mut j["testGroups"][0]["tests"][0]["inputs"]["draws"][5]["value"];
+        *d = flip(d);
+    });
+    // A draw renamed, and a draw dropped: the replay no longer lines up.
+    changed("draw name", &|j| {
+        j["testGroups"][0]["tests"][0]["inputs"]["draws"][7]["name"] =
+            "hsm.register_finish.draw[0]".into();
+    });
+    changed("draw dropped", &|j| {
+        j["testGroups"][0]["tests"][0]["inputs"]["draws"].as_array_mut().unwrap().pop();
+    });
+    // An output byte: a response, and the stored record after the lockout.
+    changed("response", &|j| {
+        let r = &mut j["testGroups"][0]["tests"][0]["outputs"]["exchanges"][1]["response"];
+        *r = flip(r);
+    });
+    changed("locked record", &|j| {
+        let r = &mut j["testGroups"][0]["tests"][2]["outputs"]["exchanges"][4]["record"];
+        *r = flip(r);
+    });
+    changed("recovered K", &|j| {
+        let k = &mut j["testGroups"][0]["tests"][0]["outputs"]["client"][1]["recoveredKey"];
+        *k = flip(k);
+    });
+    changed("password", &|j| {
+        let p = &mut j["testGroups"][0]["tests"][0]["inputs"]["password"];
+        *p = flip(p);
+    });
+    // An invalid case's expected error, and its result.
+    changed("tamper error", &|j| {
+        j["testGroups"][1]["tests"][0]["error"] = "Channel.RequestDoesNotOpen".into();
+    });
+    changed("replayed KE3 accepted", &|j| {
+        let t = &mut j["testGroups"][1]["tests"][7];
+        t["result"] = "valid".into();
+        t.as_object_mut().unwrap().remove("error");
+    });
+    changed("channel response", &|j| {
+        let r = &mut j["testGroups"][2]["tests"][0]["outputs"]["response"];
+        *r = flip(r);
+    });
+    for (what, json) in cases {
+        assert!(e2ee_backup_vectors::verify(&json).is_err(), "{what}: a changed vector verifies");
+    }
 }

@@ -1,0 +1,1296 @@
+//! Vectors for the Backup Key Vault protocol (spec chapter 4): `test-vectors/vault.json`.
+//!
+//! Every journey case drives the real client ([`e2ee_backup_vault::client`]) against the real
+//! HSM ([`e2ee_backup_vault::hsm`]) through a small in-memory driver, with a generator that
+//! records each `fill_bytes` call under the name of the step that made it
+//! (`client.login_start.draw[2]`, `hsm.login_start.draw[0]`, ...). The recorded draws are the
+//! case's inputs, in draw order; every envelope, response and stored record is an output.
+//!
+//! [`verify_case`] replays a case: it feeds the recorded draws back (checking each name and
+//! length) into the same client and HSM calls, rebuilds the whole case and compares it with
+//! the file, so every byte of every output is checked and every rejection must happen as
+//! recorded.
+//!
+//! The draws are not random: draw number `i` of a case, named `name`, is
+//! [`crate::draw`]`("{seed}/{i}/{name}", len)`. The verifier never uses the seed; it only
+//! documents where the bytes came from.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+
+use e2ee_backup_kdf::BackupKey;
+use e2ee_backup_kdf::schedule::vault_wrapping_key;
+use e2ee_backup_vault::channel::{
+    self, ChannelError, FleetPublicKey, FleetSecretKey, RequestEnvelope,
+};
+use e2ee_backup_vault::client::{
+    AwaitingLoginChallenge, AwaitingRegisterChallenge, ClientError, Endpoint, LoggedIn, Login,
+    Registration,
+};
+use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmError, HsmSecrets, RecordChange, Step};
+use e2ee_backup_vault::messages::{Request, Response};
+use e2ee_backup_vault::record::AccountRecord;
+use e2ee_backup_vault::suite::{CONTEXT, Identities, KsfProfile, VaultSuite};
+use e2ee_backup_vault::{hsm, wrap};
+use opaque_ke::{
+    ClientLogin, ClientLoginFinishParameters, ClientRegistration,
+    ClientRegistrationFinishParameters, CredentialResponse, RegistrationResponse,
+};
+use rand_core::{CryptoRng, RngCore};
+use serde_json::{Value, json};
+
+use crate::{draw, envelope, expect_eq, hex_field, number};
+
+/// The `algorithm` of the file.
+pub const ALGORITHM: &str = "e2ee-backups vault v1";
+
+const NOTES: &[(&str, &str)] = &[
+    ("Registration", "The client registers a password and stores K sealed under the export key."),
+    ("Login", "The client logs in with the right password and recovers K."),
+    (
+        "WrongPassword",
+        "The client logs in with a wrong password: the vault charges the KE1 and answers with a KE2, the client's KE2 check fails and it sends no KE3.",
+    ),
+    (
+        "Lockout",
+        "The budget runs out: the next KE1 locks the account, erasing the registration and the sealed K, and the right password is refused as Locked.",
+    ),
+    (
+        "UnknownAccount",
+        "A KE1 for an account nobody registered: the vault creates a phantom record, charges it and answers with a fake KE2 of the same size.",
+    ),
+    (
+        "PasswordChange",
+        "After a login, the token of that login authorises a new registration that keeps K and refills the budget.",
+    ),
+    (
+        "Ke1Retry",
+        "The same KE1 envelope is sent twice: the retry is not charged again and gets a fresh KE2 for the same attempt.",
+    ),
+    (
+        "Channel",
+        "The sealed channel alone: one request and its response, with the ephemeral key and the response nonce given.",
+    ),
+    (
+        "ModifiedEnvelope",
+        "A byte of a request envelope was changed (or the envelope cut short): the HSM cannot open it, answers nothing sealed and nothing is charged.",
+    ),
+    ("ModifiedResponse", "A byte of a response was changed: the client cannot open it."),
+    ("WrongFleet", "The request was sealed for another fleet id: the HSM cannot open it."),
+    (
+        "ReplayedKe3",
+        "The KE3 envelope of a successful login is sent again: its attempt is no longer pending, so the vault refuses it as SessionInvalid.",
+    ),
+    (
+        "WrongTicket",
+        "A KE3 is sent with a ticket that is not the one of its KE2: a damaged ticket is SessionInvalid; the ticket of another pending attempt opens, but the KE3 does not verify against it (LoginFailed) and that attempt is used up.",
+    ),
+];
+
+const HEADER: &[&str] = &[
+    "The Backup Key Vault protocol (spec chapter 4): OPAQUE-3DH (RFC 9807) with ristretto255-SHA512, Argon2id as KSF, and requests and responses sealed with HPKE (RFC 9180) DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM.",
+    "Every journey case uses the Fast Argon2id profile (code 2: 256 KiB, 1 pass, 1 lane) so that the vectors are cheap to check; deployments use the Mobile profile (code 1). The profile changes the export key and every byte derived from it, not the message flow.",
+    "inputs.draws lists every random draw of the case in the order it is made, named step.draw[i] after the client or HSM step that makes it (names repeat when a step runs twice). An implementation reproduces the case by answering each draw of its generator with the next listed value. The values were derived as SHA-256 counter-mode output over the case seed, the draw's position and its name; a checker needs only the listed values.",
+    "outputs.exchanges[i] is one request: the envelope the client sent, the sealed response (or the error of an envelope the HSM cannot open), what the driver stored and the stored record of the case's account afterwards (null: none). intermediates.exchanges[i] holds the opened plaintexts, the attempt id of a KE1, and the export key, wrapping key and OPAQUE registration record computed along the way.",
+    "outputs.client lists what each client step ended with. result is invalid when the case's decisive request is one the vault must reject; error then names the HSM error or the refusal.",
+];
+
+/// The fleet of the journey cases.
+const FLEET_ID: &[u8] = b"vault.vectors.example";
+/// The time every journey case runs at.
+const NOW: u64 = 1_800_000_000;
+
+// ---------------------------------------------------------------------------------------------
+// Randomness
+// ---------------------------------------------------------------------------------------------
+
+/// Where the bytes of the draws come from.
+enum Source {
+    /// Derived from the seed (generation).
+    Derive(String),
+    /// Read back from a vector (verification).
+    Replay(VecDeque<(String, Vec<u8>)>),
+}
+
+/// The generator every client and HSM step draws from: names each draw after the current
+/// step and records it.
+struct Draws {
+    source: Source,
+    step: String,
+    index: usize,
+    log: Vec<(String, Vec<u8>)>,
+    mismatch: Option<String>,
+}
+
+impl Draws {
+    fn new(source: Source) -> Self {
+        Self { source, step: String::new(), index: 0, log: Vec::new(), mismatch: None }
+    }
+
+    /// Starts a step; returns the position of its first draw in the log.
+    fn begin(&mut self, step: &str) -> usize {
+        step.clone_into(&mut self.step);
+        self.index = 0;
+        self.log.len()
+    }
+
+    /// The values drawn since position `from`.
+    fn since(&self, from: usize) -> Vec<Vec<u8>> {
+        self.log[from..].iter().map(|d| d.1.clone()).collect()
+    }
+
+    /// The last draw, which must be 32 bytes: the `ikmE` of the request just sealed.
+    fn last_ikm(&self) -> Result<[u8; 32], String> {
+        let last = self.log.last().ok_or("no draw yet")?;
+        last.1.clone().try_into().map_err(|_| format!("{} is not the 32-byte ikmE", last.0))
+    }
+
+    /// Fails if the replayed draws did not match what the code asked for, or are not all used.
+    fn finish(&self) -> Result<(), String> {
+        if let Some(m) = &self.mismatch {
+            return Err(m.clone());
+        }
+        match &self.source {
+            Source::Replay(left) if !left.is_empty() => {
+                Err(format!("{} recorded draws are never made, first {}", left.len(), left[0].0))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn draws_json(&self) -> Value {
+        self.log
+            .iter()
+            .map(|(name, value)| json!({ "name": name, "value": hex::encode(value) }))
+            .collect()
+    }
+}
+
+impl RngCore for Draws {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        let name = format!("{}.draw[{}]", self.step, self.index);
+        self.index += 1;
+        match &mut self.source {
+            Source::Derive(seed) => {
+                dest.copy_from_slice(&draw(
+                    &format!("{seed}/{}/{name}", self.log.len()),
+                    dest.len(),
+                ));
+            }
+            Source::Replay(queue) => match queue.pop_front() {
+                Some((recorded, value)) if recorded == name && value.len() == dest.len() => {
+                    dest.copy_from_slice(&value);
+                }
+                other => {
+                    let found = other
+                        .map_or("nothing".to_owned(), |(n, v)| format!("{n} of {} bytes", v.len()));
+                    self.mismatch.get_or_insert(format!(
+                        "the code draws {name} of {} bytes where the vector has {found}",
+                        dest.len()
+                    ));
+                    dest.fill(0);
+                }
+            },
+        }
+        self.log.push((name, dest.to_vec()));
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl CryptoRng for Draws {}
+
+/// Hands out given values, for recomputing OPAQUE intermediates from recorded draws.
+struct Given(VecDeque<Vec<u8>>, bool);
+
+impl Given {
+    fn new(values: Vec<Vec<u8>>) -> Self {
+        Self(values.into(), true)
+    }
+
+    fn spent(&self) -> Result<(), String> {
+        if self.1 && self.0.is_empty() {
+            Ok(())
+        } else {
+            Err("the recorded draws of a client step do not match opaque-ke's draws".into())
+        }
+    }
+}
+
+impl RngCore for Given {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        match self.0.pop_front() {
+            Some(v) if v.len() == dest.len() => dest.copy_from_slice(&v),
+            _ => {
+                self.1 = false;
+                dest.fill(0);
+            }
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl CryptoRng for Given {}
+
+// ---------------------------------------------------------------------------------------------
+// Names of outcomes
+// ---------------------------------------------------------------------------------------------
+
+fn channel_error(e: &ChannelError) -> String {
+    match e {
+        ChannelError::Malformed(_) => "Channel.Malformed".into(),
+        other => format!("Channel.{other:?}"),
+    }
+}
+
+fn hsm_error(e: &HsmError) -> String {
+    match e {
+        HsmError::Channel(c) => channel_error(c),
+        other => format!("{other:?}"),
+    }
+}
+
+fn client_error(e: &ClientError) -> Result<String, String> {
+    match e {
+        ClientError::WrongPassword { remaining } => {
+            Ok(format!("WrongPassword(remaining={remaining})"))
+        }
+        ClientError::Locked => Ok("Locked".into()),
+        ClientError::Refused { reason, remaining } => {
+            Ok(format!("Refused({reason:?}, remaining={remaining})"))
+        }
+        other => Err(format!("unexpected client error {other:?}")),
+    }
+}
+
+fn response_outcome(response: &Response) -> String {
+    match response {
+        Response::Refused { reason, remaining } => {
+            format!("Refused({reason:?}, remaining={remaining})")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn refusal(response: &Response) -> Option<String> {
+    match response {
+        Response::Refused { reason, .. } => Some(format!("Refused.{reason:?}")),
+        _ => None,
+    }
+}
+
+fn snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The driver
+// ---------------------------------------------------------------------------------------------
+
+/// One answer of the HSM.
+enum Answer {
+    Sealed { bytes: Vec<u8>, response: Response },
+    Rejected(String),
+}
+
+/// What `Login::start` and its KE1 exchange leave: the client state, the draws of the step
+/// (ikmE last), the HSM's answer and the envelope sent.
+struct LoginStarted {
+    state: AwaitingLoginChallenge,
+    start_draws: Vec<Vec<u8>>,
+    answer: Answer,
+    envelope: Vec<u8>,
+}
+
+struct Run {
+    draws: Draws,
+    fleet_id: Vec<u8>,
+    account: Vec<u8>,
+    now: u64,
+    hsm: Hsm,
+    endpoint: Endpoint,
+    public: FleetPublicKey,
+    fleet_secret: FleetSecretKey,
+    hsm_secrets: Vec<u8>,
+    records: BTreeMap<Vec<u8>, AccountRecord>,
+    mids: Vec<Value>,
+    outs: Vec<Value>,
+    client: Vec<Value>,
+    /// The export key of the latest registration.
+    export_key: Option<Vec<u8>>,
+}
+
+fn u64_field(v: &Value, field: &str) -> Result<u64, String> {
+    v[field].as_u64().ok_or_else(|| format!("missing number {field}"))
+}
+
+fn key_field(v: &Value, field: &str) -> Result<BackupKey, String> {
+    let bytes: [u8; 32] =
+        hex_field(v, field)?.try_into().map_err(|_| format!("{field} is not 32 bytes"))?;
+    Ok(BackupKey::from_bytes(bytes))
+}
+
+impl Run {
+    fn new(config: &Value, source: Source) -> Result<Self, String> {
+        let fleet_id = hex_field(config, "fleetId")?;
+        let account = hex_field(config, "accountId")?;
+        let budget = u8::try_from(u64_field(config, "budget")?).map_err(|_| "budget too big")?;
+        let ksf_profile = u8::try_from(u64_field(config, "ksfProfile")?)
+            .ok()
+            .and_then(KsfProfile::from_code)
+            .ok_or("unknown ksfProfile")?;
+        expect_eq(
+            "ksfParams",
+            config["ksfParams"].as_str(),
+            Some(ksf_params(ksf_profile).as_str()),
+        )?;
+        let mut draws = Draws::new(source);
+        draws.begin("hsm.setup");
+        let secrets = HsmSecrets::generate(&mut draws, &fleet_id);
+        let hsm_secrets = secrets.to_bytes().to_vec();
+        // to_bytes ends with count (1) || key_id || X25519 secret [32].
+        let tail = &hsm_secrets[hsm_secrets.len() - 34..];
+        expect_eq("channel key count and id", (tail[0], tail[1]), (1, 1))?;
+        let fleet_secret = FleetSecretKey::from_bytes(tail[2..].try_into().expect("32 bytes"))
+            .map_err(|e| e.to_string())?;
+        let (key_id, public) = secrets.public_keys()[0];
+        expect_eq("fleetKeyId", u64::from(key_id), u64_field(config, "fleetKeyId")?)?;
+        let hsm_config = HsmConfig {
+            budget,
+            ksf_profile,
+            session_lifetime: u64_field(config, "sessionLifetime")?,
+            token_lifetime: u64_field(config, "tokenLifetime")?,
+        };
+        let hsm = Hsm::new(secrets, hsm_config).map_err(|e| e.to_string())?;
+        let endpoint = Endpoint::new(&fleet_id, key_id, public).accepting_fast_ksf();
+        Ok(Self {
+            draws,
+            fleet_id,
+            account,
+            now: u64_field(config, "now")?,
+            hsm,
+            endpoint,
+            public,
+            fleet_secret,
+            hsm_secrets,
+            records: BTreeMap::new(),
+            mids: Vec::new(),
+            outs: Vec::new(),
+            client: Vec::new(),
+            export_key: None,
+        })
+    }
+
+    fn record_json(&self) -> Value {
+        self.records.get(&self.account).map_or(Value::Null, |r| json!(hex::encode(r.encode())))
+    }
+
+    fn outcome(&mut self, outcome: String) {
+        self.client.push(json!({ "outcome": outcome }));
+    }
+
+    /// Sends `envelope` (sealed with `ikm` as its `ikmE`, if known) to the HSM through the
+    /// driver, and records the exchange.
+    fn call(&mut self, envelope: &[u8], ikm: Option<&[u8; 32]>) -> Result<Answer, String> {
+        let mut mid = json!({});
+        let mut out = json!({ "envelope": hex::encode(envelope) });
+        // The plaintext, opened beside the HSM with the fleet's secret key.
+        let parsed = RequestEnvelope::parse(envelope).ok();
+        let plain = parsed.as_ref().and_then(|e| {
+            channel::open_request(&self.fleet_secret, &self.fleet_id, e).ok().map(|p| p.0.to_vec())
+        });
+        if let (Some(p), Some(e)) = (&plain, &parsed) {
+            mid["requestPlaintext"] = json!(hex::encode(p));
+            let request = Request::decode(p).map_err(|e| e.to_string())?;
+            mid["request"] = json!(request.name());
+            if let Request::LoginStart { ke1 } = &request {
+                mid["attemptId"] =
+                    json!(hex::encode(hsm::attempt_id(e.account_id(), ke1.as_ref())));
+            }
+        }
+        let answer = match self.hsm.open(envelope) {
+            Err(e) => {
+                out["error"] = json!(hsm_error(&e));
+                out["recordChange"] = json!("none");
+                Answer::Rejected(hsm_error(&e))
+            }
+            Ok(opened) => {
+                let step =
+                    format!("hsm.{}", snake(opened.request_name().unwrap_or("InvalidRequest")));
+                let record = self.records.get(opened.account()).cloned();
+                let (reply, change) = match self.hsm.handle(opened, record, self.now) {
+                    Step::Reply(reply) => (reply, "none"),
+                    Step::PersistThenReply(step) => {
+                        let records = &mut self.records;
+                        let mut change = "";
+                        let persisted = step.persist(|account, c| {
+                            match c {
+                                RecordChange::Put(r) => {
+                                    records.insert(account.to_vec(), r.clone());
+                                    change = "put";
+                                }
+                                RecordChange::Delete => {
+                                    records.remove(account);
+                                    change = "delete";
+                                }
+                            }
+                            Ok::<(), Infallible>(())
+                        });
+                        let Ok(reply) = persisted;
+                        (reply, change)
+                    }
+                };
+                self.draws.begin(&step);
+                let bytes = self.hsm.seal(reply, &mut self.draws);
+                out["response"] = json!(hex::encode(&bytes));
+                out["recordChange"] = json!(change);
+                // The response plaintext: the pending state of the request, rebuilt from ikmE.
+                let (Some(ikm), Some(p), Some(e)) = (ikm, &plain, &parsed) else {
+                    return Err("a sealed response to a request whose ikmE is unknown".into());
+                };
+                let (again, pending) = channel::seal_request_with_ephemeral_ikm(
+                    ikm,
+                    &self.fleet_id,
+                    e.key_id(),
+                    &self.public,
+                    e.account_id(),
+                    p,
+                )
+                .map_err(|e| e.to_string())?;
+                expect_eq(
+                    "envelope resealed with its ikmE",
+                    hex::encode(again),
+                    hex::encode(envelope),
+                )?;
+                let response_plain = pending.open(&bytes).map_err(|e| e.to_string())?;
+                mid["responsePlaintext"] = json!(hex::encode(&response_plain));
+                let response = Response::decode(&response_plain).map_err(|e| e.to_string())?;
+                Answer::Sealed { bytes, response }
+            }
+        };
+        out["record"] = self.record_json();
+        self.mids.push(mid);
+        self.outs.push(out);
+        Ok(answer)
+    }
+
+    fn sealed(answer: Answer) -> Result<(Vec<u8>, Response), String> {
+        match answer {
+            Answer::Sealed { bytes, response } => Ok((bytes, response)),
+            Answer::Rejected(e) => Err(format!("the HSM rejected a request: {e}")),
+        }
+    }
+
+    /// A registration: `Registration::start` (or `change_password`), then its finish.
+    fn register(&mut self, password: &[u8], key: &BackupKey) -> Result<(), String> {
+        let from = self.draws.begin("client.register_start");
+        let (state, envelope) =
+            Registration::start(&mut self.draws, &self.endpoint, &self.account, password, None)
+                .map_err(|e| format!("{e:?}"))?;
+        self.finish_registration(state, envelope, from, password, key)
+    }
+
+    fn change_password(
+        &mut self,
+        session: LoggedIn,
+        password: &[u8],
+        expected_key: &BackupKey,
+    ) -> Result<(), String> {
+        let from = self.draws.begin("client.change_password");
+        let (state, key, envelope) = session
+            .change_password(&mut self.draws, password, None)
+            .map_err(|e| format!("{e:?}"))?;
+        expect_eq("the key change_password keeps", &key, expected_key)?;
+        self.finish_registration(state, envelope, from, password, &key)
+    }
+
+    fn finish_registration(
+        &mut self,
+        state: AwaitingRegisterChallenge,
+        envelope: Vec<u8>,
+        start: usize,
+        password: &[u8],
+        key: &BackupKey,
+    ) -> Result<(), String> {
+        let blind = self.draws.since(start);
+        let ikm = self.draws.last_ikm()?;
+        let (response, challenge) = Self::sealed(self.call(&envelope, Some(&ikm))?)?;
+        let from = self.draws.begin("client.register_finish");
+        let (state, envelope) =
+            state.receive(&mut self.draws, &response, key).map_err(|e| format!("{e:?}"))?;
+        let finish_draws = self.draws.since(from);
+        let ikm = self.draws.last_ikm()?;
+        let (response, _) = Self::sealed(self.call(&envelope, Some(&ikm))?)?;
+        let budget = state.receive(&response).map_err(|e| format!("{e:?}"))?;
+        self.outcome(format!("Registered(budget={budget})"));
+
+        // The intermediates, recomputed from the recorded draws with opaque-ke alone: the
+        // blind is every draw of the start step but ikmE, then the envelope nonce and the
+        // sealed-key nonce.
+        let Response::RegisterChallenge { registration_response, record_version, ksf_profile } =
+            challenge
+        else {
+            return Err("no RegisterChallenge".into());
+        };
+        let mut given = Given::new(blind[..blind.len() - 1].to_vec());
+        let started = ClientRegistration::<VaultSuite>::start(&mut given, password)
+            .map_err(|e| e.to_string())?;
+        given.spent()?;
+        let ksf = KsfProfile::from_code(ksf_profile).ok_or("ksf profile")?.argon2();
+        let ids = Identities { account: &self.account, fleet: &self.fleet_id };
+        let [nonce, seal_nonce, _ikm] = <[Vec<u8>; 3]>::try_from(finish_draws)
+            .map_err(|_| "client.register_finish does not make three draws")?;
+        let mut given = Given::new(vec![nonce]);
+        let finished = started
+            .state
+            .finish(
+                &mut given,
+                password,
+                RegistrationResponse::deserialize(&registration_response)
+                    .map_err(|e| e.to_string())?,
+                ClientRegistrationFinishParameters::new(ids.opaque(), Some(&ksf)),
+            )
+            .map_err(|e| e.to_string())?;
+        given.spent()?;
+        let export_key = finished.export_key.to_vec();
+        let upload = finished.message.serialize().to_vec();
+        let seal_nonce: [u8; 12] = seal_nonce.try_into().map_err(|_| "sealed-key nonce")?;
+        let sealed =
+            wrap::seal_key_with_nonce(&seal_nonce, &export_key, &self.account, record_version, key);
+        let mid = self.mids.last_mut().expect("an exchange");
+        let plain = hex_field(mid, "requestPlaintext")?;
+        let Ok(Request::RegisterFinish { registration_upload, sealed_key, .. }) =
+            Request::decode(&plain)
+        else {
+            return Err("no RegisterFinish".into());
+        };
+        expect_eq("registration record", hex::encode(&upload), hex::encode(*registration_upload))?;
+        expect_eq("sealed K", hex::encode(&sealed), hex::encode(sealed_key))?;
+        mid["exportKey"] = json!(hex::encode(&export_key));
+        mid["wrappingKey"] = json!(hex::encode(*vault_wrapping_key(&export_key)));
+        mid["registrationRecord"] = json!(hex::encode(&upload));
+        self.export_key = Some(export_key);
+        Ok(())
+    }
+
+    /// `Login::start` and the KE1 exchange. Returns the client state, the KE1 draws and the
+    /// answer.
+    fn login_start(&mut self, password: &[u8]) -> Result<LoginStarted, String> {
+        let from = self.draws.begin("client.login_start");
+        let (state, envelope) =
+            Login::start(&mut self.draws, &self.endpoint, &self.account, password)
+                .map_err(|e| format!("{e:?}"))?;
+        let start_draws = self.draws.since(from);
+        let ikm = self.draws.last_ikm()?;
+        let answer = self.call(&envelope, Some(&ikm))?;
+        Ok(LoginStarted { state, start_draws, answer, envelope })
+    }
+
+    /// A whole login. Returns the session when it succeeds.
+    fn login(&mut self, password: &[u8]) -> Result<Option<LoggedIn>, String> {
+        let LoginStarted { state, start_draws, answer, .. } = self.login_start(password)?;
+        let Answer::Sealed { bytes, response: ke2 } = answer else {
+            return Err("KE1 rejected".into());
+        };
+        self.begin_finish(state, start_draws, password, &bytes, ke2)
+    }
+
+    fn begin_finish(
+        &mut self,
+        state: AwaitingLoginChallenge,
+        start_draws: Vec<Vec<u8>>,
+        password: &[u8],
+        bytes: &[u8],
+        ke2: Response,
+    ) -> Result<Option<LoggedIn>, String> {
+        let from = self.draws.begin("client.login_finish");
+        let (state, envelope) = match state.receive(&mut self.draws, bytes) {
+            Ok(next) => next,
+            Err(e) => {
+                let outcome = client_error(&e)?;
+                self.outcome(outcome);
+                return Ok(None);
+            }
+        };
+        let finish_draws = self.draws.since(from);
+        let ikm = self.draws.last_ikm()?;
+        let (response, _) = Self::sealed(self.call(&envelope, Some(&ikm))?)?;
+        let export_key = self.login_export_key(password, &start_draws, &finish_draws, &ke2)?;
+        self.mids.last_mut().expect("an exchange")["exportKey"] = json!(hex::encode(&export_key));
+        match state.receive(&response) {
+            Ok(session) => {
+                expect_eq("login export key", Some(&export_key), self.export_key.as_ref())?;
+                self.client.push(json!({
+                    "outcome": format!("LoggedIn(remaining={})", session.remaining()),
+                    "recoveredKey": hex::encode(session.key().expose_secret()),
+                }));
+                Ok(Some(session))
+            }
+            Err(e) => {
+                let outcome = client_error(&e)?;
+                self.outcome(outcome);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The export key of a login, recomputed with opaque-ke from the recorded draws; checks
+    /// that KE1 and KE3 are the ones the client sent.
+    fn login_export_key(
+        &self,
+        password: &[u8],
+        start_draws: &[Vec<u8>],
+        finish_draws: &[Vec<u8>],
+        ke2: &Response,
+    ) -> Result<Vec<u8>, String> {
+        let Response::LoginChallenge { ke2, ksf_profile, .. } = ke2 else {
+            return Err("no LoginChallenge".into());
+        };
+        let mut given = Given::new(start_draws[..start_draws.len() - 1].to_vec());
+        let started =
+            ClientLogin::<VaultSuite>::start(&mut given, password).map_err(|e| e.to_string())?;
+        given.spent()?;
+        let ke1 = started.message.serialize().to_vec();
+        let ksf = KsfProfile::from_code(*ksf_profile).ok_or("ksf profile")?.argon2();
+        let ids = Identities { account: &self.account, fleet: &self.fleet_id };
+        let mut given = Given::new(finish_draws[..finish_draws.len() - 1].to_vec());
+        let finished = started
+            .state
+            .finish(
+                &mut given,
+                password,
+                CredentialResponse::deserialize(ke2.as_ref()).map_err(|e| e.to_string())?,
+                ClientLoginFinishParameters::new(Some(CONTEXT), ids.opaque(), Some(&ksf)),
+            )
+            .map_err(|e| e.to_string())?;
+        given.spent()?;
+        let ke3 = finished.message.serialize().to_vec();
+        // The KE1 and KE3 the client sent, from the opened plaintexts.
+        let sent: Vec<Request> = self
+            .mids
+            .iter()
+            .filter_map(|m| m["requestPlaintext"].as_str())
+            .filter_map(|p| Request::decode(&hex::decode(p).ok()?).ok())
+            .collect();
+        let ke1_sent = sent
+            .iter()
+            .any(|r| matches!(r, Request::LoginStart { ke1: k } if k.as_ref()[..] == ke1[..]));
+        let ke3_sent = sent
+            .iter()
+            .any(|r| matches!(r, Request::LoginFinish { ke3: k, .. } if k.as_ref()[..] == ke3[..]));
+        if !(ke1_sent && ke3_sent) {
+            return Err("opaque-ke on the recorded draws does not give the KE1 and KE3 sent".into());
+        }
+        Ok(finished.export_key.to_vec())
+    }
+
+    fn exchange_count(&self) -> usize {
+        self.outs.len()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------------
+
+/// The case `error` of a journey: what the decisive exchange was answered with.
+fn journey(scenario: &str, run: &mut Run, inputs: &Value) -> Result<Option<String>, String> {
+    let password = hex_field(inputs, "password")?;
+    let key = || key_field(inputs, "backupKey");
+    let other = || hex_field(inputs, "otherPassword");
+    match scenario {
+        "register-login" => {
+            run.register(&password, &key()?)?;
+            let session = run.login(&password)?.ok_or("the login failed")?;
+            expect_eq("recovered K", session.key(), &key()?)?;
+            Ok(None)
+        }
+        "wrong-password" => {
+            run.register(&password, &key()?)?;
+            let none = run.login(&other()?)?;
+            expect_eq("a wrong password logs in", none.is_none(), true)?;
+            Ok(None)
+        }
+        "lockout" => {
+            run.register(&password, &key()?)?;
+            for _ in 0..3 {
+                if run.login(&other()?)?.is_some() {
+                    return Err("a wrong password logged in".into());
+                }
+            }
+            if run.login(&password)?.is_some() {
+                return Err("a locked account logged in".into());
+            }
+            Ok(None)
+        }
+        "unknown-account" => {
+            if run.login(&password)?.is_some() {
+                return Err("an unknown account logged in".into());
+            }
+            Ok(None)
+        }
+        "change-password" => {
+            run.register(&password, &key()?)?;
+            let session = run.login(&password)?.ok_or("the login failed")?;
+            run.change_password(session, &other()?, &key()?)?;
+            let session = run.login(&other()?)?.ok_or("the login with the new password failed")?;
+            expect_eq("K after the password change", session.key(), &key()?)?;
+            Ok(None)
+        }
+        "ke1-retry" => {
+            run.register(&password, &key()?)?;
+            let LoginStarted { state, start_draws, answer: first, envelope } =
+                run.login_start(&password)?;
+            Run::sealed(first)?;
+            let ikm = start_draws.last().cloned().ok_or("no ikmE")?;
+            let ikm: [u8; 32] = ikm.try_into().map_err(|_| "ikmE")?;
+            let (bytes, ke2) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
+            run.begin_finish(state, start_draws, &password, &bytes, ke2)?
+                .ok_or("the login failed")?;
+            Ok(None)
+        }
+        "tampered-envelope" => {
+            let envelope = run.login_start_unsent(&password)?;
+            let tampered = tamper(&envelope, &inputs["tamper"])?;
+            let answer = run.call(&tampered, None)?;
+            run.mids.last_mut().expect("an exchange")["untamperedEnvelope"] =
+                json!(hex::encode(&envelope));
+            match answer {
+                Answer::Rejected(e) => Ok(Some(e)),
+                Answer::Sealed { .. } => Err("the HSM answered a tampered envelope".into()),
+            }
+        }
+        "replayed-ke3" => {
+            run.register(&password, &key()?)?;
+            run.login(&password)?.ok_or("the login failed")?;
+            // The LoginFinish envelope, sent again with its ikmE.
+            let n = run.exchange_count() - 1;
+            let envelope = hex_field(&run.outs[n], "envelope")?;
+            let ikm = last_ikm_of(&run.draws, "client.login_finish")?;
+            let (_, response) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
+            run.outcome(response_outcome(&response));
+            Ok(refusal(&response))
+        }
+        "wrong-ticket" | "swapped-ticket" => {
+            run.register(&password, &key()?)?;
+            let LoginStarted { state, answer, .. } = run.login_start(&password)?;
+            let (bytes, ke2) = Run::sealed(answer)?;
+            let Response::LoginChallenge { ticket, .. } = &ke2 else {
+                return Err("no LoginChallenge".into());
+            };
+            let ticket = if scenario == "swapped-ticket" {
+                // A second login of the same account; its ticket goes with the first KE3.
+                match Run::sealed(run.login_start(&password)?.answer)?.1 {
+                    Response::LoginChallenge { ticket, .. } => ticket,
+                    _ => return Err("no second LoginChallenge".into()),
+                }
+            } else {
+                tamper(ticket, &inputs["tamper"])?
+            };
+            run.draws.begin("client.login_finish");
+            let (_, envelope) =
+                state.receive(&mut run.draws, &bytes).map_err(|e| format!("{e:?}"))?;
+            // The KE3 the client sealed, under the wrong ticket, sealed again.
+            let env = RequestEnvelope::parse(&envelope).map_err(|e| e.to_string())?;
+            let (plain, _) = channel::open_request(&run.fleet_secret, &run.fleet_id, &env)
+                .map_err(|e| e.to_string())?;
+            let Ok(Request::LoginFinish { ke3, .. }) = Request::decode(&plain) else {
+                return Err("no LoginFinish".into());
+            };
+            let request = Request::LoginFinish { ticket, ke3 };
+            run.draws.begin("client.login_finish_resealed");
+            let (envelope, pending) = channel::seal_request(
+                &mut run.draws,
+                &run.fleet_id,
+                env.key_id(),
+                &run.public,
+                &run.account,
+                &request.encode(),
+            )
+            .map_err(|e| e.to_string())?;
+            let ikm = run.draws.last_ikm()?;
+            let (bytes, response) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
+            let opened = pending.open(&bytes).map_err(|e| e.to_string())?;
+            expect_eq("response", Response::decode(&opened).ok(), Some(response.clone()))?;
+            run.outcome(response_outcome(&response));
+            Ok(refusal(&response))
+        }
+        other => Err(format!("unknown scenario {other:?}")),
+    }
+}
+
+impl Run {
+    /// `Login::start` only, not sent: for envelopes that are tampered with first.
+    fn login_start_unsent(&mut self, password: &[u8]) -> Result<Vec<u8>, String> {
+        self.draws.begin("client.login_start");
+        let (_, envelope) = Login::start(&mut self.draws, &self.endpoint, &self.account, password)
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(envelope)
+    }
+}
+
+/// The `ikmE` of the latest run of `step`: its last draw.
+fn last_ikm_of(draws: &Draws, step: &str) -> Result<[u8; 32], String> {
+    let prefix = format!("{step}.draw[");
+    let last = draws
+        .log
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.0.starts_with(&prefix))
+        .map(|(i, _)| i)
+        .next_back()
+        .ok_or("no such step")?;
+    draws.log[last].1.clone().try_into().map_err(|_| "ikmE is not 32 bytes".into())
+}
+
+/// Applies `{"offset", "xor"}` or `{"truncateTo"}` to `bytes`.
+fn tamper(bytes: &[u8], how: &Value) -> Result<Vec<u8>, String> {
+    let mut out = bytes.to_vec();
+    if let Some(len) = how["truncateTo"].as_u64() {
+        out.truncate(usize::try_from(len).map_err(|e| e.to_string())?);
+        return Ok(out);
+    }
+    let offset = usize::try_from(u64_field(how, "offset")?).map_err(|e| e.to_string())?;
+    let mask = u8::try_from(u64_field(how, "xor")?).map_err(|e| e.to_string())?;
+    *out.get_mut(offset).ok_or("tamper offset out of range")? ^= mask;
+    Ok(out)
+}
+
+/// Runs one journey case from its config and inputs: the whole case but tcId, comment, flags.
+fn run_journey(
+    scenario: &str,
+    config: &Value,
+    inputs: &Value,
+    source: Source,
+) -> Result<Value, String> {
+    let suite = suite_config();
+    for (field, value) in suite.as_object().expect("an object") {
+        expect_eq(field, &config[field], value)?;
+    }
+    let mut run = Run::new(config, source)?;
+    let result = journey(scenario, &mut run, inputs);
+    run.draws.finish()?;
+    let error = result?;
+    let mut inputs = inputs.clone();
+    inputs["draws"] = run.draws.draws_json();
+    let mut case = json!({
+        "result": if error.is_some() { "invalid" } else { "valid" },
+        "scenario": scenario,
+        "config": config,
+        "inputs": inputs,
+        "intermediates": {
+            "hsmSecrets": hex::encode(&run.hsm_secrets),
+            "fleetPublicKey": hex::encode(run.public.as_bytes()),
+            "exchanges": run.mids,
+        },
+        "outputs": { "exchanges": run.outs, "client": run.client },
+    });
+    if let Some(error) = error {
+        case["error"] = json!(error);
+    }
+    Ok(case)
+}
+
+/// The Argon2id parameters of a profile, as the config states them.
+fn ksf_params(profile: KsfProfile) -> String {
+    let (m, t, p) = profile.costs();
+    let name = match profile {
+        KsfProfile::Mobile => "the Mobile profile",
+        KsfProfile::Fast => "the Fast profile, for tests and vectors only",
+    };
+    format!(
+        "Argon2id version 0x13, m = {m} KiB, t = {t}, p = {p}, 64-byte output, salt of 16 zero bytes ({name}, code {})",
+        profile.code()
+    )
+}
+
+/// The suite fields of every journey config (checked, not varied).
+fn suite_config() -> Value {
+    json!({
+        "opaque": "OPAQUE-3DH",
+        "oprf": "ristretto255-SHA512",
+        "group": "ristretto255",
+        "hash": "SHA-512",
+        "ksf": "Argon2id",
+        "context": hex::encode(CONTEXT),
+        "hpke": "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM",
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sealed channel alone
+// ---------------------------------------------------------------------------------------------
+
+fn run_channel(config: &Value, inputs: &Value) -> Result<Value, String> {
+    let fleet_id = hex_field(config, "fleetId")?;
+    let account = hex_field(config, "accountId")?;
+    let key_id = u8::try_from(u64_field(config, "fleetKeyId")?).map_err(|e| e.to_string())?;
+    let ikm_r: [u8; 32] = hex_field(inputs, "fleetKeyIkm")?.try_into().map_err(|_| "ikmR")?;
+    let ikm_e: [u8; 32] = hex_field(inputs, "ikmE")?.try_into().map_err(|_| "ikmE")?;
+    let nonce: [u8; 32] =
+        hex_field(inputs, "responseNonce")?.try_into().map_err(|_| "responseNonce")?;
+    let request = hex_field(inputs, "requestPlaintext")?;
+    let response_plain = hex_field(inputs, "responsePlaintext")?;
+    let open_fleet = match inputs.get("hsmFleetId") {
+        Some(_) => hex_field(inputs, "hsmFleetId")?,
+        None => fleet_id.clone(),
+    };
+    let secret = FleetSecretKey::derive(&ikm_r);
+    let public = secret.public_key();
+    let (envelope, pending) = channel::seal_request_with_ephemeral_ikm(
+        &ikm_e, &fleet_id, key_id, &public, &account, &request,
+    )
+    .map_err(|e| e.to_string())?;
+    let parsed = RequestEnvelope::parse(&envelope).map_err(|e| e.to_string())?;
+    let mut outputs = json!({
+        "fleetPublicKey": hex::encode(public.as_bytes()),
+        "enc": hex::encode(parsed.enc()),
+        "envelope": hex::encode(&envelope),
+    });
+    let intermediates = json!({
+        "fleetSecretKey": hex::encode(*secret.to_bytes()),
+        "info": hex::encode(channel::request_info(1, &fleet_id, &account, key_id).map_err(|e| e.to_string())?),
+    });
+    let mut error = None;
+    match channel::open_request(&secret, &open_fleet, &parsed) {
+        Err(e) => error = Some(channel_error(&e)),
+        Ok((opened, sealer)) => {
+            expect_eq("opened request", hex::encode(&*opened), hex::encode(&request))?;
+            let response =
+                sealer.seal_with_nonce(&nonce, &response_plain).map_err(|e| e.to_string())?;
+            outputs["response"] = json!(hex::encode(&response));
+            let delivered = match inputs.get("tamperResponse") {
+                Some(how) => tamper(&response, how)?,
+                None => response,
+            };
+            match pending.open(&delivered) {
+                Ok(plain) => expect_eq(
+                    "opened response",
+                    hex::encode(&*plain),
+                    hex::encode(&response_plain),
+                )?,
+                Err(e) => error = Some(channel_error(&e)),
+            }
+        }
+    }
+    let mut case = json!({
+        "result": if error.is_some() { "invalid" } else { "valid" },
+        "scenario": "channel",
+        "config": config,
+        "inputs": inputs,
+        "intermediates": intermediates,
+        "outputs": outputs,
+    });
+    if let Some(error) = error {
+        case["error"] = json!(error);
+    }
+    Ok(case)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generation and verification
+// ---------------------------------------------------------------------------------------------
+
+struct Journey<'a> {
+    scenario: &'a str,
+    comment: &'a str,
+    flags: &'a [&'a str],
+    account: &'a [u8],
+    budget: u8,
+    password: &'a [u8],
+    other_password: Option<&'a [u8]>,
+    tamper: Option<Value>,
+}
+
+impl Journey<'_> {
+    fn case(&self, slug: &str) -> Value {
+        let mut config = suite_config();
+        for (field, value) in [
+            ("ksfProfile", json!(KsfProfile::Fast.code())),
+            ("ksfParams", json!(ksf_params(KsfProfile::Fast))),
+            ("fleetId", json!(hex::encode(FLEET_ID))),
+            ("fleetKeyId", json!(1)),
+            ("accountId", json!(hex::encode(self.account))),
+            ("budget", json!(self.budget)),
+            ("now", json!(NOW)),
+            ("sessionLifetime", json!(300)),
+            ("tokenLifetime", json!(300)),
+        ] {
+            config[field] = value;
+        }
+        let seed = format!("vault/{slug}");
+        let mut inputs = json!({
+            "seed": seed,
+            "password": hex::encode(self.password),
+            "backupKey": hex::encode(draw(&format!("{seed}/K"), 32)),
+        });
+        if let Some(p) = self.other_password {
+            inputs["otherPassword"] = json!(hex::encode(p));
+        }
+        if let Some(t) = &self.tamper {
+            inputs["tamper"] = t.clone();
+        }
+        let mut case = run_journey(self.scenario, &config, &inputs, Source::Derive(seed))
+            .unwrap_or_else(|e| panic!("vault vector {slug}: {e}"));
+        case["comment"] = json!(self.comment);
+        case["flags"] = json!(self.flags);
+        case
+    }
+}
+
+/// Builds the vector file.
+pub fn generate() -> Value {
+    let journey = |scenario, comment, flags, account, budget, other_password| Journey {
+        scenario,
+        comment,
+        flags,
+        account,
+        budget,
+        password: b"correct horse battery staple",
+        other_password,
+        tamper: None,
+    };
+    let valid = [
+        journey(
+            "register-login",
+            "register, then log in and recover K",
+            &["Registration", "Login"][..],
+            &b"account-1"[..],
+            10,
+            None,
+        ),
+        journey(
+            "wrong-password",
+            "one wrong password: KE2, then the client stops",
+            &["Registration", "WrongPassword"],
+            b"account-2",
+            5,
+            Some(&b"Tr0ub4dor&3"[..]),
+        ),
+        journey(
+            "lockout",
+            "budget 2: two wrong passwords spend it, a third wrong KE1 locks the account and erases K, the right password is then refused as Locked",
+            &["Registration", "WrongPassword", "Lockout"],
+            b"account-3",
+            2,
+            Some(&b"Tr0ub4dor&3"[..]),
+        ),
+        journey(
+            "unknown-account",
+            "KE1 for an account nobody registered: fake KE2, phantom record",
+            &["UnknownAccount", "WrongPassword"],
+            b"account-4",
+            3,
+            None,
+        ),
+        journey(
+            "change-password",
+            "log in, change the password with the login's token keeping K, log in with the new one",
+            &["Registration", "Login", "PasswordChange"],
+            b"account-5",
+            5,
+            Some(&b"new password, same K"[..]),
+        ),
+        journey(
+            "ke1-retry",
+            "the same KE1 envelope twice: charged once, two KE2 for one attempt; the login finishes on the second",
+            &["Registration", "Login", "Ke1Retry"],
+            b"account-6",
+            5,
+            None,
+        ),
+    ];
+    let journeys: Vec<Value> = valid.iter().map(|j| j.case(j.scenario)).collect();
+
+    let account = b"account-7";
+    let enc_at = 1 + 1 + 2 + account.len();
+    let tampered = [
+        ("version byte changed to 2", json!({ "offset": 0, "xor": 3 })),
+        ("key id changed to 2", json!({ "offset": 1, "xor": 3 })),
+        ("account id changed", json!({ "offset": enc_at - 1, "xor": 1 })),
+        ("enc changed", json!({ "offset": enc_at, "xor": 0x80 })),
+        ("ciphertext changed", json!({ "offset": enc_at + 32 + 5, "xor": 1 })),
+        // The last byte of a KE1 envelope: the tag of 97 bytes of LoginStart.
+        ("tag changed", json!({ "offset": enc_at + 32 + 97 + 16 - 1, "xor": 1 })),
+        ("cut inside enc", json!({ "truncateTo": enc_at + 16 })),
+    ];
+    let mut rejected = Vec::new();
+    for (i, (comment, how)) in tampered.into_iter().enumerate() {
+        let j = Journey {
+            tamper: Some(how),
+            ..journey("tampered-envelope", comment, &["ModifiedEnvelope"], account, 5, None)
+        };
+        rejected.push(j.case(&format!("tampered-envelope/{i}")));
+    }
+    for j in [
+        journey(
+            "replayed-ke3",
+            "the KE3 envelope of a successful login, sent again",
+            &["Registration", "Login", "ReplayedKe3"],
+            b"account-8",
+            5,
+            None,
+        ),
+        Journey {
+            tamper: Some(json!({ "offset": 20, "xor": 1 })),
+            ..journey(
+                "wrong-ticket",
+                "KE3 with its ticket damaged",
+                &["Registration", "WrongTicket"],
+                b"account-9",
+                5,
+                None,
+            )
+        },
+        journey(
+            "swapped-ticket",
+            "two logins; the first KE3 is sent with the second login's ticket",
+            &["Registration", "WrongTicket"],
+            b"account-10",
+            5,
+            None,
+        ),
+    ] {
+        rejected.push(j.case(j.scenario));
+    }
+
+    let channel_case = |slug: &str,
+                        comment: &str,
+                        flags: &[&str],
+                        request: &[u8],
+                        response: &[u8],
+                        extra: Value| {
+        let config = json!({
+            "hpke": "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM",
+            "fleetId": hex::encode(FLEET_ID),
+            "fleetKeyId": 1,
+            "accountId": hex::encode(b"account-channel"),
+        });
+        let mut inputs = json!({
+            "fleetKeyIkm": hex::encode(draw("vault/channel/ikmR", 32)),
+            "ikmE": hex::encode(draw(&format!("vault/channel/{slug}/ikmE"), 32)),
+            "responseNonce": hex::encode(draw(&format!("vault/channel/{slug}/response-nonce"), 32)),
+            "requestPlaintext": hex::encode(request),
+            "responsePlaintext": hex::encode(response),
+        });
+        for (k, v) in extra.as_object().expect("an object") {
+            inputs[k] = v.clone();
+        }
+        let mut case =
+            run_channel(&config, &inputs).unwrap_or_else(|e| panic!("channel {slug}: {e}"));
+        case["comment"] = json!(comment);
+        case["flags"] = json!(flags);
+        case
+    };
+    let delete = Request::Delete { token: [0x42; 16] }.encode();
+    let deleted = Response::Deleted.encode();
+    let long = draw("vault/channel/long", 600);
+    let channel_cases = vec![
+        channel_case(
+            "delete",
+            "a Delete request and its Deleted response",
+            &["Channel"],
+            &delete,
+            &deleted,
+            json!({}),
+        ),
+        channel_case("long", "600 bytes each way", &["Channel"], &long, &long[..300], json!({})),
+        channel_case("empty", "empty plaintexts both ways", &["Channel"], b"", b"", json!({})),
+        channel_case(
+            "modified-response",
+            "the response's last byte changed",
+            &["Channel", "ModifiedResponse"],
+            &delete,
+            &deleted,
+            json!({ "tamperResponse": { "offset": 32 + 1 + 16 - 1, "xor": 1 } }),
+        ),
+        channel_case(
+            "wrong-fleet",
+            "opened by an HSM of another fleet",
+            &["Channel", "WrongFleet"],
+            &delete,
+            &deleted,
+            json!({ "hsmFleetId": hex::encode(b"another.fleet.example") }),
+        ),
+    ];
+    let mut groups = vec![
+        json!({ "type": "Journey", "tests": journeys }),
+        json!({ "type": "Rejected", "tests": rejected }),
+        json!({ "type": "Channel", "tests": channel_cases }),
+    ];
+    number(&mut groups);
+    envelope(ALGORITHM, HEADER, NOTES, groups)
+}
+
+/// Checks one case by replaying it.
+pub fn verify_case(case: &Value) -> Result<(), String> {
+    let scenario = case["scenario"].as_str().ok_or("no scenario")?;
+    let mut found = if scenario == "channel" {
+        run_channel(&case["config"], &case["inputs"])?
+    } else {
+        let recorded = case["inputs"]["draws"].as_array().ok_or("no inputs.draws")?;
+        let mut queue = VecDeque::new();
+        for d in recorded {
+            let name = d["name"].as_str().ok_or("a draw without a name")?;
+            queue.push_back((name.to_owned(), hex_field(d, "value")?));
+        }
+        let mut inputs = case["inputs"].clone();
+        if let Some(map) = inputs.as_object_mut() {
+            map.remove("draws");
+        }
+        run_journey(scenario, &case["config"], &inputs, Source::Replay(queue))?
+    };
+    for field in ["tcId", "comment", "flags"] {
+        found[field] = case[field].clone();
+    }
+    if found != *case {
+        let diff = ["result", "error", "config", "inputs", "intermediates", "outputs"]
+            .into_iter()
+            .find(|f| found[*f] != case[*f])
+            .unwrap_or("a top-level field");
+        return Err(format!("the replay differs in {diff}"));
+    }
+    Ok(())
+}
