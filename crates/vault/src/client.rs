@@ -54,6 +54,12 @@ pub enum ClientError {
     /// The account is locked for good: its budget ran out and the vault erased its key.
     #[error("the account is locked: too many wrong passwords, and the vault erased the key")]
     Locked,
+    /// No attempts are left, but logins already in progress may still succeed; the account
+    /// locks for good once they end.
+    #[error(
+        "no password attempts are left; a login already in progress may still succeed, else the account locks"
+    )]
+    Exhausted,
     /// The vault refused the request.
     #[error("the vault refused the request ({reason:?}); {remaining} attempts remain")]
     Refused {
@@ -160,6 +166,7 @@ impl Session {
 fn unexpected(expected: &'static str, got: Response) -> ClientError {
     match got {
         Response::Refused { reason: RefusalReason::Locked, .. } => ClientError::Locked,
+        Response::Refused { reason: RefusalReason::Exhausted, .. } => ClientError::Exhausted,
         Response::Refused { reason, remaining } => ClientError::Refused { reason, remaining },
         other => ClientError::UnexpectedResponse { expected, got: response_name(&other) },
     }
@@ -195,7 +202,7 @@ impl Registration {
             .map_err(|_| ClientError::Opaque)?;
         let mut registration_request = [0u8; 32];
         registration_request.copy_from_slice(&started.message.serialize());
-        let request = Request::RegisterStart { registration_request, token: None };
+        let request = Request::RegisterStart { registration_request };
         let (envelope, pending) = endpoint.seal(rng, account, &request)?;
         let state = AwaitingRegisterChallenge {
             session,

@@ -147,9 +147,15 @@ impl HsmSecrets {
             )?;
         let ticket_key = Zeroizing::new(r.array("secrets.ticket_key")?);
         let count = r.u8("secrets.count")?;
-        let mut channel_keys = Vec::with_capacity(usize::from(count));
+        if count == 0 {
+            return Err(WireError::Invalid { field: "secrets.count", why: "no channel key" });
+        }
+        let mut channel_keys: Vec<(u8, FleetSecretKey)> = Vec::with_capacity(usize::from(count));
         for _ in 0..count {
             let id = r.u8("secrets.key_id")?;
+            if channel_keys.iter().any(|k| k.0 == id) {
+                return Err(WireError::Invalid { field: "secrets.key_id", why: "a key id twice" });
+            }
             let key = Zeroizing::new(r.array::<32>("secrets.channel_key")?);
             let key = FleetSecretKey::from_bytes(&key).map_err(|_| WireError::Invalid {
                 field: "secrets.channel_key",
@@ -220,7 +226,7 @@ pub struct Reply {
 enum Deferred {
     Response(Response),
     Ke2 {
-        ke1: Box<[u8; 96]>,
+        ke1: Box<CredentialRequest<VaultSuite>>,
         attempt: Attempt,
         registration: Option<Zeroizing<Vec<u8>>>,
         remaining: u8,
@@ -407,36 +413,49 @@ impl Hsm {
                     reply(Response::Registered { budget: self.config.budget }),
                 )
             }
-            Request::LoginStart { ke1 } => {
-                if CredentialRequest::<VaultSuite>::deserialize(ke1.as_ref()).is_err() {
+            Request::LoginStart { ke1: ke1_bytes } => {
+                let Ok(ke1) = CredentialRequest::<VaultSuite>::deserialize(ke1_bytes.as_ref())
+                else {
                     return refuse(RefusalReason::InvalidRequest, remaining);
-                }
-                let attempt_id = attempt_id(account, ke1.as_ref());
+                };
+                let attempt_id = attempt_id(account, ke1_bytes.as_ref());
                 let mut record = record.unwrap_or_else(|| {
                     AccountRecord::phantom(self.config.budget, self.config.ksf_profile.code())
                 });
-                let ke2 = |r: &AccountRecord, attempt| Deferred::Ke2 {
-                    ke1: ke1.clone(),
+                let ke2 = |r: &AccountRecord, attempt: Attempt| Deferred::Ke2 {
+                    ke1: Box::new(ke1.clone()),
                     attempt,
                     registration: (r.state == AccountState::Registered)
                         .then(|| Zeroizing::new(r.registration.clone())),
                     remaining: r.remaining,
                     ksf_profile: r.ksf_profile,
-                    not_after: now.saturating_add(self.config.session_lifetime),
+                    not_after: attempt.not_after,
                 };
-                if let Some(attempt) = record.pending.iter().find(|a| a.id == attempt_id) {
+                if let Some(attempt) =
+                    record.pending.iter().find(|a| a.id == attempt_id && now <= a.not_after)
+                {
                     // The same KE1 again (a retry): it tests the same password, so it is not
                     // charged twice. The record does not change.
                     return (None, ke2(&record, *attempt));
                 }
                 if record.remaining == 0 {
+                    if record.has_live_attempts(now) {
+                        // Attempts in flight may still succeed: refuse, but do not lock yet.
+                        return refuse(RefusalReason::Exhausted, 0);
+                    }
                     record.lock();
                     return (
                         Some(RecordChange::Put(record)),
                         reply(Response::Refused { reason: RefusalReason::Locked, remaining: 0 }),
                     );
                 }
-                let attempt = Attempt { id: attempt_id, serial: record.charges };
+                // Attempts whose time ran out are spent; drop them as the record is written.
+                record.pending.retain(|a| now <= a.not_after);
+                let attempt = Attempt {
+                    id: attempt_id,
+                    serial: record.charges,
+                    not_after: now.saturating_add(self.config.session_lifetime),
+                };
                 record.remaining -= 1;
                 record.charges += 1;
                 record.pending.push(attempt);
@@ -455,13 +474,15 @@ impl Hsm {
                 ) else {
                     return refuse(RefusalReason::SessionInvalid, remaining);
                 };
-                let ticket_attempt = Attempt { id: body.attempt_id, serial: body.serial };
-                let Some(position) = record.pending.iter().position(|a| *a == ticket_attempt)
+                let Some(position) = record
+                    .pending
+                    .iter()
+                    .position(|a| a.id == body.attempt_id && a.serial == body.serial)
                 else {
                     // Already answered (a replay) or cleared by a later login or registration.
                     return refuse(RefusalReason::SessionInvalid, remaining);
                 };
-                record.pending.remove(position);
+                let ticket_attempt = record.pending.remove(position);
                 let verified = now <= body.not_after
                     && self.verify_ke3(account, &body, ke3.as_ref()).is_some()
                     && record.state == AccountState::Registered;
@@ -471,7 +492,7 @@ impl Hsm {
                     } else {
                         RefusalReason::SessionInvalid
                     };
-                    if record.remaining == 0 && record.pending.is_empty() {
+                    if record.remaining == 0 && !record.has_live_attempts(now) {
                         record.lock();
                         let response =
                             Response::Refused { reason: RefusalReason::Locked, remaining: 0 };
@@ -563,12 +584,12 @@ impl Hsm {
         &self,
         rng: &mut R,
         account: &[u8],
-        ke1: &[u8; 96],
+        ke1: &CredentialRequest<VaultSuite>,
         attempt: Attempt,
         registration: Option<Zeroizing<Vec<u8>>>,
         not_after: u64,
     ) -> Option<(Box<[u8; 320]>, Vec<u8>)> {
-        let request = CredentialRequest::deserialize(ke1).ok()?;
+        let request = ke1.clone();
         let record = match registration {
             Some(bytes) => Some(ServerRegistration::deserialize(&bytes).ok()?),
             None => None,

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! request  = kind u8 || body
-//!   0x01 RegisterStart   registration_request [32] || token_opt
+//!   0x01 RegisterStart   registration_request [32]
 //!   0x02 RegisterFinish  record_version u32 || ksf_profile u8 || registration_upload [192]
 //!                        || sealed_key [61] || token_opt
 //!   0x03 LoginStart      ke1 [96]
@@ -44,12 +44,10 @@ pub const MAX_TICKET_LEN: usize = 512;
 /// A client request.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Request {
-    /// First registration message. A token from a login in the same session refills the budget.
+    /// First registration message.
     RegisterStart {
         /// RFC 9807 `RegistrationRequest`.
         registration_request: [u8; len::REGISTRATION_REQUEST],
-        /// Authorisation from a successful login.
-        token: Option<[u8; TOKEN_LEN]>,
     },
     /// Second registration message: the OPAQUE record and the sealed K.
     RegisterFinish {
@@ -105,9 +103,8 @@ impl Request {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         match self {
-            Self::RegisterStart { registration_request, token } => {
+            Self::RegisterStart { registration_request } => {
                 w.u8(0x01).bytes(registration_request);
-                put_token(&mut w, token);
             }
             Self::RegisterFinish {
                 record_version,
@@ -142,7 +139,6 @@ impl Request {
         let request = match r.u8("request.kind")? {
             0x01 => Self::RegisterStart {
                 registration_request: r.array("RegisterStart.registration_request")?,
-                token: get_token(&mut r)?,
             },
             0x02 => Self::RegisterFinish {
                 record_version: u32::from_be_bytes(r.array("RegisterFinish.record_version")?),
@@ -190,8 +186,9 @@ pub enum RefusalReason {
     SessionInvalid,
     /// The token is missing, wrong, used or expired.
     NotAuthorised,
-    /// The operation needs a registered account.
-    NotRegistered,
+    /// No attempts are left, but charged attempts are still in flight: their KE3s may still
+    /// succeed. The account locks once they end.
+    Exhausted,
     /// The record version does not follow the stored one (a stale or replayed registration).
     StaleRegistration,
     /// The request's content is not valid for the protocol (e.g. a point that does not decode).
@@ -206,7 +203,7 @@ impl RefusalReason {
             Self::LoginFailed => 2,
             Self::SessionInvalid => 3,
             Self::NotAuthorised => 4,
-            Self::NotRegistered => 5,
+            Self::Exhausted => 5,
             Self::StaleRegistration => 6,
             Self::InvalidRequest => 7,
         }
@@ -218,7 +215,7 @@ impl RefusalReason {
             Self::LoginFailed,
             Self::SessionInvalid,
             Self::NotAuthorised,
-            Self::NotRegistered,
+            Self::Exhausted,
             Self::StaleRegistration,
             Self::InvalidRequest,
         ]

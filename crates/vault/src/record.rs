@@ -7,7 +7,7 @@
 //! ```text
 //! record   = version (0x01) || state u8 || budget u8 || remaining u8 || record_version u32
 //!            || ksf_profile u8 || registration vec16 || sealed_key vec16 || charges u64
-//!            || pending_count u8 || pending_count × (attempt_id [16] || serial u64)
+//!            || pending_count u8 || pending_count × (attempt_id [16] || serial u64 || not_after u64)
 //!            || has_token u8 || [token [16] || token_not_after u64]
 //! state    = 1 registered | 2 phantom (an unknown account that was asked for) | 3 locked
 //! ```
@@ -81,6 +81,8 @@ pub struct Attempt {
     pub id: [u8; ATTEMPT_ID_LEN],
     /// The account's charge count when this attempt was charged.
     pub serial: u64,
+    /// Last second (Unix time) at which its KE3 is accepted; after it the attempt is spent.
+    pub not_after: u64,
 }
 
 /// The stored state of one account.
@@ -130,6 +132,11 @@ impl std::fmt::Debug for AccountRecord {
 }
 
 impl AccountRecord {
+    /// Whether an attempt charged to this record can still be answered at `now`.
+    pub fn has_live_attempts(&self, now: u64) -> bool {
+        self.pending.iter().any(|a| now <= a.not_after)
+    }
+
     /// The record of an account nobody registered, created when someone asks for it.
     pub fn phantom(budget: u8, ksf_profile: u8) -> Self {
         Self {
@@ -172,7 +179,7 @@ impl AccountRecord {
             .u64(self.charges)
             .u8(u8::try_from(self.pending.len()).expect("at most 255 pending attempts"));
         for attempt in &self.pending {
-            w.bytes(&attempt.id).u64(attempt.serial);
+            w.bytes(&attempt.id).u64(attempt.serial).u64(attempt.not_after);
         }
         match &self.token {
             None => w.u8(0),
@@ -203,6 +210,9 @@ impl AccountRecord {
         }
         let record_version = u32::from_be_bytes(r.array("record.record_version")?);
         let ksf_profile = r.u8("record.ksf_profile")?;
+        if crate::suite::KsfProfile::from_code(ksf_profile).is_none() {
+            return Err(WireError::Invalid { field: "record.ksf_profile", why: "unknown profile" });
+        }
         let registration = r.vec16(REGISTRATION_LEN, "record.registration")?.to_vec();
         let sealed_key = r.vec16(crate::wrap::SEALED_KEY_LEN, "record.sealed_key")?.to_vec();
         let want = if state == AccountState::Registered {
@@ -226,10 +236,18 @@ impl AccountRecord {
         }
         let mut pending = Vec::with_capacity(usize::from(count));
         for _ in 0..count {
-            pending.push(Attempt {
+            let attempt = Attempt {
                 id: r.array("record.pending.attempt_id")?,
                 serial: r.u64("record.pending.serial")?,
-            });
+                not_after: r.u64("record.pending.not_after")?,
+            };
+            if attempt.serial >= charges || pending.iter().any(|a: &Attempt| a.id == attempt.id) {
+                return Err(WireError::Invalid {
+                    field: "record.pending",
+                    why: "a serial not below charges, or an attempt twice",
+                });
+            }
+            pending.push(attempt);
         }
         let token = match r.u8("record.has_token")? {
             0 => None,
@@ -237,6 +255,14 @@ impl AccountRecord {
             _ => return Err(WireError::Invalid { field: "record.has_token", why: "not 0 or 1" }),
         };
         r.finish()?;
+        if state == AccountState::Locked
+            && (!pending.is_empty() || token.is_some() || remaining != 0)
+        {
+            return Err(WireError::Invalid {
+                field: "record.state",
+                why: "a locked record has attempts, pending attempts or a token",
+            });
+        }
         Ok(Self {
             state,
             budget,

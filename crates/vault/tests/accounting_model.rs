@@ -39,6 +39,8 @@ enum Op {
     Forge { s: usize },
     /// Session `a`'s KE3 arrives with session `b`'s ticket.
     Cross { a: usize, b: usize },
+    /// Time passes: attempts and tickets may expire.
+    Tick { seconds: u64 },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +64,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..64usize).prop_map(|e| Op::Replay { e }),
         1 => (0..16usize).prop_map(|s| Op::Forge { s }),
         1 => (0..16usize, 0..16usize).prop_map(|(a, b)| Op::Cross { a, b }),
+        1 => (0..400u64).prop_map(|seconds| Op::Tick { seconds }),
     ]
 }
 
@@ -107,6 +110,7 @@ struct World {
     ke2_attempts: HashSet<[u8; 16]>,
     delivered_honest_ke3: HashSet<usize>,
     locked_seen: bool,
+    now: u64,
 }
 
 impl World {
@@ -134,7 +138,7 @@ impl World {
     fn deliver(&mut self, e: usize, crash: Crash) -> Option<Response> {
         let (envelope, pending) = self.pending(e);
         let opened = self.hsm.open(&envelope).expect("our own envelopes open");
-        let reply = match self.hsm.handle(opened, self.record.clone(), NOW) {
+        let reply = match self.hsm.handle(opened, self.record.clone(), self.now) {
             Step::Reply(reply) => reply,
             Step::PersistThenReply(step) => {
                 let record = &mut self.record;
@@ -256,6 +260,7 @@ impl World {
                     self.deliver(e, Crash::None);
                 }
             }
+            Op::Tick { seconds } => self.now += seconds,
             Op::Cross { a, b } => {
                 let (Some(ke3), Some(ticket)) = (self.ke3_of(a), self.ticket_of(b)) else {
                     return;
@@ -355,6 +360,7 @@ fn world(budget: u8) -> World {
         ke2_attempts: HashSet::new(),
         delivered_honest_ke3: HashSet::new(),
         locked_seen: false,
+        now: NOW,
     }
 }
 

@@ -73,7 +73,12 @@ fn wrong_passwords_count_down_then_lock_for_good() {
             other => panic!("expected a wrong password, got {other:?}"),
         }
     }
-    // The budget is spent: the next KE1 locks the account and erases the sealed K.
+    // The budget is spent, but the last attempts are still in flight (a KE3 could come): the
+    // next KE1 is refused without locking.
+    assert!(matches!(login(&mut v, &ep, b"bob", b"right"), Err(ClientError::Exhausted)));
+    assert_eq!(v.record(b"bob").unwrap().state, AccountState::Registered);
+    // Once they expire, the next KE1 locks the account and erases the sealed K.
+    v.now += 301;
     assert!(matches!(login(&mut v, &ep, b"bob", b"right"), Err(ClientError::Locked)));
     let record = v.record(b"bob").unwrap();
     assert_eq!(record.state, AccountState::Locked);
@@ -117,6 +122,8 @@ fn unknown_accounts_look_like_known_ones() {
         login(&mut v, &ep, b"ghost", b"x"),
         Err(ClientError::WrongPassword { remaining: 0 })
     ));
+    assert!(matches!(login(&mut v, &ep, b"ghost", b"x"), Err(ClientError::Exhausted)));
+    v.now += 301;
     assert!(matches!(login(&mut v, &ep, b"ghost", b"x"), Err(ClientError::Locked)));
 }
 
@@ -294,4 +301,22 @@ fn the_client_refuses_a_weak_stretching_profile_unless_told() {
     let answer =
         state.receive(&mut OsRng, &v.call(&mut OsRng, &request).unwrap(), &BackupKey::generate());
     assert!(matches!(answer, Err(ClientError::WeakKsf(2))));
+}
+
+#[test]
+fn a_login_in_flight_survives_the_last_guess() {
+    // The owner's KE1 takes the second-to-last attempt; a guesser takes the last one and then
+    // asks again. The owner's KE3 still succeeds and restores the budget.
+    let (mut v, ep) = vault(2);
+    let key = BackupKey::generate();
+    register(&mut v, &ep, b"nina", b"pw", &key);
+    let (owner, request) = Login::start(&mut OsRng, &ep, b"nina", b"pw").unwrap();
+    let (owner, ke3) = owner.receive(&mut OsRng, &v.call(&mut OsRng, &request).unwrap()).unwrap();
+    assert!(matches!(
+        login(&mut v, &ep, b"nina", b"guess"),
+        Err(ClientError::WrongPassword { remaining: 0 })
+    ));
+    assert!(matches!(login(&mut v, &ep, b"nina", b"guess"), Err(ClientError::Exhausted)));
+    let session = owner.receive(&v.call(&mut OsRng, &ke3).unwrap()).unwrap();
+    assert_eq!((session.key(), session.remaining()), (&key, 2));
 }

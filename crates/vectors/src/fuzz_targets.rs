@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::ops::Range;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use e2ee_backup_crypt15 as c15;
 use e2ee_backup_format::header::{HEADER_LEN, MAGIC};
@@ -17,6 +17,19 @@ use e2ee_backup_format::{
 };
 use e2ee_backup_kdf::digits::{self, DIGITS};
 use e2ee_backup_kdf::{BackupKey, KeyParseError};
+use e2ee_backup_vault::channel::{
+    self, ChannelError, FleetPublicKey, FleetSecretKey, RequestEnvelope,
+};
+use e2ee_backup_vault::client::{Endpoint, Login, Registration};
+use e2ee_backup_vault::fleet::{Auditor, FleetAuthority, FleetBundle, PinnedFleet};
+use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmError, HsmSecrets};
+use e2ee_backup_vault::memory::MemoryVault;
+use e2ee_backup_vault::messages::{RefusalReason, Request, Response};
+use e2ee_backup_vault::record::{AccountRecord, AccountState, REGISTRATION_LEN};
+use e2ee_backup_vault::suite::KsfProfile;
+use e2ee_backup_vault::wire::Writer;
+use e2ee_backup_vault::wrap::SEALED_KEY_LEN;
+use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 
 /// The key of every decrypting target. The seed files are encrypted under it, so the fuzzer
@@ -464,4 +477,687 @@ pub fn crypt15_seed_files() -> Vec<(String, Vec<u8>)> {
     let stripped = seeds[2].1[..seeds[2].1.len() - c15::MD5_LEN].to_vec();
     seeds.push(("crypt15-text-without-md5".into(), stripped));
     seeds
+}
+
+// The Backup Key Vault: its decoders, its channel, and its HSM behind the in-memory driver.
+
+/// The fleet of the vault targets' HSM.
+pub const VAULT_FLEET: &[u8] = b"fleet.fuzz";
+/// The account the vault targets register, log in to and send requests for.
+pub const VAULT_ACCOUNT: &[u8] = b"fuzz-account";
+/// An account nobody registered: the HSM-plaintext target sends every request to it too.
+pub const VAULT_GHOST: &[u8] = b"fuzz-ghost";
+/// The vault's clock, in Unix seconds.
+pub const VAULT_NOW: u64 = 1_800_000_000;
+/// The guess budget of the vault targets' HSM.
+pub const VAULT_BUDGET: u8 = 3;
+const VAULT_PASSWORD: &[u8] = b"fuzz password";
+/// The epoch the fleet-bundle target's client has already accepted.
+const FLEET_LAST_SEEN: u64 = 7;
+const FLEET_AUTHORITY_SEED: [u8; 32] = [0xa1; 32];
+const FLEET_AUDITOR_SEED: [u8; 32] = [0xa2; 32];
+
+/// A deterministic generator: SHA-256 in counter mode over a label.
+///
+/// The vault takes its randomness from a `CryptoRng`; the vault targets need the same keys,
+/// nonces and tickets on every run, so that the seed corpora stay valid and a crash replays.
+/// It is predictable by design: for fuzzing and seed generation only, never for keys.
+pub struct FuzzRng {
+    seed: [u8; 32],
+    counter: u64,
+    block: [u8; 32],
+    used: usize,
+}
+
+impl FuzzRng {
+    /// The generator named `label`.
+    pub fn new(label: &str) -> Self {
+        let seed = Sha256::digest(format!("e2ee-backups vault fuzz generator {label}")).into();
+        Self { seed, counter: 0, block: [0; 32], used: 32 }
+    }
+}
+
+impl RngCore for FuzzRng {
+    fn next_u32(&mut self) -> u32 {
+        rand_core::impls::next_u32_via_fill(self)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        rand_core::impls::next_u64_via_fill(self)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for byte in dest {
+            if self.used == self.block.len() {
+                let mut hash = Sha256::new();
+                hash.update(self.seed);
+                hash.update(self.counter.to_be_bytes());
+                self.block = hash.finalize().into();
+                self.counter += 1;
+                self.used = 0;
+            }
+            *byte = self.block[self.used];
+            self.used += 1;
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl CryptoRng for FuzzRng {}
+
+/// [`Request::decode`]: what it accepts is the canonical encoding of what it returns.
+pub fn vault_request(data: &[u8]) {
+    if let Ok(request) = Request::decode(data) {
+        assert!(request.encode() == data, "{request:?}: accepted a non-canonical encoding");
+    }
+}
+
+/// [`Response::decode`]: what it accepts is the canonical encoding of what it returns.
+pub fn vault_response(data: &[u8]) {
+    if let Ok(response) = Response::decode(data) {
+        assert!(response.encode() == data, "{response:?}: accepted a non-canonical encoding");
+    }
+}
+
+/// [`AccountRecord::decode`]: what it accepts re-encodes to the input and keeps the record's
+/// invariants (a budget of at least 1 that bounds what remains and what is pending; a
+/// registration and a sealed K exactly when registered). Locking it gives a record that is
+/// stored and read back unchanged.
+pub fn vault_record(data: &[u8]) {
+    let Ok(record) = AccountRecord::decode(data) else {
+        return;
+    };
+    assert!(record.encode() == data, "{record:?}: accepted a non-canonical encoding");
+    check_record(&record);
+    let mut locked = record.clone();
+    locked.lock();
+    assert_eq!(locked.state, AccountState::Locked);
+    assert_eq!(AccountRecord::decode(&locked.encode()).as_ref(), Ok(&locked), "locked record");
+}
+
+/// What every stored record satisfies.
+fn check_record(record: &AccountRecord) {
+    assert!(record.budget >= 1 && record.remaining <= record.budget, "{record:?}");
+    assert!(record.pending.len() <= usize::from(record.budget), "{record:?}");
+    let registered = record.state == AccountState::Registered;
+    assert_eq!(record.registration.len(), if registered { REGISTRATION_LEN } else { 0 });
+    assert_eq!(record.sealed_key.len(), if registered { SEALED_KEY_LEN } else { 0 });
+}
+
+/// The request envelope, as the relay and the HSM read it.
+///
+/// [`RequestEnvelope::parse`] accepts exactly the concatenation of its fields, within their
+/// bounds. The HSM of [`vault_fixture`] opens the input only if it is one of the envelopes
+/// the fixture sealed (any other byte string, a copy of one with a bit changed included, must
+/// not open), and otherwise fails with the parser's error, an unknown key id or "does not
+/// open". The in-memory driver answers exactly the envelopes the HSM opens.
+pub fn vault_envelope(data: &[u8]) {
+    let fixture = vault_fixture();
+    let parsed = RequestEnvelope::parse(data);
+    if let Ok(envelope) = &parsed {
+        assert_eq!(envelope.version(), channel::VERSION);
+        let account = envelope.account_id();
+        assert!((1..=channel::MAX_ACCOUNT_ID_LEN).contains(&account.len()));
+        let ciphertext = envelope.ciphertext();
+        let bounds = channel::TAG_LEN..=channel::MAX_PLAINTEXT_LEN + channel::TAG_LEN;
+        assert!(bounds.contains(&ciphertext.len()));
+        let rebuilt = Writer::new()
+            .u8(envelope.version())
+            .u8(envelope.key_id())
+            .vec16(account)
+            .bytes(envelope.enc())
+            .bytes(ciphertext)
+            .finish();
+        assert!(rebuilt == data, "an envelope is not the concatenation of its fields");
+    }
+    let sealed_by_fixture = fixture.envelopes.iter().any(|(_, envelope)| envelope == data);
+    match (fixture.hsm.open(data), &parsed) {
+        (Ok(opened), Ok(envelope)) => {
+            assert!(sealed_by_fixture, "an envelope nobody sealed opened");
+            assert_eq!(opened.account(), envelope.account_id());
+        }
+        (Ok(_), Err(err)) => panic!("an envelope that does not parse ({err}) opened"),
+        (Err(HsmError::Channel(err)), Err(parse_err)) => assert_eq!(&err, parse_err),
+        (Err(HsmError::Channel(err)), Ok(_)) => {
+            assert!(!sealed_by_fixture, "a sealed envelope does not open: {err}");
+            assert!(
+                matches!(err, ChannelError::UnknownKeyId(_) | ChannelError::RequestDoesNotOpen),
+                "unexpected error {err:?}"
+            );
+        }
+        (Err(other), _) => panic!("unexpected error {other:?}"),
+    }
+    // Only envelopes that open change the driver's records, and those are the fixture's, so
+    // sharing one vault between inputs changes no outcome checked here.
+    let mut vault = fixture.envelope_vault.lock().unwrap_or_else(PoisonError::into_inner);
+    let answer = vault.call(&mut FuzzRng::new("envelope driver"), data);
+    assert_eq!(answer.is_ok(), sealed_by_fixture, "the driver disagrees with the HSM");
+}
+
+/// The fleet key bundle: [`FleetBundle::decode`] on the input and on the body inside it, and
+/// [`PinnedFleet::verify`] of the input as a signed bundle, pinned to a fixed authority, with
+/// and without a fixed auditor, at [`VAULT_NOW`], after epoch 7.
+///
+/// A decoded body re-encodes to its bytes. An accepted bundle is the signed body, of the
+/// pinned fleet, not expired, not rolled back. Pinning the auditor only ever turns an
+/// acceptance into a rejection. The auditor countersigns exactly the bundles the authority
+/// signed with a body that decodes, and a countersigned bundle verifies with the auditor
+/// pinned exactly as the original does without it.
+pub fn vault_fleet_bundle(data: &[u8]) {
+    let pins = fleet_pins();
+    let body = data
+        .first_chunk::<2>()
+        .and_then(|len| data.get(2..2 + usize::from(u16::from_be_bytes(*len))));
+    for bytes in [Some(data), body].into_iter().flatten() {
+        if let Ok(bundle) = FleetBundle::decode(bytes) {
+            assert_eq!(bundle.encode().as_deref(), Ok(bytes), "accepted a non-canonical body");
+            for (id, key) in &bundle.keys {
+                assert_eq!(bundle.key(*id), Some(key));
+            }
+        }
+    }
+    let verified = pins.authority_only.verify(data, VAULT_NOW, Some(FLEET_LAST_SEEN));
+    if let Ok(bundle) = &verified {
+        assert_eq!(bundle.encode().ok().as_deref(), body, "the bundle is not the signed body");
+        assert_eq!(bundle.fleet_id, VAULT_FLEET);
+        assert!(VAULT_NOW <= bundle.not_after && bundle.epoch >= FLEET_LAST_SEEN);
+    }
+    let audited = pins.audited.verify(data, VAULT_NOW, Some(FLEET_LAST_SEEN));
+    if audited.is_ok() {
+        assert_eq!(audited, verified, "the auditor pin accepted what the authority pin did not");
+    }
+    match pins.auditor.countersign(&pins.authority_only.authority, data) {
+        Ok(countersigned) => {
+            let again = pins.audited.verify(&countersigned, VAULT_NOW, Some(FLEET_LAST_SEEN));
+            assert_eq!(again, verified, "countersigning changed the verdict");
+        }
+        Err(err) => assert!(verified.is_err(), "countersigning a verified bundle failed: {err}"),
+    }
+}
+
+/// The input as a request plaintext, sealed through the channel to the HSM of
+/// [`vault_fixture`] and answered by a fresh in-memory vault, for [`VAULT_ACCOUNT`] and then
+/// for [`VAULT_GHOST`].
+///
+/// Before the input, the vault replays the fixture's setup: the account is registered, has
+/// logged in once (so it holds a token, which the `delete` seed carries) and has one attempt
+/// pending (whose ticket and KE3 the `login-finish` seed carries). The HSM must answer every
+/// input with a sealed response that opens and decodes, refuse a plaintext that is not a
+/// request as invalid, and keep the accounting: a stored record stays valid, attempts left
+/// never grow but through a login that succeeds or a registration, each answer fits its
+/// request, and the account nobody registered never logs in.
+pub fn vault_hsm_plaintext(data: &[u8]) {
+    let fixture = vault_fixture();
+    let mut rng = FuzzRng::new("plaintext driver");
+    let mut vault = fixture.set_up_vault(&mut rng);
+    let request = Request::decode(data);
+    for account in [VAULT_ACCOUNT, VAULT_GHOST] {
+        let before = vault.record(account).cloned();
+        let Some(response) = fixture.ask(&mut vault, &mut rng, account, data) else {
+            assert!(data.len() > channel::MAX_PLAINTEXT_LEN, "a short plaintext does not seal");
+            return;
+        };
+        let after = vault.record(account);
+        check_answer(request.as_ref().ok(), &response, before.as_ref(), after);
+        if account == VAULT_GHOST {
+            assert!(
+                !matches!(response, Response::LoginSucceeded { .. } | Response::Deleted),
+                "{response:?} for an account nobody registered"
+            );
+        }
+    }
+}
+
+/// Checks that `response` fits `request` (`None`: not a request) and what it did to the
+/// record, from `before` to `after`.
+fn check_answer(
+    request: Option<&Request>,
+    response: &Response,
+    before: Option<&AccountRecord>,
+    after: Option<&AccountRecord>,
+) {
+    if let Some(record) = after {
+        check_record(record);
+        assert_eq!(AccountRecord::decode(&record.encode()).as_ref(), Ok(record), "record");
+        // Each pending attempt names its own earlier charge.
+        for (i, attempt) in record.pending.iter().enumerate() {
+            assert!(attempt.serial < record.charges, "{record:?}: a serial from the future");
+            assert!(
+                record.pending[..i].iter().all(|a| a.id != attempt.id && a.serial < attempt.serial)
+            );
+        }
+    }
+    let remaining = |record: Option<&AccountRecord>| record.map_or(VAULT_BUDGET, |r| r.remaining);
+    let kind = request.map(Request::name);
+    match response {
+        Response::RegisterChallenge { .. } => {
+            assert_eq!(kind, Some("RegisterStart"));
+            assert!(after == before, "a registration challenge changed the record");
+        }
+        Response::Registered { budget } => {
+            assert_eq!(kind, Some("RegisterFinish"));
+            let record = after.expect("a registration is stored");
+            assert_eq!((record.state, record.budget), (AccountState::Registered, *budget));
+            assert!(record.pending.is_empty() && record.token.is_none(), "{record:?}");
+        }
+        Response::LoginChallenge { remaining: left, ksf_profile, .. } => {
+            assert_eq!(kind, Some("LoginStart"));
+            let record = after.expect("a charged attempt is stored");
+            assert_eq!((record.remaining, record.ksf_profile), (*left, *ksf_profile));
+            assert!(*left < remaining(before) || after == before, "KE2 without a charge");
+        }
+        Response::LoginSucceeded { sealed_key, record_version, token, remaining: left } => {
+            assert_eq!(kind, Some("LoginFinish"));
+            let record = after.expect("a login is stored");
+            assert_eq!(record.state, AccountState::Registered);
+            assert_eq!((record.remaining, record.budget), (*left, *left));
+            assert_eq!(
+                (&record.sealed_key[..], record.record_version),
+                (&sealed_key[..], *record_version)
+            );
+            assert!(record.token.as_ref().is_some_and(|t| t.admits(token, VAULT_NOW)), "token");
+            assert!(record.pending.is_empty(), "a login left attempts pending");
+        }
+        Response::Deleted => {
+            assert_eq!(kind, Some("Delete"));
+            assert!(after.is_none(), "a deleted record is still there");
+        }
+        Response::Refused { reason, remaining: left } => {
+            if request.is_none() {
+                assert_eq!(*reason, RefusalReason::InvalidRequest);
+            }
+            if *reason == RefusalReason::Locked {
+                assert_eq!(after.map(|r| r.state), Some(AccountState::Locked));
+            } else if let Some(record) = after {
+                assert_ne!(record.state, AccountState::Locked, "locked, but refused {reason:?}");
+                // A plaintext that is not a request is refused with 0 attempts left, whatever
+                // the record says; every other refusal tells what is left.
+                if request.is_some() {
+                    assert_eq!(*left, record.remaining, "a refusal misreports attempts left");
+                }
+            }
+            if request.is_none() || before.is_none() {
+                assert!(after == before, "a refusal of {kind:?} stored a record");
+            }
+        }
+    }
+    if !matches!(response, Response::LoginSucceeded { .. } | Response::Registered { .. })
+        && after.is_some()
+    {
+        assert!(remaining(after) <= remaining(before), "attempts left grew: {response:?}");
+    }
+    if let (Some(old), Some(new)) = (before, after) {
+        assert!(new.charges >= old.charges, "the charge count went down");
+        if old.state == AccountState::Locked {
+            assert!(new == old, "a locked record changed");
+        }
+    }
+}
+
+/// The fixed vault of the vault targets: an HSM with secrets drawn from a [`FuzzRng`], the
+/// envelopes of a whole client session against it, and what they leave in the records.
+pub struct VaultFixture {
+    secrets: Vec<u8>,
+    hsm: Hsm,
+    channel_key: FleetSecretKey,
+    key_id: u8,
+    public: FleetPublicKey,
+    /// Brings a fresh vault to `record`: a registration, a whole login, a second KE1.
+    setup: Vec<Vec<u8>>,
+    record: AccountRecord,
+    /// Every envelope the fixture sealed, by name.
+    envelopes: Vec<(String, Vec<u8>)>,
+    envelope_vault: Mutex<MemoryVault>,
+}
+
+/// The vault targets' fixture, built on first use.
+pub fn vault_fixture() -> &'static VaultFixture {
+    static FIXTURE: OnceLock<VaultFixture> = OnceLock::new();
+    FIXTURE.get_or_init(VaultFixture::build)
+}
+
+impl VaultFixture {
+    fn build() -> Self {
+        let secrets = HsmSecrets::generate(&mut FuzzRng::new("hsm secrets"), VAULT_FLEET);
+        let bytes = secrets.to_bytes().to_vec();
+        let (key_id, public) = secrets.public_keys()[0];
+        // The serialised secrets end with the X25519 secret of their only channel key.
+        let tail = bytes.last_chunk::<32>().expect("secrets are longer than a key");
+        let channel_key = FleetSecretKey::from_bytes(tail).expect("an X25519 key");
+        assert_eq!(channel_key.public_key(), public, "the layout of HsmSecrets changed");
+        let endpoint = Endpoint::new(VAULT_FLEET, key_id, public).accepting_fast_ksf();
+        let mut vault = MemoryVault::new(vault_hsm(&bytes), VAULT_NOW);
+        let mut client = FuzzRng::new("client");
+        let mut driver = FuzzRng::new("driver");
+        let mut call = |vault: &mut MemoryVault, envelope: &[u8]| {
+            vault.call(&mut driver, envelope).expect("the fixture's envelopes open")
+        };
+        let key = BackupKey::from_bytes(FUZZ_KEY);
+        let (password, account) = (VAULT_PASSWORD, VAULT_ACCOUNT);
+
+        let (state, register_start) =
+            Registration::start(&mut client, &endpoint, account, password, None).expect("starts");
+        let challenge = call(&mut vault, &register_start);
+        let (state, register_finish) =
+            state.receive(&mut client, &challenge, &key).expect("a registration challenge");
+        let budget = state.receive(&call(&mut vault, &register_finish)).expect("registered");
+        assert_eq!(budget, VAULT_BUDGET);
+
+        let (state, ke1_a) = Login::start(&mut client, &endpoint, account, password).expect("KE1");
+        let (state, ke3_a) = state.receive(&mut client, &call(&mut vault, &ke1_a)).expect("KE2");
+        let logged_in = state.receive(&call(&mut vault, &ke3_a)).expect("logged in");
+        assert_eq!(logged_in.key(), &key);
+
+        let (state, ke1_b) = Login::start(&mut client, &endpoint, account, password).expect("KE1");
+        let (_, ke3_b) = state.receive(&mut client, &call(&mut vault, &ke1_b)).expect("KE2");
+        let record = vault.record(account).cloned().expect("a registered account");
+        assert!(record.pending.len() == 1 && record.token.is_some(), "{record:?}");
+
+        // A password change authorised by the first login: its RegisterFinish carries the
+        // token. It is not sent, and its RegisterStart changes no record.
+        let (state, _, change_start) =
+            logged_in.change_password(&mut client, b"new fuzz password", None).expect("starts");
+        let challenge = call(&mut vault, &change_start);
+        let (_, change_finish) =
+            state.receive(&mut client, &challenge, &key).expect("a registration challenge");
+        assert!(vault.record(account) == Some(&record), "a registration start changed a record");
+
+        let setup = vec![register_finish.clone(), ke1_a.clone(), ke3_a.clone(), ke1_b.clone()];
+        let envelopes = [
+            ("register-start", register_start),
+            ("register-finish", register_finish),
+            ("login-start-a", ke1_a),
+            ("login-finish-a", ke3_a),
+            ("login-start", ke1_b),
+            ("login-finish", ke3_b),
+            ("change-start", change_start),
+            ("change-finish", change_finish),
+        ]
+        .map(|(name, envelope)| (name.to_owned(), envelope))
+        .to_vec();
+        let envelope_vault = Mutex::new(MemoryVault::new(vault_hsm(&bytes), VAULT_NOW));
+        let hsm = vault_hsm(&bytes);
+        Self {
+            secrets: bytes,
+            hsm,
+            channel_key,
+            key_id,
+            public,
+            setup,
+            record,
+            envelopes,
+            envelope_vault,
+        }
+    }
+
+    fn envelope(&self, name: &str) -> &[u8] {
+        &self.envelopes.iter().find(|(n, _)| n == name).expect("a fixture envelope").1
+    }
+
+    /// The plaintext of one of the fixture's envelopes.
+    fn plaintext(&self, name: &str) -> Vec<u8> {
+        let envelope = RequestEnvelope::parse(self.envelope(name)).expect("a fixture envelope");
+        let (plaintext, _) = channel::open_request(&self.channel_key, VAULT_FLEET, &envelope)
+            .expect("the fixture's envelopes open");
+        plaintext.to_vec()
+    }
+
+    /// A fresh vault brought to the fixture's record by replaying the setup envelopes.
+    fn set_up_vault(&self, rng: &mut FuzzRng) -> MemoryVault {
+        let mut vault = MemoryVault::new(vault_hsm(&self.secrets), VAULT_NOW);
+        for envelope in &self.setup {
+            vault.call(rng, envelope).expect("the setup envelopes open");
+        }
+        assert!(vault.record(VAULT_ACCOUNT) == Some(&self.record), "the setup is not repeatable");
+        vault
+    }
+
+    /// Seals `plaintext` for `account` to the HSM, has `vault` answer it and opens the answer;
+    /// `None` if the plaintext is too long to seal.
+    fn ask(
+        &self,
+        vault: &mut MemoryVault,
+        rng: &mut FuzzRng,
+        account: &[u8],
+        plaintext: &[u8],
+    ) -> Option<Response> {
+        let sealed =
+            channel::seal_request(rng, VAULT_FLEET, self.key_id, &self.public, account, plaintext);
+        let (envelope, pending) = match sealed {
+            Ok(sealed) => sealed,
+            Err(ChannelError::PlaintextTooLong(len)) if len == plaintext.len() => return None,
+            Err(err) => panic!("a request does not seal: {err:?}"),
+        };
+        let answer = vault.call(rng, &envelope).expect("a request sealed to the HSM's key opens");
+        let plain = pending.open(&answer).expect("the HSM's answer opens");
+        Some(Response::decode(&plain).expect("the HSM's answer decodes"))
+    }
+}
+
+fn vault_hsm(secrets: &[u8]) -> Hsm {
+    let secrets = HsmSecrets::from_bytes(secrets).expect("the fixture's secrets decode");
+    let config =
+        HsmConfig { budget: VAULT_BUDGET, ksf_profile: KsfProfile::Fast, ..HsmConfig::default() };
+    Hsm::new(secrets, config).expect("a valid configuration")
+}
+
+struct FleetPins {
+    authority_only: PinnedFleet,
+    audited: PinnedFleet,
+    auditor: Auditor,
+}
+
+fn fleet_pins() -> &'static FleetPins {
+    static PINS: OnceLock<FleetPins> = OnceLock::new();
+    PINS.get_or_init(|| {
+        let auditor = Auditor::from_bytes(&FLEET_AUDITOR_SEED);
+        let authority_only = PinnedFleet {
+            fleet_id: VAULT_FLEET.to_vec(),
+            authority: FleetAuthority::from_bytes(&FLEET_AUTHORITY_SEED).verifying_key(),
+            auditor: None,
+        };
+        let audited =
+            PinnedFleet { auditor: Some(auditor.verifying_key()), ..authority_only.clone() };
+        FleetPins { authority_only, audited, auditor }
+    })
+}
+
+/// The names of the vault fuzz targets, whose seeds [`vault_seed_corpus`] makes.
+pub const VAULT_TARGETS: [&str; 6] = [
+    "vault_request",
+    "vault_response",
+    "vault_record",
+    "vault_envelope",
+    "vault_fleet_bundle",
+    "vault_hsm_plaintext",
+];
+
+/// The seed corpus of vault target `target`, as (name, bytes): valid inputs from the fixture's
+/// session and near-valid ones one change away. The same bytes come out every time.
+pub fn vault_seed_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    let named = |name: &str, bytes: Vec<u8>| (name.to_owned(), bytes);
+    match target {
+        "vault_request" | "vault_hsm_plaintext" => vault_request_seeds(),
+        "vault_response" => {
+            // The first answer of each kind to a request seed, each asked of a vault fresh
+            // from the setup.
+            let fixture = vault_fixture();
+            let mut rng = FuzzRng::new("response seeds");
+            let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+            for account in [VAULT_ACCOUNT, VAULT_GHOST] {
+                for (name, plaintext) in vault_request_seeds() {
+                    let mut vault = fixture.set_up_vault(&mut rng);
+                    let response = fixture.ask(&mut vault, &mut rng, account, &plaintext);
+                    let bytes = response.expect("seeds are short").encode();
+                    if !out.iter().any(|(_, seen)| seen[0] == bytes[0]) {
+                        let account = String::from_utf8_lossy(account);
+                        out.push((format!("answer-{account}-{name}"), bytes));
+                    }
+                }
+            }
+            out.push(named("refused-unknown-reason", vec![0xf0, 9, 1]));
+            out.push(named("registered-trailing-byte", vec![0x82, VAULT_BUDGET, 0]));
+            out.push(named("deleted", vec![0x85]));
+            out.push(named("unknown-kind", vec![0x86]));
+            out.push(named("empty", Vec::new()));
+            out
+        }
+        "vault_record" => {
+            let fixture = vault_fixture();
+            let registered = fixture.record.encode();
+            let mut rng = FuzzRng::new("record seeds");
+            let mut vault = fixture.set_up_vault(&mut rng);
+            let ke1 = fixture.plaintext("login-start");
+            fixture.ask(&mut vault, &mut rng, VAULT_GHOST, &ke1).expect("a KE2");
+            let phantom = vault.record(VAULT_GHOST).expect("a phantom record").encode();
+            let mut locked = fixture.record.clone();
+            locked.lock();
+            let change = |bytes: &[u8], at: usize, value: u8| {
+                let mut out = bytes.to_vec();
+                out[at] = value;
+                out
+            };
+            let mut trailing = registered.clone();
+            trailing.push(0);
+            vec![
+                named("registered", registered.clone()),
+                named("phantom", phantom.clone()),
+                named("locked", locked.encode()),
+                named("version-2", change(&registered, 0, 2)),
+                named("state-4", change(&registered, 1, 4)),
+                named("remaining-over-budget", change(&registered, 3, VAULT_BUDGET + 1)),
+                named("registered-without-registration", change(&phantom, 1, 1)),
+                named("phantom-with-registration", change(&registered, 1, 2)),
+                named("has-token-2", change(&phantom, phantom.len() - 1, 2)),
+                named("trailing-byte", trailing),
+                named("empty", Vec::new()),
+            ]
+        }
+        "vault_envelope" => {
+            let fixture = vault_fixture();
+            let mut out = fixture.envelopes.clone();
+            let valid = fixture.envelope("login-start");
+            let at = 2 + 2 + VAULT_ACCOUNT.len();
+            let change = |at: usize, mask: u8| {
+                let mut out = valid.to_vec();
+                out[at] ^= mask;
+                out
+            };
+            out.push(named("flipped-tag", change(valid.len() - 1, 1)));
+            out.push(named("enc-top-bit", change(at + 31, 0x80)));
+            out.push(named("other-account", change(at - 1, 1)));
+            out.push(named("version-2", change(0, 3)));
+            out.push(named("unknown-key-id", change(1, 0xff)));
+            out.push(named("short-ciphertext", valid[..at + 32 + 15].to_vec()));
+            let mut empty_account = vec![1, valid[1], 0, 0];
+            empty_account.extend_from_slice(&valid[at..]);
+            out.push(named("empty-account", empty_account));
+            out.push(named("empty", Vec::new()));
+            out
+        }
+        "vault_fleet_bundle" => {
+            let authority = FleetAuthority::from_bytes(&FLEET_AUTHORITY_SEED);
+            let auditor = Auditor::from_bytes(&FLEET_AUDITOR_SEED);
+            let key = |seed: u8| FleetSecretKey::derive(&[seed; 32]).public_key();
+            let bundle = FleetBundle {
+                fleet_id: VAULT_FLEET.to_vec(),
+                epoch: FLEET_LAST_SEEN,
+                not_after: VAULT_NOW + 86_400,
+                keys: vec![(1, key(1))],
+            };
+            let sign = |bundle: &FleetBundle| authority.sign(bundle).expect("a valid bundle");
+            let signed = sign(&bundle);
+            let audited = auditor
+                .countersign(&authority.verifying_key(), &signed)
+                .expect("the authority signed it");
+            let two_keys = FleetBundle { keys: vec![(1, key(1)), (2, key(2))], ..bundle.clone() };
+            let expired = FleetBundle { not_after: VAULT_NOW - 1, ..bundle.clone() };
+            let rollback = FleetBundle { epoch: FLEET_LAST_SEEN - 1, ..bundle.clone() };
+            let wrong_fleet = FleetBundle { fleet_id: b"fleet.other".to_vec(), ..bundle.clone() };
+            let flip = |bytes: &[u8], at: usize| {
+                let mut out = bytes.to_vec();
+                out[at] ^= 1;
+                out
+            };
+            let body = bundle.encode().expect("a valid bundle");
+            let mut duplicate = two_keys.encode().expect("a valid bundle");
+            let second_id = duplicate.len() - 33;
+            duplicate[second_id] = 1;
+            let mut has_auditor_2 = signed.clone();
+            *has_auditor_2.last_mut().expect("not empty") = 2;
+            vec![
+                named("signed", signed.clone()),
+                named("audited", audited.clone()),
+                named("signed-two-keys", sign(&two_keys)),
+                named("expired", sign(&expired)),
+                named("rollback", sign(&rollback)),
+                named("wrong-fleet", sign(&wrong_fleet)),
+                named("bad-authority-signature", flip(&signed, signed.len() - 2)),
+                named("bad-auditor-signature", flip(&audited, audited.len() - 1)),
+                named("has-auditor-2", has_auditor_2),
+                named("body", body),
+                named("body-duplicate-key-id", duplicate),
+                named("empty", Vec::new()),
+            ]
+        }
+        other => panic!("no vault corpus {other}"),
+    }
+}
+
+/// Request plaintexts: every request of the fixture's session, and near-valid ones.
+fn vault_request_seeds() -> Vec<(String, Vec<u8>)> {
+    let fixture = vault_fixture();
+    let mut out: Vec<(String, Vec<u8>)> = [
+        "register-start",
+        "register-finish",
+        "change-finish",
+        "login-start",
+        "login-finish",
+        "login-finish-a",
+    ]
+    .iter()
+    .map(|name| (name.to_string(), fixture.plaintext(name)))
+    .collect();
+    let token = match Request::decode(&fixture.plaintext("change-finish")) {
+        Ok(Request::RegisterFinish { token: Some(token), .. }) => token,
+        other => panic!("the password change carries no token: {other:?}"),
+    };
+    let mut wrong_token = token;
+    wrong_token[0] ^= 1;
+    let ke3 = fixture.plaintext("login-finish");
+    let flip = |bytes: &[u8], at: usize| {
+        let mut out = bytes.to_vec();
+        out[at] ^= 1;
+        out
+    };
+    // RegisterFinish ends with the token flag and the token: drop the token, or break the flag.
+    let finish = fixture.plaintext("change-finish");
+    let flag_at = finish.len() - 1 - token.len();
+    let mut finish_without_token = finish[..flag_at].to_vec();
+    finish_without_token.push(0);
+    let mut token_flag_2 = finish.clone();
+    token_flag_2[flag_at] = 2;
+    let mut trailing = fixture.plaintext("login-start");
+    trailing.push(0);
+    let mut long_ticket = vec![0x04, 0x02, 0x01];
+    long_ticket.resize(3 + 513 + 64, 0);
+    for (name, bytes) in [
+        ("delete", Request::Delete { token }.encode()),
+        ("delete-wrong-token", Request::Delete { token: wrong_token }.encode()),
+        ("login-finish-bad-ke3", flip(&ke3, ke3.len() - 1)),
+        ("login-finish-bad-ticket", flip(&ke3, 3 + 20)),
+        ("register-finish-without-token", finish_without_token),
+        ("token-flag-2", token_flag_2),
+        ("trailing-byte", trailing),
+        ("ticket-too-long", long_ticket),
+        ("unknown-kind", vec![0x06]),
+        ("empty", Vec::new()),
+    ] {
+        out.push((name.to_owned(), bytes));
+    }
+    out
 }

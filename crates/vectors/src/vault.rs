@@ -287,6 +287,7 @@ fn client_error(e: &ClientError) -> Result<String, String> {
             Ok(format!("WrongPassword(remaining={remaining})"))
         }
         ClientError::Locked => Ok("Locked".into()),
+        ClientError::Exhausted => Ok("Exhausted".into()),
         ClientError::Refused { reason, remaining } => {
             Ok(format!("Refused({reason:?}, remaining={remaining})"))
         }
@@ -760,6 +761,10 @@ fn journey(scenario: &str, run: &mut Run, inputs: &Value) -> Result<Option<Strin
                     return Err("a wrong password logged in".into());
                 }
             }
+            // The spent attempts are still in flight; once their session lifetime has passed,
+            // the next KE1 locks the account.
+            run.now += 301;
+            run.client.push(json!({ "clockAdvancedBy": 301 }));
             if run.login(&password)?.is_some() {
                 return Err("a locked account logged in".into());
             }
@@ -1111,7 +1116,7 @@ pub fn generate() -> Value {
         ),
         journey(
             "lockout",
-            "budget 2: two wrong passwords spend it, a third wrong KE1 locks the account and erases K, the right password is then refused as Locked",
+            "budget 2: two wrong passwords spend it, a third wrong KE1 is refused as Exhausted while they are in flight; 301 s later the right password's KE1 locks the account and erases K",
             &["Registration", "WrongPassword", "Lockout"],
             b"account-3",
             2,

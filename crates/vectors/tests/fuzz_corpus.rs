@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use e2ee_backup_crypt15 as c15;
 use e2ee_backup_format::decrypt_to_vec;
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vectors::fuzz_targets::{self, FUZZ_KEY, crypt15_seed_files, seed_files};
+use e2ee_backup_vectors::fuzz_targets::{
+    self, FUZZ_KEY, VAULT_TARGETS, crypt15_seed_files, seed_files, vault_seed_corpus,
+};
 
 fn corpus(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target)
@@ -214,6 +216,120 @@ fn write_crypt15_corpora() {
         let dir = corpus(target);
         fs::create_dir_all(&dir).expect("corpus directory");
         for (name, bytes) in crypt15_corpus(target) {
+            fs::write(dir.join(name), bytes).expect("corpus is writable");
+        }
+    }
+}
+
+#[test]
+fn vault_request_corpus() {
+    replay("vault_request", fuzz_targets::vault_request);
+}
+
+#[test]
+fn vault_response_corpus() {
+    replay("vault_response", fuzz_targets::vault_response);
+}
+
+#[test]
+fn vault_record_corpus() {
+    replay("vault_record", fuzz_targets::vault_record);
+}
+
+#[test]
+fn vault_envelope_corpus() {
+    replay("vault_envelope", fuzz_targets::vault_envelope);
+}
+
+#[test]
+fn vault_fleet_bundle_corpus() {
+    replay("vault_fleet_bundle", fuzz_targets::vault_fleet_bundle);
+}
+
+#[test]
+fn vault_hsm_plaintext_corpus() {
+    replay("vault_hsm_plaintext", fuzz_targets::vault_hsm_plaintext);
+}
+
+/// The vault seeds reach what they are named for: the valid ones get through every check to
+/// the answer they exist for, so the fuzzer starts past the signatures, the channel and the
+/// ticket.
+#[test]
+fn vault_seeds_reach_their_paths() {
+    use e2ee_backup_vault::messages::{Request, Response};
+    use e2ee_backup_vault::record::{AccountRecord, AccountState};
+
+    let seeds = |target| vault_seed_corpus(target).into_iter().collect::<Vec<_>>();
+    let find = |seeds: &[(String, Vec<u8>)], name: &str| {
+        seeds.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no seed {name}")).1.clone()
+    };
+
+    let requests = seeds("vault_request");
+    for (name, bytes) in &requests {
+        let invalid = ["token-flag-2", "trailing-byte", "ticket-too-long", "unknown-kind", "empty"];
+        assert_eq!(Request::decode(bytes).is_ok(), !invalid.contains(&name.as_str()), "{name}");
+    }
+
+    let responses = seeds("vault_response");
+    let kinds: Vec<u8> = responses.iter().filter_map(|(_, r)| r.first().copied()).collect();
+    for kind in [0x81, 0x82, 0x83, 0x84, 0x85, 0xf0] {
+        assert!(kinds.contains(&kind), "no seed answers with kind {kind:#04x}");
+    }
+    for (name, bytes) in responses.iter().filter(|(n, _)| n.starts_with("answer-")) {
+        assert!(Response::decode(bytes).is_ok(), "{name}");
+    }
+    // The HSM's answers to the session's last KE3, to the password change and to the delete
+    // show that those plaintext seeds get through the ticket, the KE3 and the token checks.
+    let answer = |name| Response::decode(&find(&responses, name)).expect("an answer");
+    assert!(matches!(
+        answer("answer-fuzz-account-login-finish"),
+        Response::LoginSucceeded { remaining: 3, .. }
+    ));
+    assert!(matches!(answer("answer-fuzz-account-change-finish"), Response::Registered { .. }));
+    assert!(matches!(answer("answer-fuzz-account-delete"), Response::Deleted));
+
+    let records = seeds("vault_record");
+    for (name, state) in [
+        ("registered", AccountState::Registered),
+        ("phantom", AccountState::Phantom),
+        ("locked", AccountState::Locked),
+    ] {
+        let record = AccountRecord::decode(&find(&records, name)).expect(name);
+        assert_eq!(record.state, state, "{name}");
+    }
+    assert_eq!(records.iter().filter(|(_, r)| AccountRecord::decode(r).is_ok()).count(), 3);
+
+    let fleet = seeds("vault_fleet_bundle");
+    use e2ee_backup_vault::fleet::FleetBundle;
+    assert!(FleetBundle::decode(&find(&fleet, "body")).is_ok());
+    assert!(FleetBundle::decode(&find(&fleet, "body-duplicate-key-id")).is_err());
+}
+
+/// The committed vault corpora hold what [`vault_seed_corpus`] makes today, byte for byte.
+#[test]
+fn committed_vault_corpora_are_current() {
+    for target in VAULT_TARGETS {
+        for (name, bytes) in vault_seed_corpus(target) {
+            let path = corpus(target).join(&name);
+            let committed = fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}; run `cargo test -p e2ee-backup-vectors --test fuzz_corpus -- --ignored`",
+                    path.display()
+                )
+            });
+            assert!(committed == bytes, "{} is stale", path.display());
+        }
+    }
+}
+
+/// Writes the vault corpora.
+#[test]
+#[ignore = "writes into fuzz/corpus; run by hand when the vault seeds change"]
+fn write_vault_corpora() {
+    for target in VAULT_TARGETS {
+        let dir = corpus(target);
+        fs::create_dir_all(&dir).expect("corpus directory");
+        for (name, bytes) in vault_seed_corpus(target) {
             fs::write(dir.join(name), bytes).expect("corpus is writable");
         }
     }
