@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -95,20 +96,45 @@ pub fn progress(len: u64, label: &'static str) -> ProgressBar {
     bar
 }
 
-/// Copies with a 1 MiB buffer (far fewer system calls than `io::copy`); returns the count.
-pub fn copy(reader: &mut impl Read, writer: &mut impl Write) -> io::Result<u64> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        writer.write_all(&buf[..n])?;
-        total += n as u64;
-    }
+/// Copies `reader` into `writer`; returns the count.
+///
+/// Reading (which decrypts or encrypts) runs on its own thread while this one writes, with
+/// 1 MiB buffers passed between them, so the two overlap; a failure on either side stops both.
+/// Only bytes the reader has handed out are ever written: a decryptor hands out nothing
+/// unverified.
+pub fn copy<R: Read + Send>(reader: &mut R, writer: &mut impl Write) -> io::Result<u64> {
+    const BUF: usize = 1 << 20;
+    let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(2);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || -> io::Result<()> {
+            loop {
+                let mut buf = empty_rx.try_recv().unwrap_or_else(|_| vec![0u8; BUF]);
+                let n = loop {
+                    match reader.read(&mut buf) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        other => break other?,
+                    }
+                };
+                if n == 0 || full_tx.send((buf, n)).is_err() {
+                    return Ok(());
+                }
+            }
+        });
+        let written = (|| {
+            let mut total = 0u64;
+            for (buf, n) in full_rx {
+                writer.write_all(&buf[..n])?;
+                total += n as u64;
+                // The reader may have finished already; then the buffer is simply dropped.
+                let _ = empty_tx.send(buf);
+            }
+            Ok(total)
+        })();
+        // `full_rx` is gone here, so a reader still running stops at its next send.
+        let read = producer.join().expect("the reading thread does not panic");
+        read.and(written)
+    })
 }
 
 /// Bytes per second as a short human figure.
