@@ -168,20 +168,10 @@ fn unexpected(expected: &'static str, got: Response) -> ClientError {
         Response::Refused { reason: RefusalReason::Locked, .. } => ClientError::Locked,
         Response::Refused { reason: RefusalReason::Exhausted, .. } => ClientError::Exhausted,
         Response::Refused { reason, remaining } => ClientError::Refused { reason, remaining },
-        other => ClientError::UnexpectedResponse { expected, got: response_name(&other) },
+        other => ClientError::UnexpectedResponse { expected, got: other.kind() },
     }
 }
 
-fn response_name(response: &Response) -> &'static str {
-    match response {
-        Response::RegisterChallenge { .. } => "RegisterChallenge",
-        Response::Registered { .. } => "Registered",
-        Response::LoginChallenge { .. } => "LoginChallenge",
-        Response::LoginSucceeded { .. } => "LoginSucceeded",
-        Response::Deleted => "Deleted",
-        Response::Refused { .. } => "Refused",
-    }
-}
 
 /// Registration: stores K in the vault behind a password.
 pub struct Registration;

@@ -216,11 +216,38 @@ pub enum Step {
 }
 
 /// A reply waiting to be sealed by [`Hsm::seal`].
-#[derive(Debug)]
 pub struct Reply {
     account: Vec<u8>,
     sealer: channel::ResponseSealer,
     deferred: Deferred,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The account identifier is personal data: not printed.
+        f.debug_struct("Reply").field("deferred", &self.deferred).finish_non_exhaustive()
+    }
+}
+
+impl Reply {
+    /// The kind of answer, for logs: `RegisterChallenge`, `Registered`, `LoginChallenge`,
+    /// `LoginSucceeded`, `Deleted` or `Refused`.
+    pub fn kind(&self) -> &'static str {
+        match &self.deferred {
+            Deferred::Ke2 { .. } => "LoginChallenge",
+            Deferred::Response(r) => r.kind(),
+        }
+    }
+
+    /// The reason and remaining attempts, when the answer is a refusal.
+    pub fn refusal(&self) -> Option<(RefusalReason, u8)> {
+        match &self.deferred {
+            Deferred::Response(Response::Refused { reason, remaining }) => {
+                Some((*reason, *remaining))
+            }
+            _ => None,
+        }
+    }
 }
 
 enum Deferred {

@@ -292,6 +292,18 @@ impl std::fmt::Debug for Response {
 }
 
 impl Response {
+    /// The response's name, for logs and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RegisterChallenge { .. } => "RegisterChallenge",
+            Self::Registered { .. } => "Registered",
+            Self::LoginChallenge { .. } => "LoginChallenge",
+            Self::LoginSucceeded { .. } => "LoginSucceeded",
+            Self::Deleted => "Deleted",
+            Self::Refused { .. } => "Refused",
+        }
+    }
+
     /// The encoded response.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
