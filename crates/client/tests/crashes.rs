@@ -1,0 +1,226 @@
+//! Crash injection: every operation is stopped at each of its steps in turn (a state file
+//! write or rename, a vault request or reply, a store upload, download or deletion, the
+//! restore target's write or rename). After each stop the state directory must reopen, hold
+//! every backup's plaintext under a key it still has, and running the same operation again
+//! must finish it.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use e2ee_backup_client::faults::{FailAt, NoFaults};
+use e2ee_backup_client::{Client, Error, Mode, Source};
+
+/// Runs `op` on device `name` of a world made by `setup`, stopping at step 0, 1, 2, ... until
+/// a run passes every step. After each stop: reopen, run `invariant`, resume with `op`, then
+/// run `finally`. Returns how many steps the operation has.
+fn at_every_step(
+    setup: impl Fn(&World),
+    name: &str,
+    op: impl Fn(&mut Client) -> Result<(), Error>,
+    invariant: impl Fn(&World, &mut Client),
+    finally: impl Fn(&World, &mut Client),
+) -> usize {
+    for n in 0.. {
+        let w = World::new(10);
+        setup(&w);
+        let faults = Arc::new(FailAt::new(n));
+        let outcome = {
+            let mut client = w.client_with(name, faults.clone());
+            op(&mut client)
+        };
+        if !faults.fired() {
+            outcome.unwrap_or_else(|e| panic!("a run without a fault failed: {e}"));
+            assert!(n > 0);
+            return n;
+        }
+        let point = faults.seen()[n].clone();
+        let mut reopened = w.client_with(name, Arc::new(NoFaults));
+        invariant(&w, &mut reopened);
+        match outcome {
+            Err(Error::Injected { point: p }) => {
+                assert_eq!(p, point);
+                if let Err(e) = op(&mut reopened) {
+                    panic!("after a stop at step {n} ({point}), resuming failed: {e}");
+                }
+            }
+            // A stop in the cleanup after the last commit (dropping a forgotten key from the
+            // keystore): the operation is done, and reopening finished the cleanup.
+            Ok(()) => assert!(
+                point.ends_with(" keystore"),
+                "stop at {point} ignored: {:?}",
+                faults.seen()
+            ),
+            Err(other) => panic!("stop at {point}: expected the injected fault, got {other:?}"),
+        }
+        assert_eq!(reopened.status().pending, None, "after a stop at {point}");
+        finally(&w, &mut reopened);
+    }
+    unreachable!()
+}
+
+fn every_backup_is_readable_with_a_held_key(w: &World, plaintexts: &[&[u8]]) {
+    let keys = keystore_keys(&w.device("phone"));
+    let readable: Vec<Vec<u8>> =
+        w.objects().iter().filter_map(|(_, f)| open_with_any(&keys, f)).collect();
+    for p in plaintexts {
+        assert!(readable.iter().any(|r| r == p), "a backup lost its key");
+    }
+}
+
+fn restore_by_password_gives(w: &World, expected: &[u8]) {
+    let mut fresh = w.client("check");
+    fresh.restore_with_password(PASSWORD, &w.target("check")).unwrap();
+    assert_eq!(std::fs::read(w.target("check")).unwrap(), expected);
+}
+
+#[test]
+fn enable_with_password_survives_a_crash_at_every_step() {
+    let steps = at_every_step(
+        |_| {},
+        "phone",
+        |c| c.enable_with_password(PASSWORD),
+        |_, c| {
+            let mode = c.status().mode;
+            assert!(matches!(mode, Mode::Off | Mode::Password { .. }), "{mode:?}");
+        },
+        |w, c| {
+            c.create_backup(Source::Bytes(b"chats"), "db").unwrap();
+            restore_by_password_gives(w, b"chats");
+        },
+    );
+    assert!(steps >= 8, "{steps}");
+}
+
+#[test]
+fn restore_with_password_survives_a_crash_at_every_step() {
+    at_every_step(
+        |w| {
+            let mut phone = w.client("phone");
+            phone.enable_with_password(PASSWORD).unwrap();
+            phone.create_backup(Source::Bytes(b"chats"), "db").unwrap();
+        },
+        "fresh",
+        |c| c.restore_with_password(PASSWORD, &c_target(c)).map(drop),
+        |_, c| {
+            let mode = c.status().mode;
+            assert!(matches!(mode, Mode::Off | Mode::Restoring { .. }), "{mode:?}");
+        },
+        |w, c| {
+            assert!(matches!(c.status().mode, Mode::Password { .. }));
+            assert_eq!(std::fs::read(w.target("fresh")).unwrap(), b"chats");
+        },
+    );
+}
+
+/// The restore target of the test devices: `<root>/fresh.restored`.
+fn c_target(c: &Client) -> std::path::PathBuf {
+    let store = std::path::PathBuf::from(c.status().store);
+    store.parent().unwrap().join("fresh.restored")
+}
+
+#[test]
+fn restore_with_key_survives_a_crash_at_every_step() {
+    let digits = std::sync::Mutex::new(String::new());
+    at_every_step(
+        |w| {
+            let mut phone = w.client("phone");
+            *digits.lock().unwrap() = phone.enable_with_key().unwrap().to_string();
+            phone.create_backup(Source::Bytes(b"chats"), "db").unwrap();
+        },
+        "fresh",
+        |c| c.restore_with_key(&digits.lock().unwrap(), &c_target(c)).map(drop),
+        |w, _| assert!(!w.device("fresh").join(".fresh.restored.restore.tmp").exists()),
+        |w, c| {
+            assert!(matches!(c.status().mode, Mode::Key { .. }));
+            assert_eq!(std::fs::read(w.target("fresh")).unwrap(), b"chats");
+        },
+    );
+}
+
+fn rotate_at_every_step(password_mode: bool) -> usize {
+    at_every_step(
+        |w| {
+            let mut phone = w.client("phone");
+            if password_mode {
+                phone.enable_with_password(PASSWORD).unwrap();
+            } else {
+                phone.enable_with_key().unwrap();
+            }
+            phone.create_backup(Source::Bytes(b"first"), "db").unwrap();
+            phone.create_backup(Source::Bytes(b"second"), "db").unwrap();
+        },
+        "phone",
+        |c| c.rotate_key(password_mode.then_some(PASSWORD)).map(drop),
+        |w, _| every_backup_is_readable_with_a_held_key(w, &[b"first", b"second"]),
+        |w, c| {
+            let keys = keystore_keys(&w.device("phone"));
+            assert_eq!(keys.len(), 1, "only the new key is left");
+            let objects = w.objects();
+            assert_eq!(objects.len(), 2, "no orphan and no lost backup");
+            let plain: Vec<_> =
+                objects.iter().map(|(_, f)| open_with_any(&keys, f).unwrap()).collect();
+            assert_eq!(plain, vec![b"first".to_vec(), b"second".to_vec()]);
+            if password_mode {
+                assert!(matches!(c.status().mode, Mode::Password { .. }));
+                restore_by_password_gives(w, b"second");
+            }
+        },
+    )
+}
+
+#[test]
+fn rotate_key_in_key_mode_survives_a_crash_at_every_step() {
+    assert!(rotate_at_every_step(false) >= 10);
+}
+
+#[test]
+fn rotate_key_in_password_mode_survives_a_crash_at_every_step() {
+    assert!(rotate_at_every_step(true) >= 14);
+}
+
+#[test]
+fn switch_to_password_survives_a_crash_at_every_step() {
+    at_every_step(
+        |w| {
+            let mut phone = w.client("phone");
+            phone.enable_with_key().unwrap();
+            phone.create_backup(Source::Bytes(b"chats"), "db").unwrap();
+        },
+        "phone",
+        |c| c.switch_to_password(PASSWORD),
+        |_, c| assert!(matches!(c.status().mode, Mode::Key { .. } | Mode::Password { .. })),
+        |w, _| restore_by_password_gives(w, b"chats"),
+    );
+}
+
+#[test]
+fn disable_survives_a_crash_at_every_step() {
+    at_every_step(
+        |w| {
+            let mut phone = w.client("phone");
+            phone.enable_with_password(PASSWORD).unwrap();
+            phone.create_backup(Source::Bytes(b"one"), "db").unwrap();
+            phone.create_backup(Source::Bytes(b"two"), "db").unwrap();
+        },
+        "phone",
+        |c| {
+            // A resumed disable whose vault deletion already went through cannot tell (the
+            // vault answers an unknown account like a wrong password); it is told to skip it.
+            match c.disable(Some(PASSWORD)) {
+                Err(Error::WrongPassword { .. }) => c.disable(None).map(drop),
+                other => other.map(drop),
+            }
+        },
+        |w, _| every_backup_is_readable_with_a_held_key(w, &[]),
+        |w, c| {
+            assert_eq!(c.status().mode, Mode::Off);
+            assert!(w.objects().is_empty());
+            assert!(keystore_keys(&w.device("phone")).is_empty());
+            assert!(w.fleet.transport.with_vault(|v| {
+                v.record(ACCOUNT.as_bytes()).is_none_or(|r| r.sealed_key.is_empty())
+            }));
+        },
+    );
+}

@@ -1,0 +1,431 @@
+//! Every user journey against the in-memory vault and a local backup store.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use e2ee_backup_client::faults::NoFaults;
+use e2ee_backup_client::{Error, Mode, Source};
+use e2ee_backup_kdf::digits;
+
+fn restored(w: &World, name: &str) -> Vec<u8> {
+    std::fs::read(w.target(name)).unwrap()
+}
+
+#[test]
+fn key_mode_backup_then_restore_on_a_fresh_device() {
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    let shown = phone.enable_with_key().unwrap();
+    assert_eq!(shown.len(), 79);
+    assert!(matches!(phone.status().mode, Mode::Key { .. }));
+    phone.create_backup(Source::Bytes(b"old chats"), "msgstore.db").unwrap();
+    let source = w.root.path().join("msgstore.db");
+    std::fs::write(&source, b"new chats").unwrap();
+    let info = phone.create_backup(Source::Path(&source), "msgstore.db").unwrap();
+    assert!(info.object.starts_with("backups/") && info.object.ends_with(".e2ee"));
+
+    let mut fresh = w.client("fresh");
+    let report = fresh.restore_with_key(&shown.to_uppercase(), &w.target("fresh")).unwrap();
+    assert_eq!(restored(&w, "fresh"), b"new chats");
+    assert_eq!(report.object, info.object);
+    assert_eq!(report.name.as_deref(), Some("msgstore.db"));
+    assert!(matches!(fresh.status().mode, Mode::Key { .. }));
+}
+
+#[test]
+fn password_mode_backup_then_restore_on_a_fresh_device() {
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    phone.enable_with_password(PASSWORD).unwrap();
+    assert!(matches!(phone.status().mode, Mode::Password { .. }));
+    assert_eq!(phone.status().last_seen_epoch, Some(1));
+    phone.create_backup(Source::Bytes(b"chats"), "db").unwrap();
+
+    let mut fresh = w.client("fresh");
+    fresh.restore_with_password(PASSWORD, &w.target("fresh")).unwrap();
+    assert_eq!(restored(&w, "fresh"), b"chats");
+    assert!(matches!(fresh.status().mode, Mode::Password { .. }));
+    // The restored device can back up, and the first device reads it.
+    fresh.create_backup(Source::Bytes(b"chats 2"), "db").unwrap();
+    let mut third = w.client("third");
+    third.restore_with_password(PASSWORD, &w.target("third")).unwrap();
+    assert_eq!(restored(&w, "third"), b"chats 2");
+}
+
+#[test]
+fn wrong_password_reports_the_attempts_left_and_changes_nothing() {
+    let w = World::new(5);
+    let mut phone = w.client("phone");
+    phone.enable_with_password(PASSWORD).unwrap();
+    phone.create_backup(Source::Bytes(b"chats"), "db").unwrap();
+    let mut fresh = w.client("fresh");
+    for expected in [4, 3] {
+        match fresh.restore_with_password("guess", &w.target("fresh")) {
+            Err(Error::WrongPassword { remaining }) => assert_eq!(remaining, expected),
+            other => panic!("expected a wrong password, got {other:?}"),
+        }
+        assert_eq!(fresh.status().mode, Mode::Off);
+    }
+    assert!(!w.target("fresh").exists());
+    // A right password refills the budget.
+    fresh.restore_with_password(PASSWORD, &w.target("fresh")).unwrap();
+    let remaining =
+        w.fleet.transport.with_vault(|v| v.record(ACCOUNT.as_bytes()).unwrap().remaining);
+    assert_eq!(remaining, 5);
+}
+
+#[test]
+fn lockout_ends_password_restore_and_leaves_key_mode() {
+    let w = World::new(2);
+    let mut phone = w.client("phone");
+    phone.enable_with_password(PASSWORD).unwrap();
+    phone.create_backup(Source::Bytes(b"chats"), "db").unwrap();
+
+    let mut thief = w.client("thief");
+    assert!(matches!(
+        thief.restore_with_password("a", &w.target("thief")),
+        Err(Error::WrongPassword { remaining: 1 })
+    ));
+    assert!(matches!(
+        thief.restore_with_password("b", &w.target("thief")),
+        Err(Error::WrongPassword { remaining: 0 })
+    ));
+    // The wrong guesses' sessions are still live: no verdict yet, even for the right password.
+    let err = thief.restore_with_password(PASSWORD, &w.target("thief")).unwrap_err();
+    assert!(matches!(err, Error::AttemptsExhausted) && err.is_retryable(), "{err}");
+    assert_eq!(thief.status().mode, Mode::Off);
+    // Once they expire, the next attempt locks the account and the vault erases the key.
+    w.fleet.transport.with_vault(|v| v.now += 3600);
+    assert!(matches!(thief.restore_with_password("c", &w.target("thief")), Err(Error::LockedOut)));
+    assert_eq!(thief.status().mode, Mode::LockedOut { key_id: None });
+    assert!(matches!(
+        thief.restore_with_password(PASSWORD, &w.target("thief")),
+        Err(Error::IllegalState { .. })
+    ));
+
+    // The phone still holds K: a login tells it the vault copy is gone.
+    let r = phone.change_password(PASSWORD, "new");
+    assert!(matches!(r, Err(Error::LockedOut)), "{r:?}");
+    assert!(matches!(phone.status().mode, Mode::LockedOut { key_id: Some(_) }));
+    assert!(matches!(phone.enable_with_password("again"), Err(Error::IllegalState { .. })));
+    // Key mode keeps K, so old backups stay readable with the digits.
+    let shown = phone.enable_with_key().unwrap();
+    let mut fresh = w.client("fresh");
+    fresh.restore_with_key(&shown, &w.target("fresh")).unwrap();
+    assert_eq!(restored(&w, "fresh"), b"chats");
+}
+
+#[test]
+fn change_password_keeps_the_key() {
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    phone.enable_with_password(PASSWORD).unwrap();
+    phone.create_backup(Source::Bytes(b"chats"), "db").unwrap();
+    assert!(matches!(
+        phone.change_password("nope", "new"),
+        Err(Error::WrongPassword { remaining: 9 })
+    ));
+    phone.change_password(PASSWORD, "new password").unwrap();
+    let mut old = w.client("old");
+    assert!(matches!(
+        old.restore_with_password(PASSWORD, &w.target("old")),
+        Err(Error::WrongPassword { .. })
+    ));
+    let mut fresh = w.client("fresh");
+    fresh.restore_with_password("new password", &w.target("fresh")).unwrap();
+    assert_eq!(restored(&w, "fresh"), b"chats");
+}
+
+#[test]
+fn switch_modes_both_ways() {
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    let shown = phone.enable_with_key().unwrap();
+    phone.create_backup(Source::Bytes(b"chats"), "db").unwrap();
+    phone.switch_to_password(PASSWORD).unwrap();
+    assert!(matches!(phone.status().mode, Mode::Password { .. }));
+    let mut a = w.client("a");
+    a.restore_with_password(PASSWORD, &w.target("a")).unwrap();
+    assert_eq!(restored(&w, "a"), b"chats");
+
+    let again = phone.switch_to_key(PASSWORD).unwrap();
+    assert_eq!(*again, *shown, "switching back shows the same key");
+    assert!(matches!(phone.status().mode, Mode::Key { .. }));
+    assert!(w.fleet.transport.with_vault(|v| v.record(ACCOUNT.as_bytes()).is_none()));
+    let mut b = w.client("b");
+    b.restore_with_key(&again, &w.target("b")).unwrap();
+    assert_eq!(restored(&w, "b"), b"chats");
+}
+
+fn rotate_and_check(password_mode: bool) {
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    let old_digits = if password_mode {
+        phone.enable_with_password(PASSWORD).unwrap();
+        None
+    } else {
+        Some(phone.enable_with_key().unwrap())
+    };
+    phone.create_backup(Source::Bytes(b"first"), "db").unwrap();
+    phone.create_backup(Source::Bytes(b"second"), "db").unwrap();
+    let before: Vec<String> = phone.list_backups().unwrap();
+    let report = phone.rotate_key(password_mode.then_some(PASSWORD)).unwrap();
+    assert_eq!(report.reencrypted, 2);
+    assert!(report.damaged.is_empty());
+    let after = phone.list_backups().unwrap();
+    assert_eq!(after.len(), 2);
+    assert!(after.iter().all(|name| !before.contains(name)), "old objects are deleted");
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b[..28], a[..28], "copies keep their time, so their order");
+    }
+    let new_key = digits::parse(&report.digits).unwrap();
+    let objects = w.objects();
+    let plain: Vec<Vec<u8>> = objects
+        .iter()
+        .map(|(_, f)| open_with_any(std::slice::from_ref(&new_key), f).unwrap())
+        .collect();
+    assert_eq!(plain, vec![b"first".to_vec(), b"second".to_vec()]);
+    if let Some(old) = old_digits {
+        let old_key = digits::parse(&old).unwrap();
+        assert!(
+            objects.iter().all(|(_, f)| open_with_any(std::slice::from_ref(&old_key), f).is_none())
+        );
+        let mut stale = w.client("stale");
+        assert!(matches!(stale.restore_with_key(&old, &w.target("stale")), Err(Error::WrongKey)));
+        assert_eq!(stale.status().mode, Mode::Off);
+    } else {
+        let mut fresh = w.client("fresh");
+        fresh.restore_with_password(PASSWORD, &w.target("fresh")).unwrap();
+        assert_eq!(restored(&w, "fresh"), b"second");
+    }
+    let mut fresh = w.client("by-digits");
+    fresh.restore_with_key(&report.digits, &w.target("by-digits")).unwrap();
+    assert_eq!(restored(&w, "by-digits"), b"second");
+    assert_eq!(keystore_keys(&w.device("phone")), vec![new_key], "the old key is forgotten");
+}
+
+#[test]
+fn rotate_key_in_key_mode() {
+    rotate_and_check(false);
+}
+
+#[test]
+fn rotate_key_in_password_mode() {
+    rotate_and_check(true);
+}
+
+#[test]
+fn disable_deletes_backups_vault_record_and_key() {
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    phone.enable_with_password(PASSWORD).unwrap();
+    phone.create_backup(Source::Bytes(b"chats"), "db").unwrap();
+    assert!(matches!(phone.disable(None), Err(Error::IllegalState { .. })));
+    let report = phone.disable(Some(PASSWORD)).unwrap();
+    assert_eq!(report.deleted_backups, 1);
+    assert!(report.vault_record_deleted);
+    assert_eq!(phone.status().mode, Mode::Off);
+    assert!(w.objects().is_empty());
+    assert!(keystore_keys(&w.device("phone")).is_empty());
+    assert!(w.fleet.transport.with_vault(|v| v.record(ACCOUNT.as_bytes()).is_none()));
+
+    // Key mode: nothing in the vault.
+    let shown = phone.enable_with_key().unwrap();
+    phone.create_backup(Source::Bytes(b"chats"), "db").unwrap();
+    let report = phone.disable(None).unwrap();
+    assert_eq!((report.deleted_backups, report.vault_record_deleted), (1, false));
+    let mut fresh = w.client("fresh");
+    assert!(matches!(
+        fresh.restore_with_key(&shown, &w.target("fresh")),
+        Err(Error::NoBackupFound)
+    ));
+    assert_eq!(fresh.status().mode, Mode::Off);
+}
+
+#[test]
+fn illegal_transitions_are_typed_errors() {
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    let illegal = |r: Result<(), Error>| matches!(r, Err(Error::IllegalState { .. }));
+    assert!(illegal(phone.create_backup(Source::Bytes(b"x"), "db").map(drop)));
+    assert!(illegal(phone.rotate_key(None).map(drop)));
+    assert!(illegal(phone.change_password("a", "b")));
+    assert!(illegal(phone.switch_to_password("a")));
+    assert!(illegal(phone.switch_to_key("a").map(drop)));
+    assert!(illegal(phone.disable(None).map(drop)));
+    assert!(illegal(phone.resume_restore().map(drop)));
+    phone.enable_with_key().unwrap();
+    assert!(illegal(phone.enable_with_key().map(drop)));
+    assert!(illegal(phone.enable_with_password("a")));
+    assert!(illegal(phone.restore_with_key(&"0".repeat(64), &w.target("x")).map(drop)));
+    assert!(illegal(phone.restore_with_password("a", &w.target("x")).map(drop)));
+    assert!(illegal(phone.change_password("a", "b")));
+    assert!(illegal(phone.switch_to_key("a").map(drop)));
+    let e = phone.enable_with_key().unwrap_err();
+    assert_eq!(e.code(), "illegal-state");
+    assert!(e.to_string().contains("in key mode"), "{e}");
+
+    // Without a vault, password mode is refused as such.
+    let dir = w.device("keyonly");
+    let setup = e2ee_backup_client::Setup {
+        account: ACCOUNT.to_owned(),
+        store: w.store().to_string_lossy().into_owned(),
+        vault: None,
+    };
+    let mut keyonly =
+        e2ee_backup_client::Client::create(&dir, setup, w.options(Arc::new(NoFaults))).unwrap();
+    assert!(matches!(keyonly.enable_with_password("a"), Err(Error::NoVault)));
+    assert!(matches!(
+        e2ee_backup_client::Client::create(
+            &dir,
+            e2ee_backup_client::Setup {
+                account: ACCOUNT.to_owned(),
+                store: "x".into(),
+                vault: None
+            },
+            w.options(Arc::new(NoFaults)),
+        ),
+        Err(Error::AlreadyInitialised { .. })
+    ));
+}
+
+#[test]
+fn bad_digits_wrong_key_and_corrupt_backups() {
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    phone.enable_with_key().unwrap();
+    let info = phone.create_backup(Source::Bytes(b"chats"), "db").unwrap();
+    let mut fresh = w.client("fresh");
+    assert!(matches!(
+        fresh.restore_with_key("0000 zz", &w.target("fresh")),
+        Err(Error::InvalidKeyDigits(_))
+    ));
+    let other = digits::to_display(&e2ee_backup_kdf::BackupKey::generate());
+    assert!(matches!(fresh.restore_with_key(&other, &w.target("fresh")), Err(Error::WrongKey)));
+    assert_eq!(fresh.status().mode, Mode::Off);
+
+    // Flip a payload byte of the stored object.
+    let path = w.store().join(&info.object);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 20;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let shown = {
+        let mut again = w.client("phone");
+        again.rotate_key(None).unwrap().digits
+    };
+    // The damaged backup was left as it was (and is reported); nothing else to restore.
+    let mut third = w.client("third");
+    match third.restore_with_key(&shown, &w.target("third")) {
+        Err(Error::NoBackupFound | Error::WrongKey | Error::BackupCorrupt { .. }) => {}
+        other => panic!("expected no usable backup, got {other:?}"),
+    }
+    assert!(!w.target("third").exists());
+}
+
+#[test]
+fn corrupt_backup_is_reported_as_such() {
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    let shown = phone.enable_with_key().unwrap();
+    let info = phone.create_backup(Source::Bytes(&vec![7u8; 100_000]), "db").unwrap();
+    let path = w.store().join(&info.object);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() - 40;
+    bytes[at] ^= 0x80;
+    std::fs::write(&path, bytes).unwrap();
+    let mut fresh = w.client("fresh");
+    let err = fresh.restore_with_key(&shown, &w.target("fresh")).unwrap_err();
+    assert!(
+        matches!(err, Error::BackupCorrupt { ref object, .. } if *object == info.object),
+        "{err}"
+    );
+    assert!(!w.target("fresh").exists(), "no partial plaintext is left behind");
+    assert_eq!(fresh.status().mode, Mode::Off);
+}
+
+#[test]
+fn vault_unreachable_is_retryable_and_resumes() {
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    w.fleet.transport.set_down(true);
+    let err = phone.enable_with_password(PASSWORD).unwrap_err();
+    assert!(matches!(err, Error::VaultUnreachable { .. }) && err.is_retryable(), "{err}");
+    assert_eq!(phone.status().pending, Some("password registration"));
+    assert!(matches!(phone.enable_with_key(), Err(Error::PendingOperation { .. })));
+    w.fleet.transport.set_down(false);
+    phone.enable_with_password(PASSWORD).unwrap();
+    assert!(matches!(phone.status().mode, Mode::Password { .. }));
+    assert_eq!(phone.status().pending, None);
+}
+
+#[test]
+fn abort_a_stuck_registration() {
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    w.fleet.transport.set_down(true);
+    assert!(phone.enable_with_password(PASSWORD).is_err());
+    phone.abort_pending().unwrap();
+    assert_eq!(phone.status().mode, Mode::Off);
+    assert!(keystore_keys(&w.device("phone")).is_empty());
+    phone.enable_with_key().unwrap();
+}
+
+#[test]
+fn fleet_bundle_is_verified_against_the_pin() {
+    use e2ee_backup_vault::fleet::{FleetAuthority, FleetError};
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    // Signed by someone else.
+    let rogue = FleetAuthority::generate(&mut rand_core::OsRng);
+    w.fleet.transport.serve_bundle(rogue.sign(&w.fleet.bundle).unwrap());
+    assert!(matches!(
+        phone.enable_with_password(PASSWORD),
+        Err(Error::FleetBundle(FleetError::BadAuthoritySignature))
+    ));
+    // Expired.
+    let mut expired = w.fleet.bundle.clone();
+    expired.not_after = NOW - 1;
+    w.fleet.transport.serve_bundle(w.fleet.authority.sign(&expired).unwrap());
+    let mut phone = w.client("phone");
+    assert!(matches!(
+        phone.enable_with_password(PASSWORD),
+        Err(Error::FleetBundle(FleetError::Expired { .. }))
+    ));
+    // A newer epoch is accepted and remembered; going back is a rollback.
+    let mut newer = w.fleet.bundle.clone();
+    newer.epoch = 5;
+    w.fleet.transport.serve_bundle(w.fleet.authority.sign(&newer).unwrap());
+    let mut phone = w.client("phone");
+    phone.enable_with_password(PASSWORD).unwrap();
+    assert_eq!(phone.status().last_seen_epoch, Some(5));
+    w.fleet.transport.serve_bundle(w.fleet.authority.sign(&w.fleet.bundle).unwrap());
+    let mut phone = w.client("phone");
+    assert!(matches!(
+        phone.change_password(PASSWORD, "x"),
+        Err(Error::FleetBundle(FleetError::Rollback { epoch: 1, last_seen: 5 }))
+    ));
+}
+
+#[test]
+fn keys_live_only_in_the_private_keystore() {
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    let shown = phone.enable_with_key().unwrap();
+    let compact: String = shown.split(' ').collect();
+    let state = std::fs::read_to_string(w.device("phone").join("state.json")).unwrap();
+    assert!(!state.contains(&compact), "state.json holds no key");
+    let keystore = std::fs::read_to_string(w.device("phone").join("keystore")).unwrap();
+    assert!(keystore.contains(&compact));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            std::fs::metadata(w.device("phone").join("keystore")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(!format!("{phone:?}").contains(&compact));
+    assert!(!format!("{:?}", phone.status()).contains(&compact));
+}

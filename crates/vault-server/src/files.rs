@@ -1,0 +1,508 @@
+//! The data directory: what `init` creates and `serve` reads.
+//!
+//! | file | content | mode |
+//! |---|---|---|
+//! | `secrets.bin` | the fleet secrets ([`HsmSecrets::to_bytes`]) | 0600 |
+//! | `authority.key` | the fleet authority's Ed25519 seed (32 bytes). Move it offline in production: it is needed only to sign a new fleet key bundle | 0600 |
+//! | `fleet-bundle.bin` | the signed fleet key bundle the server hands out (spec section 4.3) | 0644 |
+//! | `fleet.pin` | what clients pin (see [`FleetPin`]) | 0644 |
+//! | `config.toml` | the policy and the listen address (see [`ConfigFile`]) | 0644 |
+//! | `vault.redb` | the account records, created by the first `serve` | 0600 |
+
+use std::fs;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use e2ee_backup_vault::fleet::{FleetAuthority, FleetBundle, PinnedFleet};
+use e2ee_backup_vault::hsm::{DEFAULT_BUDGET, HsmConfig, HsmSecrets};
+use e2ee_backup_vault::suite::KsfProfile;
+use ed25519_dalek::VerifyingKey;
+use rand_core::OsRng;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::store::STORE_FILE;
+
+/// Fleet secrets file name.
+pub const SECRETS_FILE: &str = "secrets.bin";
+/// Fleet authority seed file name.
+pub const AUTHORITY_FILE: &str = "authority.key";
+/// Signed fleet key bundle file name.
+pub const BUNDLE_FILE: &str = "fleet-bundle.bin";
+/// Client pin file name.
+pub const PIN_FILE: &str = "fleet.pin";
+/// Configuration file name.
+pub const CONFIG_FILE: &str = "config.toml";
+/// The default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+
+/// Why the data directory could not be created or read. No variant carries secret bytes.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum FilesError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// `init` would overwrite an existing file.
+    #[error("{0} already exists; pass --force to overwrite the whole data directory")]
+    AlreadyExists(PathBuf),
+    /// A file's content is invalid.
+    #[error("{path}: {why}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// An option is out of range.
+    #[error("invalid option: {0}")]
+    Option(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FilesError + '_ {
+    move |source| FilesError::Io { path: path.to_path_buf(), source }
+}
+
+fn invalid(path: &Path, why: impl Into<String>) -> FilesError {
+    FilesError::Invalid { path: path.to_path_buf(), why: why.into() }
+}
+
+/// The stretching profile, as written in `config.toml` and on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum KsfName {
+    /// Argon2id 16 MiB, 32 passes: every real deployment.
+    Mobile,
+    /// Argon2id 256 KiB, 1 pass: tests and demos only (a stolen store is then cheap to attack).
+    Fast,
+}
+
+impl KsfName {
+    /// The protocol profile.
+    pub fn profile(self) -> KsfProfile {
+        match self {
+            Self::Mobile => KsfProfile::Mobile,
+            Self::Fast => KsfProfile::Fast,
+        }
+    }
+}
+
+/// `config.toml`: the vault's policy and where it listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Listen address; loopback unless a relay must reach it over the network.
+    pub listen: SocketAddr,
+    /// Guess budget of new registrations, 1 to 255.
+    pub budget: u8,
+    /// Stretching profile of new registrations.
+    pub ksf: KsfName,
+    /// Seconds a login ticket stays valid after KE2.
+    pub session_lifetime: u64,
+    /// Seconds a token stays valid after a successful login.
+    pub token_lifetime: u64,
+}
+
+impl ConfigFile {
+    /// The vault policy this file names.
+    pub fn policy(&self) -> HsmConfig {
+        HsmConfig {
+            budget: self.budget,
+            ksf_profile: self.ksf.profile(),
+            session_lifetime: self.session_lifetime,
+            token_lifetime: self.token_lifetime,
+        }
+    }
+
+    /// Reads and checks a configuration file.
+    pub fn read(path: &Path) -> Result<Self, FilesError> {
+        let text = fs::read_to_string(path).map_err(io_err(path))?;
+        let config: Self = toml::from_str(&text).map_err(|e| invalid(path, e.to_string()))?;
+        if config.budget == 0 {
+            return Err(invalid(path, "budget must be 1 to 255"));
+        }
+        Ok(config)
+    }
+
+    fn render(&self) -> String {
+        format!(
+            "# e2ee-backup-vault configuration. `serve` flags override these values.\n\
+             # Listen address. Keep it on loopback: only the relay (the messaging front end,\n\
+             # which authenticates accounts) may reach the vault.\n\
+             listen = \"{}\"\n\
+             # Guess budget of new registrations (1 to 255).\n\
+             budget = {}\n\
+             # Key stretching profile of new registrations: \"mobile\" (production) or \"fast\"\n\
+             # (tests and demos only).\n\
+             ksf = \"{}\"\n\
+             # Seconds a login ticket stays valid after KE2, and a token after a login.\n\
+             session_lifetime = {}\n\
+             token_lifetime = {}\n",
+            self.listen,
+            self.budget,
+            match self.ksf {
+                KsfName::Mobile => "mobile",
+                KsfName::Fast => "fast",
+            },
+            self.session_lifetime,
+            self.token_lifetime
+        )
+    }
+}
+
+/// What a client pins: the fleet id and the authority's public key (and optionally an auditor).
+///
+/// The file `fleet.pin` is UTF-8 text, one `key = value` per line; blank lines and lines
+/// starting with `#` are ignored; every key at most once, no other key:
+///
+/// ```text
+/// # e2ee-backups fleet pin, format 1
+/// fleet_id = example.fleet
+/// authority = 3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c
+/// ```
+///
+/// `fleet_id` is 1 to 64 printable ASCII characters without spaces; `authority` (required) and
+/// `auditor` (optional) are Ed25519 public keys in 64 hexadecimal digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetPin(pub PinnedFleet);
+
+impl FleetPin {
+    /// The pin file's text.
+    pub fn render(&self) -> String {
+        let mut out = String::from("# e2ee-backups fleet pin, format 1\n");
+        out.push_str(&format!("fleet_id = {}\n", String::from_utf8_lossy(&self.0.fleet_id)));
+        out.push_str(&format!("authority = {}\n", hex::encode(self.0.authority.as_bytes())));
+        if let Some(auditor) = &self.0.auditor {
+            out.push_str(&format!("auditor = {}\n", hex::encode(auditor.as_bytes())));
+        }
+        out
+    }
+
+    /// Parses a pin file's text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (mut fleet_id, mut authority, mut auditor) = (None, None, None);
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let number = number + 1;
+            let (key, value) =
+                line.split_once('=').ok_or(format!("line {number}: expected `key = value`"))?;
+            let (key, value) = (key.trim(), value.trim());
+            let slot = match key {
+                "fleet_id" => {
+                    check_fleet_id(value).map_err(|e| format!("line {number}: {e}"))?;
+                    &mut fleet_id
+                }
+                "authority" => &mut authority,
+                "auditor" => &mut auditor,
+                other => return Err(format!("line {number}: unknown key `{other}`")),
+            };
+            if slot.replace(value.to_owned()).is_some() {
+                return Err(format!("line {number}: `{key}` given twice"));
+            }
+        }
+        let fleet_id = fleet_id.ok_or("no `fleet_id` line")?;
+        let authority = parse_key(&authority.ok_or("no `authority` line")?, "authority")?;
+        let auditor = auditor.map(|a| parse_key(&a, "auditor")).transpose()?;
+        Ok(Self(PinnedFleet { fleet_id: fleet_id.into_bytes(), authority, auditor }))
+    }
+
+    /// Reads a pin file.
+    pub fn read(path: &Path) -> Result<Self, FilesError> {
+        let text = fs::read_to_string(path).map_err(io_err(path))?;
+        Self::parse(&text).map_err(|why| invalid(path, why))
+    }
+}
+
+fn parse_key(value: &str, name: &str) -> Result<VerifyingKey, String> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(value, &mut bytes)
+        .map_err(|_| format!("`{name}` is not 64 hexadecimal digits"))?;
+    let key = VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| format!("`{name}` is not an Ed25519 public key"))?;
+    if key.is_weak() {
+        return Err(format!("`{name}` is a small-order key"));
+    }
+    Ok(key)
+}
+
+/// Checks a fleet id given on the command line: 1 to 64 printable ASCII characters, no spaces.
+pub fn check_fleet_id(fleet_id: &str) -> Result<(), String> {
+    if fleet_id.is_empty() || fleet_id.len() > 64 {
+        return Err(format!("the fleet id is {} bytes long; it must be 1 to 64", fleet_id.len()));
+    }
+    if let Some(c) = fleet_id.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!("the fleet id holds {c:?}; only printable ASCII without spaces"));
+    }
+    Ok(())
+}
+
+/// Options of `init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The data directory (created if missing).
+    pub data_dir: PathBuf,
+    /// The fleet identifier.
+    pub fleet_id: String,
+    /// Guess budget of new registrations, 1 to 255.
+    pub budget: u8,
+    /// Days the first fleet key bundle is valid.
+    pub bundle_days: u32,
+    /// Stretching profile of new registrations.
+    pub ksf: KsfName,
+    /// Listen address written to `config.toml`.
+    pub listen: SocketAddr,
+    /// Overwrite an existing data directory (its records are erased: they belong to the old
+    /// secrets).
+    pub force: bool,
+}
+
+impl InitOptions {
+    /// Options with the defaults of the command line.
+    pub fn new(data_dir: impl Into<PathBuf>, fleet_id: impl Into<String>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            fleet_id: fleet_id.into(),
+            budget: DEFAULT_BUDGET,
+            bundle_days: 30,
+            ksf: KsfName::Mobile,
+            listen: DEFAULT_LISTEN.parse().expect("a valid address"),
+            force: false,
+        }
+    }
+}
+
+/// What `init` made.
+#[derive(Debug, Clone)]
+pub struct InitReport {
+    /// The files written.
+    pub files: Vec<PathBuf>,
+    /// The pin clients use.
+    pub pin: FleetPin,
+    /// The bundle's expiry (Unix seconds).
+    pub bundle_not_after: u64,
+}
+
+/// The current Unix time in seconds.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Creates a data directory: fleet secrets, authority key, signed bundle (epoch 1), pin and
+/// configuration. Refuses to overwrite anything unless `force`; with `force` an existing
+/// record store is removed too (its records are bound to the old secrets).
+pub fn init(options: &InitOptions) -> Result<InitReport, FilesError> {
+    check_fleet_id(&options.fleet_id).map_err(FilesError::Option)?;
+    if options.budget == 0 {
+        return Err(FilesError::Option("the budget must be 1 to 255".into()));
+    }
+    if options.bundle_days == 0 || options.bundle_days > 3650 {
+        return Err(FilesError::Option("--bundle-days must be 1 to 3650".into()));
+    }
+    let dir = &options.data_dir;
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let names = [SECRETS_FILE, AUTHORITY_FILE, BUNDLE_FILE, PIN_FILE, CONFIG_FILE, STORE_FILE];
+    for name in names {
+        let path = dir.join(name);
+        if path.exists() {
+            if !options.force {
+                return Err(FilesError::AlreadyExists(path));
+            }
+            if name == STORE_FILE {
+                fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+        }
+    }
+
+    let secrets = HsmSecrets::generate(&mut OsRng, options.fleet_id.as_bytes());
+    let authority = FleetAuthority::generate(&mut OsRng);
+    let not_after = unix_now() + u64::from(options.bundle_days) * 86_400;
+    let bundle = FleetBundle {
+        fleet_id: options.fleet_id.as_bytes().to_vec(),
+        epoch: 1,
+        not_after,
+        keys: secrets.public_keys(),
+    };
+    let signed = authority
+        .sign(&bundle)
+        .map_err(|e| FilesError::Option(format!("the bundle cannot be signed: {e}")))?;
+    let pin = FleetPin(PinnedFleet {
+        fleet_id: options.fleet_id.as_bytes().to_vec(),
+        authority: authority.verifying_key(),
+        auditor: None,
+    });
+    let config = ConfigFile {
+        listen: options.listen,
+        budget: options.budget,
+        ksf: options.ksf,
+        session_lifetime: 300,
+        token_lifetime: 300,
+    };
+
+    let mut files = Vec::new();
+    let secrets_bytes = secrets.to_bytes();
+    files.push(write_file(&dir.join(SECRETS_FILE), &secrets_bytes, 0o600)?);
+    files.push(write_file(&dir.join(AUTHORITY_FILE), authority.to_bytes().as_ref(), 0o600)?);
+    files.push(write_file(&dir.join(BUNDLE_FILE), &signed, 0o644)?);
+    files.push(write_file(&dir.join(PIN_FILE), pin.render().as_bytes(), 0o644)?);
+    files.push(write_file(&dir.join(CONFIG_FILE), config.render().as_bytes(), 0o644)?);
+    Ok(InitReport { files, pin, bundle_not_after: not_after })
+}
+
+/// Signs a new fleet key bundle for the fleet of `data_dir` with the authority seed at
+/// `authority_key`: the next epoch, valid `days` days. Returns the new epoch and expiry.
+pub fn resign_bundle(
+    data_dir: &Path,
+    authority_key: &Path,
+    days: u32,
+) -> Result<(u64, u64), FilesError> {
+    if days == 0 || days > 3650 {
+        return Err(FilesError::Option("--days must be 1 to 3650".into()));
+    }
+    let secrets = read_secrets(data_dir)?;
+    let seed = Zeroizing::new(fs::read(authority_key).map_err(io_err(authority_key))?);
+    let seed: &[u8; 32] =
+        seed.as_slice().try_into().map_err(|_| invalid(authority_key, "not 32 bytes"))?;
+    let authority = FleetAuthority::from_bytes(seed);
+    let pin = FleetPin::read(&data_dir.join(PIN_FILE))?;
+    if pin.0.authority != authority.verifying_key() {
+        return Err(invalid(authority_key, "this is not the authority the fleet pin names"));
+    }
+    let bundle_path = data_dir.join(BUNDLE_FILE);
+    let old = fs::read(&bundle_path).map_err(io_err(&bundle_path))?;
+    // The old bundle may have expired: take its epoch from a check at time 0.
+    let old = pin.0.verify(&old, 0, None).map_err(|e| invalid(&bundle_path, e.to_string()))?;
+    let not_after = unix_now() + u64::from(days) * 86_400;
+    let bundle = FleetBundle {
+        fleet_id: secrets.fleet_id().to_vec(),
+        epoch: old.epoch + 1,
+        not_after,
+        keys: secrets.public_keys(),
+    };
+    let signed = authority.sign(&bundle).map_err(|e| invalid(&bundle_path, e.to_string()))?;
+    write_file(&bundle_path, &signed, 0o644)?;
+    Ok((bundle.epoch, not_after))
+}
+
+/// Reads `secrets.bin`.
+pub fn read_secrets(data_dir: &Path) -> Result<HsmSecrets, FilesError> {
+    let path = data_dir.join(SECRETS_FILE);
+    let bytes = Zeroizing::new(fs::read(&path).map_err(io_err(&path))?);
+    HsmSecrets::from_bytes(&bytes).map_err(|e| invalid(&path, e.to_string()))
+}
+
+/// Writes a whole file through a temporary file and a rename, with `mode`, synced to disk.
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<PathBuf, FilesError> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(io_err(&tmp))?;
+        file.set_permissions(fs::Permissions::from_mode(mode)).map_err(io_err(&tmp))?;
+        file.write_all(bytes).map_err(io_err(&tmp))?;
+        file.sync_all().map_err(io_err(&tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    if let Some(parent) = path.parent()
+        && let Ok(dir) = fs::File::open(parent)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pin() -> FleetPin {
+        FleetPin(PinnedFleet {
+            fleet_id: b"unit.fleet".to_vec(),
+            authority: FleetAuthority::generate(&mut OsRng).verifying_key(),
+            auditor: Some(FleetAuthority::generate(&mut OsRng).verifying_key()),
+        })
+    }
+
+    #[test]
+    fn a_pin_reads_back_what_was_written() {
+        let pin = pin();
+        assert_eq!(FleetPin::parse(&pin.render()).unwrap(), pin);
+    }
+
+    #[test]
+    fn a_pin_with_a_bad_line_is_refused_with_its_number() {
+        let text = pin().render();
+        let cases = [
+            (format!("{text}authority = 00\n"), "line 5"),
+            (format!("{text}colour = blue\n"), "unknown key"),
+            (format!("{text}no equals sign\n"), "key = value"),
+            (text.replace("fleet_id = unit.fleet", "fleet_id = two words"), "printable"),
+            (
+                text.lines().filter(|l| !l.starts_with("authority")).collect::<Vec<_>>().join("\n"),
+                "no `authority`",
+            ),
+            // The identity point is a small-order Ed25519 key.
+            (
+                text.lines()
+                    .map(|l| {
+                        if l.starts_with("authority") {
+                            format!("authority = 01{}", "00".repeat(31))
+                        } else {
+                            l.to_owned()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                "small-order",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = FleetPin::parse(&text).unwrap_err();
+            assert!(error.contains(expected), "{error:?} should mention {expected:?}");
+        }
+    }
+
+    #[test]
+    fn config_reads_back_and_refuses_unknown_keys_and_a_zero_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ConfigFile {
+            listen: "127.0.0.1:9999".parse().unwrap(),
+            budget: 7,
+            ksf: KsfName::Fast,
+            session_lifetime: 60,
+            token_lifetime: 30,
+        };
+        let path = dir.path().join(CONFIG_FILE);
+        fs::write(&path, config.render()).unwrap();
+        assert_eq!(ConfigFile::read(&path).unwrap(), config);
+        fs::write(&path, config.render().replace("budget = 7", "budget = 0")).unwrap();
+        assert!(ConfigFile::read(&path).is_err());
+        fs::write(&path, format!("{}extra = 1\n", config.render())).unwrap();
+        assert!(ConfigFile::read(&path).is_err());
+    }
+
+    #[test]
+    fn fleet_ids_are_printable_ascii_of_1_to_64_bytes() {
+        assert!(check_fleet_id("vault.example-1").is_ok());
+        for bad in ["", "has space", "tab\t", "é", &"x".repeat(65)] {
+            assert!(check_fleet_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The HTTP server of the e2ee-backups Backup Key Vault (spec chapter 4, section 4.15), around
+//! the sans-IO core `e2ee-backup-vault`.
+//!
+//! * [`files`]: the data directory `init` creates (fleet secrets, authority key, signed fleet
+//!   key bundle, client pin, configuration).
+//! * [`store`]: the account records in one `redb` file, every change committed durably before
+//!   the reply that follows it is sealed.
+//! * [`server`]: the axum server. [`RunningServer`] runs on the caller's tokio runtime;
+//!   [`BackgroundServer`] brings its own, for synchronous callers.
+//! * [`client`]: a small blocking HTTP client and the vault journeys over it.
+//! * [`load`]: the load generator of `e2ee-backup-vault load`.
+//!
+//! # HTTP
+//!
+//! | method and path | success | errors |
+//! |---|---|---|
+//! | `GET /healthz` | `200`, `ok` | — |
+//! | `GET /v1/fleet-bundle` | `200`, the signed fleet key bundle | — |
+//! | `POST /v1/vault/{account}` | `200`, the sealed response | JSON `{"error", "message"}` |
+//!
+//! `{account}` is the account identifier in lowercase hexadecimal, 2 to 128 digits. The body is
+//! limited to [`server::MAX_BODY`] (8308) bytes before it is read. Errors: `400 bad-account`
+//! (the path), `400 malformed-envelope`, `400 misaddressed` (the envelope names another account
+//! than the path), `413 too-large`, `422 unsupported-version | unknown-key-id |
+//! request-does-not-open`, `503 storage` (the record could not be read or written durably:
+//! nothing was sent, the client retries). Every request that opens gets `200` and a sealed
+//! response, refusals included.
+//!
+//! # Per request
+//!
+//! 1. Check the path and the body size; parse the envelope and compare its account with the
+//!    path's (before any public-key operation).
+//! 2. Open the envelope on a blocking thread.
+//! 3. Take the account's lock (one of 1024 striped async mutexes chosen by a keyed hash of the
+//!    account), then on a blocking thread: load the record, let the core decide, commit the
+//!    change to redb (durability `Immediate`), release the lock, and only then seal the reply
+//!    (KE2 is computed here). Concurrent KE1s of one account are thus charged one after the
+//!    other, each against the record the previous one left; different accounts proceed in
+//!    parallel (their commits are serialised by redb's single writer).
+//!
+//! # Deployment: who authenticates the account
+//!
+//! The vault does **not** authenticate accounts. In a real deployment it sits behind the
+//! messaging service's front end (the relay), which authenticates the account over its own
+//! session with the phone, and forwards the sealed request with *that* authenticated account in
+//! the path; the vault refuses an envelope whose account differs (`misaddressed`) and the
+//! envelope's account is bound into the HPKE `info`, so the relay can neither read a request nor
+//! move it to another account. The relay also rate-limits (each request for an unknown account
+//! creates a phantom record, spec section 4.13). The vault's port must therefore never be
+//! reachable by clients directly: listen on loopback (the default) or on a private interface
+//! only the relay reaches, and put TLS and authentication in the relay. On loopback, as in the
+//! tests and the demo, the server is its own relay and takes the path at its word.
+//!
+//! # Logs
+//!
+//! `tracing` lines (filter with `RUST_LOG`, default `info`) give, per request: the request kind,
+//! a pseudonym of the account (HMAC-SHA256 under a key drawn at start, 12 hex digits: never the
+//! raw identifier, and not a plain hash a phone number could be recovered from), the status or
+//! error code, the record change (state and remaining attempts), and the latency. Never a secret,
+//! an envelope or a response.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod files;
+pub mod load;
+pub mod server;
+pub mod store;
+
+pub use files::{ConfigFile, FleetPin, InitOptions, InitReport, KsfName, init};
+pub use server::{BackgroundServer, RunningServer, ServerConfig, ServerError};
+pub use store::{RecordStore, RedbStore, StoreError};

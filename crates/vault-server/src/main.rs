@@ -1,0 +1,217 @@
+//! `e2ee-backup-vault`: creates a vault's data directory, serves the vault over HTTP, re-signs
+//! the fleet key bundle, and generates load.
+#![forbid(unsafe_code)]
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use e2ee_backup_vault_server::files::{AUTHORITY_FILE, DEFAULT_LISTEN, FleetPin, KsfName};
+use e2ee_backup_vault_server::{InitOptions, RunningServer, ServerConfig, load};
+
+/// The e2ee-backups Backup Key Vault server (password mode, spec chapter 4).
+///
+/// The vault does not authenticate accounts: in production it must sit behind the messaging
+/// front end (the relay), which authenticates each account over its own session and puts it in
+/// the request path. Never expose the vault's port to clients directly.
+#[derive(Parser)]
+#[command(name = "e2ee-backup-vault", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a data directory: fleet secrets (secrets.bin, 0600), the fleet authority's Ed25519
+    /// seed (authority.key, 0600), a signed fleet key bundle (fleet-bundle.bin, epoch 1), the
+    /// pin clients use (fleet.pin) and config.toml.
+    ///
+    /// In production, move authority.key offline right after init: it is needed only to sign
+    /// the next fleet key bundle (`bundle`), and whoever holds it can make clients trust other
+    /// keys.
+    Init {
+        /// The data directory to create (created if missing).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The fleet identifier (1 to 64 printable ASCII characters, no spaces); bound into
+        /// every OPAQUE transcript and sealed request.
+        #[arg(long, value_name = "ID")]
+        fleet_id: String,
+        /// Password attempts of each new registration, 1 to 255; at zero the sealed key is
+        /// erased for good.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(1..))]
+        budget: u8,
+        /// Days the first fleet key bundle is valid (1 to 3650); sign the next one with
+        /// `bundle` before it expires.
+        #[arg(long, default_value_t = 30, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..=3650))]
+        bundle_days: u32,
+        /// Key stretching (Argon2id) profile of new registrations: `mobile` (16 MiB, 32
+        /// passes: every real deployment) or `fast` (256 KiB, 1 pass: tests and demos ONLY; a
+        /// stolen store is then cheap to attack, and production clients refuse it).
+        #[arg(long, value_enum, default_value = "mobile")]
+        ksf: KsfName,
+        /// Listen address written to config.toml (loopback by default).
+        #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+        listen: SocketAddr,
+        /// Overwrite an existing data directory. Its account records are erased too: they are
+        /// bound to the old secrets.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Serve the vault over HTTP until SIGINT or SIGTERM (then finish the requests in flight).
+    /// Prints `listening on ADDR` on standard output once bound; logs go to standard error
+    /// (filter with RUST_LOG, default info).
+    Serve {
+        /// The data directory made by `init`; the records live in DIR/vault.redb.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The configuration file (default DIR/config.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Listen address, overriding the configuration (port 0 picks a free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Sign a new fleet key bundle (the next epoch) with the authority key; restart `serve` to
+    /// hand it out.
+    Bundle {
+        /// The data directory made by `init`.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The authority's seed (default DIR/authority.key; in production, where you keep it
+        /// offline).
+        #[arg(long, value_name = "FILE")]
+        authority_key: Option<PathBuf>,
+        /// Days the new bundle is valid (1 to 3650).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+    },
+    /// Generate load against a running server: register one account per client, then run the
+    /// clients' retrieval loops (login, then K) for a bounded time, and compare with the same
+    /// retrieval through the in-process core. Meant for a server with `--ksf fast` on loopback.
+    Load {
+        /// The server's base URL, http://HOST:PORT (plain HTTP; loopback).
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// The fleet pin file (DIR/fleet.pin of the server's data directory).
+        #[arg(long, value_name = "FILE")]
+        pin: PathBuf,
+        /// Concurrent clients, 1 to 256 (one account and one connection each).
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Seconds of load, 1 to 600.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Seconds of the in-process measurement.
+        #[arg(long, default_value_t = 3)]
+        in_process_seconds: u64,
+    },
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminate = async {
+        match terminate.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}
+
+fn serve(
+    data_dir: PathBuf,
+    config: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+) -> Result<(), String> {
+    let mut server_config =
+        ServerConfig::from_data_dir(&data_dir, config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(listen) = listen {
+        server_config.listen = listen;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let server = RunningServer::start(server_config).await.map_err(|e| e.to_string())?;
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "listening on {}", server.addr);
+        let _ = stdout.flush();
+        server.run_until(shutdown_signal()).await.map_err(|e| e.to_string())
+    })
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Init { data_dir, fleet_id, budget, bundle_days, ksf, listen, force } => {
+            let options =
+                InitOptions { data_dir, fleet_id, budget, bundle_days, ksf, listen, force };
+            let report = e2ee_backup_vault_server::init(&options).map_err(|e| e.to_string())?;
+            for file in &report.files {
+                println!("wrote {}", file.display());
+            }
+            println!("fleet pin (give it to clients):\n{}", report.pin.render());
+            println!(
+                "Move {} offline in production: it signs fleet key bundles.",
+                options.data_dir.join(AUTHORITY_FILE).display()
+            );
+            if ksf == KsfName::Fast {
+                println!("WARNING: --ksf fast is for tests and demos only.");
+            }
+            Ok(())
+        }
+        Command::Serve { data_dir, config, listen } => {
+            init_logs();
+            serve(data_dir, config, listen)
+        }
+        Command::Bundle { data_dir, authority_key, days } => {
+            let authority_key = authority_key.unwrap_or_else(|| data_dir.join(AUTHORITY_FILE));
+            let (epoch, not_after) =
+                e2ee_backup_vault_server::files::resign_bundle(&data_dir, &authority_key, days)
+                    .map_err(|e| e.to_string())?;
+            println!("signed fleet key bundle epoch {epoch}, valid until {not_after} (unix)");
+            Ok(())
+        }
+        Command::Load { url, pin, clients, seconds, in_process_seconds } => {
+            let pin = FleetPin::read(&pin).map_err(|e| e.to_string())?;
+            let options =
+                load::LoadOptions { url, pin: pin.0, clients, seconds, in_process_seconds };
+            let report = load::run(&options).map_err(|e| e.to_string())?;
+            println!("{report}");
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("e2ee-backup-vault: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

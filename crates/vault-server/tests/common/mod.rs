@@ -1,0 +1,97 @@
+//! Helpers shared by the integration tests: the real binary, a data directory, a server process.
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use e2ee_backup_vault::client::Endpoint;
+use e2ee_backup_vault_server::client::{self, HttpVault};
+use e2ee_backup_vault_server::files::{FleetPin, PIN_FILE, unix_now};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_e2ee-backup-vault");
+
+/// `e2ee-backup-vault init` with the fast profile and `budget`.
+pub fn init_dir(dir: &Path, fleet_id: &str, budget: u8) {
+    let output = Command::new(BIN)
+        .args(["init", "--data-dir"])
+        .arg(dir)
+        .args(["--fleet-id", fleet_id, "--ksf", "fast", "--budget", &budget.to_string()])
+        .output()
+        .expect("the binary runs");
+    assert!(output.status.success(), "init failed: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// A `serve` process on 127.0.0.1:0; killed (SIGKILL) when dropped if still running.
+pub struct Served {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Served {
+    pub fn start(dir: &Path, log_name: &str) -> Self {
+        let log = dir.join(log_name);
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--data-dir"])
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("the binary starts");
+        let mut line = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
+        let Some(addr) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            panic!("serve did not start: {line:?}\n{}", std::fs::read_to_string(&log).unwrap());
+        };
+        let addr = addr.parse().expect("a socket address");
+        Self { child, addr, log }
+    }
+
+    pub fn http(&self) -> HttpVault {
+        HttpVault::at(self.addr)
+    }
+
+    /// SIGKILL: no chance to flush or clean up anything.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits; returns whether the process exited successfully.
+    pub fn terminate(mut self) -> bool {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        self.child.wait().unwrap().success()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Fetches the bundle over HTTP, verifies it against the data directory's pin, and builds an
+/// endpoint that accepts the fast profile.
+pub fn endpoint(http: &mut HttpVault, dir: &Path) -> Endpoint {
+    let pin = FleetPin::read(&dir.join(PIN_FILE)).unwrap();
+    let bundle = client::fetch_bundle(http, &pin.0, unix_now(), None).unwrap();
+    Endpoint::from_bundle(&bundle).unwrap().accepting_fast_ksf()
+}
