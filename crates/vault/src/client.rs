@@ -172,7 +172,6 @@ fn unexpected(expected: &'static str, got: Response) -> ClientError {
     }
 }
 
-
 /// Registration: stores K in the vault behind a password.
 pub struct Registration;
 
