@@ -2,6 +2,18 @@
 
 use e2ee_backup_format::Error;
 use e2ee_backup_kdf::KeyParseError;
+use serde_json::{Map, Value};
+
+/// Exit code 5: the vault said the password is wrong (the attempts left are in the message).
+pub const EXIT_WRONG_PASSWORD: u8 = 5;
+/// Exit code 6: the vault destroyed its copy of the key; password restore is over for good.
+pub const EXIT_LOCKED_OUT: u8 = 6;
+/// Exit code 7: temporarily impossible (vault unreachable or busy, logins in flight); nothing
+/// changed, run the same command again later.
+pub const EXIT_RETRY_LATER: u8 = 7;
+/// Exit code 8: the vault is not trusted (its fleet bundle does not verify against the pin, or
+/// it asks for a stretching profile this client refuses); no password was sent to it.
+pub const EXIT_VAULT_NOT_TRUSTED: u8 = 8;
 
 /// A failed command: a stable code for scripts, a sentence for people, an exit code.
 #[derive(Debug)]
@@ -9,17 +21,30 @@ pub struct Failure {
     pub code: &'static str,
     pub message: String,
     exit: u8,
+    /// Extra fields of the JSON error object (`attemptsLeft`, `retryable`).
+    pub fields: Map<String, Value>,
 }
 
 impl Failure {
     /// Exit code 1: I/O and everything not covered below.
     pub fn other(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), exit: 1 }
+        Self { code, message: message.into(), exit: 1, fields: Map::new() }
     }
 
     /// Exit code 2: the command line or its inputs are not usable.
     pub fn usage(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), exit: 2 }
+        Self { code, message: message.into(), exit: 2, fields: Map::new() }
+    }
+
+    /// A failure with an explicit exit code.
+    pub fn with_exit(code: &'static str, message: impl Into<String>, exit: u8) -> Self {
+        Self { code, message: message.into(), exit, fields: Map::new() }
+    }
+
+    /// Adds a field to the JSON error object.
+    pub fn field(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.fields.insert(name.to_owned(), value.into());
+        self
     }
 
     pub fn io(what: &str, err: std::io::Error) -> Self {
@@ -32,7 +57,10 @@ impl Failure {
 
     pub fn print(&self, json: bool) {
         if json {
-            let value = serde_json::json!({ "ok": false, "error": { "code": self.code, "message": self.message } });
+            let mut error = self.fields.clone();
+            error.insert("code".to_owned(), Value::from(self.code));
+            error.insert("message".to_owned(), Value::from(self.message.clone()));
+            let value = serde_json::json!({ "ok": false, "error": error });
             println!("{value}");
         } else {
             eprintln!("error: {}", self.message);
@@ -50,7 +78,7 @@ impl From<Error> for Failure {
             Error::InvalidInput(_) => (2, ""),
             _ => (4, ""),
         };
-        Self { code: err.code(), message: format!("{err}.{hint}"), exit }
+        Self { code: err.code(), message: format!("{err}.{hint}"), exit, fields: Map::new() }
     }
 }
 
@@ -69,6 +97,86 @@ impl From<e2ee_backup_crypt15::Error> for Failure {
             C::InvalidInput(_) => 2,
             _ => 4,
         };
-        Self { code: err.code(), message: format!("{err}."), exit }
+        Self { code: err.code(), message: format!("{err}."), exit, fields: Map::new() }
+    }
+}
+
+impl From<e2ee_backup_client::Error> for Failure {
+    /// A client error as the user reads it: the client's sentence (which never holds a secret)
+    /// plus what to do about it from the command line, and an exit code per kind of remedy.
+    fn from(err: e2ee_backup_client::Error) -> Self {
+        use e2ee_backup_client::Error as C;
+        use e2ee_backup_vault::client::ClientError;
+        let retryable = err.is_retryable();
+        let (exit, hint): (u8, String) = match &err {
+            C::WrongPassword { remaining: 0 } => (
+                EXIT_WRONG_PASSWORD,
+                " No attempts are left: once the logins in flight end, the next wrong password \
+                 locks the account for good. Restore with --key if you have the 64-digit key."
+                    .to_owned(),
+            ),
+            C::WrongPassword { remaining } => (
+                EXIT_WRONG_PASSWORD,
+                format!(
+                    " Passwords are case-sensitive; every attempt counts ({remaining} left). If \
+                     you have the 64-digit key, restore with --key instead."
+                ),
+            ),
+            C::LockedOut => (
+                EXIT_LOCKED_OUT,
+                " This cannot be undone. On the device that made the backups, `e2ee-backup \
+                 enable --key` keeps them readable with a new 64-digit key."
+                    .to_owned(),
+            ),
+            C::AttemptsExhausted => (EXIT_RETRY_LATER, String::new()),
+            C::VaultUnreachable { .. } => (
+                EXIT_RETRY_LATER,
+                " Check the vault URL and the network, then run the same command again; no \
+                 attempt was counted."
+                    .to_owned(),
+            ),
+            C::FleetBundle(_) => (EXIT_VAULT_NOT_TRUSTED, String::new()),
+            C::Vault(ClientError::WeakKsf(code)) => (
+                EXIT_VAULT_NOT_TRUSTED,
+                format!(
+                    " The vault stretches passwords with profile {code}, the fast one meant for \
+                     tests and demos (a stolen vault record would be cheap to attack). Only for \
+                     a test vault, pass --accept-fast-ksf."
+                ),
+            ),
+            C::WrongKey => (3, " Check the digits.".to_owned()),
+            C::BackupCorrupt { .. } => {
+                (4, " Restore an older backup, or make a new one.".to_owned())
+            }
+            C::NoBackupFound => (
+                1,
+                " On a new device, pass --store with the location the backups were made to."
+                    .to_owned(),
+            ),
+            C::PendingOperation { .. } => (
+                2,
+                " Run that command again to finish it, or `e2ee-backup abort` to drop it."
+                    .to_owned(),
+            ),
+            C::NotInitialised { .. } => (
+                2,
+                " Run `e2ee-backup enable` or `e2ee-backup restore` first, or pass the \
+                 --client-dir it used."
+                    .to_owned(),
+            ),
+            C::IllegalState { .. }
+            | C::InvalidKeyDigits(_)
+            | C::NoVault
+            | C::Pin { .. }
+            | C::StoreLocation { .. }
+            | C::AlreadyInitialised { .. } => (2, String::new()),
+            _ => (1, String::new()),
+        };
+        let mut failure = Self::with_exit(err.code(), format!("{err}.{hint}"), exit)
+            .field("retryable", retryable);
+        if let C::WrongPassword { remaining } = err {
+            failure = failure.field("attemptsLeft", remaining);
+        }
+        failure
     }
 }

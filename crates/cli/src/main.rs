@@ -10,18 +10,30 @@ mod commands;
 mod crypt15;
 mod demo;
 mod failure;
+mod journeys;
 mod output;
 
-/// End-to-end encrypted backups, protected by a 64-digit key.
+/// End-to-end encrypted backups, protected by a 64-digit key or by a password and a vault.
 ///
 /// A backup key is 256 random bits, written as 64 hexadecimal digits. Whoever holds it can
 /// read every backup made with it; nobody else can, the storage provider included. Keep it
-/// somewhere safe: without it, the backups cannot be restored.
+/// somewhere safe: without it, the backups cannot be restored. In password mode the key is
+/// sealed in a Backup Key Vault instead, which counts wrong passwords and destroys the key when
+/// they run out.
 ///
-/// Exit codes: 0 success, 1 I/O or other failure, 2 usage error (including a malformed key),
-/// 3 wrong key, 4 the input is not a valid backup (damaged, truncated or tampered with).
+/// Two ways to work: on files (keygen, encrypt, decrypt, inspect, crypt15, convert), or as a
+/// phone would (enable, backup, restore, change-password, rotate-key, disable, status, abort),
+/// with the client's state in --client-dir [default: $XDG_DATA_HOME/e2ee-backup, else
+/// ~/.local/share/e2ee-backup]. The vault server is the separate binary `e2ee-backup-vault`
+/// (init, serve). `demo` shows both, with a vault of its own.
 #[derive(Parser)]
-#[command(name = "e2ee-backup", version, propagate_version = true)]
+#[command(
+    name = "e2ee-backup",
+    version,
+    propagate_version = true,
+    after_help = EXIT_CODES,
+    after_long_help = EXIT_CODES
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,8 +42,65 @@ struct Cli {
     json: bool,
 }
 
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  I/O or other failure (including: no backup in the store)
+  2  usage error: bad arguments, a malformed key, or not possible in the client's state
+  3  wrong key: the 64-digit key opens no backup
+  4  not a valid backup: damaged, truncated or tampered with
+  5  wrong password: the vault counted the attempt (the message says how many are left)
+  6  locked out for good: the vault destroyed its copy of the key after too many wrong passwords
+  7  temporarily impossible, nothing changed: the vault is unreachable, or no attempts are left
+     while a login is still in flight; run the same command again later
+  8  the vault is not trusted: its key bundle does not verify against the pin, or it asks for a
+     password stretching this client refuses; no password was sent
+
+Environment: E2EE_BACKUP_PASSWORD and E2EE_BACKUP_NEW_PASSWORD give passwords to scripts
+(automation only; interactively, passwords are asked without echo).";
+
 #[derive(Subcommand)]
 enum Command {
+    /// Turn backups on in a client directory: with a 64-digit key you write down (--key), or
+    /// with a password and a vault (--password).
+    ///
+    /// --key draws a backup key and shows it once. --password draws one and seals it in the
+    /// vault behind the password (asked twice without echo); the first time it needs --account,
+    /// --vault and --pin (the vault's fleet.pin). The client directory is created if missing.
+    #[command(after_help = EXIT_CODES)]
+    Enable(journeys::EnableArgs),
+    /// Encrypt FILE under the backup key and upload it to the backup store as a new backup.
+    #[command(after_help = EXIT_CODES)]
+    Backup(journeys::BackupArgs),
+    /// Restore the newest backup into --to FILE on a new device (a fresh client directory),
+    /// with the 64-digit key or the password.
+    ///
+    /// Give --store with the location the backups were made to. With --password, a fresh
+    /// client directory also needs --account, --vault and --pin; a wrong password exits with 5
+    /// and says how many attempts are left. Afterwards this client makes backups with the same
+    /// key, in the mode used to restore. An interrupted restore is finished by running the same
+    /// command again (no second login).
+    #[command(after_help = EXIT_CODES)]
+    Restore(journeys::RestoreArgs),
+    /// Password mode: replace the password (the backup key and the backups stay as they are).
+    #[command(after_help = EXIT_CODES)]
+    ChangePassword(journeys::ChangePasswordArgs),
+    /// Draw a new backup key and move every backup to it (in password mode the vault then
+    /// seals the new key; in key mode the new 64 digits are shown, the old ones stop working).
+    #[command(after_help = EXIT_CODES)]
+    RotateKey(journeys::PasswordOnlyArgs),
+    /// Turn backups off: DELETES every backup in the store and, in password mode, the key in
+    /// the vault; this client forgets the key.
+    #[command(after_help = EXIT_CODES)]
+    Disable(journeys::DisableArgs),
+    /// Show the client's mode, account, backup store, vault and number of backups (never a
+    /// key or a password).
+    #[command(after_help = EXIT_CODES)]
+    Status(journeys::ClientOnlyArgs),
+    /// Drop an interrupted operation where that is safe (a password registration, a vault
+    /// record deletion, a key rotation that has not reached the vault).
+    #[command(after_help = EXIT_CODES)]
+    Abort(journeys::ClientOnlyArgs),
     /// Generate a new backup key and print it as 16 groups of 4 hexadecimal digits.
     Keygen {
         /// Also write the key to FILE, readable by its owner only.
@@ -105,8 +174,9 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Try it all on a sample chat database: make a key, encrypt, restore, verify, and show
-    /// that damage and a wrong key are caught. Needs nothing but a temporary directory.
+    /// Try it all on a sample chat database: make a key, encrypt, restore, verify, show that
+    /// damage and a wrong key are caught; then the password journey against a vault started
+    /// in-process on loopback. Needs nothing but a temporary directory.
     Demo {
         /// Size of the sample database in MiB.
         #[arg(long, value_name = "MIB", default_value_t = 256)]
@@ -252,6 +322,14 @@ fn main() -> ExitCode {
             crypt15::convert(&input, &output, key.resolve(true), compress, force)
         }
         Command::Demo { size_mib, dir } => demo::run(size_mib, dir.as_deref(), json),
+        Command::Enable(args) => journeys::enable(&args),
+        Command::Backup(args) => journeys::backup(&args),
+        Command::Restore(args) => journeys::restore(&args),
+        Command::ChangePassword(args) => journeys::change_password(&args),
+        Command::RotateKey(args) => journeys::rotate_key(&args),
+        Command::Disable(args) => journeys::disable(&args),
+        Command::Status(args) => journeys::status(&args),
+        Command::Abort(args) => journeys::abort(&args),
     };
     match outcome {
         Ok(report) => {

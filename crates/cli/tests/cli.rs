@@ -180,7 +180,24 @@ fn demo_runs_every_step() {
     let report = json_of(&out);
     let errors: Vec<&str> =
         report["steps"].as_array().unwrap().iter().filter_map(|s| s["error"].as_str()).collect();
-    assert_eq!(errors, ["chunk-modified", "truncated", "wrong-key"]);
+    assert_eq!(
+        errors,
+        [
+            "chunk-modified",
+            "truncated",
+            "wrong-key",
+            "wrong-password",
+            "wrong-password",
+            "locked-out"
+        ]
+    );
+    let step = |name: &str| {
+        report["steps"].as_array().unwrap().iter().find(|s| s["step"] == name).cloned().unwrap()
+    };
+    assert_eq!(step("vault")["ksf"], "fast");
+    assert_eq!(step("restore-password")["verified"], true);
+    assert_eq!(step("restore-new-password")["verified"], true);
+    assert_eq!(step("lockout")["attemptsLeft"], serde_json::json!([2, 1, 0]));
 }
 
 /// The crypt15 fixtures made by the public tool wa-crypt-tools, from `../shared/vectors`.

@@ -1,0 +1,877 @@
+//! The client journeys: `enable`, `backup`, `restore`, `change-password`, `rotate-key`,
+//! `disable`, `status` and `abort`, each a thin layer over `e2ee-backup-client` (spec chapter 5).
+//!
+//! The client keeps its state in a directory (the phone's private storage, `--client-dir`):
+//! `state.json` and the `keystore` with K (mode 0600). Nothing here prints a password or K,
+//! except the 64-digit key where showing it is the point (`enable --key`, and `rotate-key` in
+//! key mode, since the old digits stop working).
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{ArgGroup, Args};
+use e2ee_backup_client::state::STATE_FILE;
+use e2ee_backup_client::{Client, FleetPin, Mode, Options, RestoreReport, Setup, Source, Status};
+use e2ee_backup_kdf::digits;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::commands;
+use crate::failure::{EXIT_LOCKED_OUT, Failure};
+use crate::output::{Report, rate};
+
+/// Where scripts may put the password (for `enable`, `restore`, `rotate-key`, `disable`, and
+/// the current one for `change-password`).
+pub const PASSWORD_ENV: &str = "E2EE_BACKUP_PASSWORD";
+/// Where scripts may put the new password of `change-password`.
+pub const NEW_PASSWORD_ENV: &str = "E2EE_BACKUP_NEW_PASSWORD";
+/// The shortest new password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 6;
+/// The account of a client set up without `--account` (key mode never tells the vault).
+pub const DEFAULT_ACCOUNT: &str = "local";
+/// A password file is one short line; anything much longer is not a password file.
+const MAX_PASSWORD_FILE_LEN: u64 = 4096;
+
+/// Which client directory, and how this process runs the client.
+#[derive(Args)]
+pub struct ClientArgs {
+    /// The client's state directory (the phone's private storage): `state.json` and the
+    /// `keystore` holding the backup key (mode 0600). [default: $XDG_DATA_HOME/e2ee-backup, else
+    /// ~/.local/share/e2ee-backup]
+    #[arg(long, value_name = "DIR")]
+    pub client_dir: Option<PathBuf>,
+    /// Accept a vault that stretches passwords with the fast profile (`e2ee-backup-vault init
+    /// --ksf fast`). For test and demo vaults only: a stolen record of such a vault is cheap to
+    /// attack offline. Never for a real vault, which uses the mobile profile.
+    #[arg(long)]
+    pub accept_fast_ksf: bool,
+}
+
+/// How a new client directory is set up. Ignored (but checked) when the directory holds a
+/// client already.
+#[derive(Args)]
+pub struct SetupArgs {
+    /// The account identifier, 1 to 64 bytes, for example the phone number (+15551234567): the
+    /// vault keeps the sealed key under it. Needed in password mode when the client directory
+    /// is new; key mode uses "local" when it is not given.
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+    /// The vault's base URL, http:// or https:// (a server run with `e2ee-backup-vault serve`,
+    /// a separate binary). Needed, with --pin, in password mode when the directory is new.
+    #[arg(long, value_name = "URL", requires = "pin")]
+    pub vault: Option<String>,
+    /// The vault fleet's pin file, `fleet.pin`, as written by `e2ee-backup-vault init`: a
+    /// password is sent only to a vault whose signed key bundle verifies against it.
+    #[arg(long, value_name = "FILE", requires = "vault")]
+    pub pin: Option<PathBuf>,
+    /// Where the encrypted backups go: a directory (created if missing) or a file:// URL. It
+    /// only ever sees ciphertext. To restore on another device, give the same location.
+    /// [default: the `store` directory inside the client directory]
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+}
+
+#[derive(Args)]
+#[command(group(
+    ArgGroup::new("protection").required(true).multiple(true).args(["key", "password", "password_file"])
+))]
+pub struct EnableArgs {
+    /// Key mode: draw a backup key and show it once, as 64 digits, for you to write down.
+    #[arg(long, conflicts_with_all = ["password", "password_file"])]
+    pub key: bool,
+    /// Password mode: draw a backup key and seal it in the vault behind a password, asked
+    /// twice without echo (or taken from $E2EE_BACKUP_PASSWORD, for automation). At least 6
+    /// characters. Needs --account, --vault and --pin when the client directory is new.
+    #[arg(long)]
+    pub password: bool,
+    /// Password mode, with the password read from the first line of FILE instead of the
+    /// terminal. For automation; keep FILE readable by you only.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub setup: SetupArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    /// The file to back up (a chat database, say).
+    pub file: PathBuf,
+    /// The backup's name, kept in its encrypted metadata. [default: FILE's name]
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args)]
+#[command(group(
+    ArgGroup::new("secret").required(true).multiple(true).args(["key", "key_file", "password", "password_file"])
+))]
+pub struct RestoreArgs {
+    /// Where to write the restored file. It appears only once the whole backup has verified.
+    #[arg(long, value_name = "FILE")]
+    pub to: PathBuf,
+    /// Restore with the 64-digit key: give DIGITS (visible to other users in the process
+    /// list), or nothing to be asked at the terminal without echo.
+    #[arg(
+        long,
+        value_name = "DIGITS",
+        num_args = 0..=1,
+        default_missing_value = "",
+        conflicts_with_all = ["password", "password_file", "key_file"]
+    )]
+    pub key: Option<String>,
+    /// Restore with the 64-digit key read from FILE (as written by `keygen --out`, or
+    /// WhatsApp's encrypted_backup.key).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["password", "password_file"])]
+    pub key_file: Option<PathBuf>,
+    /// Restore with the password: log in to the vault, asked without echo (or taken from
+    /// $E2EE_BACKUP_PASSWORD, for automation). Every wrong password counts; when they run out
+    /// the vault destroys the key for good. Needs --account, --vault and --pin when the client
+    /// directory is new.
+    #[arg(long)]
+    pub password: bool,
+    /// Password mode, with the password read from the first line of FILE. For automation.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub setup: SetupArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct ChangePasswordArgs {
+    /// Read the current password from the first line of FILE (else $E2EE_BACKUP_PASSWORD, else
+    /// the terminal). For automation.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Read the new password from the first line of FILE (else $E2EE_BACKUP_NEW_PASSWORD, else
+    /// the terminal, twice). For automation. At least 6 characters.
+    #[arg(long, value_name = "FILE")]
+    pub new_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct PasswordOnlyArgs {
+    /// In password mode, read the password from the first line of FILE (else
+    /// $E2EE_BACKUP_PASSWORD, else the terminal). For automation.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct DisableArgs {
+    /// Do not ask for confirmation (needed without a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub inner: PasswordOnlyArgs,
+}
+
+#[derive(Args)]
+pub struct ClientOnlyArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `$XDG_DATA_HOME/e2ee-backup`, else `~/.local/share/e2ee-backup`.
+pub fn default_client_dir() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(xdg) = xdg {
+        return Some(xdg.join("e2ee-backup"));
+    }
+    std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(|home| PathBuf::from(home).join(".local/share/e2ee-backup"))
+}
+
+impl ClientArgs {
+    fn dir(&self) -> Result<PathBuf, Failure> {
+        let dir = self.client_dir.clone().or_else(default_client_dir).ok_or_else(|| {
+            Failure::usage(
+                "no-client-dir",
+                "neither XDG_DATA_HOME nor HOME is set: pass --client-dir DIR",
+            )
+        })?;
+        std::path::absolute(&dir)
+            .map_err(|e| Failure::io(&format!("cannot resolve {}", dir.display()), e))
+    }
+
+    fn options(&self) -> Options {
+        Options { accept_fast_ksf: self.accept_fast_ksf, ..Options::default() }
+    }
+
+    /// The client in the directory, which must exist.
+    fn open(&self) -> Result<(Client, PathBuf), Failure> {
+        let dir = self.dir()?;
+        if !dir.join(STATE_FILE).exists() {
+            return Err(not_set_up(&dir));
+        }
+        Ok((Client::open(&dir, self.options())?, dir))
+    }
+}
+
+fn not_set_up(dir: &Path) -> Failure {
+    Failure::usage(
+        "not-initialised",
+        format!(
+            "no client in {}: backups are not set up here. Run `e2ee-backup enable` (or \
+             `e2ee-backup restore` on a new device) first, or pass the --client-dir it used",
+            dir.display()
+        ),
+    )
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    Key,
+    Password,
+}
+
+/// The store location as the client records it: URLs as given, directories absolute.
+fn absolute_store(location: &str) -> String {
+    if location.contains("://") {
+        return location.to_owned();
+    }
+    std::path::absolute(location)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| location.to_owned())
+}
+
+/// A client directory about to be used: the client in it, or checked settings for a new one.
+/// A new one is created only once the password or key is in hand, so that a cancelled prompt
+/// or a malformed key leaves nothing behind.
+enum Prepared {
+    Open(Box<Client>),
+    New(Setup),
+}
+
+impl Prepared {
+    fn status(&self) -> Option<Status> {
+        match self {
+            Prepared::Open(client) => Some(client.status()),
+            Prepared::New(_) => None,
+        }
+    }
+
+    fn into_client(self, args: &ClientArgs, dir: &Path) -> Result<Client, Failure> {
+        match self {
+            Prepared::Open(client) => Ok(*client),
+            Prepared::New(setup) => {
+                create_private_dir(dir)?;
+                Ok(Client::create(dir, setup, args.options())?)
+            }
+        }
+    }
+}
+
+/// Opens the client in the directory, or checks `setup` for a new one.
+fn prepare(
+    client: &ClientArgs,
+    setup: &SetupArgs,
+    needs: Needs,
+) -> Result<(PathBuf, Prepared), Failure> {
+    let dir = client.dir()?;
+    if dir.join(STATE_FILE).exists() {
+        let opened = Client::open(&dir, client.options())?;
+        check_setup(&opened.status(), setup, &dir)?;
+        return Ok((dir, Prepared::Open(Box::new(opened))));
+    }
+    let account = match (&setup.account, needs) {
+        (Some(account), _) => account.clone(),
+        (None, Needs::Key) => DEFAULT_ACCOUNT.to_owned(),
+        (None, Needs::Password) => {
+            return Err(Failure::usage(
+                "missing-setup",
+                format!(
+                    "{} holds no client yet: password mode needs --account ID (the account the \
+                     vault keeps the key under), --vault URL and --pin FILE",
+                    dir.display()
+                ),
+            ));
+        }
+    };
+    if account.is_empty() || account.len() > 64 {
+        return Err(Failure::usage(
+            "invalid-account",
+            "--account must be 1 to 64 bytes, for example the phone number",
+        ));
+    }
+    let vault = match (&setup.vault, &setup.pin) {
+        (Some(url), Some(pin)) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Failure::usage(
+                    "invalid-vault-url",
+                    format!("--vault {url:?} is not an http:// or https:// URL"),
+                ));
+            }
+            let text = fs::read_to_string(pin).map_err(|e| {
+                Failure::io(&format!("cannot read the pin file {}", pin.display()), e)
+            })?;
+            let pin = FleetPin::parse(&text).map_err(|e| {
+                let mut failure = Failure::from(e);
+                failure.message = format!("{}: {}", pin.display(), failure.message);
+                failure
+            })?;
+            Some((url.clone(), pin))
+        }
+        _ if needs == Needs::Password => {
+            return Err(Failure::usage(
+                "missing-setup",
+                format!(
+                    "{} holds no client yet: password mode needs --vault URL and --pin FILE (the \
+                     fleet.pin of the vault, from `e2ee-backup-vault init`)",
+                    dir.display()
+                ),
+            ));
+        }
+        _ => None,
+    };
+    let store = match &setup.store {
+        Some(store) => store.clone(),
+        None => dir.join("store").to_string_lossy().into_owned(),
+    };
+    Ok((dir, Prepared::New(Setup { account, store, vault })))
+}
+
+/// Refuses settings that contradict the existing client's: it keeps the ones it was set up
+/// with, and silently ignoring another --vault would send a password where the user did not
+/// mean to.
+fn check_setup(status: &Status, setup: &SetupArgs, dir: &Path) -> Result<(), Failure> {
+    let clash = |what: &str, had: &str| {
+        Failure::usage(
+            "client-exists",
+            format!(
+                "{} already holds a client set up with {what} {had}; leave the option out to use \
+                 it, or pass another --client-dir for a new device",
+                dir.display()
+            ),
+        )
+    };
+    if let Some(account) = &setup.account
+        && *account != status.account
+    {
+        return Err(clash("account", &status.account));
+    }
+    if let Some(url) = &setup.vault
+        && Some(url) != status.vault_url.as_ref()
+    {
+        return Err(clash("vault", status.vault_url.as_deref().unwrap_or("none")));
+    }
+    if let Some(store) = &setup.store
+        && absolute_store(store) != status.store
+    {
+        return Err(clash("store", &status.store));
+    }
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), Failure> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| Failure::io(&format!("cannot create {}", dir.display()), e))
+}
+
+/// Reads a password: from `file` (its first line), else the environment variable `env`, else
+/// the terminal without echo (twice when `new`). New passwords must be long enough.
+fn read_password(
+    file: Option<&Path>,
+    env: &str,
+    prompt: &str,
+    new: bool,
+) -> Result<Zeroizing<String>, Failure> {
+    let password =
+        if let Some(path) = file {
+            let mut bytes = Zeroizing::new(Vec::new());
+            File::open(path)
+                .and_then(|f| f.take(MAX_PASSWORD_FILE_LEN).read_to_end(&mut bytes))
+                .map_err(|e| {
+                    Failure::io(&format!("cannot read the password file {}", path.display()), e)
+                })?;
+            let text = std::str::from_utf8(&bytes).map_err(|_| {
+                Failure::usage("invalid-password", format!("{} is not UTF-8 text", path.display()))
+            })?;
+            Zeroizing::new(text.lines().next().unwrap_or_default().to_owned())
+        } else if let Some(value) = std::env::var_os(env).filter(|v| !v.is_empty()) {
+            Zeroizing::new(value.into_string().map_err(|_| {
+                Failure::usage("invalid-password", format!("${env} is not UTF-8 text"))
+            })?)
+        } else {
+            if !io::stdin().is_terminal() {
+                return Err(Failure::usage(
+                    "no-password",
+                    format!(
+                        "no password given and no terminal to ask at: pass --password-file FILE or \
+                     set {env} (for automation)"
+                    ),
+                ));
+            }
+            let first = Zeroizing::new(
+                rpassword::prompt_password(prompt)
+                    .map_err(|e| Failure::io("cannot read the password", e))?,
+            );
+            if new {
+                let again = Zeroizing::new(
+                    rpassword::prompt_password("Type it again: ")
+                        .map_err(|e| Failure::io("cannot read the password", e))?,
+                );
+                if *again != *first {
+                    return Err(Failure::usage(
+                        "password-mismatch",
+                        "the two passwords differ; nothing was changed",
+                    ));
+                }
+            }
+            first
+        };
+    if password.is_empty() {
+        return Err(Failure::usage("invalid-password", "the password is empty"));
+    }
+    if new && password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Failure::usage(
+            "weak-password",
+            format!("a new password needs at least {MIN_PASSWORD_CHARS} characters"),
+        ));
+    }
+    Ok(password)
+}
+
+fn mode_name(mode: &Mode) -> &'static str {
+    match mode {
+        Mode::Off => "off",
+        Mode::Key { .. } => "key",
+        Mode::Password { .. } => "password",
+        Mode::Restoring { .. } => "restoring",
+        Mode::LockedOut { .. } => "locked-out",
+    }
+}
+
+fn key_id(mode: &Mode) -> Option<&str> {
+    match mode {
+        Mode::Key { key_id } | Mode::Password { key_id } | Mode::Restoring { key_id, .. } => {
+            Some(key_id)
+        }
+        Mode::LockedOut { key_id } => key_id.as_deref(),
+        Mode::Off => None,
+    }
+}
+
+fn key_warning() -> [&'static str; 3] {
+    [
+        "Write it down now and keep it somewhere safe, away from this device: it is shown only",
+        "this once. With it, the backups restore on any device; without it (and without this",
+        "client directory) they cannot be restored. Anyone who has it can read them.",
+    ]
+}
+
+pub fn enable(args: &EnableArgs) -> Result<Report, Failure> {
+    let needs = if args.key { Needs::Key } else { Needs::Password };
+    let (dir, prepared) = prepare(&args.client, &args.setup, needs)?;
+    if needs == Needs::Key {
+        let mut client = prepared.into_client(&args.client, &dir)?;
+        let shown = client.enable_with_key()?;
+        let status = client.status();
+        let mut lines = vec![
+            "Backups are on, in key mode. Your 64-digit backup key:".to_owned(),
+            String::new(),
+            format!("    {}", shown.as_str()),
+            String::new(),
+        ];
+        lines.extend(key_warning().map(str::to_owned));
+        return Ok(Report {
+            lines,
+            json: json!({
+                "mode": "key", "key": shown.as_str(), "keyId": key_id(&status.mode),
+                "clientDir": dir, "account": status.account, "store": status.store,
+            }),
+        });
+    }
+    if let Some(status) = prepared.status() {
+        match (&status.mode, status.pending) {
+            (Mode::Off, None | Some("password registration")) => {}
+            (mode, _) => {
+                return Err(Failure::usage(
+                    "illegal-state",
+                    format!(
+                        "backups cannot be turned on with a password here: the client is in {} \
+                         mode{}",
+                        mode_name(mode),
+                        if matches!(mode, Mode::LockedOut { .. }) {
+                            " (the vault refuses a locked account for good; use --key)"
+                        } else {
+                            " (turn backups off first with `e2ee-backup disable`)"
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    let password =
+        read_password(args.password_file.as_deref(), PASSWORD_ENV, "New backup password: ", true)?;
+    let mut client = prepared.into_client(&args.client, &dir)?;
+    let started = Instant::now();
+    client.enable_with_password(&password)?;
+    let status = client.status();
+    let elapsed = started.elapsed();
+    Ok(Report {
+        lines: vec![
+            format!(
+                "Backups are on, in password mode: the backup key is sealed in the vault at {} \
+                 for account {} ({elapsed:.2?}).",
+                status.vault_url.as_deref().unwrap_or("?"),
+                status.account
+            ),
+            "Remember the password: it is the only way to restore on a new device, and each \
+             wrong guess counts; when they run out the vault destroys the key."
+                .to_owned(),
+        ],
+        json: json!({
+            "mode": "password", "keyId": key_id(&status.mode), "clientDir": dir,
+            "account": status.account, "store": status.store, "vault": status.vault_url,
+            "seconds": elapsed.as_secs_f64(),
+        }),
+    })
+}
+
+pub fn backup(args: &BackupArgs) -> Result<Report, Failure> {
+    let (mut client, _) = args.client.open()?;
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => args
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "backup".to_owned()),
+    };
+    let plaintext = fs::metadata(&args.file)
+        .map_err(|e| Failure::io(&format!("cannot read {}", args.file.display()), e))?
+        .len();
+    let started = Instant::now();
+    let info = client.create_backup(Source::Path(&args.file), &name)?;
+    let elapsed = started.elapsed();
+    Ok(Report {
+        lines: vec![format!(
+            "backed up {} ({plaintext} bytes) as {name:?}: {} bytes encrypted (zstd) stored as \
+             {} in {elapsed:.2?}, {}",
+            args.file.display(),
+            info.size,
+            info.object,
+            rate(plaintext, elapsed)
+        )],
+        json: json!({
+            "file": args.file, "name": name, "plaintextBytes": plaintext, "object": info.object,
+            "objectBytes": info.size, "seconds": elapsed.as_secs_f64(),
+        }),
+    })
+}
+
+pub fn restore(args: &RestoreArgs) -> Result<Report, Failure> {
+    let with_key = args.key.is_some() || args.key_file.is_some();
+    let needs = if with_key { Needs::Key } else { Needs::Password };
+    let (dir, prepared) = prepare(&args.client, &args.setup, needs)?;
+    let mut lines = Vec::new();
+    let mut target = args.to.clone();
+    let started;
+    let mut client;
+    let report = match prepared.status().map(|s| s.mode) {
+        Some(Mode::Restoring { target: stored, .. }) => {
+            // An interrupted restore finishes with the key it already has: no second login.
+            lines.push(format!("resuming the interrupted restore into {}", stored.display()));
+            target = stored;
+            client = prepared.into_client(&args.client, &dir)?;
+            started = Instant::now();
+            client.resume_restore()?
+        }
+        Some(Mode::LockedOut { .. }) if needs == Needs::Password => {
+            return Err(Failure::with_exit(
+                "locked-out",
+                "this account is locked out for good: the vault destroyed its copy of the \
+                 backup key, so no password restores it. Restore with --key if you have the \
+                 64-digit key.",
+                EXIT_LOCKED_OUT,
+            )
+            .field("retryable", false));
+        }
+        _ => {
+            if !args.force && args.to.exists() {
+                return Err(Failure::usage(
+                    "output-exists",
+                    format!("{} exists; pass --force to replace it", args.to.display()),
+                ));
+            }
+            match needs {
+                Needs::Key => {
+                    let text = args.key.as_deref().filter(|t| !t.is_empty());
+                    let key = commands::required(commands::key_from(
+                        args.key_file.as_deref(),
+                        text,
+                        true,
+                    ))?;
+                    let shown = digits::to_display(&key);
+                    client = prepared.into_client(&args.client, &dir)?;
+                    started = Instant::now();
+                    client.restore_with_key(&shown, &args.to)?
+                }
+                Needs::Password => {
+                    let password = read_password(
+                        args.password_file.as_deref(),
+                        PASSWORD_ENV,
+                        "Password: ",
+                        false,
+                    )?;
+                    client = prepared.into_client(&args.client, &dir)?;
+                    started = Instant::now();
+                    client.restore_with_password(&password, &args.to)?
+                }
+            }
+        }
+    };
+    let elapsed = started.elapsed();
+    let status = client.status();
+    lines.push(restored_line(&report, &status, elapsed));
+    if report.skipped_other_key > 0 {
+        lines.push(format!(
+            "({} newer backup(s) were made with another key and skipped)",
+            report.skipped_other_key
+        ));
+    }
+    Ok(Report {
+        lines,
+        json: json!({
+            "to": target, "object": report.object, "name": report.name,
+            "plaintextBytes": report.bytes, "skippedOtherKey": report.skipped_other_key,
+            "mode": mode_name(&status.mode), "clientDir": dir, "seconds": elapsed.as_secs_f64(),
+        }),
+    })
+}
+
+fn restored_line(report: &RestoreReport, status: &Status, elapsed: std::time::Duration) -> String {
+    let name = report.name.as_deref().unwrap_or("(unnamed)");
+    format!(
+        "restored backup {name:?} ({} bytes, {}) in {elapsed:.2?}, {}; every chunk verified. This \
+         client is now in {} mode: new backups use the same key",
+        report.bytes,
+        report.object,
+        rate(report.bytes, elapsed),
+        mode_name(&status.mode)
+    )
+}
+
+pub fn change_password(args: &ChangePasswordArgs) -> Result<Report, Failure> {
+    let (mut client, _) = args.client.open()?;
+    let status = client.status();
+    if !matches!(status.mode, Mode::Password { .. }) {
+        return Err(Failure::usage(
+            "illegal-state",
+            format!(
+                "there is no password to change: the client is in {} mode",
+                mode_name(&status.mode)
+            ),
+        ));
+    }
+    let old =
+        read_password(args.password_file.as_deref(), PASSWORD_ENV, "Current password: ", false)?;
+    let new =
+        read_password(args.new_password_file.as_deref(), NEW_PASSWORD_ENV, "New password: ", true)?;
+    let started = Instant::now();
+    client.change_password(&old, &new)?;
+    let elapsed = started.elapsed();
+    Ok(Report {
+        lines: vec![format!(
+            "password changed in {elapsed:.2?}: the old one no longer opens the vault; the \
+             backup key and the backups are unchanged"
+        )],
+        json: json!({ "changed": true, "seconds": elapsed.as_secs_f64() }),
+    })
+}
+
+pub fn rotate_key(args: &PasswordOnlyArgs) -> Result<Report, Failure> {
+    let (mut client, _) = args.client.open()?;
+    let status = client.status();
+    let password = match status.mode {
+        Mode::Password { .. } => {
+            Some(read_password(args.password_file.as_deref(), PASSWORD_ENV, "Password: ", false)?)
+        }
+        _ => None,
+    };
+    let started = Instant::now();
+    let report = client.rotate_key(password.as_ref().map(|p| p.as_str()))?;
+    let elapsed = started.elapsed();
+    let status = client.status();
+    let password_mode = matches!(status.mode, Mode::Password { .. });
+    let mut lines = vec![format!(
+        "rotated the backup key in {elapsed:.2?}: {} backup(s) re-encrypted under the new key, \
+         the old copies deleted{}",
+        report.reencrypted,
+        if password_mode { ", and the vault now seals the new key" } else { "" }
+    )];
+    for damaged in &report.damaged {
+        lines.push(format!(
+            "warning: {damaged} is damaged; it was left as it is and is unreadable from now on"
+        ));
+    }
+    let mut json = json!({
+        "mode": mode_name(&status.mode), "keyId": key_id(&status.mode),
+        "reencrypted": report.reencrypted, "damaged": report.damaged,
+        "seconds": elapsed.as_secs_f64(),
+    });
+    if !password_mode {
+        // In key mode the old digits open nothing any more: the new ones must be shown.
+        lines.extend([
+            "The old 64-digit key no longer opens any backup. The new one:".to_owned(),
+            String::new(),
+            format!("    {}", report.digits.as_str()),
+            String::new(),
+        ]);
+        lines.extend(key_warning().map(str::to_owned));
+        json["key"] = json!(report.digits.as_str());
+    }
+    Ok(Report { lines, json })
+}
+
+pub fn disable(args: &DisableArgs) -> Result<Report, Failure> {
+    let (mut client, _) = args.inner.client.open()?;
+    let status = client.status();
+    if matches!(status.mode, Mode::Off) && status.pending.is_none() {
+        return Err(Failure::usage("illegal-state", "backups are already off here"));
+    }
+    let count = client.list_backups().map(|names| names.len()).unwrap_or(0);
+    let password_mode = matches!(status.mode, Mode::Password { .. });
+    if !args.yes {
+        if !io::stdin().is_terminal() {
+            return Err(Failure::usage(
+                "not-confirmed",
+                "turning backups off deletes every backup; pass --yes to confirm",
+            ));
+        }
+        eprint!(
+            "This deletes the {count} backup(s) in {}{} and forgets the backup key. Type 'yes' \
+             to continue: ",
+            status.store,
+            if password_mode { ", and the key sealed in the vault," } else { "" }
+        );
+        io::stderr().flush().ok();
+        let mut answer = String::new();
+        io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map_err(|e| Failure::io("cannot read the answer", e))?;
+        if answer.trim() != "yes" {
+            return Err(Failure::usage("not-confirmed", "nothing was changed"));
+        }
+    }
+    let password = if password_mode {
+        Some(read_password(args.inner.password_file.as_deref(), PASSWORD_ENV, "Password: ", false)?)
+    } else {
+        None
+    };
+    let report = client.disable(password.as_ref().map(|p| p.as_str()))?;
+    Ok(Report {
+        lines: vec![format!(
+            "backups are off: {} backup(s) deleted{}, the backup key forgotten on this device",
+            report.deleted_backups,
+            if report.vault_record_deleted { ", the vault's copy of the key deleted" } else { "" }
+        )],
+        json: json!({
+            "deletedBackups": report.deleted_backups,
+            "vaultRecordDeleted": report.vault_record_deleted,
+        }),
+    })
+}
+
+pub fn status(args: &ClientOnlyArgs) -> Result<Report, Failure> {
+    let dir = args.client.dir()?;
+    if !dir.join(STATE_FILE).exists() {
+        return Ok(Report {
+            lines: vec![format!(
+                "no client in {}: backups are not set up here (`e2ee-backup enable` or \
+                 `e2ee-backup restore` sets one up)",
+                dir.display()
+            )],
+            json: json!({ "initialised": false, "clientDir": dir }),
+        });
+    }
+    let client = Client::open(&dir, args.client.options())?;
+    let status = client.status();
+    let backups = client.list_backups();
+    let mode = mode_name(&status.mode);
+    let mut lines = vec![
+        format!("client dir:   {}", dir.display()),
+        format!("account:      {}", status.account),
+        format!(
+            "mode:         {mode}{}",
+            key_id(&status.mode).map(|id| format!(" (key id {id})")).unwrap_or_default()
+        ),
+    ];
+    if let Mode::Restoring { target, .. } = &status.mode {
+        lines.push(format!(
+            "restoring:    into {} (run `e2ee-backup restore` again to finish)",
+            target.display()
+        ));
+    }
+    lines.push(format!(
+        "pending:      {}",
+        status.pending.map_or("none".to_owned(), |p| format!(
+            "an interrupted {p} (run it again to finish it, or `e2ee-backup abort`)"
+        ))
+    ));
+    lines.push(format!("backup store: {}", status.store));
+    lines.push(format!(
+        "vault:        {}",
+        match (&status.vault_url, status.last_seen_epoch) {
+            (Some(url), Some(epoch)) => format!("{url} (fleet key bundle epoch {epoch})"),
+            (Some(url), None) => format!("{url} (not contacted yet)"),
+            (None, _) => "none (key mode only)".to_owned(),
+        }
+    ));
+    let mut json = json!({
+        "initialised": true, "clientDir": dir, "account": status.account, "mode": mode,
+        "keyId": key_id(&status.mode), "pending": status.pending, "store": status.store,
+        "vault": status.vault_url, "lastSeenEpoch": status.last_seen_epoch,
+    });
+    match backups {
+        Ok(names) => {
+            lines.push(format!(
+                "backups:      {}{}",
+                names.len(),
+                names.last().map(|n| format!(" (newest {n})")).unwrap_or_default()
+            ));
+            json["backups"] = json!(names.len());
+            json["newestBackup"] = json!(names.last());
+        }
+        Err(err) => {
+            lines.push(format!("backups:      unknown ({err})"));
+            json["backupsError"] = json!(err.to_string());
+        }
+    }
+    Ok(Report { lines, json })
+}
+
+pub fn abort(args: &ClientOnlyArgs) -> Result<Report, Failure> {
+    let (mut client, _) = args.client.open()?;
+    let Some(pending) = client.status().pending else {
+        return Ok(Report {
+            lines: vec!["nothing to abort: no operation was interrupted".to_owned()],
+            json: json!({ "aborted": Value::Null }),
+        });
+    };
+    client.abort_pending()?;
+    Ok(Report {
+        lines: vec![format!("dropped the interrupted {pending}")],
+        json: json!({ "aborted": pending }),
+    })
+}

@@ -1,0 +1,466 @@
+//! The client journeys of the `e2ee-backup` binary against a real vault server over HTTP on
+//! loopback (the server runs in this test process through `BackgroundServer`; each `e2ee-backup`
+//! call is a separate process, as a user would run it). The vaults use the fast stretching
+//! profile, so every call passes --accept-fast-ksf.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use e2ee_backup_vault_server::{BackgroundServer, InitOptions, KsfName, ServerConfig};
+use serde_json::Value;
+use tempfile::TempDir;
+
+const ACCOUNT: &str = "+15550001111";
+
+/// A vault on 127.0.0.1 with the fast profile, `budget` guesses and login sessions of
+/// `session_lifetime` seconds.
+struct Vault {
+    server: BackgroundServer,
+    pin: PathBuf,
+    _data: TempDir,
+}
+
+impl Vault {
+    fn start(budget: u8, session_lifetime: u64) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut options = InitOptions::new(data.path(), "cli.test");
+        options.budget = budget;
+        options.ksf = KsfName::Fast;
+        e2ee_backup_vault_server::init(&options).unwrap();
+        let mut config = ServerConfig::from_data_dir(data.path(), None).unwrap();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.policy.session_lifetime = session_lifetime;
+        let server = BackgroundServer::start(config).unwrap();
+        Self { server, pin: data.path().join("fleet.pin"), _data: data }
+    }
+
+    fn url(&self) -> String {
+        self.server.url()
+    }
+}
+
+/// A working directory: a shared backup store, client directories ("phones") and files.
+struct World {
+    root: TempDir,
+}
+
+impl World {
+    fn new() -> Self {
+        let world = Self { root: tempfile::tempdir().unwrap() };
+        let chats: Vec<u8> =
+            (0..200_000u32).flat_map(|i| format!("{i}|see you at 8pm\n").into_bytes()).collect();
+        fs::write(world.path("chats.db"), chats).unwrap();
+        world
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        fs::write(self.path(name), text).unwrap();
+        self.path(name).to_string_lossy().into_owned()
+    }
+
+    /// Runs `e2ee-backup ARGS --json` in the root, with no password in the environment unless
+    /// `env` gives one, no terminal, and the default client directory inside the root.
+    fn run(&self, args: &[impl AsRef<str>], env: &[(&str, &str)]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_e2ee-backup"));
+        command
+            .current_dir(self.root.path())
+            .args(args.iter().map(AsRef::as_ref))
+            .arg("--json")
+            .env_remove("E2EE_BACKUP_PASSWORD")
+            .env_remove("E2EE_BACKUP_NEW_PASSWORD")
+            .env("XDG_DATA_HOME", self.root.path().join("xdg"));
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().expect("the binary runs")
+    }
+
+    /// Runs a command that must succeed; returns its JSON report.
+    fn ok(&self, args: &[impl AsRef<str>], env: &[(&str, &str)]) -> Value {
+        let out = self.run(args, env);
+        assert!(
+            out.status.success(),
+            "{:?} exited with {:?}: {}{}",
+            args.iter().map(AsRef::as_ref).collect::<Vec<&str>>(),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_of(&out)
+    }
+
+    /// Runs a command that must fail with `exit`; returns the JSON error object.
+    fn fails(&self, args: &[impl AsRef<str>], env: &[(&str, &str)], exit: i32) -> Value {
+        let out = self.run(args, env);
+        assert_eq!(
+            out.status.code(),
+            Some(exit),
+            "{:?}: {}{}",
+            args.iter().map(AsRef::as_ref).collect::<Vec<&str>>(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report = json_of(&out);
+        assert_eq!(report["ok"], false);
+        report["error"].clone()
+    }
+
+    fn objects(&self) -> usize {
+        fs::read_dir(self.path("store/backups")).map(|d| d.count()).unwrap_or(0)
+    }
+}
+
+fn json_of(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+/// `--client-dir DIR --store STORE --accept-fast-ksf` for phone `name`.
+fn phone<'a>(w: &'a World, name: &str, store: &'a str) -> Vec<String> {
+    let dir = w.path(name).to_string_lossy().into_owned();
+    vec!["--client-dir".into(), dir, "--store".into(), store.into(), "--accept-fast-ksf".into()]
+}
+
+/// `--client-dir DIR --accept-fast-ksf`, for commands that take no set-up options.
+fn on(w: &World, name: &str) -> Vec<String> {
+    let dir = w.path(name).to_string_lossy().into_owned();
+    vec!["--client-dir".into(), dir, "--accept-fast-ksf".into()]
+}
+
+fn args(head: &[&str], tail: &[String]) -> Vec<String> {
+    head.iter().map(|a| a.to_string()).chain(tail.iter().cloned()).collect()
+}
+
+fn setup<'a>(vault: &'a Vault, url: &'a str) -> [&'a str; 6] {
+    ["--account", ACCOUNT, "--vault", url, "--pin", vault.pin.to_str().unwrap()]
+}
+
+#[test]
+fn password_journey_backup_restore_change_rotate_disable() {
+    let vault = Vault::start(3, 300);
+    let url = vault.url();
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let first = w.write("first.pw", "correct horse battery\n");
+    let second = w.write("second.pw", "staple and more\n");
+    let original = fs::read(w.path("chats.db")).unwrap();
+
+    // Phone A turns backups on with a password and backs up.
+    let a = phone(&w, "a", &store);
+    let mut enable = args(&["enable", "--password-file", &first], &a);
+    enable.extend(setup(&vault, &url).map(String::from));
+    let report = w.ok(&enable, &[]);
+    assert_eq!(report["mode"], "password");
+    assert!(report.get("key").is_none(), "password mode must not print the key");
+    let status = w.ok(&args(&["status"], &on(&w, "a")), &[]);
+    assert_eq!(status["mode"], "password");
+    assert_eq!(status["account"], ACCOUNT);
+    assert_eq!(status["vault"], url.as_str());
+    assert_eq!(status["lastSeenEpoch"], 1);
+    assert_eq!(status["backups"], 0);
+    let report = w.ok(&args(&["backup", "chats.db", "--name", "msgstore.db"], &on(&w, "a")), &[]);
+    assert_eq!(report["plaintextBytes"], original.len());
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["backups"], 1);
+
+    // Phone B, fresh: a wrong password is counted and restores nothing.
+    let b = phone(&w, "b", &store);
+    let mut restore_b = args(&["restore", "--to", "b.db", "--password"], &b);
+    restore_b.extend(setup(&vault, &url).map(String::from));
+    let error = w.fails(&restore_b, &[("E2EE_BACKUP_PASSWORD", "not it at all")], 5);
+    assert_eq!(error["code"], "wrong-password");
+    assert_eq!(error["attemptsLeft"], 2);
+    assert!(error["message"].as_str().unwrap().contains("2 attempts"), "{error}");
+    assert!(!w.path("b.db").exists());
+    // The right one, from the environment.
+    let report = w.ok(&restore_b, &[("E2EE_BACKUP_PASSWORD", "correct horse battery")]);
+    assert_eq!(report["name"], "msgstore.db");
+    assert_eq!(report["mode"], "password");
+    assert_eq!(fs::read(w.path("b.db")).unwrap(), original);
+
+    // Phone B changes the password; a fresh phone C gets in with the new one only.
+    let change = args(
+        &["change-password", "--password-file", &first, "--new-password-file", &second],
+        &on(&w, "b"),
+    );
+    assert_eq!(w.ok(&change, &[])["changed"], true);
+    let c = phone(&w, "c", &store);
+    let mut restore_c = args(&["restore", "--to", "c.db", "--password-file", &first], &c);
+    restore_c.extend(setup(&vault, &url).map(String::from));
+    assert_eq!(w.fails(&restore_c, &[], 5)["attemptsLeft"], 2);
+    let restore_c_new: Vec<String> =
+        restore_c.iter().map(|a| if *a == first { second.clone() } else { a.clone() }).collect();
+    w.ok(&restore_c_new, &[]);
+    assert_eq!(fs::read(w.path("c.db")).unwrap(), original);
+
+    // Rotation on phone C: backups move to a new key the vault now seals; phone D restores.
+    let report = w.ok(&args(&["rotate-key", "--password-file", &second], &on(&w, "c")), &[]);
+    assert_eq!(report["reencrypted"], 1);
+    assert!(report.get("key").is_none(), "password mode must not print the new key");
+    let status_a = w.ok(&args(&["status"], &on(&w, "a")), &[]);
+    assert_ne!(report["keyId"], status_a["keyId"], "the key id must change");
+    let d = phone(&w, "d", &store);
+    let mut restore_d = args(&["restore", "--to", "d.db", "--password-file", &second], &d);
+    restore_d.extend(setup(&vault, &url).map(String::from));
+    w.ok(&restore_d, &[]);
+    assert_eq!(fs::read(w.path("d.db")).unwrap(), original);
+    assert_eq!(w.objects(), 1);
+
+    // Disable on phone D: asks for confirmation, then deletes the backups and the vault record.
+    let disable = args(&["disable", "--password-file", &second], &on(&w, "d"));
+    assert_eq!(w.fails(&disable, &[], 2)["code"], "not-confirmed");
+    assert_eq!(w.objects(), 1, "an unconfirmed disable deleted something");
+    let mut disable = disable;
+    disable.push("--yes".into());
+    let report = w.ok(&disable, &[]);
+    assert_eq!(report["deletedBackups"], 1);
+    assert_eq!(report["vaultRecordDeleted"], true);
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "d")), &[])["mode"], "off");
+    assert_eq!(w.objects(), 0);
+}
+
+#[test]
+fn wrong_passwords_run_out_and_lock_the_account_for_good() {
+    // One-second login sessions, so that the spent attempts end within the test.
+    let vault = Vault::start(2, 1);
+    let url = vault.url();
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let mut enable = args(&["enable", "--password"], &phone(&w, "owner", &store));
+    enable.extend(setup(&vault, &url).map(String::from));
+    w.ok(&enable, &[("E2EE_BACKUP_PASSWORD", "the real password")]);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "owner")), &[]);
+
+    let mut guess = args(&["restore", "--to", "t.db", "--password"], &phone(&w, "thief", &store));
+    guess.extend(setup(&vault, &url).map(String::from));
+    for left in [1, 0] {
+        let error = w.fails(&guess, &[("E2EE_BACKUP_PASSWORD", "guess")], 5);
+        assert_eq!(error["attemptsLeft"], left);
+    }
+    // While the guesses' sessions live the vault withholds its verdict (exit 7, retryable);
+    // once they end, the next attempt locks the account.
+    let mut outcome = None;
+    for _ in 0..40 {
+        let out = w.run(&guess, &[("E2EE_BACKUP_PASSWORD", "guess")]);
+        match out.status.code() {
+            Some(7) => {
+                let error = json_of(&out)["error"].clone();
+                assert_eq!(error["code"], "attempts-exhausted");
+                assert_eq!(error["retryable"], true);
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            code => {
+                outcome = Some((code, json_of(&out)["error"].clone()));
+                break;
+            }
+        }
+    }
+    let (code, error) = outcome.expect("the account never locked");
+    assert_eq!(code, Some(6), "{error}");
+    assert_eq!(error["code"], "locked-out");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "thief")), &[])["mode"], "locked-out");
+    // Even the right password opens nothing now.
+    let error = w.fails(&guess, &[("E2EE_BACKUP_PASSWORD", "the real password")], 6);
+    assert_eq!(error["code"], "locked-out");
+    let mut fresh = args(&["restore", "--to", "f.db", "--password"], &phone(&w, "fresh", &store));
+    fresh.extend(setup(&vault, &url).map(String::from));
+    w.fails(&fresh, &[("E2EE_BACKUP_PASSWORD", "the real password")], 6);
+    assert!(!w.path("t.db").exists() && !w.path("f.db").exists());
+}
+
+#[test]
+fn key_mode_journey_with_the_printed_digits() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let original = fs::read(w.path("chats.db")).unwrap();
+    let report = w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    let key = report["key"].as_str().unwrap().to_owned();
+    assert_eq!(key.split(' ').count(), 16, "{key}");
+    assert_eq!(report["account"], "local");
+    // The text form shows the key once, with the warning.
+    let out = Command::new(env!("CARGO_BIN_EXE_e2ee-backup"))
+        .args(["enable", "--key", "--client-dir"])
+        .arg(w.path("text"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("Write it down"), "{text}");
+    assert!(
+        text.lines().any(|l| l.trim().split(' ').filter(|g| g.len() == 4).count() == 16),
+        "no line with the 16 groups: {text}"
+    );
+
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    let status = w.ok(&args(&["status"], &on(&w, "a")), &[]);
+    assert_eq!(status["mode"], "key");
+    assert_eq!(status["backups"], 1);
+    assert_eq!(status["vault"], Value::Null);
+    assert!(status.get("key").is_none(), "status must not show the key");
+
+    // Another key opens nothing (exit 3); the printed digits restore on a fresh directory.
+    let wrong = "0".repeat(64);
+    let error = w.fails(
+        &args(&["restore", "--to", "x.db", "--key", &wrong], &phone(&w, "x", &store)),
+        &[],
+        3,
+    );
+    assert_eq!(error["code"], "wrong-key");
+    let report =
+        w.ok(&args(&["restore", "--to", "b.db", "--key", &key], &phone(&w, "b", &store)), &[]);
+    assert_eq!(report["mode"], "key");
+    assert_eq!(fs::read(w.path("b.db")).unwrap(), original);
+    // The target exists now: replaced only with --force.
+    let error = w.fails(
+        &args(&["restore", "--to", "b.db", "--key", &key], &phone(&w, "b2", &store)),
+        &[],
+        2,
+    );
+    assert_eq!(error["code"], "output-exists");
+
+    // Rotation in key mode prints new digits; the old ones stop working.
+    let report = w.ok(&args(&["rotate-key"], &on(&w, "a")), &[]);
+    let new_key = report["key"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, key);
+    w.fails(&args(&["restore", "--to", "c.db", "--key", &key], &phone(&w, "c", &store)), &[], 3);
+    let key_file = w.write("new.key", &new_key);
+    w.ok(
+        &args(&["restore", "--to", "d.db", "--key-file", &key_file], &phone(&w, "d", &store)),
+        &[],
+    );
+    assert_eq!(fs::read(w.path("d.db")).unwrap(), original);
+    let report = w.ok(&args(&["disable", "--yes"], &on(&w, "a")), &[]);
+    assert_eq!(report["deletedBackups"], 1);
+    assert_eq!(report["vaultRecordDeleted"], false);
+}
+
+#[test]
+fn an_unreachable_vault_exits_7_and_can_be_retried() {
+    let vault = Vault::start(3, 300);
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    // A port nothing listens on.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let pw = w.write("pw", "a fine password");
+    let mut enable = args(&["enable", "--password-file", &pw], &phone(&w, "a", &store));
+    enable.extend(
+        ["--account", ACCOUNT, "--vault", &closed, "--pin", vault.pin.to_str().unwrap()]
+            .map(String::from),
+    );
+    let error = w.fails(&enable, &[], 7);
+    assert_eq!(error["code"], "vault-unreachable");
+    assert_eq!(error["retryable"], true);
+    let status = w.ok(&args(&["status"], &on(&w, "a")), &[]);
+    assert_eq!(status["mode"], "off");
+    assert_eq!(status["pending"], "password registration");
+    // The directory remembers its vault: another one is refused rather than silently ignored.
+    let mut other = enable.clone();
+    let url = vault.url();
+    let at = other.iter().position(|a| *a == closed).unwrap();
+    other[at] = url;
+    assert_eq!(w.fails(&other, &[], 2)["code"], "client-exists");
+    // The interrupted registration can be dropped.
+    assert_eq!(w.ok(&args(&["abort"], &on(&w, "a")), &[])["aborted"], "password registration");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["pending"], Value::Null);
+}
+
+#[test]
+fn a_fast_profile_vault_is_refused_unless_accepted() {
+    let vault = Vault::start(3, 300);
+    let url = vault.url();
+    let w = World::new();
+    let pw = w.write("pw", "a fine password");
+    let dir = w.path("a").to_string_lossy().into_owned();
+    let mut enable = vec!["enable", "--password-file", &pw, "--client-dir", &dir];
+    enable.extend(setup(&vault, &url));
+    let error = w.fails(&enable, &[], 8);
+    assert!(error["message"].as_str().unwrap().contains("--accept-fast-ksf"), "{error}");
+}
+
+#[test]
+fn usage_errors_say_what_to_do() {
+    let w = World::new();
+    // No client yet: status says so, backup refuses with 2.
+    let status = w.ok(&["status"], &[]);
+    assert_eq!(status["initialised"], false);
+    assert_eq!(
+        PathBuf::from(status["clientDir"].as_str().unwrap()),
+        w.path("xdg").join("e2ee-backup"),
+        "the default client directory follows XDG_DATA_HOME"
+    );
+    let error = w.fails(&args(&["backup", "chats.db"], &on(&w, "none")), &[], 2);
+    assert_eq!(error["code"], "not-initialised");
+    // Password mode on a new directory needs the vault's settings.
+    let error = w.fails(&args(&["enable", "--password"], &on(&w, "a")), &[], 2);
+    assert_eq!(error["code"], "missing-setup");
+    // A pin file that is not one.
+    let pin = w.write("fleet.pin", "fleet_id = x\n");
+    let error = w.fails(
+        &args(
+            &[
+                "restore",
+                "--to",
+                "r.db",
+                "--password",
+                "--account",
+                ACCOUNT,
+                "--vault",
+                "http://127.0.0.1:9",
+                "--pin",
+                &pin,
+            ],
+            &on(&w, "b"),
+        ),
+        &[],
+        2,
+    );
+    assert_eq!(error["code"], "invalid-pin", "{error}");
+    // Short new passwords are refused before anything is sent.
+    let short = w.write("short.pw", "abc");
+    w.ok(&args(&["enable", "--key"], &on(&w, "k")), &[]);
+    let error = w.fails(&args(&["enable", "--password-file", &short], &on(&w, "k")), &[], 2);
+    assert_eq!(error["code"], "illegal-state", "key mode cannot enable a password: {error}");
+    // --key and --password exclude each other (clap's usage error, exit 2).
+    let out = w.run(&args(&["restore", "--to", "x", "--key", "--password"], &on(&w, "c")), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    // The help lists the exit codes.
+    let out = Command::new(env!("CARGO_BIN_EXE_e2ee-backup")).args(["restore", "--help"]).output();
+    let help = String::from_utf8(out.unwrap().stdout).unwrap();
+    assert!(help.contains("5  wrong password") && help.contains("6  locked out"), "{help}");
+}
+
+#[test]
+fn passwords_are_checked_before_the_vault_hears_of_them() {
+    let vault = Vault::start(3, 300);
+    let w = World::new();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let short = w.write("short.pw", "abc\n");
+    let mut enable = args(&["enable", "--password-file", &short], &on(&w, "a"));
+    enable.extend(
+        ["--account", ACCOUNT, "--vault", &closed, "--pin", vault.pin.to_str().unwrap()]
+            .map(String::from),
+    );
+    // Too short: refused here (exit 2), not sent (which would be exit 7 with this vault URL).
+    assert_eq!(w.fails(&enable, &[], 2)["code"], "weak-password");
+    // No password at all, and no terminal to ask at.
+    let mut enable = args(&["enable", "--password"], &on(&w, "a"));
+    enable.extend(
+        ["--account", ACCOUNT, "--vault", &closed, "--pin", vault.pin.to_str().unwrap()]
+            .map(String::from),
+    );
+    let error = w.fails(&enable, &[], 2);
+    assert_eq!(error["code"], "no-password");
+    assert!(error["message"].as_str().unwrap().contains("E2EE_BACKUP_PASSWORD"), "{error}");
+    // Nothing was set up either: the client directory is made only once the password is in.
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["initialised"], false);
+}
