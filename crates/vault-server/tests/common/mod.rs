@@ -32,12 +32,21 @@ pub struct Served {
 
 impl Served {
     pub fn start(dir: &Path, log_name: &str) -> Self {
+        Self::start_listening(dir, log_name, "127.0.0.1:0")
+    }
+
+    /// Restarts on a known address (after a kill, the port is free again).
+    pub fn start_at(dir: &Path, log_name: &str, addr: SocketAddr) -> Self {
+        Self::start_listening(dir, log_name, &addr.to_string())
+    }
+
+    fn start_listening(dir: &Path, log_name: &str, listen: &str) -> Self {
         let log = dir.join(log_name);
         let log_file = std::fs::File::create(&log).unwrap();
         let mut child = Command::new(BIN)
             .args(["serve", "--data-dir"])
             .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
