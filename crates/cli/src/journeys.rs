@@ -210,7 +210,11 @@ impl ClientArgs {
     }
 
     fn options(&self) -> Options {
-        Options { accept_fast_ksf: self.accept_fast_ksf, ..Options::default() }
+        Options {
+            accept_fast_ksf: self.accept_fast_ksf,
+            store_options: cloud_store_options(),
+            ..Options::default()
+        }
     }
 
     /// The client in the directory, which must exist.
@@ -874,4 +878,14 @@ pub fn abort(args: &ClientOnlyArgs) -> Result<Report, Failure> {
         lines: vec![format!("dropped the interrupted {pending}")],
         json: json!({ "aborted": pending }),
     })
+}
+
+/// Cloud store settings from the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`, as the providers'
+/// own tools read them), under the lower-case names object_store takes. They are handed to the
+/// store for this run only; the client never writes them to disk.
+fn cloud_store_options() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(name, _)| ["AWS_", "GOOGLE_", "AZURE_"].iter().any(|p| name.starts_with(p)))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value))
+        .collect()
 }
