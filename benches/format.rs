@@ -9,6 +9,7 @@
 //!   `Vec`, no compression, default chunk size;
 //! - `decrypt/<cipher>`: that file read back into a preallocated buffer, end checks included;
 //! - `encrypt_to_vec`, `decrypt_to_vec`: the in-memory API (`ring`), which allocates its output;
+//!   `encrypt_into`, `decrypt_into`: the same into buffers reused across iterations;
 //! - `encrypt-1t/<cipher>`, `decrypt-1t/<cipher>` (64 MiB only): the same on a one-thread rayon
 //!   pool, to show what the second core brings.
 //!
@@ -27,7 +28,7 @@ use criterion::{
 };
 use e2ee_backup_format::{
     ChunkCipher, Compression, Decryptor, EncryptOptions, Encryptor, RingGcm, RustCryptoGcm,
-    decrypt_to_vec, encrypt_to_vec,
+    decrypt_into, decrypt_to_vec, encrypt_into, encrypt_to_vec,
 };
 use e2ee_backup_kdf::BackupKey;
 use rayon::ThreadPool;
@@ -184,6 +185,23 @@ impl Input {
         });
         group.bench_function("decrypt_to_vec", |b| {
             b.iter(|| decrypt_to_vec(&self.key, black_box(&self.file)).expect("an intact file"))
+        });
+        // The same into buffers kept across iterations, as the raw seal above keeps its own.
+        let mut file = Vec::new();
+        group.bench_function("encrypt_into", |b| {
+            b.iter(|| {
+                let mut options = EncryptOptions::default();
+                options.compression = self.compression;
+                encrypt_into(&self.key, options, black_box(&self.plaintext), &mut file)
+                    .expect("valid")
+            })
+        });
+        let mut plaintext = Vec::new();
+        group.bench_function("decrypt_into", |b| {
+            b.iter(|| {
+                decrypt_into(&self.key, black_box(&self.file), &mut plaintext)
+                    .expect("an intact file")
+            })
         });
     }
 }

@@ -172,22 +172,46 @@ fn open_prelude<C: ChunkCipher>(
 /// chunk is copied once, into its place in the output, and opened there, on all cores. The
 /// errors are those [`Decryptor`] reports.
 pub fn decrypt_to_vec(key: &BackupKey, file: &[u8]) -> Result<(Metadata, Vec<u8>), Error> {
+    let mut plaintext = Vec::new();
+    let metadata = decrypt_into(key, file, &mut plaintext)?;
+    Ok((metadata, plaintext))
+}
+
+/// [`decrypt_to_vec`] into `plaintext`, which is cleared first and keeps its allocation. On
+/// error it is left empty: no unverified byte is ever handed out.
+pub fn decrypt_into(
+    key: &BackupKey,
+    file: &[u8],
+    plaintext: &mut Vec<u8>,
+) -> Result<Metadata, Error> {
+    plaintext.clear();
+    let result = decrypt_into_inner(key, file, plaintext);
+    if result.is_err() {
+        plaintext.clear();
+    }
+    result
+}
+
+fn decrypt_into_inner(
+    key: &BackupKey,
+    file: &[u8],
+    plaintext: &mut Vec<u8>,
+) -> Result<Metadata, Error> {
     let mut reader = file;
     let opened = open_prelude::<RingGcm>(&mut reader, key)?;
     if opened.header.compression != Compression::None {
         let mut decryptor = Decryptor::from_prelude(reader, opened)?;
-        let mut plaintext = Vec::new();
-        decryptor.read_to_end(&mut plaintext).map_err(Error::from_io_error)?;
-        return Ok((decryptor.metadata, plaintext));
+        decryptor.read_to_end(plaintext).map_err(Error::from_io_error)?;
+        return Ok(decryptor.metadata);
     }
     let Prelude { metadata, stream, offset, .. } = opened;
     let records = reader;
     let scan = stream.scan(records, 0, offset, true, || Ok(false))?;
-    let mut plaintext = vec![0u8; scan.payload];
+    plaintext.resize(scan.payload, 0);
     let failed = if scan.count == 0 {
         None
     } else {
-        stream.open_records_into(&records[..scan.end], 0, scan.last, &mut plaintext)
+        stream.open_records_into(&records[..scan.end], 0, scan.last, plaintext)
     };
     if let Some(index) = failed {
         return Err(Error::ChunkModified { index });
@@ -200,5 +224,5 @@ pub fn decrypt_to_vec(key: &BackupKey, file: &[u8]) -> Result<(Metadata, Vec<u8>
     {
         return Err(Error::LengthMismatch { recorded, actual: scan.payload as u64 });
     }
-    Ok((metadata, plaintext))
+    Ok(metadata)
 }

@@ -187,25 +187,41 @@ fn start<C: ChunkCipher>(
 /// chunk is copied once, into its record, and sealed there, on all cores.
 pub fn encrypt_to_vec(
     key: &BackupKey,
-    mut options: EncryptOptions,
+    options: EncryptOptions,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, Error> {
+    let mut file = Vec::new();
+    encrypt_into(key, options, plaintext, &mut file)?;
+    Ok(file)
+}
+
+/// [`encrypt_to_vec`] into `file`, which is cleared first and keeps its allocation: a caller
+/// that encrypts many payloads reuses one buffer instead of having fresh pages mapped (and
+/// zeroed by the kernel) for every file.
+pub fn encrypt_into(
+    key: &BackupKey,
+    mut options: EncryptOptions,
+    plaintext: &[u8],
+    file: &mut Vec<u8>,
+) -> Result<(), Error> {
+    file.clear();
     options.metadata.plaintext_len = Some(plaintext.len() as u64);
     if options.compression != Compression::None {
-        let mut encryptor = Encryptor::new(Vec::new(), key, options)?;
+        let mut encryptor = Encryptor::new(std::mem::take(file), key, options)?;
         encryptor.write_all(plaintext)?;
-        return encryptor.finish();
+        *file = encryptor.finish()?;
+        return Ok(());
     }
     let (head, stream) = start::<RingGcm>(key, &options)?;
     let count = plaintext.len().div_ceil(stream.chunk_size()).max(1);
     if count as u64 > 1 << 32 {
         return Err(Error::InvalidInput("payload exceeds 2^32 chunks"));
     }
-    // Zeroed allocation: large ones come straight from the OS, so the pages are first touched
-    // by the tasks that fill them.
-    let mut file = vec![0u8; head.len() + count * RECORD_OVERHEAD + plaintext.len()];
+    // A fresh large allocation comes zeroed from the OS, so its pages are first touched by the
+    // tasks that fill them; a reused one is overwritten.
+    file.resize(head.len() + count * RECORD_OVERHEAD + plaintext.len(), 0);
     let (prefix, records) = file.split_at_mut(head.len());
     prefix.copy_from_slice(&head);
     stream.seal_records(records, 0, true, Some(plaintext));
-    Ok(file)
+    Ok(())
 }

@@ -31,8 +31,8 @@ mod encrypt;
 mod error;
 
 pub use cipher::{ChunkCipher, RingGcm, RustCryptoGcm};
-pub use decrypt::{Decryptor, decrypt_to_vec, read_header};
-pub use encrypt::{EncryptOptions, Encryptor, encrypt_to_vec};
+pub use decrypt::{Decryptor, decrypt_into, decrypt_to_vec, read_header};
+pub use encrypt::{EncryptOptions, Encryptor, encrypt_into, encrypt_to_vec};
 pub use error::Error;
 pub use header::{Compression, Header};
 pub use metadata::Metadata;

@@ -7,7 +7,7 @@ use e2ee_backup_format::cipher::{ChunkCipher, TAG_LEN};
 use e2ee_backup_format::header::HEADER_LEN;
 use e2ee_backup_format::{
     Compression, Decryptor, EncryptOptions, Encryptor, Error, Header, RingGcm, RustCryptoGcm,
-    decrypt_to_vec, encrypt_to_vec,
+    decrypt_into, decrypt_to_vec, encrypt_into, encrypt_to_vec,
 };
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_kdf::schedule::FileKeys;
@@ -386,4 +386,29 @@ proptest! {
         let file = enc.finish().unwrap();
         prop_assert_eq!(decrypt_to_vec(&key(11), &file).unwrap().1, payload);
     }
+}
+
+#[test]
+fn reused_buffers_give_the_same_files_and_payloads() {
+    let k = key(7);
+    let (mut file, mut payload) = (Vec::new(), Vec::new());
+    // Shrinking and growing sizes, with and without compression, through one pair of buffers.
+    for (len, compression) in [
+        (5 * CHUNK + 3, Compression::None),
+        (CHUNK, Compression::Zstd),
+        (0, Compression::None),
+        (3 * CHUNK, Compression::None),
+    ] {
+        let plaintext = sample(len);
+        encrypt_into(&k, options(compression, 9), &plaintext, &mut file).unwrap();
+        assert_eq!(file, encrypt_to_vec(&k, options(compression, 9), &plaintext).unwrap());
+        let metadata = decrypt_into(&k, &file, &mut payload).unwrap();
+        assert_eq!(payload, plaintext);
+        assert_eq!(metadata.plaintext_len, Some(len as u64));
+    }
+    // A damaged file leaves the payload buffer empty, whatever it held before.
+    let last = file.len() - 1;
+    file[last] ^= 1;
+    assert!(matches!(decrypt_into(&k, &file, &mut payload), Err(Error::ChunkModified { .. })));
+    assert!(payload.is_empty());
 }
