@@ -24,7 +24,7 @@ use crate::state::{
     Before, Journal, Keystore, Mode, RestoredMode, RotatePhase, STATE_FORMAT, State, StateDir,
     VaultSettings, key_id_hex, open_private, sync_dir,
 };
-use crate::store::{self, BackupStore};
+use crate::store::{self, BackupStore, Download, Upload};
 use crate::transport::{HttpTransport, VaultTransport};
 
 /// What a new client is set up with.
@@ -52,6 +52,9 @@ pub struct Options {
     pub now: Option<u64>,
     /// Accept the vault's fast stretching profile. Tests only.
     pub accept_fast_ksf: bool,
+    /// The part size of uploads, which bounds the memory an upload buffers
+    /// ([`store::DEFAULT_PART_SIZE`]; at least [`store::MIN_PART_SIZE`]).
+    pub part_size: usize,
 }
 
 impl Default for Options {
@@ -63,6 +66,7 @@ impl Default for Options {
             faults: Arc::new(NoFaults),
             now: None,
             accept_fast_ksf: false,
+            part_size: store::DEFAULT_PART_SIZE,
         }
     }
 }
@@ -75,6 +79,7 @@ impl std::fmt::Debug for Options {
             .field("store_options", &self.store_options.iter().map(|o| &o.0).collect::<Vec<_>>())
             .field("now", &self.now)
             .field("accept_fast_ksf", &self.accept_fast_ksf)
+            .field("part_size", &self.part_size)
             .finish_non_exhaustive()
     }
 }
@@ -228,7 +233,8 @@ impl Client {
         let store = match options.store {
             Some(store) => BackupStore::with_store(store, ObjectPath::default())?,
             None => BackupStore::open(&state.store, &options.store_options)?,
-        };
+        }
+        .with_part_size(options.part_size);
         // Keys a crash left unreferenced were never used outside this device: drop them.
         state_dir.prune(&mut keys, &state, options.faults.as_ref())?;
         Ok(Self {
@@ -504,30 +510,31 @@ impl Client {
 
     /// Encrypts `source` under K in the native format (zstd-compressed, `name` in the encrypted
     /// metadata) and uploads it as a new object. Nothing local changes.
+    ///
+    /// The source is encrypted as it is read, straight into the upload: memory stays within
+    /// one upload part and the format's few chunks, whatever the backup's size. The object
+    /// appears in the store only once whole (create-only, section 5.8).
     pub fn create_backup(&mut self, source: Source<'_>, name: &str) -> Result<BackupInfo> {
         let key = self.current_key("create a backup")?;
         let mut options = EncryptOptions::default();
         options.compression = Compression::Zstd;
         options.metadata.created_at = self.now();
         options.metadata.fields.insert("name".to_owned(), name.to_owned());
-        let file = match source {
-            Source::Bytes(bytes) => encrypt(&key, options, &mut &bytes[..]),
-            Source::Path(path) => {
-                let mut input = fs::File::open(path).map_err(|source| Error::Io {
-                    operation: "open",
-                    path: path.to_owned(),
-                    source,
-                })?;
-                encrypt(&key, options, &mut input)
-            }
-        }?;
+        let mut input: Box<dyn Read + '_> =
+            match source {
+                Source::Bytes(bytes) => Box::new(bytes),
+                Source::Path(path) => Box::new(fs::File::open(path).map_err(|source| {
+                    Error::Io { operation: "open", path: path.to_owned(), source }
+                })?),
+            };
         // Strictly after the newest backup, so the newest is the last name even when two
         // backups fall in one second or this device's clock is behind another's.
         let newest = self.store.list()?.last().and_then(|n| store::object_time(n));
         let time = newest.map_or(self.now(), |t| self.now().max(t.saturating_add(1)));
         let object = store::new_object_name(time);
-        let size = file.len() as u64;
-        self.store.put(&object, file, true, self.faults.as_ref())?;
+        let mut upload = self.store.upload(&object, true, self.faults.as_ref())?;
+        encrypt_into(&key, options, &mut *input, &mut upload)?;
+        let size = upload.finish()?;
         Ok(BackupInfo { object, size })
     }
 
@@ -655,21 +662,31 @@ impl Client {
                 None => Error::WrongKey,
             });
         };
-        let file = self.store.get(&object, self.faults.as_ref())?;
-        let (bytes, name) = self.write_target(key, &object, &file, target)?;
+        let mut download = self.store.get(&object, self.faults.as_ref())?;
+        let (bytes, name) = self.write_target(key, &object, &mut download, target)?;
         Ok(RestoreReport { object, bytes, name, skipped_other_key })
     }
 
-    /// Decrypts `file` into a temporary file beside `target`, then renames it into place.
+    /// Decrypts the download as it arrives into a temporary file beside `target`, then renames
+    /// it into place: the target never holds partial or unauthenticated plaintext.
     fn write_target(
         &self,
         key: &BackupKey,
         object: &str,
-        file: &[u8],
+        download: &mut Download<'_>,
         target: &Path,
     ) -> Result<(u64, Option<String>)> {
         let corrupt = |reason| Error::BackupCorrupt { object: object.to_owned(), reason };
-        let mut reader = Decryptor::new(file, key).map_err(corrupt)?;
+        let opened = Decryptor::new(&mut *download, key);
+        let mut reader = match opened {
+            Ok(reader) => reader,
+            Err(reason) => {
+                return Err(download.take_failure().unwrap_or_else(|| match damage(reason) {
+                    Ok(reason) => corrupt(reason),
+                    Err(source) => Error::Io { operation: "download", path: object.into(), source },
+                }));
+            }
+        };
         let name = reader.metadata().fields.get("name").cloned();
         let dir = target.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
         let file_name = target.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -681,16 +698,27 @@ impl Client {
         };
         fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
         let mut out = open_private(&temp).map_err(io_error("create", &temp))?;
-        let copied = io::copy(&mut reader, &mut out);
+        let copied = pump(&mut reader, &mut out);
+        drop(reader);
         let bytes = match copied {
             Ok(bytes) => bytes,
             Err(err) => {
                 drop(out);
                 let _ = fs::remove_file(&temp);
-                return match e2ee_backup_format::Error::from_io(&err) {
-                    Some(reason) => Err(corrupt(reason.clone())),
-                    None => Err(Error::Io { operation: "write", path: temp, source: err }),
-                };
+                if let Some(failure) = download.take_failure() {
+                    return Err(failure);
+                }
+                return Err(match err {
+                    Pump::Read(err) => {
+                        match damage(e2ee_backup_format::Error::from_io_error(err)) {
+                            Ok(reason) => corrupt(reason),
+                            Err(source) => {
+                                Error::Io { operation: "download", path: object.into(), source }
+                            }
+                        }
+                    }
+                    Pump::Write(source) => Error::Io { operation: "write", path: temp, source },
+                });
             }
         };
         out.sync_all().map_err(io_error("sync", &temp))?;
@@ -876,15 +904,15 @@ impl Client {
                     *current = Some(pair);
                 }
             })?;
-            let file = self.store.get(&name, self.faults.as_ref())?;
-            let reencrypted = match reencrypt(&old_key, &new_key, &file) {
-                Ok(bytes) => bytes,
-                Err(_) => {
-                    damaged.push(name);
-                    continue;
-                }
+            let copied = {
+                let mut download = self.store.get(&name, self.faults.as_ref())?;
+                let faults = self.faults.as_ref();
+                reencrypt(&old_key, &new_key, &mut download, &name, &self.store, &copy, faults)?
             };
-            self.store.put(&copy, reencrypted, false, self.faults.as_ref())?;
+            if !copied {
+                damaged.push(name);
+                continue;
+            }
             self.commit_with(|s| {
                 if let Some(Journal::Rotating { copies, current, .. }) = s.journal.as_mut() {
                     copies.push((name, copy));
@@ -1022,41 +1050,127 @@ impl Client {
 /// A rotation's old key id, new key id, phase and (old, new) copies.
 type Rotation = (String, String, RotatePhase, Vec<(String, String)>);
 
-/// Encrypts everything `input` yields into a backup file.
-fn encrypt(key: &BackupKey, options: EncryptOptions, input: &mut dyn Read) -> Result<Vec<u8>> {
-    let format_error = |e: e2ee_backup_format::Error| Error::Io {
-        operation: "encrypt",
-        path: PathBuf::from("<backup>"),
-        source: io::Error::other(e),
-    };
-    let mut writer = Encryptor::new(Vec::new(), key, options).map_err(format_error)?;
-    io::copy(input, &mut writer).map_err(|source| Error::Io {
-        operation: "read",
-        path: PathBuf::from("<backup source>"),
-        source,
-    })?;
-    writer.flush().map_err(|source| Error::Io {
-        operation: "encrypt",
-        path: PathBuf::from("<backup>"),
-        source,
-    })?;
-    writer.finish().map_err(format_error)
+/// Where a [`pump`] failed.
+enum Pump {
+    /// Reading its input.
+    Read(io::Error),
+    /// Writing its output.
+    Write(io::Error),
 }
 
-/// Decrypts a backup with `old` and encrypts it again under `new`, keeping its metadata.
+/// Copies `input` to `output` through a buffer of [`PUMP_BUFFER`] bytes.
+fn pump(input: &mut dyn Read, output: &mut dyn Write) -> std::result::Result<u64, Pump> {
+    let mut buffer = vec![0u8; PUMP_BUFFER];
+    let mut total = 0u64;
+    loop {
+        let n = match input.read(&mut buffer) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(Pump::Read(err)),
+        };
+        output.write_all(&buffer[..n]).map_err(Pump::Write)?;
+        total += n as u64;
+    }
+}
+
+/// The buffer of [`pump`].
+const PUMP_BUFFER: usize = 64 * 1024;
+
+/// A decryption failure that shows the backup is damaged, or (`Err`) an I/O failure that does
+/// not: reading the download failed, which is retryable and says nothing about the backup.
+fn damage(
+    reason: e2ee_backup_format::Error,
+) -> std::result::Result<e2ee_backup_format::Error, io::Error> {
+    match reason {
+        e2ee_backup_format::Error::Io { kind, message } => Err(io::Error::new(kind, message)),
+        reason => Ok(reason),
+    }
+}
+
+/// Encrypts everything `input` yields into `upload` (not finished: the caller finishes it).
+fn encrypt_into(
+    key: &BackupKey,
+    options: EncryptOptions,
+    input: &mut dyn Read,
+    upload: &mut Upload<'_>,
+) -> Result<()> {
+    let pumped = (|| {
+        let mut writer = Encryptor::new(&mut *upload, key, options)
+            .map_err(|e| Pump::Write(io::Error::other(e)))?;
+        pump(input, &mut writer)?;
+        writer.finish().map_err(|e| Pump::Write(io::Error::other(e)))?;
+        Ok(())
+    })();
+    match pumped {
+        Ok(()) => Ok(()),
+        Err(err) => Err(upload.take_failure().unwrap_or_else(|| match err {
+            Pump::Read(source) => {
+                Error::Io { operation: "read", path: PathBuf::from("<backup source>"), source }
+            }
+            Pump::Write(source) => {
+                Error::Io { operation: "encrypt", path: PathBuf::from("<backup>"), source }
+            }
+        })),
+    }
+}
+
+/// Decrypts `download` (of `object`) with `old` and uploads it encrypted again under `new` as
+/// `copy`, keeping its metadata and compression, streaming both ways. `Ok(false)`: the backup
+/// is damaged, and nothing was stored (the upload, never finished, is aborted). The copy is
+/// completed only after the whole backup decrypted, its last chunk verified.
 fn reencrypt(
     old: &BackupKey,
     new: &BackupKey,
-    file: &[u8],
-) -> std::result::Result<Vec<u8>, e2ee_backup_format::Error> {
-    let mut reader = Decryptor::new(file, old)?;
-    let compression = reader.header().compression;
+    download: &mut Download<'_>,
+    object: &str,
+    store: &BackupStore,
+    copy: &str,
+    faults: &dyn FaultInjector,
+) -> Result<bool> {
+    let read_failed = |download: &mut Download<'_>, reason| {
+        download.take_failure().map_or_else(
+            || match damage(reason) {
+                Ok(_) => Ok(false),
+                Err(source) => {
+                    Err(Error::Io { operation: "download", path: object.into(), source })
+                }
+            },
+            Err,
+        )
+    };
+    let opened = Decryptor::new(&mut *download, old);
+    let mut reader = match opened {
+        Ok(reader) => reader,
+        Err(reason) => return read_failed(download, reason),
+    };
     let mut options = EncryptOptions::default();
-    options.compression = compression;
+    options.compression = reader.header().compression;
     options.metadata = reader.metadata().clone();
-    let mut writer = Encryptor::new(Vec::new(), new, options)?;
-    io::copy(&mut reader, &mut writer)?;
-    writer.finish()
+    let mut upload = store.upload(copy, false, faults)?;
+    let pumped = (|| {
+        let mut writer = Encryptor::new(&mut upload, new, options)
+            .map_err(|e| Pump::Write(io::Error::other(e)))?;
+        pump(&mut reader, &mut writer)?;
+        writer.finish().map_err(|e| Pump::Write(io::Error::other(e)))?;
+        Ok(())
+    })();
+    drop(reader);
+    match pumped {
+        Ok(()) => upload.finish().map(|_| true),
+        Err(err) => {
+            if let Some(failure) = upload.take_failure() {
+                return Err(failure);
+            }
+            match err {
+                Pump::Read(err) => {
+                    read_failed(download, e2ee_backup_format::Error::from_io_error(err))
+                }
+                // The encryptor refused what the old key's backup holds: leave it, as damaged.
+                Pump::Write(_) => Ok(false),
+            }
+        }
+    }
 }
 
 /// The store location with a relative directory made absolute.

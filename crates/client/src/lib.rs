@@ -40,6 +40,9 @@
 //! name in the encrypted metadata, stored through `object_store` as
 //! `backups/<unix-time>-<random>.e2ee` ([`store`]). A plain directory uses `LocalFileSystem`;
 //! a URL goes through `object_store::parse_url_opts` (cloud schemes with the `cloud` feature).
+//! Backups, restores and rotations stream through the format's `Encryptor` and `Decryptor`:
+//! uploads go in parts ([`store::Upload`]), downloads are decrypted as they arrive
+//! ([`store::Download`]), so memory stays bounded whatever the backup's size.
 //!
 //! # Why a synchronous API
 //!
