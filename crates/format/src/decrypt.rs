@@ -177,14 +177,13 @@ pub fn decrypt_to_vec(key: &BackupKey, file: &[u8]) -> Result<(Metadata, Vec<u8>
     Ok((metadata, plaintext))
 }
 
-/// [`decrypt_to_vec`] into `plaintext`, which is cleared first and keeps its allocation. On
-/// error it is left empty: no unverified byte is ever handed out.
+/// [`decrypt_to_vec`] into `plaintext`, whose content is replaced and whose allocation is kept.
+/// On error it is left empty: no unverified byte is ever handed out.
 pub fn decrypt_into(
     key: &BackupKey,
     file: &[u8],
     plaintext: &mut Vec<u8>,
 ) -> Result<Metadata, Error> {
-    plaintext.clear();
     let result = decrypt_into_inner(key, file, plaintext);
     if result.is_err() {
         plaintext.clear();
@@ -201,13 +200,20 @@ fn decrypt_into_inner(
     let opened = open_prelude::<RingGcm>(&mut reader, key)?;
     if opened.header.compression != Compression::None {
         let mut decryptor = Decryptor::from_prelude(reader, opened)?;
+        plaintext.clear();
         decryptor.read_to_end(plaintext).map_err(Error::from_io_error)?;
         return Ok(decryptor.metadata);
     }
     let Prelude { metadata, stream, offset, .. } = opened;
     let records = reader;
     let scan = stream.scan(records, 0, offset, true, || Ok(false))?;
-    plaintext.resize(scan.payload, 0);
+    // Every byte is overwritten by the chunks, so a reused buffer is only cut or grown to
+    // length (see `encrypt_into`).
+    if plaintext.len() < scan.payload {
+        plaintext.resize(scan.payload, 0);
+    } else {
+        plaintext.truncate(scan.payload);
+    }
     let failed = if scan.count == 0 {
         None
     } else {

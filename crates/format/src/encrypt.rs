@@ -195,7 +195,7 @@ pub fn encrypt_to_vec(
     Ok(file)
 }
 
-/// [`encrypt_to_vec`] into `file`, which is cleared first and keeps its allocation: a caller
+/// [`encrypt_to_vec`] into `file`, whose content is replaced and whose allocation is kept: a caller
 /// that encrypts many payloads reuses one buffer instead of having fresh pages mapped (and
 /// zeroed by the kernel) for every file.
 pub fn encrypt_into(
@@ -204,9 +204,9 @@ pub fn encrypt_into(
     plaintext: &[u8],
     file: &mut Vec<u8>,
 ) -> Result<(), Error> {
-    file.clear();
     options.metadata.plaintext_len = Some(plaintext.len() as u64);
     if options.compression != Compression::None {
+        file.clear();
         let mut encryptor = Encryptor::new(std::mem::take(file), key, options)?;
         encryptor.write_all(plaintext)?;
         *file = encryptor.finish()?;
@@ -217,9 +217,16 @@ pub fn encrypt_into(
     if count as u64 > 1 << 32 {
         return Err(Error::InvalidInput("payload exceeds 2^32 chunks"));
     }
-    // A fresh large allocation comes zeroed from the OS, so its pages are first touched by the
-    // tasks that fill them; a reused one is overwritten.
-    file.resize(head.len() + count * RECORD_OVERHEAD + plaintext.len(), 0);
+    // Every byte of the file is written below (header, metadata block, then each record's
+    // header, chunk and tag), so a reused buffer is only cut or grown to length, not zeroed
+    // first: that would be a third pass over memory. A fresh large allocation comes zeroed
+    // from the OS, and its pages are first touched by the tasks that fill them.
+    let len = head.len() + count * RECORD_OVERHEAD + plaintext.len();
+    if file.len() < len {
+        file.resize(len, 0);
+    } else {
+        file.truncate(len);
+    }
     let (prefix, records) = file.split_at_mut(head.len());
     prefix.copy_from_slice(&head);
     stream.seal_records(records, 0, true, Some(plaintext));
