@@ -40,6 +40,7 @@
 //!    accepted (the same bundle, fetched again); the client stores the highest epoch it accepted.
 
 use core::fmt;
+use core::marker::PhantomData;
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use rand_core::{CryptoRng, RngCore};
@@ -250,28 +251,37 @@ fn verify_authority(authority: &VerifyingKey, parts: &SignedParts<'_>) -> Result
         .map_err(|_| FleetError::BadAuthoritySignature)
 }
 
-/// A fresh Ed25519 signing key whose seed is 32 bytes drawn from `rng`.
-fn signing_key_from_rng<R: RngCore + CryptoRng>(rng: &mut R) -> SigningKey {
-    let mut seed = Zeroizing::new([0u8; 32]);
-    rng.fill_bytes(&mut *seed);
-    SigningKey::from_bytes(&seed)
-}
-
-/// The fleet authority: the Ed25519 key that signs the fleet's key bundles. Zeroized on drop;
-/// its `Debug` shows only the public key.
-pub struct FleetAuthority {
+/// An Ed25519 signing key in one of the two roles of section 4.3: the fleet authority, which
+/// signs bundles, or a transparency auditor, which countersigns them. Zeroized on drop (the
+/// `ed25519-dalek` key zeroizes itself); its `Debug` shows only the role and the public key.
+pub struct SigningRole<R> {
     signing: SigningKey,
+    role: PhantomData<R>,
 }
 
-impl FleetAuthority {
-    /// A fresh authority key.
-    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
-        Self { signing: signing_key_from_rng(rng) }
+/// The authority role.
+#[derive(Debug)]
+pub enum Authority {}
+/// The auditor role.
+#[derive(Debug)]
+pub enum Audit {}
+
+/// The fleet authority: signs the fleet's key bundles.
+pub type FleetAuthority = SigningRole<Authority>;
+/// A transparency auditor: countersigns bundles it has checked and published.
+pub type Auditor = SigningRole<Audit>;
+
+impl<R> SigningRole<R> {
+    /// A fresh key whose seed is 32 bytes drawn from `rng`.
+    pub fn generate<G: RngCore + CryptoRng>(rng: &mut G) -> Self {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut *seed);
+        Self::from_bytes(&seed)
     }
 
-    /// The authority whose Ed25519 seed is `seed`.
+    /// The key whose Ed25519 seed is `seed`.
     pub fn from_bytes(seed: &[u8; 32]) -> Self {
-        Self { signing: SigningKey::from_bytes(seed) }
+        Self { signing: SigningKey::from_bytes(seed), role: PhantomData }
     }
 
     /// The Ed25519 seed.
@@ -283,7 +293,18 @@ impl FleetAuthority {
     pub fn verifying_key(&self) -> VerifyingKey {
         self.signing.verifying_key()
     }
+}
 
+impl<R> fmt::Debug for SigningRole<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(std::any::type_name::<R>().rsplit("::").next().unwrap_or("SigningRole"))
+            .field("verifying_key", &self.signing.verifying_key())
+            .field("signing_key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl FleetAuthority {
     /// Signs `bundle`: returns a signed bundle without an auditor signature.
     pub fn sign(&self, bundle: &FleetBundle) -> Result<Vec<u8>, FleetError> {
         let body = bundle.encode()?;
@@ -292,42 +313,7 @@ impl FleetAuthority {
     }
 }
 
-impl fmt::Debug for FleetAuthority {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FleetAuthority")
-            .field("verifying_key", &self.signing.verifying_key())
-            .field("signing_key", &"<redacted>")
-            .finish()
-    }
-}
-
-/// A transparency auditor: the Ed25519 key that countersigns bundles it has checked and
-/// published. Zeroized on drop; its `Debug` shows only the public key.
-pub struct Auditor {
-    signing: SigningKey,
-}
-
 impl Auditor {
-    /// A fresh auditor key.
-    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
-        Self { signing: signing_key_from_rng(rng) }
-    }
-
-    /// The auditor whose Ed25519 seed is `seed`.
-    pub fn from_bytes(seed: &[u8; 32]) -> Self {
-        Self { signing: SigningKey::from_bytes(seed) }
-    }
-
-    /// The Ed25519 seed.
-    pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(self.signing.to_bytes())
-    }
-
-    /// The public key clients pin.
-    pub fn verifying_key(&self) -> VerifyingKey {
-        self.signing.verifying_key()
-    }
-
     /// Countersigns a signed bundle, after checking that it parses and that `authority` signed
     /// it. Any auditor signature already present is replaced.
     pub fn countersign(
@@ -342,15 +328,6 @@ impl Auditor {
             self.signing.sign(&auditor_message(parts.body, &parts.authority_sig)).to_bytes();
         parts.auditor_sig = Some(auditor_sig);
         Ok(parts.encode())
-    }
-}
-
-impl fmt::Debug for Auditor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Auditor")
-            .field("verifying_key", &self.signing.verifying_key())
-            .field("signing_key", &"<redacted>")
-            .finish()
     }
 }
 
