@@ -244,16 +244,6 @@ enum Needs {
     Password,
 }
 
-/// The store location as the client records it: URLs as given, directories absolute.
-fn absolute_store(location: &str) -> String {
-    if location.contains("://") {
-        return location.to_owned();
-    }
-    std::path::absolute(location)
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| location.to_owned())
-}
-
 /// A client directory about to be used: the client in it, or checked settings for a new one.
 /// A new one is created only once the password or key is in hand, so that a cancelled prompt
 /// or a malformed key leaves nothing behind.
@@ -375,7 +365,7 @@ fn check_setup(status: &Status, setup: &SetupArgs, dir: &Path) -> Result<(), Fai
         return Err(clash("vault", status.vault_url.as_deref().unwrap_or("none")));
     }
     if let Some(store) = &setup.store
-        && absolute_store(store) != status.store
+        && e2ee_backup_client::store::canonical_location(store) != status.store
     {
         return Err(clash("store", &status.store));
     }

@@ -206,7 +206,7 @@ impl Client {
                 hint: "give the account identifier, for example the phone number",
             });
         }
-        let store = absolute_store(&setup.store);
+        let store = crate::store::canonical_location(&setup.store);
         let vault = match setup.vault {
             Some((url, pin)) => {
                 pin.to_pinned()?;
@@ -1171,14 +1171,4 @@ fn reencrypt(
             }
         }
     }
-}
-
-/// The store location with a relative directory made absolute.
-fn absolute_store(location: &str) -> String {
-    if location.contains("://") {
-        return location.to_owned();
-    }
-    std::path::absolute(location)
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| location.to_owned())
 }

@@ -37,6 +37,17 @@ pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 const DOWNLOAD: &str = "download a backup";
 const UPLOAD: &str = "upload a backup";
 
+/// A store location as the client records it: URLs as given, a directory made absolute (so a
+/// client opened from another working directory finds the same store).
+pub fn canonical_location(location: &str) -> String {
+    if location.contains("://") {
+        return location.to_owned();
+    }
+    std::path::absolute(location)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| location.to_owned())
+}
+
 /// A name for a new backup made at `unix_time`.
 pub fn new_object_name(unix_time: u64) -> String {
     let mut random = [0u8; 8];
