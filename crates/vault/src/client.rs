@@ -21,8 +21,8 @@ use zeroize::Zeroizing;
 
 use crate::channel::{self, ChannelError, FleetPublicKey, PendingResponse};
 use crate::fleet::FleetBundle;
-use crate::messages::{RefusalReason, Request, Response};
-use crate::record::TOKEN_LEN;
+use crate::messages::{RefusalReason, Request, Response, len};
+use crate::record::{REGISTRATION_LEN, TOKEN_LEN};
 use crate::suite::{CONTEXT, Identities, KsfProfile, VaultSuite};
 use crate::wire::WireError;
 use crate::wrap;
@@ -189,7 +189,7 @@ impl Registration {
         let session = Session { endpoint: endpoint.clone(), account: account.to_vec() };
         let started = ClientRegistration::<VaultSuite>::start(rng, password)
             .map_err(|_| ClientError::Opaque)?;
-        let mut registration_request = [0u8; 32];
+        let mut registration_request = [0u8; len::REGISTRATION_REQUEST];
         registration_request.copy_from_slice(&started.message.serialize());
         let request = Request::RegisterStart { registration_request };
         let (envelope, pending) = endpoint.seal(rng, account, &request)?;
@@ -245,7 +245,7 @@ impl AwaitingRegisterChallenge {
         let sealed = wrap::seal_key(rng, &export_key, &session.account, record_version, key);
         let mut sealed_key = [0u8; wrap::SEALED_KEY_LEN];
         sealed_key.copy_from_slice(&sealed);
-        let mut upload = Box::new([0u8; 192]);
+        let mut upload = Box::new([0u8; REGISTRATION_LEN]);
         upload.copy_from_slice(&finished.message.serialize());
         let request = Request::RegisterFinish {
             record_version,
@@ -289,7 +289,7 @@ impl Login {
         let session = Session { endpoint: endpoint.clone(), account: account.to_vec() };
         let started =
             ClientLogin::<VaultSuite>::start(rng, password).map_err(|_| ClientError::Opaque)?;
-        let mut ke1 = Box::new([0u8; 96]);
+        let mut ke1 = Box::new([0u8; len::KE1]);
         ke1.copy_from_slice(&started.message.serialize());
         let (envelope, pending) = endpoint.seal(rng, account, &Request::LoginStart { ke1 })?;
         let state = AwaitingLoginChallenge {
@@ -337,7 +337,7 @@ impl AwaitingLoginChallenge {
             }
             Err(_) => return Err(ClientError::Opaque),
         };
-        let mut ke3 = Box::new([0u8; 64]);
+        let mut ke3 = Box::new([0u8; len::KE3]);
         ke3.copy_from_slice(&finished.message.serialize());
         let (envelope, pending) =
             session.endpoint.seal(rng, &session.account, &Request::LoginFinish { ticket, ke3 })?;

@@ -23,7 +23,7 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::channel::{self, ChannelError, FleetPublicKey, FleetSecretKey, RequestEnvelope};
-use crate::messages::{RefusalReason, Request, Response};
+use crate::messages::{RefusalReason, Request, Response, len};
 use crate::record::{ATTEMPT_ID_LEN, AccountRecord, AccountState, Attempt, TOKEN_LEN, Token};
 use crate::suite::{CONTEXT, Identities, KsfProfile, VaultSuite};
 use crate::ticket::{self, TicketBody};
@@ -382,7 +382,7 @@ impl Hsm {
                 else {
                     return refuse(RefusalReason::InvalidRequest, remaining);
                 };
-                let mut registration_response = [0u8; 64];
+                let mut registration_response = [0u8; len::REGISTRATION_RESPONSE];
                 registration_response.copy_from_slice(&started.message.serialize());
                 let record_version = record.as_ref().map_or(0, |r| r.record_version) + 1;
                 (
@@ -615,7 +615,7 @@ impl Hsm {
         attempt: Attempt,
         registration: Option<Zeroizing<Vec<u8>>>,
         not_after: u64,
-    ) -> Option<(Box<[u8; 320]>, Vec<u8>)> {
+    ) -> Option<(Box<[u8; len::KE2]>, Vec<u8>)> {
         let request = ke1.clone();
         let record = match registration {
             Some(bytes) => Some(ServerRegistration::deserialize(&bytes).ok()?),
@@ -630,7 +630,7 @@ impl Hsm {
             self.login_parameters(account),
         )
         .ok()?;
-        let mut ke2 = Box::new([0u8; 320]);
+        let mut ke2 = Box::new([0u8; len::KE2]);
         ke2.copy_from_slice(&started.message.serialize());
         let body = TicketBody {
             attempt_id: attempt.id,

@@ -114,7 +114,7 @@ impl Request {
                 token,
             } => {
                 w.u8(0x02)
-                    .bytes(&record_version.to_be_bytes())
+                    .u32(*record_version)
                     .u8(*ksf_profile)
                     .bytes(registration_upload.as_ref())
                     .bytes(sealed_key);
@@ -141,7 +141,7 @@ impl Request {
                 registration_request: r.array("RegisterStart.registration_request")?,
             },
             0x02 => Self::RegisterFinish {
-                record_version: u32::from_be_bytes(r.array("RegisterFinish.record_version")?),
+                record_version: r.u32("RegisterFinish.record_version")?,
                 ksf_profile: r.u8("RegisterFinish.ksf_profile")?,
                 registration_upload: Box::new(r.array("RegisterFinish.registration_upload")?),
                 sealed_key: r.array("RegisterFinish.sealed_key")?,
@@ -309,10 +309,7 @@ impl Response {
         let mut w = Writer::new();
         match self {
             Self::RegisterChallenge { registration_response, record_version, ksf_profile } => {
-                w.u8(0x81)
-                    .bytes(registration_response)
-                    .bytes(&record_version.to_be_bytes())
-                    .u8(*ksf_profile);
+                w.u8(0x81).bytes(registration_response).u32(*record_version).u8(*ksf_profile);
             }
             Self::Registered { budget } => {
                 w.u8(0x82).u8(*budget);
@@ -321,11 +318,7 @@ impl Response {
                 w.u8(0x83).bytes(ke2.as_ref()).vec16(ticket).u8(*remaining).u8(*ksf_profile);
             }
             Self::LoginSucceeded { sealed_key, record_version, token, remaining } => {
-                w.u8(0x84)
-                    .bytes(sealed_key)
-                    .bytes(&record_version.to_be_bytes())
-                    .bytes(token)
-                    .u8(*remaining);
+                w.u8(0x84).bytes(sealed_key).u32(*record_version).bytes(token).u8(*remaining);
             }
             Self::Deleted => {
                 w.u8(0x85);
@@ -343,7 +336,7 @@ impl Response {
         let response = match r.u8("response.kind")? {
             0x81 => Self::RegisterChallenge {
                 registration_response: r.array("RegisterChallenge.registration_response")?,
-                record_version: u32::from_be_bytes(r.array("RegisterChallenge.record_version")?),
+                record_version: r.u32("RegisterChallenge.record_version")?,
                 ksf_profile: r.u8("RegisterChallenge.ksf_profile")?,
             },
             0x82 => Self::Registered { budget: r.u8("Registered.budget")? },
@@ -355,7 +348,7 @@ impl Response {
             },
             0x84 => Self::LoginSucceeded {
                 sealed_key: r.array("LoginSucceeded.sealed_key")?,
-                record_version: u32::from_be_bytes(r.array("LoginSucceeded.record_version")?),
+                record_version: r.u32("LoginSucceeded.record_version")?,
                 token: r.array("LoginSucceeded.token")?,
                 remaining: r.u8("LoginSucceeded.remaining")?,
             },

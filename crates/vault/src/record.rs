@@ -172,7 +172,7 @@ impl AccountRecord {
             .u8(self.state.code())
             .u8(self.budget)
             .u8(self.remaining)
-            .bytes(&self.record_version.to_be_bytes())
+            .u32(self.record_version)
             .u8(self.ksf_profile)
             .vec16(&self.registration)
             .vec16(&self.sealed_key)
@@ -208,7 +208,7 @@ impl AccountRecord {
                 why: "budget is 0 or remaining exceeds it",
             });
         }
-        let record_version = u32::from_be_bytes(r.array("record.record_version")?);
+        let record_version = r.u32("record.record_version")?;
         let ksf_profile = r.u8("record.ksf_profile")?;
         if crate::suite::KsfProfile::from_code(ksf_profile).is_none() {
             return Err(WireError::Invalid { field: "record.ksf_profile", why: "unknown profile" });

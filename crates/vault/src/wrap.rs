@@ -26,7 +26,7 @@ pub const SEALED_KEY_LABEL: &str = "e2ee-backups/v1/vault/sealed-key";
 
 fn aad(account: &[u8], record_version: u32) -> Vec<u8> {
     let mut w = Writer::new();
-    w.bytes(SEALED_KEY_LABEL.as_bytes()).u8(0).vec16(account).bytes(&record_version.to_be_bytes());
+    w.bytes(SEALED_KEY_LABEL.as_bytes()).u8(0).vec16(account).u32(record_version);
     w.finish()
 }
 
