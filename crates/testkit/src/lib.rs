@@ -2,7 +2,16 @@
 //!
 //! The published vectors (RFC 9807, RFC 9180, RFC 5869, Wycheproof, crypt15 fixtures) live in
 //! `../shared/vectors` beside the workspace and are read from there, never copied in.
+//!
+//! For fault injection: [`disk`] simulates a disk with a page cache under redb, to test crash
+//! safety, and [`proxy`] is a TCP proxy that can partition a client from a server.
 #![forbid(unsafe_code)]
+
+pub mod disk;
+pub mod proxy;
+
+pub use disk::CrashDisk;
+pub use proxy::{Mode, Proxy};
 
 use std::path::PathBuf;
 

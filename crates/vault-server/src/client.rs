@@ -106,6 +106,12 @@ impl HttpVault {
         Self { addr, host: addr.to_string(), conn: None, timeout: Duration::from_secs(120) }
     }
 
+    /// The same client with another connect, read and write timeout (default 120 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     /// `GET /healthz`.
     pub fn health(&mut self) -> Result<(), HttpError> {
         self.request("GET", "/healthz", None)?.into_body().map(|_| ())

@@ -109,6 +109,76 @@ pub struct ConfigFile {
     pub session_lifetime: u64,
     /// Seconds a token stays valid after a successful login.
     pub token_lifetime: u64,
+    /// This replica's place in a replicated fleet (spec chapter 7); absent for a single vault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaConfig>,
+}
+
+/// The `[replica]` section of `config.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaConfig {
+    /// This replica's node id: unique in the fleet and never reused (a replica that lost its
+    /// disk rejoins under a new id).
+    pub node_id: u64,
+    /// Where the replica listens for its peers (the replicas' private network only).
+    pub peer_listen: SocketAddr,
+    /// Milliseconds between leader heartbeats.
+    pub heartbeat_ms: u64,
+    /// Election timeout bounds in milliseconds (a follower that hears no leader for a random
+    /// time in this range starts an election).
+    pub election_timeout_ms: [u64; 2],
+    /// The fleet's replicas at bootstrap (a fleet that exists ignores this list; membership
+    /// then changes through `e2ee-backup-vault member`).
+    pub members: Vec<MemberConfig>,
+}
+
+/// One replica in `[[replica.members]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    /// Its node id.
+    pub id: u64,
+    /// Its client address (`HOST:PORT`, what the relay reaches).
+    pub api: String,
+    /// Its peer address (`HOST:PORT`).
+    pub peer: String,
+}
+
+impl MemberConfig {
+    /// The engine's view of the member.
+    pub fn member(&self) -> crate::raft::Member {
+        crate::raft::Member { api: self.api.clone(), peer: self.peer.clone() }
+    }
+}
+
+impl ReplicaConfig {
+    /// The engine timing this section names.
+    pub fn timing(&self) -> crate::raft::Timing {
+        crate::raft::Timing {
+            heartbeat_ms: self.heartbeat_ms,
+            election_min_ms: self.election_timeout_ms[0],
+            election_max_ms: self.election_timeout_ms[1],
+        }
+    }
+
+    fn check(&self, path: &Path) -> Result<(), FilesError> {
+        let [low, high] = self.election_timeout_ms;
+        if self.heartbeat_ms == 0 || low <= self.heartbeat_ms || high <= low {
+            return Err(invalid(
+                path,
+                "replica timing must satisfy 0 < heartbeat_ms < election_timeout_ms[0] < \
+                 election_timeout_ms[1]",
+            ));
+        }
+        let mut ids: Vec<u64> = self.members.iter().map(|m| m.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != self.members.len() || !ids.contains(&self.node_id) {
+            return Err(invalid(path, "replica members must have distinct ids including node_id"));
+        }
+        Ok(())
+    }
 }
 
 impl ConfigFile {
@@ -129,10 +199,14 @@ impl ConfigFile {
         if config.budget == 0 {
             return Err(invalid(path, "budget must be 1 to 255"));
         }
+        if let Some(replica) = &config.replica {
+            replica.check(path)?;
+        }
         Ok(config)
     }
 
-    fn render(&self) -> String {
+    /// The file's text, with comments.
+    pub fn render(&self) -> String {
         format!(
             "# e2ee-backup-vault configuration. `serve` flags override these values.\n\
              # Listen address. Keep it on loopback: only the relay (the messaging front end,\n\
@@ -154,7 +228,23 @@ impl ConfigFile {
             },
             self.session_lifetime,
             self.token_lifetime
-        )
+        ) + &self.render_replica()
+    }
+
+    fn render_replica(&self) -> String {
+        #[derive(Serialize)]
+        struct Section<'a> {
+            replica: &'a ReplicaConfig,
+        }
+        match &self.replica {
+            None => String::new(),
+            Some(replica) => format!(
+                "\n# This replica's place in the fleet (spec chapter 7). node_id is never reused;\n\
+                 # members is the fleet at bootstrap. peer_listen must be reachable by the other\n\
+                 # replicas only.\n{}",
+                toml::to_string(&Section { replica }).expect("the section serialises")
+            ),
+        }
     }
 }
 
@@ -265,6 +355,21 @@ pub struct InitOptions {
     /// Overwrite an existing data directory (its records are erased: they belong to the old
     /// secrets).
     pub force: bool,
+    /// Replicas of the fleet: 1 makes a single vault in `data_dir`; N > 1 makes
+    /// `data_dir/replica-1` to `replica-N` (same fleet secrets, node ids 1 to N, client ports
+    /// from `listen` up, peer ports from `peer_listen` up) and keeps `authority.key` in
+    /// `data_dir` only.
+    pub replicas: u8,
+    /// First peer address of a replicated fleet.
+    pub peer_listen: SocketAddr,
+}
+
+/// The first peer address `init` gives a replicated fleet.
+pub const DEFAULT_PEER_LISTEN: &str = "127.0.0.1:7978";
+
+/// The data directory of replica `node_id` inside a fleet directory made by `init`.
+pub fn replica_dir(fleet_dir: &Path, node_id: u64) -> PathBuf {
+    fleet_dir.join(format!("replica-{node_id}"))
 }
 
 impl InitOptions {
@@ -278,6 +383,8 @@ impl InitOptions {
             ksf: KsfName::Mobile,
             listen: DEFAULT_LISTEN.parse().expect("a valid address"),
             force: false,
+            replicas: 1,
+            peer_listen: DEFAULT_PEER_LISTEN.parse().expect("a valid address"),
         }
     }
 }
@@ -312,18 +419,27 @@ pub fn init(options: &InitOptions) -> Result<InitReport, FilesError> {
     if options.bundle_days == 0 || options.bundle_days > 3650 {
         return Err(FilesError::Option("--bundle-days must be 1 to 3650".into()));
     }
+    if options.replicas == 0 || options.replicas > 15 {
+        return Err(FilesError::Option("--replicas must be 1 to 15".into()));
+    }
     let dir = &options.data_dir;
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let names = [SECRETS_FILE, AUTHORITY_FILE, BUNDLE_FILE, PIN_FILE, CONFIG_FILE, STORE_FILE];
-    for name in names {
-        let path = dir.join(name);
-        if path.exists() {
-            if !options.force {
-                return Err(FilesError::AlreadyExists(path));
-            }
-            if name == STORE_FILE {
-                fs::remove_file(&path).map_err(io_err(&path))?;
-            }
+    let replicated = options.replicas > 1;
+    let replica_dirs: Vec<PathBuf> = if replicated {
+        (1..=u64::from(options.replicas)).map(|id| replica_dir(dir, id)).collect()
+    } else {
+        vec![dir.clone()]
+    };
+    let mut existing = vec![dir.join(AUTHORITY_FILE)];
+    for replica in &replica_dirs {
+        let names = [SECRETS_FILE, BUNDLE_FILE, PIN_FILE, CONFIG_FILE, STORE_FILE];
+        existing.extend(names.iter().map(|name| replica.join(name)));
+    }
+    for path in existing.iter().filter(|p| p.exists()) {
+        if !options.force {
+            return Err(FilesError::AlreadyExists(path.clone()));
+        }
+        if path.file_name().is_some_and(|n| n == STORE_FILE) {
+            fs::remove_file(path).map_err(io_err(path))?;
         }
     }
 
@@ -344,21 +460,49 @@ pub fn init(options: &InitOptions) -> Result<InitReport, FilesError> {
         authority: authority.verifying_key(),
         auditor: None,
     });
-    let config = ConfigFile {
-        listen: options.listen,
-        budget: options.budget,
-        ksf: options.ksf,
-        session_lifetime: 300,
-        token_lifetime: 300,
+    let offset = |addr: SocketAddr, i: u64| -> Result<SocketAddr, FilesError> {
+        let port = u16::try_from(u64::from(addr.port()) + i)
+            .map_err(|_| FilesError::Option(format!("no port {i} above {addr}")))?;
+        Ok(SocketAddr::new(addr.ip(), port))
     };
+    let mut members = Vec::new();
+    for i in 0..u64::from(options.replicas) {
+        members.push(MemberConfig {
+            id: i + 1,
+            api: offset(options.listen, i)?.to_string(),
+            peer: offset(options.peer_listen, i)?.to_string(),
+        });
+    }
 
     let mut files = Vec::new();
-    let secrets_bytes = secrets.to_bytes();
-    files.push(write_file(&dir.join(SECRETS_FILE), &secrets_bytes, 0o600)?);
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
     files.push(write_file(&dir.join(AUTHORITY_FILE), authority.to_bytes().as_ref(), 0o600)?);
-    files.push(write_file(&dir.join(BUNDLE_FILE), &signed, 0o644)?);
-    files.push(write_file(&dir.join(PIN_FILE), pin.render().as_bytes(), 0o644)?);
-    files.push(write_file(&dir.join(CONFIG_FILE), config.render().as_bytes(), 0o644)?);
+    let secrets_bytes = secrets.to_bytes();
+    for (i, replica) in replica_dirs.iter().enumerate() {
+        fs::create_dir_all(replica).map_err(io_err(replica))?;
+        let me = &members[i];
+        let config = ConfigFile {
+            listen: me.api.parse().expect("made from a SocketAddr"),
+            budget: options.budget,
+            ksf: options.ksf,
+            session_lifetime: 300,
+            token_lifetime: 300,
+            replica: replicated.then(|| ReplicaConfig {
+                node_id: me.id,
+                peer_listen: me.peer.parse().expect("made from a SocketAddr"),
+                heartbeat_ms: 50,
+                election_timeout_ms: [300, 600],
+                members: members.clone(),
+            }),
+        };
+        files.push(write_file(&replica.join(SECRETS_FILE), &secrets_bytes, 0o600)?);
+        files.push(write_file(&replica.join(BUNDLE_FILE), &signed, 0o644)?);
+        files.push(write_file(&replica.join(PIN_FILE), pin.render().as_bytes(), 0o644)?);
+        files.push(write_file(&replica.join(CONFIG_FILE), config.render().as_bytes(), 0o644)?);
+    }
+    if replicated {
+        files.push(write_file(&dir.join(PIN_FILE), pin.render().as_bytes(), 0o644)?);
+    }
     Ok(InitReport { files, pin, bundle_not_after: not_after })
 }
 
@@ -488,6 +632,7 @@ mod tests {
             ksf: KsfName::Fast,
             session_lifetime: 60,
             token_lifetime: 30,
+            replica: None,
         };
         let path = dir.path().join(CONFIG_FILE);
         fs::write(&path, config.render()).unwrap();

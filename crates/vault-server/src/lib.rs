@@ -62,8 +62,11 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod cluster;
 pub mod files;
 pub mod load;
+pub mod raft;
+pub mod replication;
 pub mod server;
 pub mod store;
 

@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use e2ee_backup_vault_server::files::{AUTHORITY_FILE, DEFAULT_LISTEN, FleetPin, KsfName};
+use e2ee_backup_vault_server::cluster::FleetProcesses;
+use e2ee_backup_vault_server::files::{
+    AUTHORITY_FILE, DEFAULT_LISTEN, DEFAULT_PEER_LISTEN, FleetPin, KsfName,
+};
 use e2ee_backup_vault_server::{InitOptions, RunningServer, ServerConfig, load};
 
 /// The e2ee-backups Backup Key Vault server (password mode, spec chapter 4).
@@ -61,6 +64,39 @@ enum Command {
         /// bound to the old secrets.
         #[arg(long)]
         force: bool,
+        /// Replicas of the fleet (1 to 15). With N > 1, DIR/replica-1 .. DIR/replica-N are
+        /// made: the same fleet secrets, node ids 1 to N, client ports counting up from
+        /// --listen and peer ports from --peer-listen; authority.key stays in DIR. Use an odd
+        /// N: a fleet of N survives the loss of (N-1)/2 replicas.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=15))]
+        replicas: u8,
+        /// First peer address of a replicated fleet (the replicas' private network).
+        #[arg(long, default_value = DEFAULT_PEER_LISTEN, value_name = "ADDR")]
+        peer_listen: SocketAddr,
+    },
+    /// Start a replicated fleet on loopback in one go: `init --replicas N` into DIR unless it
+    /// holds a fleet already, then one `serve` process per replica (logs in
+    /// DIR/replica-I/serve.log). Prints each replica's address and the leader, then runs until
+    /// SIGINT or SIGTERM and stops the replicas.
+    Cluster {
+        /// The fleet directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Replicas (3, 5 or 7 are sensible) when DIR is new.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=15))]
+        replicas: u8,
+        /// Fleet identifier when DIR is new.
+        #[arg(long, default_value = "local.fleet", value_name = "ID")]
+        fleet_id: String,
+        /// Key stretching profile when DIR is new (`fast` only for tests and demos).
+        #[arg(long, value_enum, default_value = "mobile")]
+        ksf: KsfName,
+        /// First client address when DIR is new.
+        #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+        listen: SocketAddr,
+        /// First peer address when DIR is new.
+        #[arg(long, default_value = DEFAULT_PEER_LISTEN, value_name = "ADDR")]
+        peer_listen: SocketAddr,
     },
     /// Serve the vault over HTTP until SIGINT or SIGTERM (then finish the requests in flight).
     /// Prints `listening on ADDR` on standard output once bound; logs go to standard error
@@ -114,7 +150,7 @@ enum Command {
 
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -164,11 +200,74 @@ fn serve(
     })
 }
 
+fn run_cluster(options: &InitOptions) -> Result<(), String> {
+    let first = e2ee_backup_vault_server::files::replica_dir(&options.data_dir, 1);
+    if first.join(e2ee_backup_vault_server::files::CONFIG_FILE).exists() {
+        println!("using the fleet in {}", options.data_dir.display());
+    } else {
+        let report = e2ee_backup_vault_server::init(options).map_err(|e| e.to_string())?;
+        println!(
+            "made a fleet of {} replicas in {}; clients pin {}",
+            options.replicas,
+            options.data_dir.display(),
+            options.data_dir.join(e2ee_backup_vault_server::files::PIN_FILE).display()
+        );
+        drop(report);
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let count = (1..=15u64)
+        .take_while(|id| {
+            e2ee_backup_vault_server::files::replica_dir(&options.data_dir, *id)
+                .join(e2ee_backup_vault_server::files::CONFIG_FILE)
+                .exists()
+        })
+        .count() as u64;
+    let mut fleet = FleetProcesses::start(&exe, &options.data_dir, count)?;
+    let leader = fleet.wait_for_leader(std::time::Duration::from_secs(30))?;
+    for (i, replica) in fleet.replicas.iter().enumerate() {
+        let role = if i == leader { "leader" } else { "follower" };
+        println!(
+            "replica {} on http://{} ({role}; log {})",
+            replica.node_id,
+            replica.api,
+            replica.data_dir.join("serve.log").display()
+        );
+    }
+    println!("any replica takes requests; followers pass them to the leader. Ctrl-C stops.");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(shutdown_signal());
+    println!("stopping the replicas");
+    fleet.stop();
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Init { data_dir, fleet_id, budget, bundle_days, ksf, listen, force } => {
-            let options =
-                InitOptions { data_dir, fleet_id, budget, bundle_days, ksf, listen, force };
+        Command::Init {
+            data_dir,
+            fleet_id,
+            budget,
+            bundle_days,
+            ksf,
+            listen,
+            force,
+            replicas,
+            peer_listen,
+        } => {
+            let options = InitOptions {
+                data_dir,
+                fleet_id,
+                budget,
+                bundle_days,
+                ksf,
+                listen,
+                force,
+                replicas,
+                peer_listen,
+            };
             let report = e2ee_backup_vault_server::init(&options).map_err(|e| e.to_string())?;
             for file in &report.files {
                 println!("wrote {}", file.display());
@@ -182,6 +281,16 @@ fn run(cli: Cli) -> Result<(), String> {
                 println!("WARNING: --ksf fast is for tests and demos only.");
             }
             Ok(())
+        }
+        Command::Cluster { dir, replicas, fleet_id, ksf, listen, peer_listen } => {
+            let options = InitOptions {
+                replicas,
+                ksf,
+                listen,
+                peer_listen,
+                ..InitOptions::new(&dir, fleet_id)
+            };
+            run_cluster(&options)
         }
         Command::Serve { data_dir, config, listen } => {
             init_logs();

@@ -1,7 +1,5 @@
 //! The HTTP server (spec section 4.15) around the sans-IO HSM core.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,30 +9,30 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use e2ee_backup_vault::channel::{ChannelError, RequestEnvelope};
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmError, RecordChange, Step};
-use e2ee_backup_vault::record::AccountState;
+use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmError};
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use rand_core::{OsRng, RngCore as _};
 use sha2::Sha256;
 use thiserror::Error;
-use tokio::sync::{Mutex, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
-use crate::files::{self, BUNDLE_FILE, CONFIG_FILE, ConfigFile, FilesError, FleetPin, PIN_FILE};
-use crate::store::{RecordStore, RedbStore, StoreError};
+use crate::files::{
+    self, BUNDLE_FILE, CONFIG_FILE, ConfigFile, FilesError, FleetPin, PIN_FILE, ReplicaConfig,
+};
+use crate::raft::{self, HttpNetwork, PeerSeal, RaftReplication};
+use crate::replication::{Replication, ReplicationError, SingleNode};
+use crate::store::{self, RecordStore, RedbStore, StoreError};
 
 /// The largest request body: a request envelope with a 64-byte account and an 8192-byte
 /// plaintext (1 + 1 + 2 + 64 + 32 + 8192 + 16).
 pub const MAX_BODY: usize = 8308;
-
-/// Number of per-account lock stripes.
-const STRIPES: usize = 1024;
 
 /// Why the server could not start or stop.
 #[derive(Debug, Error)]
@@ -71,6 +69,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The vault policy.
     pub policy: HsmConfig,
+    /// The replica's place in a replicated fleet; `None` for a single vault.
+    pub replica: Option<ReplicaConfig>,
 }
 
 impl ServerConfig {
@@ -79,15 +79,20 @@ impl ServerConfig {
     pub fn from_data_dir(data_dir: &Path, config_file: Option<&Path>) -> Result<Self, FilesError> {
         let default = data_dir.join(CONFIG_FILE);
         let file = ConfigFile::read(config_file.unwrap_or(&default))?;
-        Ok(Self { data_dir: data_dir.to_path_buf(), listen: file.listen, policy: file.policy() })
+        Ok(Self {
+            data_dir: data_dir.to_path_buf(),
+            listen: file.listen,
+            policy: file.policy(),
+            replica: file.replica,
+        })
     }
 }
 
 struct AppState {
-    hsm: Hsm,
-    store: Arc<dyn RecordStore>,
-    stripes: Vec<Arc<Mutex<()>>>,
-    stripe_hasher: RandomState,
+    hsm: Arc<Hsm>,
+    replication: Arc<dyn Replication>,
+    /// Forwards requests to the leader (replicated fleets).
+    forwarder: reqwest::Client,
     bundle: Bytes,
     /// Key of the account pseudonyms in logs: drawn at start, so lines of one run correlate
     /// while a plain hash of a phone number (reversible by enumeration) is never written.
@@ -101,12 +106,11 @@ impl AppState {
         mac.update(account);
         hex::encode(&mac.finalize().into_bytes()[..6])
     }
-
-    fn stripe(&self, account: &[u8]) -> Arc<Mutex<()>> {
-        let index = (self.stripe_hasher.hash_one(account) as usize) % self.stripes.len();
-        self.stripes[index].clone()
-    }
 }
+
+/// The header a replica sets on a request it forwards to the leader; a replica that gets a
+/// forwarded request and does not lead answers `503 no-leader` instead of forwarding again.
+pub const FORWARDED_HEADER: &str = "x-e2ee-vault-forwarded";
 
 /// A plain error answer: `{"error": code, "message": text}`.
 fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
@@ -148,41 +152,16 @@ async fn fleet_bundle(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "application/octet-stream")], state.bundle.clone()).into_response()
 }
 
-/// What a request did to its record, for the log line.
-struct Outcome {
-    change: &'static str,
-    state: &'static str,
-    remaining: Option<u8>,
-}
-
-fn describe(change: Option<&RecordChange>) -> Outcome {
-    match change {
-        None => Outcome { change: "none", state: "-", remaining: None },
-        Some(RecordChange::Delete) => Outcome { change: "delete", state: "-", remaining: None },
-        Some(RecordChange::Put(r)) => Outcome {
-            change: "put",
-            state: match r.state {
-                AccountState::Registered => "registered",
-                AccountState::Phantom => "phantom",
-                AccountState::Locked => "locked",
-            },
-            remaining: Some(r.remaining),
-        },
-    }
-}
-
-enum Failure {
-    Storage(StoreError),
-    Panicked,
-}
-
 async fn vault(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     path: Result<UrlPath<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let Some(account) = path.ok().and_then(|UrlPath(p)| parse_account(&p)) else {
+    let forwarded = headers.contains_key(FORWARDED_HEADER);
+    let account_hex = path.as_ref().map(|UrlPath(p)| p.clone()).unwrap_or_default();
+    let Some(account) = parse_account(&account_hex) else {
         info!(status = 400, code = "bad-account", "vault request refused");
         return error(
             StatusCode::BAD_REQUEST,
@@ -231,9 +210,23 @@ async fn vault(
         Ok(_) => {}
     }
 
+    // A replica that does not lead passes the request on, once.
+    if let Some(leader) = state.replication.forward_to() {
+        if forwarded {
+            let response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no-leader",
+                "the fleet is electing a leader; nothing was done; retry",
+            );
+            return refused(StatusCode::SERVICE_UNAVAILABLE, "no-leader", response);
+        }
+        return forward(&state, &leader, &account_hex, body).await;
+    }
+
     // Open (an X25519 decapsulation and an AEAD) on a blocking thread.
     let opener = state.clone();
-    let opened = match tokio::task::spawn_blocking(move || opener.hsm.open(&body)).await {
+    let sealed_body = body.clone();
+    let opened = match tokio::task::spawn_blocking(move || opener.hsm.open(&sealed_body)).await {
         Ok(Ok(opened)) => opened,
         Ok(Err(HsmError::Channel(e))) => {
             let response = channel_error(&e);
@@ -247,58 +240,102 @@ async fn vault(
     };
     let kind = opened.request_name().unwrap_or("undecodable");
 
-    // One request per account at a time, from load to durable write: concurrent KE1s of one
-    // account each see the previous one's charge. Other accounts proceed in parallel.
-    let guard = state.stripe(opened.account()).lock_owned().await;
-    let worker = state.clone();
-    let handled = tokio::task::spawn_blocking(move || {
-        let record = worker.store.load(opened.account()).map_err(Failure::Storage)?;
-        let (reply, outcome) = match worker.hsm.handle(opened, record, files::unix_now()) {
-            Step::Reply(reply) => (reply, describe(None)),
-            Step::PersistThenReply(step) => {
-                let outcome = describe(Some(step.change()));
-                let store = &worker.store;
-                let reply = step
-                    .persist(|account, change| store.apply(account, change))
-                    .map_err(Failure::Storage)?;
-                (reply, outcome)
-            }
-        };
-        drop(guard);
-        // KE2, ticket and response sealing: after the write, outside the account's lock.
-        Ok::<_, Failure>((worker.hsm.seal(reply, &mut OsRng), outcome))
-    })
-    .await
-    .unwrap_or(Err(Failure::Panicked));
+    // The decision: applied in the fleet's order and durable before anything is sealed.
+    let (command, pending) = opened.into_command(files::unix_now());
+    let decided = match command {
+        Err(refusal) => Ok(refusal),
+        Ok(command) => state.replication.submit(command).await,
+    };
+    let decision = match decided {
+        Ok(decision) => decision,
+        Err(ReplicationError::NotLeader { leader: Some(leader) }) if !forwarded => {
+            return forward(&state, &leader, &account_hex, body).await;
+        }
+        Err(e) => {
+            let latency_us = started.elapsed().as_micros() as u64;
+            let (code, message) = match &e {
+                ReplicationError::NotLeader { .. } => {
+                    ("no-leader", "the fleet is electing a leader; nothing was done; retry")
+                }
+                ReplicationError::Storage(_) => (
+                    "storage",
+                    "the record could not be read or written durably; nothing was sent; retry",
+                ),
+                _ => (
+                    "unconfirmed",
+                    "the request may have been applied but was not confirmed; nothing was sent; \
+                     retry",
+                ),
+            };
+            warn!(kind, account = %who, status = 503, code, error = %e, latency_us, "not decided");
+            return error(StatusCode::SERVICE_UNAVAILABLE, code, message);
+        }
+    };
+    let answer = decision.kind();
+    let remaining = decision.remaining().map(i64::from).unwrap_or(-1);
 
+    // KE2, ticket and response sealing: after the decision is durable.
+    let sealer = state.clone();
+    let sealed =
+        tokio::task::spawn_blocking(move || sealer.hsm.seal(pending.reply(decision), &mut OsRng))
+            .await;
     let latency_us = started.elapsed().as_micros() as u64;
-    match handled {
-        Ok((sealed, outcome)) => {
-            info!(
-                kind,
-                account = %who,
-                status = 200,
-                change = outcome.change,
-                record = outcome.state,
-                remaining = outcome.remaining.map(i64::from).unwrap_or(-1),
-                latency_us,
-                "vault request"
-            );
+    match sealed {
+        Ok(sealed) => {
+            info!(kind, account = %who, status = 200, answer, remaining, latency_us, "vault request");
             ([(header::CONTENT_TYPE, "application/octet-stream")], sealed).into_response()
         }
-        Err(Failure::Storage(e)) => {
-            warn!(kind, account = %who, status = 503, error = %e, latency_us, "storage failure");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage",
-                "the record could not be read or written durably; nothing was sent; retry",
-            )
-        }
-        Err(Failure::Panicked) => {
-            warn!(kind, account = %who, status = 500, latency_us, "request handler panicked");
+        Err(_) => {
+            warn!(kind, account = %who, status = 500, latency_us, "sealing panicked");
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
         }
     }
+}
+
+/// Passes a request on to the leader's client address and relays its answer.
+async fn forward(state: &AppState, leader: &str, account_hex: &str, body: Bytes) -> Response {
+    let url = format!("http://{leader}/v1/vault/{account_hex}");
+    let sent = state
+        .forwarder
+        .post(url)
+        .header(FORWARDED_HEADER, "1")
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(body)
+        .send()
+        .await;
+    let answer = match sent {
+        Ok(answer) => answer,
+        Err(e) => {
+            warn!(error = %e, "the leader could not be reached");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unconfirmed",
+                "the leader could not be reached; the request may have been applied; retry",
+            );
+        }
+    };
+    let status =
+        StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = answer
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    match answer.bytes().await {
+        Ok(bytes) => (status, [(header::CONTENT_TYPE, content_type)], bytes).into_response(),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unconfirmed",
+            "the leader's answer was cut off; the request may have been applied; retry",
+        ),
+    }
+}
+
+async fn cluster_status(State(state): State<Arc<AppState>>) -> Response {
+    let status = state.replication.status();
+    let body = serde_json::to_string(&status).expect("the status serialises");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn error_code(e: &ChannelError) -> &'static str {
@@ -318,6 +355,7 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/fleet-bundle", get(fleet_bundle))
+        .route("/v1/cluster", get(cluster_status))
         .route("/v1/vault/{account}", post(vault))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -325,61 +363,125 @@ fn router(state: Arc<AppState>) -> Router {
 }
 
 /// A server running on the current tokio runtime.
-#[derive(Debug)]
 pub struct RunningServer {
     /// The bound address.
     pub addr: SocketAddr,
+    /// The bound peer address of a replica.
+    pub peer_addr: Option<SocketAddr>,
+    replication: Arc<dyn Replication>,
     shutdown: Option<oneshot::Sender<()>>,
+    peer_shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+/// The checked fleet setup of a data directory: the HSM and the bundle it serves.
+fn load_setup(data_dir: &Path, policy: HsmConfig) -> Result<(Hsm, Vec<u8>), ServerError> {
+    let secrets = files::read_secrets(data_dir)?;
+    let bundle_path = data_dir.join(BUNDLE_FILE);
+    let bundle = std::fs::read(&bundle_path)
+        .map_err(|source| FilesError::Io { path: bundle_path.clone(), source })?;
+    let pin = FleetPin::read(&data_dir.join(PIN_FILE))?;
+    // Check the bundle against the pin and the secrets; an expired bundle is served with a
+    // warning (clients will refuse it until `bundle` signs a new one).
+    let checked = pin
+        .0
+        .verify(&bundle, 0, None)
+        .map_err(|e| ServerError::Setup(format!("{}: {e}", bundle_path.display())))?;
+    if checked.fleet_id != secrets.fleet_id() || checked.keys != secrets.public_keys() {
+        return Err(ServerError::Setup(
+            "the fleet key bundle does not list the keys of secrets.bin".into(),
+        ));
+    }
+    if checked.not_after < files::unix_now() {
+        warn!(not_after = checked.not_after, "the fleet key bundle has expired; re-sign it");
+    }
+    let hsm = Hsm::new(secrets, policy).map_err(|e| ServerError::Setup(e.to_string()))?;
+    Ok((hsm, bundle))
+}
+
 impl RunningServer {
-    /// Loads the data directory, opens `vault.redb`, binds and starts serving.
+    /// Loads the data directory, opens `vault.redb`, starts the replica's engine when the
+    /// configuration names a fleet, binds and starts serving.
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
+        let (hsm, bundle) = load_setup(&config.data_dir, config.policy)?;
+        let hsm = Arc::new(hsm);
         let data_dir = config.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || RedbStore::open(&data_dir))
+        let db = tokio::task::spawn_blocking(move || store::open_database(&data_dir))
             .await
             .map_err(|e| ServerError::Task(e.to_string()))??;
-        Self::start_with_store(config, Arc::new(store)).await
+        let Some(replica) = config.replica.clone() else {
+            let single = SingleNode::new(hsm.clone(), Arc::new(RedbStore::new(db)));
+            return Self::serve(config, hsm, bundle, Arc::new(single), None).await;
+        };
+        let seal = PeerSeal::new(&hsm.secrets().peer_key());
+        let members = replica.members.iter().map(|m| (m.id, m.member())).collect();
+        let replication = RaftReplication::start(
+            replica.node_id,
+            Arc::new(db),
+            hsm.clone(),
+            HttpNetwork::new(
+                seal.clone(),
+                Some(replica.peer_listen.ip()).filter(|ip| !ip.is_unspecified()),
+            ),
+            replica.timing(),
+            Some(members),
+        )
+        .await
+        .map_err(ServerError::Setup)?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let (peer_addr, _task) =
+            raft::serve_peers(replica.peer_listen, replication.raft().clone(), seal, async move {
+                let _ = rx.await;
+            })
+            .await
+            .map_err(|source| ServerError::Io { what: "binding the peer address", source })?;
+        info!(node_id = replica.node_id, %peer_addr, "replica peer listener up");
+        let mut server = Self::serve(config, hsm, bundle, Arc::new(replication), Some(tx)).await?;
+        server.peer_addr = Some(peer_addr);
+        Ok(server)
     }
 
-    /// As [`RunningServer::start`], with another record store (tests of the failure paths).
+    /// As [`RunningServer::start`] for a single vault, with another record store (tests of
+    /// the failure paths).
     pub async fn start_with_store(
         config: ServerConfig,
         store: Arc<dyn RecordStore>,
     ) -> Result<Self, ServerError> {
-        let ServerConfig { data_dir, listen, policy } = config;
-        let secrets = files::read_secrets(&data_dir)?;
-        let bundle_path = data_dir.join(BUNDLE_FILE);
-        let bundle = std::fs::read(&bundle_path)
-            .map_err(|source| FilesError::Io { path: bundle_path.clone(), source })?;
-        let pin = FleetPin::read(&data_dir.join(PIN_FILE))?;
-        // Check the bundle against the pin and the secrets; an expired bundle is served with a
-        // warning (clients will refuse it until `bundle` signs a new one).
-        let checked = pin
-            .0
-            .verify(&bundle, 0, None)
-            .map_err(|e| ServerError::Setup(format!("{}: {e}", bundle_path.display())))?;
-        if checked.fleet_id != secrets.fleet_id() || checked.keys != secrets.public_keys() {
-            return Err(ServerError::Setup(
-                "the fleet key bundle does not list the keys of secrets.bin".into(),
-            ));
-        }
-        if checked.not_after < files::unix_now() {
-            warn!(not_after = checked.not_after, "the fleet key bundle has expired; re-sign it");
-        }
-        let hsm = Hsm::new(secrets, policy).map_err(|e| ServerError::Setup(e.to_string()))?;
+        let (hsm, bundle) = load_setup(&config.data_dir, config.policy)?;
+        let hsm = Arc::new(hsm);
+        let single = SingleNode::new(hsm.clone(), store);
+        Self::serve(config, hsm, bundle, Arc::new(single), None).await
+    }
+
+    async fn serve(
+        config: ServerConfig,
+        hsm: Arc<Hsm>,
+        bundle: Vec<u8>,
+        replication: Arc<dyn Replication>,
+        peer_shutdown: Option<oneshot::Sender<()>>,
+    ) -> Result<Self, ServerError> {
+        let policy = config.policy;
         let mut log_key = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(log_key.as_mut());
+        let forwarder = raft::http_client()
+            .connect_timeout(std::time::Duration::from_secs(1))
+            .timeout(std::time::Duration::from_secs(15))
+            .build()
+            .map_err(|e| ServerError::Setup(format!("the forwarding client: {e}")))?;
         let state = Arc::new(AppState {
             hsm,
-            store,
-            stripes: (0..STRIPES).map(|_| Arc::new(Mutex::new(()))).collect(),
-            stripe_hasher: RandomState::new(),
+            replication: replication.clone(),
+            forwarder,
             bundle: Bytes::from(bundle),
             log_key,
         });
-        let listener = tokio::net::TcpListener::bind(listen)
+        let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Io { what: "binding the listen address", source })?;
         let addr = listener
@@ -395,7 +497,7 @@ impl RunningServer {
                 .await
         });
         info!(%addr, budget = policy.budget, ksf = ?policy.ksf_profile, "vault server listening");
-        Ok(Self { addr, shutdown: Some(tx), task })
+        Ok(Self { addr, peer_addr: None, replication, shutdown: Some(tx), peer_shutdown, task })
     }
 
     /// Stops accepting connections, lets requests in flight finish, and waits.
@@ -407,8 +509,13 @@ impl RunningServer {
     }
 
     /// Waits until the server stops (after [`RunningServer::shutdown`] or a failure).
-    pub async fn wait(self) -> Result<(), ServerError> {
-        match self.task.await {
+    pub async fn wait(mut self) -> Result<(), ServerError> {
+        let served = (&mut self.task).await;
+        if let Some(tx) = self.peer_shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.replication.shutdown().await;
+        match served {
             Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(ServerError::Io { what: "serving", source }),
             Err(e) => Err(ServerError::Task(e.to_string())),

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 /// The file name of the store inside the data directory.
 pub const STORE_FILE: &str = "vault.redb";
 
-const ACCOUNTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("accounts");
+pub(crate) const ACCOUNTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("accounts");
 
 /// Why a record could not be read or written. No variant carries record bytes.
 #[derive(Debug, Error)]
@@ -64,20 +64,33 @@ impl std::fmt::Debug for RedbStore {
     }
 }
 
+/// Opens (or creates) `data_dir/vault.redb` and makes sure the accounts table exists. redb
+/// recovers an interrupted commit on open: the file reflects the last durable commit.
+pub fn open_database(data_dir: &Path) -> Result<Database, StoreError> {
+    let path = data_dir.join(STORE_FILE);
+    // Created private (0600) before redb initialises it; an existing file is left as is.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| StoreError::Database { step: "creating the store", message: e.to_string() })?;
+    let db = Database::create(&path).map_err(|e| db_err("opening the store")(e.into()))?;
+    let txn = db.begin_write().map_err(|e| db_err("creating the table")(e.into()))?;
+    txn.open_table(ACCOUNTS).map_err(|e| db_err("creating the table")(e.into()))?;
+    txn.commit().map_err(|e| db_err("creating the table")(e.into()))?;
+    Ok(db)
+}
+
 impl RedbStore {
-    /// Opens (or creates) `data_dir/vault.redb` and makes sure the table exists. redb recovers
-    /// an interrupted commit on open: the file reflects the last commit that returned.
+    /// Opens (or creates) `data_dir/vault.redb` (see [`open_database`]).
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        let path = data_dir.join(STORE_FILE);
-        // Created private (0600) before redb initialises it; an existing file is left as is.
-        std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(&path).map_err(
-            |e| StoreError::Database { step: "creating the store", message: e.to_string() },
-        )?;
-        let db = Database::create(&path).map_err(|e| db_err("opening the store")(e.into()))?;
-        let txn = db.begin_write().map_err(|e| db_err("creating the table")(e.into()))?;
-        txn.open_table(ACCOUNTS).map_err(|e| db_err("creating the table")(e.into()))?;
-        txn.commit().map_err(|e| db_err("creating the table")(e.into()))?;
-        Ok(Self { db })
+        Ok(Self { db: open_database(data_dir)? })
+    }
+
+    /// The store over an open database (which must hold the accounts table).
+    pub fn new(db: Database) -> Self {
+        Self { db }
     }
 
     /// The number of stored records.

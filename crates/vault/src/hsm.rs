@@ -33,6 +33,8 @@ use crate::wire::{Reader, WireError, Writer};
 pub const ATTEMPT_LABEL: &str = "e2ee-backups/v1/vault/attempt";
 /// Label of the token derivation.
 pub const TOKEN_LABEL: &str = "e2ee-backups/v1/vault/token";
+/// Label of the replicas' peer key.
+pub const PEER_LABEL: &str = "e2ee-backups/v1/vault/peer";
 /// The default guess budget.
 pub const DEFAULT_BUDGET: u8 = 10;
 
@@ -111,6 +113,17 @@ impl HsmSecrets {
     /// The fleet identifier.
     pub fn fleet_id(&self) -> &[u8] {
         &self.fleet_id
+    }
+
+    /// The key replicas of one fleet seal their traffic to each other with (spec section 7.5):
+    /// `HKDF-SHA256(salt = none, ikm = ticket_key, info = "e2ee-backups/v1/vault/peer")`,
+    /// 32 bytes.
+    pub fn peer_key(&self) -> Zeroizing<[u8; 32]> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        hkdf_12::Hkdf::<Sha256>::new(None, self.ticket_key.as_ref())
+            .expand(PEER_LABEL.as_bytes(), out.as_mut())
+            .expect("32 bytes is a valid HKDF length");
+        out
     }
 
     /// The channel public keys, by key id, for the fleet key bundle.
@@ -194,6 +207,92 @@ impl Opened {
     pub fn request_name(&self) -> Option<&'static str> {
         self.request.as_ref().ok().map(Request::name)
     }
+
+    /// Splits the request into what a replicated vault commits to its log, a [`Command`]
+    /// decided at Unix time `now` (or, when the plaintext does not decode, the refusal that
+    /// needs no record), and what stays with the connection: the account and the sealer.
+    pub fn into_command(self, now: u64) -> (Result<Command, Decision>, Pending) {
+        let Self { account, request, sealer } = self;
+        let command = match request {
+            Ok(request) => Ok(Command { account: account.clone(), request, now }),
+            Err(_) => Err(Decision::refused(RefusalReason::InvalidRequest, 0)),
+        };
+        (command, Pending { account, sealer })
+    }
+}
+
+/// The half of an opened request that stays on the replica holding the connection: the
+/// response sealer (its secret never enters a log) and the account.
+pub struct Pending {
+    account: Vec<u8>,
+    sealer: channel::ResponseSealer,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").finish_non_exhaustive()
+    }
+}
+
+impl Pending {
+    /// The reply to seal once `decision` was made (and its change, if any, is durable).
+    pub fn reply(self, decision: Decision) -> Reply {
+        Reply { account: self.account, sealer: self.sealer, decision }
+    }
+}
+
+/// A decoded request with the time it is decided at: the entry a replicated vault commits to
+/// its log and every replica applies with [`Hsm::apply`] (spec section 7.3).
+#[derive(Clone)]
+pub struct Command {
+    account: Vec<u8>,
+    request: Request,
+    now: u64,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Command")
+            .field("request", &self.request.name())
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Command {
+    /// The account whose record the command reads and changes.
+    pub fn account(&self) -> &[u8] {
+        &self.account
+    }
+
+    /// The request's name.
+    pub fn name(&self) -> &'static str {
+        self.request.name()
+    }
+
+    /// The leader's Unix time put into the command.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// `vec16(account) || u64 now || request` (the request as in spec section 4.5).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.vec16(&self.account).u64(self.now).bytes(&self.request.encode());
+        w.finish()
+    }
+
+    /// Reads a command; the account must be 1 to 64 bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        let account = r.vec16(channel::MAX_ACCOUNT_ID_LEN, "command.account")?.to_vec();
+        if account.is_empty() {
+            return Err(WireError::Invalid { field: "command.account", why: "empty" });
+        }
+        let now = r.u64("command.now")?;
+        let request = Request::decode(r.rest())?;
+        Ok(Self { account, request, now })
+    }
 }
 
 /// What happens to an account's record.
@@ -219,13 +318,13 @@ pub enum Step {
 pub struct Reply {
     account: Vec<u8>,
     sealer: channel::ResponseSealer,
-    deferred: Deferred,
+    decision: Decision,
 }
 
 impl std::fmt::Debug for Reply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The account identifier is personal data: not printed.
-        f.debug_struct("Reply").field("deferred", &self.deferred).finish_non_exhaustive()
+        f.debug_struct("Reply").field("decision", &self.decision).finish_non_exhaustive()
     }
 }
 
@@ -233,22 +332,18 @@ impl Reply {
     /// The kind of answer, for logs: `RegisterChallenge`, `Registered`, `LoginChallenge`,
     /// `LoginSucceeded`, `Deleted` or `Refused`.
     pub fn kind(&self) -> &'static str {
-        match &self.deferred {
-            Deferred::Ke2 { .. } => "LoginChallenge",
-            Deferred::Response(r) => r.kind(),
-        }
+        self.decision.kind()
     }
 
     /// The reason and remaining attempts, when the answer is a refusal.
     pub fn refusal(&self) -> Option<(RefusalReason, u8)> {
-        match &self.deferred {
-            Deferred::Response(Response::Refused { reason, remaining }) => {
-                Some((*reason, *remaining))
-            }
-            _ => None,
-        }
+        self.decision.refusal()
     }
 }
+
+/// What the HSM decided for a request, before the randomness of sealing: a response, or a
+/// KE2 still to compute (after the charge is durable).
+pub struct Decision(Deferred);
 
 enum Deferred {
     Response(Response),
@@ -260,6 +355,118 @@ enum Deferred {
         ksf_profile: u8,
         not_after: u64,
     },
+}
+
+impl Decision {
+    fn refused(reason: RefusalReason, remaining: u8) -> Self {
+        Self(Deferred::Response(Response::Refused { reason, remaining }))
+    }
+
+    /// The kind of answer: `RegisterChallenge`, `Registered`, `LoginChallenge`,
+    /// `LoginSucceeded`, `Deleted` or `Refused`.
+    pub fn kind(&self) -> &'static str {
+        match &self.0 {
+            Deferred::Ke2 { .. } => "LoginChallenge",
+            Deferred::Response(r) => r.kind(),
+        }
+    }
+
+    /// The reason and remaining attempts, when the answer is a refusal.
+    pub fn refusal(&self) -> Option<(RefusalReason, u8)> {
+        match &self.0 {
+            Deferred::Response(Response::Refused { reason, remaining }) => {
+                Some((*reason, *remaining))
+            }
+            _ => None,
+        }
+    }
+
+    /// `0x00 || response` (spec section 4.6) or `0x01 || KE1 || attempt id || serial u64 ||
+    /// not_after u64 || remaining u8 || ksf_profile u8 || 0x00 | 0x01 registration`: how a
+    /// replica hands a decision from its state machine to the request that proposed it.
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::new();
+        match &self.0 {
+            Deferred::Response(response) => {
+                w.u8(0).bytes(&response.encode());
+            }
+            Deferred::Ke2 { ke1, attempt, registration, remaining, ksf_profile, not_after: _ } => {
+                w.u8(1)
+                    .bytes(&ke1.serialize())
+                    .bytes(&attempt.id)
+                    .u64(attempt.serial)
+                    .u64(attempt.not_after)
+                    .u8(*remaining)
+                    .u8(*ksf_profile);
+                match registration {
+                    Some(bytes) => w.u8(1).bytes(bytes),
+                    None => w.u8(0),
+                };
+            }
+        }
+        Zeroizing::new(w.finish())
+    }
+
+    /// Reads a decision written by [`Decision::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        match r.u8("decision.kind")? {
+            0 => Ok(Self(Deferred::Response(Response::decode(r.rest())?))),
+            1 => {
+                let ke1_bytes: [u8; len::KE1] = r.array("decision.ke1")?;
+                let ke1 = CredentialRequest::<VaultSuite>::deserialize(&ke1_bytes)
+                    .map_err(|_| WireError::Invalid { field: "decision.ke1", why: "not a KE1" })?;
+                let attempt = Attempt {
+                    id: r.array("decision.attempt_id")?,
+                    serial: r.u64("decision.serial")?,
+                    not_after: r.u64("decision.not_after")?,
+                };
+                let remaining = r.u8("decision.remaining")?;
+                let ksf_profile = r.u8("decision.ksf_profile")?;
+                let registration = match r.u8("decision.registered")? {
+                    0 => None,
+                    1 => Some(Zeroizing::new(
+                        r.bytes(crate::record::REGISTRATION_LEN, "decision.registration")?.to_vec(),
+                    )),
+                    _ => {
+                        return Err(WireError::Invalid {
+                            field: "decision.registered",
+                            why: "neither 0 nor 1",
+                        });
+                    }
+                };
+                r.finish()?;
+                Ok(Self(Deferred::Ke2 {
+                    ke1: Box::new(ke1),
+                    attempt,
+                    registration,
+                    remaining,
+                    ksf_profile,
+                    not_after: attempt.not_after,
+                }))
+            }
+            _ => Err(WireError::Invalid { field: "decision.kind", why: "unknown kind" }),
+        }
+    }
+
+    /// The attempts left that the answer reports, if it reports any.
+    pub fn remaining(&self) -> Option<u8> {
+        match &self.0 {
+            Deferred::Ke2 { remaining, .. } => Some(*remaining),
+            Deferred::Response(
+                Response::Refused { remaining, .. }
+                | Response::LoginSucceeded { remaining, .. }
+                | Response::LoginChallenge { remaining, .. },
+            ) => Some(*remaining),
+            Deferred::Response(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 impl std::fmt::Debug for Deferred {
@@ -344,18 +551,31 @@ impl Hsm {
     /// Decides what an opened request does to `record` (the account's stored record, `None` if
     /// there is none) at Unix time `now`. Deterministic: no randomness, no clock.
     pub fn handle(&self, opened: Opened, record: Option<AccountRecord>, now: u64) -> Step {
-        let Opened { account, request, sealer } = opened;
-        let refuse =
-            |reason, remaining| (None, Deferred::Response(Response::Refused { reason, remaining }));
-        let (change, deferred) = match request {
-            Err(_) => refuse(RefusalReason::InvalidRequest, 0),
-            Ok(request) => self.decide(&account, request, record, now, refuse),
+        let (command, pending) = opened.into_command(now);
+        let (change, decision) = match command {
+            Ok(command) => self.apply(&command, record),
+            Err(refusal) => (None, refusal),
         };
-        let reply = Reply { account, sealer, deferred };
+        let reply = pending.reply(decision);
         match change {
             None => Step::Reply(reply),
             Some(change) => Step::PersistThenReply(PersistThenReply { change, reply }),
         }
+    }
+
+    /// Applies a command to `record` (the account's record, `None` if there is none): the
+    /// record change, if any, and the decision. Deterministic: every replica that applies the
+    /// same command to the same record gets the same change and decision.
+    pub fn apply(
+        &self,
+        command: &Command,
+        record: Option<AccountRecord>,
+    ) -> (Option<RecordChange>, Decision) {
+        let refuse =
+            |reason, remaining| (None, Deferred::Response(Response::Refused { reason, remaining }));
+        let (change, deferred) =
+            self.decide(&command.account, command.request.clone(), record, command.now, refuse);
+        (change, Decision(deferred))
     }
 
     fn decide(
@@ -589,8 +809,8 @@ impl Hsm {
     /// Turns a reply into the sealed response bytes. Draws KE2's nonces and key shares, the
     /// ticket nonce and the response nonce from `rng`.
     pub fn seal<R: RngCore + CryptoRng>(&self, reply: Reply, rng: &mut R) -> Vec<u8> {
-        let Reply { account, sealer, deferred } = reply;
-        let response = match deferred {
+        let Reply { account, sealer, decision } = reply;
+        let response = match decision.0 {
             Deferred::Response(response) => response,
             Deferred::Ke2 { ke1, attempt, registration, remaining, ksf_profile, not_after } => self
                 .compute_ke2(rng, &account, &ke1, attempt, registration, not_after)

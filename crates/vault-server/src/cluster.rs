@@ -1,0 +1,204 @@
+//! A replicated fleet as child processes on one machine: what `e2ee-backup-vault cluster` runs
+//! and what the process-level tests drive (kill, stop, continue, restart).
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::client::HttpVault;
+use crate::files::{CONFIG_FILE, ConfigFile, FilesError, replica_dir};
+
+/// One replica process.
+#[derive(Debug)]
+pub struct ReplicaProcess {
+    /// Its node id.
+    pub node_id: u64,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// Its client address.
+    pub api: SocketAddr,
+    child: Option<Child>,
+}
+
+/// A signal for a replica process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Crash it (no shutdown code runs).
+    Kill,
+    /// Freeze it (its sockets stay open, nothing answers).
+    Stop,
+    /// Thaw a frozen process.
+    Continue,
+    /// Ask it to shut down gracefully.
+    Terminate,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Kill => "KILL",
+            Signal::Stop => "STOP",
+            Signal::Continue => "CONT",
+            Signal::Terminate => "TERM",
+        }
+    }
+}
+
+/// The replica processes of one fleet directory.
+#[derive(Debug)]
+pub struct FleetProcesses {
+    exe: PathBuf,
+    /// The replicas, by position (node id = position + 1 for fleets made by `init`).
+    pub replicas: Vec<ReplicaProcess>,
+}
+
+impl FleetProcesses {
+    /// Starts `serve` with `exe` (the `e2ee-backup-vault` binary) for replicas 1 to `count` of
+    /// the fleet directory `dir`, each logging to its `serve.log`.
+    pub fn start(exe: &Path, dir: &Path, count: u64) -> Result<Self, String> {
+        let mut fleet = Self { exe: exe.to_path_buf(), replicas: Vec::new() };
+        for node_id in 1..=count {
+            let data_dir = replica_dir(dir, node_id);
+            let config = ConfigFile::read(&data_dir.join(CONFIG_FILE))
+                .map_err(|e: FilesError| e.to_string())?;
+            fleet.replicas.push(ReplicaProcess {
+                node_id,
+                data_dir,
+                api: config.listen,
+                child: None,
+            });
+        }
+        for i in 0..fleet.replicas.len() {
+            fleet.restart(i)?;
+        }
+        Ok(fleet)
+    }
+
+    /// (Re)starts replica `i` and waits until it listens.
+    pub fn restart(&mut self, i: usize) -> Result<(), String> {
+        let replica = &mut self.replicas[i];
+        if let Some(mut old) = replica.child.take() {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+        let log_path = replica.data_dir.join("serve.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let mut child = Command::new(&self.exe)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&replica.data_dir)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| format!("replica {}: {e}", replica.node_id))?;
+        if !line.starts_with("listening on") {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "replica {} did not start (see {})",
+                replica.node_id,
+                log_path.display()
+            ));
+        }
+        replica.child = Some(child);
+        Ok(())
+    }
+
+    /// Sends `signal` to replica `i` (a `Kill` also reaps it).
+    pub fn signal(&mut self, i: usize, signal: Signal) -> Result<(), String> {
+        let replica = &mut self.replicas[i];
+        let Some(child) = replica.child.as_mut() else {
+            return Err(format!("replica {} is not running", replica.node_id));
+        };
+        if signal == Signal::Kill {
+            let _ = child.kill();
+            let _ = child.wait();
+            replica.child = None;
+            return Ok(());
+        }
+        let status = Command::new("kill")
+            .arg(format!("-{}", signal.name()))
+            .arg(child.id().to_string())
+            .status()
+            .map_err(|e| format!("kill: {e}"))?;
+        if status.success() { Ok(()) } else { Err(format!("kill -{} failed", signal.name())) }
+    }
+
+    /// Whether replica `i` runs.
+    pub fn is_running(&self, i: usize) -> bool {
+        self.replicas[i].child.is_some()
+    }
+
+    /// The status of replica `i` (`GET /v1/cluster`), if it answers within a second.
+    pub fn status(&self, i: usize) -> Option<serde_json::Value> {
+        let mut http = HttpVault::at(self.replicas[i].api).with_timeout(Duration::from_secs(1));
+        let response = http.request("GET", "/v1/cluster", None).ok()?;
+        serde_json::from_slice(&response.body).ok()
+    }
+
+    /// Waits until a running replica reports itself leader and a majority of the running
+    /// replicas agree; its position.
+    pub fn wait_for_leader(&self, within: Duration) -> Result<usize, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let statuses: Vec<_> = (0..self.replicas.len())
+                .map(|i| if self.is_running(i) { self.status(i) } else { None })
+                .collect();
+            for (i, status) in statuses.iter().enumerate() {
+                let Some(status) = status else { continue };
+                if status["role"] == "leader" {
+                    let id = status["node_id"].clone();
+                    let agree = statuses.iter().flatten().filter(|s| s["leader"] == id).count();
+                    if agree * 2 > self.replicas.len() {
+                        return Ok(i);
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no leader within {within:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops every replica: SIGTERM, then SIGKILL for any still running after 5 s.
+    pub fn stop(&mut self) {
+        for i in 0..self.replicas.len() {
+            if self.is_running(i) {
+                let _ = self.signal(i, Signal::Continue);
+                let _ = self.signal(i, Signal::Terminate);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for replica in &mut self.replicas {
+            if let Some(mut child) = replica.child.take() {
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl Drop for FleetProcesses {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

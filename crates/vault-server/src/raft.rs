@@ -1,0 +1,939 @@
+//! The replicated vault on the `openraft` engine (spec chapter 7). Everything engine-specific
+//! lives in this module, behind [`Replication`]; replacing the engine means replacing this file.
+//!
+//! * The log entries are [`Command`]s (spec section 7.3), stamped with the leader's clock.
+//! * The state machine is the sans-IO core: applying an entry is [`Hsm::apply`] on the stored
+//!   record, in the same `redb` transaction as the new "last applied" position. The decision
+//!   goes back to the request that proposed the entry, on the leader, which only then seals
+//!   the reply (and computes KE2).
+//! * One `redb` file per replica (`vault.redb`) holds the account records, the log, the vote
+//!   and the snapshot. Log appends and votes are committed with `Durability::Immediate`
+//!   (fsync) before they are acknowledged; state-machine writes are not synced on their own:
+//!   they are redone from the durable log after a crash.
+//! * Peers talk HTTP on a separate listener (`peer_listen`), each body sealed with
+//!   AES-256-GCM under the fleet's peer key (spec section 7.5).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::ops::RangeBounds;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use e2ee_backup_vault::hsm::{Command, Decision, Hsm, RecordChange};
+use e2ee_backup_vault::record::AccountRecord;
+use openraft::error::{
+    ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError,
+    Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, LogState, RaftLogReader, RaftSnapshotBuilder,
+    ServerState, Snapshot, SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
+};
+use rand_core::{OsRng, RngCore as _};
+use redb::{Database, Durability, ReadableTable as _, TableDefinition};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::replication::{BoxFuture, ReplicaStatus, Replication, ReplicationError};
+use crate::store::ACCOUNTS;
+
+/// A replica's identity in the fleet: its node id.
+pub type NodeId = u64;
+
+/// Where a replica is reached: by clients (through the relay) and by its peers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Client (relay-facing) address, `HOST:PORT`.
+    pub api: String,
+    /// Peer address, `HOST:PORT`, on the replicas' private network.
+    pub peer: String,
+}
+
+impl std::fmt::Display for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "api {} peer {}", self.api, self.peer)
+    }
+}
+
+/// A log entry's payload: a [`Command`] in its spec encoding.
+#[derive(Clone)]
+pub struct LogCommand(pub Command);
+
+impl Debug for LogCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for LogCommand {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0.encode())
+    }
+}
+
+impl<'de> Deserialize<'de> for LogCommand {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(d)?;
+        Command::decode(&bytes).map(Self).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What applying an entry answers to the request that proposed it: a decision for a command,
+/// nothing for the engine's own entries.
+pub struct Applied(pub Option<Decision>);
+
+impl Debug for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for Applied {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let bytes = self.0.as_ref().map(|d| d.encode());
+        bytes.as_ref().map(|b| serde_bytes::Bytes::new(b.as_slice())).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Applied {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes = Option::<serde_bytes::ByteBuf>::deserialize(d)?;
+        let decision = bytes.map(|b| Decision::decode(&b)).transpose();
+        decision.map(Self).map_err(serde::de::Error::custom)
+    }
+}
+
+openraft::declare_raft_types!(
+    /// The vault's openraft configuration.
+    pub TypeConfig:
+        D = LogCommand,
+        R = Applied,
+        NodeId = NodeId,
+        Node = Member,
+        Entry = Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// The openraft handle of one replica.
+pub type Raft = openraft::Raft<TypeConfig>;
+
+type StorageResult<T> = Result<T, StorageError<NodeId>>;
+
+/// The log, keyed by index; each value is a postcard-encoded openraft entry.
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+/// Engine metadata: vote, committed, last purged, last applied, membership, snapshot.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
+
+fn storage_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::write(AnyError::error(e.to_string())).into()
+}
+
+fn encode<T: Serialize>(value: &T) -> StorageResult<Vec<u8>> {
+    postcard::to_stdvec(value).map_err(storage_error)
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> StorageResult<T> {
+    postcard::from_bytes(bytes).map_err(storage_error)
+}
+
+/// How durable the engine's own writes are. Only the test-only broken variant turns fsync off.
+fn log_durability() -> Durability {
+    if Broken::active(Broken::SkipFsync) { Durability::None } else { Durability::Immediate }
+}
+
+/// Deliberately broken variants (feature `broken-variants`), chosen at run time with
+/// `E2EE_VAULT_BROKEN=ke2-before-commit|blind-write|skip-fsync`; without the feature every
+/// check is `false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broken {
+    /// The leader decides on its local state and sends the reply before the command commits.
+    Ke2BeforeCommit,
+    /// The leader decides on its local state (a lease read, no log round) and replicates the
+    /// resulting record as a blind write.
+    BlindWrite,
+    /// Log appends and votes are acknowledged without fsync.
+    SkipFsync,
+}
+
+impl Broken {
+    /// Whether `variant` is switched on in this process.
+    pub fn active(variant: Broken) -> bool {
+        #[cfg(feature = "broken-variants")]
+        {
+            let name = match variant {
+                Broken::Ke2BeforeCommit => "ke2-before-commit",
+                Broken::BlindWrite => "blind-write",
+                Broken::SkipFsync => "skip-fsync",
+            };
+            std::env::var("E2EE_VAULT_BROKEN").is_ok_and(|v| v == name)
+        }
+        #[cfg(not(feature = "broken-variants"))]
+        {
+            let _ = variant;
+            false
+        }
+    }
+}
+
+fn get_meta<T: for<'de> Deserialize<'de>>(db: &Database, key: &str) -> StorageResult<Option<T>> {
+    let txn = db.begin_read().map_err(storage_error)?;
+    let table = match txn.open_table(META) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(storage_error(e)),
+    };
+    match table.get(key).map_err(storage_error)? {
+        Some(value) => decode(value.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn put_meta<T: Serialize>(
+    db: &Database,
+    key: &str,
+    value: &T,
+    durability: Durability,
+) -> StorageResult<()> {
+    let bytes = encode(value)?;
+    let mut txn = db.begin_write().map_err(storage_error)?;
+    txn.set_durability(durability);
+    {
+        let mut table = txn.open_table(META).map_err(storage_error)?;
+        table.insert(key, bytes.as_slice()).map_err(storage_error)?;
+    }
+    txn.commit().map_err(storage_error)
+}
+
+/// The log half of a replica's `redb` file.
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<Database>,
+}
+
+impl LogStore {
+    /// The log of `db`.
+    pub fn new(db: Arc<Database>) -> Self {
+        Self { db }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> StorageResult<Vec<Entry<TypeConfig>>> {
+        let txn = self.db.begin_read().map_err(storage_error)?;
+        let table = match txn.open_table(LOG) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage_error(e)),
+        };
+        let mut entries = Vec::new();
+        for item in table.range(range).map_err(storage_error)? {
+            let (_, value) = item.map_err(storage_error)?;
+            entries.push(decode(value.value())?);
+        }
+        Ok(entries)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> StorageResult<LogState<TypeConfig>> {
+        let last_purged: Option<LogId<NodeId>> = get_meta(&self.db, "last_purged")?;
+        let txn = self.db.begin_read().map_err(storage_error)?;
+        let last = match txn.open_table(LOG) {
+            Ok(table) => match table.last().map_err(storage_error)? {
+                Some((_, value)) => Some(decode::<Entry<TypeConfig>>(value.value())?.log_id),
+                None => None,
+            },
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(storage_error(e)),
+        };
+        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last.or(last_purged) })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StorageResult<()> {
+        put_meta(&self.db, "vote", vote, log_durability())
+    }
+
+    async fn read_vote(&mut self) -> StorageResult<Option<Vote<NodeId>>> {
+        get_meta(&self.db, "vote")
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StorageResult<()> {
+        // A hint for a faster restart: not synced on its own.
+        put_meta(&self.db, "committed", &committed, Durability::None)
+    }
+
+    async fn read_committed(&mut self) -> StorageResult<Option<LogId<NodeId>>> {
+        Ok(get_meta::<Option<LogId<NodeId>>>(&self.db, "committed")?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StorageResult<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut txn = self.db.begin_write().map_err(storage_error)?;
+        txn.set_durability(log_durability());
+        {
+            let mut table = txn.open_table(LOG).map_err(storage_error)?;
+            for entry in entries {
+                let bytes = encode(&entry)?;
+                table.insert(entry.log_id.index, bytes.as_slice()).map_err(storage_error)?;
+            }
+        }
+        let result = txn.commit().map_err(|e| std::io::Error::other(e.to_string()));
+        let failed = result.as_ref().err().map(|e| storage_error(e));
+        // The entries are durable (the commit returned): only now may they be acknowledged.
+        callback.log_io_completed(result);
+        failed.map_or(Ok(()), Err)
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+        let mut txn = self.db.begin_write().map_err(storage_error)?;
+        txn.set_durability(log_durability());
+        {
+            let mut table = txn.open_table(LOG).map_err(storage_error)?;
+            table.retain_in(log_id.index.., |_, _| false).map_err(storage_error)?;
+        }
+        txn.commit().map_err(storage_error)
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+        let bytes = encode(&Some(log_id))?;
+        let mut txn = self.db.begin_write().map_err(storage_error)?;
+        txn.set_durability(log_durability());
+        {
+            let mut meta = txn.open_table(META).map_err(storage_error)?;
+            meta.insert("last_purged", bytes.as_slice()).map_err(storage_error)?;
+            let mut table = txn.open_table(LOG).map_err(storage_error)?;
+            table.retain_in(..=log_id.index, |_, _| false).map_err(storage_error)?;
+        }
+        txn.commit().map_err(storage_error)
+    }
+}
+
+/// A snapshot as stored and sent: every account record at one log position.
+#[derive(Serialize, Deserialize)]
+struct SnapshotBody {
+    accounts: Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)>,
+}
+
+/// The stored current snapshot: its metadata and body.
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, Member>,
+    data: serde_bytes::ByteBuf,
+}
+
+/// The state-machine half of a replica: the sans-IO vault core over the account records.
+#[derive(Clone)]
+pub struct StateMachine {
+    db: Arc<Database>,
+    hsm: Arc<Hsm>,
+}
+
+impl StateMachine {
+    /// The state machine of `db`, deciding with `hsm`.
+    pub fn new(db: Arc<Database>, hsm: Arc<Hsm>) -> Self {
+        Self { db, hsm }
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let txn = self.db.begin_read().map_err(storage_error)?;
+        let last_applied: Option<LogId<NodeId>> = get_meta(&self.db, "applied")?.flatten();
+        let membership: StoredMembership<NodeId, Member> =
+            get_meta(&self.db, "membership")?.unwrap_or_default();
+        let mut accounts = Vec::new();
+        if let Ok(table) = txn.open_table(ACCOUNTS) {
+            for item in table.iter().map_err(storage_error)? {
+                let (key, value) = item.map_err(storage_error)?;
+                accounts.push((
+                    serde_bytes::ByteBuf::from(key.value().to_vec()),
+                    serde_bytes::ByteBuf::from(value.value().to_vec()),
+                ));
+            }
+        }
+        let data = Zeroizing::new(encode(&SnapshotBody { accounts })?);
+        let snapshot_id = match last_applied {
+            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, OsRng.next_u32()),
+            None => format!("empty-{}", OsRng.next_u32()),
+        };
+        let meta =
+            SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
+        let stored =
+            StoredSnapshot { meta: meta.clone(), data: serde_bytes::ByteBuf::from(data.to_vec()) };
+        put_meta(&self.db, "snapshot", &stored, Durability::Immediate)?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data.to_vec())) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> StorageResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, Member>)> {
+        let applied = get_meta::<Option<LogId<NodeId>>>(&self.db, "applied")?.flatten();
+        let membership = get_meta(&self.db, "membership")?.unwrap_or_default();
+        Ok((applied, membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Applied>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut replies = Vec::new();
+        let mut txn = self.db.begin_write().map_err(storage_error)?;
+        // Redone from the durable log after a crash: no fsync of its own.
+        txn.set_durability(Durability::None);
+        {
+            let mut accounts = txn.open_table(ACCOUNTS).map_err(storage_error)?;
+            let mut meta = txn.open_table(META).map_err(storage_error)?;
+            for entry in entries {
+                let applied = encode(&Some(entry.log_id))?;
+                meta.insert("applied", applied.as_slice()).map_err(storage_error)?;
+                match entry.payload {
+                    EntryPayload::Blank => replies.push(Applied(None)),
+                    EntryPayload::Membership(membership) => {
+                        let stored = StoredMembership::new(Some(entry.log_id), membership);
+                        meta.insert("membership", encode(&stored)?.as_slice())
+                            .map_err(storage_error)?;
+                        replies.push(Applied(None));
+                    }
+                    EntryPayload::Normal(LogCommand(command)) => {
+                        let account = command.account();
+                        let record = match accounts.get(account).map_err(storage_error)? {
+                            Some(value) => {
+                                let bytes = Zeroizing::new(value.value().to_vec());
+                                Some(AccountRecord::decode(&bytes).map_err(storage_error)?)
+                            }
+                            None => None,
+                        };
+                        let (change, decision) = self.hsm.apply(&command, record);
+                        match change {
+                            Some(RecordChange::Put(record)) => {
+                                let bytes = Zeroizing::new(record.encode());
+                                accounts
+                                    .insert(account, bytes.as_slice())
+                                    .map_err(storage_error)?;
+                            }
+                            Some(RecordChange::Delete) => {
+                                accounts.remove(account).map_err(storage_error)?;
+                            }
+                            None => {}
+                        }
+                        replies.push(Applied(Some(decision)));
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(storage_error)?;
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, Member>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StorageResult<()> {
+        let data = Zeroizing::new(snapshot.into_inner());
+        let body: SnapshotBody = decode(&data)?;
+        let mut txn = self.db.begin_write().map_err(storage_error)?;
+        txn.set_durability(log_durability());
+        {
+            let mut accounts = txn.open_table(ACCOUNTS).map_err(storage_error)?;
+            accounts.retain(|_, _| false).map_err(storage_error)?;
+            for (key, value) in &body.accounts {
+                accounts.insert(key.as_slice(), value.as_slice()).map_err(storage_error)?;
+            }
+            let mut table = txn.open_table(META).map_err(storage_error)?;
+            table
+                .insert("applied", encode(&meta.last_log_id)?.as_slice())
+                .map_err(storage_error)?;
+            table
+                .insert("membership", encode(&meta.last_membership)?.as_slice())
+                .map_err(storage_error)?;
+            let stored = StoredSnapshot {
+                meta: meta.clone(),
+                data: serde_bytes::ByteBuf::from(data.to_vec()),
+            };
+            table.insert("snapshot", encode(&stored)?.as_slice()).map_err(storage_error)?;
+        }
+        txn.commit().map_err(storage_error)
+    }
+
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        let stored: Option<StoredSnapshot> = get_meta(&self.db, "snapshot")?;
+        Ok(stored
+            .map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data.into_vec())) }))
+    }
+}
+
+/// Seals and opens peer messages: `nonce (12) || AES-256-GCM(peer key, nonce, aad = route,
+/// postcard(message))`.
+#[derive(Clone)]
+pub struct PeerSeal {
+    key: Arc<LessSafeKey>,
+}
+
+impl PeerSeal {
+    /// The seal of the fleet whose peer key is `key`.
+    pub fn new(key: &[u8; 32]) -> Self {
+        let key = UnboundKey::new(&AES_256_GCM, key).expect("32 bytes is an AES-256 key");
+        Self { key: Arc::new(LessSafeKey::new(key)) }
+    }
+
+    /// Seals `message` for `route`.
+    pub fn seal<T: Serialize>(&self, route: &str, message: &T) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        OsRng.fill_bytes(&mut nonce);
+        let mut body = postcard::to_stdvec(message).expect("peer messages serialise");
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(route.as_bytes()),
+                &mut body,
+            )
+            .expect("peer messages are far below the AEAD's limit");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Opens a message sealed for `route`; `None` if it does not open or decode.
+    pub fn open<T: for<'de> Deserialize<'de>>(&self, route: &str, sealed: &[u8]) -> Option<T> {
+        if sealed.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut body = Zeroizing::new(body.to_vec());
+        let plain = self.key.open_in_place(nonce, Aad::from(route.as_bytes()), &mut body).ok()?;
+        postcard::from_bytes(plain).ok()
+    }
+}
+
+/// The HTTP peer network: one reqwest client, bodies sealed with the peer key.
+#[derive(Clone)]
+pub struct HttpNetwork {
+    http: reqwest::Client,
+    seal: PeerSeal,
+}
+
+impl HttpNetwork {
+    /// A network sealing with `seal`, connecting from `local` (the replica's peer address, so
+    /// that its peers and firewalls see one source per replica) when given.
+    pub fn new(seal: PeerSeal, local: Option<std::net::IpAddr>) -> Self {
+        let http = http_client()
+            .local_address(local)
+            .connect_timeout(Duration::from_millis(500))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .expect("a plain HTTP client builds");
+        Self { http, seal }
+    }
+}
+
+/// A reqwest builder for plain HTTP between replicas.
+pub fn http_client() -> reqwest::ClientBuilder {
+    // reqwest wants a TLS provider whenever its rustls feature is on somewhere in the build.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
+/// One peer's connection.
+pub struct HttpPeer {
+    network: HttpNetwork,
+    target: NodeId,
+    url: String,
+}
+
+impl HttpPeer {
+    async fn call<Req, Resp, E>(
+        &self,
+        route: &str,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, Member, E>>
+    where
+        Req: Serialize,
+        Resp: for<'de> Deserialize<'de>,
+        E: std::error::Error + for<'de> Deserialize<'de>,
+    {
+        let body = self.network.seal.seal(route, request);
+        let sent = self
+            .network
+            .http
+            .post(format!("{}/raft/{route}", self.url))
+            .timeout(option.hard_ttl())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        if !sent.status().is_success() {
+            let e = std::io::Error::other(format!("peer answered {}", sent.status()));
+            return Err(RPCError::Network(NetworkError::new(&e)));
+        }
+        let bytes = sent.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let answer: Result<Resp, E> = self.network.seal.open(route, &bytes).ok_or_else(|| {
+            let e = std::io::Error::other("the peer's answer does not open");
+            RPCError::Network(NetworkError::new(&e))
+        })?;
+        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
+    type Network = HttpPeer;
+
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> Self::Network {
+        HttpPeer { network: self.clone(), target, url: format!("http://{}", node.peer) }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for HttpPeer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        self.call("append", &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call("snapshot", &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        self.call("vote", &rpc, &option).await
+    }
+}
+
+/// The largest sealed peer message accepted: bounded, as every untrusted length.
+pub const MAX_PEER_BODY: usize = 64 * 1024 * 1024;
+
+#[derive(Clone)]
+struct PeerState {
+    raft: Raft,
+    seal: PeerSeal,
+}
+
+async fn peer_rpc(
+    State(state): State<PeerState>,
+    UrlPath(route): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let seal = &state.seal;
+    let refuse = || (StatusCode::BAD_REQUEST, "the message does not open").into_response();
+    let answer = match route.as_str() {
+        "append" => match seal.open::<AppendEntriesRequest<TypeConfig>>("append", &body) {
+            Some(rpc) => seal.seal("append", &state.raft.append_entries(rpc).await),
+            None => return refuse(),
+        },
+        "vote" => match seal.open::<VoteRequest<NodeId>>("vote", &body) {
+            Some(rpc) => seal.seal("vote", &state.raft.vote(rpc).await),
+            None => return refuse(),
+        },
+        "snapshot" => match seal.open::<InstallSnapshotRequest<TypeConfig>>("snapshot", &body) {
+            Some(rpc) => seal.seal("snapshot", &state.raft.install_snapshot(rpc).await),
+            None => return refuse(),
+        },
+        "members" => match seal.open::<MembershipRequest>("members", &body) {
+            Some(request) => seal.seal("members", &change_members(&state.raft, request).await),
+            None => return refuse(),
+        },
+        _ => return (StatusCode::NOT_FOUND, "no such peer route").into_response(),
+    };
+    ([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], answer).into_response()
+}
+
+/// An operator's membership change, sent to the leader's peer address (sealed like all peer
+/// traffic, so only holders of the fleet secrets can send it).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum MembershipRequest {
+    /// Add a replica: first as a learner (it catches up), then as a voter.
+    Add {
+        /// Its new, never used node id.
+        id: NodeId,
+        /// Where it is reached.
+        member: Member,
+    },
+    /// Remove a voter (a lost or retired replica).
+    Remove {
+        /// Its node id.
+        id: NodeId,
+    },
+}
+
+async fn change_members(raft: &Raft, request: MembershipRequest) -> Result<Vec<NodeId>, String> {
+    let voters: BTreeSet<NodeId> = raft.metrics().borrow().membership_config.voter_ids().collect();
+    let next = match request {
+        MembershipRequest::Add { id, member } => {
+            if voters.contains(&id) {
+                return Err(format!("node {id} is already a voter"));
+            }
+            raft.add_learner(id, member, true).await.map_err(|e| e.to_string())?;
+            voters.iter().copied().chain([id]).collect::<BTreeSet<_>>()
+        }
+        MembershipRequest::Remove { id } => {
+            if !voters.contains(&id) {
+                return Err(format!("node {id} is not a voter"));
+            }
+            voters.iter().copied().filter(|v| *v != id).collect::<BTreeSet<_>>()
+        }
+    };
+    raft.change_membership(next.clone(), false).await.map_err(|e| e.to_string())?;
+    Ok(next.into_iter().collect())
+}
+
+/// The router of the peer listener.
+pub fn peer_router(raft: Raft, seal: PeerSeal) -> Router {
+    Router::new()
+        .route("/raft/{route}", post(peer_rpc))
+        .layer(DefaultBodyLimit::max(MAX_PEER_BODY))
+        .with_state(PeerState { raft, seal })
+}
+
+/// Timing of the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Milliseconds between leader heartbeats.
+    pub heartbeat_ms: u64,
+    /// Lower bound of the election timeout, milliseconds.
+    pub election_min_ms: u64,
+    /// Upper bound of the election timeout, milliseconds.
+    pub election_max_ms: u64,
+}
+
+impl Timing {
+    /// Loopback and one data centre: 50 ms heartbeats, elections after 300 to 600 ms.
+    pub const LOCAL: Timing =
+        Timing { heartbeat_ms: 50, election_min_ms: 300, election_max_ms: 600 };
+}
+
+/// Builds an openraft configuration with `timing`.
+pub fn engine_config(timing: Timing) -> openraft::Config {
+    openraft::Config {
+        cluster_name: "e2ee-backup-vault".into(),
+        heartbeat_interval: timing.heartbeat_ms,
+        election_timeout_min: timing.election_min_ms,
+        election_timeout_max: timing.election_max_ms,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(10_000),
+        max_in_snapshot_log_to_keep: 1_000,
+        ..Default::default()
+    }
+}
+
+/// A replicated vault: [`Replication`] on an openraft node.
+pub struct RaftReplication {
+    raft: Raft,
+    id: NodeId,
+    hsm: Arc<Hsm>,
+    db: Arc<Database>,
+    /// How long a command may take to commit and apply before it counts as unconfirmed.
+    pub commit_timeout: Duration,
+}
+
+impl RaftReplication {
+    /// Starts replica `id` on `db` with `network`; with `bootstrap`, a pristine replica
+    /// initialises the fleet with `members` (every replica may be started with the same list;
+    /// a fleet that exists ignores it).
+    pub async fn start<N: RaftNetworkFactory<TypeConfig>>(
+        id: NodeId,
+        db: Arc<Database>,
+        hsm: Arc<Hsm>,
+        network: N,
+        timing: Timing,
+        bootstrap: Option<BTreeMap<NodeId, Member>>,
+    ) -> Result<Self, String> {
+        let config = engine_config(timing).validate().map_err(|e| e.to_string())?;
+        let raft = Raft::new(
+            id,
+            Arc::new(config),
+            network,
+            LogStore::new(db.clone()),
+            StateMachine::new(db.clone(), hsm.clone()),
+        )
+        .await
+        .map_err(|e| format!("the consensus engine did not start: {e}"))?;
+        if let Some(members) = bootstrap
+            && !raft.is_initialized().await.map_err(|e| e.to_string())?
+        {
+            match raft.initialize(members).await {
+                Ok(())
+                | Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(format!("the fleet could not be initialised: {e}")),
+            }
+        }
+        Ok(Self { raft, id, hsm, db, commit_timeout: Duration::from_secs(5) })
+    }
+
+    /// The openraft handle (peer routes, membership, tests).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    async fn propose(&self, command: Command) -> Result<Decision, ReplicationError> {
+        if Broken::active(Broken::Ke2BeforeCommit) || Broken::active(Broken::BlindWrite) {
+            return self.propose_broken(command).await;
+        }
+        let write = self.raft.client_write(LogCommand(command));
+        match tokio::time::timeout(self.commit_timeout, write).await {
+            Ok(Ok(response)) => response.data.0.ok_or_else(|| {
+                ReplicationError::Unconfirmed("the entry applied without a decision".into())
+            }),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                Err(ReplicationError::NotLeader { leader: forward.leader_node.map(|m| m.api) })
+            }
+            Ok(Err(e)) => Err(ReplicationError::Unconfirmed(e.to_string())),
+            Err(_) => Err(ReplicationError::Unconfirmed("the commit timed out".into())),
+        }
+    }
+
+    /// The broken variants: decide on the local copy of the record (no log round), then
+    /// either answer at once and commit in the background, or commit the record blindly.
+    async fn propose_broken(&self, command: Command) -> Result<Decision, ReplicationError> {
+        let record = {
+            let txn =
+                self.db.begin_read().map_err(|e| ReplicationError::Unconfirmed(e.to_string()))?;
+            match txn
+                .open_table(ACCOUNTS)
+                .ok()
+                .and_then(|t| t.get(command.account()).ok().flatten())
+            {
+                Some(value) => AccountRecord::decode(value.value()).ok(),
+                None => None,
+            }
+        };
+        let (_, decision) = self.hsm.apply(&command, record);
+        if Broken::active(Broken::Ke2BeforeCommit) {
+            let raft = self.raft.clone();
+            tokio::spawn(async move {
+                let _ = raft.client_write(LogCommand(command)).await;
+            });
+            return Ok(decision);
+        }
+        // BlindWrite: the command still goes through the log, but its decision was taken on a
+        // possibly stale record, and that is the one acted on.
+        let write = self.raft.client_write(LogCommand(command));
+        match tokio::time::timeout(self.commit_timeout, write).await {
+            Ok(Ok(_)) => Ok(decision),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                Err(ReplicationError::NotLeader { leader: forward.leader_node.map(|m| m.api) })
+            }
+            Ok(Err(e)) => Err(ReplicationError::Unconfirmed(e.to_string())),
+            Err(_) => Err(ReplicationError::Unconfirmed("the commit timed out".into())),
+        }
+    }
+}
+
+impl Replication for RaftReplication {
+    fn submit(&self, command: Command) -> BoxFuture<'_, Result<Decision, ReplicationError>> {
+        Box::pin(self.propose(command))
+    }
+
+    fn forward_to(&self) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        match metrics.current_leader {
+            Some(leader) if leader == self.id => None,
+            Some(leader) => {
+                metrics.membership_config.membership().get_node(&leader).map(|m| m.api.clone())
+            }
+            None => None,
+        }
+    }
+
+    fn status(&self) -> ReplicaStatus {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader_api = metrics.current_leader.and_then(|l| {
+            metrics.membership_config.membership().get_node(&l).map(|m| m.api.clone())
+        });
+        ReplicaStatus {
+            node_id: self.id,
+            leader: metrics.current_leader,
+            leader_api,
+            term: metrics.current_term,
+            last_applied: metrics.last_applied.map_or(0, |l| l.index),
+            voters: metrics.membership_config.voter_ids().collect(),
+            role: match metrics.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            }
+            .into(),
+        }
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            let _ = self.raft.shutdown().await;
+        })
+    }
+}
+
+/// Binds the peer listener at `addr` and serves the peer routes until `shutdown` resolves.
+pub async fn serve_peers(
+    addr: SocketAddr,
+    raft: Raft,
+    seal: PeerSeal,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = peer_router(raft, seal);
+    let task =
+        tokio::spawn(
+            async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await },
+        );
+    Ok((bound, task))
+}
