@@ -152,41 +152,30 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> StorageResult<T> {
     postcard::from_bytes(bytes).map_err(storage_error)
 }
 
-/// How durable the engine's own writes are. Only the test-only broken variant turns fsync off.
-fn log_durability() -> Durability {
-    if Broken::active(Broken::SkipFsync) { Durability::None } else { Durability::Immediate }
-}
-
-/// Deliberately broken variants (feature `broken-variants`), chosen at run time with
-/// `E2EE_VAULT_BROKEN=ke2-before-commit|blind-write|skip-fsync`; without the feature every
-/// check is `false`.
+/// Deliberately broken variants, for the tests that must show they can fail (feature
+/// `broken-variants`; never in a build that serves accounts).
+#[cfg(feature = "broken-variants")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Broken {
-    /// The leader decides on its local state and sends the reply before the command commits.
+    /// The leader decides on its local copy of the record and sends the reply before the
+    /// command commits.
     Ke2BeforeCommit,
-    /// The leader decides on its local state (a lease read, no log round) and replicates the
-    /// resulting record as a blind write.
-    BlindWrite,
+    /// The leader decides on its local copy of the record (a lease read: no log round before
+    /// the decision) and acts on that decision once the command commits.
+    LeaseRead,
     /// Log appends and votes are acknowledged without fsync.
     SkipFsync,
 }
 
+#[cfg(feature = "broken-variants")]
 impl Broken {
-    /// Whether `variant` is switched on in this process.
-    pub fn active(variant: Broken) -> bool {
-        #[cfg(feature = "broken-variants")]
-        {
-            let name = match variant {
-                Broken::Ke2BeforeCommit => "ke2-before-commit",
-                Broken::BlindWrite => "blind-write",
-                Broken::SkipFsync => "skip-fsync",
-            };
-            std::env::var("E2EE_VAULT_BROKEN").is_ok_and(|v| v == name)
-        }
-        #[cfg(not(feature = "broken-variants"))]
-        {
-            let _ = variant;
-            false
+    /// The variant `E2EE_VAULT_BROKEN` names (`ke2-before-commit`, `lease-read`, `skip-fsync`).
+    pub fn from_env() -> Option<Self> {
+        match std::env::var("E2EE_VAULT_BROKEN").ok()?.as_str() {
+            "ke2-before-commit" => Some(Self::Ke2BeforeCommit),
+            "lease-read" => Some(Self::LeaseRead),
+            "skip-fsync" => Some(Self::SkipFsync),
+            _ => None,
         }
     }
 }
@@ -224,12 +213,14 @@ fn put_meta<T: Serialize>(
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    /// `Immediate`: an append or vote is acknowledged only once it is on disk.
+    durability: Durability,
 }
 
 impl LogStore {
     /// The log of `db`.
     pub fn new(db: Arc<Database>) -> Self {
-        Self { db }
+        Self { db, durability: Durability::Immediate }
     }
 }
 
@@ -275,7 +266,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StorageResult<()> {
-        put_meta(&self.db, "vote", vote, log_durability())
+        put_meta(&self.db, "vote", vote, self.durability)
     }
 
     async fn read_vote(&mut self) -> StorageResult<Option<Vote<NodeId>>> {
@@ -297,7 +288,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let mut txn = self.db.begin_write().map_err(storage_error)?;
-        txn.set_durability(log_durability());
+        txn.set_durability(self.durability);
         {
             let mut table = txn.open_table(LOG).map_err(storage_error)?;
             for entry in entries {
@@ -314,7 +305,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
         let mut txn = self.db.begin_write().map_err(storage_error)?;
-        txn.set_durability(log_durability());
+        txn.set_durability(self.durability);
         {
             let mut table = txn.open_table(LOG).map_err(storage_error)?;
             table.retain_in(log_id.index.., |_, _| false).map_err(storage_error)?;
@@ -325,7 +316,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
         let bytes = encode(&Some(log_id))?;
         let mut txn = self.db.begin_write().map_err(storage_error)?;
-        txn.set_durability(log_durability());
+        txn.set_durability(self.durability);
         {
             let mut meta = txn.open_table(META).map_err(storage_error)?;
             meta.insert("last_purged", bytes.as_slice()).map_err(storage_error)?;
@@ -474,7 +465,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let data = Zeroizing::new(snapshot.into_inner());
         let body: SnapshotBody = decode(&data)?;
         let mut txn = self.db.begin_write().map_err(storage_error)?;
-        txn.set_durability(log_durability());
+        txn.set_durability(Durability::Immediate);
         {
             let mut accounts = txn.open_table(ACCOUNTS).map_err(storage_error)?;
             accounts.retain(|_, _| false).map_err(storage_error)?;
@@ -774,10 +765,11 @@ pub fn engine_config(timing: Timing) -> openraft::Config {
 pub struct RaftReplication {
     raft: Raft,
     id: NodeId,
-    hsm: Arc<Hsm>,
-    db: Arc<Database>,
     /// How long a command may take to commit and apply before it counts as unconfirmed.
     pub commit_timeout: Duration,
+    /// The variant, its HSM and its database (it reads records outside the log).
+    #[cfg(feature = "broken-variants")]
+    broken: Option<(Broken, Arc<Hsm>, Arc<Database>)>,
 }
 
 impl RaftReplication {
@@ -792,12 +784,45 @@ impl RaftReplication {
         timing: Timing,
         bootstrap: Option<BTreeMap<NodeId, Member>>,
     ) -> Result<Self, String> {
+        Self::start_with(id, db, hsm, network, timing, bootstrap, LogStore::new).await
+    }
+
+    /// As [`RaftReplication::start`], in one of the deliberately broken variants.
+    #[cfg(feature = "broken-variants")]
+    pub async fn start_broken<N: RaftNetworkFactory<TypeConfig>>(
+        id: NodeId,
+        db: Arc<Database>,
+        hsm: Arc<Hsm>,
+        network: N,
+        timing: Timing,
+        bootstrap: Option<BTreeMap<NodeId, Member>>,
+        broken: Broken,
+    ) -> Result<Self, String> {
+        let log = |db| match broken {
+            Broken::SkipFsync => LogStore { db, durability: Durability::None },
+            _ => LogStore::new(db),
+        };
+        let mut replication =
+            Self::start_with(id, db.clone(), hsm.clone(), network, timing, bootstrap, log).await?;
+        replication.broken = Some((broken, hsm, db));
+        Ok(replication)
+    }
+
+    async fn start_with<N: RaftNetworkFactory<TypeConfig>>(
+        id: NodeId,
+        db: Arc<Database>,
+        hsm: Arc<Hsm>,
+        network: N,
+        timing: Timing,
+        bootstrap: Option<BTreeMap<NodeId, Member>>,
+        log: impl FnOnce(Arc<Database>) -> LogStore,
+    ) -> Result<Self, String> {
         let config = engine_config(timing).validate().map_err(|e| e.to_string())?;
         let raft = Raft::new(
             id,
             Arc::new(config),
             network,
-            LogStore::new(db.clone()),
+            log(db.clone()),
             StateMachine::new(db.clone(), hsm.clone()),
         )
         .await
@@ -811,7 +836,13 @@ impl RaftReplication {
                 Err(e) => return Err(format!("the fleet could not be initialised: {e}")),
             }
         }
-        Ok(Self { raft, id, hsm, db, commit_timeout: Duration::from_secs(5) })
+        Ok(Self {
+            raft,
+            id,
+            commit_timeout: Duration::from_secs(5),
+            #[cfg(feature = "broken-variants")]
+            broken: None,
+        })
     }
 
     /// The openraft handle (peer routes, membership, tests).
@@ -819,15 +850,25 @@ impl RaftReplication {
         &self.raft
     }
 
+    /// Commits `command` and returns the decision its apply made on the leader.
     async fn propose(&self, command: Command) -> Result<Decision, ReplicationError> {
-        if Broken::active(Broken::Ke2BeforeCommit) || Broken::active(Broken::BlindWrite) {
-            return self.propose_broken(command).await;
+        #[cfg(feature = "broken-variants")]
+        if let Some((broken @ (Broken::Ke2BeforeCommit | Broken::LeaseRead), hsm, db)) =
+            &self.broken
+        {
+            return self.propose_broken(*broken, hsm, db, command).await;
         }
+        let applied = self.commit(command).await?;
+        applied.0.ok_or_else(|| {
+            ReplicationError::Unconfirmed("the entry applied without a decision".into())
+        })
+    }
+
+    /// Appends `command`, waits (bounded) until a majority has it and the leader applied it.
+    async fn commit(&self, command: Command) -> Result<Applied, ReplicationError> {
         let write = self.raft.client_write(LogCommand(command));
         match tokio::time::timeout(self.commit_timeout, write).await {
-            Ok(Ok(response)) => response.data.0.ok_or_else(|| {
-                ReplicationError::Unconfirmed("the entry applied without a decision".into())
-            }),
+            Ok(Ok(response)) => Ok(response.data),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
                 Err(ReplicationError::NotLeader { leader: forward.leader_node.map(|m| m.api) })
             }
@@ -836,40 +877,37 @@ impl RaftReplication {
         }
     }
 
-    /// The broken variants: decide on the local copy of the record (no log round), then
-    /// either answer at once and commit in the background, or commit the record blindly.
-    async fn propose_broken(&self, command: Command) -> Result<Decision, ReplicationError> {
+    /// The broken variants: decide on the local copy of the record (no log round first),
+    /// then answer at once and commit in the background, or answer once the command commits.
+    #[cfg(feature = "broken-variants")]
+    async fn propose_broken(
+        &self,
+        broken: Broken,
+        hsm: &Hsm,
+        db: &Database,
+        command: Command,
+    ) -> Result<Decision, ReplicationError> {
+        let unconfirmed = |e: &dyn std::fmt::Display| ReplicationError::Unconfirmed(e.to_string());
         let record = {
-            let txn =
-                self.db.begin_read().map_err(|e| ReplicationError::Unconfirmed(e.to_string()))?;
-            match txn
-                .open_table(ACCOUNTS)
-                .ok()
-                .and_then(|t| t.get(command.account()).ok().flatten())
-            {
-                Some(value) => AccountRecord::decode(value.value()).ok(),
+            let txn = db.begin_read().map_err(|e| unconfirmed(&e))?;
+            let table = txn.open_table(ACCOUNTS).map_err(|e| unconfirmed(&e))?;
+            let value = table.get(command.account()).map_err(|e| unconfirmed(&e))?;
+            match value {
+                Some(value) => {
+                    Some(AccountRecord::decode(value.value()).map_err(|e| unconfirmed(&e))?)
+                }
                 None => None,
             }
         };
-        let (_, decision) = self.hsm.apply(&command, record);
-        if Broken::active(Broken::Ke2BeforeCommit) {
+        let (_, decision) = hsm.apply(&command, record);
+        if broken == Broken::Ke2BeforeCommit {
             let raft = self.raft.clone();
             tokio::spawn(async move {
                 let _ = raft.client_write(LogCommand(command)).await;
             });
             return Ok(decision);
         }
-        // BlindWrite: the command still goes through the log, but its decision was taken on a
-        // possibly stale record, and that is the one acted on.
-        let write = self.raft.client_write(LogCommand(command));
-        match tokio::time::timeout(self.commit_timeout, write).await {
-            Ok(Ok(_)) => Ok(decision),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
-                Err(ReplicationError::NotLeader { leader: forward.leader_node.map(|m| m.api) })
-            }
-            Ok(Err(e)) => Err(ReplicationError::Unconfirmed(e.to_string())),
-            Err(_) => Err(ReplicationError::Unconfirmed("the commit timed out".into())),
-        }
+        self.commit(command).await.map(|_| decision)
     }
 }
 

@@ -421,19 +421,36 @@ impl RunningServer {
         };
         let seal = PeerSeal::new(&hsm.secrets().peer_key());
         let members = replica.members.iter().map(|m| (m.id, m.member())).collect();
-        let replication = RaftReplication::start(
-            replica.node_id,
-            Arc::new(db),
-            hsm.clone(),
-            HttpNetwork::new(
-                seal.clone(),
-                Some(replica.peer_listen.ip()).filter(|ip| !ip.is_unspecified()),
-            ),
-            replica.timing(),
-            Some(members),
-        )
-        .await
+        let network = HttpNetwork::new(
+            seal.clone(),
+            Some(replica.peer_listen.ip()).filter(|ip| !ip.is_unspecified()),
+        );
+        let (id, db, timing) = (replica.node_id, Arc::new(db), replica.timing());
+        #[cfg(feature = "broken-variants")]
+        let replication = match raft::Broken::from_env() {
+            Some(broken) => {
+                warn!(?broken, "DELIBERATELY BROKEN VARIANT: for tests only");
+                RaftReplication::start_broken(
+                    id,
+                    db,
+                    hsm.clone(),
+                    network,
+                    timing,
+                    Some(members),
+                    broken,
+                )
+                .await
+            }
+            None => {
+                RaftReplication::start(id, db, hsm.clone(), network, timing, Some(members)).await
+            }
+        }
         .map_err(ServerError::Setup)?;
+        #[cfg(not(feature = "broken-variants"))]
+        let replication =
+            RaftReplication::start(id, db, hsm.clone(), network, timing, Some(members))
+                .await
+                .map_err(ServerError::Setup)?;
         let (tx, rx) = oneshot::channel::<()>();
         let (peer_addr, _task) =
             raft::serve_peers(replica.peer_listen, replication.raft().clone(), seal, async move {

@@ -76,10 +76,16 @@ pub fn open_database(data_dir: &Path) -> Result<Database, StoreError> {
         .open(&path)
         .map_err(|e| StoreError::Database { step: "creating the store", message: e.to_string() })?;
     let db = Database::create(&path).map_err(|e| db_err("opening the store")(e.into()))?;
+    create_tables(&db)?;
+    Ok(db)
+}
+
+/// Makes sure `db` holds the accounts table (a database on another backend, as in the
+/// in-process fleet tests).
+pub fn create_tables(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(|e| db_err("creating the table")(e.into()))?;
     txn.open_table(ACCOUNTS).map_err(|e| db_err("creating the table")(e.into()))?;
-    txn.commit().map_err(|e| db_err("creating the table")(e.into()))?;
-    Ok(db)
+    txn.commit().map_err(|e| db_err("creating the table")(e.into()))
 }
 
 impl RedbStore {
