@@ -2,8 +2,15 @@
 //! the clients' retrieval loops (log in, get K) against a server for a bounded time, and
 //! measures the same retrieval through the in-process sans-IO core ([`MemoryVault`]) in the
 //! same run, so that the cost of HTTP, the durable store and the scheduling shows as a ratio.
+//!
+//! [`bench_fleet`] (behind `e2ee-backup-vault bench-fleet`) runs the same load against a single
+//! vault, a replicated fleet's leader and one of its followers, all started here.
 
 use std::fmt;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -18,7 +25,8 @@ use rand_core::{OsRng, RngCore as _};
 use thiserror::Error;
 
 use crate::client::{self, HttpVault, JourneyError};
-use crate::files::unix_now;
+use crate::cluster::FleetProcesses;
+use crate::files::{InitOptions, KsfName, unix_now};
 
 /// The most clients a run may have.
 pub const MAX_CLIENTS: usize = 256;
@@ -305,4 +313,503 @@ fn detect_profile(
         Ok(_) => Ok(KsfProfile::Mobile.code()),
         Err(e) => Err(LoadError::Setup(e.into())),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `e2ee-backup-vault bench-fleet`: the same load against a single vault and a replicated fleet.
+// ---------------------------------------------------------------------------------------------
+
+/// What `bench-fleet` runs.
+#[derive(Debug, Clone)]
+pub struct BenchFleetOptions {
+    /// The `e2ee-backup-vault` binary to start the servers with.
+    pub exe: PathBuf,
+    /// Replicas of the fleet (2 to 15).
+    pub replicas: u8,
+    /// Concurrent clients of each run (1 to 256).
+    pub clients: usize,
+    /// Seconds of each run (1 to 600).
+    pub seconds: u64,
+    /// Where the data directories go (kept); `None` for a fresh temporary directory, removed at
+    /// the end.
+    pub dir: Option<PathBuf>,
+}
+
+/// One run of `bench-fleet`.
+#[derive(Debug, Clone)]
+pub struct BenchRun {
+    /// `single node`, `fleet leader` or `fleet follower`.
+    pub target: &'static str,
+    /// The load run's figures.
+    pub report: LoadReport,
+    /// CPU time of this process (the clients) over the run, less the in-process measurement.
+    pub client_cpu: Option<Duration>,
+    /// CPU time of the target's server processes (all replicas for the fleet) over the run.
+    pub server_cpu: Option<Duration>,
+    /// Raft log entries the leader applied over the run (setup included); fleet runs only.
+    pub log_entries: Option<u64>,
+}
+
+impl BenchRun {
+    fn cpu_per_retrieval(&self, cpu: Option<Duration>) -> Option<f64> {
+        let count = self.report.http.count.max(1) as f64;
+        cpu.map(|c| c.as_secs_f64() * 1000.0 / count)
+    }
+
+    /// The share of all cores the clients and servers kept busy during the run.
+    pub fn cpu_busy(&self) -> Option<f64> {
+        let total = self.client_cpu?.as_secs_f64() + self.server_cpu?.as_secs_f64();
+        let budget = self.report.cores as f64 * self.report.http.elapsed.as_secs_f64();
+        Some(total / budget.max(1e-9))
+    }
+}
+
+/// What `bench-fleet` measured.
+#[derive(Debug, Clone)]
+pub struct FleetBenchReport {
+    /// Replicas of the fleet.
+    pub replicas: u8,
+    /// The single node, the fleet's leader, a follower.
+    pub runs: Vec<BenchRun>,
+    /// Median of a 4 KiB write + `fdatasync` in the bench directory.
+    pub fsync: Duration,
+    /// Median of a one-row redb commit with `Durability::Immediate` in the bench directory.
+    pub redb_commit: Duration,
+    /// Median of a loopback `GET /healthz` on a kept-alive connection.
+    pub round_trip: Duration,
+    /// The bench directory, when kept.
+    pub kept_dir: Option<PathBuf>,
+}
+
+impl fmt::Display for FleetBenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(single) = self.runs.first() else { return write!(f, "no runs") };
+        let r = &single.report;
+        writeln!(
+            f,
+            "bench-fleet: single node vs. a fleet of {} replicas; {} clients, {:.0} s per target, \
+             ksf fast, loopback, {} cores shared by clients and servers",
+            self.replicas,
+            r.clients,
+            r.http.elapsed.as_secs_f64(),
+            r.cores
+        )?;
+        writeln!(
+            f,
+            "retrieval = KE1 (durable charge) + KE3 (durable restore) + opening K: two durable \
+             commits each"
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "{:<15} {:>12} {:>9} {:>9} {:>9} {:>11} {:>11} {:>20} {:>8}",
+            "target",
+            "retrievals/s",
+            "p50",
+            "p90",
+            "p99",
+            "rate/single",
+            "p50/single",
+            "CPU ms/retr cli+srv",
+            "CPU busy"
+        )?;
+        let base_rate = r.http.rate().max(1e-9);
+        let base_p50 = r.http.p50.as_secs_f64().max(1e-9);
+        for run in &self.runs {
+            let s = &run.report.http;
+            let cpu = match (run.cpu_per_retrieval(run.client_cpu), run.cpu_per_retrieval(run.server_cpu))
+            {
+                (Some(c), Some(s)) => format!("{c:.2} + {s:.2}"),
+                _ => "n/a".into(),
+            };
+            let busy = run.cpu_busy().map_or("n/a".into(), |b| format!("{:.0} %", b * 100.0));
+            writeln!(
+                f,
+                "{:<15} {:>12.1} {:>9} {:>9} {:>9} {:>11} {:>11} {:>20} {:>8}",
+                run.target,
+                s.rate(),
+                ms(s.p50),
+                ms(s.p90),
+                ms(s.p99),
+                format!("x{:.2}", s.rate() / base_rate),
+                format!("x{:.2}", s.p50.as_secs_f64() / base_p50),
+                cpu,
+                busy
+            )?;
+        }
+        writeln!(
+            f,
+            "{:<15} {:>12.1} {:>9} {:>9} {:>9}   (1 thread, MemoryVault, no HTTP, no disk)",
+            "in-process",
+            r.in_process.rate(),
+            ms(r.in_process.p50),
+            ms(r.in_process.p90),
+            ms(r.in_process.p99)
+        )?;
+        writeln!(f)?;
+        let commit = self.redb_commit.as_secs_f64();
+        let rtt = self.round_trip.as_secs_f64();
+        writeln!(
+            f,
+            "where the time goes: fdatasync {} and redb durable commit {} (p50, bench directory); \
+             loopback HTTP round trip {}.",
+            ms(self.fsync),
+            ms(self.redb_commit),
+            ms(self.round_trip)
+        )?;
+        writeln!(
+            f,
+            "  single: 2 commits per retrieval through redb's one writer: commit-bound at most \
+             {:.0} retrievals/s; measured {:.0} ({:.0} % of it).",
+            1.0 / (2.0 * commit).max(1e-9),
+            r.http.rate(),
+            r.http.rate() * 2.0 * commit * 100.0
+        )?;
+        if let Some(leader) = self.runs.get(1) {
+            let entries = leader.log_entries.map_or("n/a".into(), |e| {
+                format!("{e} ({:.2} per retrieval)", e as f64 / leader.report.http.count.max(1) as f64)
+            });
+            writeln!(
+                f,
+                "  fleet: each commit = leader fsync || one follower's fsync + 1 round trip, \
+                 batched across clients by openraft; floor per retrieval 2 x (commit + round \
+                 trip) = {}, measured p50 {}; log entries applied in the leader run: {entries}.",
+                ms(Duration::from_secs_f64(2.0 * (commit + rtt))),
+                ms(leader.report.http.p50)
+            )?;
+        }
+        if let Some(follower) = self.runs.get(2) {
+            writeln!(
+                f,
+                "  follower: + 2 forwarded requests (KE1, KE3) per retrieval, p50 {} vs. leader {}.",
+                ms(follower.report.http.p50),
+                self.runs.get(1).map_or("n/a".into(), |l| ms(l.report.http.p50))
+            )?;
+        }
+        write!(
+            f,
+            "  CPU busy near 100 % means the {} cores (clients and all servers share them) bound \
+             the rate, not the disk.",
+            r.cores
+        )?;
+        if let Some(dir) = &self.kept_dir {
+            write!(f, "\ndata and serve.log files kept in {}", dir.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// The bench directory; removed on drop when temporary.
+struct BenchDir {
+    path: PathBuf,
+    remove: bool,
+}
+
+impl Drop for BenchDir {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// A single vault's `serve` process; stopped (SIGTERM, then SIGKILL after 5 s) on drop.
+struct ServeProcess {
+    child: Child,
+    addr: SocketAddr,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl ServeProcess {
+    fn start(exe: &Path, data_dir: &Path) -> Result<Self, String> {
+        let log_path = data_dir.join("serve.log");
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let mut child = Command::new(exe)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        let read = stdout.read_line(&mut line);
+        let addr = line.trim().strip_prefix("listening on ").and_then(|a| a.parse().ok());
+        match (read, addr) {
+            (Ok(_), Some(addr)) => Ok(Self { child, addr, _stdout: stdout }),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("the single vault did not start (see {})", log_path.display()))
+            }
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first of `n` consecutive loopback ports that were all free a moment ago (each bound to
+/// `127.0.0.1` and released).
+fn free_ports(n: u16) -> Result<u16, String> {
+    for _ in 0..100 {
+        let first = TcpListener::bind(("127.0.0.1", 0)).map_err(|e| format!("bind: {e}"))?;
+        let base = first.local_addr().map_err(|e| format!("bind: {e}"))?.port();
+        if u32::from(base) + u32::from(n) > 65535 {
+            continue;
+        }
+        let rest: Result<Vec<_>, _> =
+            (1..n).map(|i| TcpListener::bind(("127.0.0.1", base + i))).collect();
+        if rest.is_ok() {
+            return Ok(base);
+        }
+    }
+    Err(format!("found no {n} consecutive free loopback ports"))
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort_unstable();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+/// Median of a 4 KiB write + `fdatasync`, and of a one-row redb commit (`Immediate`), in `dir`.
+fn durable_write_costs(dir: &Path) -> Result<(Duration, Duration), String> {
+    const SAMPLES: usize = 50;
+    let path = dir.join("fsync-probe.bin");
+    let mut file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let block = [0x5au8; 4096];
+    let mut fsyncs = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let t = Instant::now();
+        file.write_all(&block).and_then(|()| file.sync_data()).map_err(|e| format!("fsync: {e}"))?;
+        fsyncs.push(t.elapsed());
+    }
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+
+    const PROBE: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("probe");
+    let path = dir.join("commit-probe.redb");
+    let mut commits = Vec::with_capacity(SAMPLES);
+    {
+        let db = redb::Database::create(&path).map_err(|e| format!("redb: {e}"))?;
+        for i in 0..SAMPLES as u64 {
+            let t = Instant::now();
+            let mut txn = db.begin_write().map_err(|e| format!("redb: {e}"))?;
+            txn.set_durability(redb::Durability::Immediate);
+            {
+                let mut table = txn.open_table(PROBE).map_err(|e| format!("redb: {e}"))?;
+                table.insert(i, &block[..200]).map_err(|e| format!("redb: {e}"))?;
+            }
+            txn.commit().map_err(|e| format!("redb: {e}"))?;
+            commits.push(t.elapsed());
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok((median(fsyncs), median(commits)))
+}
+
+/// Median of `GET /healthz` on one kept-alive loopback connection.
+fn round_trip(addr: SocketAddr) -> Duration {
+    let mut http = HttpVault::at(addr).with_timeout(Duration::from_secs(5));
+    let _ = http.health();
+    let samples = (0..200)
+        .filter_map(|_| {
+            let t = Instant::now();
+            http.health().ok().map(|()| t.elapsed())
+        })
+        .collect();
+    median(samples)
+}
+
+/// User + system CPU time of process `pid` (all its threads, exited ones included), from
+/// `/proc` (Linux; `None` elsewhere).
+fn process_cpu(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux architecture.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The pids of this process's children whose command line holds `data_dir` (the replicas'
+/// `serve` processes, which [`FleetProcesses`] does not expose).
+fn serve_pids(data_dirs: &[PathBuf]) -> Vec<String> {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut pids = Vec::new();
+    for entry in entries.flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let ppid = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().nth(1));
+        if ppid != Some(me.as_str()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if data_dirs.iter().any(|d| args.contains(&d.as_os_str().as_encoded_bytes())) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn cpu_of(pids: &[String]) -> Option<Duration> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| process_cpu(p)).sum()
+}
+
+/// Runs one load against `url`, measuring the CPU of this process and of `server_pids`.
+fn bench_run(
+    target: &'static str,
+    options: &LoadOptions,
+    server_pids: &[String],
+) -> Result<BenchRun, String> {
+    eprintln!("bench-fleet: {} clients for {} s against the {target} ({})", options.clients, options.seconds, options.url);
+    let (client_before, server_before) = (process_cpu("self"), cpu_of(server_pids));
+    let report = run(options).map_err(|e| format!("{target}: {e}"))?;
+    let (client_after, server_after) = (process_cpu("self"), cpu_of(server_pids));
+    let client_cpu = match (client_before, client_after) {
+        // The in-process measurement ran one thread flat out inside this window.
+        (Some(b), Some(a)) => Some(a.saturating_sub(b).saturating_sub(report.in_process.elapsed)),
+        _ => None,
+    };
+    let server_cpu = match (server_before, server_after) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b)),
+        _ => None,
+    };
+    Ok(BenchRun { target, report, client_cpu, server_cpu, log_entries: None })
+}
+
+fn last_applied(fleet: &FleetProcesses, i: usize) -> Option<u64> {
+    fleet.status(i)?["last_applied"].as_u64()
+}
+
+/// Runs `bench-fleet`: initialises (ksf fast, loopback) and starts a single vault and a fleet
+/// of `replicas` as child processes of `exe`, runs the same load against the single vault, the
+/// fleet's leader and one follower, then stops everything and removes the temporary directory
+/// (also on error).
+pub fn bench_fleet(options: &BenchFleetOptions) -> Result<FleetBenchReport, String> {
+    if options.replicas < 2 || options.replicas > 15 {
+        return Err("--replicas must be 2 to 15".into());
+    }
+    if options.clients == 0 || options.clients > MAX_CLIENTS {
+        return Err(format!("--clients must be 1 to {MAX_CLIENTS}"));
+    }
+    if options.seconds == 0 || options.seconds > MAX_SECONDS {
+        return Err(format!("--seconds must be 1 to {MAX_SECONDS}"));
+    }
+    // Declared first, dropped last: the processes below stop before their files go.
+    let dir = match &options.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            BenchDir { path: dir.clone(), remove: false }
+        }
+        None => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let path = std::env::temp_dir()
+                .join(format!("e2ee-bench-fleet-{}-{nanos:x}", std::process::id()));
+            std::fs::create_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            BenchDir { path, remove: true }
+        }
+    };
+    let single_dir = dir.path.join("single");
+    let fleet_dir = dir.path.join("fleet");
+    let n = u16::from(options.replicas);
+
+    let single_port = free_ports(1)?;
+    let single_init = crate::init(&InitOptions {
+        replicas: 1,
+        ksf: KsfName::Fast,
+        listen: SocketAddr::from(([127, 0, 0, 1], single_port)),
+        ..InitOptions::new(&single_dir, "bench.fleet")
+    })
+    .map_err(|e| format!("init {}: {e}", single_dir.display()))?;
+    let base = free_ports(2 * n)?;
+    let fleet_init = crate::init(&InitOptions {
+        replicas: options.replicas,
+        ksf: KsfName::Fast,
+        listen: SocketAddr::from(([127, 0, 0, 1], base)),
+        peer_listen: SocketAddr::from(([127, 0, 0, 1], base + n)),
+        ..InitOptions::new(&fleet_dir, "bench.fleet")
+    })
+    .map_err(|e| format!("init {}: {e}", fleet_dir.display()))?;
+
+    eprintln!("bench-fleet: starting a single vault and {n} replicas in {}", dir.path.display());
+    let single = ServeProcess::start(&options.exe, &single_dir)?;
+    let mut fleet = FleetProcesses::start(&options.exe, &fleet_dir, u64::from(n))?;
+    let leader = fleet.wait_for_leader(Duration::from_secs(30))?;
+    let follower = (leader + 1) % fleet.replicas.len();
+
+    let (fsync, redb_commit) = durable_write_costs(&dir.path)?;
+    let round_trip = round_trip(single.addr);
+
+    let single_pids: Vec<String> = vec![single.child.id().to_string()];
+    let replica_dirs: Vec<PathBuf> = fleet.replicas.iter().map(|r| r.data_dir.clone()).collect();
+    let fleet_pids = serve_pids(&replica_dirs);
+    let load = |url: String, pin: &PinnedFleet, in_process_seconds| LoadOptions {
+        url,
+        pin: pin.clone(),
+        clients: options.clients,
+        seconds: options.seconds,
+        in_process_seconds,
+    };
+
+    let mut runs = Vec::with_capacity(3);
+    runs.push(bench_run(
+        "single node",
+        &load(format!("http://{}", single.addr), &single_init.pin.0, 2),
+        &single_pids,
+    )?);
+    for (target, i) in [("fleet leader", leader), ("fleet follower", follower)] {
+        let before = last_applied(&fleet, leader);
+        let url = format!("http://{}", fleet.replicas[i].api);
+        let mut run = bench_run(target, &load(url, &fleet_init.pin.0, 1), &fleet_pids)?;
+        run.log_entries = match (before, last_applied(&fleet, leader)) {
+            (Some(b), Some(a)) => Some(a.saturating_sub(b)),
+            _ => None,
+        };
+        runs.push(run);
+    }
+
+    eprintln!("bench-fleet: stopping the servers");
+    fleet.stop();
+    drop(single);
+    Ok(FleetBenchReport {
+        replicas: options.replicas,
+        runs,
+        fsync,
+        redb_commit,
+        round_trip,
+        kept_dir: (!dir.remove).then(|| dir.path.clone()),
+    })
 }

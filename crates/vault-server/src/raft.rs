@@ -28,6 +28,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use e2ee_backup_vault::hsm::{Command, Decision, Hsm, RecordChange};
+use e2ee_backup_vault::peer;
 use e2ee_backup_vault::record::AccountRecord;
 use openraft::error::{
     ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError,
@@ -45,7 +46,6 @@ use openraft::{
 };
 use rand_core::{OsRng, RngCore as _};
 use redb::{Database, Durability, ReadableTable as _, TableDefinition};
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -495,47 +495,29 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
-/// Seals and opens peer messages: `nonce (12) || AES-256-GCM(peer key, nonce, aad = route,
-/// postcard(message))`.
+/// Seals and opens peer messages (spec section 7.7): the vault's peer seal around the
+/// engine's messages in `postcard`.
 #[derive(Clone)]
 pub struct PeerSeal {
-    key: Arc<LessSafeKey>,
+    key: Arc<Zeroizing<[u8; 32]>>,
 }
 
 impl PeerSeal {
     /// The seal of the fleet whose peer key is `key`.
-    pub fn new(key: &[u8; 32]) -> Self {
-        let key = UnboundKey::new(&AES_256_GCM, key).expect("32 bytes is an AES-256 key");
-        Self { key: Arc::new(LessSafeKey::new(key)) }
+    pub fn new(key: Zeroizing<[u8; 32]>) -> Self {
+        Self { key: Arc::new(key) }
     }
 
     /// Seals `message` for `route`.
     pub fn seal<T: Serialize>(&self, route: &str, message: &T) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_LEN];
-        OsRng.fill_bytes(&mut nonce);
-        let mut body = postcard::to_stdvec(message).expect("peer messages serialise");
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(route.as_bytes()),
-                &mut body,
-            )
-            .expect("peer messages are far below the AEAD's limit");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&body);
-        out
+        let body = Zeroizing::new(postcard::to_stdvec(message).expect("peer messages serialise"));
+        peer::seal(&mut OsRng, &self.key, route, &body)
     }
 
     /// Opens a message sealed for `route`; `None` if it does not open or decode.
     pub fn open<T: for<'de> Deserialize<'de>>(&self, route: &str, sealed: &[u8]) -> Option<T> {
-        if sealed.len() < NONCE_LEN {
-            return None;
-        }
-        let (nonce, body) = sealed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-        let mut body = Zeroizing::new(body.to_vec());
-        let plain = self.key.open_in_place(nonce, Aad::from(route.as_bytes()), &mut body).ok()?;
-        postcard::from_bytes(plain).ok()
+        let plain = peer::open(&self.key, route, sealed)?;
+        postcard::from_bytes(&plain).ok()
     }
 }
 

@@ -419,7 +419,7 @@ impl RunningServer {
             let single = SingleNode::new(hsm.clone(), Arc::new(RedbStore::new(db)));
             return Self::serve(config, hsm, bundle, Arc::new(single), None).await;
         };
-        let seal = PeerSeal::new(&hsm.secrets().peer_key());
+        let seal = PeerSeal::new(hsm.secrets().peer_key());
         let members = replica.members.iter().map(|m| (m.id, m.member())).collect();
         let network = HttpNetwork::new(
             seal.clone(),

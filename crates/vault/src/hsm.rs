@@ -449,6 +449,14 @@ impl Decision {
         }
     }
 
+    /// The response, when the decision is one (every decision but a KE2 still to compute).
+    pub fn response(&self) -> Option<&Response> {
+        match &self.0 {
+            Deferred::Response(response) => Some(response),
+            Deferred::Ke2 { .. } => None,
+        }
+    }
+
     /// The attempts left that the answer reports, if it reports any.
     pub fn remaining(&self) -> Option<u8> {
         match &self.0 {

@@ -8,6 +8,7 @@ pub mod fleet;
 pub mod hsm;
 pub mod memory;
 pub mod messages;
+pub mod peer;
 pub mod record;
 pub mod suite;
 pub mod ticket;

@@ -20,6 +20,7 @@ pub mod crypt15;
 pub mod fuzz_targets;
 pub mod key_encoding;
 pub mod key_schedule;
+pub mod replication;
 pub mod vault;
 
 /// Version of the vector envelope, written into every file.
@@ -54,6 +55,11 @@ pub fn generate() -> Vec<VectorFile> {
         ),
         ("crypt15", crypt15::generate(), include_str!("../schemas/crypt15.schema.json")),
         ("vault", vault::generate(), include_str!("../schemas/vault.schema.json")),
+        (
+            "replication",
+            replication::generate(),
+            include_str!("../schemas/replication.schema.json"),
+        ),
     ] {
         files.push(VectorFile { path: format!("{name}.json"), contents: pretty(&json) });
         files.push(VectorFile {
@@ -74,6 +80,7 @@ pub fn verify(json: &Value) -> Result<usize, String> {
         backup_format::ALGORITHM => backup_format::verify_case,
         crypt15::ALGORITHM => crypt15::verify_case,
         vault::ALGORITHM => vault::verify_case,
+        replication::ALGORITHM => replication::verify_case,
         other => return Err(format!("unknown algorithm {other:?}")),
     };
     let mut count = 0;

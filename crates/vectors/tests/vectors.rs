@@ -12,12 +12,12 @@ fn vectors_dir() -> PathBuf {
 #[test]
 fn published_vectors_match_the_generator_and_verify() {
     let files = e2ee_backup_vectors::check_dir(&vectors_dir()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(files, 10);
+    assert_eq!(files, 12);
 }
 
 #[test]
 fn every_vector_file_follows_its_schema() {
-    for name in ["key-encoding", "key-schedule", "backup-format", "crypt15", "vault"] {
+    for name in ["key-encoding", "key-schedule", "backup-format", "crypt15", "vault", "replication"] {
         let read = |path: PathBuf| -> Value {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
         };
