@@ -76,6 +76,21 @@ impl FleetProcesses {
         Ok(fleet)
     }
 
+    /// Starts one more replica from its data directory (one made by `member prepare`); its
+    /// position.
+    pub fn launch(&mut self, node_id: u64, data_dir: &Path) -> Result<usize, String> {
+        let config = ConfigFile::read(&data_dir.join(CONFIG_FILE)).map_err(|e| e.to_string())?;
+        self.replicas.push(ReplicaProcess {
+            node_id,
+            data_dir: data_dir.to_path_buf(),
+            api: config.listen,
+            child: None,
+        });
+        let i = self.replicas.len() - 1;
+        self.restart(i)?;
+        Ok(i)
+    }
+
     /// (Re)starts replica `i` and waits until it listens.
     pub fn restart(&mut self, i: usize) -> Result<(), String> {
         let replica = &mut self.replicas[i];

@@ -129,8 +129,17 @@ pub struct ReplicaConfig {
     /// time in this range starts an election).
     pub election_timeout_ms: [u64; 2],
     /// The fleet's replicas at bootstrap (a fleet that exists ignores this list; membership
-    /// then changes through `e2ee-backup-vault member`).
+    /// then changes through `e2ee-backup-vault member`). For a replica that joins an existing
+    /// fleet, only itself.
     pub members: Vec<MemberConfig>,
+    /// Whether a pristine replica initialises the fleet with `members` (true for the replicas
+    /// `init` makes; false for one `member prepare` makes, which waits to be added).
+    #[serde(default = "bootstrap_default")]
+    pub bootstrap: bool,
+}
+
+fn bootstrap_default() -> bool {
+    true
 }
 
 /// One replica in `[[replica.members]]`.
@@ -493,6 +502,7 @@ pub fn init(options: &InitOptions) -> Result<InitReport, FilesError> {
                 heartbeat_ms: 50,
                 election_timeout_ms: [300, 600],
                 members: members.clone(),
+                bootstrap: true,
             }),
         };
         files.push(write_file(&replica.join(SECRETS_FILE), &secrets_bytes, 0o600)?);
@@ -549,7 +559,7 @@ pub fn read_secrets(data_dir: &Path) -> Result<HsmSecrets, FilesError> {
 }
 
 /// Writes a whole file through a temporary file and a rename, with `mode`, synced to disk.
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<PathBuf, FilesError> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<PathBuf, FilesError> {
     let tmp = path.with_extension("tmp");
     let _ = fs::remove_file(&tmp);
     {

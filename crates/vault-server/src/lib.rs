@@ -65,6 +65,7 @@ pub mod client;
 pub mod cluster;
 pub mod files;
 pub mod load;
+pub mod members;
 pub mod raft;
 pub mod replication;
 pub mod server;

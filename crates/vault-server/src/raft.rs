@@ -684,25 +684,91 @@ pub enum MembershipRequest {
     },
 }
 
-async fn change_members(raft: &Raft, request: MembershipRequest) -> Result<Vec<NodeId>, String> {
-    let voters: BTreeSet<NodeId> = raft.metrics().borrow().membership_config.voter_ids().collect();
+/// The answer to a [`MembershipRequest`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum MembershipAnswer {
+    /// Done: the voters now.
+    Done(Vec<NodeId>),
+    /// This replica does not lead; ask the leader at this peer address (if known).
+    NotLeader(Option<String>),
+    /// Refused or failed.
+    Failed(String),
+}
+
+async fn change_members(raft: &Raft, request: MembershipRequest) -> MembershipAnswer {
+    let (leader, me, membership) = {
+        let metrics = raft.metrics();
+        let metrics = metrics.borrow();
+        (metrics.current_leader, metrics.id, metrics.membership_config.membership().clone())
+    };
+    if leader != Some(me) {
+        let peer = leader.and_then(|l| membership.get_node(&l).map(|m| m.peer.clone()));
+        return MembershipAnswer::NotLeader(peer);
+    }
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
     let next = match request {
         MembershipRequest::Add { id, member } => {
-            if voters.contains(&id) {
-                return Err(format!("node {id} is already a voter"));
+            if membership.get_node(&id).is_some() {
+                return MembershipAnswer::Failed(format!(
+                    "node id {id} is in use; a new or rebuilt replica needs a new node id"
+                ));
             }
-            raft.add_learner(id, member, true).await.map_err(|e| e.to_string())?;
+            if let Err(e) = raft.add_learner(id, member, true).await {
+                return MembershipAnswer::Failed(format!("adding node {id} as a learner: {e}"));
+            }
             voters.iter().copied().chain([id]).collect::<BTreeSet<_>>()
         }
         MembershipRequest::Remove { id } => {
             if !voters.contains(&id) {
-                return Err(format!("node {id} is not a voter"));
+                return MembershipAnswer::Failed(format!("node {id} is not a voter"));
+            }
+            if voters.len() == 1 {
+                return MembershipAnswer::Failed("the last voter cannot be removed".into());
             }
             voters.iter().copied().filter(|v| *v != id).collect::<BTreeSet<_>>()
         }
     };
-    raft.change_membership(next.clone(), false).await.map_err(|e| e.to_string())?;
-    Ok(next.into_iter().collect())
+    match raft.change_membership(next.clone(), false).await {
+        Ok(_) => MembershipAnswer::Done(next.into_iter().collect()),
+        Err(e) => MembershipAnswer::Failed(format!("changing the voters: {e}")),
+    }
+}
+
+/// Sends `request` to the peer address `via`, sealed with `seal`, following the answer to the
+/// leader once; the voters after the change.
+pub async fn request_membership_change(
+    seal: &PeerSeal,
+    via: &str,
+    request: &MembershipRequest,
+) -> Result<Vec<NodeId>, String> {
+    let http = http_client()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| format!("the HTTP client: {e}"))?;
+    let mut target = via.to_owned();
+    for _ in 0..3 {
+        let body = seal.seal("members", request);
+        let answer = http
+            .post(format!("http://{target}/raft/members"))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("{target}: {e}"))?;
+        if !answer.status().is_success() {
+            return Err(format!("{target} answered {}", answer.status()));
+        }
+        let bytes = answer.bytes().await.map_err(|e| format!("{target}: {e}"))?;
+        match seal.open::<MembershipAnswer>("members", &bytes) {
+            Some(MembershipAnswer::Done(voters)) => return Ok(voters),
+            Some(MembershipAnswer::NotLeader(Some(leader))) => target = leader,
+            Some(MembershipAnswer::NotLeader(None)) => {
+                return Err("no leader is known; retry when the fleet has one".into());
+            }
+            Some(MembershipAnswer::Failed(why)) => return Err(why),
+            None => return Err(format!("{target}: the answer does not open (another fleet?)")),
+        }
+    }
+    Err("the leader changed during the request; retry".into())
 }
 
 /// The router of the peer listener.

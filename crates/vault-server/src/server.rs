@@ -1,5 +1,6 @@
 //! The HTTP server (spec section 4.15) around the sans-IO HSM core.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -420,7 +421,8 @@ impl RunningServer {
             return Self::serve(config, hsm, bundle, Arc::new(single), None).await;
         };
         let seal = PeerSeal::new(hsm.secrets().peer_key());
-        let members = replica.members.iter().map(|m| (m.id, m.member())).collect();
+        let members: Option<BTreeMap<_, _>> =
+            replica.bootstrap.then(|| replica.members.iter().map(|m| (m.id, m.member())).collect());
         let network = HttpNetwork::new(
             seal.clone(),
             Some(replica.peer_listen.ip()).filter(|ip| !ip.is_unspecified()),
@@ -430,27 +432,16 @@ impl RunningServer {
         let replication = match raft::Broken::from_env() {
             Some(broken) => {
                 warn!(?broken, "DELIBERATELY BROKEN VARIANT: for tests only");
-                RaftReplication::start_broken(
-                    id,
-                    db,
-                    hsm.clone(),
-                    network,
-                    timing,
-                    Some(members),
-                    broken,
-                )
-                .await
+                RaftReplication::start_broken(id, db, hsm.clone(), network, timing, members, broken)
+                    .await
             }
-            None => {
-                RaftReplication::start(id, db, hsm.clone(), network, timing, Some(members)).await
-            }
+            None => RaftReplication::start(id, db, hsm.clone(), network, timing, members).await,
         }
         .map_err(ServerError::Setup)?;
         #[cfg(not(feature = "broken-variants"))]
-        let replication =
-            RaftReplication::start(id, db, hsm.clone(), network, timing, Some(members))
-                .await
-                .map_err(ServerError::Setup)?;
+        let replication = RaftReplication::start(id, db, hsm.clone(), network, timing, members)
+            .await
+            .map_err(ServerError::Setup)?;
         let (tx, rx) = oneshot::channel::<()>();
         let (peer_addr, _task) =
             raft::serve_peers(replica.peer_listen, replication.raft().clone(), seal, async move {

@@ -1,0 +1,111 @@
+//! Changing a fleet's replicas with the real binary (spec section 7.9): a fourth replica is
+//! prepared, started and added; it catches up with the registrations made before; a crashed
+//! replica is removed; with two of the original replicas gone, the fleet of three voters
+//! still answers through the new replica, and node ids are not reused.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::time::Duration;
+
+use e2ee_backup_kdf::BackupKey;
+use e2ee_backup_vault::client::Endpoint;
+use e2ee_backup_vault_server::client::{self, HttpVault};
+use e2ee_backup_vault_server::cluster::{FleetProcesses, Signal};
+use e2ee_backup_vault_server::files::{CONFIG_FILE, ConfigFile, replica_dir, unix_now};
+use e2ee_backup_vault_server::{InitOptions, KsfName, members};
+
+const BIN: &str = env!("CARGO_BIN_EXE_e2ee-backup-vault");
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// Gives every replica of `dir` fresh loopback ports, in its own and everyone's member list.
+fn assign_ports(dir: &Path, count: u64) {
+    let addrs: Vec<(SocketAddr, SocketAddr)> =
+        (0..count).map(|_| (free_addr(), free_addr())).collect();
+    for id in 1..=count {
+        let path = replica_dir(dir, id).join(CONFIG_FILE);
+        let mut config = ConfigFile::read(&path).unwrap();
+        let (api, peer) = addrs[(id - 1) as usize];
+        config.listen = api;
+        let replica = config.replica.as_mut().unwrap();
+        replica.peer_listen = peer;
+        for m in &mut replica.members {
+            let (api, peer) = addrs[(m.id - 1) as usize];
+            m.api = api.to_string();
+            m.peer = peer.to_string();
+        }
+        std::fs::write(&path, config.render()).unwrap();
+    }
+}
+
+/// Runs `journey`, retrying while the fleet elects or catches up.
+fn retrying<T, E: std::fmt::Debug>(mut journey: impl FnMut() -> Result<T, E>) -> T {
+    let mut last = None;
+    for _ in 0..100 {
+        match journey() {
+            Ok(value) => return value,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the journey kept failing: {last:?}");
+}
+
+#[test]
+fn a_replica_is_added_caught_up_and_an_old_one_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = InitOptions {
+        replicas: 3,
+        ksf: KsfName::Fast,
+        ..InitOptions::new(dir.path(), "members.fleet")
+    };
+    let report = e2ee_backup_vault_server::init(&options).unwrap();
+    assign_ports(dir.path(), 3);
+    let mut fleet = FleetProcesses::start(Path::new(BIN), dir.path(), 3).unwrap();
+    let leader = fleet.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let follower = (leader + 1) % 3;
+
+    let url = |fleet: &FleetProcesses, i: usize| format!("http://{}", fleet.replicas[i].api);
+    let mut http = HttpVault::new(&url(&fleet, follower)).unwrap();
+    let bundle = client::fetch_bundle(&mut http, &report.pin.0, unix_now(), None).unwrap();
+    let ep = Endpoint::from_bundle(&bundle).unwrap().accepting_fast_ksf();
+    let key = BackupKey::generate();
+    retrying(|| client::register(&mut http, &ep, b"early", b"early password", &key));
+
+    // A fourth replica: prepared from replica 1, started, added through a follower's peer
+    // address (the request follows to the leader).
+    let new_dir = replica_dir(dir.path(), 4);
+    let from = replica_dir(dir.path(), 1);
+    assert!(
+        members::prepare(&from, &new_dir, 2, free_addr(), free_addr()).is_err(),
+        "a node id of the fleet is refused"
+    );
+    members::prepare(&from, &new_dir, 4, free_addr(), free_addr()).unwrap();
+    let fourth = fleet.launch(4, &new_dir).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let via = |i: usize| {
+        let config =
+            ConfigFile::read(&replica_dir(dir.path(), i as u64 + 1).join(CONFIG_FILE)).unwrap();
+        config.replica.unwrap().peer_listen.to_string()
+    };
+    let voters = runtime.block_on(members::add(&new_dir, &via(follower))).unwrap();
+    assert_eq!(voters, vec![1, 2, 3, 4]);
+    let again = runtime.block_on(members::add(&new_dir, &via(follower)));
+    assert!(again.is_err(), "adding a member twice is refused: {again:?}");
+
+    // Replica 1 crashes and is removed; then replica 2 crashes too. Voters 3 and 4 are a
+    // majority of {2, 3, 4}: the fleet answers, through the new replica, with the account
+    // registered before it joined.
+    fleet.signal(0, Signal::Kill).unwrap();
+    let survivor_peer = via(2);
+    let voters = retrying(|| runtime.block_on(members::remove(&from, 1, &survivor_peer)));
+    assert_eq!(voters, vec![2, 3, 4]);
+    fleet.signal(1, Signal::Kill).unwrap();
+    let mut http = HttpVault::new(&url(&fleet, fourth)).unwrap();
+    let session = retrying(|| client::login(&mut http, &ep, b"early", b"early password"));
+    assert_eq!(session.key().expose_secret(), key.expose_secret());
+    let status = fleet.status(fourth).expect("the new replica answers");
+    assert_eq!(status["voters"], serde_json::json!([2, 3, 4]));
+}
