@@ -22,7 +22,9 @@ use e2ee_backup_vault::channel::{
 };
 use e2ee_backup_vault::client::{Endpoint, Login, Registration};
 use e2ee_backup_vault::fleet::{Auditor, FleetAuthority, FleetBundle, PinnedFleet};
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmError, HsmSecrets};
+use e2ee_backup_vault::hsm::{
+    Command, Decision, Hsm, HsmConfig, HsmError, HsmSecrets, RecordChange,
+};
 use e2ee_backup_vault::memory::MemoryVault;
 use e2ee_backup_vault::messages::{RefusalReason, Request, Response};
 use e2ee_backup_vault::record::{AccountRecord, AccountState, REGISTRATION_LEN};
@@ -712,6 +714,41 @@ pub fn vault_hsm_plaintext(data: &[u8]) {
     }
 }
 
+/// A replicated vault's command (spec section 7.3), as every replica decodes and applies it.
+///
+/// [`Command::decode`] accepts only canonical encodings; applying any command that decodes to
+/// the fixture's registered record, and to no record, leaves a valid record and a decision
+/// whose hand-off encoding ([`Decision::encode`]) reads back.
+pub fn vault_command(data: &[u8]) {
+    let Ok(command) = Command::decode(data) else {
+        return;
+    };
+    assert!(command.encode() == data, "{command:?}: accepted a non-canonical encoding");
+    let fixture = vault_fixture();
+    for record in [Some(fixture.record.clone()), None] {
+        let (change, decision) = fixture.hsm.apply(&command, record);
+        if let Some(RecordChange::Put(record)) = &change {
+            check_record(record);
+        }
+        let encoded = decision.encode();
+        let decoded = Decision::decode(&encoded).expect("a decision reads back");
+        assert!(decoded.encode() == encoded, "{decision:?}: the hand-off encoding changed");
+    }
+}
+
+/// The hand-off encoding of a decision (between a replica's state machine and the request
+/// that proposed the command): [`Decision::decode`] accepts only what
+/// [`Decision::encode`] writes.
+pub fn vault_decision(data: &[u8]) {
+    let Ok(decision) = Decision::decode(data) else {
+        return;
+    };
+    assert!(
+        decision.encode().as_slice() == data,
+        "{decision:?}: accepted a non-canonical encoding"
+    );
+}
+
 /// Checks that `response` fits `request` (`None`: not a request) and what it did to the
 /// record, from `before` to `after`.
 fn check_answer(
@@ -967,13 +1004,15 @@ fn fleet_pins() -> &'static FleetPins {
 }
 
 /// The names of the vault fuzz targets, whose seeds [`vault_seed_corpus`] makes.
-pub const VAULT_TARGETS: [&str; 6] = [
+pub const VAULT_TARGETS: [&str; 8] = [
     "vault_request",
     "vault_response",
     "vault_record",
     "vault_envelope",
     "vault_fleet_bundle",
     "vault_hsm_plaintext",
+    "vault_command",
+    "vault_decision",
 ];
 
 /// The seed corpus of vault target `target`, as (name, bytes): valid inputs from the fixture's
@@ -982,6 +1021,29 @@ pub fn vault_seed_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let named = |name: &str, bytes: Vec<u8>| (name.to_owned(), bytes);
     match target {
         "vault_request" | "vault_hsm_plaintext" => vault_request_seeds(),
+        "vault_command" | "vault_decision" => {
+            // The request seeds as commands of the fixture's account, and the decisions the
+            // fixture's record gets for them.
+            let fixture = vault_fixture();
+            let mut commands = Vec::new();
+            let mut decisions = Vec::new();
+            for (name, plaintext) in vault_request_seeds() {
+                let bytes =
+                    Writer::new().vec16(VAULT_ACCOUNT).u64(VAULT_NOW).bytes(&plaintext).finish();
+                if let Ok(command) = Command::decode(&bytes) {
+                    let (_, decision) = fixture.hsm.apply(&command, Some(fixture.record.clone()));
+                    decisions.push((format!("decision-{name}"), decision.encode().to_vec()));
+                }
+                commands.push((format!("command-{name}"), bytes));
+            }
+            let mut empty_account = vec![0, 0];
+            empty_account.extend_from_slice(&VAULT_NOW.to_be_bytes());
+            commands.push(named("empty-account", empty_account));
+            commands.push(named("empty", Vec::new()));
+            decisions.push(named("unknown-kind", vec![2]));
+            decisions.push(named("empty", Vec::new()));
+            if target == "vault_command" { commands } else { decisions }
+        }
         "vault_response" => {
             // The first answer of each kind to a request seed, each asked of a vault fresh
             // from the setup.

@@ -247,6 +247,16 @@ fn vault_fleet_bundle_corpus() {
 }
 
 #[test]
+fn vault_command_corpus() {
+    replay("vault_command", fuzz_targets::vault_command);
+}
+
+#[test]
+fn vault_decision_corpus() {
+    replay("vault_decision", fuzz_targets::vault_decision);
+}
+
+#[test]
 fn vault_hsm_plaintext_corpus() {
     replay("vault_hsm_plaintext", fuzz_targets::vault_hsm_plaintext);
 }

@@ -17,7 +17,8 @@ fn published_vectors_match_the_generator_and_verify() {
 
 #[test]
 fn every_vector_file_follows_its_schema() {
-    for name in ["key-encoding", "key-schedule", "backup-format", "crypt15", "vault", "replication"] {
+    for name in ["key-encoding", "key-schedule", "backup-format", "crypt15", "vault", "replication"]
+    {
         let read = |path: PathBuf| -> Value {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
         };
