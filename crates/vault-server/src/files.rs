@@ -128,6 +128,9 @@ pub struct ReplicaConfig {
     /// Election timeout bounds in milliseconds (a follower that hears no leader for a random
     /// time in this range starts an election).
     pub election_timeout_ms: [u64; 2],
+    /// Applied entries between snapshots (the log is compacted behind each), default 10 000.
+    #[serde(default = "snapshot_after_default")]
+    pub snapshot_after: u64,
     /// The fleet's replicas at bootstrap (a fleet that exists ignores this list; membership
     /// then changes through `e2ee-backup-vault member`). For a replica that joins an existing
     /// fleet, only itself.
@@ -140,6 +143,10 @@ pub struct ReplicaConfig {
 
 fn bootstrap_default() -> bool {
     true
+}
+
+fn snapshot_after_default() -> u64 {
+    crate::raft::Tuning::LOCAL.snapshot_after
 }
 
 /// One replica in `[[replica.members]]`.
@@ -162,17 +169,21 @@ impl MemberConfig {
 }
 
 impl ReplicaConfig {
-    /// The engine timing this section names.
-    pub fn timing(&self) -> crate::raft::Timing {
-        crate::raft::Timing {
+    /// The engine tuning this section names.
+    pub fn tuning(&self) -> crate::raft::Tuning {
+        crate::raft::Tuning {
             heartbeat_ms: self.heartbeat_ms,
             election_min_ms: self.election_timeout_ms[0],
             election_max_ms: self.election_timeout_ms[1],
+            snapshot_after: self.snapshot_after,
         }
     }
 
     fn check(&self, path: &Path) -> Result<(), FilesError> {
         let [low, high] = self.election_timeout_ms;
+        if self.snapshot_after < 10 {
+            return Err(invalid(path, "snapshot_after must be at least 10"));
+        }
         if self.heartbeat_ms == 0 || low <= self.heartbeat_ms || high <= low {
             return Err(invalid(
                 path,
@@ -501,6 +512,7 @@ pub fn init(options: &InitOptions) -> Result<InitReport, FilesError> {
                 peer_listen: me.peer.parse().expect("made from a SocketAddr"),
                 heartbeat_ms: 50,
                 election_timeout_ms: [300, 600],
+                snapshot_after: snapshot_after_default(),
                 members: members.clone(),
                 bootstrap: true,
             }),

@@ -182,6 +182,14 @@ impl Broken {
 
 fn get_meta<T: for<'de> Deserialize<'de>>(db: &Database, key: &str) -> StorageResult<Option<T>> {
     let txn = db.begin_read().map_err(storage_error)?;
+    read_meta(&txn, key)
+}
+
+/// Reads a metadata value inside `txn`, so that it fits the other tables read there.
+fn read_meta<T: for<'de> Deserialize<'de>>(
+    txn: &redb::ReadTransaction,
+    key: &str,
+) -> StorageResult<Option<T>> {
     let table = match txn.open_table(META) {
         Ok(table) => table,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -258,6 +266,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Err(redb::TableError::TableDoesNotExist(_)) => None,
             Err(e) => return Err(storage_error(e)),
         };
+        let first = match txn.open_table(LOG) {
+            Ok(t) => t.first().ok().flatten().map(|(k, _)| k.value()),
+            Err(_) => None,
+        };
+        eprintln!("DEBUG get_log_state purged={last_purged:?} first={first:?} last={last:?}");
         Ok(LogState { last_purged_log_id: last_purged, last_log_id: last.or(last_purged) })
     }
 
@@ -314,7 +327,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
-        let bytes = encode(&Some(log_id))?;
+        let bytes = encode(&log_id)?;
         let mut txn = self.db.begin_write().map_err(storage_error)?;
         txn.set_durability(self.durability);
         {
@@ -356,10 +369,12 @@ impl StateMachine {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        // One read transaction: the records, the position and the membership of one moment
+        // (entries may be applied meanwhile).
         let txn = self.db.begin_read().map_err(storage_error)?;
-        let last_applied: Option<LogId<NodeId>> = get_meta(&self.db, "applied")?.flatten();
+        let last_applied: Option<LogId<NodeId>> = read_meta(&txn, "applied")?.flatten();
         let membership: StoredMembership<NodeId, Member> =
-            get_meta(&self.db, "membership")?.unwrap_or_default();
+            read_meta(&txn, "membership")?.unwrap_or_default();
         let mut accounts = Vec::new();
         if let Ok(table) = txn.open_table(ACCOUNTS) {
             for item in table.iter().map_err(storage_error)? {
@@ -390,8 +405,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn applied_state(
         &mut self,
     ) -> StorageResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, Member>)> {
-        let applied = get_meta::<Option<LogId<NodeId>>>(&self.db, "applied")?.flatten();
-        let membership = get_meta(&self.db, "membership")?.unwrap_or_default();
+        let txn = self.db.begin_read().map_err(storage_error)?;
+        let applied = read_meta::<Option<LogId<NodeId>>>(&txn, "applied")?.flatten();
+        let membership = read_meta(&txn, "membership")?.unwrap_or_default();
         Ok((applied, membership))
     }
 
@@ -779,32 +795,40 @@ pub fn peer_router(raft: Raft, seal: PeerSeal) -> Router {
         .with_state(PeerState { raft, seal })
 }
 
-/// Timing of the engine.
+/// How the engine runs: its timing and how often it compacts the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Timing {
+pub struct Tuning {
     /// Milliseconds between leader heartbeats.
     pub heartbeat_ms: u64,
     /// Lower bound of the election timeout, milliseconds.
     pub election_min_ms: u64,
     /// Upper bound of the election timeout, milliseconds.
     pub election_max_ms: u64,
+    /// Entries applied since the last snapshot that trigger a new one (after which the log
+    /// up to it is purged, keeping `snapshot_after / 10` entries for followers that lag).
+    pub snapshot_after: u64,
 }
 
-impl Timing {
-    /// Loopback and one data centre: 50 ms heartbeats, elections after 300 to 600 ms.
-    pub const LOCAL: Timing =
-        Timing { heartbeat_ms: 50, election_min_ms: 300, election_max_ms: 600 };
+impl Tuning {
+    /// Loopback and one data centre: 50 ms heartbeats, elections after 300 to 600 ms, a
+    /// snapshot every 10 000 entries.
+    pub const LOCAL: Tuning = Tuning {
+        heartbeat_ms: 50,
+        election_min_ms: 300,
+        election_max_ms: 600,
+        snapshot_after: 10_000,
+    };
 }
 
-/// Builds an openraft configuration with `timing`.
-pub fn engine_config(timing: Timing) -> openraft::Config {
+/// Builds an openraft configuration with `tuning`.
+pub fn engine_config(tuning: Tuning) -> openraft::Config {
     openraft::Config {
         cluster_name: "e2ee-backup-vault".into(),
-        heartbeat_interval: timing.heartbeat_ms,
-        election_timeout_min: timing.election_min_ms,
-        election_timeout_max: timing.election_max_ms,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(10_000),
-        max_in_snapshot_log_to_keep: 1_000,
+        heartbeat_interval: tuning.heartbeat_ms,
+        election_timeout_min: tuning.election_min_ms,
+        election_timeout_max: tuning.election_max_ms,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(tuning.snapshot_after),
+        max_in_snapshot_log_to_keep: tuning.snapshot_after / 10,
         ..Default::default()
     }
 }
@@ -829,10 +853,10 @@ impl RaftReplication {
         db: Arc<Database>,
         hsm: Arc<Hsm>,
         network: N,
-        timing: Timing,
+        tuning: Tuning,
         bootstrap: Option<BTreeMap<NodeId, Member>>,
     ) -> Result<Self, String> {
-        Self::start_with(id, db, hsm, network, timing, bootstrap, LogStore::new).await
+        Self::start_with(id, db, hsm, network, tuning, bootstrap, LogStore::new).await
     }
 
     /// As [`RaftReplication::start`], in one of the deliberately broken variants.
@@ -842,7 +866,7 @@ impl RaftReplication {
         db: Arc<Database>,
         hsm: Arc<Hsm>,
         network: N,
-        timing: Timing,
+        tuning: Tuning,
         bootstrap: Option<BTreeMap<NodeId, Member>>,
         broken: Broken,
     ) -> Result<Self, String> {
@@ -851,7 +875,7 @@ impl RaftReplication {
             _ => LogStore::new(db),
         };
         let mut replication =
-            Self::start_with(id, db.clone(), hsm.clone(), network, timing, bootstrap, log).await?;
+            Self::start_with(id, db.clone(), hsm.clone(), network, tuning, bootstrap, log).await?;
         replication.broken = Some((broken, hsm, db));
         Ok(replication)
     }
@@ -861,11 +885,11 @@ impl RaftReplication {
         db: Arc<Database>,
         hsm: Arc<Hsm>,
         network: N,
-        timing: Timing,
+        tuning: Tuning,
         bootstrap: Option<BTreeMap<NodeId, Member>>,
         log: impl FnOnce(Arc<Database>) -> LogStore,
     ) -> Result<Self, String> {
-        let config = engine_config(timing).validate().map_err(|e| e.to_string())?;
+        let config = engine_config(tuning).validate().map_err(|e| e.to_string())?;
         let raft = Raft::new(
             id,
             Arc::new(config),

@@ -427,19 +427,19 @@ impl RunningServer {
             seal.clone(),
             Some(replica.peer_listen.ip()).filter(|ip| !ip.is_unspecified()),
         );
-        let (id, db, timing) = (replica.node_id, Arc::new(db), replica.timing());
+        let (id, db, tuning) = (replica.node_id, Arc::new(db), replica.tuning());
         #[cfg(feature = "broken-variants")]
         let replication = match raft::Broken::from_env() {
             Some(broken) => {
                 warn!(?broken, "DELIBERATELY BROKEN VARIANT: for tests only");
-                RaftReplication::start_broken(id, db, hsm.clone(), network, timing, members, broken)
+                RaftReplication::start_broken(id, db, hsm.clone(), network, tuning, members, broken)
                     .await
             }
-            None => RaftReplication::start(id, db, hsm.clone(), network, timing, members).await,
+            None => RaftReplication::start(id, db, hsm.clone(), network, tuning, members).await,
         }
         .map_err(ServerError::Setup)?;
         #[cfg(not(feature = "broken-variants"))]
-        let replication = RaftReplication::start(id, db, hsm.clone(), network, timing, members)
+        let replication = RaftReplication::start(id, db, hsm.clone(), network, tuning, members)
             .await
             .map_err(ServerError::Setup)?;
         let (tx, rx) = oneshot::channel::<()>();

@@ -25,7 +25,7 @@ use e2ee_backup_vault::hsm::{Command, Hsm, HsmConfig, HsmSecrets, RecordChange};
 use e2ee_backup_vault::messages::RefusalReason;
 use e2ee_backup_vault::record::AccountRecord;
 use e2ee_backup_vault::suite::KsfProfile;
-use e2ee_backup_vault_server::raft::{Member, NodeId, RaftReplication, Timing, TypeConfig};
+use e2ee_backup_vault_server::raft::{Member, NodeId, RaftReplication, Tuning, TypeConfig};
 use e2ee_backup_vault_server::replication::{Replication as _, ReplicationError};
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -75,6 +75,8 @@ struct World {
     loss: u32,
     trace: Mutex<Vec<String>>,
     start: tokio::time::Instant,
+    /// Snapshot chunks delivered (a replica that lagged behind the purged log caught up).
+    snapshot_chunks: std::sync::atomic::AtomicU64,
 }
 
 impl World {
@@ -112,11 +114,17 @@ impl World {
         self.cut.lock().unwrap().clear();
     }
 
-    fn timing(id: NodeId) -> Timing {
+    fn tuning(id: NodeId) -> Tuning {
         // Fixed, distinct election timeouts per node keep runs reproducible (openraft draws
         // the timeout from [min, max), here a single value).
         let min = 300 + 150 * id;
-        Timing { heartbeat_ms: 50, election_min_ms: min, election_max_ms: min + 1 }
+        // Snapshots every 20 entries: followers that were down catch up from snapshots too.
+        Tuning {
+            heartbeat_ms: 50,
+            election_min_ms: min,
+            election_max_ms: min + 1,
+            snapshot_after: 20,
+        }
     }
 
     async fn start_node(self: &Arc<Self>, id: NodeId, disk: CrashDisk, bootstrap: bool) {
@@ -135,7 +143,7 @@ impl World {
                     db,
                     self.hsm.clone(),
                     network,
-                    Self::timing(id),
+                    Self::tuning(id),
                     bootstrap,
                 )
                 .await
@@ -147,7 +155,7 @@ impl World {
                     db,
                     self.hsm.clone(),
                     network,
-                    Self::timing(id),
+                    Self::tuning(id),
                     bootstrap,
                     broken,
                 )
@@ -258,6 +266,7 @@ impl RaftNetwork<TypeConfig> for SimPeer {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
     > {
+        self.world.snapshot_chunks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.exchange(async move |n: Arc<RaftReplication>| n.raft().install_snapshot(rpc).await)
             .await
     }
@@ -498,6 +507,9 @@ struct Report {
     requests: usize,
     unconfirmed: usize,
     victim_ke2s: u64,
+    snapshot_chunks: u64,
+    /// Every answer, in order: account, client thread, outcome.
+    answers: Vec<String>,
 }
 
 fn report(world: &World, history: &History, violations: Vec<String>) -> Report {
@@ -509,6 +521,18 @@ fn report(world: &World, history: &History, violations: Vec<String>) -> Report {
         violations,
         requests,
         unconfirmed: requests - answered,
+        snapshot_chunks: world.snapshot_chunks.load(std::sync::atomic::Ordering::Relaxed),
+        answers: events
+            .iter()
+            .flat_map(|(account, events)| {
+                events.iter().filter_map(move |e| match e {
+                    Event::Return { thread, outcome } => {
+                        Some(format!("{} {thread} {outcome:?}", String::from_utf8_lossy(account)))
+                    }
+                    Event::Invoke { .. } => None,
+                })
+            })
+            .collect(),
         victim_ke2s: history
             .ke2s_released
             .lock()
@@ -538,6 +562,7 @@ fn new_world(seed: u64, variant: Variant, loss: u32) -> Arc<World> {
         loss,
         trace: Mutex::new(Vec::new()),
         start: tokio::time::Instant::now(),
+        snapshot_chunks: std::sync::atomic::AtomicU64::new(0),
     })
 }
 
@@ -706,9 +731,13 @@ fn seeded_runs_keep_the_budget_and_stay_linearizable() {
             report.trace
         );
         eprintln!(
-            "seed {seed}: ok: {} requests ({} unconfirmed), {} KE2s to the victim's attackers; \
-             events {:?}",
-            report.requests, report.unconfirmed, report.victim_ke2s, report.trace
+            "seed {seed}: ok: {} requests ({} unconfirmed), {} KE2s to the victim's attackers, \
+             {} snapshot chunks sent; events {:?}",
+            report.requests,
+            report.unconfirmed,
+            report.victim_ke2s,
+            report.snapshot_chunks,
+            report.trace
         );
         assert!(report.requests > 40, "the run must do real work");
     }
@@ -718,7 +747,8 @@ fn seeded_runs_keep_the_budget_and_stay_linearizable() {
 fn a_seed_replays_the_same_run() {
     let first = runtime().block_on(random_run(3, Variant::Correct));
     let second = runtime().block_on(random_run(3, Variant::Correct));
-    assert_eq!(first.trace, second.trace);
+    assert_eq!(first.trace, second.trace, "the same faults");
+    assert_eq!(first.answers, second.answers, "the same answers to the same requests");
 }
 
 #[test]
