@@ -7,6 +7,13 @@
 //!   the reply that follows it is sealed.
 //! * [`server`]: the axum server. [`RunningServer`] runs on the caller's tokio runtime;
 //!   [`BackgroundServer`] brings its own, for synchronous callers.
+//! * [`replication`]: how a command becomes a durable decision (spec chapter 7): the
+//!   [`replication::Replication`] trait, and [`replication::SingleNode`] for one store.
+//! * [`raft`]: the replicated fleet on openraft, everything engine-specific in one module:
+//!   log and state machine on `redb`, the sealed HTTP peer transport, membership changes, and
+//!   the deliberately broken variants of the feature `broken-variants` (tests only).
+//! * [`cluster`] and [`members`]: a fleet of `serve` processes on one machine, and changing a
+//!   fleet's replicas.
 //! * [`client`]: a small blocking HTTP client and the vault journeys over it.
 //! * [`load`]: the load generator of `e2ee-backup-vault load`.
 //!
