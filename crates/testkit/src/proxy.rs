@@ -4,13 +4,18 @@
 //! [`Mode`] can be switched at any time to cut or stall traffic, simulating network partitions
 //! between a client and a real server process.
 //!
+//! Independently of the mode, connections can be refused by source address
+//! ([`Proxy::block_sources`]): with one proxy in front of each server of a fleet, and each server
+//! connecting from its own loopback address (`127.0.0.11`, `127.0.0.12`, ...), blocking sources
+//! cuts chosen links only, e.g. to isolate one server from the others.
+//!
 //! Each connection uses two threads that poll with short timeouts; dropping the [`Proxy`] closes
 //! the listener and every connection, and all its threads end within a few tens of
 //! milliseconds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -82,8 +87,30 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Conns {
     next_id: u64,
-    /// Handles to the sockets of each live connection, to shut them down from outside.
-    live: HashMap<u64, Vec<TcpStream>>,
+    /// The live connections, to shut them down from outside.
+    live: HashMap<u64, Live>,
+    /// Source addresses whose connections are refused.
+    blocked: HashSet<IpAddr>,
+}
+
+/// One live connection as seen from outside its threads.
+#[derive(Debug)]
+struct Live {
+    /// The client's address.
+    source: IpAddr,
+    /// Set (under the `conns` lock) when this connection alone is cut.
+    cut: Arc<AtomicBool>,
+    /// Handles to its sockets.
+    streams: Vec<TcpStream>,
+}
+
+impl Live {
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for stream in &self.streams {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
 }
 
 impl Shared {
@@ -98,14 +125,9 @@ impl Shared {
     /// Shuts down every live connection; the caller holds the `conns` lock.
     fn cut_all(&self, conns: &mut Conns) {
         self.cuts.fetch_add(1, Ordering::SeqCst);
-        for stream in conns.live.values().flatten() {
-            let _ = stream.shutdown(Shutdown::Both);
+        for live in conns.live.values() {
+            live.cut();
         }
-    }
-
-    /// Whether a connection started under cut count `epoch` must end now.
-    fn is_cut(&self, epoch: u64) -> bool {
-        self.stop.load(Ordering::SeqCst) || self.cuts.load(Ordering::SeqCst) != epoch
     }
 }
 
@@ -171,9 +193,43 @@ impl Proxy {
         }
     }
 
+    /// Refuses connections from `sources` (in addition to those already blocked): live ones
+    /// from these addresses are closed before this returns, new ones are accepted and closed at
+    /// once without contacting the target. Independent of the [`Mode`].
+    pub fn block_sources(&self, sources: &[IpAddr]) {
+        let mut conns = self.shared.conns();
+        conns.blocked.extend(sources.iter().copied());
+        cut_blocked(&mut conns);
+    }
+
+    /// Blocks exactly the addresses of `blocked` (closing live connections from them) and
+    /// unblocks all others.
+    pub fn set_blocked(&self, blocked: HashSet<IpAddr>) {
+        let mut conns = self.shared.conns();
+        conns.blocked = blocked;
+        cut_blocked(&mut conns);
+    }
+
+    /// Accepts connections from every source again.
+    pub fn unblock_all(&self) {
+        self.shared.conns().blocked.clear();
+    }
+
+    /// The blocked source addresses.
+    pub fn blocked(&self) -> HashSet<IpAddr> {
+        self.shared.conns().blocked.clone()
+    }
+
     /// The number of connections currently open through the proxy.
     pub fn connections(&self) -> usize {
         self.shared.conns().live.len()
+    }
+}
+
+/// Closes the live connections whose source is blocked; the caller holds the `conns` lock.
+fn cut_blocked(conns: &mut Conns) {
+    for live in conns.live.values().filter(|l| conns.blocked.contains(&l.source)) {
+        live.cut();
     }
 }
 
@@ -194,7 +250,7 @@ impl Drop for Proxy {
 fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
     while !shared.stop.load(Ordering::SeqCst) {
         match listener.accept() {
-            Ok((client, _)) => admit(shared, client),
+            Ok((client, peer)) => admit(shared, client, peer.ip()),
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             // WouldBlock, or a transient failure such as running out of descriptors.
             Err(_) => thread::sleep(POLL),
@@ -202,42 +258,58 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
     }
 }
 
-/// Registers a new client connection and starts its thread, or closes it in [`Mode::Drop`].
-fn admit(shared: &Arc<Shared>, client: TcpStream) {
+/// Registers a new client connection and starts its thread, or closes it in [`Mode::Drop`] or
+/// when its source is blocked.
+fn admit(shared: &Arc<Shared>, client: TcpStream, source: IpAddr) {
     let registered = (|| {
         client.set_nonblocking(false)?;
         let _ = client.set_nodelay(true);
         let handle = client.try_clone()?;
         let mut conns = shared.conns();
-        if shared.stop.load(Ordering::SeqCst) || shared.mode() == Mode::Drop {
+        if shared.stop.load(Ordering::SeqCst)
+            || shared.mode() == Mode::Drop
+            || conns.blocked.contains(&source)
+        {
             return Ok(None);
         }
         let id = conns.next_id;
         conns.next_id += 1;
-        conns.live.insert(id, vec![handle]);
-        Ok::<_, io::Error>(Some((id, shared.cuts.load(Ordering::SeqCst))))
+        let cut = Arc::new(AtomicBool::new(false));
+        conns.live.insert(id, Live { source, cut: cut.clone(), streams: vec![handle] });
+        Ok::<_, io::Error>(Some((id, shared.cuts.load(Ordering::SeqCst), cut)))
     })();
-    let Ok(Some((id, epoch))) = registered else {
+    let Ok(Some((id, epoch, cut))) = registered else {
         let _ = client.shutdown(Shutdown::Both);
         return;
     };
-    let conn = Arc::new(Conn { id, epoch, shared: shared.clone() });
+    let conn = Arc::new(Conn { id, epoch, cut, shared: shared.clone() });
     let _ = spawn(shared, move || connect(conn, client));
 }
 
 /// One proxied connection; dropped when both directions are done, which unregisters it.
 struct Conn {
     id: u64,
+    /// The cut count it started under.
     epoch: u64,
+    /// Set when this connection alone is cut (its source was blocked).
+    cut: Arc<AtomicBool>,
     shared: Arc<Shared>,
+}
+
+impl Conn {
+    /// Whether the connection must end now: the proxy stops, every connection was cut since
+    /// it started, or this one was.
+    fn is_cut(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst)
+            || self.shared.cuts.load(Ordering::SeqCst) != self.epoch
+            || self.cut.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        if let Some(streams) = self.shared.conns().live.remove(&self.id) {
-            for stream in streams {
-                let _ = stream.shutdown(Shutdown::Both);
-            }
+        if let Some(live) = self.shared.conns().live.remove(&self.id) {
+            live.cut();
         }
     }
 }
@@ -246,7 +318,7 @@ impl Drop for Conn {
 fn connect(conn: Arc<Conn>, client: TcpStream) {
     let shared = &conn.shared;
     loop {
-        if shared.is_cut(conn.epoch) {
+        if conn.is_cut() {
             return;
         }
         if shared.mode() == Mode::Pass {
@@ -265,11 +337,11 @@ fn connect(conn: Arc<Conn>, client: TcpStream) {
     };
     {
         let mut conns = shared.conns();
-        if shared.is_cut(conn.epoch) {
+        if conn.is_cut() {
             return;
         }
-        if let Some(streams) = conns.live.get_mut(&conn.id) {
-            streams.push(handle);
+        if let Some(live) = conns.live.get_mut(&conn.id) {
+            live.streams.push(handle);
         }
     }
     let back = conn.clone();
@@ -286,7 +358,7 @@ fn pump(conn: &Conn, mut from: TcpStream, mut to: TcpStream) {
     let _ = to.set_write_timeout(Some(IO_TIMEOUT));
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        if shared.is_cut(conn.epoch) {
+        if conn.is_cut() {
             break;
         }
         if shared.mode() != Mode::Pass {
@@ -316,7 +388,7 @@ fn pump(conn: &Conn, mut from: TcpStream, mut to: TcpStream) {
 fn write_fully(conn: &Conn, to: &mut TcpStream, mut data: &[u8]) -> io::Result<()> {
     let shared = &conn.shared;
     while !data.is_empty() {
-        if shared.is_cut(conn.epoch) {
+        if conn.is_cut() {
             return Err(io::Error::other("connection cut"));
         }
         if shared.mode() != Mode::Pass {
@@ -342,8 +414,9 @@ fn is_timeout(err: &io::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
     use std::io::{self, BufRead, BufReader, Read, Write};
-    use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
     use std::sync::atomic::Ordering;
     use std::thread;
     use std::time::{Duration, Instant};
@@ -466,6 +539,51 @@ mod tests {
         (&stream).read_to_end(&mut back).unwrap();
         sender.join().unwrap();
         assert!(back == data, "echoed {} of {} bytes", back.len(), data.len());
+    }
+
+    #[test]
+    fn blocked_sources_are_cut_and_refused_whatever_the_mode() {
+        let proxy = Proxy::start(echo_server()).unwrap();
+        let local: IpAddr = Ipv4Addr::LOCALHOST.into();
+        let other: IpAddr = Ipv4Addr::new(127, 0, 0, 2).into();
+        let mut a = client(&proxy);
+        assert_eq!(echo(&mut a, "before").unwrap(), "before");
+
+        // Blocking another source leaves this one alone, live and new connections alike.
+        proxy.block_sources(&[other]);
+        assert_eq!(proxy.blocked(), HashSet::from([other]));
+        assert_eq!(echo(&mut a, "still").unwrap(), "still");
+        assert_eq!(echo(&mut client(&proxy), "new").unwrap(), "new");
+
+        // Blocking this source (the clients here all connect from 127.0.0.1) closes the live
+        // connection at once, and new ones, even in Pass mode.
+        let mut stalled = client(&proxy);
+        assert_eq!(echo(&mut stalled, "x").unwrap(), "x");
+        proxy.set_mode(Mode::Blackhole);
+        proxy.block_sources(&[local]);
+        assert_eq!(proxy.blocked(), HashSet::from([other, local]));
+        for conn in [&mut a, &mut stalled] {
+            let (closed, took) = reads_closed(conn);
+            assert!(closed && took < Duration::from_millis(100), "live: {closed} after {took:?}");
+        }
+        proxy.set_mode(Mode::Pass);
+        let (closed, took) = reads_closed(&mut client(&proxy));
+        assert!(closed && took < Duration::from_millis(100), "new: {closed} after {took:?}");
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(proxy.connections(), 0);
+
+        // Unblocked, the source gets through again.
+        proxy.unblock_all();
+        assert!(proxy.blocked().is_empty());
+        assert_eq!(echo(&mut client(&proxy), "healed").unwrap(), "healed");
+
+        // set_blocked replaces the set: cut again, then a set without it lets it through.
+        let mut b = client(&proxy);
+        assert_eq!(echo(&mut b, "b").unwrap(), "b");
+        proxy.set_blocked(HashSet::from([local]));
+        assert!(reads_closed(&mut b).0);
+        proxy.set_blocked(HashSet::from([other]));
+        assert_eq!(echo(&mut client(&proxy), "again").unwrap(), "again");
     }
 
     #[test]

@@ -348,6 +348,9 @@ pub struct BenchRun {
     pub server_cpu: Option<Duration>,
     /// Raft log entries the leader applied over the run (setup included); fleet runs only.
     pub log_entries: Option<u64>,
+    /// Flushes the disk of the bench directory completed over the run (`/proc/diskstats`, the
+    /// whole machine), less the background rate measured before the runs.
+    pub disk_flushes: Option<f64>,
 }
 
 impl BenchRun {
@@ -371,14 +374,24 @@ pub struct FleetBenchReport {
     pub replicas: u8,
     /// The single node, the fleet's leader, a follower.
     pub runs: Vec<BenchRun>,
-    /// Median of a 4 KiB write + `fdatasync` in the bench directory.
-    pub fsync: Duration,
-    /// Median of a one-row redb commit with `Durability::Immediate` in the bench directory.
-    pub redb_commit: Duration,
+    /// Durable-write costs in the bench directory, measured before the runs.
+    pub durable: DurableCosts,
     /// Median of a loopback `GET /healthz` on a kept-alive connection.
     pub round_trip: Duration,
+    /// The 1-minute load average of the machine before and after the runs (other processes
+    /// compete for the same cores).
+    pub load_average: (Option<f64>, Option<f64>),
     /// The bench directory, when kept.
     pub kept_dir: Option<PathBuf>,
+}
+
+/// Medians of durable writes in one directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DurableCosts {
+    /// A 4 KiB overwrite + `fdatasync` (the file does not grow).
+    pub fsync: Duration,
+    /// A one-row redb commit with `Durability::Immediate`, as the store and the raft log do.
+    pub redb_commit: Duration,
 }
 
 impl fmt::Display for FleetBenchReport {
@@ -417,8 +430,10 @@ impl fmt::Display for FleetBenchReport {
         let base_p50 = r.http.p50.as_secs_f64().max(1e-9);
         for run in &self.runs {
             let s = &run.report.http;
-            let cpu = match (run.cpu_per_retrieval(run.client_cpu), run.cpu_per_retrieval(run.server_cpu))
-            {
+            let cpu = match (
+                run.cpu_per_retrieval(run.client_cpu),
+                run.cpu_per_retrieval(run.server_cpu),
+            ) {
                 (Some(c), Some(s)) => format!("{c:.2} + {s:.2}"),
                 _ => "n/a".into(),
             };
@@ -447,50 +462,61 @@ impl fmt::Display for FleetBenchReport {
             ms(r.in_process.p99)
         )?;
         writeln!(f)?;
-        let commit = self.redb_commit.as_secs_f64();
         let rtt = self.round_trip.as_secs_f64();
+        let per_retrieval = |run: &BenchRun, n: Option<f64>| {
+            n.map_or("n/a".into(), |n| format!("{:.2}", n / run.report.http.count.max(1) as f64))
+        };
         writeln!(
             f,
-            "where the time goes: fdatasync {} and redb durable commit {} (p50, bench directory); \
-             loopback HTTP round trip {}.",
-            ms(self.fsync),
-            ms(self.redb_commit),
+            "where the time goes: one fdatasync of 4 KiB {}, one redb durable commit {} (medians, \
+             bench directory, before the runs); loopback HTTP round trip {}.",
+            ms(self.durable.fsync),
+            ms(self.durable.redb_commit),
             ms(self.round_trip)
         )?;
+        let commits = 2.0 * r.http.rate();
         writeln!(
             f,
-            "  single: 2 commits per retrieval through redb's one writer: commit-bound at most \
-             {:.0} retrievals/s; measured {:.0} ({:.0} % of it).",
-            1.0 / (2.0 * commit).max(1e-9),
-            r.http.rate(),
-            r.http.rate() * 2.0 * commit * 100.0
+            "  single: 2 commits per retrieval through redb's one writer = {commits:.0} commits/s \
+             = {} per commit if the writer never idles; disk flushes per retrieval: {} (2 = one \
+             fsync per commit).",
+            ms(Duration::from_secs_f64(1.0 / commits.max(1e-9))),
+            per_retrieval(single, single.disk_flushes)
         )?;
         if let Some(leader) = self.runs.get(1) {
-            let entries = leader.log_entries.map_or("n/a".into(), |e| {
-                format!("{e} ({:.2} per retrieval)", e as f64 / leader.report.http.count.max(1) as f64)
-            });
             writeln!(
                 f,
-                "  fleet: each commit = leader fsync || one follower's fsync + 1 round trip, \
-                 batched across clients by openraft; floor per retrieval 2 x (commit + round \
-                 trip) = {}, measured p50 {}; log entries applied in the leader run: {entries}.",
-                ms(Duration::from_secs_f64(2.0 * (commit + rtt))),
+                "  fleet: log entries per retrieval: {}; disk flushes per retrieval (all {} \
+                 replicas share the disk): {} ({} without batching). A commit waits for the \
+                 leader's fsync || one follower's fsync + 1 round trip, then the apply: floor per \
+                 retrieval 2 x (commit + round trip) = {}, measured p50 {}.",
+                per_retrieval(leader, leader.log_entries.map(|e| e as f64)),
+                self.replicas,
+                per_retrieval(leader, leader.disk_flushes),
+                2 * u32::from(self.replicas),
+                ms(Duration::from_secs_f64(2.0 * (self.durable.redb_commit.as_secs_f64() + rtt))),
                 ms(leader.report.http.p50)
             )?;
         }
         if let Some(follower) = self.runs.get(2) {
             writeln!(
                 f,
-                "  follower: + 2 forwarded requests (KE1, KE3) per retrieval, p50 {} vs. leader {}.",
+                "  follower: + 2 forwarded requests (KE1, KE3) per retrieval: p50 {} vs. leader {}; \
+                 disk flushes per retrieval {}.",
                 ms(follower.report.http.p50),
-                self.runs.get(1).map_or("n/a".into(), |l| ms(l.report.http.p50))
+                self.runs.get(1).map_or("n/a".into(), |l| ms(l.report.http.p50)),
+                per_retrieval(follower, follower.disk_flushes)
             )?;
         }
+        let load = |l: Option<f64>| l.map_or("n/a".into(), |l| format!("{l:.2}"));
         write!(
             f,
-            "  CPU busy near 100 % means the {} cores (clients and all servers share them) bound \
-             the rate, not the disk.",
-            r.cores
+            "  CPU busy = CPU of these clients and servers / ({} cores x run time); near 100 % the \
+             cores bound the rate. Machine load average before/after: {} / {} (other processes \
+             share the cores).",
+            r.cores,
+            load(self.load_average.0),
+            load(self.load_average.1)
         )?;
         if let Some(dir) = &self.kept_dir {
             write!(f, "\ndata and serve.log files kept in {}", dir.display())?;
@@ -523,8 +549,8 @@ struct ServeProcess {
 impl ServeProcess {
     fn start(exe: &Path, data_dir: &Path) -> Result<Self, String> {
         let log_path = data_dir.join("serve.log");
-        let log = std::fs::File::create(&log_path)
-            .map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let mut child = Command::new(exe)
             .arg("serve")
             .arg("--data-dir")
@@ -594,40 +620,74 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
-/// Median of a 4 KiB write + `fdatasync`, and of a one-row redb commit (`Immediate`), in `dir`.
-fn durable_write_costs(dir: &Path) -> Result<(Duration, Duration), String> {
-    const SAMPLES: usize = 50;
+/// Flushes completed by the block device holding `dir` (`/proc/diskstats`, Linux 5.5 and
+/// later; `None` elsewhere or for a device it does not list).
+fn disk_flushes(dir: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    let dev = std::fs::metadata(dir).ok()?.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let stats = std::fs::read_to_string("/proc/diskstats").ok()?;
+    stats.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let same = fields.first()?.parse::<u64>().ok()? == major
+            && fields.get(1)?.parse::<u64>().ok()? == minor;
+        // major, minor, name, then 4 read, 4 write, 3 queue, 4 discard and 2 flush fields.
+        if same { fields.get(18)?.parse().ok() } else { None }
+    })
+}
+
+/// Durable-write costs in `dir`.
+fn durable_write_costs(dir: &Path) -> Result<DurableCosts, String> {
+    const SAMPLES: usize = 100;
     let path = dir.join("fsync-probe.bin");
-    let mut file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let block = [0x5au8; 4096];
-    let mut fsyncs = Vec::with_capacity(SAMPLES);
-    for _ in 0..SAMPLES {
-        let t = Instant::now();
-        file.write_all(&block).and_then(|()| file.sync_data()).map_err(|e| format!("fsync: {e}"))?;
-        fsyncs.push(t.elapsed());
-    }
-    drop(file);
+    let fsync = (|| -> std::io::Result<Duration> {
+        let mut file = std::fs::File::create(&path)?;
+        let block = [0x5au8; 4096];
+        file.write_all(&[0x5au8; 65536])?;
+        file.sync_all()?;
+        let mut samples = Vec::with_capacity(SAMPLES);
+        for _ in 0..SAMPLES {
+            let t = Instant::now();
+            std::os::unix::fs::FileExt::write_all_at(&file, &block, 0)?;
+            file.sync_data()?;
+            samples.push(t.elapsed());
+        }
+        Ok(median(samples))
+    })();
     let _ = std::fs::remove_file(&path);
+    let fsync = fsync.map_err(|e| format!("{}: {e}", path.display()))?;
 
     const PROBE: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("probe");
     let path = dir.join("commit-probe.redb");
-    let mut commits = Vec::with_capacity(SAMPLES);
-    {
-        let db = redb::Database::create(&path).map_err(|e| format!("redb: {e}"))?;
-        for i in 0..SAMPLES as u64 {
+    let redb_commit = (|| -> Result<Duration, String> {
+        let e = |e: redb::Error| e.to_string();
+        let db = redb::Database::create(&path).map_err(|x| e(x.into()))?;
+        let mut samples = Vec::with_capacity(SAMPLES);
+        // The first commits grow the file; measure the steady state.
+        for i in 0..(2 * SAMPLES) as u64 {
             let t = Instant::now();
-            let mut txn = db.begin_write().map_err(|e| format!("redb: {e}"))?;
+            let mut txn = db.begin_write().map_err(|x| e(x.into()))?;
             txn.set_durability(redb::Durability::Immediate);
             {
-                let mut table = txn.open_table(PROBE).map_err(|e| format!("redb: {e}"))?;
-                table.insert(i, &block[..200]).map_err(|e| format!("redb: {e}"))?;
+                let mut table = txn.open_table(PROBE).map_err(|x| e(x.into()))?;
+                table.insert(i % 16, &[0x5au8; 200][..]).map_err(|x| e(x.into()))?;
             }
-            txn.commit().map_err(|e| format!("redb: {e}"))?;
-            commits.push(t.elapsed());
+            txn.commit().map_err(|x| e(x.into()))?;
+            if i >= SAMPLES as u64 {
+                samples.push(t.elapsed());
+            }
         }
-    }
+        Ok(median(samples))
+    })();
     let _ = std::fs::remove_file(&path);
-    Ok((median(fsyncs), median(commits)))
+    let redb_commit = redb_commit.map_err(|e| format!("redb probe: {e}"))?;
+    Ok(DurableCosts { fsync, redb_commit })
+}
+
+/// The 1-minute load average (Linux).
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 /// Median of `GET /healthz` on one kept-alive loopback connection.
@@ -691,7 +751,10 @@ fn bench_run(
     options: &LoadOptions,
     server_pids: &[String],
 ) -> Result<BenchRun, String> {
-    eprintln!("bench-fleet: {} clients for {} s against the {target} ({})", options.clients, options.seconds, options.url);
+    eprintln!(
+        "bench-fleet: {} clients for {} s against the {target} ({})",
+        options.clients, options.seconds, options.url
+    );
     let (client_before, server_before) = (process_cpu("self"), cpu_of(server_pids));
     let report = run(options).map_err(|e| format!("{target}: {e}"))?;
     let (client_after, server_after) = (process_cpu("self"), cpu_of(server_pids));
@@ -704,7 +767,7 @@ fn bench_run(
         (Some(b), Some(a)) => Some(a.saturating_sub(b)),
         _ => None,
     };
-    Ok(BenchRun { target, report, client_cpu, server_cpu, log_entries: None })
+    Ok(BenchRun { target, report, client_cpu, server_cpu, log_entries: None, disk_flushes: None })
 }
 
 fn last_applied(fleet: &FleetProcesses, i: usize) -> Option<u64> {
@@ -770,7 +833,8 @@ pub fn bench_fleet(options: &BenchFleetOptions) -> Result<FleetBenchReport, Stri
     let leader = fleet.wait_for_leader(Duration::from_secs(30))?;
     let follower = (leader + 1) % fleet.replicas.len();
 
-    let (fsync, redb_commit) = durable_write_costs(&dir.path)?;
+    let load_before = load_average();
+    let durable = durable_write_costs(&dir.path)?;
     let round_trip = round_trip(single.addr);
 
     let single_pids: Vec<String> = vec![single.child.id().to_string()];
@@ -784,16 +848,34 @@ pub fn bench_fleet(options: &BenchFleetOptions) -> Result<FleetBenchReport, Stri
         in_process_seconds,
     };
 
+    // The disk's background flush rate (other processes), to subtract from each run.
+    let flushes_at = || disk_flushes(&dir.path);
+    let background = {
+        let (t, before) = (Instant::now(), flushes_at());
+        std::thread::sleep(Duration::from_secs(1));
+        before
+            .zip(flushes_at())
+            .map(|(b, a)| a.saturating_sub(b) as f64 / t.elapsed().as_secs_f64())
+    };
+    let measured = |run: &dyn Fn() -> Result<BenchRun, String>| {
+        let (t, before) = (Instant::now(), flushes_at());
+        let mut result = run()?;
+        result.disk_flushes = before.zip(flushes_at()).zip(background).map(|((b, a), rate)| {
+            (a.saturating_sub(b) as f64 - rate * t.elapsed().as_secs_f64()).max(0.0)
+        });
+        Ok::<_, String>(result)
+    };
+
     let mut runs = Vec::with_capacity(3);
-    runs.push(bench_run(
-        "single node",
-        &load(format!("http://{}", single.addr), &single_init.pin.0, 2),
-        &single_pids,
-    )?);
+    let single_url = format!("http://{}", single.addr);
+    runs.push(measured(&|| {
+        bench_run("single node", &load(single_url.clone(), &single_init.pin.0, 2), &single_pids)
+    })?);
     for (target, i) in [("fleet leader", leader), ("fleet follower", follower)] {
         let before = last_applied(&fleet, leader);
         let url = format!("http://{}", fleet.replicas[i].api);
-        let mut run = bench_run(target, &load(url, &fleet_init.pin.0, 1), &fleet_pids)?;
+        let mut run =
+            measured(&|| bench_run(target, &load(url.clone(), &fleet_init.pin.0, 1), &fleet_pids))?;
         run.log_entries = match (before, last_applied(&fleet, leader)) {
             (Some(b), Some(a)) => Some(a.saturating_sub(b)),
             _ => None,
@@ -801,15 +883,16 @@ pub fn bench_fleet(options: &BenchFleetOptions) -> Result<FleetBenchReport, Stri
         runs.push(run);
     }
 
+    let load_after = load_average();
     eprintln!("bench-fleet: stopping the servers");
     fleet.stop();
     drop(single);
     Ok(FleetBenchReport {
         replicas: options.replicas,
         runs,
-        fsync,
-        redb_commit,
+        durable,
         round_trip,
+        load_average: (load_before, load_after),
         kept_dir: (!dir.remove).then(|| dir.path.clone()),
     })
 }

@@ -112,6 +112,14 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
+    /// Change the replicas of a fleet (spec section 7.9), one change at a time through the
+    /// log. To add a replica: `member prepare`, start `serve` on the new directory, then
+    /// `member add`. To replace one that lost its disk: add a new one (new node id), then
+    /// `member remove` the old id. Never bring a node id back on an empty or restored disk.
+    Member {
+        #[command(subcommand)]
+        action: MemberAction,
+    },
     /// Sign a new fleet key bundle (the next epoch) with the authority key; restart `serve` to
     /// hand it out.
     Bundle {
@@ -146,6 +154,110 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         in_process_seconds: u64,
     },
+    /// Compare a single vault with a replicated fleet on this machine, in one run: init (ksf
+    /// fast) and start a single vault and an N-replica fleet as child processes on free
+    /// loopback ports, run the `load` retrieval loops against the single vault, then the
+    /// fleet's leader, then one follower (which forwards each request to the leader), and
+    /// stop everything.
+    ///
+    /// Prints per target: retrievals/s (one retrieval = KE1, a durable charge, + KE3, a durable
+    /// restore, + opening K), latency p50/p90/p99, rate and p50 relative to the single vault,
+    /// and the CPU spent per retrieval by the clients (this process) and the servers (all
+    /// replicas for the fleet). Then where the time goes: the measured cost of an fdatasync
+    /// and of a durable redb commit in the bench directory, a loopback HTTP round trip, the
+    /// raft log entries per retrieval, and how busy the cores were (clients and servers share
+    /// them, so a figure near 100 % means the rate is CPU-bound, not disk-bound).
+    BenchFleet {
+        /// Replicas of the fleet, 2 to 15.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=15))]
+        replicas: u8,
+        /// Concurrent clients of each run, 1 to 256 (one account and one connection each).
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Seconds of load per target, 1 to 600.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Where to put the data directories (DIR/single, DIR/fleet; kept, with each server's
+        /// serve.log; must not hold an earlier run). Default: a fresh temporary directory,
+        /// removed at the end.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemberAction {
+    /// Make a data directory for a new replica from an existing replica's: the same fleet
+    /// secrets, bundle, pin and policy; a new node id and its own addresses. It starts empty
+    /// and waits to be added.
+    Prepare {
+        /// An existing replica's data directory.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The new replica's data directory (created).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The new node id: never used in this fleet before.
+        #[arg(long, value_name = "N")]
+        node_id: u64,
+        /// The client address the relay will reach the new replica at.
+        #[arg(long, value_name = "ADDR")]
+        api: SocketAddr,
+        /// The peer address the other replicas will reach it at.
+        #[arg(long, value_name = "ADDR")]
+        peer: SocketAddr,
+    },
+    /// Add a prepared, running replica: it joins as a learner, catches up, then votes.
+    Add {
+        /// The new replica's data directory (made by `member prepare`).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The peer address of any member of the fleet (the request follows to the leader).
+        #[arg(long, value_name = "ADDR")]
+        via: String,
+    },
+    /// Remove a replica (lost or retired) from the voters.
+    Remove {
+        /// Any replica's data directory (for the fleet's peer key).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The node id to remove.
+        #[arg(long, value_name = "N")]
+        node_id: u64,
+        /// The peer address of any member of the fleet.
+        #[arg(long, value_name = "ADDR")]
+        via: String,
+    },
+}
+
+fn member(action: MemberAction) -> Result<(), String> {
+    use e2ee_backup_vault_server::members;
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))
+    };
+    match action {
+        MemberAction::Prepare { from, data_dir, node_id, api, peer } => {
+            members::prepare(&from, &data_dir, node_id, api, peer).map_err(|e| e.to_string())?;
+            println!(
+                "prepared replica {node_id} in {}; start it with `serve --data-dir {}`, then \
+                 `member add`",
+                data_dir.display(),
+                data_dir.display()
+            );
+        }
+        MemberAction::Add { data_dir, via } => {
+            let voters = runtime()?.block_on(members::add(&data_dir, &via))?;
+            println!("added; the voters are now {voters:?}");
+        }
+        MemberAction::Remove { data_dir, node_id, via } => {
+            let voters = runtime()?.block_on(members::remove(&data_dir, node_id, &via))?;
+            println!("removed node {node_id}; the voters are now {voters:?}");
+        }
+    }
+    Ok(())
 }
 
 fn init_logs() {
@@ -296,6 +408,7 @@ fn run(cli: Cli) -> Result<(), String> {
             init_logs();
             serve(data_dir, config, listen)
         }
+        Command::Member { action } => member(action),
         Command::Bundle { data_dir, authority_key, days } => {
             let authority_key = authority_key.unwrap_or_else(|| data_dir.join(AUTHORITY_FILE));
             let (epoch, not_after) =
@@ -309,6 +422,14 @@ fn run(cli: Cli) -> Result<(), String> {
             let options =
                 load::LoadOptions { url, pin: pin.0, clients, seconds, in_process_seconds };
             let report = load::run(&options).map_err(|e| e.to_string())?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::BenchFleet { replicas, clients, seconds, dir } => {
+            let exe =
+                std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+            let options = load::BenchFleetOptions { exe, replicas, clients, seconds, dir };
+            let report = load::bench_fleet(&options)?;
             println!("{report}");
             Ok(())
         }

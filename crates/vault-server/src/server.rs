@@ -249,15 +249,11 @@ async fn vault(
     };
     let decision = match decided {
         Ok(decision) => decision,
-        Err(ReplicationError::NotLeader { leader: Some(leader) }) if !forwarded => {
-            return forward(&state, &leader, &account_hex, body).await;
-        }
         Err(e) => {
             let latency_us = started.elapsed().as_micros() as u64;
+            // A leadership lost while the command was proposed may still commit it: that is
+            // `unconfirmed` too, and the request is not passed on.
             let (code, message) = match &e {
-                ReplicationError::NotLeader { .. } => {
-                    ("no-leader", "the fleet is electing a leader; nothing was done; retry")
-                }
                 ReplicationError::Storage(_) => (
                     "storage",
                     "the record could not be read or written durably; nothing was sent; retry",
@@ -306,12 +302,21 @@ async fn forward(state: &AppState, leader: &str, account_hex: &str, body: Bytes)
         .await;
     let answer = match sent {
         Ok(answer) => answer,
-        Err(e) => {
+        Err(e) if e.is_connect() => {
+            // No connection: the leader never saw the request.
             warn!(error = %e, "the leader could not be reached");
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
+                "no-leader",
+                "the leader could not be reached; nothing was done; retry",
+            );
+        }
+        Err(e) => {
+            warn!(error = %e, "the leader's answer was lost");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
                 "unconfirmed",
-                "the leader could not be reached; the request may have been applied; retry",
+                "the leader's answer was lost; the request may have been applied; retry",
             );
         }
     };
