@@ -167,6 +167,13 @@ impl World {
         self.nodes.lock().unwrap().insert(id, Arc::new(replication));
     }
 
+    /// Starts every replica on an empty disk, each ready to bootstrap the fleet.
+    async fn start_fleet(self: &Arc<Self>) {
+        for id in 1..=NODES {
+            self.start_node(id, CrashDisk::new(), true).await;
+        }
+    }
+
     /// Power loss: what was not synced is gone; the process is gone.
     async fn crash(self: &Arc<Self>, id: NodeId) {
         let Some(node) = self.nodes.lock().unwrap().remove(&id) else { return };
@@ -617,9 +624,7 @@ fn check(world: &World, history: &History, victims: &[&[u8]]) -> Vec<String> {
 /// A seeded run: clients and random faults (crashes, restarts, partitions, loss) together.
 async fn random_run(seed: u64, variant: Variant) -> Report {
     let world = new_world(seed, variant, 20);
-    for id in 1..=NODES {
-        world.start_node(id, CrashDisk::new(), true).await;
-    }
+    world.start_fleet().await;
     world.wait_for_leader().await;
     let history = new_history();
     let mut clients = Vec::new();
@@ -666,8 +671,13 @@ async fn random_run(seed: u64, variant: Variant) -> Report {
         client.await.expect("a client task panicked");
     }
     faults.abort();
-    let violations = check(&world, &history, &[b"victim"]);
-    let report = report(&world, &history, violations);
+    finish(&world, &history).await
+}
+
+/// Checks the run (the victim is the account only attackers use), then stops the replicas.
+async fn finish(world: &Arc<World>, history: &History) -> Report {
+    let violations = check(world, history, &[b"victim"]);
+    let report = report(world, history, violations);
     for id in 1..=NODES {
         if let Some(node) = world.node(id) {
             node.shutdown().await;
@@ -682,9 +692,7 @@ async fn random_run(seed: u64, variant: Variant) -> Report {
 /// lets Z and the emptied X elect a leader without them, and the budget is back.
 async fn lost_acknowledgement_run(variant: Variant) -> Report {
     let world = new_world(7, variant, 0);
-    for id in 1..=NODES {
-        world.start_node(id, CrashDisk::new(), true).await;
-    }
+    world.start_fleet().await;
     let history = new_history();
     let leader = world.wait_for_leader().await;
     let others: Vec<NodeId> = (1..=NODES).filter(|n| *n != leader).collect();
@@ -698,14 +706,7 @@ async fn lost_acknowledgement_run(variant: Variant) -> Report {
     world.isolate(leader);
     world.log(format!("isolate {leader}"));
     attacker(world.clone(), history.clone(), b"victim", 2).await;
-    let violations = check(&world, &history, &[b"victim"]);
-    let report = report(&world, &history, violations);
-    for id in 1..=NODES {
-        if let Some(node) = world.node(id) {
-            node.shutdown().await;
-        }
-    }
-    report
+    finish(&world, &history).await
 }
 
 fn runtime() -> tokio::runtime::Runtime {
