@@ -98,35 +98,8 @@ impl FleetProcesses {
             let _ = old.kill();
             let _ = old.wait();
         }
-        let log_path = replica.data_dir.join("serve.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let mut child = Command::new(&self.exe)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&replica.data_dir)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
+        let (child, _) = spawn_serve(&self.exe, &replica.data_dir, &[])
             .map_err(|e| format!("replica {}: {e}", replica.node_id))?;
-        if !line.starts_with("listening on") {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "replica {} did not start (see {})",
-                replica.node_id,
-                log_path.display()
-            ));
-        }
         replica.child = Some(child);
         Ok(())
     }
@@ -188,6 +161,11 @@ impl FleetProcesses {
         }
     }
 
+    /// The process ids of the running replicas.
+    pub fn pids(&self) -> Vec<u32> {
+        self.replicas.iter().filter_map(|r| r.child.as_ref().map(Child::id)).collect()
+    }
+
     /// Stops every replica: SIGTERM, then SIGKILL for any still running after 5 s.
     pub fn stop(&mut self) {
         for i in 0..self.replicas.len() {
@@ -199,18 +177,69 @@ impl FleetProcesses {
         let deadline = Instant::now() + Duration::from_secs(5);
         for replica in &mut self.replicas {
             if let Some(mut child) = replica.child.take() {
-                while Instant::now() < deadline {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                let _ = child.kill();
-                let _ = child.wait();
+                reap(&mut child, deadline);
             }
         }
     }
 }
+
+/// Starts `exe serve --data-dir DATA_DIR EXTRA...`, logging to `DATA_DIR/serve.log`, and waits
+/// until it prints `listening on ADDR`; the process and the address.
+pub fn spawn_serve(
+    exe: &Path,
+    data_dir: &Path,
+    extra: &[&str],
+) -> Result<(Child, SocketAddr), String> {
+    let log_path = data_dir.join("serve.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let mut child = Command::new(exe)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut line = String::new();
+    let read = BufReader::new(stdout).read_line(&mut line);
+    let addr = line.trim().strip_prefix("listening on ").and_then(|a| a.parse().ok());
+    match (read, addr) {
+        (Ok(_), Some(addr)) => Ok((child, addr)),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(format!("{} did not start (see {})", data_dir.display(), log_path.display()))
+        }
+    }
+}
+
+/// Stops a `serve` process: SIGTERM, then SIGKILL if it still runs after 5 s.
+pub fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    reap(child, Instant::now() + Duration::from_secs(5));
+}
+
+/// Waits for `child` until `deadline`, then kills it.
+fn reap(child: &mut Child, deadline: Instant) {
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+impl FleetProcesses {}
 
 impl Drop for FleetProcesses {
     fn drop(&mut self) {

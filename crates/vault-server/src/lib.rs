@@ -24,26 +24,31 @@
 //! | `GET /healthz` | `200`, `ok` | — |
 //! | `GET /v1/fleet-bundle` | `200`, the signed fleet key bundle | — |
 //! | `POST /v1/vault/{account}` | `200`, the sealed response | JSON `{"error", "message"}` |
+//! | `GET /v1/cluster` | `200`, JSON: node id, role, leader, term, voters (spec section 7.8) | — |
 //!
 //! `{account}` is the account identifier in lowercase hexadecimal, 2 to 128 digits. The body is
 //! limited to [`server::MAX_BODY`] (8308) bytes before it is read. Errors: `400 bad-account`
 //! (the path), `400 malformed-envelope`, `400 misaddressed` (the envelope names another account
 //! than the path), `413 too-large`, `422 unsupported-version | unknown-key-id |
 //! request-does-not-open`, `503 storage` (the record could not be read or written durably:
-//! nothing was sent, the client retries). Every request that opens gets `200` and a sealed
-//! response, refusals included.
+//! nothing was sent, the client retries), and for a fleet `503 no-leader` (nothing was done)
+//! and `503 unconfirmed` (the request may have been applied; nothing was sent). Every request
+//! that opens gets `200` and a sealed response, refusals included.
 //!
 //! # Per request
 //!
 //! 1. Check the path and the body size; parse the envelope and compare its account with the
 //!    path's (before any public-key operation).
-//! 2. Open the envelope on a blocking thread.
-//! 3. Take the account's lock (one of 1024 striped async mutexes chosen by a keyed hash of the
-//!    account), then on a blocking thread: load the record, let the core decide, commit the
-//!    change to redb (durability `Immediate`), release the lock, and only then seal the reply
-//!    (KE2 is computed here). Concurrent KE1s of one account are thus charged one after the
-//!    other, each against the record the previous one left; different accounts proceed in
-//!    parallel (their commits are serialised by redb's single writer).
+//! 2. A replica that does not lead passes the body on to the leader, once, and relays its
+//!    answer.
+//! 3. Open the envelope on a blocking thread and turn it into a command stamped with the time.
+//! 4. Submit the command to the [`replication::Replication`]; it comes back as a decision once
+//!    its record change is durable. A single vault takes the account's lock (one of 1024
+//!    striped async mutexes chosen by a keyed hash of the account), loads the record, applies
+//!    the command and commits the change to redb (durability `Immediate`), so concurrent KE1s
+//!    of one account are charged one after the other. A fleet commits the command to a
+//!    majority of the replicas' logs and applies it in log order.
+//! 5. Only then seal the reply on a blocking thread (KE2 is computed here).
 //!
 //! # Deployment: who authenticates the account
 //!

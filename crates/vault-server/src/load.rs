@@ -7,10 +7,10 @@
 //! vault, a replicated fleet's leader and one of its followers, all started here.
 
 use std::fmt;
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ use rand_core::{OsRng, RngCore as _};
 use thiserror::Error;
 
 use crate::client::{self, HttpVault, JourneyError};
-use crate::cluster::FleetProcesses;
+use crate::cluster::{self, FleetProcesses};
 use crate::files::{InitOptions, KsfName, unix_now};
 
 /// The most clients a run may have.
@@ -543,57 +543,18 @@ impl Drop for BenchDir {
 struct ServeProcess {
     child: Child,
     addr: SocketAddr,
-    _stdout: BufReader<ChildStdout>,
 }
 
 impl ServeProcess {
     fn start(exe: &Path, data_dir: &Path) -> Result<Self, String> {
-        let log_path = data_dir.join("serve.log");
-        let log =
-            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let mut child = Command::new(exe)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let mut line = String::new();
-        let read = stdout.read_line(&mut line);
-        let addr = line.trim().strip_prefix("listening on ").and_then(|a| a.parse().ok());
-        match (read, addr) {
-            (Ok(_), Some(addr)) => Ok(Self { child, addr, _stdout: stdout }),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!("the single vault did not start (see {})", log_path.display()))
-            }
-        }
+        let (child, addr) = cluster::spawn_serve(exe, data_dir, &["--listen", "127.0.0.1:0"])?;
+        Ok(Self { child, addr })
     }
 }
 
 impl Drop for ServeProcess {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        cluster::terminate(&mut self.child);
     }
 }
 
@@ -713,31 +674,6 @@ fn process_cpu(pid: &str) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// The pids of this process's children whose command line holds `data_dir` (the replicas'
-/// `serve` processes, which [`FleetProcesses`] does not expose).
-fn serve_pids(data_dirs: &[PathBuf]) -> Vec<String> {
-    let me = std::process::id().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let mut pids = Vec::new();
-    for entry in entries.flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        if !pid.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let ppid = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().nth(1));
-        if ppid != Some(me.as_str()) {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if data_dirs.iter().any(|d| args.contains(&d.as_os_str().as_encoded_bytes())) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
 fn cpu_of(pids: &[String]) -> Option<Duration> {
     if pids.is_empty() {
         return None;
@@ -837,9 +773,8 @@ pub fn bench_fleet(options: &BenchFleetOptions) -> Result<FleetBenchReport, Stri
     let durable = durable_write_costs(&dir.path)?;
     let round_trip = round_trip(single.addr);
 
-    let single_pids: Vec<String> = vec![single.child.id().to_string()];
-    let replica_dirs: Vec<PathBuf> = fleet.replicas.iter().map(|r| r.data_dir.clone()).collect();
-    let fleet_pids = serve_pids(&replica_dirs);
+    let single_pids = vec![single.child.id().to_string()];
+    let fleet_pids: Vec<String> = fleet.pids().iter().map(u32::to_string).collect();
     let load = |url: String, pin: &PinnedFleet, in_process_seconds| LoadOptions {
         url,
         pin: pin.clone(),

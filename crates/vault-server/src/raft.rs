@@ -35,8 +35,7 @@ use e2ee_backup_vault::hsm::{Command, Decision, Hsm, RecordChange};
 use e2ee_backup_vault::peer;
 use e2ee_backup_vault::record::AccountRecord;
 use openraft::error::{
-    ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError,
-    Unreachable,
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -945,9 +944,8 @@ impl RaftReplication {
         let write = self.raft.client_write(LogCommand(command));
         match tokio::time::timeout(self.commit_timeout, write).await {
             Ok(Ok(response)) => Ok(response.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
-                Err(ReplicationError::NotLeader { leader: forward.leader_node.map(|m| m.api) })
-            }
+            // Not the leader (any more): the entry may still have been proposed before the
+            // leadership moved, so this is unconfirmed like any other failure.
             Ok(Err(e)) => Err(ReplicationError::Unconfirmed(e.to_string())),
             Err(_) => Err(ReplicationError::Unconfirmed("the commit timed out".into())),
         }

@@ -29,15 +29,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplicationError {
-    /// This replica does not lead; the command was not proposed. `leader` is the client
-    /// address of the replica that does, if known.
-    #[error("this replica is not the leader")]
-    NotLeader {
-        /// The leader's client address (`HOST:PORT`), if known.
-        leader: Option<String>,
-    },
-    /// The command may or may not have been applied (a time-out, a lost leadership, a storage
-    /// error): the client must treat the attempt as possibly charged and retry.
+    /// The command may or may not have been applied (a time-out, a leadership lost or never
+    /// held, a failed write on a replica): the client must treat the attempt as possibly
+    /// charged and retry. Route requests with [`Replication::forward_to`] first.
     #[error("the command may have been applied but was not confirmed: {0}")]
     Unconfirmed(String),
     /// The record could not be read or written durably; nothing was applied.

@@ -251,8 +251,6 @@ async fn vault(
         Ok(decision) => decision,
         Err(e) => {
             let latency_us = started.elapsed().as_micros() as u64;
-            // A leadership lost while the command was proposed may still commit it: that is
-            // `unconfirmed` too, and the request is not passed on.
             let (code, message) = match &e {
                 ReplicationError::Storage(_) => (
                     "storage",

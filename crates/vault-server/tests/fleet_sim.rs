@@ -26,7 +26,7 @@ use e2ee_backup_vault::messages::RefusalReason;
 use e2ee_backup_vault::record::AccountRecord;
 use e2ee_backup_vault::suite::KsfProfile;
 use e2ee_backup_vault_server::raft::{Member, NodeId, RaftReplication, Tuning, TypeConfig};
-use e2ee_backup_vault_server::replication::{Replication as _, ReplicationError};
+use e2ee_backup_vault_server::replication::Replication as _;
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -379,7 +379,9 @@ async fn request(
         .push(Event::Invoke { thread: *thread, command: command.clone() });
     for _attempt in 0..100 {
         let target = world.roll(NODES) + 1;
-        let Some(node) = world.node(target) else {
+        // Only a replica that believes it leads takes the command (the HTTP server forwards
+        // to it); any failure after that is unconfirmed.
+        let Some(node) = world.node(target).filter(|n| n.status().role == "leader") else {
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
@@ -401,9 +403,6 @@ async fn request(
                     .expect("invoked")
                     .push(Event::Return { thread: *thread, outcome });
                 return Some(world.hsm.seal(pending.reply(decision), rng));
-            }
-            Err(ReplicationError::NotLeader { .. }) => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(_) => break,
         }

@@ -115,7 +115,7 @@ impl HsmSecrets {
         &self.fleet_id
     }
 
-    /// The key replicas of one fleet seal their traffic to each other with (spec section 7.5):
+    /// The key replicas of one fleet seal their traffic to each other with (spec section 7.7):
     /// `HKDF-SHA256(salt = none, ikm = ticket_key, info = "e2ee-backups/v1/vault/peer")`,
     /// 32 bytes.
     pub fn peer_key(&self) -> Zeroizing<[u8; 32]> {
@@ -275,7 +275,7 @@ impl Command {
         self.now
     }
 
-    /// `vec16(account) || u64 now || request` (the request as in spec section 4.5).
+    /// `vec16(account) || u64 now || request` (the request as in spec section 4.7).
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.vec16(&self.account).u64(self.now).bytes(&self.request.encode());
@@ -381,7 +381,7 @@ impl Decision {
         }
     }
 
-    /// `0x00 || response` (spec section 4.6) or `0x01 || KE1 || attempt id || serial u64 ||
+    /// `0x00 || response` (spec section 4.7) or `0x01 || KE1 || attempt id || serial u64 ||
     /// not_after u64 || remaining u8 || ksf_profile u8 || 0x00 | 0x01 registration`: how a
     /// replica hands a decision from its state machine to the request that proposed it.
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
@@ -582,14 +582,14 @@ impl Hsm {
         let refuse =
             |reason, remaining| (None, Deferred::Response(Response::Refused { reason, remaining }));
         let (change, deferred) =
-            self.decide(&command.account, command.request.clone(), record, command.now, refuse);
+            self.decide(&command.account, &command.request, record, command.now, refuse);
         (change, Decision(deferred))
     }
 
     fn decide(
         &self,
         account: &[u8],
-        request: Request,
+        request: &Request,
         record: Option<AccountRecord>,
         now: u64,
         refuse: impl Fn(RefusalReason, u8) -> (Option<RecordChange>, Deferred),
@@ -603,7 +603,7 @@ impl Hsm {
         let reply = |response| Deferred::Response(response);
         match request {
             Request::RegisterStart { registration_request, .. } => {
-                let Ok(message) = RegistrationRequest::deserialize(&registration_request) else {
+                let Ok(message) = RegistrationRequest::deserialize(registration_request) else {
                     return refuse(RefusalReason::InvalidRequest, remaining);
                 };
                 let Ok(started) = ServerRegistration::start(&self.secrets.opaque, message, account)
@@ -629,6 +629,7 @@ impl Hsm {
                 sealed_key,
                 token,
             } => {
+                let (record_version, ksf_profile, token) = (*record_version, *ksf_profile, *token);
                 if KsfProfile::from_code(ksf_profile).is_none()
                     || RegistrationUpload::<VaultSuite>::deserialize(registration_upload.as_ref())
                         .is_err()
@@ -721,12 +722,9 @@ impl Hsm {
                 let Some(mut record) = record else {
                     return refuse(RefusalReason::SessionInvalid, remaining);
                 };
-                let Some(body) = ticket::open(
-                    &self.secrets.ticket_key,
-                    &self.secrets.fleet_id,
-                    account,
-                    &ticket,
-                ) else {
+                let Some(body) =
+                    ticket::open(&self.secrets.ticket_key, &self.secrets.fleet_id, account, ticket)
+                else {
                     return refuse(RefusalReason::SessionInvalid, remaining);
                 };
                 let Some(position) = record
@@ -776,7 +774,7 @@ impl Hsm {
             Request::Delete { token } => match &record {
                 Some(r)
                     if r.state == AccountState::Registered
-                        && r.token.as_ref().is_some_and(|t| t.admits(&token, now)) =>
+                        && r.token.as_ref().is_some_and(|t| t.admits(token, now)) =>
                 {
                     (Some(RecordChange::Delete), reply(Response::Deleted))
                 }
