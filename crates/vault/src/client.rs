@@ -176,9 +176,9 @@ fn unexpected(expected: &'static str, got: Response) -> ClientError {
 pub struct Registration;
 
 impl Registration {
-    /// Starts registering `password` for `account`. With a token from a login of this session
-    /// the account's budget is refilled; without one, an existing account keeps what it has
-    /// left.
+    /// Starts registering `password` for `account`. An account that has no registration (never
+    /// registered, or deleted) needs no token; a registered one needs the token of a login of
+    /// this session (spec 4.10.2), else the vault refuses with `not-authorised`.
     pub fn start<R: RngCore + CryptoRng>(
         rng: &mut R,
         endpoint: &Endpoint,
@@ -191,7 +191,8 @@ impl Registration {
             .map_err(|_| ClientError::Opaque)?;
         let mut registration_request = [0u8; len::REGISTRATION_REQUEST];
         registration_request.copy_from_slice(&started.message.serialize());
-        let request = Request::RegisterStart { registration_request };
+        let request =
+            Request::RegisterStart { registration_request, token: token.as_ref().map(|t| *t.0) };
         let (envelope, pending) = endpoint.seal(rng, account, &request)?;
         let state = AwaitingRegisterChallenge {
             session,
@@ -222,14 +223,16 @@ impl AwaitingRegisterChallenge {
         key: &BackupKey,
     ) -> Result<(AwaitingRegistered, Vec<u8>), ClientError> {
         let Self { session, pending, opaque, password, token } = self;
-        let (registration_response, record_version, ksf_profile) = match session
-            .open(pending, response)?
-        {
-            Response::RegisterChallenge { registration_response, record_version, ksf_profile } => {
-                (registration_response, record_version, ksf_profile)
-            }
-            other => return Err(unexpected("RegisterChallenge", other)),
-        };
+        let (registration_response, record_version, ksf_profile, registration_ticket) =
+            match session.open(pending, response)? {
+                Response::RegisterChallenge {
+                    registration_response,
+                    record_version,
+                    ksf_profile,
+                    registration_ticket,
+                } => (registration_response, record_version, ksf_profile, registration_ticket),
+                other => return Err(unexpected("RegisterChallenge", other)),
+            };
         let ksf = session.endpoint.ksf(ksf_profile)?;
         let message = RegistrationResponse::deserialize(&registration_response)
             .map_err(|_| ClientError::Opaque)?;
@@ -252,6 +255,7 @@ impl AwaitingRegisterChallenge {
             ksf_profile,
             registration_upload: upload,
             sealed_key,
+            registration_ticket,
             token: token.map(|t| *t.0),
         };
         let (envelope, pending) = session.endpoint.seal(rng, &session.account, &request)?;

@@ -26,7 +26,9 @@ use crate::channel::{self, ChannelError, FleetPublicKey, FleetSecretKey, Request
 use crate::messages::{RefusalReason, Request, Response, len};
 use crate::record::{ATTEMPT_ID_LEN, AccountRecord, AccountState, Attempt, TOKEN_LEN, Token};
 use crate::suite::{CONTEXT, Identities, KsfProfile, VaultSuite};
-use crate::ticket::{self, TicketBody};
+use crate::ticket::{
+    self, OPRF_SEED_LEN, REGISTRATION_TICKET_LEN, RegistrationTicketBody, TicketBody,
+};
 use crate::wire::{Reader, WireError, Writer};
 
 /// Label of the attempt identifier hash.
@@ -83,6 +85,9 @@ pub struct HsmSecrets {
     opaque: ServerSetup<VaultSuite>,
     channel_keys: Vec<(u8, FleetSecretKey)>,
     ticket_key: Zeroizing<[u8; 32]>,
+    /// Subkeys of `ticket_key` (spec 4.9): login tickets and registration tickets.
+    login_ticket_key: Zeroizing<[u8; 32]>,
+    registration_ticket_key: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for HsmSecrets {
@@ -102,12 +107,36 @@ impl HsmSecrets {
     pub fn generate<R: RngCore + CryptoRng>(rng: &mut R, fleet_id: &[u8]) -> Self {
         let mut ticket_key = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(ticket_key.as_mut());
+        let opaque = ServerSetup::new(rng);
+        let channel_keys = vec![(1, FleetSecretKey::generate(rng))];
+        Self::assemble(fleet_id.to_vec(), opaque, channel_keys, ticket_key)
+    }
+
+    fn assemble(
+        fleet_id: Vec<u8>,
+        opaque: ServerSetup<VaultSuite>,
+        channel_keys: Vec<(u8, FleetSecretKey)>,
+        ticket_key: Zeroizing<[u8; 32]>,
+    ) -> Self {
         Self {
-            fleet_id: fleet_id.to_vec(),
-            opaque: ServerSetup::new(rng),
-            channel_keys: vec![(1, FleetSecretKey::generate(rng))],
+            login_ticket_key: ticket::subkey(&ticket_key, ticket::LOGIN_TICKET_KEY_LABEL),
+            registration_ticket_key: ticket::subkey(
+                &ticket_key,
+                ticket::REGISTRATION_TICKET_KEY_LABEL,
+            ),
+            fleet_id,
+            opaque,
+            channel_keys,
             ticket_key,
         }
+    }
+
+    /// The OPAQUE server setup of one registration: the fleet's AKE key pair and fake-record
+    /// key with the registration's own OPRF seed in place of the fleet's (spec 4.5).
+    fn setup_with_seed(&self, oprf_seed: &[u8; OPRF_SEED_LEN]) -> Option<ServerSetup<VaultSuite>> {
+        let mut bytes = Zeroizing::new(self.opaque.serialize().to_vec());
+        bytes[..OPRF_SEED_LEN].copy_from_slice(oprf_seed);
+        ServerSetup::deserialize(&bytes).ok()
     }
 
     /// The fleet identifier.
@@ -177,7 +206,7 @@ impl HsmSecrets {
             channel_keys.push((id, key));
         }
         r.finish()?;
-        Ok(Self { fleet_id, opaque, channel_keys, ticket_key })
+        Ok(Self::assemble(fleet_id, opaque, channel_keys, ticket_key))
     }
 }
 
@@ -347,14 +376,39 @@ pub struct Decision(Deferred);
 
 enum Deferred {
     Response(Response),
+    /// A `RegisterChallenge`: the OPRF evaluation under a fresh seed is drawn at sealing.
+    RegisterChallenge {
+        registration_request: Box<RegistrationRequest<VaultSuite>>,
+        record_version: u32,
+        ksf_profile: u8,
+        not_after: u64,
+    },
     Ke2 {
         ke1: Box<CredentialRequest<VaultSuite>>,
         attempt: Attempt,
-        registration: Option<Zeroizing<Vec<u8>>>,
+        registration: Option<LiveRegistration>,
         remaining: u8,
         ksf_profile: u8,
         not_after: u64,
     },
+}
+
+/// What a KE2 needs of a registered record: the OPAQUE registration, and the registration
+/// ticket with its OPRF seed, which opens only under the record version.
+struct LiveRegistration {
+    upload: Zeroizing<Vec<u8>>,
+    oprf_ticket: Zeroizing<Vec<u8>>,
+    record_version: u32,
+}
+
+impl LiveRegistration {
+    fn of(record: &AccountRecord) -> Option<Self> {
+        (record.state == AccountState::Registered).then(|| Self {
+            upload: Zeroizing::new(record.registration.clone()),
+            oprf_ticket: Zeroizing::new(record.oprf_ticket.clone()),
+            record_version: record.record_version,
+        })
+    }
 }
 
 impl Decision {
@@ -366,6 +420,7 @@ impl Decision {
     /// `LoginSucceeded`, `Deleted` or `Refused`.
     pub fn kind(&self) -> &'static str {
         match &self.0 {
+            Deferred::RegisterChallenge { .. } => "RegisterChallenge",
             Deferred::Ke2 { .. } => "LoginChallenge",
             Deferred::Response(r) => r.kind(),
         }
@@ -381,9 +436,11 @@ impl Decision {
         }
     }
 
-    /// `0x00 || response` (spec section 4.7) or `0x01 || KE1 || attempt id || serial u64 ||
-    /// not_after u64 || remaining u8 || ksf_profile u8 || 0x00 | 0x01 registration`: how a
-    /// replica hands a decision from its state machine to the request that proposed it.
+    /// `0x00 || response` (spec section 4.7); `0x01 || KE1 || attempt id || serial u64 ||
+    /// not_after u64 || remaining u8 || ksf_profile u8 || (0x00 | 0x01 || registration [192] ||
+    /// oprf_ticket [100] || record_version u32)`; or `0x02 || registration_request [32] ||
+    /// record_version u32 || ksf_profile u8 || not_after u64`: how a replica hands a decision
+    /// from its state machine to the request that proposed it (spec 7.3).
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::new();
         match &self.0 {
@@ -399,9 +456,25 @@ impl Decision {
                     .u8(*remaining)
                     .u8(*ksf_profile);
                 match registration {
-                    Some(bytes) => w.u8(1).bytes(bytes),
+                    Some(live) => w
+                        .u8(1)
+                        .bytes(&live.upload)
+                        .bytes(&live.oprf_ticket)
+                        .u32(live.record_version),
                     None => w.u8(0),
                 };
+            }
+            Deferred::RegisterChallenge {
+                registration_request,
+                record_version,
+                ksf_profile,
+                not_after,
+            } => {
+                w.u8(2)
+                    .bytes(&registration_request.serialize())
+                    .u32(*record_version)
+                    .u8(*ksf_profile)
+                    .u64(*not_after);
             }
         }
         Zeroizing::new(w.finish())
@@ -425,9 +498,16 @@ impl Decision {
                 let ksf_profile = r.u8("decision.ksf_profile")?;
                 let registration = match r.u8("decision.registered")? {
                     0 => None,
-                    1 => Some(Zeroizing::new(
-                        r.bytes(crate::record::REGISTRATION_LEN, "decision.registration")?.to_vec(),
-                    )),
+                    1 => Some(LiveRegistration {
+                        upload: Zeroizing::new(
+                            r.bytes(crate::record::REGISTRATION_LEN, "decision.registration")?
+                                .to_vec(),
+                        ),
+                        oprf_ticket: Zeroizing::new(
+                            r.bytes(REGISTRATION_TICKET_LEN, "decision.oprf_ticket")?.to_vec(),
+                        ),
+                        record_version: r.u32("decision.record_version")?,
+                    }),
                     _ => {
                         return Err(WireError::Invalid {
                             field: "decision.registered",
@@ -445,6 +525,23 @@ impl Decision {
                     not_after: attempt.not_after,
                 }))
             }
+            2 => {
+                let request: [u8; len::REGISTRATION_REQUEST] =
+                    r.array("decision.registration_request")?;
+                let registration_request = RegistrationRequest::<VaultSuite>::deserialize(&request)
+                    .map_err(|_| WireError::Invalid {
+                        field: "decision.registration_request",
+                        why: "not a registration request",
+                    })?;
+                let decision = Deferred::RegisterChallenge {
+                    registration_request: Box::new(registration_request),
+                    record_version: r.u32("decision.record_version")?,
+                    ksf_profile: r.u8("decision.ksf_profile")?,
+                    not_after: r.u64("decision.not_after")?,
+                };
+                r.finish()?;
+                Ok(Self(decision))
+            }
             _ => Err(WireError::Invalid { field: "decision.kind", why: "unknown kind" }),
         }
     }
@@ -453,7 +550,7 @@ impl Decision {
     pub fn response(&self) -> Option<&Response> {
         match &self.0 {
             Deferred::Response(response) => Some(response),
-            Deferred::Ke2 { .. } => None,
+            Deferred::Ke2 { .. } | Deferred::RegisterChallenge { .. } => None,
         }
     }
 
@@ -466,7 +563,7 @@ impl Decision {
                 | Response::LoginSucceeded { remaining, .. }
                 | Response::LoginChallenge { remaining, .. },
             ) => Some(*remaining),
-            Deferred::Response(_) => None,
+            Deferred::Response(_) | Deferred::RegisterChallenge { .. } => None,
         }
     }
 }
@@ -481,6 +578,9 @@ impl std::fmt::Debug for Deferred {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Response(r) => write!(f, "Response({r:?})"),
+            Self::RegisterChallenge { record_version, .. } => {
+                write!(f, "RegisterChallenge {{ record_version: {record_version}, .. }}")
+            }
             Self::Ke2 { remaining, .. } => write!(f, "Ke2 {{ remaining: {remaining}, .. }}"),
         }
     }
@@ -602,24 +702,24 @@ impl Hsm {
         let remaining = record.as_ref().map_or(self.config.budget, |r| r.remaining);
         let reply = |response| Deferred::Response(response);
         match request {
-            Request::RegisterStart { registration_request, .. } => {
+            Request::RegisterStart { registration_request, token } => {
+                // Spec 4.10.2, RegisterStart. The evaluation itself happens at sealing, under a
+                // fresh seed (4.10.4): nothing here touches a key a login will use.
                 let Ok(message) = RegistrationRequest::deserialize(registration_request) else {
                     return refuse(RefusalReason::InvalidRequest, remaining);
                 };
-                let Ok(started) = ServerRegistration::start(&self.secrets.opaque, message, account)
-                else {
-                    return refuse(RefusalReason::InvalidRequest, remaining);
-                };
-                let mut registration_response = [0u8; len::REGISTRATION_RESPONSE];
-                registration_response.copy_from_slice(&started.message.serialize());
+                if !self.authorised(record.as_ref(), token.as_ref(), now) {
+                    return refuse(RefusalReason::NotAuthorised, remaining);
+                }
                 let record_version = record.as_ref().map_or(0, |r| r.record_version) + 1;
                 (
                     None,
-                    reply(Response::RegisterChallenge {
-                        registration_response,
+                    Deferred::RegisterChallenge {
+                        registration_request: Box::new(message),
                         record_version,
                         ksf_profile: self.config.ksf_profile.code(),
-                    }),
+                        not_after: now.saturating_add(self.config.session_lifetime),
+                    },
                 )
             }
             Request::RegisterFinish {
@@ -627,10 +727,12 @@ impl Hsm {
                 ksf_profile,
                 registration_upload,
                 sealed_key,
+                registration_ticket,
                 token,
             } => {
-                let (record_version, ksf_profile, token) = (*record_version, *ksf_profile, *token);
-                if KsfProfile::from_code(ksf_profile).is_none()
+                // Spec 4.10.2, RegisterFinish.
+                let record_version = *record_version;
+                if *ksf_profile != self.config.ksf_profile.code()
                     || RegistrationUpload::<VaultSuite>::deserialize(registration_upload.as_ref())
                         .is_err()
                 {
@@ -640,26 +742,29 @@ impl Hsm {
                 if record_version != previous_version.wrapping_add(1) {
                     return refuse(RefusalReason::StaleRegistration, remaining);
                 }
-                let new_remaining = match (&record, token) {
-                    // A first registration (or one over a phantom, which protects nothing)
-                    // starts with the full budget.
-                    (None, _) => self.config.budget,
-                    (Some(r), _) if r.state == AccountState::Phantom => self.config.budget,
-                    (Some(r), Some(t)) => match &r.token {
-                        Some(stored) if stored.admits(&t, now) => self.config.budget,
-                        _ => return refuse(RefusalReason::NotAuthorised, remaining),
-                    },
-                    // Re-registration without a login: allowed, but the spent budget stays spent.
-                    (Some(r), None) => r.remaining.min(self.config.budget),
-                };
+                if !self.authorised(record.as_ref(), token.as_ref(), now) {
+                    return refuse(RefusalReason::NotAuthorised, remaining);
+                }
+                let ticket_valid = ticket::open_registration(
+                    &self.secrets.registration_ticket_key,
+                    &self.secrets.fleet_id,
+                    account,
+                    record_version,
+                    registration_ticket.as_ref(),
+                )
+                .is_some_and(|body| now <= body.not_after);
+                if !ticket_valid {
+                    return refuse(RefusalReason::SessionInvalid, remaining);
+                }
                 let new = AccountRecord {
                     state: AccountState::Registered,
                     budget: self.config.budget,
-                    remaining: new_remaining,
+                    remaining: self.config.budget,
                     record_version,
-                    ksf_profile,
+                    ksf_profile: *ksf_profile,
                     registration: registration_upload.to_vec(),
                     sealed_key: sealed_key.to_vec(),
+                    oprf_ticket: registration_ticket.to_vec(),
                     charges: record.as_ref().map_or(0, |r| r.charges),
                     pending: Vec::new(),
                     token: None,
@@ -681,8 +786,7 @@ impl Hsm {
                 let ke2 = |r: &AccountRecord, attempt: Attempt| Deferred::Ke2 {
                     ke1: Box::new(ke1.clone()),
                     attempt,
-                    registration: (r.state == AccountState::Registered)
-                        .then(|| Zeroizing::new(r.registration.clone())),
+                    registration: LiveRegistration::of(r),
                     remaining: r.remaining,
                     ksf_profile: r.ksf_profile,
                     not_after: attempt.not_after,
@@ -722,9 +826,12 @@ impl Hsm {
                 let Some(mut record) = record else {
                     return refuse(RefusalReason::SessionInvalid, remaining);
                 };
-                let Some(body) =
-                    ticket::open(&self.secrets.ticket_key, &self.secrets.fleet_id, account, ticket)
-                else {
+                let Some(body) = ticket::open(
+                    &self.secrets.login_ticket_key,
+                    &self.secrets.fleet_id,
+                    account,
+                    ticket,
+                ) else {
                     return refuse(RefusalReason::SessionInvalid, remaining);
                 };
                 let Some(position) = record
@@ -772,14 +879,33 @@ impl Hsm {
                 (Some(RecordChange::Put(record)), reply(response))
             }
             Request::Delete { token } => match &record {
+                // Spec 4.10.2, Delete: the record becomes a tombstone that keeps its version.
                 Some(r)
                     if r.state == AccountState::Registered
                         && r.token.as_ref().is_some_and(|t| t.admits(token, now)) =>
                 {
-                    (Some(RecordChange::Delete), reply(Response::Deleted))
+                    let tombstone = r.tombstone(self.config.budget, self.config.ksf_profile.code());
+                    (Some(RecordChange::Put(tombstone)), reply(Response::Deleted))
                 }
                 _ => refuse(RefusalReason::NotAuthorised, remaining),
             },
+        }
+    }
+
+    /// Whether a registration request may go on: always for an account without a registration
+    /// (none, phantom or tombstone); for a registered one only with its stored, unexpired token.
+    fn authorised(
+        &self,
+        record: Option<&AccountRecord>,
+        token: Option<&[u8; TOKEN_LEN]>,
+        now: u64,
+    ) -> bool {
+        match record {
+            Some(r) if r.state == AccountState::Registered => match (&r.token, token) {
+                (Some(stored), Some(given)) => stored.admits(given, now),
+                _ => false,
+            },
+            _ => true,
         }
     }
 
@@ -818,6 +944,19 @@ impl Hsm {
         let Reply { account, sealer, decision } = reply;
         let response = match decision.0 {
             Deferred::Response(response) => response,
+            Deferred::RegisterChallenge {
+                registration_request,
+                record_version,
+                ksf_profile,
+                not_after,
+            } => self.register_challenge(
+                rng,
+                &account,
+                *registration_request,
+                record_version,
+                ksf_profile,
+                not_after,
+            ),
             Deferred::Ke2 { ke1, attempt, registration, remaining, ksf_profile, not_after } => self
                 .compute_ke2(rng, &account, &ke1, attempt, registration, not_after)
                 .map(|(ke2, ticket)| Response::LoginChallenge {
@@ -833,23 +972,76 @@ impl Hsm {
             .expect("vault responses are far below the channel's size limit")
     }
 
+    /// Spec 4.10.4: draws a fresh OPRF seed, evaluates the registration request under it, and
+    /// seals the seed into the registration ticket for `record_version`.
+    fn register_challenge<R: RngCore + CryptoRng>(
+        &self,
+        rng: &mut R,
+        account: &[u8],
+        registration_request: RegistrationRequest<VaultSuite>,
+        record_version: u32,
+        ksf_profile: u8,
+        not_after: u64,
+    ) -> Response {
+        let mut oprf_seed = Zeroizing::new([0u8; OPRF_SEED_LEN]);
+        rng.fill_bytes(oprf_seed.as_mut());
+        let evaluated = self.secrets.setup_with_seed(&oprf_seed).and_then(|setup| {
+            ServerRegistration::start(&setup, registration_request, account).ok()
+        });
+        let Some(started) = evaluated else {
+            // The request decoded when it was decided; an evaluation cannot fail after that.
+            return Response::Refused { reason: RefusalReason::InvalidRequest, remaining: 0 };
+        };
+        let mut registration_response = [0u8; len::REGISTRATION_RESPONSE];
+        registration_response.copy_from_slice(&started.message.serialize());
+        let registration_ticket = ticket::seal_registration(
+            rng,
+            &self.secrets.registration_ticket_key,
+            &self.secrets.fleet_id,
+            account,
+            record_version,
+            &RegistrationTicketBody { not_after, oprf_seed },
+        );
+        Response::RegisterChallenge {
+            registration_response,
+            record_version,
+            ksf_profile,
+            registration_ticket: Box::new(registration_ticket),
+        }
+    }
+
     fn compute_ke2<R: RngCore + CryptoRng>(
         &self,
         rng: &mut R,
         account: &[u8],
         ke1: &CredentialRequest<VaultSuite>,
         attempt: Attempt,
-        registration: Option<Zeroizing<Vec<u8>>>,
+        registration: Option<LiveRegistration>,
         not_after: u64,
     ) -> Option<(Box<[u8; len::KE2]>, Vec<u8>)> {
         let request = ke1.clone();
-        let record = match registration {
-            Some(bytes) => Some(ServerRegistration::deserialize(&bytes).ok()?),
-            None => None,
+        // A registration's OPRF key comes from the seed its own registration ticket carries; a
+        // phantom's fake KE2 evaluates under the fleet seed, a key no registration ever uses.
+        let (record, registration_setup) = match registration {
+            Some(live) => {
+                let body = ticket::open_registration(
+                    &self.secrets.registration_ticket_key,
+                    &self.secrets.fleet_id,
+                    account,
+                    live.record_version,
+                    &live.oprf_ticket,
+                )?;
+                (
+                    Some(ServerRegistration::deserialize(&live.upload).ok()?),
+                    Some(self.secrets.setup_with_seed(&body.oprf_seed)?),
+                )
+            }
+            None => (None, None),
         };
+        let setup = registration_setup.as_ref().unwrap_or(&self.secrets.opaque);
         let started = ServerLogin::start(
             rng,
-            &self.secrets.opaque,
+            setup,
             record,
             request,
             account,
@@ -864,8 +1056,13 @@ impl Hsm {
             not_after,
             state: Zeroizing::new(started.state.serialize().to_vec()),
         };
-        let ticket =
-            ticket::seal(rng, &self.secrets.ticket_key, &self.secrets.fleet_id, account, &body);
+        let ticket = ticket::seal(
+            rng,
+            &self.secrets.login_ticket_key,
+            &self.secrets.fleet_id,
+            account,
+            &body,
+        );
         Some((ke2, ticket))
     }
 }

@@ -3,9 +3,9 @@
 //!
 //! ```text
 //! request  = kind u8 || body
-//!   0x01 RegisterStart   registration_request [32]
+//!   0x01 RegisterStart   registration_request [32] || token_opt
 //!   0x02 RegisterFinish  record_version u32 || ksf_profile u8 || registration_upload [192]
-//!                        || sealed_key [61] || token_opt
+//!                        || sealed_key [61] || registration_ticket [100] || token_opt
 //!   0x03 LoginStart      ke1 [96]
 //!   0x04 LoginFinish     ticket vec16 (≤ 512) || ke3 [64]
 //!   0x05 Delete          token [16]
@@ -13,6 +13,7 @@
 //!
 //! response = kind u8 || body
 //!   0x81 RegisterChallenge  registration_response [64] || record_version u32 || ksf_profile u8
+//!                           || registration_ticket [100]
 //!   0x82 Registered         budget u8
 //!   0x83 LoginChallenge     ke2 [320] || ticket vec16 (≤ 512) || remaining u8 || ksf_profile u8
 //!   0x84 LoginSucceeded     sealed_key [61] || record_version u32 || token [16] || remaining u8
@@ -21,6 +22,7 @@
 //! ```
 
 use crate::record::{REGISTRATION_LEN, TOKEN_LEN};
+use crate::ticket::REGISTRATION_TICKET_LEN;
 use crate::wire::{Reader, WireError, Writer};
 use crate::wrap::SEALED_KEY_LEN;
 
@@ -48,6 +50,8 @@ pub enum Request {
     RegisterStart {
         /// RFC 9807 `RegistrationRequest`.
         registration_request: [u8; len::REGISTRATION_REQUEST],
+        /// Authorisation from a successful login: required when the account is registered.
+        token: Option<[u8; TOKEN_LEN]>,
     },
     /// Second registration message: the OPAQUE record and the sealed K.
     RegisterFinish {
@@ -59,7 +63,9 @@ pub enum Request {
         registration_upload: Box<[u8; REGISTRATION_LEN]>,
         /// K sealed under the wrapping key.
         sealed_key: [u8; SEALED_KEY_LEN],
-        /// Authorisation from a successful login.
+        /// The registration ticket of the `RegisterChallenge` this registration answers.
+        registration_ticket: Box<[u8; REGISTRATION_TICKET_LEN]>,
+        /// Authorisation from a successful login: required when the account is registered.
         token: Option<[u8; TOKEN_LEN]>,
     },
     /// KE1: the first login message. The vault charges an attempt for it.
@@ -103,21 +109,24 @@ impl Request {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         match self {
-            Self::RegisterStart { registration_request } => {
+            Self::RegisterStart { registration_request, token } => {
                 w.u8(0x01).bytes(registration_request);
+                put_token(&mut w, token);
             }
             Self::RegisterFinish {
                 record_version,
                 ksf_profile,
                 registration_upload,
                 sealed_key,
+                registration_ticket,
                 token,
             } => {
                 w.u8(0x02)
                     .u32(*record_version)
                     .u8(*ksf_profile)
                     .bytes(registration_upload.as_ref())
-                    .bytes(sealed_key);
+                    .bytes(sealed_key)
+                    .bytes(registration_ticket.as_ref());
                 put_token(&mut w, token);
             }
             Self::LoginStart { ke1 } => {
@@ -139,12 +148,14 @@ impl Request {
         let request = match r.u8("request.kind")? {
             0x01 => Self::RegisterStart {
                 registration_request: r.array("RegisterStart.registration_request")?,
+                token: get_token(&mut r)?,
             },
             0x02 => Self::RegisterFinish {
                 record_version: r.u32("RegisterFinish.record_version")?,
                 ksf_profile: r.u8("RegisterFinish.ksf_profile")?,
                 registration_upload: Box::new(r.array("RegisterFinish.registration_upload")?),
                 sealed_key: r.array("RegisterFinish.sealed_key")?,
+                registration_ticket: Box::new(r.array("RegisterFinish.registration_ticket")?),
                 token: get_token(&mut r)?,
             },
             0x03 => Self::LoginStart { ke1: Box::new(r.array("LoginStart.ke1")?) },
@@ -235,6 +246,8 @@ pub enum Response {
         record_version: u32,
         /// The stretching profile to register with.
         ksf_profile: u8,
+        /// The sealed fresh OPRF seed, to send back with `RegisterFinish` (spec 4.9.2).
+        registration_ticket: Box<[u8; REGISTRATION_TICKET_LEN]>,
     },
     /// Answer to `RegisterFinish`: the record is stored.
     Registered {
@@ -308,8 +321,17 @@ impl Response {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         match self {
-            Self::RegisterChallenge { registration_response, record_version, ksf_profile } => {
-                w.u8(0x81).bytes(registration_response).u32(*record_version).u8(*ksf_profile);
+            Self::RegisterChallenge {
+                registration_response,
+                record_version,
+                ksf_profile,
+                registration_ticket,
+            } => {
+                w.u8(0x81)
+                    .bytes(registration_response)
+                    .u32(*record_version)
+                    .u8(*ksf_profile)
+                    .bytes(registration_ticket.as_ref());
             }
             Self::Registered { budget } => {
                 w.u8(0x82).u8(*budget);
@@ -338,6 +360,7 @@ impl Response {
                 registration_response: r.array("RegisterChallenge.registration_response")?,
                 record_version: r.u32("RegisterChallenge.record_version")?,
                 ksf_profile: r.u8("RegisterChallenge.ksf_profile")?,
+                registration_ticket: Box::new(r.array("RegisterChallenge.registration_ticket")?),
             },
             0x82 => Self::Registered { budget: r.u8("Registered.budget")? },
             0x83 => Self::LoginChallenge {

@@ -5,14 +5,16 @@
 //! remembers which attempts are outstanding, so that a ticket is good for one KE3.
 //!
 //! ```text
-//! record   = version (0x01) || state u8 || budget u8 || remaining u8 || record_version u32
-//!            || ksf_profile u8 || registration vec16 || sealed_key vec16 || charges u64
+//! record   = version (0x02) || state u8 || budget u8 || remaining u8 || record_version u32
+//!            || ksf_profile u8 || registration vec16 || sealed_key vec16 || oprf_ticket vec16
+//!            || charges u64
 //!            || pending_count u8 || pending_count × (attempt_id [16] || serial u64 || not_after u64)
 //!            || has_token u8 || [token [16] || token_not_after u64]
 //! state    = 1 registered | 2 phantom (an unknown account that was asked for) | 3 locked
 //! ```
-//! A registered record has a 192-byte registration (RFC 9807 `RegistrationRecord`) and a
-//! 61-byte sealed K; phantom and locked records have both empty. `charges` counts every attempt
+//! A registered record has a 192-byte registration (RFC 9807 `RegistrationRecord`), a 61-byte
+//! sealed K and the 100-byte registration ticket that carries its own OPRF seed (spec 4.9.2);
+//! phantom and locked records have all three empty. `charges` counts every attempt
 //! ever charged; each pending attempt carries the value it had when charged (its serial), so a
 //! ticket names one charge and a KE1 replayed after its attempt was answered is a new charge
 //! whose serial no old ticket carries.
@@ -28,7 +30,7 @@ pub const ATTEMPT_ID_LEN: usize = 16;
 pub const TOKEN_LEN: usize = 16;
 /// Length of RFC 9807's `RegistrationRecord` in our suite.
 pub const REGISTRATION_LEN: usize = 192;
-const RECORD_VERSION_BYTE: u8 = 1;
+const RECORD_VERSION_BYTE: u8 = 2;
 
 /// Where an account stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +104,9 @@ pub struct AccountRecord {
     pub registration: Vec<u8>,
     /// The sealed K (registered accounts only).
     pub sealed_key: Vec<u8>,
+    /// The registration ticket whose OPRF seed this registration was made with (registered
+    /// accounts only; spec 4.9.2): logins evaluate the OPRF under the key it carries.
+    pub oprf_ticket: Vec<u8>,
     /// Attempts charged so far, ever: the serial of the next charge.
     pub charges: u64,
     /// Attempts charged and not yet answered by a KE3, oldest first.
@@ -147,6 +152,7 @@ impl AccountRecord {
             ksf_profile,
             registration: Vec::new(),
             sealed_key: Vec::new(),
+            oprf_ticket: Vec::new(),
             charges: 0,
             pending: Vec::new(),
             token: None,
@@ -161,8 +167,20 @@ impl AccountRecord {
         self.registration.clear();
         self.sealed_key.zeroize();
         self.sealed_key.clear();
+        self.oprf_ticket.zeroize();
+        self.oprf_ticket.clear();
         self.pending.clear();
         self.token = None;
+    }
+
+    /// What a deleted registration leaves (spec 4.10.2, Delete): a phantom with the policy's
+    /// budget and profile that keeps `record_version` and `charges`, a tombstone, so that the
+    /// next registration gets a higher version and a replayed old `RegisterFinish` is stale.
+    pub fn tombstone(&self, budget: u8, ksf_profile: u8) -> Self {
+        let mut tombstone = Self::phantom(budget, ksf_profile);
+        tombstone.record_version = self.record_version;
+        tombstone.charges = self.charges;
+        tombstone
     }
 
     /// The stored bytes.
@@ -176,6 +194,7 @@ impl AccountRecord {
             .u8(self.ksf_profile)
             .vec16(&self.registration)
             .vec16(&self.sealed_key)
+            .vec16(&self.oprf_ticket)
             .u64(self.charges)
             .u8(u8::try_from(self.pending.len()).expect("at most 255 pending attempts"));
         for attempt in &self.pending {
@@ -192,7 +211,7 @@ impl AccountRecord {
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(bytes);
         if r.u8("record.version")? != RECORD_VERSION_BYTE {
-            return Err(WireError::Invalid { field: "record.version", why: "not 1" });
+            return Err(WireError::Invalid { field: "record.version", why: "not 2" });
         }
         let state = match r.u8("record.state")? {
             1 => AccountState::Registered,
@@ -215,12 +234,14 @@ impl AccountRecord {
         }
         let registration = r.vec16(REGISTRATION_LEN, "record.registration")?.to_vec();
         let sealed_key = r.vec16(crate::wrap::SEALED_KEY_LEN, "record.sealed_key")?.to_vec();
+        let oprf_ticket =
+            r.vec16(crate::ticket::REGISTRATION_TICKET_LEN, "record.oprf_ticket")?.to_vec();
         let want = if state == AccountState::Registered {
-            (REGISTRATION_LEN, crate::wrap::SEALED_KEY_LEN)
+            (REGISTRATION_LEN, crate::wrap::SEALED_KEY_LEN, crate::ticket::REGISTRATION_TICKET_LEN)
         } else {
-            (0, 0)
+            (0, 0, 0)
         };
-        if (registration.len(), sealed_key.len()) != want {
+        if (registration.len(), sealed_key.len(), oprf_ticket.len()) != want {
             return Err(WireError::Invalid {
                 field: "record.registration",
                 why: "present exactly when the account is registered",
@@ -271,6 +292,7 @@ impl AccountRecord {
             ksf_profile,
             registration,
             sealed_key,
+            oprf_ticket,
             charges,
             pending,
             token,
@@ -282,5 +304,6 @@ impl Drop for AccountRecord {
     fn drop(&mut self) {
         self.registration.zeroize();
         self.sealed_key.zeroize();
+        self.oprf_ticket.zeroize();
     }
 }

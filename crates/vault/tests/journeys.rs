@@ -177,28 +177,42 @@ fn change_password_keeps_or_rotates_the_key() {
 }
 
 #[test]
-fn re_registration_without_login_does_not_refill_the_budget() {
+fn re_registration_without_login_is_refused() {
     let (mut v, ep) = vault(5);
     register(&mut v, &ep, b"erin", b"pw", &BackupKey::generate());
     for _ in 0..3 {
         assert!(login(&mut v, &ep, b"erin", b"guess").is_err());
     }
-    register(&mut v, &ep, b"erin", b"attacker's password", &BackupKey::generate());
-    assert_eq!(v.record(b"erin").unwrap().remaining, 2, "the spent budget stays spent");
+    let before = v.record(b"erin").unwrap().clone();
+    let (state, request) =
+        Registration::start(&mut OsRng, &ep, b"erin", b"attacker's password", None).unwrap();
+    let response = v.call(&mut OsRng, &request).unwrap();
+    match state.receive(&mut OsRng, &response, &BackupKey::generate()) {
+        Err(ClientError::Refused { reason: RefusalReason::NotAuthorised, remaining: 2 }) => {}
+        other => panic!("expected not-authorised, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(v.record(b"erin"), Some(&before), "the registration and its spent budget stay");
 }
 
 #[test]
-fn delete_needs_a_login_and_erases_the_record() {
+fn delete_needs_a_login_and_leaves_a_tombstone() {
     let (mut v, ep) = vault(5);
     register(&mut v, &ep, b"frank", b"pw", &BackupKey::generate());
     let session = login(&mut v, &ep, b"frank", b"pw").unwrap();
     let (state, request) = session.delete(&mut OsRng).unwrap();
     state.receive(&v.call(&mut OsRng, &request).unwrap()).unwrap();
-    assert!(v.record(b"frank").is_none());
+    let tombstone = v.record(b"frank").unwrap();
+    assert_eq!(tombstone.state, AccountState::Phantom);
+    assert_eq!(tombstone.record_version, 1, "the tombstone keeps the deleted version");
+    assert!(tombstone.registration.is_empty() && tombstone.sealed_key.is_empty());
+    assert!(tombstone.oprf_ticket.is_empty(), "the deleted registration's OPRF seed is gone");
     assert!(matches!(
         login(&mut v, &ep, b"frank", b"pw"),
         Err(ClientError::WrongPassword { remaining: 4 })
     ));
+    // A new registration needs no token and gets the next version.
+    register(&mut v, &ep, b"frank", b"pw2", &BackupKey::generate());
+    assert_eq!(v.record(b"frank").unwrap().record_version, 2);
 }
 
 #[test]

@@ -64,6 +64,23 @@ const NOTES: &[(&str, &str)] = &[
         "After a login, the token of that login authorises a new registration that keeps K and refills the budget.",
     ),
     (
+        "FreshOprfKey",
+        "Every RegisterStart evaluates the OPRF under a fresh random seed (the HSM's first draw of the step), sealed into the registration ticket; logins of the registration evaluate under the seed of the ticket it was finished with. An implementation that derives the key from the account or the record version fails these cases.",
+    ),
+    (
+        "RegistrationTicket",
+        "A RegisterFinish whose registration ticket is expired or was issued for another account (or fleet, or record version) is refused as SessionInvalid and nothing is stored.",
+    ),
+    (
+        "ReRegistration",
+        "A RegisterStart (and a RegisterFinish) for a registered account needs the token of a login: without it the vault refuses with NotAuthorised and evaluates nothing.",
+    ),
+    ("Delete", "After a login, the token authorises deleting the registration."),
+    (
+        "DeleteReplay",
+        "Delete leaves a tombstone (a phantom with the deleted record's version and charges): an old RegisterFinish replayed afterwards is StaleRegistration.",
+    ),
+    (
         "Ke1Retry",
         "The same KE1 envelope is sent twice: the retry is not charged again and gets a fresh KE2 for the same attempt.",
     ),
@@ -530,7 +547,8 @@ impl Run {
         let (state, envelope) =
             Registration::start(&mut self.draws, &self.endpoint, &self.account, password, None)
                 .map_err(|e| format!("{e:?}"))?;
-        self.finish_registration(state, envelope, from, password, key)
+        let start_draws = self.draws.since(from);
+        self.finish_registration(state, envelope, start_draws, password, key)
     }
 
     fn change_password(
@@ -544,19 +562,21 @@ impl Run {
             .change_password(&mut self.draws, password, None)
             .map_err(|e| format!("{e:?}"))?;
         expect_eq("the key change_password keeps", &key, expected_key)?;
-        self.finish_registration(state, envelope, from, password, &key)
+        let start_draws = self.draws.since(from);
+        self.finish_registration(state, envelope, start_draws, password, &key)
     }
 
     fn finish_registration(
         &mut self,
         state: AwaitingRegisterChallenge,
         envelope: Vec<u8>,
-        start: usize,
+        start_draws: Vec<Vec<u8>>,
         password: &[u8],
         key: &BackupKey,
     ) -> Result<(), String> {
-        let blind = self.draws.since(start);
-        let ikm = self.draws.last_ikm()?;
+        let blind = start_draws;
+        let ikm: [u8; 32] =
+            blind.last().cloned().unwrap_or_default().try_into().map_err(|_| "ikmE")?;
         let (response, challenge) = Self::sealed(self.call(&envelope, Some(&ikm))?)?;
         let from = self.draws.begin("client.register_finish");
         let (state, envelope) =
@@ -570,8 +590,9 @@ impl Run {
         // The intermediates, recomputed from the recorded draws with opaque-ke alone: the
         // blind is every draw of the start step but ikmE, then the envelope nonce and the
         // sealed-key nonce.
-        let Response::RegisterChallenge { registration_response, record_version, ksf_profile } =
-            challenge
+        let Response::RegisterChallenge {
+            registration_response, record_version, ksf_profile, ..
+        } = challenge
         else {
             return Err("no RegisterChallenge".into());
         };
@@ -862,11 +883,150 @@ fn journey(scenario: &str, run: &mut Run, inputs: &Value) -> Result<Option<Strin
             run.outcome(response_outcome(&response));
             Ok(refusal(&response))
         }
+        "register-start-twice" => {
+            // One RegisterStart envelope sent twice: each answer evaluates the same blinded
+            // element under its own fresh OPRF seed; the client finishes with the second.
+            let from = run.draws.begin("client.register_start");
+            let (state, envelope) =
+                Registration::start(&mut run.draws, &run.endpoint, &run.account, &password, None)
+                    .map_err(|e| format!("{e:?}"))?;
+            let start_draws = run.draws.since(from);
+            let ikm = run.draws.last_ikm()?;
+            let (_, first) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
+            let evaluation = |r: &Response| match r {
+                Response::RegisterChallenge { registration_response, .. } => {
+                    Ok(registration_response[..32].to_vec())
+                }
+                _ => Err("no RegisterChallenge".to_string()),
+            };
+            let first = evaluation(&first)?;
+            // The second call is recorded by finish_registration.
+            run.finish_registration(state, envelope, start_draws, &password, &key()?)?;
+            let n = run.exchange_count() - 2;
+            let second = hex_field(&run.mids[n], "responsePlaintext")?;
+            let second = Response::decode(&second).map_err(|e| e.to_string())?;
+            if evaluation(&second)? == first {
+                return Err("two RegisterStarts evaluated the same OPRF key".into());
+            }
+            let session = run.login(&password)?.ok_or("the login failed")?;
+            expect_eq("recovered K", session.key(), &key()?)?;
+            Ok(None)
+        }
+        "expired-registration-ticket" | "foreign-registration-ticket" => {
+            let foreign = if scenario == "foreign-registration-ticket" {
+                // A registration ticket the vault issued for another account.
+                let other_account = hex_field(inputs, "otherAccountId")?;
+                run.draws.begin("client.register_start_other_account");
+                let (_, envelope) = Registration::start(
+                    &mut run.draws,
+                    &run.endpoint,
+                    &other_account,
+                    &password,
+                    None,
+                )
+                .map_err(|e| format!("{e:?}"))?;
+                let ikm = run.draws.last_ikm()?;
+                match Run::sealed(run.call(&envelope, Some(&ikm))?)?.1 {
+                    Response::RegisterChallenge { registration_ticket, .. } => {
+                        Some(registration_ticket)
+                    }
+                    _ => return Err("no RegisterChallenge for the other account".into()),
+                }
+            } else {
+                None
+            };
+            run.draws.begin("client.register_start");
+            let (state, envelope) =
+                Registration::start(&mut run.draws, &run.endpoint, &run.account, &password, None)
+                    .map_err(|e| format!("{e:?}"))?;
+            let ikm = run.draws.last_ikm()?;
+            let (bytes, _) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
+            if foreign.is_none() {
+                // The session lifetime passes before the client finishes.
+                run.now += 301;
+                run.client.push(json!({ "clockAdvancedBy": 301 }));
+            }
+            run.draws.begin("client.register_finish");
+            let (_, envelope) =
+                state.receive(&mut run.draws, &bytes, &key()?).map_err(|e| format!("{e:?}"))?;
+            let envelope = match foreign {
+                None => envelope,
+                Some(ticket) => run.resealed(&envelope, |request| {
+                    if let Request::RegisterFinish { registration_ticket, .. } = request {
+                        *registration_ticket = ticket;
+                    }
+                })?,
+            };
+            let ikm = run.draws.last_ikm()?;
+            let (_, response) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
+            run.outcome(response_outcome(&response));
+            Ok(refusal(&response))
+        }
+        "re-register-without-token" => {
+            run.register(&password, &key()?)?;
+            run.draws.begin("client.register_start");
+            let (state, envelope) =
+                Registration::start(&mut run.draws, &run.endpoint, &run.account, &other()?, None)
+                    .map_err(|e| format!("{e:?}"))?;
+            let ikm = run.draws.last_ikm()?;
+            let (bytes, response) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
+            run.draws.begin("client.register_finish");
+            match state.receive(&mut run.draws, &bytes, &key()?) {
+                Ok(_) => Err("a registered account was re-registered without a token".into()),
+                Err(e) => {
+                    let outcome = client_error(&e)?;
+                    run.outcome(outcome);
+                    Ok(refusal(&response))
+                }
+            }
+        }
+        "replay-after-delete" => {
+            run.register(&password, &key()?)?;
+            let first_finish = hex_field(&run.outs[1], "envelope")?;
+            let first_ikm = last_ikm_of(&run.draws, "client.register_finish")?;
+            let session = run.login(&password)?.ok_or("the login failed")?;
+            run.draws.begin("client.delete");
+            let (state, envelope) = session.delete(&mut run.draws).map_err(|e| format!("{e:?}"))?;
+            let ikm = run.draws.last_ikm()?;
+            let (bytes, _) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
+            state.receive(&bytes).map_err(|e| format!("{e:?}"))?;
+            run.outcome("Deleted".into());
+            // The first registration's RegisterFinish, replayed: the tombstone's version
+            // makes it stale.
+            let (_, response) = Run::sealed(run.call(&first_finish, Some(&first_ikm))?)?;
+            run.outcome(response_outcome(&response));
+            Ok(refusal(&response))
+        }
         other => Err(format!("unknown scenario {other:?}")),
     }
 }
 
 impl Run {
+    /// Opens a request envelope the client made, changes the request with `edit`, and seals it
+    /// again (drawing a new `ikmE` under the step `client.resealed`).
+    fn resealed(
+        &mut self,
+        envelope: &[u8],
+        edit: impl FnOnce(&mut Request),
+    ) -> Result<Vec<u8>, String> {
+        let env = RequestEnvelope::parse(envelope).map_err(|e| e.to_string())?;
+        let (plain, _) = channel::open_request(&self.fleet_secret, &self.fleet_id, &env)
+            .map_err(|e| e.to_string())?;
+        let mut request = Request::decode(&plain).map_err(|e| e.to_string())?;
+        edit(&mut request);
+        self.draws.begin("client.resealed");
+        let (envelope, _) = channel::seal_request(
+            &mut self.draws,
+            &self.fleet_id,
+            env.key_id(),
+            &self.public,
+            &self.account,
+            &request.encode(),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(envelope)
+    }
+
     /// `Login::start` only, not sent: for envelopes that are tampered with first.
     fn login_start_unsent(&mut self, password: &[u8]) -> Result<Vec<u8>, String> {
         self.draws.begin("client.login_start");
@@ -1075,7 +1235,10 @@ impl Journey<'_> {
             inputs["otherPassword"] = json!(hex::encode(p));
         }
         if let Some(t) = &self.tamper {
-            inputs["tamper"] = t.clone();
+            match t.get("otherAccountId") {
+                Some(other) => inputs["otherAccountId"] = other.clone(),
+                None => inputs["tamper"] = t.clone(),
+            }
         }
         let mut case = run_journey(self.scenario, &config, &inputs, Source::Derive(seed))
             .unwrap_or_else(|e| panic!("vault vector {slug}: {e}"));
@@ -1139,6 +1302,14 @@ pub fn generate() -> Value {
             Some(&b"new password, same K"[..]),
         ),
         journey(
+            "register-start-twice",
+            "one RegisterStart envelope sent twice: each RegisterChallenge evaluates the blinded element under its own fresh OPRF seed (different evaluations); the client finishes with the second, and the login evaluates under that registration's seed",
+            &["Registration", "FreshOprfKey", "Login"],
+            b"account-11",
+            5,
+            None,
+        ),
+        journey(
             "ke1-retry",
             "the same KE1 envelope twice: charged once, two KE2 for one attempt; the login finishes on the second",
             &["Registration", "Login", "Ke1Retry"],
@@ -1194,6 +1365,41 @@ pub fn generate() -> Value {
             "two logins; the first KE3 is sent with the second login's ticket",
             &["Registration", "WrongTicket"],
             b"account-10",
+            5,
+            None,
+        ),
+        journey(
+            "expired-registration-ticket",
+            "RegisterFinish 301 s after RegisterStart: the registration ticket expired",
+            &["RegistrationTicket"],
+            b"account-12",
+            5,
+            None,
+        ),
+        Journey {
+            tamper: Some(json!({ "otherAccountId": hex::encode(b"account-13-other") })),
+            ..journey(
+                "foreign-registration-ticket",
+                "RegisterFinish carrying the registration ticket the vault issued for another account",
+                &["RegistrationTicket"],
+                b"account-13",
+                5,
+                None,
+            )
+        },
+        journey(
+            "re-register-without-token",
+            "a second RegisterStart on a registered account without a login token: refused before any OPRF evaluation",
+            &["Registration", "ReRegistration"],
+            b"account-14",
+            5,
+            Some(&b"attacker's guess"[..]),
+        ),
+        journey(
+            "replay-after-delete",
+            "register, log in, delete; the first RegisterFinish envelope replayed: the deleted record's tombstone keeps its version, so the replay is stale",
+            &["Registration", "Login", "Delete", "DeleteReplay"],
+            b"account-15",
             5,
             None,
         ),
