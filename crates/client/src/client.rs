@@ -10,8 +10,9 @@ use e2ee_backup_format::{Compression, Decryptor, EncryptOptions, Encryptor, read
 use e2ee_backup_kdf::schedule::KeyId;
 use e2ee_backup_kdf::{BackupKey, digits};
 use e2ee_backup_vault::client::{
-    AwaitingRegisterChallenge, Endpoint, LoggedIn, Login, Registration,
+    AwaitingRegisterChallenge, ClientError, Endpoint, LoggedIn, Login, Registration,
 };
+use e2ee_backup_vault::messages::RefusalReason;
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 use rand_core::OsRng;
@@ -464,7 +465,26 @@ impl Client {
             return Ok(());
         };
         let key = self.key(&key_id)?;
-        self.register(password, &key)?;
+        match self.register(password, &key) {
+            Ok(()) => {}
+            // The account already has a registration (ours, if an earlier run was cut off after
+            // the vault stored it; or another device's): the vault registers again only after a
+            // login (spec 4.10.2). Log in with the password; keep the registration if it seals
+            // this K, else register this K with the login's token.
+            Err(Error::Vault(ClientError::Refused {
+                reason: RefusalReason::NotAuthorised,
+                ..
+            })) => {
+                let held = Some(key_id.clone());
+                let session = self.login(password).map_err(|e| self.login_failed(e, held))?;
+                if session.key() != &key {
+                    let (state, _, envelope) =
+                        session.change_password(&mut OsRng, password.as_bytes(), Some(&key))?;
+                    self.finish_registration(state, envelope, &key)?;
+                }
+            }
+            Err(e) => return Err(e),
+        }
         self.commit_with(|s| {
             s.mode = Mode::Password { key_id };
             s.journal = None;

@@ -153,7 +153,11 @@ fn switch_modes_both_ways() {
     let again = phone.switch_to_key(PASSWORD).unwrap();
     assert_eq!(*again, *shown, "switching back shows the same key");
     assert!(matches!(phone.status().mode, Mode::Key { .. }));
-    assert!(w.fleet.transport.with_vault(|v| v.record(ACCOUNT.as_bytes()).is_none()));
+    assert!(w.fleet.transport.with_vault(|v| {
+        // Deleted: a tombstone at most (spec 4.10.2), with no registration and no sealed K.
+        v.record(ACCOUNT.as_bytes())
+            .is_none_or(|r| r.registration.is_empty() && r.sealed_key.is_empty())
+    }));
     let mut b = w.client("b");
     b.restore_with_key(&again, &w.target("b")).unwrap();
     assert_eq!(restored(&w, "b"), b"chats");
@@ -229,7 +233,11 @@ fn disable_deletes_backups_vault_record_and_key() {
     assert_eq!(phone.status().mode, Mode::Off);
     assert!(w.objects().is_empty());
     assert!(keystore_keys(&w.device("phone")).is_empty());
-    assert!(w.fleet.transport.with_vault(|v| v.record(ACCOUNT.as_bytes()).is_none()));
+    assert!(w.fleet.transport.with_vault(|v| {
+        // Deleted: a tombstone at most (spec 4.10.2), with no registration and no sealed K.
+        v.record(ACCOUNT.as_bytes())
+            .is_none_or(|r| r.registration.is_empty() && r.sealed_key.is_empty())
+    }));
 
     // Key mode: nothing in the vault.
     let shown = phone.enable_with_key().unwrap();

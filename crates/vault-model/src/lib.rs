@@ -1,6 +1,10 @@
 //! Model check of the vault's guess accounting (spec sections 4.8–4.10 and 7.10) over an
 //! abstract replicated log, with [stateright].
 //!
+//! A second, separate model ([`oprf_keys`], section "OPRF key usage" below) checks which
+//! registration's OPRF key each request evaluates (spec section 4.10.4), for one account on one
+//! vault.
+//!
 //! # What is checked
 //!
 //! In every reachable state of each configuration below (crashes, message loss, duplication,
@@ -26,8 +30,10 @@
 //!
 //! Three replicas throughout. `cargo test -p e2ee-backup-vault-model` runs the first nine rows
 //! (unoptimised, as the workspace builds tests; two test threads on two cores): 28 s wall clock
-//! and 135 to 192 MiB peak resident memory for the whole run (three runs, `/usr/bin/time -v`;
-//! times per row are with the other test thread busy). "States" counts generated states
+//! and 135 to 192 MiB peak resident memory for them (three runs, `/usr/bin/time -v`; times per
+//! row are with the other test thread busy; on the two-core machine the section "OPRF key usage"
+//! was measured on, the same nine rows took 117 and 124 s over two runs). It then runs the tests
+//! of that section (2 to 3 s). "States" counts generated states
 //! (unique ones in brackets); "depth" is the longest path the search followed. A broken variant
 //! is searched breadth-first with a depth bound raised one step at a time until a property
 //! fails, so its counterexample is a shortest one.
@@ -169,10 +175,11 @@
 //! # What is abstracted away
 //!
 //! Cryptography (OPAQUE, tickets, HPKE): a KE2 is a token, KE3 validity a flag. Token, delete and
-//! re-registration rules, phantom records, serials (attempt ids are distinct by construction),
-//! real time (one tick), log compaction, snapshots, membership changes, vote messages (elections
-//! are atomic, with one voter), AppendEntries consistency checks (whole logs are sent), and
-//! client-side behaviour beyond sending requests.
+//! re-registration rules, phantom records (all in the [`oprf_keys`] model, for key usage only),
+//! serials (attempt ids are distinct by construction), real time (one tick), log compaction,
+//! snapshots, membership changes, vote messages (elections are atomic, with one voter),
+//! AppendEntries consistency checks (whole logs are sent), and client-side behaviour beyond
+//! sending requests.
 //!
 //! # Limitations
 //!
@@ -188,7 +195,149 @@
 //! * Followers learn commit indexes only from the earliest copy of each `Append`: a subset of
 //!   Raft's behaviours, so the commit clause of `acked registration kept` is checked against the
 //!   commit indexes followers can have in that subset.
+//!
+//! # OPRF key usage ([`oprf_keys`])
+//!
+//! Every OPRF evaluation under a registration's key is a password guess against it: with one KE2
+//! of that registration (the masked envelope) and the evaluation of a blinded candidate, the
+//! candidate is tested offline. So every evaluation must count against the registration whose
+//! key it used, made before that registration existed included, unless it is that
+//! registration's own completion (spec section 4.10.4). [`oprf_keys::OprfModel`] checks this for
+//! three ways of choosing keys ([`oprf_keys::KeyDesign`]):
+//!
+//! | design | RegisterStart evaluates | a registration stores | a KE1 without a registration (fake KE2) evaluates |
+//! |---|---|---|---|
+//! | `PerAccount` (today) | the account's key (fleet seed, account id) | the account's key | the account's key (RFC 9807's fake KE2, as `opaque-ke` computes it) |
+//! | `PerVersion` | the key of (account, stored version + 1) | the key of (account, its version) | the key of (account, stored version) |
+//! | `FreshPerRegisterStart` (the fix) | a fresh key, carried in its ticket | its ticket's key | the account's key, which no registration stores |
+//!
+//! Two switches: the *token rule* (RegisterStart on a registered account needs the login token;
+//! without a registration none is needed) and *tombstones* (Delete keeps the record's version;
+//! without, it erases the record and the version restarts at 0, as the spec's Delete did).
+//!
+//! One account on one vault: replication is the subject of the model above and does not change
+//! which key a request evaluates (every replica decides from the same committed record).
+//!
+//! **State** ([`oprf_keys::OprfState`]). The record: `Unregistered { version }` (no record or a
+//! phantom, version 0, or a tombstone) or `Registered { version, key, ticket }` (the key its logins
+//! evaluate, and the id of the ticket that completed it). Whether the honest client holds the
+//! login token; the honest client's registration ticket (id, key evaluated, announced version);
+//! the number of RegisterStarts so far (ticket ids, and fresh key ids); a counter per action. The
+//! ghost: the set of OPRF evaluations made, each a key and an [`oprf_keys::Eval`]: a
+//! RegisterStart (uncharged; by whom, and its ticket id) or a KE1 (charged; by whom, and to which
+//! registration, or to an unregistered record's budget); and facts for the `sometimes`
+//! properties.
+//!
+//! **Actions** ([`oprf_keys::OprfAction`]):
+//!
+//! * `AttackerRegisterStart`: one uncharged evaluation under the key the design says; refused on
+//!   a registered account under the token rule. The attacker never finishes a registration.
+//! * `AttackerLoginStart`: one evaluation, charged to the live registration (under its key), or,
+//!   without one, to the phantom or tombstone (a fake KE2, under the key the design says).
+//! * `HonestRegisterStart`: the first registration, a retry (a lost RegisterChallenge: the new
+//!   ticket replaces the old), or, holding the login token, a password change. Announces stored
+//!   version + 1.
+//! * `HonestRegisterFinish`: with the client's last ticket; refused (stale) unless its version is
+//!   exactly stored version + 1; stores a registration with the design's key, clears the token.
+//! * `HonestLogin`: KE1 charged to the live registration, then a valid KE3: the client holds the
+//!   token.
+//! * `HonestDelete`: with the token; leaves a tombstone or erases the record.
+//!
+//! The honest client makes one request at a time (no login or delete while it registers).
+//!
+//! **Invariants.** `every guess under the live key is charged to it`
+//! ([`oprf_keys::GUESSES_CHARGED`]): while the account has a registration, every evaluation the
+//! attacker made under its key, whenever made, is a KE1 charged to that registration. A
+//! RegisterStart, a KE1 charged to a phantom (whose budget the registration replaces with a full
+//! one) or to an earlier registration with the same key are guesses this registration's budget
+//! never paid for. The honest client's evaluations are not guesses (its own password, blinded, in
+//! the sealed channel), so this invariant leaves them out and the "own completion" exception is
+//! not needed for it. The stricter `the live key is evaluated only by its charges and its
+//! completion` ([`oprf_keys::KEY_PRIVATE`]) counts the honest client's evaluations too and exempts
+//! only charges to the registration and the RegisterStart whose ticket completed it; the tests
+//! assert it for the fresh design only (in the others an honest retried RegisterStart, which
+//! reveals nothing, already breaks it).
+//!
+//! **Bounds** ([`oprf_keys::OprfModel::new`]): 2 attacker RegisterStarts, 2 attacker KE1s, 4
+//! honest RegisterStarts, 2 honest logins, 2 deletes; from no record and from a registration
+//! (version 1, honest client without a token). Searches are exhaustive within them.
+//!
+//! **Abstracted away.** Keys are identities (no cryptography; keys of different accounts are
+//! distinct by derivation, so one account suffices). Budget counts and locking: "charged" means a
+//! KE1 paid one unit; how many may be paid is the accounting model's property above, and a lock
+//! only refuses requests, so leaving it out only adds behaviours (sound for an `always`
+//! property). Ticket and token expiry (they only refuse). The attacker's RegisterFinish
+//! (squatting an account without a registration: that registration holds the attacker's own
+//! password, so guesses against it mean nothing; it could only make the honest client's
+//! RegisterFinish stale, which is therefore never reached here). The attacker never sees the
+//! honest client's tickets or replies (the sealed channel, section 4.4). A login is one step.
+//!
+//! **Results.** `cargo test -p e2ee-backup-vault-model --test oprf_keys` (unoptimised, two test
+//! threads on two cores): 1.9 to 3.0 s wall clock and 4.4 MiB peak resident memory for the test
+//! binary (three runs, `/usr/bin/time`). A design that holds is searched depth-first, to the end;
+//! a broken one breadth-first with a depth bound raised one step at a time, so its counterexample
+//! is a shortest one (the tests accept each ordering of independent steps that is as short).
+//! States of a broken design are those of the last search.
+//!
+//! | test | configuration | states | depth or counterexample | time |
+//! |---|---|---|---|---|
+//! | `fresh_keys_hold` | fresh keys, token rule, tombstones (the fix) | 30,632 (22,610) | 16 | 1.3 to 1.6 s |
+//! | `fresh_keys_hold_without_token_rule` | fresh keys, no token rule, Delete erases | 68,661 (48,381) | 16 | 1.8 to 3.0 s |
+//! | `per_account_keys_are_caught` | today: per account, no token rule, Delete erases; registered; no record | 14; 106 | 1; 3 actions | < 0.05 s |
+//! | `per_account_keys_with_token_rule_are_caught` | per account, token rule, tombstones: no record; registered; no record without attacker RegisterStarts or honest logins | 96; 94; 27 | 3; 4; 3 actions | < 0.05 s |
+//! | `per_account_keys_leak_after_a_delete` | per account, token rule, tombstones, registered, no attacker KE1 | 63 | 5 actions | < 0.05 s |
+//! | `per_version_keys_are_caught` | per version, token rule, tombstones: no record; registered; registered without the token rule | 96; 208; 203 | 3; 5; 4 actions | < 0.05 s |
+//! | `per_version_keys_leak_only_through_register_start` | per version, token rule, no attacker RegisterStart: tombstones (holds); Delete erases | 2,485 (2,067); 121 | 14; 5 actions | 0.2 s |
+//!
+//! Every `sometimes` property is reached in `fresh_keys_hold_without_token_rule`, all but "attacker
+//! RegisterStart on a registered account" (which the token rule forbids) in `fresh_keys_hold`: a
+//! registration completed, an attacker RegisterStart before a registration, an attacker KE1
+//! without a registration then a registration, an attacker KE1 charged to the live registration,
+//! a re-registration after a login, a registration after a delete, a registration by a retried
+//! RegisterStart. `fresh_keys_hold_with_larger_bounds` (ignored; `cargo test --release -p
+//! e2ee-backup-vault-model --test oprf_keys -- --ignored`: 4.2 and 4.6 s, 14 MiB, two runs)
+//! searches both fresh configurations with 3 attacker RegisterStarts, 3 attacker KE1s and 3
+//! honest logins: 281,632 states (185,616 unique) and 879,539 (522,825), depth 20, no violation.
+//!
+//! **Counterexamples** (ticket ids count RegisterStarts from 0):
+//!
+//! * Today, registered (1 action): the attacker's RegisterStart evaluates the account's key, the
+//!   live registration's, uncharged. With one charged KE1 for the envelope, every further guess
+//!   costs one RegisterStart. From no record (3): the honest client registers (RegisterStart,
+//!   RegisterFinish), then the same RegisterStart.
+//! * Per account with the token rule (the token rule alone is not enough). From no record (3):
+//!   honest RegisterStart, the attacker's RegisterStart (no token: no registration yet), honest
+//!   RegisterFinish, which stores the key the attacker evaluated. Registered (4): the attacker's
+//!   KE1, charged to registration 0; honest login; password change (RegisterStart, RegisterFinish
+//!   with the token): the new registration has the same key, and the KE1 was paid by the old
+//!   registration's budget. Without attacker RegisterStarts and password changes (3): the
+//!   attacker's KE1 on the phantom (a fake KE2 under the account's key, charged to the phantom);
+//!   honest RegisterStart, RegisterFinish (with a full budget). After a delete, without attacker
+//!   KE1s (5): honest login, Delete (a tombstone), honest RegisterStart, the attacker's
+//!   RegisterStart (no token: no registration), honest RegisterFinish.
+//! * Per version, token rule and tombstones. From no record (3), the "next version" attack:
+//!   honest RegisterStart (announces version 1), the attacker's RegisterStart (also announces 1:
+//!   evaluates the key of (account, 1)), honest RegisterFinish of version 1, whose key that is.
+//!   Registered (5): honest login, Delete (the tombstone keeps version 1), honest RegisterStart
+//!   (version 2), the attacker's RegisterStart (the key of version 2), honest RegisterFinish.
+//!   Without the token rule (4): honest login, honest RegisterStart (version 2), the attacker's
+//!   RegisterStart on the registered account (version 2), honest RegisterFinish. Without
+//!   attacker RegisterStarts the design holds with tombstones; if Delete erases the record (5):
+//!   the attacker's KE1 charged to registration 0 under the key of (account, 1); honest login;
+//!   Delete (version back to 0); honest RegisterStart and RegisterFinish of version 1 again,
+//!   under the same key.
+//! * Fresh keys: none, with or without the token rule and tombstones. Each RegisterStart's key is
+//!   stored only by the RegisterFinish of its own ticket, and a fake KE2's key by none.
+//!
+//! **Limitations.** For the fresh design the invariant also follows from a short argument (the
+//! sentence above); the search confirms it over every interleaving within the bounds and records
+//! what the implementation must keep: RegisterFinish stores the key of the ticket it presents
+//! (bound to the account and version), a fake KE2 uses a key no registration stores, and the
+//! attacker cannot obtain the honest client's ticket. The search is bounded, single-account and
+//! single-vault.
 #![forbid(unsafe_code)]
+
+pub mod oprf_keys;
 
 use std::hash::{Hash, Hasher};
 

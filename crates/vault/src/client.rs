@@ -116,6 +116,11 @@ impl Endpoint {
         &self.fleet_id
     }
 
+    /// The channel key requests are sealed to: its id and its public key.
+    pub fn key(&self) -> (u8, FleetPublicKey) {
+        (self.key_id, self.public)
+    }
+
     fn ksf(&self, code: u8) -> Result<opaque_ke::argon2::Argon2<'static>, ClientError> {
         match KsfProfile::from_code(code) {
             Some(KsfProfile::Mobile) => Ok(KsfProfile::Mobile.argon2()),
