@@ -23,7 +23,7 @@ use crate::faults::{self, FaultInjector, NoFaults};
 use crate::pin::FleetPin;
 use crate::state::{
     Before, Journal, Keystore, Mode, RestoredMode, RotatePhase, STATE_FORMAT, State, StateDir,
-    VaultSettings, key_id_hex, open_private, sync_dir,
+    VaultSettings, key_id_hex, sync_dir,
 };
 use crate::store::{self, BackupStore, Download, Upload};
 use crate::transport::{HttpTransport, VaultTransport};
@@ -710,21 +710,28 @@ impl Client {
         let name = reader.metadata().fields.get("name").cloned();
         let dir = target.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
         let file_name = target.file_name().map(|n| n.to_string_lossy().into_owned());
-        let temp = dir.join(format!(".{}.restore.tmp", file_name.unwrap_or_default()));
         self.check("write restore target")?;
         let io_error = |operation, path: &Path| {
             let path = path.to_owned();
             move |source| Error::Io { operation, path, source }
         };
         fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
-        let mut out = open_private(&temp).map_err(io_error("create", &temp))?;
+        // A fresh random name, created exclusively (never through a file or symlink someone
+        // planted), readable by the owner only, and removed if anything below fails.
+        let prefix = format!(".{}.", file_name.unwrap_or_default());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".restore.tmp");
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+        let temp_file = builder.tempfile_in(&dir).map_err(io_error("create", &dir))?;
+        let temp = temp_file.path().to_owned();
+        let mut out = temp_file.as_file();
         let copied = pump(&mut reader, &mut out);
         drop(reader);
         let bytes = match copied {
             Ok(bytes) => bytes,
             Err(err) => {
-                drop(out);
-                let _ = fs::remove_file(&temp);
+                drop(temp_file);
                 if let Some(failure) = download.take_failure() {
                     return Err(failure);
                 }
@@ -742,9 +749,12 @@ impl Client {
             }
         };
         out.sync_all().map_err(io_error("sync", &temp))?;
-        drop(out);
         self.check("rename restore target")?;
-        fs::rename(&temp, target).map_err(io_error("rename", target))?;
+        temp_file.persist(target).map_err(|e| Error::Io {
+            operation: "rename",
+            path: target.to_owned(),
+            source: e.error,
+        })?;
         sync_dir(&dir)?;
         Ok((bytes, name))
     }

@@ -131,7 +131,17 @@ fn restore_with_key_survives_a_crash_at_every_step() {
         },
         "fresh",
         |c| c.restore_with_key(&digits.lock().unwrap(), &c_target(c)).map(drop),
-        |w, _| assert!(!w.device("fresh").join(".fresh.restored.restore.tmp").exists()),
+        |w, _| {
+            // A failed restore leaves no temporary file (`.fresh.restored.*.restore.tmp`).
+            let target = w.target("fresh");
+            let left: Vec<_> = std::fs::read_dir(target.parent().unwrap())
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".fresh.restored.") && n.ends_with(".restore.tmp"))
+                .collect();
+            assert!(left.is_empty(), "left behind: {left:?}");
+        },
         |w, c| {
             assert!(matches!(c.status().mode, Mode::Key { .. }));
             assert_eq!(std::fs::read(w.target("fresh")).unwrap(), b"chats");

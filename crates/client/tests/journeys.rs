@@ -437,3 +437,39 @@ fn keys_live_only_in_the_private_keystore() {
     assert!(!format!("{phone:?}").contains(&compact));
     assert!(!format!("{:?}", phone.status()).contains(&compact));
 }
+
+/// Issue 10, finding 7c: the restore wrote through the predictable `.NAME.restore.tmp` with
+/// create-or-truncate, so a local user who planted a symlink there received the plaintext.
+#[cfg(unix)]
+#[test]
+fn restore_never_writes_through_a_planted_temp_name() {
+    use std::os::unix::fs::{PermissionsExt as _, symlink};
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    let shown = phone.enable_with_key().unwrap();
+    phone.create_backup(Source::Bytes(b"secret chats"), "msgstore.db").unwrap();
+
+    let target = w.target("fresh");
+    let dir = target.parent().unwrap().to_owned();
+    std::fs::create_dir_all(&dir).unwrap();
+    let stolen = w.root.path().join("stolen");
+    std::fs::write(&stolen, b"").unwrap();
+    let planted = dir.join(format!(".{}.restore.tmp", target.file_name().unwrap().display()));
+    symlink(&stolen, &planted).unwrap();
+    let planted_name = planted.file_name().and_then(|n| n.to_str());
+
+    let mut fresh = w.client("fresh");
+    fresh.restore_with_key(&shown, &target).unwrap();
+    assert_eq!(restored(&w, "fresh"), b"secret chats");
+    assert_eq!(std::fs::read(&stolen).unwrap(), b"", "the plaintext went through the symlink");
+    assert!(std::fs::symlink_metadata(&planted).unwrap().file_type().is_symlink());
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the restored file is readable by others");
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".restore.tmp") && Some(name.as_str()) != planted_name)
+        .collect();
+    left.sort();
+    assert!(left.is_empty(), "temporary files left behind: {left:?}");
+}

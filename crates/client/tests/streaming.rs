@@ -74,8 +74,9 @@ struct Log {
     /// Whole-object downloads, each with its progress notes.
     downloads: Vec<(String, Vec<Progress>)>,
     uploaded: u64,
-    /// The file whose size progress notes record.
-    watch: Option<PathBuf>,
+    /// The restore whose temporary file's size progress notes record: its directory and the
+    /// name of its target (the temporary file is `.NAME.RANDOM.restore.tmp` beside it).
+    watch: Option<(PathBuf, String)>,
     /// Fail this part (counted from 0) of every multipart upload.
     fail_part: Option<usize>,
     break_next_download: Option<Break>,
@@ -155,6 +156,21 @@ impl MultipartUpload for RecordingUpload {
     }
 }
 
+/// The size of the temporary file a restore to `dir/name` writes (0 while there is none).
+fn temp_len(dir: &Path, name: &str) -> u64 {
+    let (prefix, suffix) = (format!(".{name}."), ".restore.tmp");
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix) && n.ends_with(suffix))
+        })
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0)
+}
+
 /// Hands `inner` out in pieces of at most [`PIECE`] bytes, noting the progress before each.
 fn recorded_stream(
     inner: BoxStream<'static, object_store::Result<Bytes>>,
@@ -187,11 +203,7 @@ fn recorded_stream(
             }
             {
                 let mut log = log.lock().unwrap();
-                let watched_len = log
-                    .watch
-                    .as_ref()
-                    .and_then(|p| std::fs::metadata(p).ok())
-                    .map_or(0, |m| m.len());
+                let watched_len = log.watch.as_ref().map_or(0, |(dir, name)| temp_len(dir, name));
                 let uploaded = log.uploaded;
                 log.downloads[index].1.push(Progress { handed_out, watched_len, uploaded });
             }
@@ -395,8 +407,7 @@ fn backup_restore_and_rotation_stream_in_bounded_parts() {
     // handed to the client never run more than the format's slack ahead of its temporary
     // file. A client reading the whole object first would fall behind by all of it.
     let target = root.path().join("restored.db");
-    let temp = root.path().join(".restored.db.restore.tmp");
-    store.with(|log| log.watch = Some(temp.clone()));
+    store.with(|log| log.watch = Some((root.path().to_path_buf(), "restored.db".into())));
     store.clear();
     let mut fresh = device(root.path(), "fresh", &store);
     let report = fresh.restore_with_key(&digits, &target).unwrap();

@@ -50,6 +50,8 @@ impl Signal {
 #[derive(Debug)]
 pub struct FleetProcesses {
     exe: PathBuf,
+    /// Variables set for every replica process (on top of this process's environment).
+    env: Vec<(String, String)>,
     /// The replicas, by position (node id = position + 1 for fleets made by `init`).
     pub replicas: Vec<ReplicaProcess>,
 }
@@ -58,7 +60,19 @@ impl FleetProcesses {
     /// Starts `serve` with `exe` (the `e2ee-backup-vault` binary) for replicas 1 to `count` of
     /// the fleet directory `dir`, each logging to its `serve.log`.
     pub fn start(exe: &Path, dir: &Path, count: u64) -> Result<Self, String> {
-        let mut fleet = Self { exe: exe.to_path_buf(), replicas: Vec::new() };
+        Self::start_with_env(exe, dir, count, &[])
+    }
+
+    /// [`FleetProcesses::start`], with the variables `env` set for every replica process (also
+    /// when restarted).
+    pub fn start_with_env(
+        exe: &Path,
+        dir: &Path,
+        count: u64,
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let mut fleet = Self { exe: exe.to_path_buf(), env, replicas: Vec::new() };
         for node_id in 1..=count {
             let data_dir = replica_dir(dir, node_id);
             let config = ConfigFile::read(&data_dir.join(CONFIG_FILE))
@@ -98,7 +112,7 @@ impl FleetProcesses {
             let _ = old.kill();
             let _ = old.wait();
         }
-        let (child, _) = spawn_serve(&self.exe, &replica.data_dir, &[])
+        let (child, _) = spawn_serve(&self.exe, &replica.data_dir, &[], &self.env)
             .map_err(|e| format!("replica {}: {e}", replica.node_id))?;
         replica.child = Some(child);
         Ok(())
@@ -183,12 +197,14 @@ impl FleetProcesses {
     }
 }
 
-/// Starts `exe serve --data-dir DATA_DIR EXTRA...`, logging to `DATA_DIR/serve.log`, and waits
-/// until it prints `listening on ADDR`; the process and the address.
+/// Starts `exe serve --data-dir DATA_DIR EXTRA...` with the variables `env` set, logging to
+/// `DATA_DIR/serve.log`, and waits until it prints `listening on ADDR`; the process and the
+/// address.
 pub fn spawn_serve(
     exe: &Path,
     data_dir: &Path,
     extra: &[&str],
+    env: &[(String, String)],
 ) -> Result<(Child, SocketAddr), String> {
     let log_path = data_dir.join("serve.log");
     let log = std::fs::OpenOptions::new()
@@ -202,6 +218,7 @@ pub fn spawn_serve(
         .arg(data_dir)
         .args(extra)
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)

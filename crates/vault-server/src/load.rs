@@ -547,7 +547,7 @@ struct ServeProcess {
 
 impl ServeProcess {
     fn start(exe: &Path, data_dir: &Path) -> Result<Self, String> {
-        let (child, addr) = cluster::spawn_serve(exe, data_dir, &["--listen", "127.0.0.1:0"])?;
+        let (child, addr) = cluster::spawn_serve(exe, data_dir, &["--listen", "127.0.0.1:0"], &[])?;
         Ok(Self { child, addr })
     }
 }

@@ -60,7 +60,7 @@ pub fn prepare(
 
 fn seal_of(data_dir: &Path) -> Result<PeerSeal, String> {
     let secrets = files::read_secrets(data_dir).map_err(|e| e.to_string())?;
-    Ok(PeerSeal::new(secrets.peer_key()))
+    Ok(PeerSeal::new(secrets.peer_key(), e2ee_backup_vault::peer::OPERATOR))
 }
 
 /// Adds the running replica of `data_dir` (made by [`prepare`]) to its fleet through the peer

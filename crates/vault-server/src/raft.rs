@@ -10,8 +10,9 @@
 //!   and the snapshot. Log appends and votes are committed with `Durability::Immediate`
 //!   (fsync) before they are acknowledged; state-machine writes are not synced on their own:
 //!   they are redone from the durable log after a crash.
-//! * Peers talk HTTP on a separate listener (`peer_listen`), each body sealed with
-//!   AES-256-GCM under the fleet's peer key (spec section 7.7).
+//! * Peers talk HTTP on a separate listener (`peer_listen`), each body a peer message of spec
+//!   section 7.7: sealed under the fleet's peer key, bound to sender, receiver and time, each
+//!   reply bound to the request it answers, each request accepted once ([`PeerSeal`]).
 
 // openraft's storage traits fix the error type (`StorageError`, over 200 bytes); the helpers
 // here return it as the traits do.
@@ -168,16 +169,21 @@ pub enum Broken {
     LeaseRead,
     /// Log appends and votes are acknowledged without fsync.
     SkipFsync,
+    /// Peer replies are bound to their route and header only, not to the request they answer
+    /// (spec section 7.7): a captured acknowledgement can be replayed.
+    UnboundPeerReplies,
 }
 
 #[cfg(feature = "broken-variants")]
 impl Broken {
-    /// The variant `E2EE_VAULT_BROKEN` names (`ke2-before-commit`, `lease-read`, `skip-fsync`).
+    /// The variant `E2EE_VAULT_BROKEN` names (`ke2-before-commit`, `lease-read`, `skip-fsync`,
+    /// `unbound-peer-replies`).
     pub fn from_env() -> Option<Self> {
         match std::env::var("E2EE_VAULT_BROKEN").ok()?.as_str() {
             "ke2-before-commit" => Some(Self::Ke2BeforeCommit),
             "lease-read" => Some(Self::LeaseRead),
             "skip-fsync" => Some(Self::SkipFsync),
+            "unbound-peer-replies" => Some(Self::UnboundPeerReplies),
             _ => None,
         }
     }
@@ -514,29 +520,111 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
-/// Seals and opens peer messages (spec section 7.7): the vault's peer seal around the
-/// engine's messages in `postcard`.
+/// Seals and opens this node's peer messages (spec section 7.7): the vault's bound peer
+/// messages around the engine's messages in `postcard`, with the node's replay memory.
 #[derive(Clone)]
 pub struct PeerSeal {
     key: Arc<Zeroizing<[u8; 32]>>,
+    receiver: Arc<std::sync::Mutex<peer::Receiver>>,
+    /// Broken variant: replies bound to nothing but their route and header.
+    #[cfg(feature = "broken-variants")]
+    unbound_replies: bool,
+}
+
+/// Milliseconds since the Unix epoch: the `sent_at_ms` of peer messages.
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl PeerSeal {
-    /// The seal of the fleet whose peer key is `key`.
-    pub fn new(key: Zeroizing<[u8; 32]>) -> Self {
-        Self { key: Arc::new(key) }
+    /// The seal of node `me` ([`peer::OPERATOR`] for an operator's tool) in the fleet whose
+    /// peer key is `key`.
+    pub fn new(key: Zeroizing<[u8; 32]>, me: NodeId) -> Self {
+        Self {
+            key: Arc::new(key),
+            receiver: Arc::new(std::sync::Mutex::new(peer::Receiver::new(me))),
+            #[cfg(feature = "broken-variants")]
+            unbound_replies: false,
+        }
     }
 
-    /// Seals `message` for `route`.
-    pub fn seal<T: Serialize>(&self, route: &str, message: &T) -> Vec<u8> {
+    /// Broken variant: replies bound only to their route and header, so that a captured reply
+    /// answers any later request (the peer seal before spec 7.7 bound messages).
+    #[cfg(feature = "broken-variants")]
+    pub fn with_unbound_replies(mut self) -> Self {
+        self.unbound_replies = true;
+        self
+    }
+
+    fn me(&self) -> NodeId {
+        self.receiver.lock().unwrap_or_else(std::sync::PoisonError::into_inner).me()
+    }
+
+    /// Seals the request `message` on `route` for node `to`; the body and what opens the reply.
+    pub fn seal_request<T: Serialize>(
+        &self,
+        route: &str,
+        to: NodeId,
+        message: &T,
+    ) -> (Vec<u8>, peer::Outgoing) {
         let body = Zeroizing::new(postcard::to_stdvec(message).expect("peer messages serialise"));
-        peer::seal(&mut OsRng, &self.key, route, &body)
+        peer::seal_request(&mut OsRng, &self.key, route, (self.me(), to), now_ms(), &body)
     }
 
-    /// Opens a message sealed for `route`; `None` if it does not open or decode.
-    pub fn open<T: for<'de> Deserialize<'de>>(&self, route: &str, sealed: &[u8]) -> Option<T> {
-        let plain = peer::open(&self.key, route, sealed)?;
+    /// Opens the reply to the request `outgoing`; `None` if it is not that request's reply or
+    /// does not decode.
+    pub fn open_reply<T: for<'de> Deserialize<'de>>(
+        &self,
+        outgoing: &peer::Outgoing,
+        sealed: &[u8],
+    ) -> Option<T> {
+        #[cfg(feature = "broken-variants")]
+        if self.unbound_replies {
+            let (_, plain) = peer::open_with(&self.key, outgoing.route(), &[], sealed).ok()?;
+            return postcard::from_bytes(&plain).ok();
+        }
+        let plain = outgoing.open_reply(&self.key, sealed).ok()?;
         postcard::from_bytes(&plain).ok()
+    }
+
+    /// Opens a request on `route` addressed to this node (or, if `any_replica`, to any
+    /// replica), within the replay window and not seen before.
+    pub fn open_request<T: for<'de> Deserialize<'de>>(
+        &self,
+        route: &str,
+        sealed: &[u8],
+        any_replica: bool,
+    ) -> Result<(T, peer::Incoming), peer::PeerError> {
+        let opened = self
+            .receiver
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .open_request(&self.key, route, sealed, now_ms(), any_replica)?;
+        let (plain, incoming) = opened;
+        let message = postcard::from_bytes(&plain).map_err(|_| peer::PeerError::Malformed)?;
+        Ok((message, incoming))
+    }
+
+    /// Seals the reply `message` to the request `incoming`.
+    pub fn seal_reply<T: Serialize>(&self, incoming: &peer::Incoming, message: &T) -> Vec<u8> {
+        let body = Zeroizing::new(postcard::to_stdvec(message).expect("peer messages serialise"));
+        #[cfg(feature = "broken-variants")]
+        if self.unbound_replies {
+            let request = incoming.header();
+            let header = peer::Header {
+                direction: peer::Direction::Reply,
+                from: self.me(),
+                to: request.from,
+                sent_at_ms: now_ms(),
+                message_id: request.message_id,
+            };
+            let mut nonce = [0u8; peer::NONCE_LEN];
+            OsRng.fill_bytes(&mut nonce);
+            let route = incoming.route();
+            return peer::seal_with(&self.key, route, &header, &[], nonce, &body);
+        }
+        incoming.seal_reply(&mut OsRng, &self.key, now_ms(), &body)
     }
 }
 
@@ -587,7 +675,7 @@ impl HttpPeer {
         Resp: for<'de> Deserialize<'de>,
         E: std::error::Error + for<'de> Deserialize<'de>,
     {
-        let body = self.network.seal.seal(route, request);
+        let (body, outgoing) = self.network.seal.seal_request(route, self.target, request);
         let sent = self
             .network
             .http
@@ -602,8 +690,9 @@ impl HttpPeer {
             return Err(RPCError::Network(NetworkError::new(&e)));
         }
         let bytes = sent.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let answer: Result<Resp, E> = self.network.seal.open(route, &bytes).ok_or_else(|| {
-            let e = std::io::Error::other("the peer's answer does not open");
+        let opened = self.network.seal.open_reply(&outgoing, &bytes);
+        let answer: Result<Resp, E> = opened.ok_or_else(|| {
+            let e = std::io::Error::other("the peer's answer is not the reply to this request");
             RPCError::Network(NetworkError::new(&e))
         })?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -662,27 +751,44 @@ async fn peer_rpc(
     body: Bytes,
 ) -> Response {
     let seal = &state.seal;
-    let refuse = || (StatusCode::BAD_REQUEST, "the message does not open").into_response();
     let answer = match route.as_str() {
-        "append" => match seal.open::<AppendEntriesRequest<TypeConfig>>("append", &body) {
-            Some(rpc) => seal.seal("append", &state.raft.append_entries(rpc).await),
-            None => return refuse(),
+        "append" => {
+            match seal.open_request::<AppendEntriesRequest<TypeConfig>>("append", &body, false) {
+                Ok((rpc, incoming)) => {
+                    seal.seal_reply(&incoming, &state.raft.append_entries(rpc).await)
+                }
+                Err(e) => return refuse(&route, e),
+            }
+        }
+        "vote" => match seal.open_request::<VoteRequest<NodeId>>("vote", &body, false) {
+            Ok((rpc, incoming)) => seal.seal_reply(&incoming, &state.raft.vote(rpc).await),
+            Err(e) => return refuse(&route, e),
         },
-        "vote" => match seal.open::<VoteRequest<NodeId>>("vote", &body) {
-            Some(rpc) => seal.seal("vote", &state.raft.vote(rpc).await),
-            None => return refuse(),
-        },
-        "snapshot" => match seal.open::<InstallSnapshotRequest<TypeConfig>>("snapshot", &body) {
-            Some(rpc) => seal.seal("snapshot", &state.raft.install_snapshot(rpc).await),
-            None => return refuse(),
-        },
-        "members" => match seal.open::<MembershipRequest>("members", &body) {
-            Some(request) => seal.seal("members", &change_members(&state.raft, request).await),
-            None => return refuse(),
+        "snapshot" => {
+            match seal.open_request::<InstallSnapshotRequest<TypeConfig>>("snapshot", &body, false)
+            {
+                Ok((rpc, incoming)) => {
+                    seal.seal_reply(&incoming, &state.raft.install_snapshot(rpc).await)
+                }
+                Err(e) => return refuse(&route, e),
+            }
+        }
+        "members" => match seal.open_request::<MembershipRequest>("members", &body, true) {
+            Ok((request, incoming)) => {
+                seal.seal_reply(&incoming, &change_members(&state.raft, request).await)
+            }
+            Err(e) => return refuse(&route, e),
         },
         _ => return (StatusCode::NOT_FOUND, "no such peer route").into_response(),
     };
     ([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], answer).into_response()
+}
+
+/// The `400` for a peer message that is refused (spec section 7.7); the reason is logged, not
+/// sent.
+fn refuse(route: &str, why: peer::PeerError) -> Response {
+    tracing::debug!(route, %why, "refused a peer message");
+    (StatusCode::BAD_REQUEST, "the message is refused").into_response()
 }
 
 /// An operator's membership change, sent to the leader's peer address (sealed like all peer
@@ -766,7 +872,7 @@ pub async fn request_membership_change(
         .map_err(|e| format!("the HTTP client: {e}"))?;
     let mut target = via.to_owned();
     for _ in 0..3 {
-        let body = seal.seal("members", request);
+        let (body, outgoing) = seal.seal_request("members", peer::ANY_REPLICA, request);
         let answer = http
             .post(format!("http://{target}/raft/members"))
             .body(body)
@@ -777,7 +883,7 @@ pub async fn request_membership_change(
             return Err(format!("{target} answered {}", answer.status()));
         }
         let bytes = answer.bytes().await.map_err(|e| format!("{target}: {e}"))?;
-        match seal.open::<MembershipAnswer>("members", &bytes) {
+        match seal.open_reply::<MembershipAnswer>(&outgoing, &bytes) {
             Some(MembershipAnswer::Done(voters)) => return Ok(voters),
             Some(MembershipAnswer::NotLeader(Some(leader))) => target = leader,
             Some(MembershipAnswer::NotLeader(None)) => {

@@ -423,7 +423,12 @@ impl RunningServer {
             let single = SingleNode::new(hsm.clone(), Arc::new(RedbStore::new(db)));
             return Self::serve(config, hsm, bundle, Arc::new(single), None).await;
         };
-        let seal = PeerSeal::new(hsm.secrets().peer_key());
+        let seal = PeerSeal::new(hsm.secrets().peer_key(), replica.node_id);
+        #[cfg(feature = "broken-variants")]
+        let seal = match raft::Broken::from_env() {
+            Some(raft::Broken::UnboundPeerReplies) => seal.with_unbound_replies(),
+            _ => seal,
+        };
         let members: Option<BTreeMap<_, _>> =
             replica.bootstrap.then(|| replica.members.iter().map(|m| (m.id, m.member())).collect());
         let network = HttpNetwork::new(

@@ -27,6 +27,7 @@ use e2ee_backup_vault::hsm::{
 };
 use e2ee_backup_vault::memory::MemoryVault;
 use e2ee_backup_vault::messages::{RefusalReason, Request, Response};
+use e2ee_backup_vault::peer;
 use e2ee_backup_vault::record::{AccountRecord, AccountState, REGISTRATION_LEN};
 use e2ee_backup_vault::suite::KsfProfile;
 use e2ee_backup_vault::wire::Writer;
@@ -736,6 +737,67 @@ pub fn vault_command(data: &[u8]) {
     }
 }
 
+/// The peer key of the peer-message target's fleet.
+const PEER_KEY: [u8; 32] = [0x70; 32];
+/// The time (ms) at which the peer-message target receives.
+const PEER_NOW_MS: u64 = 1_780_000_000_000;
+
+/// The request the peer-message target's node 1 sends node 2 on `append`, and what opens its
+/// reply (the same every time).
+fn peer_request() -> (Vec<u8>, peer::Outgoing) {
+    let mut rng = FuzzRng::new("peer request");
+    peer::seal_request(&mut rng, &PEER_KEY, "append", (1, 2), PEER_NOW_MS, b"entries")
+}
+
+/// Peer-message seeds: the request, its reply, and each one change away.
+fn peer_seeds() -> Vec<(String, Vec<u8>)> {
+    let (request, _) = peer_request();
+    let (_, incoming) = peer::Receiver::new(2)
+        .open_request(&PEER_KEY, "append", &request, PEER_NOW_MS, false)
+        .expect("the seed request opens");
+    let mut rng = FuzzRng::new("peer reply");
+    let reply = incoming.seal_reply(&mut rng, &PEER_KEY, PEER_NOW_MS, b"ok");
+    let changed = |bytes: &[u8], at: usize| {
+        let mut out = bytes.to_vec();
+        out[at] ^= 1;
+        out
+    };
+    vec![
+        ("request".to_owned(), request.clone()),
+        ("reply".to_owned(), reply.clone()),
+        ("request-other-receiver".to_owned(), changed(&request, 16)),
+        ("request-flipped-tag".to_owned(), changed(&request, request.len() - 1)),
+        ("reply-flipped-id".to_owned(), changed(&reply, peer::HEADER_LEN - 1)),
+        ("header-only".to_owned(), request[..peer::HEADER_LEN].to_vec()),
+        ("empty".to_owned(), Vec::new()),
+    ]
+}
+
+/// A sealed peer message (spec 7.7) as node 2 receives it on `append`, and as node 1 takes it
+/// for the reply to its request: refused with a typed error unless it is exactly the message
+/// sealed for that purpose, never a panic; a request opens once only.
+pub fn vault_peer_message(data: &[u8]) {
+    let (request, outgoing) = peer_request();
+    let mut receiver = peer::Receiver::new(2);
+    match receiver.open_request(&PEER_KEY, "append", data, PEER_NOW_MS, false) {
+        Ok((plain, incoming)) => {
+            assert!(data == request.as_slice(), "a request nobody sealed opened");
+            assert_eq!(plain.as_slice(), b"entries");
+            assert_eq!((incoming.header().from, incoming.header().to), (1, 2));
+            let again = receiver.open_request(&PEER_KEY, "append", data, PEER_NOW_MS, false);
+            assert_eq!(again.err(), Some(peer::PeerError::Replayed));
+        }
+        Err(e) => assert!(!e.code().is_empty()),
+    }
+    if let Ok(plain) = outgoing.open_reply(&PEER_KEY, data) {
+        assert_eq!(plain.as_slice(), b"ok", "a reply nobody sealed opened");
+    }
+    // The header parses from any 41 bytes whose first byte names a direction, and re-encodes.
+    if let Ok(header) = peer::Header::decode(data) {
+        assert!(header.encode().as_slice() == &data[..peer::HEADER_LEN]);
+    }
+}
+
 /// The hand-off encoding of a decision (between a replica's state machine and the request
 /// that proposed the command): [`Decision::decode`] accepts only what
 /// [`Decision::encode`] writes.
@@ -1017,7 +1079,7 @@ fn fleet_pins() -> &'static FleetPins {
 }
 
 /// The names of the vault fuzz targets, whose seeds [`vault_seed_corpus`] makes.
-pub const VAULT_TARGETS: [&str; 8] = [
+pub const VAULT_TARGETS: [&str; 9] = [
     "vault_request",
     "vault_response",
     "vault_record",
@@ -1026,6 +1088,7 @@ pub const VAULT_TARGETS: [&str; 8] = [
     "vault_hsm_plaintext",
     "vault_command",
     "vault_decision",
+    "vault_peer_message",
 ];
 
 /// The seed corpus of vault target `target`, as (name, bytes): valid inputs from the fixture's
@@ -1057,6 +1120,7 @@ pub fn vault_seed_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
             decisions.push(named("empty", Vec::new()));
             if target == "vault_command" { commands } else { decisions }
         }
+        "vault_peer_message" => peer_seeds(),
         "vault_response" => {
             // The first answer of each kind to a request seed, each asked of a vault fresh
             // from the setup.

@@ -33,8 +33,14 @@ const NOTES: &[(&str, &str)] = &[
         "Commands applied in order to one account's record, starting with none (section 7.4). After each: the decision (kind, remaining, refusal, and the response plaintext of section 4.7 unless it is a KE2 still to compute) and the stored record (section 4.8), null when there is none.",
     ),
     ("PeerKey", "The peer key of the fleet whose secrets (section 4.10.1) are given."),
-    ("PeerSeal", "A peer message sealed under the peer key with the given nonce and route."),
-    ("PeerSealInvalid", "A sealed peer message that must not open."),
+    (
+        "PeerSeal",
+        "A peer request and its reply (section 7.7): headers, nonces and messages, the sealed bytes, the digest the reply is bound to; the receiver `me` accepts the request at `nowMs`.",
+    ),
+    (
+        "PeerSealInvalid",
+        "A peer message that must be refused, with the error of section 7.7: a request opened by node `me` at `nowMs` after accepting `acceptedBefore`, or a reply opened by the sender of `sealedRequest`.",
+    ),
 ];
 
 /// A generator over the vector draws: every value named after its purpose and position.
@@ -244,52 +250,295 @@ fn command_cases() -> (Vec<Value>, Vec<Value>) {
     (valid, invalid)
 }
 
+/// The clock of the peer vectors, in milliseconds.
+const PEER_NOW_MS: u64 = NOW * 1000;
+
+/// One request and its reply, sealed with named draws.
+struct PeerExchange {
+    route: &'static str,
+    request: peer::Header,
+    request_nonce: [u8; peer::NONCE_LEN],
+    message: Vec<u8>,
+    sealed_request: Vec<u8>,
+    reply: peer::Header,
+    reply_nonce: [u8; peer::NONCE_LEN],
+    reply_message: Vec<u8>,
+    sealed_reply: Vec<u8>,
+}
+
+impl PeerExchange {
+    fn new(key: &[u8; 32], name: &str, route: &'static str, from: u64, to: u64) -> Self {
+        let label = |what: &str| format!("replication/peer/{name}/{what}");
+        let nonce = |what: &str| -> [u8; peer::NONCE_LEN] {
+            draw(&label(what), peer::NONCE_LEN).try_into().expect("a nonce")
+        };
+        let request = peer::Header {
+            direction: peer::Direction::Request,
+            from,
+            to,
+            sent_at_ms: PEER_NOW_MS,
+            message_id: draw(&label("message-id"), peer::MESSAGE_ID_LEN).try_into().expect("16"),
+        };
+        let message = if route == "vote" { Vec::new() } else { draw(&label("message"), 40) };
+        let request_nonce = nonce("request-nonce");
+        let sealed_request = peer::seal_with(key, route, &request, &[], request_nonce, &message);
+        // The node that answers an operator's request to any replica is node 2.
+        let replier = if to == peer::ANY_REPLICA { 2 } else { to };
+        let reply = peer::Header {
+            direction: peer::Direction::Reply,
+            from: replier,
+            to: from,
+            sent_at_ms: PEER_NOW_MS + 250,
+            message_id: request.message_id,
+        };
+        let reply_message = draw(&label("reply"), 9);
+        let reply_nonce = nonce("reply-nonce");
+        let digest = sha256(&sealed_request);
+        let sealed_reply =
+            peer::seal_with(key, route, &reply, &digest, reply_nonce, &reply_message);
+        Self {
+            route,
+            request,
+            request_nonce,
+            message,
+            sealed_request,
+            reply,
+            reply_nonce,
+            reply_message,
+            sealed_reply,
+        }
+    }
+
+    fn to_json(&self, comment: &str, key: &[u8; 32], now_ms: u64) -> Value {
+        json!({
+            "comment": comment,
+            "flags": ["PeerSeal"],
+            "result": "valid",
+            "peerKey": hex::encode(key),
+            "route": self.route,
+            "request": {
+                "from": self.request.from,
+                "to": self.request.to,
+                "sentAtMs": self.request.sent_at_ms,
+                "messageId": hex::encode(self.request.message_id),
+                "nonce": hex::encode(self.request_nonce),
+                "message": hex::encode(&self.message),
+                "sealed": hex::encode(&self.sealed_request),
+            },
+            "receiver": { "me": self.reply.from, "nowMs": now_ms },
+            "requestDigest": hex::encode(sha256(&self.sealed_request)),
+            "reply": {
+                "from": self.reply.from,
+                "sentAtMs": self.reply.sent_at_ms,
+                "nonce": hex::encode(self.reply_nonce),
+                "message": hex::encode(&self.reply_message),
+                "sealed": hex::encode(&self.sealed_reply),
+            },
+        })
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::{Digest as _, Sha256};
+    Sha256::digest(bytes).into()
+}
+
 fn peer_cases() -> (Vec<Value>, Vec<Value>, Vec<Value>) {
     let mut rng = Draws::new("replication/peer");
     let secrets = HsmSecrets::generate(&mut rng, FLEET_ID);
     let key = secrets.peer_key();
+    let key: &[u8; 32] = &key;
     let keys = vec![json!({
         "comment": "the peer key of a fleet",
         "flags": ["PeerKey"],
         "result": "valid",
         "hsmSecrets": hex::encode(secrets.to_bytes().as_slice()),
-        "peerKey": hex::encode(key.as_ref()),
+        "peerKey": hex::encode(key),
     })];
-    let mut seals = Vec::new();
-    let mut sealed_append = Vec::new();
-    for (route, message) in [("append", draw("replication/peer/append", 40)), ("vote", Vec::new())]
-    {
-        let nonce: [u8; peer::NONCE_LEN] =
-            draw(&format!("replication/peer/{route}/nonce"), peer::NONCE_LEN).try_into().unwrap();
-        let sealed = peer::seal_with_nonce(&key, nonce, route, &message);
-        if route == "append" {
-            sealed_append.clone_from(&sealed);
-        }
-        seals.push(json!({
-            "comment": format!("a {route} message"),
-            "flags": ["PeerSeal"],
-            "result": "valid",
-            "peerKey": hex::encode(key.as_ref()),
-            "nonce": hex::encode(nonce),
-            "route": route,
-            "message": hex::encode(&message),
-            "sealed": hex::encode(&sealed),
-        }));
-    }
-    let invalid_case = |comment: &str, route: &str, sealed: &[u8]| {
+    let append = PeerExchange::new(key, "append", "append", 1, 2);
+    let earlier = PeerExchange::new(key, "earlier-append", "append", 1, 2);
+    let vote = PeerExchange::new(key, "vote", "vote", 3, 1);
+    let members = PeerExchange::new(key, "members", "members", peer::OPERATOR, peer::ANY_REPLICA);
+    let to_three = PeerExchange::new(key, "append-to-3", "append", 1, 3);
+    let window = peer::REPLAY_WINDOW_MS;
+    let seals = vec![
+        append.to_json("an append request from node 1 to node 2, and its reply", key, PEER_NOW_MS),
+        vote.to_json(
+            "a vote request with an empty message, received at the end of the window",
+            key,
+            PEER_NOW_MS + window,
+        ),
+        members.to_json(
+            "an operator's members request to any replica, received at the start of the window",
+            key,
+            PEER_NOW_MS - window,
+        ),
+    ];
+
+    let request_case = |comment: &str,
+                        route: &str,
+                        sealed: &[u8],
+                        me: u64,
+                        now_ms: u64,
+                        accepted_before: &[&[u8]],
+                        error: peer::PeerError| {
         json!({
             "comment": comment, "flags": ["PeerSealInvalid"], "result": "invalid",
-            "peerKey": hex::encode(key.as_ref()), "route": route,
-            "sealed": hex::encode(sealed), "error": "does-not-open",
+            "peerKey": hex::encode(key), "route": route, "kind": "request",
+            "sealed": hex::encode(sealed), "me": me, "nowMs": now_ms,
+            "acceptedBefore": accepted_before.iter().map(hex::encode).collect::<Vec<_>>(),
+            "error": error.code(),
         })
     };
-    let mut flipped = sealed_append.clone();
-    let last = flipped.len() - 1;
-    flipped[last] ^= 1;
+    let reply_case =
+        |comment: &str, sealed_request: &[u8], sealed: &[u8], error: peer::PeerError| {
+            json!({
+                "comment": comment, "flags": ["PeerSealInvalid"], "result": "invalid",
+                "peerKey": hex::encode(key), "route": "append", "kind": "reply",
+                "sealedRequest": hex::encode(sealed_request), "sealed": hex::encode(sealed),
+                "error": error.code(),
+            })
+        };
+    let request = &append.sealed_request;
+    let changed = |bytes: &[u8], at: usize, xor: u8| {
+        let mut out = bytes.to_vec();
+        out[at] ^= xor;
+        out
+    };
+    let last = request.len() - 1;
+    let short = &request[..peer::HEADER_LEN + peer::NONCE_LEN + peer::TAG_LEN - 1];
+    // The earlier reply, given this request's message id: the digest still refuses it.
+    let mut relabelled = earlier.sealed_reply.clone();
+    relabelled[25..peer::HEADER_LEN].copy_from_slice(&append.request.message_id);
+    let reply_to_three = peer::seal_with(
+        key,
+        "append",
+        &peer::Header { to: 3, ..append.reply },
+        &sha256(request),
+        append.reply_nonce,
+        &append.reply_message,
+    );
+    use peer::PeerError as E;
+    let now = PEER_NOW_MS;
     let invalid = vec![
-        invalid_case("sealed for another route", "vote", &sealed_append),
-        invalid_case("tag changed", "append", &flipped),
-        invalid_case("shorter than nonce and tag", "append", &sealed_append[..27]),
+        request_case("sealed for another route", "vote", request, 2, now, &[], E::DoesNotOpen),
+        request_case(
+            "tag changed",
+            "append",
+            &changed(request, last, 1),
+            2,
+            now,
+            &[],
+            E::DoesNotOpen,
+        ),
+        request_case(
+            "from changed in the header",
+            "append",
+            &changed(request, 8, 1),
+            2,
+            now,
+            &[],
+            E::DoesNotOpen,
+        ),
+        request_case(
+            "shorter than header, nonce and tag",
+            "append",
+            short,
+            2,
+            now,
+            &[],
+            E::Malformed,
+        ),
+        request_case(
+            "direction code 3",
+            "append",
+            &changed(request, 0, 2),
+            2,
+            now,
+            &[],
+            E::Malformed,
+        ),
+        request_case(
+            "a reply sent as a request",
+            "append",
+            &append.sealed_reply,
+            1,
+            now,
+            &[],
+            E::WrongDirection,
+        ),
+        request_case(
+            "addressed to node 2, received by node 3",
+            "append",
+            request,
+            3,
+            now,
+            &[],
+            E::WrongReceiver,
+        ),
+        request_case("reflected to its sender", "append", request, 1, now, &[], E::WrongReceiver),
+        request_case(
+            "a replica's request to any replica",
+            "append",
+            &changed(request, 16, 2),
+            2,
+            now,
+            &[],
+            E::WrongReceiver,
+        ),
+        request_case(
+            "received one millisecond after the window",
+            "append",
+            request,
+            2,
+            now + window + 1,
+            &[],
+            E::Stale,
+        ),
+        request_case(
+            "received one millisecond before the window",
+            "append",
+            request,
+            2,
+            now - window - 1,
+            &[],
+            E::Stale,
+        ),
+        request_case(
+            "accepted once already",
+            "append",
+            request,
+            2,
+            now,
+            &[request.as_slice()],
+            E::Replayed,
+        ),
+        reply_case(
+            "a captured reply to an earlier request",
+            request,
+            &earlier.sealed_reply,
+            E::WrongRequest,
+        ),
+        reply_case(
+            "the earlier reply given this request's message id",
+            request,
+            &relabelled,
+            E::DoesNotOpen,
+        ),
+        reply_case(
+            "a reply from node 3 to a request to node 2",
+            request,
+            &to_three.sealed_reply,
+            E::WrongRequest,
+        ),
+        reply_case("a reply addressed to node 3", request, &reply_to_three, E::WrongReceiver),
+        reply_case("the request reflected as its reply", request, request, E::WrongDirection),
+        reply_case(
+            "reply tag changed",
+            request,
+            &changed(&append.sealed_reply, append.sealed_reply.len() - 1, 1),
+            E::DoesNotOpen,
+        ),
     ];
     (keys, seals, invalid)
 }
@@ -324,6 +573,52 @@ fn u64_of(case: &Value, field: &str) -> Result<u64, String> {
 
 fn key32(case: &Value, field: &str) -> Result<[u8; 32], String> {
     hex_field(case, field)?.try_into().map_err(|_| format!("{field} is not 32 bytes"))
+}
+
+fn verify_peer_exchange(case: &Value) -> Result<(), String> {
+    let key = key32(case, "peerKey")?;
+    let route = case["route"].as_str().ok_or("no route")?;
+    let (request, reply, receiver) = (&case["request"], &case["reply"], &case["receiver"]);
+    let nonce = |part: &Value| -> Result<[u8; peer::NONCE_LEN], String> {
+        hex_field(part, "nonce")?.try_into().map_err(|_| "a nonce is not 12 bytes".into())
+    };
+    let header = peer::Header {
+        direction: peer::Direction::Request,
+        from: u64_of(request, "from")?,
+        to: u64_of(request, "to")?,
+        sent_at_ms: u64_of(request, "sentAtMs")?,
+        message_id: hex_field(request, "messageId")?
+            .try_into()
+            .map_err(|_| "messageId is not 16 bytes")?,
+    };
+    let message = hex_field(request, "message")?;
+    let sealed = hex_field(request, "sealed")?;
+    let resealed = peer::seal_with(&key, route, &header, &[], nonce(request)?, &message);
+    expect_eq("sealed request", &resealed, &sealed)?;
+    expect_eq("requestDigest", sha256(&sealed).to_vec(), hex_field(case, "requestDigest")?)?;
+
+    let mut node = peer::Receiver::new(u64_of(receiver, "me")?);
+    let (opened, incoming) = node
+        .open_request(&key, route, &sealed, u64_of(receiver, "nowMs")?, route == "members")
+        .map_err(|e| format!("the request is refused: {e}"))?;
+    expect_eq("opened request", opened.to_vec(), message)?;
+
+    let reply_header = peer::Header {
+        direction: peer::Direction::Reply,
+        from: u64_of(reply, "from")?,
+        to: incoming.header().from,
+        sent_at_ms: u64_of(reply, "sentAtMs")?,
+        message_id: header.message_id,
+    };
+    let reply_message = hex_field(reply, "message")?;
+    let sealed_reply = hex_field(reply, "sealed")?;
+    let digest = sha256(&sealed);
+    let resealed =
+        peer::seal_with(&key, route, &reply_header, &digest, nonce(reply)?, &reply_message);
+    expect_eq("sealed reply", &resealed, &sealed_reply)?;
+    let outgoing = peer::Outgoing::for_request(route, &sealed).map_err(|e| e.to_string())?;
+    let opened = outgoing.open_reply(&key, &sealed_reply).map_err(|e| format!("the reply: {e}"))?;
+    expect_eq("opened reply", opened.to_vec(), reply_message)
 }
 
 fn verify_apply(case: &Value) -> Result<(), String> {
@@ -380,23 +675,37 @@ pub fn verify_case(case: &Value) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             expect_eq("peerKey", secrets.peer_key().to_vec(), hex_field(case, "peerKey")?)
         }
-        "PeerSeal" => {
-            let key = key32(case, "peerKey")?;
-            let nonce: [u8; peer::NONCE_LEN] =
-                hex_field(case, "nonce")?.try_into().map_err(|_| "nonce is not 12 bytes")?;
-            let route = case["route"].as_str().ok_or("no route")?;
-            let message = hex_field(case, "message")?;
-            let sealed = hex_field(case, "sealed")?;
-            expect_eq("sealed", &peer::seal_with_nonce(&key, nonce, route, &message), &sealed)?;
-            let opened = peer::open(&key, route, &sealed).ok_or("does not open")?;
-            expect_eq("opened", opened.to_vec(), message)
-        }
+        "PeerSeal" => verify_peer_exchange(case),
         "PeerSealInvalid" => {
             let key = key32(case, "peerKey")?;
             let route = case["route"].as_str().ok_or("no route")?;
-            match peer::open(&key, route, &hex_field(case, "sealed")?) {
-                Some(_) => Err("a message that must not open opens".into()),
-                None => Ok(()),
+            let sealed = hex_field(case, "sealed")?;
+            let outcome = match case["kind"].as_str() {
+                Some("request") => {
+                    let mut receiver = peer::Receiver::new(u64_of(case, "me")?);
+                    let now_ms = u64_of(case, "nowMs")?;
+                    for earlier in case["acceptedBefore"].as_array().ok_or("no acceptedBefore")? {
+                        let earlier = hex::decode(earlier.as_str().unwrap_or_default())
+                            .map_err(|e| e.to_string())?;
+                        receiver
+                            .open_request(&key, route, &earlier, now_ms, route == "members")
+                            .map_err(|e| format!("an earlier request is refused: {e}"))?;
+                    }
+                    receiver
+                        .open_request(&key, route, &sealed, now_ms, route == "members")
+                        .map(|_| ())
+                }
+                Some("reply") => {
+                    let request = hex_field(case, "sealedRequest")?;
+                    let outgoing =
+                        peer::Outgoing::for_request(route, &request).map_err(|e| e.to_string())?;
+                    outgoing.open_reply(&key, &sealed).map(|_| ())
+                }
+                _ => return Err("kind is neither request nor reply".into()),
+            };
+            match outcome {
+                Ok(()) => Err("a message that must be refused is accepted".into()),
+                Err(e) => expect_eq("error", e.code(), case["error"].as_str().unwrap_or("")),
             }
         }
         other => Err(format!("unknown flag {other}")),

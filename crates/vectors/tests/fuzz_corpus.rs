@@ -257,6 +257,11 @@ fn vault_decision_corpus() {
 }
 
 #[test]
+fn vault_peer_message_corpus() {
+    replay("vault_peer_message", fuzz_targets::vault_peer_message);
+}
+
+#[test]
 fn vault_hsm_plaintext_corpus() {
     replay("vault_hsm_plaintext", fuzz_targets::vault_hsm_plaintext);
 }
@@ -313,6 +318,19 @@ fn vault_seeds_reach_their_paths() {
     use e2ee_backup_vault::fleet::FleetBundle;
     assert!(FleetBundle::decode(&find(&fleet, "body")).is_ok());
     assert!(FleetBundle::decode(&find(&fleet, "body-duplicate-key-id")).is_err());
+
+    // The peer request opens for its receiver; each changed copy is refused.
+    use e2ee_backup_vault::peer::Receiver;
+    let peers = seeds("vault_peer_message");
+    let opens = |name| {
+        let mut receiver = Receiver::new(2);
+        let bytes = find(&peers, name);
+        receiver.open_request(&[0x70; 32], "append", &bytes, 1_780_000_000_000, false).is_ok()
+    };
+    assert!(opens("request"));
+    for name in ["request-other-receiver", "request-flipped-tag", "reply", "header-only", "empty"] {
+        assert!(!opens(name), "{name}");
+    }
 }
 
 /// The committed vault corpora hold what [`vault_seed_corpus`] makes today, byte for byte.
