@@ -37,6 +37,9 @@ pub const ATTEMPT_LABEL: &str = "e2ee-backups/v1/vault/attempt";
 pub const TOKEN_LABEL: &str = "e2ee-backups/v1/vault/token";
 /// Label of the replicas' peer key.
 pub const PEER_LABEL: &str = "e2ee-backups/v1/vault/peer";
+/// The `remaining` of every refusal that no charge paid for (spec 4.10.2): a constant, so that
+/// it reveals nothing of the record.
+pub const UNCHARGED_REMAINING: u8 = 0;
 /// The default guess budget.
 pub const DEFAULT_BUDGET: u8 = 10;
 
@@ -137,6 +140,23 @@ impl HsmSecrets {
         let mut bytes = Zeroizing::new(self.opaque.serialize().to_vec());
         bytes[..OPRF_SEED_LEN].copy_from_slice(oprf_seed);
         ServerSetup::deserialize(&bytes).ok()
+    }
+
+    /// The record version of an account nothing is stored for (spec 4.10.2):
+    /// `u32(HKDF-SHA256(salt = none, ikm = ticket_key, info = "e2ee-backups/v1/vault/unseen-version"
+    /// || 0x00 || vec16(account_id), 4)) >> 8`. Unpredictable without the fleet secrets, so that
+    /// a `RegisterChallenge`'s version does not tell an account never seen from one registered.
+    pub fn unseen_version(&self, account: &[u8]) -> u32 {
+        let info = Writer::new()
+            .bytes(ticket::UNSEEN_VERSION_LABEL.as_bytes())
+            .u8(0)
+            .vec16(account)
+            .finish();
+        let mut out = [0u8; 4];
+        hkdf_12::Hkdf::<Sha256>::new(None, self.ticket_key.as_ref())
+            .expand(&info, &mut out)
+            .expect("4 bytes is a valid HKDF length");
+        u32::from_be_bytes(out) >> 8
     }
 
     /// The fleet identifier.
@@ -699,19 +719,22 @@ impl Hsm {
         {
             return refuse(RefusalReason::Locked, 0);
         }
-        let remaining = record.as_ref().map_or(self.config.budget, |r| r.remaining);
+        // Spec 4.10.2: refusals that no charge paid for carry no count of the record.
+        let remaining = UNCHARGED_REMAINING;
+        // The version the record has, or an account without one would have.
+        let version = record
+            .as_ref()
+            .map_or_else(|| self.secrets.unseen_version(account), |r| r.record_version);
         let reply = |response| Deferred::Response(response);
         match request {
-            Request::RegisterStart { registration_request, token } => {
+            Request::RegisterStart { registration_request, token: _ } => {
                 // Spec 4.10.2, RegisterStart. The evaluation itself happens at sealing, under a
-                // fresh seed (4.10.4): nothing here touches a key a login will use.
+                // fresh seed (4.10.4): nothing here touches a key a login will use, so it is
+                // answered alike for every account; the token is checked at RegisterFinish.
                 let Ok(message) = RegistrationRequest::deserialize(registration_request) else {
                     return refuse(RefusalReason::InvalidRequest, remaining);
                 };
-                if !self.authorised(record.as_ref(), token.as_ref(), now) {
-                    return refuse(RefusalReason::NotAuthorised, remaining);
-                }
-                let record_version = record.as_ref().map_or(0, |r| r.record_version) + 1;
+                let record_version = version.wrapping_add(1);
                 (
                     None,
                     Deferred::RegisterChallenge {
@@ -738,12 +761,8 @@ impl Hsm {
                 {
                     return refuse(RefusalReason::InvalidRequest, remaining);
                 }
-                let previous_version = record.as_ref().map_or(0, |r| r.record_version);
-                if record_version != previous_version.wrapping_add(1) {
+                if record_version != version.wrapping_add(1) {
                     return refuse(RefusalReason::StaleRegistration, remaining);
-                }
-                if !self.authorised(record.as_ref(), token.as_ref(), now) {
-                    return refuse(RefusalReason::NotAuthorised, remaining);
                 }
                 let ticket_valid = ticket::open_registration(
                     &self.secrets.registration_ticket_key,
@@ -755,6 +774,11 @@ impl Hsm {
                 .is_some_and(|body| now <= body.not_after);
                 if !ticket_valid {
                     return refuse(RefusalReason::SessionInvalid, remaining);
+                }
+                // After the ticket: a stranger's bogus ticket is refused alike on every
+                // account, registered or not.
+                if !self.authorised(record.as_ref(), token.as_ref(), now) {
+                    return refuse(RefusalReason::NotAuthorised, remaining);
                 }
                 let new = AccountRecord {
                     state: AccountState::Registered,
@@ -781,7 +805,8 @@ impl Hsm {
                 };
                 let attempt_id = attempt_id(account, ke1_bytes.as_ref());
                 let mut record = record.unwrap_or_else(|| {
-                    AccountRecord::phantom(self.config.budget, self.config.ksf_profile.code())
+                    let profile = self.config.ksf_profile.code();
+                    AccountRecord::phantom(self.config.budget, profile, version)
                 });
                 let ke2 = |r: &AccountRecord, attempt: Attempt| Deferred::Ke2 {
                     ke1: Box::new(ke1.clone()),

@@ -142,13 +142,14 @@ impl AccountRecord {
         self.pending.iter().any(|a| now <= a.not_after)
     }
 
-    /// The record of an account nobody registered, created when someone asks for it.
-    pub fn phantom(budget: u8, ksf_profile: u8) -> Self {
+    /// The record of an account nobody registered, created when someone asks for it, at
+    /// `record_version` (the account's unseen version, spec 4.10.2, or a tombstone's).
+    pub fn phantom(budget: u8, ksf_profile: u8, record_version: u32) -> Self {
         Self {
             state: AccountState::Phantom,
             budget,
             remaining: budget,
-            record_version: 0,
+            record_version,
             ksf_profile,
             registration: Vec::new(),
             sealed_key: Vec::new(),
@@ -177,8 +178,7 @@ impl AccountRecord {
     /// budget and profile that keeps `record_version` and `charges`, a tombstone, so that the
     /// next registration gets a higher version and a replayed old `RegisterFinish` is stale.
     pub fn tombstone(&self, budget: u8, ksf_profile: u8) -> Self {
-        let mut tombstone = Self::phantom(budget, ksf_profile);
-        tombstone.record_version = self.record_version;
+        let mut tombstone = Self::phantom(budget, ksf_profile, self.record_version);
         tombstone.charges = self.charges;
         tombstone
     }

@@ -41,6 +41,8 @@ pub const REGISTRATION_TICKET_LABEL: &str = "e2ee-backups/v1/vault/registration-
 pub const LOGIN_TICKET_KEY_LABEL: &str = "e2ee-backups/v1/vault/login-ticket-key";
 /// The HKDF label of the key that seals registration tickets.
 pub const REGISTRATION_TICKET_KEY_LABEL: &str = "e2ee-backups/v1/vault/registration-ticket-key";
+/// The HKDF label of an account's unseen record version (spec 4.10.2).
+pub const UNSEEN_VERSION_LABEL: &str = "e2ee-backups/v1/vault/unseen-version";
 /// Length of a registration's OPRF seed.
 pub const OPRF_SEED_LEN: usize = 64;
 /// Length of a registration ticket: nonce, `not_after`, OPRF seed, tag.

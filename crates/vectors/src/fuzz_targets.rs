@@ -23,7 +23,7 @@ use e2ee_backup_vault::channel::{
 use e2ee_backup_vault::client::{Endpoint, Login, Registration};
 use e2ee_backup_vault::fleet::{Auditor, FleetAuthority, FleetBundle, PinnedFleet};
 use e2ee_backup_vault::hsm::{
-    Command, Decision, Hsm, HsmConfig, HsmError, HsmSecrets, RecordChange,
+    Command, Decision, Hsm, HsmConfig, HsmError, HsmSecrets, RecordChange, UNCHARGED_REMAINING,
 };
 use e2ee_backup_vault::memory::MemoryVault;
 use e2ee_backup_vault::messages::{RefusalReason, Request, Response};
@@ -882,11 +882,12 @@ fn check_answer(
                 assert_eq!(after.map(|r| r.state), Some(AccountState::Locked));
             } else if let Some(record) = after {
                 assert_ne!(record.state, AccountState::Locked, "locked, but refused {reason:?}");
-                // A plaintext that is not a request is refused with 0 attempts left, whatever
-                // the record says; every other refusal tells what is left.
-                if request.is_some() {
-                    assert_eq!(*left, record.remaining, "a refusal misreports attempts left");
-                }
+                // Spec 4.10.2: a refusal that used up a charged attempt (its record changed)
+                // tells what is left; every other refusal carries the constant, whatever the
+                // record says.
+                let expected =
+                    if before == Some(record) { UNCHARGED_REMAINING } else { record.remaining };
+                assert_eq!(*left, expected, "a refusal misreports attempts left");
             }
             if request.is_none() || before.is_none() {
                 assert!(after == before, "a refusal of {kind:?} stored a record");

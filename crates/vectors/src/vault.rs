@@ -73,12 +73,20 @@ const NOTES: &[(&str, &str)] = &[
     ),
     (
         "ReRegistration",
-        "A RegisterStart (and a RegisterFinish) for a registered account needs the token of a login: without it the vault refuses with NotAuthorised and evaluates nothing.",
+        "A RegisterFinish for a registered account needs the token of a login: without it the vault refuses with NotAuthorised (after the registration ticket's check) and stores nothing. Its RegisterStart is answered as for any account, under a fresh seed.",
     ),
     ("Delete", "After a login, the token authorises deleting the registration."),
     (
         "DeleteReplay",
         "Delete leaves a tombstone (a phantom with the deleted record's version and charges): an old RegisterFinish replayed afterwards is StaleRegistration.",
+    ),
+    (
+        "UnseenVersion",
+        "An account with no record has the unseen version u32(HKDF-SHA256(ticket_key, \"e2ee-backups/v1/vault/unseen-version\" || 0x00 || vec16(account_id), 4)) >> 8: its first RegisterChallenge announces that plus one, and the phantom a KE1 leaves keeps it. Every registration case checks this.",
+    ),
+    (
+        "UnchargedRefusal",
+        "A refusal that no charge paid for (invalid-request, not-authorised, stale-registration, session-invalid before the ticket matched a pending attempt) carries remaining 0, whatever the record holds.",
     ),
     (
         "Ke1Retry",
@@ -969,9 +977,14 @@ fn journey(scenario: &str, run: &mut Run, inputs: &Value) -> Result<Option<Strin
                 Registration::start(&mut run.draws, &run.endpoint, &run.account, &other()?, None)
                     .map_err(|e| format!("{e:?}"))?;
             let ikm = run.draws.last_ikm()?;
-            let (bytes, response) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
+            // RegisterStart is answered as for any account: a challenge under a fresh seed.
+            let (bytes, _) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
             run.draws.begin("client.register_finish");
-            match state.receive(&mut run.draws, &bytes, &key()?) {
+            let (state, envelope) =
+                state.receive(&mut run.draws, &bytes, &key()?).map_err(|e| format!("{e:?}"))?;
+            let ikm = run.draws.last_ikm()?;
+            let (bytes, response) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
+            match state.receive(&bytes) {
                 Ok(_) => Err("a registered account was re-registered without a token".into()),
                 Err(e) => {
                     let outcome = client_error(&e)?;
@@ -1264,7 +1277,7 @@ pub fn generate() -> Value {
         journey(
             "register-login",
             "register, then log in and recover K",
-            &["Registration", "Login"][..],
+            &["Registration", "Login", "UnseenVersion"][..],
             &b"account-1"[..],
             10,
             None,
@@ -1288,7 +1301,7 @@ pub fn generate() -> Value {
         journey(
             "unknown-account",
             "KE1 for an account nobody registered: fake KE2, phantom record",
-            &["UnknownAccount", "WrongPassword"],
+            &["UnknownAccount", "WrongPassword", "UnseenVersion"],
             b"account-4",
             3,
             None,
@@ -1354,7 +1367,7 @@ pub fn generate() -> Value {
             ..journey(
                 "wrong-ticket",
                 "KE3 with its ticket damaged",
-                &["Registration", "WrongTicket"],
+                &["Registration", "WrongTicket", "UnchargedRefusal"],
                 b"account-9",
                 5,
                 None,
@@ -1371,7 +1384,7 @@ pub fn generate() -> Value {
         journey(
             "expired-registration-ticket",
             "RegisterFinish 301 s after RegisterStart: the registration ticket expired",
-            &["RegistrationTicket"],
+            &["RegistrationTicket", "UnchargedRefusal"],
             b"account-12",
             5,
             None,
@@ -1389,8 +1402,8 @@ pub fn generate() -> Value {
         },
         journey(
             "re-register-without-token",
-            "a second RegisterStart on a registered account without a login token: refused before any OPRF evaluation",
-            &["Registration", "ReRegistration"],
+            "a second registration of a registered account without a login token: RegisterStart is answered as for any account (under a fresh seed), RegisterFinish is refused as NotAuthorised with remaining 0",
+            &["Registration", "ReRegistration", "UnchargedRefusal"],
             b"account-14",
             5,
             Some(&b"attacker's guess"[..]),
@@ -1398,7 +1411,7 @@ pub fn generate() -> Value {
         journey(
             "replay-after-delete",
             "register, log in, delete; the first RegisterFinish envelope replayed: the deleted record's tombstone keeps its version, so the replay is stale",
-            &["Registration", "Login", "Delete", "DeleteReplay"],
+            &["Registration", "Login", "Delete", "DeleteReplay", "UnchargedRefusal"],
             b"account-15",
             5,
             None,
