@@ -200,17 +200,14 @@ fn demo_runs_every_step() {
     assert_eq!(step("lockout")["attemptsLeft"], serde_json::json!([2, 1, 0]));
 }
 
-/// The crypt15 fixtures made by the public tool wa-crypt-tools, from `../shared/vectors`.
-/// Absent, the test skips loudly, except under CI.
-fn crypt15_fixtures() -> Option<Value> {
-    e2ee_backup_testkit::shared_vectors("wa-crypt-tools-generated/crypt15_fixtures.json")
+/// The crypt15 fixtures made by the public tool wa-crypt-tools (`test-vectors/published/`).
+fn crypt15_fixtures() -> Value {
+    e2ee_backup_testkit::published_vectors("wa-crypt-tools-generated/crypt15_fixtures.json")
 }
 
 #[test]
 fn crypt15_fixtures_decrypt_and_convert_both_ways() {
-    let Some(fixtures) = crypt15_fixtures() else {
-        return;
-    };
+    let fixtures = crypt15_fixtures();
     let dir = tempfile::tempdir().unwrap();
     let hex_of = |field: &Value| hex::decode(field.as_str().unwrap()).unwrap();
     fs::write(

@@ -1,12 +1,12 @@
 //! The files made by wa-crypt-tools (and an independent Python encoder) in
-//! `../shared/vectors/wa-crypt-tools-generated/crypt15_fixtures.json`: each decrypts to its
+//! `test-vectors/published/wa-crypt-tools-generated/crypt15_fixtures.json`: each decrypts to its
 //! plaintext, and each is written again byte for byte from the same inputs.
 
 mod common;
 
 use std::io::{Cursor, Seek, SeekFrom, Write};
 
-use common::{Case, FIXTURES, cases, hex_of, root_key, shared_vectors};
+use common::{Case, FIXTURES, cases, hex_of, root_key, published_vectors};
 use e2ee_backup_crypt15::{
     BackupInfo, BackupPrefix, Content, Decryptor, Encryptor, FileHeader, Framing, HeaderOptions,
     Variant, decrypt_to_vec, decrypt_unseekable, encrypt_compressed, encrypt_to_vec, keyfile,
@@ -26,9 +26,7 @@ fn expected_level(name: &str) -> Option<u32> {
 
 #[test]
 fn the_fixture_file_holds_the_cases_this_test_knows() {
-    let Some(fixtures) = shared_vectors(FIXTURES) else {
-        return;
-    };
+    let fixtures = published_vectors(FIXTURES);
     let names: Vec<String> = cases(&fixtures).into_iter().map(|c| c.name).collect();
     for known in ["waencrypt-output", "independent-minimal-header"] {
         assert!(names.iter().any(|n| n == known), "case {known} is gone: {names:?}");
@@ -40,9 +38,7 @@ fn the_fixture_file_holds_the_cases_this_test_knows() {
 
 #[test]
 fn key_file_and_key_derivation_match() {
-    let Some(fixtures) = shared_vectors(FIXTURES) else {
-        return;
-    };
+    let fixtures = published_vectors(FIXTURES);
     let key = root_key(&fixtures);
     let file = hex_of(&fixtures["encrypted_backup_key_file_hex"]);
     assert_eq!(keyfile::parse(&file).unwrap(), key);
@@ -56,9 +52,7 @@ fn key_file_and_key_derivation_match() {
 
 #[test]
 fn every_fixture_decrypts_to_its_plaintext() {
-    let Some(fixtures) = shared_vectors(FIXTURES) else {
-        return;
-    };
+    let fixtures = published_vectors(FIXTURES);
     let key = root_key(&fixtures);
     let plaintext = hex_of(&fixtures["plaintext_hex"]);
     assert_eq!(plaintext.len(), 1024);
@@ -96,9 +90,7 @@ fn every_fixture_decrypts_to_its_plaintext() {
 
 #[test]
 fn fixture_headers_round_trip_byte_for_byte() {
-    let Some(fixtures) = shared_vectors(FIXTURES) else {
-        return;
-    };
+    let fixtures = published_vectors(FIXTURES);
     for Case { name, prefix, file, .. } in cases(&fixtures) {
         let parsed = BackupPrefix::parse(&prefix).unwrap();
         assert_eq!(parsed.encode(), prefix, "{name}: canonical encoding");
@@ -125,9 +117,7 @@ fn fixture_headers_round_trip_byte_for_byte() {
 
 #[test]
 fn fixture_headers_hold_what_their_producers_wrote() {
-    let Some(fixtures) = shared_vectors(FIXTURES) else {
-        return;
-    };
+    let fixtures = published_vectors(FIXTURES);
     for case in cases(&fixtures) {
         let prefix = BackupPrefix::parse(&case.prefix).unwrap();
         assert_eq!(prefix.key_type, Some(1), "{}", case.name);
@@ -158,9 +148,7 @@ fn fixture_headers_hold_what_their_producers_wrote() {
 
 #[test]
 fn files_written_from_the_same_inputs_equal_the_fixtures() {
-    let Some(fixtures) = shared_vectors(FIXTURES) else {
-        return;
-    };
+    let fixtures = published_vectors(FIXTURES);
     let key = root_key(&fixtures);
     let plaintext = hex_of(&fixtures["plaintext_hex"]);
     for case in cases(&fixtures) {
@@ -195,9 +183,7 @@ fn files_written_from_the_same_inputs_equal_the_fixtures() {
 
 #[test]
 fn headers_built_from_scratch_equal_the_fixtures() {
-    let Some(fixtures) = shared_vectors(FIXTURES) else {
-        return;
-    };
+    let fixtures = published_vectors(FIXTURES);
     let key = root_key(&fixtures);
     let plaintext = hex_of(&fixtures["plaintext_hex"]);
     for case in cases(&fixtures) {

