@@ -8,7 +8,7 @@
 //! vault counts each KE1 once).
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs as _};
 use std::time::Duration;
 
 use e2ee_backup_kdf::BackupKey;
@@ -86,6 +86,7 @@ pub struct HttpVault {
     host: String,
     conn: Option<BufReader<TcpStream>>,
     timeout: Duration,
+    source: Option<IpAddr>,
 }
 
 impl HttpVault {
@@ -98,18 +99,48 @@ impl HttpVault {
             return Err(bad());
         }
         let addr = host.to_socket_addrs().map_err(|_| bad())?.next().ok_or_else(bad)?;
-        Ok(Self { addr, host: host.to_owned(), conn: None, timeout: Duration::from_secs(120) })
+        Ok(Self {
+            addr,
+            host: host.to_owned(),
+            conn: None,
+            timeout: Duration::from_secs(120),
+            source: None,
+        })
     }
 
     /// A client for a server at `addr`.
     pub fn at(addr: SocketAddr) -> Self {
-        Self { addr, host: addr.to_string(), conn: None, timeout: Duration::from_secs(120) }
+        Self {
+            addr,
+            host: addr.to_string(),
+            conn: None,
+            timeout: Duration::from_secs(120),
+            source: None,
+        }
     }
 
     /// The same client with another connect, read and write timeout (default 120 s).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// The same client connecting from the local address `source` (any port), e.g. another
+    /// loopback address than 127.0.0.1.
+    pub fn with_source(mut self, source: IpAddr) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    fn connect(&self) -> std::io::Result<TcpStream> {
+        let Some(source) = self.source else {
+            return TcpStream::connect_timeout(&self.addr, self.timeout);
+        };
+        let domain = socket2::Domain::for_address(self.addr);
+        let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+        socket.bind(&SocketAddr::new(source, 0).into())?;
+        socket.connect_timeout(&self.addr.into(), self.timeout)?;
+        Ok(socket.into())
     }
 
     /// `GET /healthz`.
@@ -167,8 +198,7 @@ impl HttpVault {
     ) -> Result<RawResponse, HttpError> {
         let io = |what| move |source| HttpError::Io { what, source };
         if self.conn.is_none() {
-            let stream = TcpStream::connect_timeout(&self.addr, self.timeout)
-                .map_err(io("connecting to the vault"))?;
+            let stream = self.connect().map_err(io("connecting to the vault"))?;
             stream.set_nodelay(true).map_err(io("configuring the socket"))?;
             stream.set_read_timeout(Some(self.timeout)).map_err(io("configuring the socket"))?;
             stream.set_write_timeout(Some(self.timeout)).map_err(io("configuring the socket"))?;

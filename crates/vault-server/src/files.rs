@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+use crate::limits::Limits;
 use crate::store::STORE_FILE;
 
 /// Fleet secrets file name.
@@ -109,6 +110,10 @@ pub struct ConfigFile {
     pub session_lifetime: u64,
     /// Seconds a token stays valid after a successful login.
     pub token_lifetime: u64,
+    /// Timeouts and caps on connections and requests (spec section 4.15); absent keys take
+    /// their defaults.
+    #[serde(default, skip_serializing_if = "Limits::is_default")]
+    pub limits: Limits,
     /// This replica's place in a replicated fleet (spec chapter 7); absent for a single vault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<ReplicaConfig>,
@@ -219,6 +224,7 @@ impl ConfigFile {
         if config.budget == 0 {
             return Err(invalid(path, "budget must be 1 to 255"));
         }
+        config.limits.check().map_err(|why| invalid(path, why))?;
         if let Some(replica) = &config.replica {
             replica.check(path)?;
         }
@@ -248,7 +254,22 @@ impl ConfigFile {
             },
             self.session_lifetime,
             self.token_lifetime
-        ) + &self.render_replica()
+        ) + &self.render_limits()
+            + &self.render_replica()
+    }
+
+    fn render_limits(&self) -> String {
+        #[derive(Serialize)]
+        struct Section<'a> {
+            limits: &'a Limits,
+        }
+        let note = "\n# Timeouts and caps on connections and requests (spec section 4.15): a [limits]\n\
+                    # section overrides the defaults key by key.\n";
+        if self.limits.is_default() {
+            return note.into();
+        }
+        let section = toml::to_string(&Section { limits: &self.limits }).expect("serialises");
+        format!("{note}{section}")
     }
 
     fn render_replica(&self) -> String {
@@ -507,6 +528,7 @@ pub fn init(options: &InitOptions) -> Result<InitReport, FilesError> {
             ksf: options.ksf,
             session_lifetime: 300,
             token_lifetime: 300,
+            limits: Limits::DEFAULT,
             replica: replicated.then(|| ReplicaConfig {
                 node_id: me.id,
                 peer_listen: me.peer.parse().expect("made from a SocketAddr"),
@@ -654,6 +676,7 @@ mod tests {
             ksf: KsfName::Fast,
             session_lifetime: 60,
             token_lifetime: 30,
+            limits: Limits::DEFAULT,
             replica: None,
         };
         let path = dir.path().join(CONFIG_FILE);
@@ -662,6 +685,14 @@ mod tests {
         fs::write(&path, config.render().replace("budget = 7", "budget = 0")).unwrap();
         assert!(ConfigFile::read(&path).is_err());
         fs::write(&path, format!("{}extra = 1\n", config.render())).unwrap();
+        assert!(ConfigFile::read(&path).is_err());
+        let tight = ConfigFile {
+            limits: Limits { max_connections_per_source: 3, ..Limits::DEFAULT },
+            ..config.clone()
+        };
+        fs::write(&path, tight.render()).unwrap();
+        assert_eq!(ConfigFile::read(&path).unwrap(), tight);
+        fs::write(&path, format!("{}[limits]\nmax_in_flight = 0\n", config.render())).unwrap();
         assert!(ConfigFile::read(&path).is_err());
     }
 

@@ -76,6 +76,7 @@
 pub mod client;
 pub mod cluster;
 pub mod files;
+pub mod limits;
 pub mod load;
 pub mod members;
 pub mod raft;

@@ -27,9 +27,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use e2ee_backup_vault::hsm::{Command, Decision, Hsm, RecordChange};
@@ -53,6 +53,7 @@ use redb::{Database, Durability, ReadableTable as _, TableDefinition};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::limits::{BodyBudget, BodyRefusal, Limits};
 use crate::replication::{BoxFuture, ReplicaStatus, Replication, ReplicationError};
 use crate::store::ACCOUNTS;
 
@@ -739,17 +740,38 @@ impl RaftNetwork<TypeConfig> for HttpPeer {
 /// The largest sealed peer message accepted: bounded, as every untrusted length.
 pub const MAX_PEER_BODY: usize = 64 * 1024 * 1024;
 
+/// How long a peer body waits for room in the body budget before it is refused with `503`.
+const PEER_BODY_WAIT: Duration = Duration::from_secs(2);
+
 #[derive(Clone)]
 struct PeerState {
     raft: Raft,
     seal: PeerSeal,
+    /// Bounds the unauthenticated bytes buffered at once and how long each body may take.
+    bodies: BodyBudget,
 }
 
 async fn peer_rpc(
     State(state): State<PeerState>,
     UrlPath(route): UrlPath<String>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
+    // The seal covers the whole body, so it is buffered before it can be checked: within the
+    // budget's room and time (spec section 7.7), the reservation held until the answer.
+    let (body, _reserved) = match state.bodies.read(&headers, body).await {
+        Ok(read) => read,
+        Err(refusal) => {
+            tracing::debug!(route, ?refusal, "did not read a peer message");
+            let status = match refusal {
+                BodyRefusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyRefusal::Busy => StatusCode::SERVICE_UNAVAILABLE,
+                BodyRefusal::TimedOut => StatusCode::REQUEST_TIMEOUT,
+                BodyRefusal::Failed => StatusCode::BAD_REQUEST,
+            };
+            return (status, "the message is refused").into_response();
+        }
+    };
     let seal = &state.seal;
     let answer = match route.as_str() {
         "append" => {
@@ -896,12 +918,18 @@ pub async fn request_membership_change(
     Err("the leader changed during the request; retry".into())
 }
 
-/// The router of the peer listener.
-pub fn peer_router(raft: Raft, seal: PeerSeal) -> Router {
+/// The router of the peer listener, buffering bodies within `limits`.
+pub fn peer_router(raft: Raft, seal: PeerSeal, limits: &Limits) -> Router {
+    let bodies = BodyBudget::new(
+        limits.peer_body_budget_mib,
+        MAX_PEER_BODY,
+        PEER_BODY_WAIT,
+        Duration::from_secs(limits.peer_body_timeout_secs),
+    );
     Router::new()
         .route("/raft/{route}", post(peer_rpc))
         .layer(DefaultBodyLimit::max(MAX_PEER_BODY))
-        .with_state(PeerState { raft, seal })
+        .with_state(PeerState { raft, seal, bodies })
 }
 
 /// How the engine runs: its timing and how often it compacts the log.
@@ -1139,19 +1167,25 @@ impl Replication for RaftReplication {
     }
 }
 
-/// Binds the peer listener at `addr` and serves the peer routes until `shutdown` resolves.
+/// Binds the peer listener at `addr` and serves the peer routes within `limits` (the peer
+/// caps, the header timeout and the body budget) until `shutdown` resolves.
 pub async fn serve_peers(
     addr: SocketAddr,
     raft: Raft,
     seal: PeerSeal,
+    limits: &Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let app = peer_router(raft, seal);
-    let task =
-        tokio::spawn(
-            async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await },
-        );
+    let app = peer_router(raft, seal, limits);
+    let task = tokio::spawn(crate::limits::serve(listener, app, limits.peer_listener(), shutdown));
+    tracing::info!(
+        max_connections = limits.peer_max_connections,
+        max_connections_per_source = limits.peer_max_connections_per_source,
+        body_budget_mib = limits.peer_body_budget_mib,
+        body_timeout_secs = limits.peer_body_timeout_secs,
+        "peer limits"
+    );
     Ok((bound, task))
 }

@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use e2ee_backup_vault::channel::{ChannelError, RequestEnvelope};
@@ -27,6 +28,7 @@ use zeroize::Zeroizing;
 use crate::files::{
     self, BUNDLE_FILE, CONFIG_FILE, ConfigFile, FilesError, FleetPin, PIN_FILE, ReplicaConfig,
 };
+use crate::limits::{self, BodyRefusal, Limits};
 use crate::raft::{self, HttpNetwork, PeerSeal, RaftReplication};
 use crate::replication::{Replication, ReplicationError, SingleNode};
 use crate::store::{self, RecordStore, RedbStore, StoreError};
@@ -72,6 +74,9 @@ pub struct ServerConfig {
     pub policy: HsmConfig,
     /// The replica's place in a replicated fleet; `None` for a single vault.
     pub replica: Option<ReplicaConfig>,
+    /// Timeouts and caps on connections and requests (lowered at start, if needed, to fit the
+    /// process's open files limit).
+    pub limits: Limits,
 }
 
 impl ServerConfig {
@@ -85,6 +90,7 @@ impl ServerConfig {
             listen: file.listen,
             policy: file.policy(),
             replica: file.replica,
+            limits: file.limits,
         })
     }
 }
@@ -351,19 +357,66 @@ fn error_code(e: &ChannelError) -> &'static str {
     }
 }
 
+fn too_large() -> Response {
+    let message = format!("the body exceeds the limit of {MAX_BODY} bytes");
+    error(StatusCode::PAYLOAD_TOO_LARGE, "too-large", message)
+}
+
+/// Reads the whole body within `within` of the request head (spec section 4.15), before the
+/// request queues for a place: a slow sender holds only its connection, never a place of the
+/// requests in flight.
+async fn read_body_within(
+    State(within): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    match limits::read_body(body, MAX_BODY, within).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Err(BodyRefusal::TooLarge) => {
+            info!(status = 413, code = "too-large", "request refused");
+            too_large()
+        }
+        Err(BodyRefusal::TimedOut) => {
+            info!(status = 408, code = "timeout", "request refused");
+            let message = format!("the request did not arrive within {} s", within.as_secs());
+            let mut response = error(StatusCode::REQUEST_TIMEOUT, "timeout", message);
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+        Err(BodyRefusal::Failed | BodyRefusal::Busy) => {
+            error(StatusCode::BAD_REQUEST, "malformed-envelope", "the body could not be read")
+        }
+    }
+}
+
+/// The answer to a request beyond the places in flight and the queue (spec section 4.15).
+async fn busy(e: tower::BoxError) -> Response {
+    if e.is::<tower::load_shed::error::Overloaded>() {
+        info!(status = 503, code = "busy", "request refused");
+        error(StatusCode::SERVICE_UNAVAILABLE, "busy", "the vault is busy; nothing was done; retry")
+    } else {
+        warn!(error = %e, "the admission stage failed");
+        error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+}
+
 async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
 }
 
-fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+fn router(state: Arc<AppState>, limits: &Limits) -> Router {
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/fleet-bundle", get(fleet_bundle))
         .route("/v1/cluster", get(cluster_status))
         .route("/v1/vault/{account}", post(vault))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+        .with_state(state);
+    let within = Duration::from_secs(limits.body_timeout_secs);
+    limits::admission(routes, limits.max_in_flight, limits.max_queued, busy)
+        .layer(middleware::from_fn_with_state(within, read_body_within))
 }
 
 /// A server running on the current tokio runtime.
@@ -409,6 +462,22 @@ fn load_setup(data_dir: &Path, policy: HsmConfig) -> Result<(Hsm, Vec<u8>), Serv
     Ok((hsm, bundle))
 }
 
+/// `limits` with the connection caps fitted to the process's open files limit (warns when
+/// they had to be lowered).
+fn fitted_limits(limits: Limits, replicated: bool) -> Limits {
+    let open_files = limits::open_files_limit();
+    let (fitted, lowered) = limits.fit_open_files(open_files, replicated);
+    if lowered {
+        warn!(
+            open_files,
+            max_connections = fitted.max_connections,
+            peer_max_connections = fitted.peer_max_connections,
+            "connection caps lowered to fit the open files limit; raise it (ulimit -n)"
+        );
+    }
+    fitted
+}
+
 impl RunningServer {
     /// Loads the data directory, opens `vault.redb`, starts the replica's engine when the
     /// configuration names a fleet, binds and starts serving.
@@ -451,12 +520,19 @@ impl RunningServer {
             .await
             .map_err(ServerError::Setup)?;
         let (tx, rx) = oneshot::channel::<()>();
-        let (peer_addr, _task) =
-            raft::serve_peers(replica.peer_listen, replication.raft().clone(), seal, async move {
-                let _ = rx.await;
-            })
-            .await
-            .map_err(|source| ServerError::Io { what: "binding the peer address", source })?;
+        let limits = fitted_limits(config.limits, true);
+        let shutdown = async move {
+            let _ = rx.await;
+        };
+        let (peer_addr, _task) = raft::serve_peers(
+            replica.peer_listen,
+            replication.raft().clone(),
+            seal,
+            &limits,
+            shutdown,
+        )
+        .await
+        .map_err(|source| ServerError::Io { what: "binding the peer address", source })?;
         info!(node_id = replica.node_id, %peer_addr, "replica peer listener up");
         let mut server = Self::serve(config, hsm, bundle, Arc::new(replication), Some(tx)).await?;
         server.peer_addr = Some(peer_addr);
@@ -504,15 +580,22 @@ impl RunningServer {
             .local_addr()
             .map_err(|source| ServerError::Io { what: "reading the bound address", source })?;
         let (tx, rx) = oneshot::channel::<()>();
-        let app = router(state);
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let limits = fitted_limits(config.limits, config.replica.is_some());
+        let app = router(state, &limits);
+        let shutdown = async move {
+            let _ = rx.await;
+        };
+        let task = tokio::spawn(limits::serve(listener, app, limits.client_listener(), shutdown));
         info!(%addr, budget = policy.budget, ksf = ?policy.ksf_profile, "vault server listening");
+        info!(
+            header_timeout_secs = limits.header_timeout_secs,
+            body_timeout_secs = limits.body_timeout_secs,
+            max_connections = limits.max_connections,
+            max_connections_per_source = limits.max_connections_per_source,
+            max_in_flight = limits.max_in_flight,
+            max_queued = limits.max_queued,
+            "client limits"
+        );
         Ok(Self { addr, peer_addr: None, replication, shutdown: Some(tx), peer_shutdown, task })
     }
 
