@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{Cursor, Seek, SeekFrom, Write};
 
-use common::{Case, FIXTURES, cases, hex_of, root_key, published_vectors};
+use common::{Case, FIXTURES, cases, hex_of, published_vectors, root_key};
 use e2ee_backup_crypt15::{
     BackupInfo, BackupPrefix, Content, Decryptor, Encryptor, FileHeader, Framing, HeaderOptions,
     Variant, decrypt_to_vec, decrypt_unseekable, encrypt_compressed, encrypt_to_vec, keyfile,

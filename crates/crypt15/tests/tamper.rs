@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 
-use common::{FIXTURES, cases, root_key, published_vectors};
+use common::{FIXTURES, cases, published_vectors, root_key};
 use e2ee_backup_crypt15::{
     Content, Decryptor, Error, FileHeader, Framing, HeaderOptions, Variant, decrypt_to_vec,
     encrypt_compressed, encrypt_to_vec,
