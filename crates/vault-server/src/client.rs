@@ -87,6 +87,8 @@ pub struct HttpVault {
     conn: Option<BufReader<TcpStream>>,
     timeout: Duration,
     source: Option<IpAddr>,
+    /// Headers sent with every request (e.g. the relay's account token, spec 4.15.1).
+    headers: Vec<(String, String)>,
 }
 
 impl HttpVault {
@@ -105,6 +107,7 @@ impl HttpVault {
             conn: None,
             timeout: Duration::from_secs(120),
             source: None,
+            headers: Vec::new(),
         })
     }
 
@@ -116,6 +119,7 @@ impl HttpVault {
             conn: None,
             timeout: Duration::from_secs(120),
             source: None,
+            headers: Vec::new(),
         }
     }
 
@@ -129,6 +133,18 @@ impl HttpVault {
     /// loopback address than 127.0.0.1.
     pub fn with_source(mut self, source: IpAddr) -> Self {
         self.source = Some(source);
+        self
+    }
+
+    /// The same client sending the relay's account token `token` (144 hexadecimal digits,
+    /// spec 4.15.1) with every request, as a relay in front of the vault does.
+    pub fn with_account_token(self, token: String) -> Self {
+        self.with_header(crate::relay::HEADER, &token)
+    }
+
+    /// The same client sending the header `name: value` with every request.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -206,6 +222,9 @@ impl HttpVault {
         }
         let conn = self.conn.as_mut().expect("connected above");
         let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.host);
+        for (name, value) in &self.headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
         if let Some(body) = body {
             request.push_str("Content-Type: application/octet-stream\r\n");
             request.push_str(&format!("Content-Length: {}\r\n", body.len()));

@@ -114,9 +114,45 @@ pub struct ConfigFile {
     /// their defaults.
     #[serde(default, skip_serializing_if = "Limits::is_default")]
     pub limits: Limits,
+    /// Optional account authentication by the relay and per-account rates (spec section
+    /// 4.15.1); absent: every request is served, at any rate.
+    #[serde(default, skip_serializing_if = "RelayConfig::is_off")]
+    pub relay: RelayConfig,
     /// This replica's place in a replicated fleet (spec chapter 7); absent for a single vault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<ReplicaConfig>,
+}
+
+/// The `[relay]` section of `config.toml` (spec section 4.15.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// The relay's Ed25519 public key (64 hexadecimal digits): when set, every vault request
+    /// needs an account token signed by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// At most this many requests per account and minute (at the replica that decides them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<std::num::NonZeroU32>,
+}
+
+impl RelayConfig {
+    /// Whether the section asks for nothing.
+    pub fn is_off(&self) -> bool {
+        self.public_key.is_none() && self.requests_per_minute.is_none()
+    }
+
+    /// The relay's public key, if one is configured.
+    pub fn verifying_key(&self) -> Result<Option<VerifyingKey>, String> {
+        let Some(text) = &self.public_key else { return Ok(None) };
+        let bytes: [u8; 32] = hex::decode(text)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or("relay.public_key must be 64 hexadecimal digits")?;
+        VerifyingKey::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|_| "relay.public_key is not an Ed25519 public key".to_owned())
+    }
 }
 
 /// The `[replica]` section of `config.toml`.
@@ -225,6 +261,7 @@ impl ConfigFile {
             return Err(invalid(path, "budget must be 1 to 255"));
         }
         config.limits.check().map_err(|why| invalid(path, why))?;
+        config.relay.verifying_key().map_err(|why| invalid(path, why))?;
         if let Some(replica) = &config.replica {
             replica.check(path)?;
         }
@@ -255,6 +292,7 @@ impl ConfigFile {
             self.session_lifetime,
             self.token_lifetime
         ) + &self.render_limits()
+            + &self.render_relay()
             + &self.render_replica()
     }
 
@@ -269,6 +307,20 @@ impl ConfigFile {
             return note.into();
         }
         let section = toml::to_string(&Section { limits: &self.limits }).expect("serialises");
+        format!("{note}{section}")
+    }
+
+    fn render_relay(&self) -> String {
+        #[derive(Serialize)]
+        struct Section<'a> {
+            relay: &'a RelayConfig,
+        }
+        let note = "\n# Account authentication by the relay and per-account rates (spec section\n\
+                    # 4.15.1): [relay] public_key = \"<64 hex digits>\", requests_per_minute = N.\n";
+        if self.relay.is_off() {
+            return note.into();
+        }
+        let section = toml::to_string(&Section { relay: &self.relay }).expect("serialises");
         format!("{note}{section}")
     }
 
@@ -529,6 +581,7 @@ pub fn init(options: &InitOptions) -> Result<InitReport, FilesError> {
             session_lifetime: 300,
             token_lifetime: 300,
             limits: Limits::DEFAULT,
+            relay: RelayConfig::default(),
             replica: replicated.then(|| ReplicaConfig {
                 node_id: me.id,
                 peer_listen: me.peer.parse().expect("made from a SocketAddr"),
@@ -677,6 +730,7 @@ mod tests {
             session_lifetime: 60,
             token_lifetime: 30,
             limits: Limits::DEFAULT,
+            relay: RelayConfig::default(),
             replica: None,
         };
         let path = dir.path().join(CONFIG_FILE);

@@ -80,6 +80,7 @@ pub mod limits;
 pub mod load;
 pub mod members;
 pub mod raft;
+pub mod relay;
 pub mod replication;
 pub mod server;
 pub mod store;

@@ -26,10 +26,12 @@ use tracing::{info, warn};
 use zeroize::Zeroizing;
 
 use crate::files::{
-    self, BUNDLE_FILE, CONFIG_FILE, ConfigFile, FilesError, FleetPin, PIN_FILE, ReplicaConfig,
+    self, BUNDLE_FILE, CONFIG_FILE, ConfigFile, FilesError, FleetPin, PIN_FILE, RelayConfig,
+    ReplicaConfig,
 };
 use crate::limits::{self, BodyRefusal, Limits};
 use crate::raft::{self, HttpNetwork, PeerSeal, RaftReplication};
+use crate::relay::{self, AccountRate, RelayVerifier};
 use crate::replication::{Replication, ReplicationError, SingleNode};
 use crate::store::{self, RecordStore, RedbStore, StoreError};
 
@@ -77,6 +79,8 @@ pub struct ServerConfig {
     /// Timeouts and caps on connections and requests (lowered at start, if needed, to fit the
     /// process's open files limit).
     pub limits: Limits,
+    /// Account authentication by the relay and per-account rates (spec section 4.15.1).
+    pub relay: RelayConfig,
 }
 
 impl ServerConfig {
@@ -91,6 +95,7 @@ impl ServerConfig {
             policy: file.policy(),
             replica: file.replica,
             limits: file.limits,
+            relay: file.relay,
         })
     }
 }
@@ -104,6 +109,10 @@ struct AppState {
     /// Key of the account pseudonyms in logs: drawn at start, so lines of one run correlate
     /// while a plain hash of a phone number (reversible by enumeration) is never written.
     log_key: Zeroizing<[u8; 32]>,
+    /// Checks account tokens, when a relay key is configured (spec 4.15.1).
+    relay: Option<RelayVerifier>,
+    /// Per-account request rates, when configured; counted where requests are decided.
+    account_rate: Option<AccountRate>,
 }
 
 impl AppState {
@@ -187,6 +196,14 @@ async fn vault(
         );
         response
     };
+    // Spec 4.15.1: the relay's account token, before any vault work.
+    if let Some(relay) = &state.relay {
+        let token = headers.get(relay::HEADER).and_then(|v| v.to_str().ok());
+        if let Err(why) = relay.check(&account, token, files::unix_now()) {
+            let response = error(StatusCode::UNAUTHORIZED, "unauthenticated", why.to_string());
+            return refused(StatusCode::UNAUTHORIZED, "unauthenticated", response);
+        }
+    }
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -227,7 +244,18 @@ async fn vault(
             );
             return refused(StatusCode::SERVICE_UNAVAILABLE, "no-leader", response);
         }
-        return forward(&state, &leader, &account_hex, body).await;
+        let token = headers.get(relay::HEADER).cloned();
+        return forward(&state, &leader, &account_hex, token, body).await;
+    }
+
+    // Spec 4.15.1: per-account rates are counted where requests are decided.
+    if let Some(rate) = &state.account_rate
+        && !rate.allow(&account)
+    {
+        let message = "too many requests for this account; retry in a minute";
+        let mut response = error(StatusCode::TOO_MANY_REQUESTS, "rate-limited", message);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return refused(StatusCode::TOO_MANY_REQUESTS, "rate-limited", response);
     }
 
     // Open (an X25519 decapsulation and an AEAD) on a blocking thread.
@@ -294,11 +322,20 @@ async fn vault(
 }
 
 /// Passes a request on to the leader's client address and relays its answer.
-async fn forward(state: &AppState, leader: &str, account_hex: &str, body: Bytes) -> Response {
+async fn forward(
+    state: &AppState,
+    leader: &str,
+    account_hex: &str,
+    token: Option<HeaderValue>,
+    body: Bytes,
+) -> Response {
     let url = format!("http://{leader}/v1/vault/{account_hex}");
-    let sent = state
-        .forwarder
-        .post(url)
+    let mut request = state.forwarder.post(url);
+    if let Some(token) = token {
+        // The leader checks the relay's token again: it trusts no replica's word for it.
+        request = request.header(relay::HEADER, token);
+    }
+    let sent = request
         .header(FORWARDED_HEADER, "1")
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .body(body)
@@ -559,6 +596,8 @@ impl RunningServer {
         peer_shutdown: Option<oneshot::Sender<()>>,
     ) -> Result<Self, ServerError> {
         let policy = config.policy;
+        let relay_key = config.relay.verifying_key().map_err(ServerError::Setup)?;
+        let hsm_fleet_id = hsm.secrets().fleet_id().to_vec();
         let mut log_key = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(log_key.as_mut());
         let forwarder = raft::http_client()
@@ -572,6 +611,8 @@ impl RunningServer {
             forwarder,
             bundle: Bytes::from(bundle),
             log_key,
+            relay: relay_key.map(|key| RelayVerifier::new(key, hsm_fleet_id.as_slice())),
+            account_rate: config.relay.requests_per_minute.map(AccountRate::new),
         });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -587,6 +628,11 @@ impl RunningServer {
         };
         let task = tokio::spawn(limits::serve(listener, app, limits.client_listener(), shutdown));
         info!(%addr, budget = policy.budget, ksf = ?policy.ksf_profile, "vault server listening");
+        info!(
+            account_tokens = relay_key.is_some(),
+            requests_per_minute = config.relay.requests_per_minute.map_or(0, |n| n.get()),
+            "relay checks (spec 4.15.1)"
+        );
         info!(
             header_timeout_secs = limits.header_timeout_secs,
             body_timeout_secs = limits.body_timeout_secs,
