@@ -606,6 +606,38 @@ impl std::fmt::Debug for Deferred {
     }
 }
 
+/// A decision's record change and answer.
+type Outcome = (Option<RecordChange>, Deferred);
+
+/// What every step of spec 4.10.2 decides from: the account, its record, its version (the
+/// record's, or its unseen version without one) and the time.
+struct At<'a> {
+    account: &'a [u8],
+    record: Option<AccountRecord>,
+    version: u32,
+    now: u64,
+}
+
+/// The fields of a `RegisterFinish`.
+struct Upload<'a> {
+    record_version: u32,
+    ksf_profile: u8,
+    registration_upload: &'a [u8],
+    sealed_key: &'a [u8],
+    registration_ticket: &'a [u8],
+    token: Option<&'a [u8; TOKEN_LEN]>,
+}
+
+/// An answer that changes nothing.
+fn answer(response: Response) -> Outcome {
+    (None, Deferred::Response(response))
+}
+
+/// A refusal that no charge paid for: it carries [`UNCHARGED_REMAINING`] (spec 4.10.2).
+fn uncharged(reason: RefusalReason) -> Outcome {
+    answer(Response::Refused { reason, remaining: UNCHARGED_REMAINING })
+}
+
 /// A record change whose reply is released only once the change is durable.
 #[derive(Debug)]
 #[must_use = "the reply is only released by persist"]
@@ -699,51 +731,31 @@ impl Hsm {
         command: &Command,
         record: Option<AccountRecord>,
     ) -> (Option<RecordChange>, Decision) {
-        let refuse =
-            |reason, remaining| (None, Deferred::Response(Response::Refused { reason, remaining }));
         let (change, deferred) =
-            self.decide(&command.account, &command.request, record, command.now, refuse);
+            self.decide(&command.account, &command.request, record, command.now);
         (change, Decision(deferred))
     }
 
+    /// Spec 4.10.2: a locked record refuses everything; otherwise the request's own step.
     fn decide(
         &self,
         account: &[u8],
         request: &Request,
         record: Option<AccountRecord>,
         now: u64,
-        refuse: impl Fn(RefusalReason, u8) -> (Option<RecordChange>, Deferred),
-    ) -> (Option<RecordChange>, Deferred) {
+    ) -> Outcome {
         if let Some(r) = &record
             && r.state == AccountState::Locked
         {
-            return refuse(RefusalReason::Locked, 0);
+            return answer(Response::Refused { reason: RefusalReason::Locked, remaining: 0 });
         }
-        // Spec 4.10.2: refusals that no charge paid for carry no count of the record.
-        let remaining = UNCHARGED_REMAINING;
-        // The version the record has, or an account without one would have.
         let version = record
             .as_ref()
             .map_or_else(|| self.secrets.unseen_version(account), |r| r.record_version);
-        let reply = |response| Deferred::Response(response);
+        let at = At { account, record, version, now };
         match request {
             Request::RegisterStart { registration_request, token: _ } => {
-                // Spec 4.10.2, RegisterStart. The evaluation itself happens at sealing, under a
-                // fresh seed (4.10.4): nothing here touches a key a login will use, so it is
-                // answered alike for every account; the token is checked at RegisterFinish.
-                let Ok(message) = RegistrationRequest::deserialize(registration_request) else {
-                    return refuse(RefusalReason::InvalidRequest, remaining);
-                };
-                let record_version = version.wrapping_add(1);
-                (
-                    None,
-                    Deferred::RegisterChallenge {
-                        registration_request: Box::new(message),
-                        record_version,
-                        ksf_profile: self.config.ksf_profile.code(),
-                        not_after: now.saturating_add(self.config.session_lifetime),
-                    },
-                )
+                self.register_start(&at, registration_request)
             }
             Request::RegisterFinish {
                 record_version,
@@ -752,168 +764,200 @@ impl Hsm {
                 sealed_key,
                 registration_ticket,
                 token,
-            } => {
-                // Spec 4.10.2, RegisterFinish.
-                let record_version = *record_version;
-                if *ksf_profile != self.config.ksf_profile.code()
-                    || RegistrationUpload::<VaultSuite>::deserialize(registration_upload.as_ref())
-                        .is_err()
-                {
-                    return refuse(RefusalReason::InvalidRequest, remaining);
-                }
-                if record_version != version.wrapping_add(1) {
-                    return refuse(RefusalReason::StaleRegistration, remaining);
-                }
-                let ticket_valid = ticket::open_registration(
-                    &self.secrets.registration_ticket_key,
-                    &self.secrets.fleet_id,
-                    account,
-                    record_version,
-                    registration_ticket.as_ref(),
-                )
-                .is_some_and(|body| now <= body.not_after);
-                if !ticket_valid {
-                    return refuse(RefusalReason::SessionInvalid, remaining);
-                }
-                // After the ticket: a stranger's bogus ticket is refused alike on every
-                // account, registered or not.
-                if !self.authorised(record.as_ref(), token.as_ref(), now) {
-                    return refuse(RefusalReason::NotAuthorised, remaining);
-                }
-                let new = AccountRecord {
-                    state: AccountState::Registered,
-                    budget: self.config.budget,
-                    remaining: self.config.budget,
-                    record_version,
+            } => self.register_finish(
+                at,
+                &Upload {
+                    record_version: *record_version,
                     ksf_profile: *ksf_profile,
-                    registration: registration_upload.to_vec(),
-                    sealed_key: sealed_key.to_vec(),
-                    oprf_ticket: registration_ticket.to_vec(),
-                    charges: record.as_ref().map_or(0, |r| r.charges),
-                    pending: Vec::new(),
-                    token: None,
-                };
-                (
-                    Some(RecordChange::Put(new)),
-                    reply(Response::Registered { budget: self.config.budget }),
-                )
-            }
-            Request::LoginStart { ke1: ke1_bytes } => {
-                let Ok(ke1) = CredentialRequest::<VaultSuite>::deserialize(ke1_bytes.as_ref())
-                else {
-                    return refuse(RefusalReason::InvalidRequest, remaining);
-                };
-                let attempt_id = attempt_id(account, ke1_bytes.as_ref());
-                let mut record = record.unwrap_or_else(|| {
-                    let profile = self.config.ksf_profile.code();
-                    AccountRecord::phantom(self.config.budget, profile, version)
-                });
-                let ke2 = |r: &AccountRecord, attempt: Attempt| Deferred::Ke2 {
-                    ke1: Box::new(ke1.clone()),
-                    attempt,
-                    registration: LiveRegistration::of(r),
-                    remaining: r.remaining,
-                    ksf_profile: r.ksf_profile,
-                    not_after: attempt.not_after,
-                };
-                if let Some(attempt) =
-                    record.pending.iter().find(|a| a.id == attempt_id && now <= a.not_after)
-                {
-                    // The same KE1 again (a retry): it tests the same password, so it is not
-                    // charged twice. The record does not change.
-                    return (None, ke2(&record, *attempt));
-                }
-                if record.remaining == 0 {
-                    if record.has_live_attempts(now) {
-                        // Attempts in flight may still succeed: refuse, but do not lock yet.
-                        return refuse(RefusalReason::Exhausted, 0);
-                    }
-                    record.lock();
-                    return (
-                        Some(RecordChange::Put(record)),
-                        reply(Response::Refused { reason: RefusalReason::Locked, remaining: 0 }),
-                    );
-                }
-                // Attempts whose time ran out are spent; drop them as the record is written.
-                record.pending.retain(|a| now <= a.not_after);
-                let attempt = Attempt {
-                    id: attempt_id,
-                    serial: record.charges,
-                    not_after: now.saturating_add(self.config.session_lifetime),
-                };
-                record.remaining -= 1;
-                record.charges += 1;
-                record.pending.push(attempt);
-                let deferred = ke2(&record, attempt);
-                (Some(RecordChange::Put(record)), deferred)
-            }
-            Request::LoginFinish { ticket, ke3 } => {
-                let Some(mut record) = record else {
-                    return refuse(RefusalReason::SessionInvalid, remaining);
-                };
-                let Some(body) = ticket::open(
-                    &self.secrets.login_ticket_key,
-                    &self.secrets.fleet_id,
-                    account,
-                    ticket,
-                ) else {
-                    return refuse(RefusalReason::SessionInvalid, remaining);
-                };
-                let Some(position) = record
-                    .pending
-                    .iter()
-                    .position(|a| a.id == body.attempt_id && a.serial == body.serial)
-                else {
-                    // Already answered (a replay) or cleared by a later login or registration.
-                    return refuse(RefusalReason::SessionInvalid, remaining);
-                };
-                let ticket_attempt = record.pending.remove(position);
-                let verified = now <= body.not_after
-                    && self.verify_ke3(account, &body, ke3.as_ref()).is_some()
-                    && record.state == AccountState::Registered;
-                if !verified {
-                    let reason = if now <= body.not_after {
-                        RefusalReason::LoginFailed
-                    } else {
-                        RefusalReason::SessionInvalid
-                    };
-                    if record.remaining == 0 && !record.has_live_attempts(now) {
-                        record.lock();
-                        let response =
-                            Response::Refused { reason: RefusalReason::Locked, remaining: 0 };
-                        return (Some(RecordChange::Put(record)), reply(response));
-                    }
-                    let response = Response::Refused { reason, remaining: record.remaining };
-                    return (Some(RecordChange::Put(record)), reply(response));
-                }
-                record.remaining = record.budget;
-                record.pending.clear();
-                let token = self.derive_token(account, &ticket_attempt);
-                record.token = Some(Token {
-                    value: token,
-                    not_after: now.saturating_add(self.config.token_lifetime),
-                });
-                let mut sealed_key = [0u8; crate::wrap::SEALED_KEY_LEN];
-                sealed_key.copy_from_slice(&record.sealed_key);
-                let response = Response::LoginSucceeded {
+                    registration_upload: registration_upload.as_slice(),
                     sealed_key,
-                    record_version: record.record_version,
-                    token,
-                    remaining: record.remaining,
-                };
-                (Some(RecordChange::Put(record)), reply(response))
+                    registration_ticket: registration_ticket.as_slice(),
+                    token: token.as_ref(),
+                },
+            ),
+            Request::LoginStart { ke1 } => self.login_start(at, ke1),
+            Request::LoginFinish { ticket, ke3 } => self.login_finish(at, ticket, ke3),
+            Request::Delete { token } => self.delete(&at, token),
+        }
+    }
+
+    /// Spec 4.10.2, **RegisterStart**: answered alike for every account. The evaluation itself
+    /// happens at sealing, under a fresh seed (4.10.4): nothing here touches a key a login will
+    /// use, so the token is checked at RegisterFinish.
+    fn register_start(&self, at: &At<'_>, registration_request: &[u8; 32]) -> Outcome {
+        let Ok(message) = RegistrationRequest::deserialize(registration_request) else {
+            return uncharged(RefusalReason::InvalidRequest);
+        };
+        let challenge = Deferred::RegisterChallenge {
+            registration_request: Box::new(message),
+            record_version: at.version.wrapping_add(1),
+            ksf_profile: self.config.ksf_profile.code(),
+            not_after: at.now.saturating_add(self.config.session_lifetime),
+        };
+        (None, challenge)
+    }
+
+    /// Spec 4.10.2, **RegisterFinish**: profile and record, version, registration ticket, then
+    /// the token (after the ticket, so that a stranger's made-up ticket is refused alike on
+    /// every account).
+    fn register_finish(&self, at: At<'_>, upload: &Upload<'_>) -> Outcome {
+        let record_version = upload.record_version;
+        if upload.ksf_profile != self.config.ksf_profile.code()
+            || RegistrationUpload::<VaultSuite>::deserialize(upload.registration_upload).is_err()
+        {
+            return uncharged(RefusalReason::InvalidRequest);
+        }
+        if record_version != at.version.wrapping_add(1) {
+            return uncharged(RefusalReason::StaleRegistration);
+        }
+        let ticket_valid = ticket::open_registration(
+            &self.secrets.registration_ticket_key,
+            &self.secrets.fleet_id,
+            at.account,
+            record_version,
+            upload.registration_ticket,
+        )
+        .is_some_and(|body| at.now <= body.not_after);
+        if !ticket_valid {
+            return uncharged(RefusalReason::SessionInvalid);
+        }
+        if !self.authorised(at.record.as_ref(), upload.token, at.now) {
+            return uncharged(RefusalReason::NotAuthorised);
+        }
+        let new = AccountRecord {
+            state: AccountState::Registered,
+            budget: self.config.budget,
+            remaining: self.config.budget,
+            record_version,
+            ksf_profile: upload.ksf_profile,
+            registration: upload.registration_upload.to_vec(),
+            sealed_key: upload.sealed_key.to_vec(),
+            oprf_ticket: upload.registration_ticket.to_vec(),
+            charges: at.record.as_ref().map_or(0, |r| r.charges),
+            pending: Vec::new(),
+            token: None,
+        };
+        let registered = Response::Registered { budget: self.config.budget };
+        (Some(RecordChange::Put(new)), Deferred::Response(registered))
+    }
+
+    /// Spec 4.10.2, **LoginStart (KE1)**, steps 1 to 3: a retry of a pending attempt, a spent
+    /// budget, or a charge.
+    fn login_start(&self, at: At<'_>, ke1_bytes: &[u8; len::KE1]) -> Outcome {
+        let Ok(ke1) = CredentialRequest::<VaultSuite>::deserialize(ke1_bytes) else {
+            return uncharged(RefusalReason::InvalidRequest);
+        };
+        let now = at.now;
+        let attempt_id = attempt_id(at.account, ke1_bytes);
+        let mut record = at.record.unwrap_or_else(|| {
+            let profile = self.config.ksf_profile.code();
+            AccountRecord::phantom(self.config.budget, profile, at.version)
+        });
+        let ke2 = |r: &AccountRecord, attempt: Attempt| Deferred::Ke2 {
+            ke1: Box::new(ke1.clone()),
+            attempt,
+            registration: LiveRegistration::of(r),
+            remaining: r.remaining,
+            ksf_profile: r.ksf_profile,
+            not_after: attempt.not_after,
+        };
+        // Step 1: the same KE1 again (a retry) tests the same password: not charged twice.
+        if let Some(attempt) =
+            record.pending.iter().find(|a| a.id == attempt_id && now <= a.not_after)
+        {
+            return (None, ke2(&record, *attempt));
+        }
+        // Step 2: nothing left. Attempts in flight may still succeed: refuse, do not lock yet.
+        if record.remaining == 0 {
+            if record.has_live_attempts(now) {
+                return answer(Response::Refused {
+                    reason: RefusalReason::Exhausted,
+                    remaining: 0,
+                });
             }
-            Request::Delete { token } => match &record {
-                // Spec 4.10.2, Delete: the record becomes a tombstone that keeps its version.
-                Some(r)
-                    if r.state == AccountState::Registered
-                        && r.token.as_ref().is_some_and(|t| t.admits(token, now)) =>
-                {
-                    let tombstone = r.tombstone(self.config.budget, self.config.ksf_profile.code());
-                    (Some(RecordChange::Put(tombstone)), reply(Response::Deleted))
-                }
-                _ => refuse(RefusalReason::NotAuthorised, remaining),
-            },
+            record.lock();
+            let locked = Response::Refused { reason: RefusalReason::Locked, remaining: 0 };
+            return (Some(RecordChange::Put(record)), Deferred::Response(locked));
+        }
+        // Step 3: charge. Attempts whose time ran out are spent; drop them as the record is
+        // written.
+        record.pending.retain(|a| now <= a.not_after);
+        let attempt = Attempt {
+            id: attempt_id,
+            serial: record.charges,
+            not_after: now.saturating_add(self.config.session_lifetime),
+        };
+        record.remaining -= 1;
+        record.charges += 1;
+        record.pending.push(attempt);
+        let deferred = ke2(&record, attempt);
+        (Some(RecordChange::Put(record)), deferred)
+    }
+
+    /// Spec 4.10.2, **LoginFinish (KE3)**: the ticket must name a pending attempt; its refusals
+    /// then carry the record's count (the caller holds a charged attempt's ticket).
+    fn login_finish(&self, at: At<'_>, ticket: &[u8], ke3: &[u8; len::KE3]) -> Outcome {
+        let (account, now) = (at.account, at.now);
+        let Some(mut record) = at.record else {
+            return uncharged(RefusalReason::SessionInvalid);
+        };
+        let opened =
+            ticket::open(&self.secrets.login_ticket_key, &self.secrets.fleet_id, account, ticket);
+        let Some(body) = opened else {
+            return uncharged(RefusalReason::SessionInvalid);
+        };
+        let Some(position) =
+            record.pending.iter().position(|a| a.id == body.attempt_id && a.serial == body.serial)
+        else {
+            // Already answered (a replay) or cleared by a later login or registration.
+            return uncharged(RefusalReason::SessionInvalid);
+        };
+        let ticket_attempt = record.pending.remove(position);
+        let verified = now <= body.not_after
+            && self.verify_ke3(account, &body, ke3).is_some()
+            && record.state == AccountState::Registered;
+        if !verified {
+            let reason = if now <= body.not_after {
+                RefusalReason::LoginFailed
+            } else {
+                RefusalReason::SessionInvalid
+            };
+            let response = if record.remaining == 0 && !record.has_live_attempts(now) {
+                record.lock();
+                Response::Refused { reason: RefusalReason::Locked, remaining: 0 }
+            } else {
+                Response::Refused { reason, remaining: record.remaining }
+            };
+            return (Some(RecordChange::Put(record)), Deferred::Response(response));
+        }
+        record.remaining = record.budget;
+        record.pending.clear();
+        let token = self.derive_token(account, &ticket_attempt);
+        record.token =
+            Some(Token { value: token, not_after: now.saturating_add(self.config.token_lifetime) });
+        let mut sealed_key = [0u8; crate::wrap::SEALED_KEY_LEN];
+        sealed_key.copy_from_slice(&record.sealed_key);
+        let response = Response::LoginSucceeded {
+            sealed_key,
+            record_version: record.record_version,
+            token,
+            remaining: record.remaining,
+        };
+        (Some(RecordChange::Put(record)), Deferred::Response(response))
+    }
+
+    /// Spec 4.10.2, **Delete**: with the login's token, the record becomes a tombstone that
+    /// keeps its version and charges.
+    fn delete(&self, at: &At<'_>, token: &[u8; TOKEN_LEN]) -> Outcome {
+        match &at.record {
+            Some(r)
+                if r.state == AccountState::Registered
+                    && r.token.as_ref().is_some_and(|t| t.admits(token, at.now)) =>
+            {
+                let tombstone = r.tombstone(self.config.budget, self.config.ksf_profile.code());
+                (Some(RecordChange::Put(tombstone)), Deferred::Response(Response::Deleted))
+            }
+            _ => uncharged(RefusalReason::NotAuthorised),
         }
     }
 
