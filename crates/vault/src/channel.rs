@@ -175,6 +175,26 @@ pub enum ChannelError {
     Internal(&'static str),
 }
 
+impl ChannelError {
+    /// The error's code in the spec's closed vocabulary (section 4.4).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed-envelope",
+            Self::UnsupportedVersion(_) => "unsupported-version",
+            Self::UnknownKeyId(_) => "unknown-key-id",
+            Self::InvalidAccountId(_) => "invalid-account-id",
+            Self::InvalidFleetId(_) => "invalid-fleet-id",
+            Self::PlaintextTooLong(_) => "plaintext-too-long",
+            Self::InvalidFleetKey => "invalid-fleet-key",
+            Self::RequestDoesNotOpen => "request-does-not-open",
+            Self::ResponseTooShort(_) => "response-too-short",
+            Self::ResponseTooLong(_) => "response-too-long",
+            Self::ResponseDoesNotOpen => "response-does-not-open",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
 /// A public key of the fleet: the serialized X25519 public key `pkRm` of RFC 9180.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FleetPublicKey(pub [u8; 32]);

@@ -220,6 +220,21 @@ impl RefusalReason {
         }
     }
 
+    /// The reason's name in the spec's closed vocabulary (section 4.7): `locked`,
+    /// `login-failed`, `session-invalid`, `not-authorised`, `exhausted`,
+    /// `stale-registration`, `invalid-request`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Locked => "locked",
+            Self::LoginFailed => "login-failed",
+            Self::SessionInvalid => "session-invalid",
+            Self::NotAuthorised => "not-authorised",
+            Self::Exhausted => "exhausted",
+            Self::StaleRegistration => "stale-registration",
+            Self::InvalidRequest => "invalid-request",
+        }
+    }
+
     fn from_code(code: u8) -> Option<Self> {
         [
             Self::Locked,

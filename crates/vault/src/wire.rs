@@ -37,6 +37,19 @@ pub enum WireError {
     TrailingBytes(usize),
 }
 
+impl WireError {
+    /// The error's code in the spec's closed vocabulary (section 4.2): `truncated`, `too-long`,
+    /// `invalid-value` or `trailing-bytes`. The field it names is implementation-defined.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Truncated(_) => "truncated",
+            Self::TooLong { .. } => "too-long",
+            Self::Invalid { .. } => "invalid-value",
+            Self::TrailingBytes(_) => "trailing-bytes",
+        }
+    }
+}
+
 /// Reads the fields of one message, front to back.
 #[derive(Debug)]
 pub struct Reader<'a> {

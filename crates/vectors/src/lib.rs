@@ -24,7 +24,7 @@ pub mod replication;
 pub mod vault;
 
 /// Version of the vector envelope, written into every file.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One generated file: its path below the vectors directory and its exact contents.
 pub struct VectorFile {

@@ -27,7 +27,10 @@ const NOW: u64 = 1_800_000_000;
 
 const NOTES: &[(&str, &str)] = &[
     ("Command", "A command (section 7.3): vec16(account) || now u64 || request."),
-    ("CommandInvalid", "Bytes a command decoder must reject; error is the decoder's message."),
+    (
+        "CommandInvalid",
+        "Bytes a command decoder must reject; error is the code of section 4.2 (truncated, too-long, invalid-value, trailing-bytes).",
+    ),
     (
         "Apply",
         "Commands applied in order to one account's record, starting with none (section 7.4). After each: the decision (kind, remaining, refusal, and the response plaintext of section 4.7 unless it is a KE2 still to compute) and the stored record (section 4.8), null when there is none.",
@@ -82,7 +85,7 @@ fn decision_json(decision: &Decision) -> Value {
     json!({
         "kind": decision.kind(),
         "remaining": decision.remaining(),
-        "refusal": decision.refusal().map(|(reason, _)| format!("{reason:?}")),
+        "refusal": decision.refusal().map(|(reason, _)| reason.name()),
         "response": decision.response().map(|r| hex::encode(r.encode())),
     })
 }
@@ -223,7 +226,7 @@ fn command_cases() -> (Vec<Value>, Vec<Value>) {
         "command": hex::encode(&command),
     })];
     let invalid_case = |comment: &str, bytes: Vec<u8>| {
-        let error = Command::decode(&bytes).expect_err("must be rejected").to_string();
+        let error = Command::decode(&bytes).expect_err("must be rejected").code();
         json!({
             "comment": comment, "flags": ["CommandInvalid"], "result": "invalid",
             "command": hex::encode(bytes), "error": error,
@@ -665,9 +668,7 @@ pub fn verify_case(case: &Value) -> Result<(), String> {
         }
         "CommandInvalid" => match Command::decode(&hex_field(case, "command")?) {
             Ok(_) => Err("a command that must be rejected decodes".into()),
-            Err(e) => {
-                expect_eq("error", e.to_string().as_str(), case["error"].as_str().unwrap_or(""))
-            }
+            Err(e) => expect_eq("error", e.code(), case["error"].as_str().unwrap_or("")),
         },
         "Apply" => verify_apply(case),
         "PeerKey" => {

@@ -292,29 +292,28 @@ impl CryptoRng for Given {}
 // Names of outcomes
 // ---------------------------------------------------------------------------------------------
 
+// The closed vocabulary of spec section 4.14: every error and outcome a vault vector names.
+
 fn channel_error(e: &ChannelError) -> String {
-    match e {
-        ChannelError::Malformed(_) => "Channel.Malformed".into(),
-        other => format!("Channel.{other:?}"),
-    }
+    e.code().to_owned()
 }
 
 fn hsm_error(e: &HsmError) -> String {
     match e {
         HsmError::Channel(c) => channel_error(c),
-        other => format!("{other:?}"),
+        _ => "internal".to_owned(),
     }
 }
 
 fn client_error(e: &ClientError) -> Result<String, String> {
     match e {
         ClientError::WrongPassword { remaining } => {
-            Ok(format!("WrongPassword(remaining={remaining})"))
+            Ok(format!("wrong-password remaining={remaining}"))
         }
-        ClientError::Locked => Ok("Locked".into()),
-        ClientError::Exhausted => Ok("Exhausted".into()),
+        ClientError::Locked => Ok("locked".into()),
+        ClientError::Exhausted => Ok("exhausted".into()),
         ClientError::Refused { reason, remaining } => {
-            Ok(format!("Refused({reason:?}, remaining={remaining})"))
+            Ok(format!("refused {} remaining={remaining}", reason.name()))
         }
         other => Err(format!("unexpected client error {other:?}")),
     }
@@ -323,15 +322,16 @@ fn client_error(e: &ClientError) -> Result<String, String> {
 fn response_outcome(response: &Response) -> String {
     match response {
         Response::Refused { reason, remaining } => {
-            format!("Refused({reason:?}, remaining={remaining})")
+            format!("refused {} remaining={remaining}", reason.name())
         }
-        other => format!("{other:?}"),
+        Response::Deleted => "deleted".to_owned(),
+        other => format!("unexpected response {other:?}"),
     }
 }
 
 fn refusal(response: &Response) -> Option<String> {
     match response {
-        Response::Refused { reason, .. } => Some(format!("Refused.{reason:?}")),
+        Response::Refused { reason, .. } => Some(reason.name().to_owned()),
         _ => None,
     }
 }
@@ -593,7 +593,7 @@ impl Run {
         let ikm = self.draws.last_ikm()?;
         let (response, _) = Self::sealed(self.call(&envelope, Some(&ikm))?)?;
         let budget = state.receive(&response).map_err(|e| format!("{e:?}"))?;
-        self.outcome(format!("Registered(budget={budget})"));
+        self.outcome(format!("registered budget={budget}"));
 
         // The intermediates, recomputed from the recorded draws with opaque-ke alone: the
         // blind is every draw of the start step but ikmE, then the envelope nonce and the
@@ -693,7 +693,7 @@ impl Run {
             Ok(session) => {
                 expect_eq("login export key", Some(&export_key), self.export_key.as_ref())?;
                 self.client.push(json!({
-                    "outcome": format!("LoggedIn(remaining={})", session.remaining()),
+                    "outcome": format!("logged-in remaining={}", session.remaining()),
                     "recoveredKey": hex::encode(session.key().expose_secret()),
                 }));
                 Ok(Some(session))
@@ -1003,7 +1003,7 @@ fn journey(scenario: &str, run: &mut Run, inputs: &Value) -> Result<Option<Strin
             let ikm = run.draws.last_ikm()?;
             let (bytes, _) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
             state.receive(&bytes).map_err(|e| format!("{e:?}"))?;
-            run.outcome("Deleted".into());
+            run.outcome("deleted".into());
             // The first registration's RegisterFinish, replayed: the tombstone's version
             // makes it stale.
             let (_, response) = Run::sealed(run.call(&first_finish, Some(&first_ikm))?)?;

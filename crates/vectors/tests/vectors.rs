@@ -99,7 +99,7 @@ fn a_changed_vault_vector_is_caught() {
     });
     // An invalid case's expected error, and its result.
     changed("tamper error", &|j| {
-        j["testGroups"][1]["tests"][0]["error"] = "Channel.RequestDoesNotOpen".into();
+        j["testGroups"][1]["tests"][0]["error"] = "request-does-not-open".into();
     });
     changed("replayed KE3 accepted", &|j| {
         let t = &mut j["testGroups"][1]["tests"][7];
@@ -112,7 +112,7 @@ fn a_changed_vault_vector_is_caught() {
         t.as_object_mut().unwrap().remove("error");
     });
     changed("re-registration without a token accepted", &|j| {
-        j["testGroups"][1]["tests"][12]["error"] = "Refused.StaleRegistration".into();
+        j["testGroups"][1]["tests"][12]["error"] = "stale-registration".into();
     });
     changed("channel response", &|j| {
         let r = &mut j["testGroups"][2]["tests"][0]["outputs"]["response"];
