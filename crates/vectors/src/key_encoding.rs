@@ -62,6 +62,21 @@ pub fn generate() -> Value {
         ("tab is not a separator", "InvalidCharacter", display.replacen(' ', "\t", 1)),
         ("non-ASCII character counts as one position", "InvalidCharacter", format!("é{hex}")),
         ("0x prefix", "InvalidCharacter", format!("0x{hex}")),
+        (
+            "fullwidth digit (U+FF11) is not an ASCII digit",
+            "InvalidCharacter",
+            format!("{}\u{ff11}{}", &hex[..5], &hex[6..]),
+        ),
+        (
+            "Arabic-Indic digit (U+0663) is not an ASCII digit",
+            "InvalidCharacter",
+            format!("{}\u{663}{}", &hex[..5], &hex[6..]),
+        ),
+        (
+            "no-break space (U+00A0) is not a separator",
+            "InvalidCharacter",
+            display.replacen(' ', "\u{a0}", 1),
+        ),
         ("underscore separator", "InvalidCharacter", grouped("_")),
         ("bad character wins over wrong length", "InvalidCharacter", "12 34 zz".to_owned()),
         ("one digit short", "WrongLength", hex[1..].to_owned()),
