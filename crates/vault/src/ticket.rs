@@ -47,8 +47,9 @@ pub const UNSEEN_VERSION_LABEL: &str = "e2ee-backups/v1/vault/unseen-version";
 pub const OPRF_SEED_LEN: usize = 64;
 /// Length of a registration ticket: nonce, `not_after`, OPRF seed, tag.
 pub const REGISTRATION_TICKET_LEN: usize = 12 + 8 + OPRF_SEED_LEN + 16;
-/// Longest key-exchange state a ticket carries.
-const MAX_STATE_LEN: usize = 256;
+/// Length of the key-exchange state a login ticket carries (spec 4.9.1): `session_key [64] ||
+/// expected_client_mac [64]`, RFC 9807's server state with SHA-512.
+pub const KE2_STATE_LEN: usize = 128;
 
 /// What a ticket holds.
 pub struct TicketBody {
@@ -112,7 +113,7 @@ pub fn open(key: &[u8; 32], fleet_id: &[u8], account: &[u8], ticket: &[u8]) -> O
     let serial = r.u64("ticket.serial").ok()?;
     let not_after = r.u64("ticket.not_after").ok()?;
     let state = r.rest();
-    if state.len() > MAX_STATE_LEN {
+    if state.len() != KE2_STATE_LEN {
         return None;
     }
     Some(TicketBody { attempt_id, serial, not_after, state: Zeroizing::new(state.to_vec()) })
