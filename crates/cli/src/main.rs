@@ -274,6 +274,7 @@ fn parse_field(text: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
+    output::remove_partial_outputs_on_interrupt();
     let cli = Cli::parse();
     let json = cli.json;
     let outcome = match cli.command {

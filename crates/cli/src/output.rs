@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -32,13 +32,51 @@ impl Report {
     }
 }
 
+/// The temporary files of the outputs not yet committed: what an interrupt removes.
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn pending() -> MutexGuard<'static, Vec<PathBuf>> {
+    PENDING.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Keeps a temporary file on the list of [`PENDING`] outputs while it lives.
+struct Pending(PathBuf);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        pending().retain(|p| p != &self.0);
+    }
+}
+
+/// On SIGINT or SIGTERM: removes every partial output (which may hold plaintext), says so on
+/// standard error and exits with 128 + the signal (130, 143), as shells expect. Without this,
+/// the default action of those signals would end the process before any destructor runs.
+pub fn remove_partial_outputs_on_interrupt() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let mut pending = pending();
+            for path in pending.drain(..) {
+                let _ = std::fs::remove_file(path);
+            }
+            eprintln!("e2ee-backup: interrupted; no partial output was left behind");
+            std::process::exit(128 + signal);
+        }
+    });
+}
+
 /// A file written under a temporary name beside its target and renamed over it only by
-/// [`AtomicOutput::commit`]. Dropped without a commit, the temporary file is removed, so a
-/// failed command leaves nothing behind.
+/// [`AtomicOutput::commit`]. Dropped without a commit, or interrupted by SIGINT or SIGTERM
+/// (see [`remove_partial_outputs_on_interrupt`]), the temporary file is removed, so a failed
+/// command leaves nothing behind.
 pub struct AtomicOutput {
     temp: NamedTempFile,
     target: PathBuf,
     force: bool,
+    _pending: Pending,
 }
 
 impl AtomicOutput {
@@ -58,7 +96,9 @@ impl AtomicOutput {
             .suffix(".partial")
             .tempfile_in(dir)
             .map_err(|e| Failure::io(&format!("cannot create a file in {}", dir.display()), e))?;
-        Ok(Self { temp, target: target.to_owned(), force })
+        pending().push(temp.path().to_owned());
+        let registered = Pending(temp.path().to_owned());
+        Ok(Self { temp, target: target.to_owned(), force, _pending: registered })
     }
 
     pub fn file(&mut self) -> &mut File {
