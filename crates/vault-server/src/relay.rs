@@ -20,6 +20,7 @@
 //! ```
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use e2ee_backup_vault::wire::Writer;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
@@ -135,27 +136,38 @@ impl RelayVerifier {
 }
 
 /// At most `n` requests per account and minute (a burst of `n`, then one every `60/n` s).
-pub struct AccountRate(DefaultKeyedRateLimiter<Vec<u8>>);
+pub struct AccountRate {
+    limiter: DefaultKeyedRateLimiter<Vec<u8>>,
+    /// Requests since the last sweep of accounts whose allowance is full again.
+    since_sweep: AtomicU32,
+}
+
+/// Requests between two sweeps of the per-account table.
+const SWEEP_EVERY: u32 = 1024;
 
 impl std::fmt::Debug for AccountRate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccountRate").field("accounts", &self.0.len()).finish()
+        f.debug_struct("AccountRate").field("accounts", &self.limiter.len()).finish()
     }
 }
 
 impl AccountRate {
     /// The limit of `per_minute` requests per account and minute.
     pub fn new(per_minute: NonZeroU32) -> Self {
-        Self(RateLimiter::keyed(Quota::per_minute(per_minute)))
+        Self {
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            since_sweep: AtomicU32::new(0),
+        }
     }
 
-    /// Whether one more request for `account` is allowed now; forgets accounts whose allowance
-    /// is full again, so that the memory held is bounded by the accounts seen in the last
-    /// minute.
+    /// Whether one more request for `account` is allowed now. Every [`SWEEP_EVERY`] requests
+    /// it forgets the accounts whose allowance is full again, so that the table holds at most
+    /// the accounts seen in the last minute and the requests since the sweep.
     pub fn allow(&self, account: &[u8]) -> bool {
-        let allowed = self.0.check_key(&account.to_vec()).is_ok();
-        if self.0.len() > 4096 {
-            self.0.retain_recent();
+        let allowed = self.limiter.check_key(&account.to_vec()).is_ok();
+        if self.since_sweep.fetch_add(1, Ordering::Relaxed) + 1 >= SWEEP_EVERY {
+            self.since_sweep.store(0, Ordering::Relaxed);
+            self.limiter.retain_recent();
         }
         allowed
     }
