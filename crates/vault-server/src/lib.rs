@@ -79,6 +79,7 @@ pub mod files;
 pub mod limits;
 pub mod load;
 pub mod members;
+pub mod peer_tls;
 pub mod raft;
 pub mod relay;
 pub mod replication;

@@ -255,10 +255,14 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves; then stops accepting,
 /// lets the open connections finish their requests in flight, and returns.
+///
+/// With `tls`, each connection first completes a TLS handshake (within the header timeout)
+/// and speaks HTTP inside it; a failed handshake closes the connection (spec 7.7.1).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ListenerLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
@@ -299,10 +303,27 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let Some(acceptor) = tls.clone() else {
+            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    debug!(error = %e, "a connection ended with an error");
+                }
+                drop((slot, source));
+            });
+            continue;
+        };
+        let (watcher, http, within) = (graceful.watcher(), http.clone(), limits.header_timeout);
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                debug!(error = %e, "a connection ended with an error");
+            match tokio::time::timeout(within, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(connection).await {
+                        debug!(error = %e, "a connection ended with an error");
+                    }
+                }
+                Ok(Err(e)) => debug!(error = %e, "refused a TLS handshake"),
+                Err(_) => debug!("a TLS handshake did not finish in time"),
             }
             drop((slot, source));
         });

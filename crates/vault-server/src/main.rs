@@ -73,6 +73,10 @@ enum Command {
         /// First peer address of a replicated fleet (the replicas' private network).
         #[arg(long, default_value = DEFAULT_PEER_LISTEN, value_name = "ADDR")]
         peer_listen: SocketAddr,
+        /// Mutual TLS between the replicas (TLS 1.3 with a key derived from the fleet
+        /// secrets; spec 7.7.1): use it wherever the peer network is not private.
+        #[arg(long)]
+        peer_tls: bool,
     },
     /// Start a replicated fleet on loopback in one go: `init --replicas N` into DIR unless it
     /// holds a fleet already, then one `serve` process per replica (logs in
@@ -368,6 +372,7 @@ fn run(cli: Cli) -> Result<(), String> {
             force,
             replicas,
             peer_listen,
+            peer_tls,
         } => {
             let options = InitOptions {
                 data_dir,
@@ -379,6 +384,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 force,
                 replicas,
                 peer_listen,
+                peer_tls,
             };
             let report = e2ee_backup_vault_server::init(&options).map_err(|e| e.to_string())?;
             for file in &report.files {

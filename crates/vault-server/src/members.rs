@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::files::{
     self, BUNDLE_FILE, CONFIG_FILE, ConfigFile, FilesError, MemberConfig, PIN_FILE, SECRETS_FILE,
 };
+use crate::peer_tls::PeerTls;
 use crate::raft::{self, MembershipRequest, NodeId, PeerSeal};
 use crate::store::STORE_FILE;
 
@@ -58,9 +59,18 @@ pub fn prepare(
     Ok(())
 }
 
-fn seal_of(data_dir: &Path) -> Result<PeerSeal, String> {
+/// The operator's seal and, if the fleet uses mutual TLS between replicas, its TLS
+/// configuration, from any replica's data directory.
+fn seal_of(data_dir: &Path) -> Result<(PeerSeal, Option<PeerTls>), String> {
     let secrets = files::read_secrets(data_dir).map_err(|e| e.to_string())?;
-    Ok(PeerSeal::new(secrets.peer_key(), e2ee_backup_vault::peer::OPERATOR))
+    let config = ConfigFile::read(&data_dir.join(CONFIG_FILE)).map_err(|e| e.to_string())?;
+    let tls = match config.replica {
+        Some(replica) if replica.peer_tls => {
+            Some(PeerTls::new(&secrets.peer_tls_seed()).map_err(|e| format!("peer TLS: {e}"))?)
+        }
+        _ => None,
+    };
+    Ok((PeerSeal::new(secrets.peer_key(), e2ee_backup_vault::peer::OPERATOR), tls))
 }
 
 /// Adds the running replica of `data_dir` (made by [`prepare`]) to its fleet through the peer
@@ -74,12 +84,14 @@ pub async fn add(data_dir: &Path, via: &str) -> Result<Vec<NodeId>, String> {
         .find(|m| m.id == replica.node_id)
         .ok_or("the configuration does not list the replica's own addresses")?;
     let request = MembershipRequest::Add { id: replica.node_id, member: me.member() };
-    raft::request_membership_change(&seal_of(data_dir)?, via, &request).await
+    let (seal, tls) = seal_of(data_dir)?;
+    raft::request_membership_change(&seal, tls.as_ref(), via, &request).await
 }
 
 /// Removes replica `node_id` from the fleet of `data_dir` (any replica's data directory, for
 /// the fleet's peer key) through the peer address `via`; the voters after the change.
 pub async fn remove(data_dir: &Path, node_id: NodeId, via: &str) -> Result<Vec<NodeId>, String> {
     let request = MembershipRequest::Remove { id: node_id };
-    raft::request_membership_change(&seal_of(data_dir)?, via, &request).await
+    let (seal, tls) = seal_of(data_dir)?;
+    raft::request_membership_change(&seal, tls.as_ref(), via, &request).await
 }

@@ -54,6 +54,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::limits::{BodyBudget, BodyRefusal, Limits};
+use crate::peer_tls::PeerTls;
 use crate::replication::{BoxFuture, ReplicaStatus, Replication, ReplicationError};
 use crate::store::ACCOUNTS;
 
@@ -634,19 +635,32 @@ impl PeerSeal {
 pub struct HttpNetwork {
     http: reqwest::Client,
     seal: PeerSeal,
+    /// `https` inside the fleet's mutual TLS, else `http`.
+    scheme: &'static str,
 }
 
 impl HttpNetwork {
     /// A network sealing with `seal`, connecting from `local` (the replica's peer address, so
-    /// that its peers and firewalls see one source per replica) when given.
-    pub fn new(seal: PeerSeal, local: Option<std::net::IpAddr>) -> Self {
-        let http = http_client()
+    /// that its peers and firewalls see one source per replica) when given, inside mutual TLS
+    /// when `tls` is given (spec 7.7.1).
+    pub fn new(seal: PeerSeal, local: Option<std::net::IpAddr>, tls: Option<&PeerTls>) -> Self {
+        let (builder, scheme) = peer_client(tls);
+        let http = builder
             .local_address(local)
             .connect_timeout(Duration::from_millis(500))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
-            .expect("a plain HTTP client builds");
-        Self { http, seal }
+            .expect("the peer HTTP client builds");
+        Self { http, seal, scheme }
+    }
+}
+
+/// A reqwest builder for the peer network and the URL scheme to use: `https` inside the
+/// fleet's mutual TLS when `tls` is given, else `http`.
+pub fn peer_client(tls: Option<&PeerTls>) -> (reqwest::ClientBuilder, &'static str) {
+    match tls {
+        Some(tls) => (http_client().use_preconfigured_tls((*tls.client).clone()), "https"),
+        None => (http_client(), "http"),
     }
 }
 
@@ -704,7 +718,8 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
     type Network = HttpPeer;
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> Self::Network {
-        HttpPeer { network: self.clone(), target, url: format!("http://{}", node.peer) }
+        let scheme = self.scheme;
+        HttpPeer { network: self.clone(), target, url: format!("{scheme}://{}", node.peer) }
     }
 }
 
@@ -885,10 +900,12 @@ async fn change_members(raft: &Raft, request: MembershipRequest) -> MembershipAn
 /// leader once; the voters after the change.
 pub async fn request_membership_change(
     seal: &PeerSeal,
+    tls: Option<&PeerTls>,
     via: &str,
     request: &MembershipRequest,
 ) -> Result<Vec<NodeId>, String> {
-    let http = http_client()
+    let (builder, scheme) = peer_client(tls);
+    let http = builder
         .timeout(Duration::from_secs(120))
         .build()
         .map_err(|e| format!("the HTTP client: {e}"))?;
@@ -896,7 +913,7 @@ pub async fn request_membership_change(
     for _ in 0..3 {
         let (body, outgoing) = seal.seal_request("members", peer::ANY_REPLICA, request);
         let answer = http
-            .post(format!("http://{target}/raft/members"))
+            .post(format!("{scheme}://{target}/raft/members"))
             .body(body)
             .send()
             .await
@@ -1174,12 +1191,16 @@ pub async fn serve_peers(
     raft: Raft,
     seal: PeerSeal,
     limits: &Limits,
+    tls: Option<&PeerTls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = peer_router(raft, seal, limits);
-    let task = tokio::spawn(crate::limits::serve(listener, app, limits.peer_listener(), shutdown));
+    let acceptor = tls.map(|tls| tokio_rustls::TlsAcceptor::from(tls.server.clone()));
+    let serving = crate::limits::serve(listener, app, limits.peer_listener(), acceptor, shutdown);
+    let task = tokio::spawn(serving);
+    tracing::info!(tls = tls.is_some(), "peer transport");
     tracing::info!(
         max_connections = limits.peer_max_connections,
         max_connections_per_source = limits.peer_max_connections_per_source,

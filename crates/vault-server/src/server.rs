@@ -30,6 +30,7 @@ use crate::files::{
     ReplicaConfig,
 };
 use crate::limits::{self, BodyRefusal, Limits};
+use crate::peer_tls::PeerTls;
 use crate::raft::{self, HttpNetwork, PeerSeal, RaftReplication};
 use crate::relay::{self, AccountRate, RelayVerifier};
 use crate::replication::{Replication, ReplicationError, SingleNode};
@@ -537,9 +538,17 @@ impl RunningServer {
         };
         let members: Option<BTreeMap<_, _>> =
             replica.bootstrap.then(|| replica.members.iter().map(|m| (m.id, m.member())).collect());
+        let tls = match replica.peer_tls {
+            true => Some(
+                PeerTls::new(&hsm.secrets().peer_tls_seed())
+                    .map_err(|e| ServerError::Setup(format!("peer TLS: {e}")))?,
+            ),
+            false => None,
+        };
         let network = HttpNetwork::new(
             seal.clone(),
             Some(replica.peer_listen.ip()).filter(|ip| !ip.is_unspecified()),
+            tls.as_ref(),
         );
         let (id, db, tuning) = (replica.node_id, Arc::new(db), replica.tuning());
         #[cfg(feature = "broken-variants")]
@@ -566,6 +575,7 @@ impl RunningServer {
             replication.raft().clone(),
             seal,
             &limits,
+            tls.as_ref(),
             shutdown,
         )
         .await
@@ -626,7 +636,8 @@ impl RunningServer {
         let shutdown = async move {
             let _ = rx.await;
         };
-        let task = tokio::spawn(limits::serve(listener, app, limits.client_listener(), shutdown));
+        let task =
+            tokio::spawn(limits::serve(listener, app, limits.client_listener(), None, shutdown));
         info!(%addr, budget = policy.budget, ksf = ?policy.ksf_profile, "vault server listening");
         info!(
             account_tokens = relay_key.is_some(),

@@ -37,6 +37,8 @@ pub const ATTEMPT_LABEL: &str = "e2ee-backups/v1/vault/attempt";
 pub const TOKEN_LABEL: &str = "e2ee-backups/v1/vault/token";
 /// Label of the replicas' peer key.
 pub const PEER_LABEL: &str = "e2ee-backups/v1/vault/peer";
+/// Label of the replicas' TLS key seed.
+pub const PEER_TLS_LABEL: &str = "e2ee-backups/v1/vault/peer-tls";
 /// The `remaining` of every refusal that no charge paid for (spec 4.10.2): a constant, so that
 /// it reveals nothing of the record.
 pub const UNCHARGED_REMAINING: u8 = 0;
@@ -171,6 +173,17 @@ impl HsmSecrets {
         let mut out = Zeroizing::new([0u8; 32]);
         hkdf_12::Hkdf::<Sha256>::new(None, self.ticket_key.as_ref())
             .expand(PEER_LABEL.as_bytes(), out.as_mut())
+            .expect("32 bytes is a valid HKDF length");
+        out
+    }
+
+    /// The Ed25519 seed of the key every replica presents in mutual TLS with its peers (spec
+    /// section 7.7.1): `HKDF-SHA256(salt = none, ikm = ticket_key, info =
+    /// "e2ee-backups/v1/vault/peer-tls")`, 32 bytes.
+    pub fn peer_tls_seed(&self) -> Zeroizing<[u8; 32]> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        hkdf_12::Hkdf::<Sha256>::new(None, self.ticket_key.as_ref())
+            .expand(PEER_TLS_LABEL.as_bytes(), out.as_mut())
             .expect("32 bytes is a valid HKDF length");
         out
     }
