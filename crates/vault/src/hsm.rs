@@ -170,22 +170,19 @@ impl HsmSecrets {
     /// `HKDF-SHA256(salt = none, ikm = ticket_key, info = "e2ee-backups/v1/vault/peer")`,
     /// 32 bytes.
     pub fn peer_key(&self) -> Zeroizing<[u8; 32]> {
-        let mut out = Zeroizing::new([0u8; 32]);
-        hkdf_12::Hkdf::<Sha256>::new(None, self.ticket_key.as_ref())
-            .expand(PEER_LABEL.as_bytes(), out.as_mut())
-            .expect("32 bytes is a valid HKDF length");
-        out
+        self.ticket_subkey(PEER_LABEL)
+    }
+
+    /// `HKDF-SHA256(salt = none, ikm = ticket_key, info = label)`, 32 bytes.
+    fn ticket_subkey(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        ticket::subkey(&self.ticket_key, label)
     }
 
     /// The Ed25519 seed of the key every replica presents in mutual TLS with its peers (spec
     /// section 7.7.1): `HKDF-SHA256(salt = none, ikm = ticket_key, info =
     /// "e2ee-backups/v1/vault/peer-tls")`, 32 bytes.
     pub fn peer_tls_seed(&self) -> Zeroizing<[u8; 32]> {
-        let mut out = Zeroizing::new([0u8; 32]);
-        hkdf_12::Hkdf::<Sha256>::new(None, self.ticket_key.as_ref())
-            .expand(PEER_TLS_LABEL.as_bytes(), out.as_mut())
-            .expect("32 bytes is a valid HKDF length");
-        out
+        self.ticket_subkey(PEER_TLS_LABEL)
     }
 
     /// The channel public keys, by key id, for the fleet key bundle.
