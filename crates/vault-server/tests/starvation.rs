@@ -92,8 +92,17 @@ fn closed_by(mut stream: &TcpStream, deadline: Instant) -> bool {
     }
 }
 
+/// The tests here open hundreds of connections (each takes an ephemeral port) while others
+/// pick free ports for their servers: run one at a time, so that no test's client socket takes
+/// the port another test just chose for a listener.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn stalled_requests_are_dropped_and_others_served() {
+    let _alone = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     init_dir(dir.path(), "starvation.fleet", 5);
     let (mut child, addr) = serve(dir.path(), None);
@@ -183,6 +192,7 @@ fn serve(dir: &Path, files: Option<u64>) -> (Child, SocketAddr) {
 
 #[test]
 fn idle_connections_cannot_exhaust_descriptors() {
+    let _alone = one_at_a_time();
     let own_limit = open_files_limit(std::process::id());
     // The server gets the usual default of 1024 unless this process may not open enough
     // connections to exceed that; then it gets half of what this process may open.
@@ -236,6 +246,7 @@ fn resident_kib(pid: u32) -> u64 {
 
 #[test]
 fn slow_peer_uploads_do_not_grow_memory() {
+    let _alone = one_at_a_time();
     const DECLARED: usize = 64 * 1024 * 1024;
     const SENT_MIB: usize = 56;
     const UPLOADS: u8 = 8;
