@@ -109,6 +109,23 @@ pub enum FleetError {
     },
 }
 
+impl FleetError {
+    /// The error's code in the spec's closed vocabulary (section 4.3).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::UnsupportedVersion(_) => "unsupported-version",
+            Self::DuplicateKeyId(_) => "duplicate-key-id",
+            Self::BadAuthoritySignature => "bad-authority-signature",
+            Self::MissingAuditorSignature => "missing-auditor-signature",
+            Self::BadAuditorSignature => "bad-auditor-signature",
+            Self::WrongFleet => "wrong-fleet",
+            Self::Expired { .. } => "expired",
+            Self::Rollback { .. } => "rollback",
+        }
+    }
+}
+
 /// The content of a fleet key bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FleetBundle {

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 pub mod backup_format;
 pub mod crypt15;
+pub mod fleet_bundle;
 pub mod fuzz_targets;
 pub mod key_encoding;
 pub mod key_schedule;
@@ -56,6 +57,11 @@ pub fn generate() -> Vec<VectorFile> {
         ("crypt15", crypt15::generate(), include_str!("../schemas/crypt15.schema.json")),
         ("vault", vault::generate(), include_str!("../schemas/vault.schema.json")),
         (
+            "fleet-bundle",
+            fleet_bundle::generate(),
+            include_str!("../schemas/fleet-bundle.schema.json"),
+        ),
+        (
             "replication",
             replication::generate(),
             include_str!("../schemas/replication.schema.json"),
@@ -80,6 +86,7 @@ pub fn verify(json: &Value) -> Result<usize, String> {
         backup_format::ALGORITHM => backup_format::verify_case,
         crypt15::ALGORITHM => crypt15::verify_case,
         vault::ALGORITHM => vault::verify_case,
+        fleet_bundle::ALGORITHM => fleet_bundle::verify_case,
         replication::ALGORITHM => replication::verify_case,
         other => return Err(format!("unknown algorithm {other:?}")),
     };

@@ -12,13 +12,21 @@ fn vectors_dir() -> PathBuf {
 #[test]
 fn published_vectors_match_the_generator_and_verify() {
     let files = e2ee_backup_vectors::check_dir(&vectors_dir()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(files, 12);
+    assert_eq!(files, 14);
 }
 
 #[test]
 fn every_vector_file_follows_its_schema() {
-    for name in ["key-encoding", "key-schedule", "backup-format", "crypt15", "vault", "replication"]
-    {
+    let names = [
+        "key-encoding",
+        "key-schedule",
+        "backup-format",
+        "crypt15",
+        "vault",
+        "fleet-bundle",
+        "replication",
+    ];
+    for name in names {
         let read = |path: PathBuf| -> Value {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
         };
@@ -27,6 +35,34 @@ fn every_vector_file_follows_its_schema() {
         let validator = jsonschema::validator_for(&schema).unwrap();
         let errors: Vec<String> = validator.iter_errors(&vectors).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{name}: {errors:#?}");
+    }
+}
+
+/// A client that skips a check of spec 4.3, or makes them in another order, fails a case.
+#[test]
+fn fleet_bundle_cases_catch_a_changed_expectation() {
+    let path = vectors_dir().join("fleet-bundle.json");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut changed = Vec::new();
+    // The expired-and-rolled-back case, answered as if rollback were checked first.
+    let mut order = json.clone();
+    let case = order["testGroups"][1]["tests"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|t| t["comment"].as_str().unwrap().starts_with("expired and rolled back"))
+        .unwrap();
+    case["error"] = "rollback".into();
+    changed.push(order);
+    // The boundary now = not_after, answered as expired.
+    let mut boundary = json.clone();
+    let case = &mut boundary["testGroups"][0]["tests"][1];
+    case["result"] = "invalid".into();
+    case["error"] = "expired".into();
+    case.as_object_mut().unwrap().remove("bundle");
+    changed.push(boundary);
+    for json in changed {
+        assert!(e2ee_backup_vectors::verify(&json).is_err());
     }
 }
 
