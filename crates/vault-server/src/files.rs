@@ -96,6 +96,12 @@ impl KsfName {
     }
 }
 
+/// `[name]` followed by `value`'s keys, in TOML.
+fn toml_section<T: Serialize>(name: &str, value: &T) -> String {
+    let table = std::collections::BTreeMap::from([(name, value)]);
+    toml::to_string(&table).expect("configuration sections serialise")
+}
+
 /// `config.toml`: the vault's policy and where it listens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -301,45 +307,27 @@ impl ConfigFile {
     }
 
     fn render_limits(&self) -> String {
-        #[derive(Serialize)]
-        struct Section<'a> {
-            limits: &'a Limits,
-        }
         let note = "\n# Timeouts and caps on connections and requests (spec section 4.15): a [limits]\n\
                     # section overrides the defaults key by key.\n";
-        if self.limits.is_default() {
-            return note.into();
-        }
-        let section = toml::to_string(&Section { limits: &self.limits }).expect("serialises");
-        format!("{note}{section}")
+        let section = (!self.limits.is_default()).then(|| toml_section("limits", &self.limits));
+        format!("{note}{}", section.unwrap_or_default())
     }
 
     fn render_relay(&self) -> String {
-        #[derive(Serialize)]
-        struct Section<'a> {
-            relay: &'a RelayConfig,
-        }
         let note = "\n# Account authentication by the relay and per-account rates (spec section\n\
                     # 4.15.1): [relay] public_key = \"<64 hex digits>\", requests_per_minute = N.\n";
-        if self.relay.is_off() {
-            return note.into();
-        }
-        let section = toml::to_string(&Section { relay: &self.relay }).expect("serialises");
-        format!("{note}{section}")
+        let section = (!self.relay.is_off()).then(|| toml_section("relay", &self.relay));
+        format!("{note}{}", section.unwrap_or_default())
     }
 
     fn render_replica(&self) -> String {
-        #[derive(Serialize)]
-        struct Section<'a> {
-            replica: &'a ReplicaConfig,
-        }
         match &self.replica {
             None => String::new(),
             Some(replica) => format!(
                 "\n# This replica's place in the fleet (spec chapter 7). node_id is never reused;\n\
                  # members is the fleet at bootstrap. peer_listen must be reachable by the other\n\
                  # replicas only.\n{}",
-                toml::to_string(&Section { replica }).expect("the section serialises")
+                toml_section("replica", replica)
             ),
         }
     }

@@ -527,6 +527,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 #[derive(Clone)]
 pub struct PeerSeal {
     key: Arc<Zeroizing<[u8; 32]>>,
+    /// This node's id (also held by `receiver`, read here without its lock).
+    me: NodeId,
     receiver: Arc<std::sync::Mutex<peer::Receiver>>,
     /// Broken variant: replies bound to nothing but their route and header.
     #[cfg(feature = "broken-variants")]
@@ -545,6 +547,7 @@ impl PeerSeal {
     pub fn new(key: Zeroizing<[u8; 32]>, me: NodeId) -> Self {
         Self {
             key: Arc::new(key),
+            me,
             receiver: Arc::new(std::sync::Mutex::new(peer::Receiver::new(me))),
             #[cfg(feature = "broken-variants")]
             unbound_replies: false,
@@ -559,10 +562,6 @@ impl PeerSeal {
         self
     }
 
-    fn me(&self) -> NodeId {
-        self.receiver.lock().unwrap_or_else(std::sync::PoisonError::into_inner).me()
-    }
-
     /// Seals the request `message` on `route` for node `to`; the body and what opens the reply.
     pub fn seal_request<T: Serialize>(
         &self,
@@ -571,7 +570,7 @@ impl PeerSeal {
         message: &T,
     ) -> (Vec<u8>, peer::Outgoing) {
         let body = Zeroizing::new(postcard::to_stdvec(message).expect("peer messages serialise"));
-        peer::seal_request(&mut OsRng, &self.key, route, (self.me(), to), now_ms(), &body)
+        peer::seal_request(&mut OsRng, &self.key, route, (self.me, to), now_ms(), &body)
     }
 
     /// Opens the reply to the request `outgoing`; `None` if it is not that request's reply or
@@ -616,7 +615,7 @@ impl PeerSeal {
             let request = incoming.header();
             let header = peer::Header {
                 direction: peer::Direction::Reply,
-                from: self.me(),
+                from: self.me,
                 to: request.from,
                 sent_at_ms: now_ms(),
                 message_id: request.message_id,

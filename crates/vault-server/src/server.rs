@@ -208,9 +208,7 @@ async fn vault(
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let message = format!("the body exceeds the limit of {MAX_BODY} bytes");
-            let response = error(StatusCode::PAYLOAD_TOO_LARGE, "too-large", message);
-            return refused(StatusCode::PAYLOAD_TOO_LARGE, "too-large", response);
+            return refused(StatusCode::PAYLOAD_TOO_LARGE, "too-large", too_large());
         }
         Err(rejection) => {
             let message = format!("the body could not be read: {rejection}");

@@ -3,7 +3,7 @@
 //! replica is removed; with two of the original replicas gone, the fleet of three voters
 //! still answers through the new replica, and node ids are not reused.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,31 +14,11 @@ use e2ee_backup_vault_server::cluster::{FleetProcesses, Signal};
 use e2ee_backup_vault_server::files::{CONFIG_FILE, ConfigFile, replica_dir, unix_now};
 use e2ee_backup_vault_server::{InitOptions, KsfName, members};
 
+mod common;
+
+use common::{free_loopback, place_replicas};
+
 const BIN: &str = env!("CARGO_BIN_EXE_e2ee-backup-vault");
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-/// Gives every replica of `dir` fresh loopback ports, in its own and everyone's member list.
-fn assign_ports(dir: &Path, count: u64) {
-    let addrs: Vec<(SocketAddr, SocketAddr)> =
-        (0..count).map(|_| (free_addr(), free_addr())).collect();
-    for id in 1..=count {
-        let path = replica_dir(dir, id).join(CONFIG_FILE);
-        let mut config = ConfigFile::read(&path).unwrap();
-        let (api, peer) = addrs[(id - 1) as usize];
-        config.listen = api;
-        let replica = config.replica.as_mut().unwrap();
-        replica.peer_listen = peer;
-        for m in &mut replica.members {
-            let (api, peer) = addrs[(m.id - 1) as usize];
-            m.api = api.to_string();
-            m.peer = peer.to_string();
-        }
-        std::fs::write(&path, config.render()).unwrap();
-    }
-}
 
 /// Runs `journey`, retrying while the fleet elects or catches up.
 fn retrying<T, E: std::fmt::Debug>(mut journey: impl FnMut() -> Result<T, E>) -> T {
@@ -62,7 +42,9 @@ fn a_replica_is_added_caught_up_and_an_old_one_removed() {
         ..InitOptions::new(dir.path(), "members.fleet")
     };
     let report = e2ee_backup_vault_server::init(&options).unwrap();
-    assign_ports(dir.path(), 3);
+    let apis: Vec<SocketAddr> = (0..3).map(|_| free_loopback()).collect();
+    let peers: Vec<SocketAddr> = (0..3).map(|_| free_loopback()).collect();
+    place_replicas(dir.path(), &apis, &peers, &peers);
     let mut fleet = FleetProcesses::start(Path::new(BIN), dir.path(), 3).unwrap();
     let leader = fleet.wait_for_leader(Duration::from_secs(30)).unwrap();
     let follower = (leader + 1) % 3;
@@ -79,10 +61,10 @@ fn a_replica_is_added_caught_up_and_an_old_one_removed() {
     let new_dir = replica_dir(dir.path(), 4);
     let from = replica_dir(dir.path(), 1);
     assert!(
-        members::prepare(&from, &new_dir, 2, free_addr(), free_addr()).is_err(),
+        members::prepare(&from, &new_dir, 2, free_loopback(), free_loopback()).is_err(),
         "a node id of the fleet is refused"
     );
-    members::prepare(&from, &new_dir, 4, free_addr(), free_addr()).unwrap();
+    members::prepare(&from, &new_dir, 4, free_loopback(), free_loopback()).unwrap();
     let fourth = fleet.launch(4, &new_dir).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let via = |i: usize| {

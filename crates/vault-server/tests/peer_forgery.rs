@@ -19,7 +19,7 @@
 //! scenario against replicas that accept any reply sealed under the fleet key
 //! (`E2EE_VAULT_BROKEN=unbound-peer-replies`) and requires that the attack succeeds there.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,9 +35,13 @@ use e2ee_backup_vault::client::{ClientError, Endpoint, Login};
 use e2ee_backup_vault_server::client::{self, HttpError, HttpVault};
 use e2ee_backup_vault_server::cluster::{FleetProcesses, Signal};
 use e2ee_backup_vault_server::files::unix_now;
-use e2ee_backup_vault_server::files::{CONFIG_FILE, ConfigFile, FleetPin, PIN_FILE, replica_dir};
+use e2ee_backup_vault_server::files::{FleetPin, PIN_FILE};
 use e2ee_backup_vault_server::{InitOptions, KsfName};
 use rand_core::{OsRng, RngCore as _};
+
+mod common;
+
+use common::{free_loopback, place_replicas};
 
 const EXE: &str = env!("CARGO_BIN_EXE_e2ee-backup-vault");
 const REPLICAS: usize = 3;
@@ -130,15 +134,6 @@ async fn relay_message(
     (status, reply).into_response()
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free port");
-    listener.local_addr().expect("bound").port()
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port)
-}
-
 /// A fleet of three replicas with a relay at each peer address.
 struct Fleet {
     _root: tempfile::TempDir,
@@ -161,8 +156,8 @@ impl Fleet {
             .expect("a runtime");
         let root = tempfile::tempdir().expect("a temporary directory");
         let dir = root.path().join("fleet");
-        let apis: Vec<_> = (0..REPLICAS).map(|_| loopback(free_port())).collect();
-        let peers: Vec<_> = (0..REPLICAS).map(|_| loopback(free_port())).collect();
+        let apis: Vec<_> = (0..REPLICAS).map(|_| free_loopback()).collect();
+        let peers: Vec<_> = (0..REPLICAS).map(|_| free_loopback()).collect();
         let mut relays = Vec::new();
         let mut relay_addrs = Vec::new();
         for (i, peer) in peers.iter().enumerate() {
@@ -195,19 +190,7 @@ impl Fleet {
             ..InitOptions::new(&dir, "fleet.forgery")
         };
         e2ee_backup_vault_server::init(&options).expect("init");
-        for i in 0..REPLICAS {
-            let path = replica_dir(&dir, i as u64 + 1).join(CONFIG_FILE);
-            let mut config = ConfigFile::read(&path).expect("the configuration");
-            config.listen = apis[i];
-            let replica = config.replica.as_mut().expect("a [replica] section");
-            replica.peer_listen = peers[i];
-            for member in &mut replica.members {
-                let j = (member.id - 1) as usize;
-                member.api = apis[j].to_string();
-                member.peer = relay_addrs[j].to_string();
-            }
-            std::fs::write(&path, config.render()).expect("the configuration is written");
-        }
+        place_replicas(&dir, &apis, &peers, &relay_addrs);
         let procs = FleetProcesses::start_with_env(Path::new(EXE), &dir, REPLICAS as u64, env)
             .expect("the replicas start");
         procs.wait_for_leader(Duration::from_secs(30)).expect("a leader");

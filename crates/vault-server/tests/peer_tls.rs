@@ -3,7 +3,7 @@
 //! serves accounts over TLS; a plain-HTTP sender, and a TLS client without the fleet's key, get
 //! nothing through the peer port; a client with the fleet's key still meets the peer seal.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,13 +18,12 @@ use e2ee_backup_vault_server::peer_tls::PeerTls;
 use e2ee_backup_vault_server::raft::peer_client;
 use e2ee_backup_vault_server::{InitOptions, KsfName};
 
+mod common;
+
+use common::{free_loopback, place_replicas};
+
 const EXE: &str = env!("CARGO_BIN_EXE_e2ee-backup-vault");
 const REPLICAS: usize = 3;
-
-fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    listener.local_addr().unwrap()
-}
 
 /// What a POST of `body` to `/raft/append` at `addr` through `tls` gets: the status, or the
 /// error.
@@ -60,8 +59,8 @@ fn retrying(mut journey: impl FnMut() -> Result<(), JourneyError>) {
 fn replicas_speak_mutual_tls_and_strangers_get_nothing_through() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("fleet");
-    let apis: Vec<SocketAddr> = (0..REPLICAS).map(|_| free_addr()).collect();
-    let peers: Vec<SocketAddr> = (0..REPLICAS).map(|_| free_addr()).collect();
+    let apis: Vec<SocketAddr> = (0..REPLICAS).map(|_| free_loopback()).collect();
+    let peers: Vec<SocketAddr> = (0..REPLICAS).map(|_| free_loopback()).collect();
     let options = InitOptions {
         replicas: REPLICAS as u8,
         ksf: KsfName::Fast,
@@ -72,20 +71,11 @@ fn replicas_speak_mutual_tls_and_strangers_get_nothing_through() {
         ..InitOptions::new(&dir, "fleet.tls")
     };
     e2ee_backup_vault_server::init(&options).unwrap();
+    place_replicas(&dir, &apis, &peers, &peers);
     for i in 0..REPLICAS {
         let path = replica_dir(&dir, i as u64 + 1).join(CONFIG_FILE);
-        let mut config = ConfigFile::read(&path).unwrap();
-        config.listen = apis[i];
-        let replica = config.replica.as_mut().unwrap();
-        assert!(replica.peer_tls, "init --peer-tls writes peer_tls = true");
-        replica.peer_listen = peers[i];
-        for member in &mut replica.members {
-            let j = (member.id - 1) as usize;
-            member.api = apis[j].to_string();
-            member.peer = peers[j].to_string();
-        }
-        std::fs::write(&path, config.render()).unwrap();
-        assert!(std::fs::read_to_string(&path).unwrap().contains("peer_tls = true"));
+        let replica = ConfigFile::read(&path).unwrap().replica.unwrap();
+        assert!(replica.peer_tls, "init --peer-tls writes peer_tls = true, and it reads back");
     }
     let mut procs = FleetProcesses::start(Path::new(EXE), &dir, REPLICAS as u64).unwrap();
     let leader = procs.wait_for_leader(Duration::from_secs(30)).expect("a leader over TLS");

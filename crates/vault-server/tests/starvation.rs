@@ -23,19 +23,17 @@
 mod common;
 
 use std::io::{ErrorKind, Read as _, Write as _};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, endpoint, init_dir};
+use common::{BIN, endpoint, free_loopback, init_dir, place_replicas};
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_vault::client::Endpoint;
 use e2ee_backup_vault_server::client::{self, HttpVault};
 use e2ee_backup_vault_server::cluster::FleetProcesses;
-use e2ee_backup_vault_server::files::{
-    CONFIG_FILE, ConfigFile, FleetPin, PIN_FILE, replica_dir, unix_now,
-};
+use e2ee_backup_vault_server::files::{FleetPin, PIN_FILE, unix_now};
 use e2ee_backup_vault_server::limits::Limits;
 use e2ee_backup_vault_server::{InitOptions, KsfName};
 
@@ -234,10 +232,6 @@ fn idle_connections_cannot_exhaust_descriptors() {
     drop(held);
 }
 
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
 fn resident_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -260,27 +254,15 @@ fn slow_peer_uploads_do_not_grow_memory() {
         ..InitOptions::new(&dir, "peer-memory.fleet")
     };
     e2ee_backup_vault_server::init(&options).unwrap();
-    let addrs: Vec<(SocketAddr, SocketAddr)> = (0..3).map(|_| (free_addr(), free_addr())).collect();
-    for id in 1..=3u64 {
-        let path = replica_dir(&dir, id).join(CONFIG_FILE);
-        let mut config = ConfigFile::read(&path).unwrap();
-        let (api, peer) = addrs[(id - 1) as usize];
-        config.listen = api;
-        let replica = config.replica.as_mut().unwrap();
-        replica.peer_listen = peer;
-        for m in &mut replica.members {
-            let (api, peer) = addrs[(m.id - 1) as usize];
-            m.api = api.to_string();
-            m.peer = peer.to_string();
-        }
-        std::fs::write(&path, config.render()).unwrap();
-    }
+    let apis: Vec<SocketAddr> = (0..3).map(|_| free_loopback()).collect();
+    let peers: Vec<SocketAddr> = (0..3).map(|_| free_loopback()).collect();
+    place_replicas(&dir, &apis, &peers, &peers);
     let procs = FleetProcesses::start(&server_bin(), &dir, 3).unwrap();
     let leader = procs.wait_for_leader(Duration::from_secs(30)).unwrap();
     // A follower's peer port: the one attacked.
     let target = (leader + 1) % 3;
     let pid = procs.pids()[target];
-    let peer = addrs[target].1;
+    let peer = peers[target];
     std::thread::sleep(Duration::from_secs(1));
     let before = resident_kib(pid);
 
@@ -325,10 +307,10 @@ fn slow_peer_uploads_do_not_grow_memory() {
 
     // The fleet still serves, through the attacked replica as well.
     let pin = FleetPin::read(&dir.join(PIN_FILE)).unwrap();
-    let mut http = HttpVault::at(addrs[target].0).with_timeout(CLIENT_TIMEOUT);
+    let mut http = HttpVault::at(apis[target]).with_timeout(CLIENT_TIMEOUT);
     let bundle = client::fetch_bundle(&mut http, &pin.0, unix_now(), None).unwrap();
     let endpoint = Endpoint::from_bundle(&bundle).unwrap().accepting_fast_ksf();
     let leader = procs.wait_for_leader(Duration::from_secs(30)).unwrap();
-    journey(addrs[leader].0, loopback(0, 0, 1), &endpoint, b"after the uploads");
+    journey(apis[leader], loopback(0, 0, 1), &endpoint, b"after the uploads");
     drop(streams);
 }

@@ -38,6 +38,8 @@ pub const MESSAGE_ID_LEN: usize = 16;
 pub const NONCE_LEN: usize = 12;
 /// Length of the AES-GCM tag that ends a sealed peer message.
 pub const TAG_LEN: usize = 16;
+/// The shortest sealed peer message: a header, a nonce and a tag.
+pub const MIN_SEALED_LEN: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
 /// The node id of an operator's tool (`member add` / `remove`): never a replica's.
 pub const OPERATOR: u64 = 0;
 /// The `to` of an operator's `members` request: whichever replica answers.
@@ -210,7 +212,7 @@ pub fn open_with(
     binding: &[u8],
     sealed: &[u8],
 ) -> Result<(Header, Zeroizing<Vec<u8>>), PeerError> {
-    if sealed.len() < HEADER_LEN + NONCE_LEN + TAG_LEN {
+    if sealed.len() < MIN_SEALED_LEN {
         return Err(PeerError::Malformed);
     }
     let header = Header::decode(sealed)?;
@@ -275,7 +277,7 @@ impl Outgoing {
         key: &[u8; 32],
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, PeerError> {
-        if sealed.len() < HEADER_LEN + NONCE_LEN + TAG_LEN {
+        if sealed.len() < MIN_SEALED_LEN {
             return Err(PeerError::Malformed);
         }
         let header = Header::decode(sealed)?;
@@ -374,7 +376,7 @@ impl Receiver {
         now_ms: u64,
         any_replica: bool,
     ) -> Result<(Zeroizing<Vec<u8>>, Incoming), PeerError> {
-        if sealed.len() < HEADER_LEN + NONCE_LEN + TAG_LEN {
+        if sealed.len() < MIN_SEALED_LEN {
             return Err(PeerError::Malformed);
         }
         let header = Header::decode(sealed)?;

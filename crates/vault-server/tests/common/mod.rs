@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 
 use e2ee_backup_vault::client::Endpoint;
 use e2ee_backup_vault_server::client::{self, HttpVault};
-use e2ee_backup_vault_server::files::{FleetPin, PIN_FILE, unix_now};
+use e2ee_backup_vault_server::files::{
+    CONFIG_FILE, ConfigFile, FleetPin, PIN_FILE, replica_dir, unix_now,
+};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_e2ee-backup-vault");
 
@@ -103,4 +105,35 @@ pub fn endpoint(http: &mut HttpVault, dir: &Path) -> Endpoint {
     let pin = FleetPin::read(&dir.join(PIN_FILE)).unwrap();
     let bundle = client::fetch_bundle(http, &pin.0, unix_now(), None).unwrap();
     Endpoint::from_bundle(&bundle).unwrap().accepting_fast_ksf()
+}
+
+/// A loopback address with a port the kernel just gave out (another may take it before use).
+pub fn free_loopback() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("bound")
+}
+
+/// Rewrites the configurations of the replicas of fleet directory `dir` (made by `init`):
+/// replica `i` listens for clients on `apis[i]` and for peers on `peer_listen[i]`, and every
+/// member `j` is announced at `apis[j]` and `announced_peers[j]` (a relay or a proxy in front of
+/// its peer listener, or the listener itself).
+pub fn place_replicas(
+    dir: &Path,
+    apis: &[SocketAddr],
+    peer_listen: &[SocketAddr],
+    announced_peers: &[SocketAddr],
+) {
+    for (i, (api, peer)) in apis.iter().zip(peer_listen).enumerate() {
+        let path = replica_dir(dir, i as u64 + 1).join(CONFIG_FILE);
+        let mut config = ConfigFile::read(&path).expect("the configuration");
+        config.listen = *api;
+        let replica = config.replica.as_mut().expect("a [replica] section");
+        replica.peer_listen = *peer;
+        for member in &mut replica.members {
+            let j = (member.id - 1) as usize;
+            member.api = apis[j].to_string();
+            member.peer = announced_peers[j].to_string();
+        }
+        std::fs::write(&path, config.render()).expect("the configuration is written");
+    }
 }
