@@ -7,7 +7,8 @@
 //! | `fleet-bundle.bin` | the signed fleet key bundle the server hands out (spec section 4.3) | 0644 |
 //! | `fleet.pin` | what clients pin (see [`FleetPin`]) | 0644 |
 //! | `config.toml` | the policy and the listen address (see [`ConfigFile`]) | 0644 |
-//! | `vault.redb` | the account records, created by the first `serve` | 0600 |
+//! | `vault.redb` | the account records (and a replica's log and snapshot), created by the first `serve` | 0600 |
+//! | `keys/` | the erasable keys that seal registered records, log entries and snapshots inside `vault.redb` ([`crate::at_rest`], spec 4.13.1); never copy it without `vault.redb`, nor back it up: a destroyed key must stay destroyed | 0700, files 0600 |
 
 use std::fs;
 use std::io::Write as _;

@@ -5,6 +5,8 @@
 //!   key bundle, client pin, configuration).
 //! * [`store`]: the account records in one `redb` file, every change committed durably before
 //!   the reply that follows it is sealed.
+//! * [`at_rest`]: the erasable keys outside the database that seal registrations, log entries
+//!   and snapshots, destroyed when a registration ends (lockout erases, spec 4.13.1).
 //! * [`server`]: the axum server. [`RunningServer`] runs on the caller's tokio runtime;
 //!   [`BackgroundServer`] brings its own, for synchronous callers.
 //! * [`replication`]: how a command becomes a durable decision (spec chapter 7): the
@@ -73,6 +75,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod at_rest;
 pub mod client;
 pub mod cluster;
 pub mod files;

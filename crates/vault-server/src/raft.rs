@@ -7,9 +7,13 @@
 //!   goes back to the request that proposed the entry, on the leader, which only then seals
 //!   the reply (and computes KE2).
 //! * One `redb` file per replica (`vault.redb`) holds the account records, the log, the vote
-//!   and the snapshot. Log appends and votes are committed with `Durability::Immediate`
-//!   (fsync) before they are acknowledged; state-machine writes are not synced on their own:
-//!   they are redone from the durable log after a crash.
+//!   and the snapshot. Registered records, log entries and the stored snapshot are sealed under
+//!   erasable keys outside the file ([`crate::at_rest`]); a replica that applies a lockout or a
+//!   delete destroys the registration's key, then builds a snapshot and purges its log up to
+//!   it, which rotates the log key (spec section 4.13.1). Log appends and votes are committed
+//!   with `Durability::Immediate` (fsync) before they are acknowledged; state-machine writes
+//!   are not synced on their own (they are redone from the durable log after a crash) unless
+//!   they end a registration.
 //! * Peers talk HTTP on a separate listener (`peer_listen`), each body a peer message of spec
 //!   section 7.7: sealed under the fleet's peer key, bound to sender, receiver and time, each
 //!   reply bound to the request it answers, each request accepted once ([`PeerSeal`]).
@@ -53,10 +57,11 @@ use redb::{Database, Durability, ReadableTable as _, TableDefinition};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::at_rest::{Keyring, Kind};
 use crate::limits::{BodyBudget, BodyRefusal, Limits};
 use crate::peer_tls::PeerTls;
 use crate::replication::{BoxFuture, ReplicaStatus, Replication, ReplicationError};
-use crate::store::ACCOUNTS;
+use crate::store::{ACCOUNTS, registered_version};
 
 /// A replica's identity in the fleet: its node id.
 pub type NodeId = u64;
@@ -141,7 +146,11 @@ pub type Raft = openraft::Raft<TypeConfig>;
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
-/// The log, keyed by index; each value is a postcard-encoded openraft entry.
+/// A replica's storage: its database and the erasable keys that seal what it holds.
+pub type Stores = (Arc<Database>, Arc<Keyring>);
+
+/// The log, keyed by index; each value is a postcard-encoded openraft entry, sealed under the
+/// replica's current log key ([`Kind::LogEntry`]).
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 /// Engine metadata: vote, committed, last purged, last applied, membership, snapshot.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
@@ -232,20 +241,33 @@ fn put_meta<T: Serialize>(
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    keys: Arc<Keyring>,
     /// `Immediate`: an append or vote is acknowledged only once it is on disk.
     durability: Durability,
 }
 
 impl LogStore {
-    /// The log of `db`.
-    pub fn new(db: Arc<Database>) -> Self {
-        Self { db, durability: Durability::Immediate }
+    /// The log of `db`, its entries sealed under `keys`' log key.
+    pub fn new(db: Arc<Database>, keys: Arc<Keyring>) -> Self {
+        Self { db, keys, durability: Durability::Immediate }
     }
-}
 
-impl RaftLogReader<TypeConfig> for LogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
-        &mut self,
+    fn seal_entry(
+        &self,
+        number: u64,
+        entry: &Entry<TypeConfig>,
+    ) -> StorageResult<Zeroizing<Vec<u8>>> {
+        let plain = Zeroizing::new(encode(entry)?);
+        self.keys.seal(Kind::LogEntry, number, b"", &plain).map_err(storage_error)
+    }
+
+    fn open_entry(&self, stored: &[u8]) -> StorageResult<Entry<TypeConfig>> {
+        let plain = self.keys.unseal(b"", stored).map_err(storage_error)?;
+        decode(&plain)
+    }
+
+    fn read_entries<RB: RangeBounds<u64>>(
+        &self,
         range: RB,
     ) -> StorageResult<Vec<Entry<TypeConfig>>> {
         let txn = self.db.begin_read().map_err(storage_error)?;
@@ -257,9 +279,23 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut entries = Vec::new();
         for item in table.range(range).map_err(storage_error)? {
             let (_, value) = item.map_err(storage_error)?;
-            entries.push(decode(value.value())?);
+            entries.push(self.open_entry(value.value())?);
         }
         Ok(entries)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> StorageResult<Vec<Entry<TypeConfig>>> {
+        // A purge may re-seal the entries under a new log key and destroy the old one between
+        // this read's snapshot of the table and its opening: read again, in a new transaction.
+        match self.read_entries(range.clone()) {
+            Ok(entries) => Ok(entries),
+            Err(_) => self.read_entries(range),
+        }
     }
 }
 
@@ -271,17 +307,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let txn = self.db.begin_read().map_err(storage_error)?;
         let last = match txn.open_table(LOG) {
             Ok(table) => match table.last().map_err(storage_error)? {
-                Some((_, value)) => Some(decode::<Entry<TypeConfig>>(value.value())?.log_id),
+                Some((_, value)) => Some(self.open_entry(value.value())?.log_id),
                 None => None,
             },
             Err(redb::TableError::TableDoesNotExist(_)) => None,
             Err(e) => return Err(storage_error(e)),
         };
-        let first = match txn.open_table(LOG) {
-            Ok(t) => t.first().ok().flatten().map(|(k, _)| k.value()),
-            Err(_) => None,
-        };
-        eprintln!("DEBUG get_log_state purged={last_purged:?} first={first:?} last={last:?}");
         Ok(LogState { last_purged_log_id: last_purged, last_log_id: last.or(last_purged) })
     }
 
@@ -311,12 +342,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
+        let number = self.keys.current(Kind::LogEntry).map_err(storage_error)?;
         let mut txn = self.db.begin_write().map_err(storage_error)?;
         txn.set_durability(self.durability);
         {
             let mut table = txn.open_table(LOG).map_err(storage_error)?;
             for entry in entries {
-                let bytes = encode(&entry)?;
+                let bytes = self.seal_entry(number, &entry)?;
                 table.insert(entry.log_id.index, bytes.as_slice()).map_err(storage_error)?;
             }
         }
@@ -337,21 +369,33 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         txn.commit().map_err(storage_error)
     }
 
+    /// Removes the entries up to `log_id` and rotates the log key: the entries kept are
+    /// re-sealed under a new key in the same durable transaction, then every older key is
+    /// destroyed, so the purged entries' bytes (in freed pages) open no more.
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
         let bytes = encode(&log_id)?;
+        let number = self.keys.rotate(Kind::LogEntry).map_err(storage_error)?;
+        let kept = self.read_entries(log_id.index + 1..)?;
         let mut txn = self.db.begin_write().map_err(storage_error)?;
-        txn.set_durability(self.durability);
+        txn.set_durability(Durability::Immediate);
         {
             let mut meta = txn.open_table(META).map_err(storage_error)?;
             meta.insert("last_purged", bytes.as_slice()).map_err(storage_error)?;
             let mut table = txn.open_table(LOG).map_err(storage_error)?;
             table.retain_in(..=log_id.index, |_, _| false).map_err(storage_error)?;
+            for entry in &kept {
+                let sealed = self.seal_entry(number, entry)?;
+                table.insert(entry.log_id.index, sealed.as_slice()).map_err(storage_error)?;
+            }
         }
-        txn.commit().map_err(storage_error)
+        txn.commit().map_err(storage_error)?;
+        self.keys.destroy_before(Kind::LogEntry, number).map_err(storage_error)
     }
 }
 
-/// A snapshot as stored and sent: every account record at one log position.
+/// A snapshot as sent: every account record at one log position, in the clear (the receiver
+/// seals them under its own keys; the transport is sealed, spec 7.7). Stored, it is sealed under
+/// a snapshot key of its own ([`Kind::Snapshot`]).
 #[derive(Serialize, Deserialize)]
 struct SnapshotBody {
     accounts: Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)>,
@@ -369,12 +413,40 @@ struct StoredSnapshot {
 pub struct StateMachine {
     db: Arc<Database>,
     hsm: Arc<Hsm>,
+    keys: Arc<Keyring>,
+    /// The index of the last applied entry that ended a registration: the replica then builds
+    /// a snapshot and purges its log up to it ([`RaftReplication`]).
+    erased: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl StateMachine {
-    /// The state machine of `db`, deciding with `hsm`.
-    pub fn new(db: Arc<Database>, hsm: Arc<Hsm>) -> Self {
-        Self { db, hsm }
+    /// The state machine of `db`, deciding with `hsm`, records sealed under `keys` (keys no
+    /// durable record uses are destroyed first, [`crate::store::sweep_keys`]).
+    pub fn new(
+        db: Arc<Database>,
+        hsm: Arc<Hsm>,
+        keys: Arc<Keyring>,
+    ) -> Result<(Self, tokio::sync::watch::Receiver<u64>), crate::store::StoreError> {
+        crate::store::sweep_keys(&db, &keys)?;
+        let (erased, watch) = tokio::sync::watch::channel(0);
+        Ok((Self { db, hsm, keys, erased: Arc::new(erased) }, watch))
+    }
+
+    /// The snapshot stored in `db`, opened.
+    fn stored_snapshot(&self) -> StorageResult<Option<StoredSnapshot>> {
+        let Some(sealed) = get_meta::<serde_bytes::ByteBuf>(&self.db, "snapshot")? else {
+            return Ok(None);
+        };
+        let plain = self.keys.unseal(b"", &sealed).map_err(storage_error)?;
+        decode(&plain).map(Some)
+    }
+
+    /// Seals `stored` under a new snapshot key (durable before the commit that uses it).
+    fn seal_snapshot(&self, stored: &StoredSnapshot) -> StorageResult<(u64, Zeroizing<Vec<u8>>)> {
+        let number = self.keys.rotate(Kind::Snapshot).map_err(storage_error)?;
+        let plain = Zeroizing::new(encode(stored)?);
+        let sealed = self.keys.seal(Kind::Snapshot, number, b"", &plain).map_err(storage_error)?;
+        Ok((number, Zeroizing::new(encode(&serde_bytes::Bytes::new(&sealed))?)))
     }
 }
 
@@ -390,9 +462,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         if let Ok(table) = txn.open_table(ACCOUNTS) {
             for item in table.iter().map_err(storage_error)? {
                 let (key, value) = item.map_err(storage_error)?;
+                let record =
+                    self.keys.open_record(key.value(), value.value()).map_err(storage_error)?;
                 accounts.push((
                     serde_bytes::ByteBuf::from(key.value().to_vec()),
-                    serde_bytes::ByteBuf::from(value.value().to_vec()),
+                    serde_bytes::ByteBuf::from(record.encode()),
                 ));
             }
         }
@@ -405,7 +479,15 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
         let stored =
             StoredSnapshot { meta: meta.clone(), data: serde_bytes::ByteBuf::from(data.to_vec()) };
-        put_meta(&self.db, "snapshot", &stored, Durability::Immediate)?;
+        let (number, sealed) = self.seal_snapshot(&stored)?;
+        let mut txn = self.db.begin_write().map_err(storage_error)?;
+        txn.set_durability(Durability::Immediate);
+        {
+            let mut table = txn.open_table(META).map_err(storage_error)?;
+            table.insert("snapshot", sealed.as_slice()).map_err(storage_error)?;
+        }
+        txn.commit().map_err(storage_error)?;
+        self.keys.destroy_before(Kind::Snapshot, number).map_err(storage_error)?;
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data.to_vec())) })
     }
 }
@@ -428,13 +510,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: Send,
     {
         let mut replies = Vec::new();
+        // Accounts whose registration ended in this batch: the registration each keeps.
+        let mut ended: BTreeMap<Vec<u8>, Option<u32>> = BTreeMap::new();
+        let mut last_index = 0;
         let mut txn = self.db.begin_write().map_err(storage_error)?;
-        // Redone from the durable log after a crash: no fsync of its own.
-        txn.set_durability(Durability::None);
         {
             let mut accounts = txn.open_table(ACCOUNTS).map_err(storage_error)?;
             let mut meta = txn.open_table(META).map_err(storage_error)?;
             for entry in entries {
+                last_index = entry.log_id.index;
                 let applied = encode(&Some(entry.log_id))?;
                 meta.insert("applied", applied.as_slice()).map_err(storage_error)?;
                 match entry.payload {
@@ -448,31 +532,53 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     EntryPayload::Normal(LogCommand(command)) => {
                         let account = command.account();
                         let record = match accounts.get(account).map_err(storage_error)? {
-                            Some(value) => {
-                                let bytes = Zeroizing::new(value.value().to_vec());
-                                Some(AccountRecord::decode(&bytes).map_err(storage_error)?)
-                            }
+                            Some(value) => Some(
+                                self.keys
+                                    .open_record(account, value.value())
+                                    .map_err(storage_error)?,
+                            ),
                             None => None,
                         };
                         let (change, decision) = self.hsm.apply(&command, record);
-                        match change {
+                        // The registration the account keeps, when the entry changed it.
+                        let keep = match &change {
                             Some(RecordChange::Put(record)) => {
-                                let bytes = Zeroizing::new(record.encode());
+                                let bytes = self
+                                    .keys
+                                    .seal_record(account, record)
+                                    .map_err(storage_error)?;
                                 accounts
                                     .insert(account, bytes.as_slice())
                                     .map_err(storage_error)?;
+                                Some(registered_version(record))
                             }
                             Some(RecordChange::Delete) => {
                                 accounts.remove(account).map_err(storage_error)?;
+                                Some(None)
                             }
-                            None => {}
+                            None => None,
+                        };
+                        if let Some(keep) = keep
+                            && (self.keys.holds_other(account, keep) || ended.contains_key(account))
+                        {
+                            ended.insert(account.to_vec(), keep);
                         }
                         replies.push(Applied(Some(decision)));
                     }
                 }
             }
         }
+        // Redone from the durable log after a crash, so no fsync of its own, unless it ends a
+        // registration: its key is destroyed next, and a redo must never meet a record sealed
+        // under a destroyed key.
+        txn.set_durability(if ended.is_empty() { Durability::None } else { Durability::Immediate });
         txn.commit().map_err(storage_error)?;
+        if !ended.is_empty() {
+            for (account, keep) in &ended {
+                self.keys.retain_registration(account, *keep).map_err(storage_error)?;
+            }
+            self.erased.send_replace(last_index);
+        }
         Ok(replies)
     }
 
@@ -491,13 +597,28 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> StorageResult<()> {
         let data = Zeroizing::new(snapshot.into_inner());
         let body: SnapshotBody = decode(&data)?;
+        let mut records = Vec::with_capacity(body.accounts.len());
+        for (account, value) in &body.accounts {
+            let record = AccountRecord::decode(value).map_err(storage_error)?;
+            records.push((account.as_slice(), record));
+        }
+        // One write per key file for every registration the snapshot brings.
+        self.keys
+            .prepare_registrations(
+                records.iter().filter_map(|(a, r)| Some((*a, registered_version(r)?))),
+            )
+            .map_err(storage_error)?;
+        let stored =
+            StoredSnapshot { meta: meta.clone(), data: serde_bytes::ByteBuf::from(data.to_vec()) };
+        let (number, sealed) = self.seal_snapshot(&stored)?;
         let mut txn = self.db.begin_write().map_err(storage_error)?;
         txn.set_durability(Durability::Immediate);
         {
             let mut accounts = txn.open_table(ACCOUNTS).map_err(storage_error)?;
             accounts.retain(|_, _| false).map_err(storage_error)?;
-            for (key, value) in &body.accounts {
-                accounts.insert(key.as_slice(), value.as_slice()).map_err(storage_error)?;
+            for (account, record) in &records {
+                let bytes = self.keys.seal_record(account, record).map_err(storage_error)?;
+                accounts.insert(*account, bytes.as_slice()).map_err(storage_error)?;
             }
             let mut table = txn.open_table(META).map_err(storage_error)?;
             table
@@ -506,17 +627,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             table
                 .insert("membership", encode(&meta.last_membership)?.as_slice())
                 .map_err(storage_error)?;
-            let stored = StoredSnapshot {
-                meta: meta.clone(),
-                data: serde_bytes::ByteBuf::from(data.to_vec()),
-            };
-            table.insert("snapshot", encode(&stored)?.as_slice()).map_err(storage_error)?;
+            table.insert("snapshot", sealed.as_slice()).map_err(storage_error)?;
         }
-        txn.commit().map_err(storage_error)
+        txn.commit().map_err(storage_error)?;
+        self.keys.destroy_before(Kind::Snapshot, number).map_err(storage_error)?;
+        // Registrations the snapshot does not hold lose their keys.
+        crate::store::sweep_keys(&self.db, &self.keys).map_err(storage_error)
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
-        let stored: Option<StoredSnapshot> = get_meta(&self.db, "snapshot")?;
+        let stored = self.stored_snapshot()?;
         Ok(stored
             .map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data.into_vec())) }))
     }
@@ -986,72 +1106,95 @@ pub fn engine_config(tuning: Tuning) -> openraft::Config {
     }
 }
 
+/// After this replica applies an entry that ends a registration, its log still holds the
+/// registration's `RegisterFinish` (and its snapshot the record): build a snapshot past the
+/// entry, then purge the log up to that snapshot, which rotates the log key (spec 4.13.1).
+/// openraft defers a leader's purge while a follower still needs the entries.
+async fn compact_after_erasure(raft: Raft, mut erased: tokio::sync::watch::Receiver<u64>) {
+    while erased.changed().await.is_ok() {
+        // Gather the erasures of a burst into one snapshot.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let index = *erased.borrow_and_update();
+        if raft.trigger().snapshot().await.is_err() {
+            return;
+        }
+        let built = raft
+            .wait(Some(Duration::from_secs(30)))
+            .metrics(|m| m.snapshot.is_some_and(|s| s.index >= index), "snapshot after erasure")
+            .await;
+        let Ok(metrics) = built else { continue };
+        if let Some(snapshot) = metrics.snapshot
+            && raft.trigger().purge_log(snapshot.index).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
 /// A replicated vault: [`Replication`] on an openraft node.
 pub struct RaftReplication {
     raft: Raft,
     id: NodeId,
     /// How long a command may take to commit and apply before it counts as unconfirmed.
     pub commit_timeout: Duration,
-    /// The variant, its HSM and its database (it reads records outside the log).
+    /// The variant, its HSM, its database and keys (it reads records outside the log).
     #[cfg(feature = "broken-variants")]
-    broken: Option<(Broken, Arc<Hsm>, Arc<Database>)>,
+    broken: Option<(Broken, Arc<Hsm>, Stores)>,
 }
 
 impl RaftReplication {
-    /// Starts replica `id` on `db` with `network`; with `bootstrap`, a pristine replica
-    /// initialises the fleet with `members` (every replica may be started with the same list;
-    /// a fleet that exists ignores it).
+    /// Starts replica `id` on `db` (its erasable keys in `keys`) with `network`; with
+    /// `bootstrap`, a pristine replica initialises the fleet with `members` (every replica may
+    /// be started with the same list; a fleet that exists ignores it).
     pub async fn start<N: RaftNetworkFactory<TypeConfig>>(
         id: NodeId,
-        db: Arc<Database>,
+        (db, keys): Stores,
         hsm: Arc<Hsm>,
         network: N,
         tuning: Tuning,
         bootstrap: Option<BTreeMap<NodeId, Member>>,
     ) -> Result<Self, String> {
-        Self::start_with(id, db, hsm, network, tuning, bootstrap, LogStore::new).await
+        Self::start_with(id, (db, keys), hsm, network, tuning, bootstrap, LogStore::new).await
     }
 
     /// As [`RaftReplication::start`], in one of the deliberately broken variants.
     #[cfg(feature = "broken-variants")]
     pub async fn start_broken<N: RaftNetworkFactory<TypeConfig>>(
         id: NodeId,
-        db: Arc<Database>,
+        (db, keys): Stores,
         hsm: Arc<Hsm>,
         network: N,
         tuning: Tuning,
         bootstrap: Option<BTreeMap<NodeId, Member>>,
         broken: Broken,
     ) -> Result<Self, String> {
-        let log = |db| match broken {
-            Broken::SkipFsync => LogStore { db, durability: Durability::None },
-            _ => LogStore::new(db),
+        let log = |db, keys| match broken {
+            Broken::SkipFsync => LogStore { db, keys, durability: Durability::None },
+            _ => LogStore::new(db, keys),
         };
+        let stores = (db.clone(), keys.clone());
         let mut replication =
-            Self::start_with(id, db.clone(), hsm.clone(), network, tuning, bootstrap, log).await?;
-        replication.broken = Some((broken, hsm, db));
+            Self::start_with(id, stores, hsm.clone(), network, tuning, bootstrap, log).await?;
+        replication.broken = Some((broken, hsm, (db, keys)));
         Ok(replication)
     }
 
     async fn start_with<N: RaftNetworkFactory<TypeConfig>>(
         id: NodeId,
-        db: Arc<Database>,
+        (db, keys): Stores,
         hsm: Arc<Hsm>,
         network: N,
         tuning: Tuning,
         bootstrap: Option<BTreeMap<NodeId, Member>>,
-        log: impl FnOnce(Arc<Database>) -> LogStore,
+        log: impl FnOnce(Arc<Database>, Arc<Keyring>) -> LogStore,
     ) -> Result<Self, String> {
         let config = engine_config(tuning).validate().map_err(|e| e.to_string())?;
-        let raft = Raft::new(
-            id,
-            Arc::new(config),
-            network,
-            log(db.clone()),
-            StateMachine::new(db.clone(), hsm.clone()),
-        )
-        .await
-        .map_err(|e| format!("the consensus engine did not start: {e}"))?;
+        let (machine, erased) = StateMachine::new(db.clone(), hsm.clone(), keys.clone())
+            .map_err(|e| format!("the store did not open: {e}"))?;
+        let raft = Raft::new(id, Arc::new(config), network, log(db.clone(), keys), machine)
+            .await
+            .map_err(|e| format!("the consensus engine did not start: {e}"))?;
+        tokio::spawn(compact_after_erasure(raft.clone(), erased));
         if let Some(members) = bootstrap
             && !raft.is_initialized().await.map_err(|e| e.to_string())?
         {
@@ -1078,10 +1221,10 @@ impl RaftReplication {
     /// Commits `command` and returns the decision its apply made on the leader.
     async fn propose(&self, command: Command) -> Result<Decision, ReplicationError> {
         #[cfg(feature = "broken-variants")]
-        if let Some((broken @ (Broken::Ke2BeforeCommit | Broken::LeaseRead), hsm, db)) =
+        if let Some((broken @ (Broken::Ke2BeforeCommit | Broken::LeaseRead), hsm, (db, keys))) =
             &self.broken
         {
-            return self.propose_broken(*broken, hsm, db, command).await;
+            return self.propose_broken(*broken, hsm, (db, keys), command).await;
         }
         let applied = self.commit(command).await?;
         applied.0.ok_or_else(|| {
@@ -1108,7 +1251,7 @@ impl RaftReplication {
         &self,
         broken: Broken,
         hsm: &Hsm,
-        db: &Database,
+        (db, keys): (&Database, &Keyring),
         command: Command,
     ) -> Result<Decision, ReplicationError> {
         let unconfirmed = |e: &dyn std::fmt::Display| ReplicationError::Unconfirmed(e.to_string());
@@ -1117,9 +1260,10 @@ impl RaftReplication {
             let table = txn.open_table(ACCOUNTS).map_err(|e| unconfirmed(&e))?;
             let value = table.get(command.account()).map_err(|e| unconfirmed(&e))?;
             match value {
-                Some(value) => {
-                    Some(AccountRecord::decode(value.value()).map_err(|e| unconfirmed(&e))?)
-                }
+                Some(value) => Some(
+                    keys.open_record(command.account(), value.value())
+                        .map_err(|e| unconfirmed(&e))?,
+                ),
                 None => None,
             }
         };

@@ -521,11 +521,17 @@ impl RunningServer {
         let (hsm, bundle) = load_setup(&config.data_dir, config.policy)?;
         let hsm = Arc::new(hsm);
         let data_dir = config.data_dir.clone();
-        let db = tokio::task::spawn_blocking(move || store::open_database(&data_dir))
-            .await
-            .map_err(|e| ServerError::Task(e.to_string()))??;
+        let (db, keys) = tokio::task::spawn_blocking(move || {
+            Ok::<_, StoreError>((
+                store::open_database(&data_dir)?,
+                Arc::new(crate::at_rest::Keyring::open(&data_dir)?),
+            ))
+        })
+        .await
+        .map_err(|e| ServerError::Task(e.to_string()))??;
         let Some(replica) = config.replica.clone() else {
-            let single = SingleNode::new(hsm.clone(), Arc::new(RedbStore::new(db)));
+            let store = RedbStore::new(db, keys)?;
+            let single = SingleNode::new(hsm.clone(), Arc::new(store));
             return Self::serve(config, hsm, bundle, Arc::new(single), None).await;
         };
         let seal = PeerSeal::new(hsm.secrets().peer_key(), replica.node_id);
@@ -548,7 +554,7 @@ impl RunningServer {
             Some(replica.peer_listen.ip()).filter(|ip| !ip.is_unspecified()),
             tls.as_ref(),
         );
-        let (id, db, tuning) = (replica.node_id, Arc::new(db), replica.tuning());
+        let (id, db, tuning) = (replica.node_id, (Arc::new(db), keys), replica.tuning());
         #[cfg(feature = "broken-variants")]
         let replication = match raft::Broken::from_env() {
             Some(broken) => {

@@ -1,5 +1,8 @@
 //! Durable account records: one `redb` file, `vault.redb`, with one table `accounts` that maps
-//! the account identifier's bytes to [`AccountRecord::encode`] bytes.
+//! the account identifier's bytes to the record: [`AccountRecord::encode`] bytes, sealed under
+//! the registration's erasable key when the account is registered ([`crate::at_rest`], spec
+//! section 4.13.1). A change that ends a registration (lockout, delete, re-registration)
+//! destroys its key once the change is durable, so no copy of the file opens it afterwards.
 //!
 //! Every change is committed with redb's default durability ([`redb::Durability::Immediate`]:
 //! the commit returns only once the data and the new root are flushed to disk), inside
@@ -10,6 +13,9 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use e2ee_backup_vault::hsm::RecordChange;
+use std::sync::Arc;
+
+use crate::at_rest::Keyring;
 use e2ee_backup_vault::record::AccountRecord;
 use redb::{Database, TableDefinition};
 use thiserror::Error;
@@ -38,6 +44,17 @@ pub enum StoreError {
     /// A store that refuses on purpose (tests of the failure path).
     #[error("storage unavailable: {0}")]
     Unavailable(&'static str),
+    /// The erasable keys could not be read or written (spec section 4.13.1).
+    #[error("key storage error while {step}: {message}")]
+    Keys {
+        /// What the store was doing.
+        step: &'static str,
+        /// The system's message.
+        message: String,
+    },
+    /// A sealed stored value does not open (its key is gone, or the bytes were altered).
+    #[error("a sealed stored value does not open: {0}")]
+    Sealed(&'static str),
 }
 
 fn db_err(step: &'static str) -> impl FnOnce(redb::Error) -> StoreError {
@@ -56,6 +73,7 @@ pub trait RecordStore: Send + Sync + 'static {
 /// The redb-backed store.
 pub struct RedbStore {
     db: Database,
+    keys: Arc<Keyring>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -88,15 +106,32 @@ pub fn create_tables(db: &Database) -> Result<(), StoreError> {
     txn.commit().map_err(|e| db_err("creating the table")(e.into()))
 }
 
+/// Destroys every registration key that no durable record of `db` is sealed under: keys left
+/// by a crash between a commit and the destruction that follows it, and keys drawn for a
+/// registration whose commit did not survive (a replica redoes it from its log). Run before
+/// anything else uses the store.
+pub fn sweep_keys(db: &Database, keys: &Keyring) -> Result<(), StoreError> {
+    let txn = db.begin_read().map_err(|e| db_err("sweeping keys")(e.into()))?;
+    let table = txn.open_table(ACCOUNTS).map_err(|e| db_err("sweeping keys")(e.into()))?;
+    for account in keys.accounts() {
+        let stored =
+            table.get(account.as_slice()).map_err(|e| db_err("sweeping keys")(e.into()))?;
+        let keep = stored.and_then(|v| Keyring::sealed_version(v.value()));
+        keys.retain_registration(&account, keep)?;
+    }
+    Ok(())
+}
+
 impl RedbStore {
-    /// Opens (or creates) `data_dir/vault.redb` (see [`open_database`]).
+    /// Opens (or creates) `data_dir/vault.redb` (see [`open_database`]) and its keys.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        Ok(Self { db: open_database(data_dir)? })
+        Self::new(open_database(data_dir)?, Arc::new(Keyring::open(data_dir)?))
     }
 
-    /// The store over an open database (which must hold the accounts table).
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    /// The store over an open database (which must hold the accounts table) and its keys.
+    pub fn new(db: Database, keys: Arc<Keyring>) -> Result<Self, StoreError> {
+        sweep_keys(&db, &keys)?;
+        Ok(Self { db, keys })
     }
 
     /// The number of stored records.
@@ -122,17 +157,21 @@ impl RecordStore for RedbStore {
             return Ok(None);
         };
         let bytes = Zeroizing::new(value.value().to_vec());
-        Ok(Some(AccountRecord::decode(&bytes)?))
+        Ok(Some(self.keys.open_record(account, &bytes)?))
     }
 
     fn apply(&self, account: &[u8], change: &RecordChange) -> Result<(), StoreError> {
+        let keep = match change {
+            RecordChange::Put(record) => registered_version(record),
+            RecordChange::Delete => None,
+        };
         let txn = self.db.begin_write().map_err(|e| db_err("writing a record")(e.into()))?;
         {
             let mut table =
                 txn.open_table(ACCOUNTS).map_err(|e| db_err("writing a record")(e.into()))?;
             match change {
                 RecordChange::Put(record) => {
-                    let bytes = Zeroizing::new(record.encode());
+                    let bytes = self.keys.seal_record(account, record)?;
                     table
                         .insert(account, bytes.as_slice())
                         .map_err(|e| db_err("writing a record")(e.into()))?;
@@ -143,6 +182,15 @@ impl RecordStore for RedbStore {
             }
         }
         // Default durability: Immediate. The commit returns once the change is on disk.
-        txn.commit().map_err(|e| db_err("committing a record")(e.into()))
+        txn.commit().map_err(|e| db_err("committing a record")(e.into()))?;
+        // Only now may a registration the record no longer holds lose its key.
+        self.keys.retain_registration(account, keep)?;
+        Ok(())
     }
+}
+
+/// The registration a record holds, if it holds one: the key it is sealed under.
+pub fn registered_version(record: &AccountRecord) -> Option<u32> {
+    (record.state == e2ee_backup_vault::record::AccountState::Registered)
+        .then_some(record.record_version)
 }

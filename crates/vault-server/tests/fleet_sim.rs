@@ -25,6 +25,7 @@ use e2ee_backup_vault::hsm::{Command, Hsm, HsmConfig, HsmSecrets, RecordChange};
 use e2ee_backup_vault::messages::RefusalReason;
 use e2ee_backup_vault::record::AccountRecord;
 use e2ee_backup_vault::suite::KsfProfile;
+use e2ee_backup_vault_server::at_rest::Keyring;
 use e2ee_backup_vault_server::raft::{Member, NodeId, RaftReplication, Tuning, TypeConfig};
 use e2ee_backup_vault_server::replication::Replication as _;
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
@@ -69,6 +70,9 @@ struct World {
     rng: Mutex<ChaCha20Rng>,
     nodes: Mutex<BTreeMap<NodeId, Arc<RaftReplication>>>,
     disks: Mutex<BTreeMap<NodeId, CrashDisk>>,
+    /// Each replica's erasable keys: written through at once, as the real key files are
+    /// synced before use, so they survive a crash of the simulated disk.
+    keys: Mutex<BTreeMap<NodeId, Arc<Keyring>>>,
     /// Directed links that are cut: (from, to).
     cut: Mutex<BTreeSet<(NodeId, NodeId)>>,
     /// Per-mille of messages lost.
@@ -135,7 +139,14 @@ impl World {
             .collect();
         let network = SimNetwork { world: self.clone(), from: id };
         let bootstrap = bootstrap.then_some(members);
-        let db = Arc::new(db);
+        let keys = self
+            .keys
+            .lock()
+            .unwrap()
+            .entry(id)
+            .or_insert_with(|| Arc::new(Keyring::in_memory()))
+            .clone();
+        let db = (Arc::new(db), keys);
         let replication = match self.variant {
             Variant::Correct => {
                 RaftReplication::start(
@@ -574,6 +585,7 @@ fn new_world(seed: u64, variant: Variant, loss: u32) -> Arc<World> {
         rng: Mutex::new(rng),
         nodes: Mutex::new(BTreeMap::new()),
         disks: Mutex::new(BTreeMap::new()),
+        keys: Mutex::new(BTreeMap::new()),
         cut: Mutex::new(BTreeSet::new()),
         loss,
         trace: Mutex::new(Vec::new()),
