@@ -37,7 +37,7 @@ use e2ee_backup_vault::channel::{
     RequestEnvelope,
 };
 use e2ee_backup_vault::client::{Endpoint, Login, Registration};
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets, RecordChange, Step};
+use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets, RecordChange};
 use e2ee_backup_vault::messages::{Request, Response};
 use e2ee_backup_vault::record::{AccountRecord, AccountState};
 use e2ee_backup_vault::suite::{CONTEXT, KsfProfile};
@@ -93,27 +93,32 @@ impl Vault {
         vault
     }
 
-    /// One request through the HSM, as a driver runs it: open, load the record, handle,
-    /// persist into `records`, seal.
+    /// One request through the HSM, as a driver runs it (the one pipeline of `hsm`): open,
+    /// split into a command, load the record, apply, persist into `records`, seal.
     fn serve(&self, records: &mut Records, envelope: &[u8]) -> Vec<u8> {
         let opened = self.hsm.open(envelope).expect("the request opens");
-        let record = records.get(opened.account()).cloned();
-        let reply = match self.hsm.handle(opened, record, NOW) {
-            Step::Reply(reply) => reply,
-            Step::PersistThenReply(step) => step
-                .persist(|account, change| {
-                    match change {
-                        RecordChange::Put(record) => {
-                            records.insert(account.to_vec(), record.clone());
+        let (command, pending) = opened.into_command(NOW);
+        let decision = match command {
+            Err(refusal) => refusal,
+            Ok(command) => {
+                let record = records.get(command.account()).cloned();
+                self.hsm
+                    .apply(&command, record)
+                    .persist(|change| {
+                        match change {
+                            RecordChange::Put(record) => {
+                                records.insert(command.account().to_vec(), record.clone());
+                            }
+                            RecordChange::Delete => {
+                                records.remove(command.account());
+                            }
                         }
-                        RecordChange::Delete => {
-                            records.remove(account);
-                        }
-                    }
-                    Ok::<(), Infallible>(())
-                })
-                .unwrap_or_else(|never| match never {}),
+                        Ok::<(), Infallible>(())
+                    })
+                    .unwrap_or_else(|never| match never {})
+            }
         };
+        let reply = pending.reply(decision);
         self.hsm.seal(reply, &mut OsRng)
     }
 

@@ -539,25 +539,29 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             ),
                             None => None,
                         };
-                        let (change, decision) = self.hsm.apply(&command, record);
+                        let decided = self.hsm.apply(&command, record);
                         // The registration the account keeps, when the entry changed it.
-                        let keep = match &change {
-                            Some(RecordChange::Put(record)) => {
-                                let bytes = self
-                                    .keys
-                                    .seal_record(account, record)
-                                    .map_err(storage_error)?;
-                                accounts
-                                    .insert(account, bytes.as_slice())
-                                    .map_err(storage_error)?;
-                                Some(registered_version(record))
-                            }
-                            Some(RecordChange::Delete) => {
-                                accounts.remove(account).map_err(storage_error)?;
-                                Some(None)
-                            }
-                            None => None,
-                        };
+                        let mut keep = None;
+                        // Durable with the log: a crash redoes this write from the entry.
+                        let decision = decided.persist(|change| {
+                            keep = Some(match change {
+                                RecordChange::Put(record) => {
+                                    let bytes = self
+                                        .keys
+                                        .seal_record(account, record)
+                                        .map_err(storage_error)?;
+                                    accounts
+                                        .insert(account, bytes.as_slice())
+                                        .map_err(storage_error)?;
+                                    registered_version(record)
+                                }
+                                RecordChange::Delete => {
+                                    accounts.remove(account).map_err(storage_error)?;
+                                    None
+                                }
+                            });
+                            Ok::<_, StorageError<NodeId>>(())
+                        })?;
                         if let Some(keep) = keep
                             && (self.keys.holds_other(account, keep) || ended.contains_key(account))
                         {
@@ -1267,7 +1271,11 @@ impl RaftReplication {
                 None => None,
             }
         };
-        let (_, decision) = hsm.apply(&command, record);
+        // Deliberately wrong: the decision of a local read, released without any write.
+        let decision = match hsm.apply(&command, record).persist(|_| Ok::<_, ()>(())) {
+            Ok(decision) => decision,
+            Err(()) => unreachable!("the write above cannot fail"),
+        };
         if broken == Broken::Ke2BeforeCommit {
             let raft = self.raft.clone();
             tokio::spawn(async move {

@@ -111,10 +111,8 @@ impl Replication for SingleNode {
             let (hsm, store) = (self.hsm.clone(), self.store.clone());
             tokio::task::spawn_blocking(move || {
                 let record = store.load(command.account())?;
-                let (change, decision) = hsm.apply(&command, record);
-                if let Some(change) = change {
-                    store.apply(command.account(), &change)?;
-                }
+                let decided = hsm.apply(&command, record);
+                let decision = decided.persist(|change| store.apply(command.account(), change))?;
                 drop(guard);
                 Ok(decision)
             })

@@ -6,7 +6,7 @@
 //!
 //! Every change is committed with redb's default durability ([`redb::Durability::Immediate`]:
 //! the commit returns only once the data and the new root are flushed to disk), inside
-//! [`PersistThenReply::persist`](e2ee_backup_vault::hsm::PersistThenReply::persist), so the
+//! [`Decided::persist`](e2ee_backup_vault::hsm::Decided::persist), so the
 //! reply (a KE2 among others) is sealed only after its record change survives a crash.
 
 use std::os::unix::fs::OpenOptionsExt as _;

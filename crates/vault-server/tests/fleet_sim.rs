@@ -320,12 +320,15 @@ impl SequentialSpec for VaultSpec {
     type Ret = Outcome;
 
     fn invoke(&mut self, op: &Op) -> Outcome {
-        let (change, decision) = self.hsm.apply(&op.0, self.record.clone());
-        match change {
-            Some(RecordChange::Put(record)) => self.record = Some(record),
-            Some(RecordChange::Delete) => self.record = None,
-            None => {}
-        }
+        let record = &mut self.record;
+        let stored = self.hsm.apply(&op.0, record.clone()).persist(|change| {
+            *record = match change {
+                RecordChange::Put(new) => Some(new.clone()),
+                RecordChange::Delete => None,
+            };
+            Ok::<(), std::convert::Infallible>(())
+        });
+        let Ok(decision) = stored;
         Outcome {
             kind: decision.kind(),
             remaining: decision.remaining(),

@@ -1,17 +1,22 @@
 //! The HSM role (spec chapter 4, "The vault").
 //!
-//! [`Hsm::open`] opens a sealed request and names its account; the driver loads that account's
-//! record and hands both to [`Hsm::handle`], which decides without randomness and without a
-//! clock of its own (the driver passes `now`). The answer is a [`Step`]:
+//! One pipeline serves every request, in process and in the replicated server alike (spec
+//! sections 4.10.2 and 7.2):
 //!
-//! * [`Step::Reply`]: nothing to store; seal the reply with [`Hsm::seal`] and send it.
-//! * [`Step::PersistThenReply`]: the record changes. The reply (KE2 among others) is only
-//!   reachable through [`PersistThenReply::persist`], which runs the driver's durable write
-//!   first and releases the reply only when that write succeeded. This is how the vault makes
-//!   sure that no KE2 leaves before its charged attempt is durable.
+//! 1. [`Hsm::open`] opens a sealed request and names its account.
+//! 2. [`Opened::into_command`] splits it at time `now` into a [`Command`] (what a replicated
+//!    vault commits to its log) and a [`Pending`] (the response sealer, which stays with the
+//!    connection).
+//! 3. [`Hsm::apply`] decides the command on the account's stored record, without randomness
+//!    and without a clock of its own, into a [`Decided`]: the record change, if any, and the
+//!    [`Decision`], which only [`Decided::persist`] releases, after the driver's durable write
+//!    of the change succeeded. This is how the vault makes sure that no KE2 leaves before its
+//!    charged attempt is durable.
+//! 4. [`Pending::reply`] pairs the decision with its sealer; [`Hsm::seal`] computes the answer
+//!    (KE2, tickets) and seals it, drawing its randomness only now.
 //!
-//! KE2, tickets and sealing draw randomness in [`Hsm::seal`], after the write: a replicated
-//! driver can commit the record change through consensus and compute the reply on the leader.
+//! [`crate::memory::MemoryVault`] runs the pipeline on a `HashMap`; the server runs step 3 in
+//! its replication (one store, or a log every replica applies) and steps 1, 2 and 4 around it.
 
 use opaque_ke::{
     CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload,
@@ -363,16 +368,6 @@ pub enum RecordChange {
     Delete,
 }
 
-/// The outcome of [`Hsm::handle`].
-#[derive(Debug)]
-#[must_use = "a step holds the reply to send"]
-pub enum Step {
-    /// Nothing to store: seal and send the reply.
-    Reply(Reply),
-    /// Store the change durably, then seal and send the reply.
-    PersistThenReply(PersistThenReply),
-}
-
 /// A reply waiting to be sealed by [`Hsm::seal`].
 pub struct Reply {
     account: Vec<u8>,
@@ -648,33 +643,33 @@ fn uncharged(reason: RefusalReason) -> Outcome {
     answer(Response::Refused { reason, remaining: UNCHARGED_REMAINING })
 }
 
-/// A record change whose reply is released only once the change is durable.
+/// What [`Hsm::apply`] decided: the record change, if any, and the decision, which is released
+/// only once the change is durable.
 #[derive(Debug)]
-#[must_use = "the reply is only released by persist"]
-pub struct PersistThenReply {
-    change: RecordChange,
-    reply: Reply,
+#[must_use = "the decision is only released by persist"]
+pub struct Decided {
+    change: Option<RecordChange>,
+    decision: Decision,
 }
 
-impl PersistThenReply {
-    /// The account whose record changes.
-    pub fn account(&self) -> &[u8] {
-        &self.reply.account
+impl Decided {
+    /// The change to make durable, if the command changes the record.
+    pub fn change(&self) -> Option<&RecordChange> {
+        self.change.as_ref()
     }
 
-    /// The change to make durable.
-    pub fn change(&self) -> &RecordChange {
-        &self.change
-    }
-
-    /// Runs `write` (which must return only once the change is durable) and releases the reply
-    /// if it succeeded. If it fails, the reply is dropped: nothing may be sent.
+    /// Runs `write` on the change (it must return only once the change is durable, or, in a
+    /// replica, once it is part of the state its durable log redoes) and releases the decision
+    /// if it succeeded; a command that changes nothing releases it at once. If the write
+    /// fails, the decision is dropped: nothing may be sent.
     pub fn persist<E>(
         self,
-        write: impl FnOnce(&[u8], &RecordChange) -> Result<(), E>,
-    ) -> Result<Reply, E> {
-        write(&self.reply.account, &self.change)?;
-        Ok(self.reply)
+        write: impl FnOnce(&RecordChange) -> Result<(), E>,
+    ) -> Result<Decision, E> {
+        if let Some(change) = &self.change {
+            write(change)?;
+        }
+        Ok(self.decision)
     }
 }
 
@@ -718,32 +713,13 @@ impl Hsm {
         })
     }
 
-    /// Decides what an opened request does to `record` (the account's stored record, `None` if
-    /// there is none) at Unix time `now`. Deterministic: no randomness, no clock.
-    pub fn handle(&self, opened: Opened, record: Option<AccountRecord>, now: u64) -> Step {
-        let (command, pending) = opened.into_command(now);
-        let (change, decision) = match command {
-            Ok(command) => self.apply(&command, record),
-            Err(refusal) => (None, refusal),
-        };
-        let reply = pending.reply(decision);
-        match change {
-            None => Step::Reply(reply),
-            Some(change) => Step::PersistThenReply(PersistThenReply { change, reply }),
-        }
-    }
-
     /// Applies a command to `record` (the account's record, `None` if there is none): the
     /// record change, if any, and the decision. Deterministic: every replica that applies the
     /// same command to the same record gets the same change and decision.
-    pub fn apply(
-        &self,
-        command: &Command,
-        record: Option<AccountRecord>,
-    ) -> (Option<RecordChange>, Decision) {
+    pub fn apply(&self, command: &Command, record: Option<AccountRecord>) -> Decided {
         let (change, deferred) =
             self.decide(&command.account, &command.request, record, command.now);
-        (change, Decision(deferred))
+        Decided { change, decision: Decision(deferred) }
     }
 
     /// Spec 4.10.2: a locked record refuses everything; otherwise the request's own step.

@@ -1,11 +1,12 @@
 //! A reference driver that keeps records in memory: what tests, benchmarks and the demo run the
-//! vault on. It shows the whole contract a driver has: open, load, handle, persist, seal.
+//! vault on. It shows the whole contract a driver has: open, split into a command, load, apply,
+//! persist, seal.
 
 use std::collections::HashMap;
 
 use rand_core::{CryptoRng, RngCore};
 
-use crate::hsm::{Hsm, HsmError, RecordChange, Step};
+use crate::hsm::{Command, Decision, Hsm, HsmError, RecordChange};
 use crate::record::AccountRecord;
 
 /// A vault whose records live in a `HashMap`.
@@ -35,36 +36,40 @@ impl MemoryVault {
         self.records.get(account)
     }
 
-    /// Answers one sealed request.
+    /// Answers one sealed request, through the one pipeline (see [`crate::hsm`]): open, split
+    /// into a command, apply to the stored record, store the change, seal.
     pub fn call<R: RngCore + CryptoRng>(
         &mut self,
         rng: &mut R,
         envelope: &[u8],
     ) -> Result<Vec<u8>, HsmError> {
-        let opened = self.hsm.open(envelope)?;
-        let record = self.records.get(opened.account()).cloned();
-        let reply = match self.hsm.handle(opened, record, self.now) {
-            Step::Reply(reply) => reply,
-            Step::PersistThenReply(step) => {
-                let records = &mut self.records;
-                let writes = &mut self.writes;
-                let persisted = step.persist(|account, change| {
-                    match change {
-                        RecordChange::Put(record) => {
-                            records.insert(account.to_vec(), record.clone());
-                        }
-                        RecordChange::Delete => {
-                            records.remove(account);
-                        }
-                    }
-                    *writes += 1;
-                    Ok::<(), std::convert::Infallible>(())
-                });
-                match persisted {
-                    Ok(reply) => reply,
+        let (command, pending) = self.hsm.open(envelope)?.into_command(self.now);
+        let decision = match command {
+            Ok(command) => self.submit(&command),
+            Err(refusal) => refusal,
+        };
+        Ok(self.hsm.seal(pending.reply(decision), rng))
+    }
+
+    /// The in-memory counterpart of the server's replication: applies `command` to the
+    /// account's record and stores the change before the decision is released.
+    pub fn submit(&mut self, command: &Command) -> Decision {
+        let record = self.records.get(command.account()).cloned();
+        let decided = self.hsm.apply(command, record);
+        let stored = decided.persist(|change| {
+            match change {
+                RecordChange::Put(record) => {
+                    self.records.insert(command.account().to_vec(), record.clone());
+                }
+                RecordChange::Delete => {
+                    self.records.remove(command.account());
                 }
             }
-        };
-        Ok(self.hsm.seal(reply, rng))
+            self.writes += 1;
+            Ok::<(), std::convert::Infallible>(())
+        });
+        match stored {
+            Ok(decision) => decision,
+        }
     }
 }

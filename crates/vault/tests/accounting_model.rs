@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_vault::channel::{self, FleetPublicKey, PendingResponse};
 use e2ee_backup_vault::client::{Endpoint, Registration};
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets, RecordChange, Step, attempt_id};
+use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets, RecordChange, attempt_id};
 use e2ee_backup_vault::messages::{Request, Response};
 use e2ee_backup_vault::record::{AccountRecord, AccountState};
 use e2ee_backup_vault::suite::{CONTEXT, Identities, KsfProfile, VaultSuite};
@@ -138,23 +138,24 @@ impl World {
     fn deliver(&mut self, e: usize, crash: Crash) -> Option<Response> {
         let (envelope, pending) = self.pending(e);
         let opened = self.hsm.open(&envelope).expect("our own envelopes open");
-        let reply = match self.hsm.handle(opened, self.record.clone(), self.now) {
-            Step::Reply(reply) => reply,
-            Step::PersistThenReply(step) => {
-                let record = &mut self.record;
-                step.persist(|_, change| {
-                    if let Crash::BeforeWrite = crash {
-                        return Err(());
-                    }
-                    *record = match change {
-                        RecordChange::Put(r) => Some(r.clone()),
-                        RecordChange::Delete => None,
-                    };
-                    Ok(())
-                })
-                .ok()?
-            }
-        };
+        let (command, held) = opened.into_command(self.now);
+        let command = command.expect("our own requests decode");
+        let record = &mut self.record;
+        let decision = self
+            .hsm
+            .apply(&command, record.clone())
+            .persist(|change| {
+                if let Crash::BeforeWrite = crash {
+                    return Err(());
+                }
+                *record = match change {
+                    RecordChange::Put(r) => Some(r.clone()),
+                    RecordChange::Delete => None,
+                };
+                Ok(())
+            })
+            .ok()?;
+        let reply = held.reply(decision);
         // What the vault released counts, whether or not it reaches the client.
         let bytes = self.hsm.seal(reply, &mut OsRng);
         let response = Response::decode(&pending.open(&bytes).unwrap()).unwrap();
@@ -331,17 +332,17 @@ fn world(budget: u8) -> World {
     let mut record = None;
     let call = |hsm: &Hsm, record: &mut Option<AccountRecord>, envelope: &[u8]| {
         let opened = hsm.open(envelope).unwrap();
-        let reply = match hsm.handle(opened, record.clone(), NOW) {
-            Step::Reply(r) => r,
-            Step::PersistThenReply(p) => p
-                .persist(|_, c| {
-                    if let RecordChange::Put(r) = c {
-                        *record = Some(r.clone());
-                    }
-                    Ok::<_, ()>(())
-                })
-                .unwrap(),
-        };
+        let (command, pending) = opened.into_command(NOW);
+        let decision = hsm
+            .apply(&command.expect("a request that decodes"), record.clone())
+            .persist(|c| {
+                if let RecordChange::Put(r) = c {
+                    *record = Some(r.clone());
+                }
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        let reply = pending.reply(decision);
         hsm.seal(reply, &mut OsRng)
     };
     let (state, request) =

@@ -3,7 +3,7 @@
 
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_vault::client::{ClientError, Endpoint, LoggedIn, Login, Registration};
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets, RecordChange, Step};
+use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets, RecordChange};
 use e2ee_backup_vault::memory::MemoryVault;
 use e2ee_backup_vault::messages::RefusalReason;
 use e2ee_backup_vault::record::AccountState;
@@ -276,14 +276,14 @@ fn no_ke2_without_a_durable_charge() {
     let (v, ep) = vault(5);
     let hsm = v.hsm();
     let (_, request) = Login::start(&mut OsRng, &ep, b"judy", b"pw").unwrap();
-    let opened = hsm.open(&request).unwrap();
-    let Step::PersistThenReply(step) = hsm.handle(opened, None, NOW) else {
-        panic!("a KE1 must change the record before anything is sent");
+    let (command, _pending) = hsm.open(&request).unwrap().into_command(NOW);
+    let decided = hsm.apply(&command.unwrap(), None);
+    let Some(RecordChange::Put(record)) = decided.change() else {
+        panic!("a KE1 must change the record before anything is sent")
     };
-    let RecordChange::Put(record) = step.change() else { panic!("a KE1 stores a record") };
     assert_eq!(record.remaining, 4);
-    let failed = step.persist(|_, _| Err("disk full"));
-    assert_eq!(failed.err(), Some("disk full"), "no reply when the write fails");
+    let failed = decided.persist(|_| Err("disk full"));
+    assert_eq!(failed.err(), Some("disk full"), "no decision to seal when the write fails");
 }
 
 #[test]

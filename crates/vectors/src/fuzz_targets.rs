@@ -727,10 +727,13 @@ pub fn vault_command(data: &[u8]) {
     assert!(command.encode() == data, "{command:?}: accepted a non-canonical encoding");
     let fixture = vault_fixture();
     for record in [Some(fixture.record.clone()), None] {
-        let (change, decision) = fixture.hsm.apply(&command, record);
-        if let Some(RecordChange::Put(record)) = &change {
-            check_record(record);
-        }
+        let stored = fixture.hsm.apply(&command, record).persist(|change| {
+            if let RecordChange::Put(record) = change {
+                check_record(record);
+            }
+            Ok::<(), std::convert::Infallible>(())
+        });
+        let Ok(decision) = stored;
         let encoded = decision.encode();
         let decoded = Decision::decode(&encoded).expect("a decision reads back");
         assert!(decoded.encode() == encoded, "{decision:?}: the hand-off encoding changed");
@@ -1108,7 +1111,8 @@ pub fn vault_seed_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
                 let bytes =
                     Writer::new().vec16(VAULT_ACCOUNT).u64(VAULT_NOW).bytes(&plaintext).finish();
                 if let Ok(command) = Command::decode(&bytes) {
-                    let (_, decision) = fixture.hsm.apply(&command, Some(fixture.record.clone()));
+                    let decided = fixture.hsm.apply(&command, Some(fixture.record.clone()));
+                    let Ok(decision) = decided.persist(|_| Ok::<(), std::convert::Infallible>(()));
                     decisions.push((format!("decision-{name}"), decision.encode().to_vec()));
                 }
                 commands.push((format!("command-{name}"), bytes));

@@ -127,12 +127,7 @@ impl Sequence {
         let opened = self.hsm.open(envelope).expect("the scripted client's requests open");
         let (command, pending) = opened.into_command(now);
         let command = command.expect("the scripted client's requests decode");
-        let (change, decision) = self.hsm.apply(&command, self.record.clone());
-        match change {
-            Some(RecordChange::Put(record)) => self.record = Some(record),
-            Some(RecordChange::Delete) => self.record = None,
-            None => {}
-        }
+        let decision = apply(&self.hsm, &command, &mut self.record);
         self.steps.push(json!({
             "command": hex::encode(command.encode()),
             "decision": decision_json(&decision),
@@ -639,16 +634,25 @@ fn verify_apply(case: &Value) -> Result<(), String> {
     for (i, step) in case["steps"].as_array().ok_or("no steps")?.iter().enumerate() {
         let command =
             Command::decode(&hex_field(step, "command")?).map_err(|e| format!("step {i}: {e}"))?;
-        let (change, decision) = hsm.apply(&command, record.clone());
-        match change {
-            Some(RecordChange::Put(new)) => record = Some(new),
-            Some(RecordChange::Delete) => record = None,
-            None => {}
-        }
+        let decision = apply(&hsm, &command, &mut record);
         expect_eq(&format!("step {i} decision"), &decision_json(&decision), &step["decision"])?;
         expect_eq(&format!("step {i} record"), &record_json(&record), &step["record"])?;
     }
     Ok(())
+}
+
+/// Applies `command` to `record` as a replica does: the change is stored, then the decision
+/// released.
+fn apply(hsm: &Hsm, command: &Command, record: &mut Option<AccountRecord>) -> Decision {
+    let stored = hsm.apply(command, record.clone()).persist(|change| {
+        *record = match change {
+            RecordChange::Put(new) => Some(new.clone()),
+            RecordChange::Delete => None,
+        };
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let Ok(decision) = stored;
+    decision
 }
 
 /// Checks one case.

@@ -27,7 +27,7 @@ use e2ee_backup_vault::client::{
     AwaitingLoginChallenge, AwaitingRegisterChallenge, ClientError, Endpoint, LoggedIn, Login,
     Registration,
 };
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmError, HsmSecrets, RecordChange, Step};
+use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmError, HsmSecrets, RecordChange};
 use e2ee_backup_vault::messages::{Request, Response};
 use e2ee_backup_vault::record::AccountRecord;
 use e2ee_backup_vault::suite::{CONTEXT, Identities, KsfProfile, VaultSuite};
@@ -486,28 +486,30 @@ impl Run {
                 let step =
                     format!("hsm.{}", snake(opened.request_name().unwrap_or("InvalidRequest")));
                 let record = self.records.get(opened.account()).cloned();
-                let (reply, change) = match self.hsm.handle(opened, record, self.now) {
-                    Step::Reply(reply) => (reply, "none"),
-                    Step::PersistThenReply(step) => {
+                let (command, pending) = opened.into_command(self.now);
+                let mut change = "none";
+                let decision = match command {
+                    Err(refusal) => refusal,
+                    Ok(command) => {
                         let records = &mut self.records;
-                        let mut change = "";
-                        let persisted = step.persist(|account, c| {
+                        let stored = self.hsm.apply(&command, record).persist(|c| {
                             match c {
                                 RecordChange::Put(r) => {
-                                    records.insert(account.to_vec(), r.clone());
+                                    records.insert(command.account().to_vec(), r.clone());
                                     change = "put";
                                 }
                                 RecordChange::Delete => {
-                                    records.remove(account);
+                                    records.remove(command.account());
                                     change = "delete";
                                 }
                             }
                             Ok::<(), Infallible>(())
                         });
-                        let Ok(reply) = persisted;
-                        (reply, change)
+                        let Ok(decision) = stored;
+                        decision
                     }
                 };
+                let reply = pending.reply(decision);
                 self.draws.begin(&step);
                 let bytes = self.hsm.seal(reply, &mut self.draws);
                 out["response"] = json!(hex::encode(&bytes));
