@@ -1,6 +1,6 @@
-//! A small blocking HTTP/1.1 client for the vault's HTTP binding, and the vault journeys
-//! (register, log in, change password, delete) over it with the typed client of
-//! `e2ee-backup-vault`.
+//! A small blocking HTTP/1.1 client for the vault's HTTP binding: an [`Exchange`] for the
+//! journeys of `e2ee-backup-vault` ([`drive`]: register, log in, change password, delete), and
+//! raw requests for the tests of malformed input.
 //!
 //! Plain HTTP only: it talks to a server on loopback, or to a relay on the same host. One
 //! connection, kept alive; a request on a kept-alive connection that the server had closed is
@@ -12,7 +12,8 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs as _};
 use std::time::Duration;
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::{ClientError, Endpoint, LoggedIn, Login, Registration};
+use e2ee_backup_vault::client::{ClientError, Endpoint, LoggedIn};
+use e2ee_backup_vault::drive::{self, DriveError, Exchange};
 use e2ee_backup_vault::fleet::{FleetBundle, FleetError, PinnedFleet};
 use rand_core::OsRng;
 use thiserror::Error;
@@ -334,7 +335,25 @@ pub fn fetch_bundle(
     Ok(pin.verify(&signed, now, last_seen_epoch)?)
 }
 
-/// Registers `password` for `account`, sealing `key`; the budget the vault granted.
+impl Exchange for HttpVault {
+    type Error = HttpError;
+
+    fn exchange(&mut self, account: &[u8], request: &[u8]) -> Result<Vec<u8>, HttpError> {
+        self.call(account, request)
+    }
+}
+
+impl From<DriveError<HttpError>> for JourneyError {
+    fn from(e: DriveError<HttpError>) -> Self {
+        match e {
+            DriveError::Transport(e) => Self::Http(e),
+            DriveError::Vault(e) => Self::Vault(e),
+        }
+    }
+}
+
+/// Registers `password` for `account`, sealing `key`; the budget the vault granted
+/// ([`drive::register`] over HTTP).
 pub fn register(
     http: &mut HttpVault,
     endpoint: &Endpoint,
@@ -342,27 +361,21 @@ pub fn register(
     password: &[u8],
     key: &BackupKey,
 ) -> Result<u8, JourneyError> {
-    let (state, request) = Registration::start(&mut OsRng, endpoint, account, password, None)?;
-    let response = http.call(account, &request)?;
-    let (state, request) = state.receive(&mut OsRng, &response, key)?;
-    Ok(state.receive(&http.call(account, &request)?)?)
+    Ok(drive::register(http, &mut OsRng, endpoint, account, password, key)?)
 }
 
-/// Logs in: K and a token for one follow-up.
+/// Logs in: K and a token for one follow-up ([`drive::login`] over HTTP).
 pub fn login(
     http: &mut HttpVault,
     endpoint: &Endpoint,
     account: &[u8],
     password: &[u8],
 ) -> Result<LoggedIn, JourneyError> {
-    let (state, request) = Login::start(&mut OsRng, endpoint, account, password)?;
-    let response = http.call(account, &request)?;
-    let (state, request) = state.receive(&mut OsRng, &response)?;
-    Ok(state.receive(&http.call(account, &request)?)?)
+    Ok(drive::login(http, &mut OsRng, endpoint, account, password)?)
 }
 
 /// Changes the password after a login, keeping K (or rotating to `rotate_to`); the key now
-/// sealed.
+/// sealed ([`drive::change_password`] over HTTP).
 pub fn change_password(
     http: &mut HttpVault,
     session: LoggedIn,
@@ -370,15 +383,10 @@ pub fn change_password(
     new_password: &[u8],
     rotate_to: Option<&BackupKey>,
 ) -> Result<BackupKey, JourneyError> {
-    let (state, key, request) = session.change_password(&mut OsRng, new_password, rotate_to)?;
-    let response = http.call(account, &request)?;
-    let (state, request) = state.receive(&mut OsRng, &response, &key)?;
-    state.receive(&http.call(account, &request)?)?;
-    Ok(key)
+    Ok(drive::change_password(http, &mut OsRng, session, account, new_password, rotate_to)?)
 }
 
-/// Deletes the account's record after a login.
+/// Deletes the account's record after a login ([`drive::delete`] over HTTP).
 pub fn delete(http: &mut HttpVault, session: LoggedIn, account: &[u8]) -> Result<(), JourneyError> {
-    let (state, request) = session.delete(&mut OsRng)?;
-    Ok(state.receive(&http.call(account, &request)?)?)
+    Ok(drive::delete(http, &mut OsRng, session, account)?)
 }

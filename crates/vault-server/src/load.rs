@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::{Endpoint, Login, Registration};
+use e2ee_backup_vault::client::{Endpoint, Login};
+use e2ee_backup_vault::drive;
 use e2ee_backup_vault::fleet::PinnedFleet;
 use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets};
 use e2ee_backup_vault::memory::MemoryVault;
@@ -196,21 +197,15 @@ fn in_process(ksf: KsfProfile, seconds: u64) -> Series {
     let endpoint = Endpoint::new(fleet, id, public).accepting_fast_ksf();
     let (account, password, key) =
         (b"in-process".as_slice(), b"load password", BackupKey::generate());
-    let (state, request) =
-        Registration::start(&mut OsRng, &endpoint, account, password, None).expect("register");
-    let response = vault.call(&mut OsRng, &request).expect("opens");
-    let (state, request) = state.receive(&mut OsRng, &response, &key).expect("register");
-    state.receive(&vault.call(&mut OsRng, &request).expect("opens")).expect("registered");
+    drive::register(&mut vault, &mut OsRng, &endpoint, account, password, &key)
+        .expect("registered");
 
     let mut latencies = Vec::new();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     while Instant::now() < deadline {
         let t = Instant::now();
-        let (state, request) = Login::start(&mut OsRng, &endpoint, account, password).unwrap();
-        let response = vault.call(&mut OsRng, &request).expect("opens");
-        let (state, request) = state.receive(&mut OsRng, &response).expect("right password");
-        let done = state.receive(&vault.call(&mut OsRng, &request).expect("opens")).expect("K");
+        let done = drive::login(&mut vault, &mut OsRng, &endpoint, account, password).expect("K");
         assert!(done.key() == &key, "the in-process vault returned another key");
         latencies.push(t.elapsed());
     }

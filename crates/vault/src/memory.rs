@@ -73,3 +73,12 @@ impl MemoryVault {
         }
     }
 }
+
+impl crate::drive::Exchange for MemoryVault {
+    type Error = HsmError;
+
+    /// [`MemoryVault::call`] with the operating system's generator.
+    fn exchange(&mut self, _account: &[u8], request: &[u8]) -> Result<Vec<u8>, HsmError> {
+        self.call(&mut rand_core::OsRng, request)
+    }
+}

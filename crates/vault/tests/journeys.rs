@@ -3,6 +3,7 @@
 
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_vault::client::{ClientError, Endpoint, LoggedIn, Login, Registration};
+use e2ee_backup_vault::drive::{self, DriveError};
 use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets, RecordChange};
 use e2ee_backup_vault::memory::MemoryVault;
 use e2ee_backup_vault::messages::RefusalReason;
@@ -28,10 +29,7 @@ fn register(
     password: &[u8],
     key: &BackupKey,
 ) -> u8 {
-    let (state, request) = Registration::start(&mut OsRng, ep, account, password, None).unwrap();
-    let response = v.call(&mut OsRng, &request).unwrap();
-    let (state, request) = state.receive(&mut OsRng, &response, key).unwrap();
-    state.receive(&v.call(&mut OsRng, &request).unwrap()).unwrap()
+    drive::register(v, &mut OsRng, ep, account, password, key).unwrap()
 }
 
 fn login(
@@ -40,9 +38,10 @@ fn login(
     account: &[u8],
     password: &[u8],
 ) -> Result<LoggedIn, ClientError> {
-    let (state, request) = Login::start(&mut OsRng, ep, account, password)?;
-    let (state, request) = state.receive(&mut OsRng, &v.call(&mut OsRng, &request).unwrap())?;
-    state.receive(&v.call(&mut OsRng, &request).unwrap())
+    drive::login(v, &mut OsRng, ep, account, password).map_err(|e| match e {
+        DriveError::Vault(e) => e,
+        DriveError::Transport(e) => panic!("the in-memory vault refused to open a request: {e}"),
+    })
 }
 
 #[test]
