@@ -39,6 +39,7 @@
 
 pub mod channel;
 pub mod client;
+mod command;
 pub mod drive;
 pub mod fleet;
 pub mod hsm;
@@ -46,6 +47,7 @@ pub mod memory;
 pub mod messages;
 pub mod peer;
 pub mod record;
+mod secrets;
 pub mod suite;
 pub mod ticket;
 pub mod wire;

@@ -28,6 +28,7 @@
 use aes_gcm_10::aead::{Aead, KeyInit, Payload};
 use aes_gcm_10::{Aes256Gcm, Nonce};
 use rand_core::{CryptoRng, RngCore};
+use sha2_10::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use crate::record::ATTEMPT_ID_LEN;
@@ -196,4 +197,18 @@ pub fn open_registration(
     let oprf_seed = Zeroizing::new(r.array("registration_ticket.oprf_seed").ok()?);
     r.finish().ok()?;
     Some(RegistrationTicketBody { not_after, oprf_seed })
+}
+
+/// Label of the attempt identifier hash.
+pub const ATTEMPT_LABEL: &str = "e2ee-backups/v1/vault/attempt";
+
+/// The identifier of a login attempt: the first 16 bytes of
+/// `SHA-256("e2ee-backups/v1/vault/attempt" || 0x00 || vec16(account) || KE1)`.
+pub fn attempt_id(account: &[u8], ke1: &[u8]) -> [u8; ATTEMPT_ID_LEN] {
+    let mut h = Sha256::new();
+    h.update(Writer::new().bytes(ATTEMPT_LABEL.as_bytes()).u8(0).vec16(account).finish());
+    h.update(ke1);
+    let mut out = [0u8; ATTEMPT_ID_LEN];
+    out.copy_from_slice(&h.finalize()[..ATTEMPT_ID_LEN]);
+    out
 }
