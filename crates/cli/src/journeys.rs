@@ -855,7 +855,7 @@ pub fn status(args: &ClientOnlyArgs) -> Result<Report, Failure> {
     Ok(Report { lines, json })
 }
 
-pub fn abort(args: &ClientOnlyArgs) -> Result<Report, Failure> {
+pub fn abort(args: &PasswordOnlyArgs) -> Result<Report, Failure> {
     let (mut client, _) = args.client.open()?;
     let Some(pending) = client.status().pending else {
         return Ok(Report {
@@ -863,7 +863,14 @@ pub fn abort(args: &ClientOnlyArgs) -> Result<Report, Failure> {
             json: json!({ "aborted": Value::Null }),
         });
     };
-    client.abort_pending()?;
+    // A rotation cut off while asking the vault to seal the new key: only a login tells
+    // whether the vault still seals the old key.
+    let password = if client.abort_needs_password() {
+        Some(read_password(args.password_file.as_deref(), PASSWORD_ENV, "Password: ", false)?)
+    } else {
+        None
+    };
+    client.abort_pending(password.as_ref().map(|p| p.as_str()))?;
     Ok(Report {
         lines: vec![format!("dropped the interrupted {pending}")],
         json: json!({ "aborted": pending }),

@@ -97,10 +97,15 @@ enum Command {
     /// key or a password).
     #[command(after_help = EXIT_CODES)]
     Status(journeys::ClientOnlyArgs),
-    /// Drop an interrupted operation where that is safe (a password registration, a vault
-    /// record deletion, a key rotation that has not reached the vault).
+    /// Drop an interrupted operation where that is safe: a password registration, a vault
+    /// record deletion, or a key rotation the vault has not confirmed (its re-encrypted copies
+    /// are deleted and the old key stays in force).
+    ///
+    /// A rotation cut off while asking the vault to seal the new key needs the password, to ask
+    /// the vault which key it seals; once the vault seals the new key, or the old backups are
+    /// being deleted, run `rotate-key` again to finish it instead.
     #[command(after_help = EXIT_CODES)]
-    Abort(journeys::ClientOnlyArgs),
+    Abort(journeys::PasswordOnlyArgs),
     /// Generate a new backup key and print it as 16 groups of 4 hexadecimal digits.
     Keygen {
         /// Also write the key to FILE, readable by its owner only.

@@ -464,3 +464,36 @@ fn passwords_are_checked_before_the_vault_hears_of_them() {
     // Nothing was set up either: the client directory is made only once the password is in.
     assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["initialised"], false);
 }
+
+/// Issue 11: a wrong password, or a vault that is down, makes `rotate-key` fail before it
+/// copies anything; nothing is left to finish or abort, and backups go on.
+#[test]
+fn rotate_key_with_a_wrong_password_or_the_vault_down_changes_nothing() {
+    let vault = Vault::start(5, 300);
+    let url = vault.url();
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let right = w.write("right.pw", "correct horse battery\n");
+    let wrong = w.write("wrong.pw", "not the password\n");
+    let mut enable = args(&["enable", "--password-file", &right], &phone(&w, "a", &store));
+    enable.extend(setup(&vault, &url).map(String::from));
+    w.ok(&enable, &[]);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+
+    let error = w.fails(&args(&["rotate-key", "--password-file", &wrong], &on(&w, "a")), &[], 5);
+    assert_eq!(error["code"], "wrong-password");
+    assert_eq!(w.objects(), 1, "nothing was copied");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["pending"], Value::Null);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    assert_eq!(w.objects(), 2);
+    assert_eq!(w.ok(&args(&["abort"], &on(&w, "a")), &[])["aborted"], Value::Null);
+
+    let Vault { server, pin: _pin, _data } = vault;
+    server.shutdown().unwrap();
+    let error = w.fails(&args(&["rotate-key", "--password-file", &right], &on(&w, "a")), &[], 7);
+    assert_eq!(error["code"], "vault-unreachable");
+    assert_eq!(w.objects(), 2, "the store did not grow");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["pending"], Value::Null);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    assert_eq!(w.objects(), 3);
+}

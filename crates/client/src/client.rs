@@ -493,36 +493,82 @@ impl Client {
 
     /// Drops an interrupted operation where that is safe: a registration (the mode stays as it
     /// was; the vault may keep a record nobody uses), a vault record deletion (the record may
-    /// stay), or a key rotation that has not reached the vault (its copies are deleted).
-    pub fn abort_pending(&mut self) -> Result<()> {
-        const OP: &str = "abort the interrupted operation";
-        match self.state.journal.clone() {
-            None => Ok(()),
-            Some(Journal::Registering { .. } | Journal::DeletingVaultRecord) => {
+    /// stay), or a key rotation the vault has not confirmed (its copies are deleted, the new
+    /// key forgotten, and the old key stays in force).
+    ///
+    /// A rotation whose request to seal the new key may have reached the vault needs
+    /// `password` ([`Client::abort_needs_password`]): a login tells whether the vault still
+    /// seals the old key (the rotation is dropped) or already the new one (it is refused: run
+    /// [`Client::rotate_key`] again to finish it). So is a rotation that is deleting the old
+    /// backups.
+    pub fn abort_pending(&mut self, password: Option<&str>) -> Result<()> {
+        const ROTATION: &str = "abort the interrupted key rotation";
+        let Some(journal) = self.state.journal.clone() else { return Ok(()) };
+        match journal {
+            Journal::Registering { .. } | Journal::DeletingVaultRecord => {
                 self.commit_with(|s| s.journal = None)
             }
-            Some(Journal::Rotating { phase: RotatePhase::Copying, copies, current, .. }) => {
+            Journal::Rotating { phase: RotatePhase::Deleting, .. } => Err(Error::IllegalState {
+                operation: ROTATION,
+                state: "the old backups are being deleted",
+                hint: "run the rotation again to finish it",
+            }),
+            Journal::Rotating { phase, sealing, old_key_id, new_key_id, copies, current } => {
+                if phase == RotatePhase::Rewrapping && sealing {
+                    let password = password.ok_or(Error::IllegalState {
+                        operation: ROTATION,
+                        state: "the vault may already seal the new key",
+                        hint: "the password is needed to ask it, or run the rotation again to \
+                               finish it",
+                    })?;
+                    let session = match self.login(password) {
+                        Ok(session) => session,
+                        Err(err) => return Err(self.login_failed(err, Some(old_key_id))),
+                    };
+                    if key_id_hex(session.key()) == new_key_id {
+                        return Err(Error::IllegalState {
+                            operation: ROTATION,
+                            state: "the vault already seals the new key",
+                            hint: "run the rotation again to finish it",
+                        });
+                    }
+                }
                 for (_, copy) in copies.iter().chain(current.iter()) {
                     self.store.delete(copy, self.faults.as_ref())?;
                 }
                 self.commit_with(|s| s.journal = None)
             }
-            Some(journal) => Err(Error::IllegalState {
-                operation: OP,
-                state: journal.name(),
-                hint: "it went too far to undo; run it again to finish it",
+            Journal::Disabling { .. } => Err(Error::IllegalState {
+                operation: "abort the interrupted disable",
+                state: "backups are being deleted",
+                hint: "run the disable again to finish it",
             }),
         }
     }
 
+    /// Whether [`Client::abort_pending`] needs the password: a key rotation was interrupted
+    /// after its request to seal the new key may have reached the vault.
+    pub fn abort_needs_password(&self) -> bool {
+        matches!(
+            self.state.journal,
+            Some(Journal::Rotating { phase: RotatePhase::Rewrapping, sealing: true, .. })
+        )
+    }
+
     // ----- backups -------------------------------------------------------------------------
 
-    /// The key backups are made with now.
+    /// The key backups are made with now. A pending key rotation does not block backups: until
+    /// the old objects are being deleted they are made under the old key (and the rotation
+    /// copies them when it resumes), from then on under the new key.
     fn current_key(&self, operation: &'static str) -> Result<BackupKey> {
         match (&self.state.mode, &self.state.journal) {
-            (_, Some(journal @ (Journal::Rotating { .. } | Journal::Disabling { .. }))) => {
+            (_, Some(journal @ Journal::Disabling { .. })) => {
                 Err(Error::PendingOperation { operation, pending: journal.name() })
             }
+            (
+                Mode::Key { .. } | Mode::Password { .. },
+                Some(Journal::Rotating { phase: RotatePhase::Deleting, new_key_id, .. }),
+            ) => self.key(new_key_id),
             (Mode::Key { key_id } | Mode::Password { key_id }, _) => self.key(key_id),
             _ => Err(self.illegal(operation, "turn backups on first")),
         }
@@ -852,15 +898,25 @@ impl Client {
     /// the new key; in password mode the vault then seals the new key (`password` is needed
     /// there); then the old objects are deleted and the old key forgotten. Returns the new
     /// 64-digit key. Called again after an interruption, it resumes.
+    ///
+    /// In password mode the rotation first logs in and checks that the vault seals this
+    /// device's key: a wrong password, an unreachable vault or another device's registration
+    /// fails here, before anything is copied or recorded. Backups made while a rotation is
+    /// pending ([`Client::create_backup`] is never blocked by one) are copied too.
     pub fn rotate_key(&mut self, password: Option<&str>) -> Result<RotateReport> {
         const OP: &str = "rotate the key";
         let password_mode = matches!(self.state.mode, Mode::Password { .. });
         match (&self.state.mode, &self.state.journal) {
             (Mode::Key { key_id } | Mode::Password { key_id }, None) => {
-                if password_mode && password.is_none() {
-                    return Err(self.illegal(OP, "the password is needed to re-seal the key"));
-                }
                 let old_key_id = key_id.clone();
+                if password_mode {
+                    let password = password.ok_or_else(|| {
+                        self.illegal(OP, "the password is needed to re-seal the key")
+                    })?;
+                    // Learn that the password is right (and the vault reachable, and sealing
+                    // this key) before anything is copied.
+                    drop(self.login_holding(password, &old_key_id)?);
+                }
                 let new_key_id = self.add_key(&BackupKey::generate())?;
                 self.commit_with(|s| {
                     s.journal = Some(Journal::Rotating {
@@ -869,6 +925,7 @@ impl Client {
                         phase: RotatePhase::Copying,
                         copies: Vec::new(),
                         current: None,
+                        sealing: false,
                     });
                 })?;
             }
@@ -878,8 +935,24 @@ impl Client {
             }
             _ => return Err(self.illegal(OP, "turn backups on first")),
         }
-        let damaged = self.rotate_copy()?;
+        let mut damaged = self.rotate_copy()?;
+        if self.rotation()?.2 == RotatePhase::Copying {
+            let next = if password_mode { RotatePhase::Rewrapping } else { RotatePhase::Deleting };
+            self.commit_with(|s| {
+                if let Some(Journal::Rotating { phase, current, .. }) = s.journal.as_mut() {
+                    *phase = next;
+                    *current = None;
+                }
+            })?;
+        }
         self.rotate_rewrap(password)?;
+        // Backups made while the rotation was pending are still under the old key: copy them
+        // before the old key goes.
+        for name in self.rotate_copy()? {
+            if !damaged.contains(&name) {
+                damaged.push(name);
+            }
+        }
         let reencrypted = self.rotate_delete()?;
         let (Mode::Key { key_id } | Mode::Password { key_id }) = &self.state.mode else {
             return Err(self.illegal(OP, "the rotation ended in an unexpected mode"));
@@ -897,12 +970,10 @@ impl Client {
         }
     }
 
-    /// Copies every backup of the old key under the new key. Returns the damaged ones.
+    /// Copies every backup of the old key that has no copy yet under the new key, recording
+    /// each copy in the journal. Returns the damaged ones (left as they are).
     fn rotate_copy(&mut self) -> Result<Vec<String>> {
-        let (old_id, new_id, phase, copies) = self.rotation()?;
-        if phase != RotatePhase::Copying {
-            return Ok(Vec::new());
-        }
+        let (old_id, new_id, _, copies) = self.rotation()?;
         let (old_key, new_key) = (self.key(&old_id)?, self.key(&new_id)?);
         let old = KeyId::of(&old_key);
         let mut damaged = Vec::new();
@@ -950,17 +1021,6 @@ impl Client {
                 }
             })?;
         }
-        let next = if matches!(self.state.mode, Mode::Password { .. }) {
-            RotatePhase::Rewrapping
-        } else {
-            RotatePhase::Deleting
-        };
-        self.commit_with(|s| {
-            if let Some(Journal::Rotating { phase, current, .. }) = s.journal.as_mut() {
-                *phase = next;
-                *current = None;
-            }
-        })?;
         Ok(damaged)
     }
 
@@ -982,6 +1042,12 @@ impl Client {
         let sealed = key_id_hex(session.key());
         if sealed == old_id {
             let new_key = self.key(&new_id)?;
+            // From here the vault may hold the new key before this device hears of it.
+            self.commit_with(|s| {
+                if let Some(Journal::Rotating { sealing, .. }) = s.journal.as_mut() {
+                    *sealing = true;
+                }
+            })?;
             let (state, key, envelope) =
                 session.change_password(&mut OsRng, password.as_bytes(), Some(&new_key))?;
             self.finish_registration(state, envelope, &key)?;
@@ -991,8 +1057,9 @@ impl Client {
         }
         self.commit_with(|s| {
             s.mode = Mode::Password { key_id: new_id.clone() };
-            if let Some(Journal::Rotating { phase, .. }) = s.journal.as_mut() {
+            if let Some(Journal::Rotating { phase, sealing, .. }) = s.journal.as_mut() {
                 *phase = RotatePhase::Deleting;
+                *sealing = false;
             }
         })
     }

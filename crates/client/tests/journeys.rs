@@ -375,7 +375,7 @@ fn abort_a_stuck_registration() {
     let mut phone = w.client("phone");
     w.fleet.transport.set_down(true);
     assert!(phone.enable_with_password(PASSWORD).is_err());
-    phone.abort_pending().unwrap();
+    phone.abort_pending(None).unwrap();
     assert_eq!(phone.status().mode, Mode::Off);
     assert!(keystore_keys(&w.device("phone")).is_empty());
     phone.enable_with_key().unwrap();
