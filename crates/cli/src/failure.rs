@@ -148,9 +148,16 @@ impl From<e2ee_backup_client::Error> for Failure {
             C::BackupCorrupt { .. } => {
                 (4, " Restore an older backup, or make a new one.".to_owned())
             }
-            C::NoBackupFound => (
+            C::NoBackupFound { .. } => (
                 1,
-                " On a new device, pass --store with the location the backups were made to."
+                " Make a backup first; or, on a new device, pass --store with the location the \
+                 backups were made to."
+                    .to_owned(),
+            ),
+            C::StoreMissing { .. } => (
+                1,
+                " Check the location: to restore, pass --store with the location the backups \
+                 were made to; `e2ee-backup set-store` points an existing client elsewhere."
                     .to_owned(),
             ),
             C::PendingOperation { .. } => (

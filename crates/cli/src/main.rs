@@ -22,7 +22,8 @@ mod output;
 /// they run out.
 ///
 /// Two ways to work: on files (keygen, encrypt, decrypt, inspect, crypt15, convert), or as a
-/// phone would (enable, backup, restore, change-password, rotate-key, disable, status, abort),
+/// phone would (enable, backup, restore, change-password, rotate-key, disable, status, abort,
+/// set-store, set-vault),
 /// with the client's state in --client-dir [default: $XDG_DATA_HOME/e2ee-backup, else
 /// ~/.local/share/e2ee-backup]. The vault server is the separate binary `e2ee-backup-vault`
 /// (init, serve). `demo` shows both, with a vault of its own.
@@ -66,7 +67,8 @@ enum Command {
     ///
     /// --key draws a backup key and shows it once. --password draws one and seals it in the
     /// vault behind the password (asked twice without echo); the first time it needs --account,
-    /// --vault and --pin (the vault's fleet.pin). The client directory is created if missing.
+    /// --vault and --pin (the vault's fleet.pin). The client directory is created if missing,
+    /// and kept only if the command succeeds.
     #[command(after_help = EXIT_CODES)]
     Enable(journeys::EnableArgs),
     /// Encrypt FILE under the backup key and upload it to the backup store as a new backup.
@@ -106,6 +108,15 @@ enum Command {
     /// being deleted, run `rotate-key` again to finish it instead.
     #[command(after_help = EXIT_CODES)]
     Abort(journeys::PasswordOnlyArgs),
+    /// Point this client at another backup store: the backups moved, or the location was
+    /// mistyped. The store must exist and be readable; otherwise nothing changes.
+    #[command(after_help = EXIT_CODES)]
+    SetStore(journeys::SetStoreArgs),
+    /// Point this client at another vault URL and fleet pin: the vault moved, or the URL was
+    /// mistyped. The vault's signed key bundle must verify against the pin; otherwise nothing
+    /// changes. In password mode only the URL can change, not the fleet.
+    #[command(after_help = EXIT_CODES)]
+    SetVault(journeys::SetVaultArgs),
     /// Generate a new backup key and print it as 16 groups of 4 hexadecimal digits.
     Keygen {
         /// Also write the key to FILE, readable by its owner only.
@@ -336,6 +347,8 @@ fn main() -> ExitCode {
         Command::Disable(args) => journeys::disable(&args),
         Command::Status(args) => journeys::status(&args),
         Command::Abort(args) => journeys::abort(&args),
+        Command::SetStore(args) => journeys::set_store(&args),
+        Command::SetVault(args) => journeys::set_vault(&args),
     };
     match outcome {
         Ok(report) => {

@@ -262,7 +262,8 @@ fn wrong_passwords_run_out_and_lock_the_account_for_good() {
     let (code, error) = outcome.expect("the account never locked");
     assert_eq!(code, Some(6), "{error}");
     assert_eq!(error["code"], "locked-out");
-    assert_eq!(w.ok(&args(&["status"], &on(&w, "thief")), &[])["mode"], "locked-out");
+    // A failed first command saves nothing on the new device: the vault keeps the verdict.
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "thief")), &[])["initialised"], false);
     // Even the right password opens nothing now.
     let error = w.fails(&guess, &[("E2EE_BACKUP_PASSWORD", "the real password")], 6);
     assert_eq!(error["code"], "locked-out");
@@ -341,31 +342,31 @@ fn key_mode_journey_with_the_printed_digits() {
 #[test]
 fn an_unreachable_vault_exits_7_and_can_be_retried() {
     let vault = Vault::start(3, 300);
+    let url = vault.url();
     let w = World::new();
     let store = w.path("store").to_string_lossy().into_owned();
-    // A port nothing listens on.
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", listener.local_addr().unwrap())
-    };
     let pw = w.write("pw", "a fine password");
+    // A client that knows its vault, with backups off.
     let mut enable = args(&["enable", "--password-file", &pw], &phone(&w, "a", &store));
-    enable.extend(
-        ["--account", ACCOUNT, "--vault", &closed, "--pin", vault.pin.to_str().unwrap()]
-            .map(String::from),
-    );
+    enable.extend(setup(&vault, &url).map(String::from));
+    w.ok(&enable, &[]);
+    w.ok(&args(&["disable", "--yes", "--password-file", &pw], &on(&w, "a")), &[]);
+    let Vault { server, pin: _pin, _data } = vault;
+    server.shutdown().unwrap();
     let error = w.fails(&enable, &[], 7);
     assert_eq!(error["code"], "vault-unreachable");
     assert_eq!(error["retryable"], true);
     let status = w.ok(&args(&["status"], &on(&w, "a")), &[]);
     assert_eq!(status["mode"], "off");
     assert_eq!(status["pending"], "password registration");
-    // The directory remembers its vault: another one is refused rather than silently ignored.
+    // The directory remembers its vault: another one is refused rather than silently ignored,
+    // and the message says how to change it.
     let mut other = enable.clone();
-    let url = vault.url();
-    let at = other.iter().position(|a| *a == closed).unwrap();
-    other[at] = url;
-    assert_eq!(w.fails(&other, &[], 2)["code"], "client-exists");
+    let at = other.iter().position(|a| *a == url).unwrap();
+    other[at] = closed_url();
+    let error = w.fails(&other, &[], 2);
+    assert_eq!(error["code"], "client-exists");
+    assert!(error["message"].as_str().unwrap().contains("set-vault"), "{error}");
     // The interrupted registration can be dropped.
     assert_eq!(w.ok(&args(&["abort"], &on(&w, "a")), &[])["aborted"], "password registration");
     assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["pending"], Value::Null);
@@ -496,4 +497,125 @@ fn rotate_key_with_a_wrong_password_or_the_vault_down_changes_nothing() {
     assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["pending"], Value::Null);
     w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
     assert_eq!(w.objects(), 3);
+}
+
+/// A port nothing listens on.
+fn closed_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
+/// Issue 11: `enable` with a mistyped --vault on first use saves nothing, so the right URL is
+/// accepted next.
+#[test]
+fn a_wrong_vault_on_first_use_saves_nothing_and_the_right_one_works() {
+    let vault = Vault::start(3, 300);
+    let url = vault.url();
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let pw = w.write("pw", "a fine password");
+    let closed = closed_url();
+    let mut enable = args(&["enable", "--password-file", &pw], &phone(&w, "a", &store));
+    enable.extend(
+        ["--account", ACCOUNT, "--vault", &closed, "--pin", vault.pin.to_str().unwrap()]
+            .map(String::from),
+    );
+    assert_eq!(w.fails(&enable, &[], 7)["code"], "vault-unreachable");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["initialised"], false);
+    assert!(!w.path("a").exists(), "the client directory was not kept");
+    let at = enable.iter().position(|a| *a == closed).unwrap();
+    enable[at] = url.clone();
+    assert_eq!(w.ok(&enable, &[])["mode"], "password");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["vault"], url.as_str());
+}
+
+/// Issue 11: `restore` from a mistyped --store is an error naming the path; it creates neither
+/// that folder nor the client directory, and the right store works next. An empty store says
+/// where it looked.
+#[test]
+fn restore_from_a_missing_store_names_it_and_creates_nothing() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let key = w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[])["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+
+    let typo = w.path("stroe").to_string_lossy().into_owned();
+    let error =
+        w.fails(&args(&["restore", "--to", "b.db", "--key", &key], &phone(&w, "b", &typo)), &[], 1);
+    assert_eq!(error["code"], "store-missing", "{error}");
+    assert!(error["message"].as_str().unwrap().contains(&typo), "{error}");
+    assert!(!w.path("stroe").exists(), "the mistyped store was created");
+    assert!(!w.path("b").exists(), "the client directory was kept");
+
+    let empty = w.path("empty");
+    fs::create_dir(&empty).unwrap();
+    let empty = empty.to_string_lossy().into_owned();
+    let error = w.fails(
+        &args(&["restore", "--to", "b.db", "--key", &key], &phone(&w, "b", &empty)),
+        &[],
+        1,
+    );
+    assert_eq!(error["code"], "no-backup-found");
+    assert!(error["message"].as_str().unwrap().contains(&empty), "{error}");
+    assert!(!w.path("b").exists(), "the client directory was kept");
+
+    w.ok(&args(&["restore", "--to", "b.db", "--key", &key], &phone(&w, "b", &store)), &[]);
+    assert_eq!(fs::read(w.path("b.db")).unwrap(), fs::read(w.path("chats.db")).unwrap());
+}
+
+/// Issue 11: `set-store` and `set-vault` change a client's settings after set-up, each checked
+/// first (the store must be readable; the vault's key bundle must verify against the pin).
+#[test]
+fn set_store_and_set_vault_are_checked_before_they_are_saved() {
+    let vault = Vault::start(3, 300);
+    let other = Vault::start(3, 300);
+    let url = vault.url();
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+
+    // The store moved: a missing folder is refused, the new place accepted.
+    let moved = w.path("moved").to_string_lossy().into_owned();
+    let error = w.fails(&args(&["set-store", "--store", &moved], &on(&w, "a")), &[], 1);
+    assert_eq!(error["code"], "store-missing", "{error}");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["store"], store.as_str());
+    fs::rename(&store, &moved).unwrap();
+    let report = w.ok(&args(&["set-store", "--store", &moved], &on(&w, "a")), &[]);
+    assert_eq!(report["backups"], 1);
+    let status = w.ok(&args(&["status"], &on(&w, "a")), &[]);
+    assert_eq!(status["store"], moved.as_str());
+    assert_eq!(status["backups"], 1);
+
+    // A vault: refused when unreachable or not the pinned fleet, accepted when it verifies.
+    let pin = vault.pin.to_str().unwrap();
+    let closed = closed_url();
+    let set =
+        |url: &str, pin: &str| args(&["set-vault", "--vault", url, "--pin", pin], &on(&w, "a"));
+    assert_eq!(w.fails(&set(&closed, pin), &[], 7)["code"], "vault-unreachable");
+    let error = w.fails(&set(&other.url(), pin), &[], 8);
+    assert_eq!(error["code"], "fleet-bundle-rejected", "{error}");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["vault"], Value::Null);
+    let report = w.ok(&set(&url, pin), &[]);
+    assert_eq!(report["vault"], url.as_str());
+    let status = w.ok(&args(&["status"], &on(&w, "a")), &[]);
+    assert_eq!(status["vault"], url.as_str());
+    assert_eq!(status["lastSeenEpoch"], 1);
+
+    // In password mode the key is sealed in the pinned fleet: another fleet is refused.
+    let pw = w.write("pw", "a fine password");
+    let mut enable = args(&["enable", "--password-file", &pw], &phone(&w, "p", &store));
+    enable.extend(setup(&vault, &url).map(String::from));
+    w.ok(&enable, &[]);
+    let other_pin = other.pin.to_str().unwrap();
+    let error = w.fails(
+        &args(&["set-vault", "--vault", &other.url(), "--pin", other_pin], &on(&w, "p")),
+        &[],
+        2,
+    );
+    assert_eq!(error["code"], "illegal-state", "{error}");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "p")), &[])["vault"], url.as_str());
 }

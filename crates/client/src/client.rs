@@ -163,6 +163,9 @@ pub struct Client {
     keys: Keystore,
     store: BackupStore,
     transport: Option<Box<dyn VaultTransport>>,
+    /// Whether `transport` came from [`Options::transport`] (kept when the vault URL changes).
+    transport_injected: bool,
+    store_options: Vec<(String, String)>,
     endpoint: Option<Endpoint>,
     faults: Arc<dyn FaultInjector>,
     now: Option<u64>,
@@ -243,7 +246,9 @@ impl Client {
             state,
             keys,
             store,
+            transport_injected: options.transport.is_some(),
             transport: options.transport,
+            store_options: options.store_options,
             endpoint: None,
             faults: options.faults,
             now: options.now,
@@ -266,6 +271,75 @@ impl Client {
     /// The backup objects in the store, oldest first.
     pub fn list_backups(&self) -> Result<Vec<String>> {
         self.store.list()
+    }
+
+    // ----- settings ------------------------------------------------------------------------
+
+    /// Points the client at the backup store at `location` (a directory or an `object_store`
+    /// URL), after checking it: the store must exist and list its backups. Returns how many
+    /// backups are there. Nothing changes when the check fails. Refused while an interrupted
+    /// key rotation or disable still has objects to handle in the current store.
+    pub fn set_store(&mut self, location: &str) -> Result<usize> {
+        const OP: &str = "change the backup store";
+        if let Some(journal @ (Journal::Rotating { .. } | Journal::Disabling { .. })) =
+            &self.state.journal
+        {
+            return Err(Error::PendingOperation { operation: OP, pending: journal.name() });
+        }
+        let location = store::canonical_location(location);
+        let store = BackupStore::open(&location, &self.store_options)?
+            .with_part_size(self.store.part_size());
+        let count = store.list()?.len();
+        self.commit_with(|s| s.store = location)?;
+        self.store = store;
+        Ok(count)
+    }
+
+    /// Points the client at the vault at `url`, pinned by `pin`, after checking it: the
+    /// vault's fleet key bundle is fetched from `url` and must verify against `pin` (and, when
+    /// the fleet stays the same, not be older than the highest epoch seen). Returns the
+    /// bundle's epoch. Nothing changes when the check fails.
+    ///
+    /// Another fleet is refused while the backup key is sealed in the pinned one (password
+    /// mode, or an interrupted vault record deletion): its vault could not open the record.
+    pub fn set_vault(&mut self, url: &str, pin: FleetPin) -> Result<u64> {
+        let pinned = pin.to_pinned()?;
+        let current = self.state.vault.clone();
+        let same_fleet = current.as_ref().is_some_and(|v| v.pin == pin);
+        let sealed_here = matches!(self.state.mode, Mode::Password { .. })
+            || matches!(
+                self.state.journal,
+                Some(Journal::DeletingVaultRecord | Journal::Disabling { vault_record: true })
+            );
+        if sealed_here && !same_fleet {
+            return Err(Error::IllegalState {
+                operation: "pin another vault fleet",
+                state: "the backup key is sealed in the pinned fleet",
+                hint: "only the vault's URL can change; to move to another fleet, switch to key \
+                       mode (or turn backups off) first",
+            });
+        }
+        // Built for the URL's check even when a transport was injected (tests).
+        let mut http = HttpTransport::new(url)?;
+        self.check("vault fleet-bundle")?;
+        let signed = if self.transport_injected {
+            self.transport.as_mut().ok_or(Error::NoVault)?.fleet_bundle()?
+        } else {
+            http.fleet_bundle()?
+        };
+        let last_seen = if same_fleet { current.and_then(|v| v.last_seen_epoch) } else { None };
+        let bundle = pinned.verify(&signed, self.now(), last_seen)?;
+        Endpoint::from_bundle(&bundle)?;
+        let epoch = bundle.epoch.max(last_seen.unwrap_or(0));
+        let url = url.to_owned();
+        self.commit_with(|s| {
+            s.vault = Some(VaultSettings { url, pin, last_seen_epoch: Some(epoch) });
+        })?;
+        if !self.transport_injected {
+            self.transport = Some(Box::new(http));
+        }
+        self.endpoint = None;
+        Ok(bundle.epoch)
     }
 
     // ----- persistence ---------------------------------------------------------------------
@@ -428,6 +502,7 @@ impl Client {
             _ => return Err(self.illegal(OP, "backups are already on; rotate the key or disable")),
         };
         let key = self.key(&key_id)?;
+        self.store.create()?;
         self.commit_with(|s| s.mode = Mode::Key { key_id })?;
         Ok(digits::to_display(&key))
     }
@@ -441,6 +516,7 @@ impl Client {
                 if self.state.vault.is_none() {
                     return Err(Error::NoVault);
                 }
+                self.store.create()?;
                 let key_id = self.add_key(&BackupKey::generate())?;
                 self.commit_with(|s| s.journal = Some(Journal::Registering { key_id }))?;
             }
@@ -608,6 +684,8 @@ impl Client {
 
     fn restore_start(&self, operation: &'static str, password_mode: bool) -> Result<Before> {
         self.no_journal(operation)?;
+        // A mistyped store location is reported before a login is spent or anything saved.
+        self.store.check_exists()?;
         match &self.state.mode {
             Mode::Off => Ok(Before::Off),
             Mode::LockedOut { key_id } if !password_mode => {
@@ -689,7 +767,9 @@ impl Client {
                 })?;
                 Ok(report)
             }
-            Err(err @ (Error::WrongKey | Error::NoBackupFound | Error::BackupCorrupt { .. })) => {
+            Err(
+                err @ (Error::WrongKey | Error::NoBackupFound { .. } | Error::BackupCorrupt { .. }),
+            ) => {
                 // Nothing to restore with this key: back to where the restore started.
                 self.commit_with(|s| s.mode = before.to_mode())?;
                 Err(err)
@@ -702,7 +782,7 @@ impl Client {
     fn download_and_write(&mut self, key: &BackupKey, target: &Path) -> Result<RestoreReport> {
         let names = self.store.list()?;
         if names.is_empty() {
-            return Err(Error::NoBackupFound);
+            return Err(Error::NoBackupFound { location: self.state.store.clone() });
         }
         let id = KeyId::of(key);
         let mut skipped_other_key = 0;

@@ -73,8 +73,18 @@ pub enum Error {
         reason: e2ee_backup_format::Error,
     },
     /// No backup is stored for this account.
-    #[error("no backup found in the backup store; make a backup first")]
-    NoBackupFound,
+    #[error("no backup found in the backup store {location}")]
+    NoBackupFound {
+        /// Where the client looked.
+        location: String,
+    },
+    /// The backup store is a local directory that does not exist. It is never created by
+    /// reading (a mistyped location must not turn into an empty store).
+    #[error("the backup store {path} does not exist (nothing was created there)")]
+    StoreMissing {
+        /// The directory.
+        path: PathBuf,
+    },
     /// The vault could not be reached, or asked to retry. Nothing was lost: retry later.
     #[error("the vault is unreachable ({detail}); nothing changed there, retry later")]
     VaultUnreachable {
@@ -188,7 +198,8 @@ impl Error {
             Error::WrongKey => "wrong-key",
             Error::InvalidKeyDigits(_) => "invalid-key-digits",
             Error::BackupCorrupt { .. } => "backup-corrupt",
-            Error::NoBackupFound => "no-backup-found",
+            Error::NoBackupFound { .. } => "no-backup-found",
+            Error::StoreMissing { .. } => "store-missing",
             Error::VaultUnreachable { .. } => "vault-unreachable",
             Error::VaultRejected { .. } => "vault-rejected",
             Error::Vault(_) => "vault-protocol",
