@@ -117,11 +117,15 @@ enum Command {
     /// changes. In password mode only the URL can change, not the fleet.
     #[command(after_help = EXIT_CODES)]
     SetVault(journeys::SetVaultArgs),
-    /// Generate a new backup key and print it as 16 groups of 4 hexadecimal digits.
+    /// Generate a new backup key and print it as 16 groups of 4 hexadecimal digits; with --out,
+    /// write it to a file instead and print only the file name and the key id.
     Keygen {
-        /// Also write the key to FILE, readable by its owner only.
+        /// Write the key to FILE, readable by its owner only, instead of printing it.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// With --out, print the key as well.
+        #[arg(long, requires = "out")]
+        show: bool,
         /// Replace FILE if it exists.
         #[arg(long)]
         force: bool,
@@ -294,7 +298,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
     let outcome = match cli.command {
-        Command::Keygen { out, force } => commands::keygen(out.as_deref(), force),
+        Command::Keygen { out, force, show } => commands::keygen(out.as_deref(), force, show),
         Command::Encrypt { input, output, key, compress, chunk_size_log2, fields, force } => {
             commands::encrypt(commands::EncryptArgs {
                 input: &input,

@@ -619,3 +619,98 @@ fn set_store_and_set_vault_are_checked_before_they_are_saved() {
     assert_eq!(error["code"], "illegal-state", "{error}");
     assert_eq!(w.ok(&args(&["status"], &on(&w, "p")), &[])["vault"], url.as_str());
 }
+
+/// How often `needle` occurs in `text`, ignoring case.
+fn occurrences(text: &str, needle: &str) -> usize {
+    text.to_lowercase().matches(&needle.to_lowercase()).count()
+}
+
+/// Issue 11, truthful errors: the vault answers an unregistered (or mistyped) account like a
+/// wrong password, so the message allows for both without saying which; the attempts left are
+/// counted in good grammar, once; and a password-mode user is not told to use a 64-digit key.
+#[test]
+fn a_wrong_password_message_allows_an_unknown_account_in_good_grammar() {
+    let vault = Vault::start(3, 300);
+    let url = vault.url();
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let pw = w.write("pw", "a fine password");
+    let mut enable = args(&["enable", "--password-file", &pw], &phone(&w, "a", &store));
+    enable.extend(setup(&vault, &url).map(String::from));
+    w.ok(&enable, &[]);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+
+    let mistyped =
+        ["--account", "+15550001112", "--vault", &url, "--pin", vault.pin.to_str().unwrap()];
+    let mut restore =
+        args(&["restore", "--to", "b.db", "--password-file", &pw], &phone(&w, "b", &store));
+    restore.extend(mistyped.map(String::from));
+    for left in [2, 1] {
+        let error = w.fails(&restore, &[], 5);
+        let message = error["message"].as_str().unwrap();
+        assert_eq!(error["attemptsLeft"], left);
+        assert!(message.contains("no backup is registered for this account"), "{message}");
+        let counted = if left == 1 { "1 attempt remains" } else { "2 attempts remain" };
+        assert!(message.contains(counted), "{message}");
+        assert_eq!(occurrences(message, "remain"), 1, "the count is said once: {message}");
+        assert_eq!(occurrences(message, " left"), 0, "the count is said once: {message}");
+        assert!(!message.contains("--key"), "no 64-digit key in password mode: {message}");
+    }
+    // The same for a password-mode client's own commands.
+    let wrong = w.write("wrong.pw", "not the password");
+    let error = w.fails(&args(&["rotate-key", "--password-file", &wrong], &on(&w, "a")), &[], 5);
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("or no backup is registered"), "{message}");
+    assert!(!message.contains("--key"), "{message}");
+}
+
+/// Issue 11, truthful errors: no sentence is said twice.
+#[test]
+fn error_messages_say_each_thing_once() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    let wrong = "0".repeat(64);
+    let error = w.fails(
+        &args(&["restore", "--to", "x.db", "--key", &wrong], &phone(&w, "x", &store)),
+        &[],
+        3,
+    );
+    let message = error["message"].as_str().unwrap();
+    assert_eq!(occurrences(message, "check the digits"), 1, "{message}");
+
+    // An interrupted operation: what to do is said once.
+    let vault = Vault::start(3, 300);
+    let pw = w.write("pw", "a fine password");
+    let mut enable = args(&["enable", "--password-file", &pw], &phone(&w, "p", &store));
+    enable.extend(
+        ["--account", ACCOUNT, "--vault", &vault.url(), "--pin", vault.pin.to_str().unwrap()]
+            .map(String::from),
+    );
+    w.ok(&enable, &[]);
+    w.ok(&args(&["disable", "--yes", "--password-file", &pw], &on(&w, "p")), &[]);
+    let Vault { server, pin: _pin, _data } = vault;
+    server.shutdown().unwrap();
+    w.fails(&enable, &[], 7);
+    let error = w.fails(&args(&["enable", "--key"], &on(&w, "p")), &[], 2);
+    assert_eq!(error["code"], "pending-operation");
+    let message = error["message"].as_str().unwrap();
+    assert_eq!(occurrences(message, "abort"), 1, "{message}");
+    assert_eq!(occurrences(message, "again"), 1, "{message}");
+}
+
+/// Issue 11, truthful errors: a backup source that cannot be read is named.
+#[test]
+fn a_backup_source_that_cannot_be_read_is_named() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    fs::create_dir(w.path("folder")).unwrap();
+    let folder = w.path("folder").to_string_lossy().into_owned();
+    let error = w.fails(&args(&["backup", &folder], &on(&w, "a")), &[], 1);
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains(&folder), "{message}");
+    assert!(!message.contains("<backup source>"), "{message}");
+    assert_eq!(w.objects(), 0, "nothing was stored");
+}

@@ -662,20 +662,27 @@ impl Client {
         options.compression = Compression::Zstd;
         options.metadata.created_at = self.now();
         options.metadata.fields.insert("name".to_owned(), name.to_owned());
-        let mut input: Box<dyn Read + '_> =
-            match source {
-                Source::Bytes(bytes) => Box::new(bytes),
-                Source::Path(path) => Box::new(fs::File::open(path).map_err(|source| {
-                    Error::Io { operation: "open", path: path.to_owned(), source }
-                })?),
-            };
+        let (mut input, source_path): (Box<dyn Read + '_>, PathBuf) = match source {
+            Source::Bytes(bytes) => (Box::new(bytes), PathBuf::from("<backup source in memory>")),
+            Source::Path(path) => {
+                let io = |source| Error::Io { operation: "read", path: path.to_owned(), source };
+                let file = fs::File::open(path).map_err(io)?;
+                if file.metadata().map_err(io)?.is_dir() {
+                    return Err(io(io::Error::new(
+                        io::ErrorKind::IsADirectory,
+                        "it is a directory, not a file",
+                    )));
+                }
+                (Box::new(file), path.to_owned())
+            }
+        };
         // Strictly after the newest backup, so the newest is the last name even when two
         // backups fall in one second or this device's clock is behind another's.
         let newest = self.store.list()?.last().and_then(|n| store::object_time(n));
         let time = newest.map_or(self.now(), |t| self.now().max(t.saturating_add(1)));
         let object = store::new_object_name(time);
         let mut upload = self.store.upload(&object, true, self.faults.as_ref())?;
-        encrypt_into(&key, options, &mut *input, &mut upload)?;
+        encrypt_into(&key, options, &mut *input, &source_path, &mut upload)?;
         let size = upload.finish()?;
         Ok(BackupInfo { object, size })
     }
@@ -1265,11 +1272,13 @@ fn damage(
     }
 }
 
-/// Encrypts everything `input` yields into `upload` (not finished: the caller finishes it).
+/// Encrypts everything `input` (read from `source`) yields into `upload` (not finished: the
+/// caller finishes it).
 fn encrypt_into(
     key: &BackupKey,
     options: EncryptOptions,
     input: &mut dyn Read,
+    source: &Path,
     upload: &mut Upload<'_>,
 ) -> Result<()> {
     let pumped = (|| {
@@ -1282,11 +1291,11 @@ fn encrypt_into(
     match pumped {
         Ok(()) => Ok(()),
         Err(err) => Err(upload.take_failure().unwrap_or_else(|| match err {
-            Pump::Read(source) => {
-                Error::Io { operation: "read", path: PathBuf::from("<backup source>"), source }
+            Pump::Read(err) => {
+                Error::Io { operation: "read", path: source.to_owned(), source: err }
             }
-            Pump::Write(source) => {
-                Error::Io { operation: "encrypt", path: PathBuf::from("<backup>"), source }
+            Pump::Write(err) => {
+                Error::Io { operation: "encrypt", path: source.to_owned(), source: err }
             }
         })),
     }

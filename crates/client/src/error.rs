@@ -35,8 +35,10 @@ pub enum Error {
         /// The interrupted operation.
         pending: &'static str,
     },
-    /// The password is wrong; the vault counted the attempt.
-    #[error("wrong password: {remaining} attempts remain before the vault destroys the backup key")]
+    /// The vault did not accept the password; it counted the attempt. The vault answers an
+    /// account nobody registered (or a mistyped one) exactly like a wrong password, so the
+    /// message allows for both without saying which.
+    #[error("{}", wrong_password(*remaining))]
     WrongPassword {
         /// Attempts left.
         remaining: u8,
@@ -238,6 +240,20 @@ impl From<ClientError> for Error {
             ClientError::Exhausted => Error::AttemptsExhausted,
             other => Error::Vault(other),
         }
+    }
+}
+
+/// The sentence of [`Error::WrongPassword`].
+fn wrong_password(remaining: u8) -> String {
+    let head = "wrong password, or no backup is registered for this account (the vault does not \
+                tell which)";
+    match remaining {
+        0 => format!(
+            "{head}: no attempt remains; once the logins in flight end, the next wrong password \
+             makes the vault destroy the backup key for good"
+        ),
+        1 => format!("{head}: 1 attempt remains before the vault destroys the backup key"),
+        n => format!("{head}: {n} attempts remain before the vault destroys the backup key"),
     }
 }
 

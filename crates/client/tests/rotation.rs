@@ -166,7 +166,12 @@ fn rotate_crash_points(password_mode: bool, recovery: Recovery) -> Vec<Outcome> 
             // With no journal (a stop before the rotation began) the abort has nothing to do.
             (Recovery::Abort, false) => match phone.abort_pending(password) {
                 Ok(()) => aborted = true,
-                Err(Error::IllegalState { .. }) => retry(&mut phone, &mut digits),
+                Err(e @ Error::IllegalState { .. }) => {
+                    let message = e.to_string();
+                    assert!(message.contains("run the rotation again"), "{message}");
+                    assert!(!message.contains("while key rotation"), "{message}");
+                    retry(&mut phone, &mut digits)
+                }
                 Err(e) => panic!("abort after a stop at {point}: {e}"),
             },
         }
