@@ -204,13 +204,36 @@ pub fn restore(
     let file_len = file_len.unwrap_or(0);
     let started = Instant::now();
     let bar = progress(file_len, "decrypting");
-    let mut decryptor = Decryptor::new(bar.wrap_read(file), key)?;
+    let mut decryptor =
+        Decryptor::new(bar.wrap_read(file), key).map_err(|e| with_crypt15_hint(input, e))?;
     let written = copy(&mut decryptor, sink).map_err(|e| match Error::from_io(&e) {
         Some(inner) => inner.clone().into(),
         None => Failure::io("decryption failed", e),
     })?;
     bar.finish_and_clear();
     Ok((decryptor.metadata().clone(), written, started.elapsed()))
+}
+
+/// The failure for `err` on `input`, with a hint when `input` is not in this format but looks
+/// like a WhatsApp `.crypt15` backup.
+fn with_crypt15_hint(input: &Path, err: Error) -> Failure {
+    let not_native = matches!(err, Error::NotABackup);
+    let mut failure = Failure::from(err);
+    if not_native && looks_like_crypt15(input) {
+        failure.message.push_str(
+            " It looks like a WhatsApp .crypt15 backup: `e2ee-backup crypt15 decrypt` decrypts \
+             it, `e2ee-backup convert` turns it into this format.",
+        );
+    }
+    failure
+}
+
+/// Whether `path` is named like a `.crypt15` file or opens as one (its header parses).
+fn looks_like_crypt15(path: &Path) -> bool {
+    let named = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("crypt15"));
+    named
+        || File::open(path)
+            .is_ok_and(|mut file| e2ee_backup_crypt15::FileHeader::read_from(&mut file).is_ok())
 }
 
 pub fn decrypt(
@@ -241,7 +264,7 @@ pub fn inspect(input: &Path, key: Result<Option<BackupKey>, Failure>) -> Result<
     let key = key?;
     let (mut file, file_len) = open_backup(input)?;
     let file_len = file_len.unwrap_or(0);
-    let header = read_header(&mut file)?;
+    let header = read_header(&mut file).map_err(|e| with_crypt15_hint(input, e))?;
     let mut lines = vec![
         format!("file:           {} ({file_len} bytes)", input.display()),
         "format:         e2ee-backups v1".to_owned(),

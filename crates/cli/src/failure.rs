@@ -127,7 +127,8 @@ impl From<e2ee_backup_client::Error> for Failure {
                  attempt was counted."
                     .to_owned(),
             ),
-            C::FleetBundle(_) => (EXIT_VAULT_NOT_TRUSTED, String::new()),
+            C::FleetBundle(_) | C::VaultTls { .. } => (EXIT_VAULT_NOT_TRUSTED, String::new()),
+            C::NotAVault { .. } => (2, String::new()),
             C::Vault(ClientError::WeakKsf(code)) => (
                 EXIT_VAULT_NOT_TRUSTED,
                 format!(

@@ -108,6 +108,10 @@ pub struct BackupArgs {
     /// The backup's name, kept in its encrypted metadata. [default: FILE's name]
     #[arg(long, value_name = "N")]
     pub name: Option<String>,
+    /// Back up FILE even though it is empty. An empty backup is the newest one, so a restore
+    /// picks it over the real backups made before it.
+    #[arg(long)]
+    pub allow_empty: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -660,26 +664,41 @@ pub fn backup(args: &BackupArgs) -> Result<Report, Failure> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "backup".to_owned()),
     };
-    let plaintext = fs::metadata(&args.file)
-        .map_err(|e| Failure::io(&format!("cannot read {}", args.file.display()), e))?
-        .len();
+    let metadata = fs::metadata(&args.file)
+        .map_err(|e| Failure::io(&format!("cannot read {}", args.file.display()), e))?;
+    let plaintext = metadata.len();
+    let empty = metadata.is_file() && plaintext == 0;
+    if empty && !args.allow_empty {
+        return Err(Failure::usage(
+            "empty-backup",
+            format!(
+                "{} is empty: as the newest backup it would be restored instead of the real ones \
+                 before it. Nothing was stored; pass --allow-empty to back it up anyway",
+                args.file.display()
+            ),
+        ));
+    }
     let started = Instant::now();
     let info = client.create_backup(Source::Path(&args.file), &name)?;
     let elapsed = started.elapsed();
-    Ok(Report {
-        lines: vec![format!(
-            "backed up {} ({plaintext} bytes) as {name:?}: {} bytes encrypted (zstd) stored as \
-             {} in {elapsed:.2?}, {}",
-            args.file.display(),
-            info.size,
-            info.object,
-            rate(plaintext, elapsed)
-        )],
-        json: json!({
-            "file": args.file, "name": name, "plaintextBytes": plaintext, "object": info.object,
-            "objectBytes": info.size, "seconds": elapsed.as_secs_f64(),
-        }),
-    })
+    let mut lines = vec![format!(
+        "backed up {} ({plaintext} bytes) as {name:?}: {} bytes encrypted (zstd) stored as {} \
+         in {elapsed:.2?}, {}",
+        args.file.display(),
+        info.size,
+        info.object,
+        rate(plaintext, elapsed)
+    )];
+    let mut json = json!({
+        "file": args.file, "name": name, "plaintextBytes": plaintext, "object": info.object,
+        "objectBytes": info.size, "seconds": elapsed.as_secs_f64(),
+    });
+    if empty {
+        let warning = "warning: this backup is empty, and a restore picks it over the older ones";
+        lines.push(warning.to_owned());
+        json["warning"] = json!(warning);
+    }
+    Ok(Report { lines, json })
 }
 
 pub fn restore(args: &RestoreArgs) -> Result<Report, Failure> {

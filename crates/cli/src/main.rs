@@ -54,8 +54,8 @@ Exit codes:
   6  locked out for good: the vault destroyed its copy of the key after too many wrong passwords
   7  temporarily impossible, nothing changed: the vault is unreachable, or no attempts are left
      while a login is still in flight; run the same command again later
-  8  the vault is not trusted: its key bundle does not verify against the pin, or it asks for a
-     password stretching this client refuses; no password was sent
+  8  the vault is not trusted: its key bundle does not verify against the pin, TLS with it
+     fails, or it asks for a password stretching this client refuses; no password was sent
 
 Environment: E2EE_BACKUP_PASSWORD and E2EE_BACKUP_NEW_PASSWORD give passwords to scripts
 (automation only; interactively, passwords are asked without echo).";

@@ -376,3 +376,22 @@ fn keygen_to_a_file_shows_the_key_only_when_asked() {
     let out = run(dir.path(), &["keygen", "--json"]);
     assert_eq!(json_of(&out)["key"].as_str().unwrap().len(), 79);
 }
+
+/// Issue 11, truthful errors: a `.crypt15` file given to `decrypt` gets a hint to use
+/// `crypt15 decrypt` or `convert`.
+#[test]
+fn a_crypt15_file_given_to_decrypt_gets_a_hint() {
+    let (dir, _) = setup();
+    let out = run(
+        dir.path(),
+        &["crypt15", "encrypt", "chats.db", "-o", "msgstore.db.crypt15", "--key-file", "key.txt"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        dir.path(),
+        &["decrypt", "msgstore.db.crypt15", "-o", "x.db", "--key-file", "key.txt", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let message = json_of(&out)["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("crypt15 decrypt") && message.contains("convert"), "{message}");
+}

@@ -714,3 +714,71 @@ fn a_backup_source_that_cannot_be_read_is_named() {
     assert!(!message.contains("<backup source>"), "{message}");
     assert_eq!(w.objects(), 0, "nothing was stored");
 }
+
+/// A web server that is not a vault: every request gets a 404 HTML page.
+fn not_a_vault() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut buffer);
+            let page = "<html><body><h1>404 Not Found</h1>nginx</body></html>";
+            let answer = format!(
+                "HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = std::io::Write::write_all(&mut stream, answer.as_bytes());
+        }
+    });
+    url
+}
+
+/// Issue 11, truthful errors: `https://` against a vault that speaks plain HTTP can never
+/// succeed, so it is not "retry later" (7); a web server that is not a vault is not "a client
+/// or deployment bug", and its page is not printed.
+#[test]
+fn a_wrong_scheme_or_a_server_that_is_not_a_vault_is_said_so() {
+    let vault = Vault::start(3, 300);
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    let pin = vault.pin.to_str().unwrap();
+    let https = vault.url().replacen("http://", "https://", 1);
+    let out = w.run(&args(&["set-vault", "--vault", &https, "--pin", pin], &on(&w, "a")), &[]);
+    let error = json_of(&out)["error"].clone();
+    assert_ne!(out.status.code(), Some(7), "{error}");
+    assert_ne!(out.status.code(), Some(0), "{error}");
+    assert_eq!(error["retryable"], false, "{error}");
+    assert_eq!(error["code"], "vault-tls", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("http://"), "{error}");
+
+    let web = not_a_vault();
+    let error = w.fails(&args(&["set-vault", "--vault", &web, "--pin", pin], &on(&w, "a")), &[], 2);
+    let message = error["message"].as_str().unwrap();
+    assert_eq!(error["code"], "not-a-vault", "{error}");
+    assert!(message.contains(&web), "{message}");
+    assert!(!message.contains("<html>"), "{message}");
+    assert!(!message.contains("client or deployment bug"), "{message}");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["vault"], Value::Null);
+}
+
+/// Issue 11: an empty file is not backed up silently (it would be restored in preference to the
+/// real backups before it): refused unless --allow-empty, and then with a warning.
+#[test]
+fn an_empty_backup_needs_allow_empty() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    w.write("empty.db", "");
+    let error = w.fails(&args(&["backup", "empty.db"], &on(&w, "a")), &[], 2);
+    assert_eq!(error["code"], "empty-backup", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("--allow-empty"), "{error}");
+    assert_eq!(w.objects(), 1);
+    let report = w.ok(&args(&["backup", "empty.db", "--allow-empty"], &on(&w, "a")), &[]);
+    assert!(report["warning"].as_str().unwrap().contains("empty"), "{report}");
+    assert_eq!(w.objects(), 2);
+}

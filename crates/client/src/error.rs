@@ -105,6 +105,30 @@ pub enum Error {
         /// The server's message.
         message: String,
     },
+    /// TLS with the vault failed. Retrying does not help: the URL says `https://` for a vault
+    /// served over plain HTTP, or the vault's certificate is not trusted here.
+    #[error(
+        "cannot set up TLS with the vault at {url} ({detail}); if the vault is served over plain \
+         HTTP its URL starts with http://, otherwise its certificate is not trusted here"
+    )]
+    VaultTls {
+        /// The vault's URL.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The server at the vault URL answered, but not as a vault does (a web server's error
+    /// page, say): the URL is wrong.
+    #[error(
+        "the server at {url} is not a vault: it answered HTTP {status} without the vault's error \
+         format; check the vault URL"
+    )]
+    NotAVault {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
     /// The vault protocol failed (a malformed or unexpected answer, a refusal).
     #[error("the vault protocol failed: {0}")]
     Vault(ClientError),
@@ -204,6 +228,8 @@ impl Error {
             Error::StoreMissing { .. } => "store-missing",
             Error::VaultUnreachable { .. } => "vault-unreachable",
             Error::VaultRejected { .. } => "vault-rejected",
+            Error::VaultTls { .. } => "vault-tls",
+            Error::NotAVault { .. } => "not-a-vault",
             Error::Vault(_) => "vault-protocol",
             Error::VaultKeyMismatch => "vault-key-mismatch",
             Error::FleetBundle(_) => "fleet-bundle-rejected",
