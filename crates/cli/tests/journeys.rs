@@ -523,6 +523,15 @@ fn a_wrong_vault_on_first_use_saves_nothing_and_the_right_one_works() {
     assert_eq!(w.fails(&enable, &[], 7)["code"], "vault-unreachable");
     assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["initialised"], false);
     assert!(!w.path("a").exists(), "the client directory was not kept");
+    assert!(!w.path("store").exists(), "no store was made");
+    // With the default store, inside the client directory: nothing is left either.
+    let mut default_store = args(&["enable", "--password-file", &pw], &on(&w, "d"));
+    default_store.extend(
+        ["--account", ACCOUNT, "--vault", &closed, "--pin", vault.pin.to_str().unwrap()]
+            .map(String::from),
+    );
+    w.fails(&default_store, &[], 7);
+    assert!(!w.path("d").exists(), "the client directory was not kept");
     let at = enable.iter().position(|a| *a == closed).unwrap();
     enable[at] = url.clone();
     assert_eq!(w.ok(&enable, &[])["mode"], "password");

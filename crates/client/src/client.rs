@@ -516,7 +516,6 @@ impl Client {
                 if self.state.vault.is_none() {
                     return Err(Error::NoVault);
                 }
-                self.store.create()?;
                 let key_id = self.add_key(&BackupKey::generate())?;
                 self.commit_with(|s| s.journal = Some(Journal::Registering { key_id }))?;
             }
@@ -561,6 +560,8 @@ impl Client {
             }
             Err(e) => return Err(e),
         }
+        // Only now, so that a failed first registration leaves no empty store behind.
+        self.store.create()?;
         self.commit_with(|s| {
             s.mode = Mode::Password { key_id };
             s.journal = None;
