@@ -791,3 +791,28 @@ fn an_empty_backup_needs_allow_empty() {
     assert!(report["warning"].as_str().unwrap().contains("empty"), "{report}");
     assert_eq!(w.objects(), 2);
 }
+
+/// Issue 11: a first restore that got as far as Restoring (the key is known, writing the
+/// target failed) is the one failure whose client directory is kept: running the same command
+/// again resumes it.
+#[test]
+fn a_restore_cut_off_after_the_key_is_known_is_kept_and_resumes() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let key = w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[])["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    // The target's folder cannot be made: a file stands in its way.
+    w.write("blocker", "");
+    let to = w.path("blocker").join("b.db").to_string_lossy().into_owned();
+    let restore = args(&["restore", "--to", &to, "--key", &key], &phone(&w, "b", &store));
+    let error = w.fails(&restore, &[], 1);
+    assert!(error["message"].as_str().unwrap().contains("blocker"), "{error}");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "b")), &[])["mode"], "restoring");
+    fs::remove_file(w.path("blocker")).unwrap();
+    let report = w.ok(&restore, &[]);
+    assert_eq!(report["mode"], "key");
+    assert_eq!(fs::read(&to).unwrap(), fs::read(w.path("chats.db")).unwrap());
+}
