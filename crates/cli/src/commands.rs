@@ -67,11 +67,44 @@ pub fn key_from(
     Ok(Some(digits::parse(typed.trim())?))
 }
 
+/// Opens a file the command reads, naming it in every failure (reading a directory would
+/// otherwise fail later with a bare "Is a directory"). Returns its size when it is a regular
+/// file.
+pub fn open_input(path: &Path) -> Result<(File, Option<u64>), Failure> {
+    let file =
+        File::open(path).map_err(|e| Failure::io(&format!("cannot open {}", path.display()), e))?;
+    let metadata =
+        file.metadata().map_err(|e| Failure::io(&format!("cannot read {}", path.display()), e))?;
+    if metadata.is_dir() {
+        return Err(Failure::other(
+            "io",
+            format!("cannot read {}: it is a directory, not a file", path.display()),
+        ));
+    }
+    Ok((file, metadata.is_file().then_some(metadata.len())))
+}
+
+/// Opens a backup file (native or crypt15) as [`open_input`] does; an empty file is reported as
+/// empty, not as a backup cut off after 0 bytes.
+pub fn open_backup(path: &Path) -> Result<(File, Option<u64>), Failure> {
+    let (file, len) = open_input(path)?;
+    if len == Some(0) {
+        return Err(Failure::with_exit(
+            "not-a-backup",
+            format!("{} is empty (0 bytes): it is not a backup.", path.display()),
+            4,
+        ));
+    }
+    Ok((file, len))
+}
+
 pub fn required(key: Result<Option<BackupKey>, Failure>) -> Result<BackupKey, Failure> {
     key?.ok_or_else(|| Failure::usage("no-key", "no key given"))
 }
 
-pub fn keygen(out: Option<&Path>, force: bool) -> Result<Report, Failure> {
+/// Draws a key; prints it, or with `out` writes it there and prints only the file and the key
+/// id (the key too with `show`), so that it does not stay in a terminal's scrollback.
+pub fn keygen(out: Option<&Path>, force: bool, show: bool) -> Result<Report, Failure> {
     let key = BackupKey::generate();
     let display = digits::to_display(&key);
     if let Some(path) = out {
@@ -95,12 +128,25 @@ pub fn keygen(out: Option<&Path>, force: bool) -> Result<Report, Failure> {
             .and_then(|()| file.sync_all())
             .map_err(|e| Failure::io(&format!("cannot write {}", path.display()), e))?;
     }
-    let mut lines = vec![display.to_string()];
-    if let Some(path) = out {
-        lines.push(format!("(also written to {}, readable by you only)", path.display()));
-    }
     let key_id = hex::encode(KeyId::of(&key).0);
-    Ok(Report { lines, json: json!({ "key": display.as_str(), "keyId": key_id, "file": out }) })
+    let show = show || out.is_none();
+    let mut lines = Vec::new();
+    if show {
+        lines.push(display.to_string());
+    }
+    let mut json = json!({ "keyId": key_id, "file": out });
+    if let Some(path) = out {
+        lines.push(format!(
+            "{} {}, readable by you only (key id {key_id}){}",
+            if show { "(also written to" } else { "wrote a new backup key to" },
+            path.display(),
+            if show { ")" } else { "; --show also prints it" }
+        ));
+    }
+    if show {
+        json["key"] = json!(display.as_str());
+    }
+    Ok(Report { lines, json })
 }
 
 pub struct EncryptArgs<'a> {
@@ -115,9 +161,7 @@ pub struct EncryptArgs<'a> {
 
 pub fn encrypt(args: EncryptArgs<'_>) -> Result<Report, Failure> {
     let key = required(args.key)?;
-    let input = File::open(args.input)
-        .map_err(|e| Failure::io(&format!("cannot open {}", args.input.display()), e))?;
-    let len = input.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+    let (input, len) = open_input(args.input)?;
     let mut out = AtomicOutput::create(args.output, args.force)?;
     let mut options = EncryptOptions::default();
     options.compression = if args.compress { Compression::Zstd } else { Compression::None };
@@ -156,18 +200,40 @@ pub fn restore(
     key: &BackupKey,
     sink: &mut impl Write,
 ) -> Result<(Metadata, u64, Duration), Failure> {
-    let file = File::open(input)
-        .map_err(|e| Failure::io(&format!("cannot open {}", input.display()), e))?;
-    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let (file, file_len) = open_backup(input)?;
+    let file_len = file_len.unwrap_or(0);
     let started = Instant::now();
     let bar = progress(file_len, "decrypting");
-    let mut decryptor = Decryptor::new(bar.wrap_read(file), key)?;
+    let mut decryptor =
+        Decryptor::new(bar.wrap_read(file), key).map_err(|e| with_crypt15_hint(input, e))?;
     let written = copy(&mut decryptor, sink).map_err(|e| match Error::from_io(&e) {
         Some(inner) => inner.clone().into(),
         None => Failure::io("decryption failed", e),
     })?;
     bar.finish_and_clear();
     Ok((decryptor.metadata().clone(), written, started.elapsed()))
+}
+
+/// The failure for `err` on `input`, with a hint when `input` is not in this format but looks
+/// like a WhatsApp `.crypt15` backup.
+fn with_crypt15_hint(input: &Path, err: Error) -> Failure {
+    let not_native = matches!(err, Error::NotABackup);
+    let mut failure = Failure::from(err);
+    if not_native && looks_like_crypt15(input) {
+        failure.message.push_str(
+            " It looks like a WhatsApp .crypt15 backup: `e2ee-backup crypt15 decrypt` decrypts \
+             it, `e2ee-backup convert` turns it into this format.",
+        );
+    }
+    failure
+}
+
+/// Whether `path` is named like a `.crypt15` file or opens as one (its header parses).
+fn looks_like_crypt15(path: &Path) -> bool {
+    let named = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("crypt15"));
+    named
+        || File::open(path)
+            .is_ok_and(|mut file| e2ee_backup_crypt15::FileHeader::read_from(&mut file).is_ok())
 }
 
 pub fn decrypt(
@@ -196,10 +262,9 @@ pub fn decrypt(
 
 pub fn inspect(input: &Path, key: Result<Option<BackupKey>, Failure>) -> Result<Report, Failure> {
     let key = key?;
-    let mut file = File::open(input)
-        .map_err(|e| Failure::io(&format!("cannot open {}", input.display()), e))?;
-    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let header = read_header(&mut file)?;
+    let (mut file, file_len) = open_backup(input)?;
+    let file_len = file_len.unwrap_or(0);
+    let header = read_header(&mut file).map_err(|e| with_crypt15_hint(input, e))?;
     let mut lines = vec![
         format!("file:           {} ({file_len} bytes)", input.display()),
         "format:         e2ee-backups v1".to_owned(),

@@ -15,8 +15,9 @@ use crate::commands::required;
 use crate::failure::Failure;
 use crate::output::{AtomicOutput, Report, copy, progress, rate};
 
+/// Opens a backup (crypt15 or native): a directory or an empty file is named as such.
 fn open(path: &Path) -> Result<File, Failure> {
-    File::open(path).map_err(|e| Failure::io(&format!("cannot open {}", path.display()), e))
+    crate::commands::open_backup(path).map(|(file, _)| file)
 }
 
 fn variant_name(variant: Variant) -> &'static str {
@@ -127,7 +128,7 @@ pub struct EncryptArgs<'a> {
 
 pub fn encrypt(args: EncryptArgs<'_>) -> Result<Report, Failure> {
     let key = required(args.key)?;
-    let input = open(args.input)?;
+    let (input, _) = crate::commands::open_input(args.input)?;
     let header = FileHeader::minimal(&HeaderOptions {
         app_version: args.app_version,
         jid_suffix: args.phone_suffix,

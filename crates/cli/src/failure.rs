@@ -109,18 +109,10 @@ impl From<e2ee_backup_client::Error> for Failure {
         use e2ee_backup_vault::client::ClientError;
         let retryable = err.is_retryable();
         let (exit, hint): (u8, String) = match &err {
-            C::WrongPassword { remaining: 0 } => (
+            C::WrongPassword { .. } => (
                 EXIT_WRONG_PASSWORD,
-                " No attempts are left: once the logins in flight end, the next wrong password \
-                 locks the account for good. Restore with --key if you have the 64-digit key."
+                " Passwords are case-sensitive, and every attempt counts; check the account as well."
                     .to_owned(),
-            ),
-            C::WrongPassword { remaining } => (
-                EXIT_WRONG_PASSWORD,
-                format!(
-                    " Passwords are case-sensitive; every attempt counts ({remaining} left). If \
-                     you have the 64-digit key, restore with --key instead."
-                ),
             ),
             C::LockedOut => (
                 EXIT_LOCKED_OUT,
@@ -135,7 +127,8 @@ impl From<e2ee_backup_client::Error> for Failure {
                  attempt was counted."
                     .to_owned(),
             ),
-            C::FleetBundle(_) => (EXIT_VAULT_NOT_TRUSTED, String::new()),
+            C::FleetBundle(_) | C::VaultTls { .. } => (EXIT_VAULT_NOT_TRUSTED, String::new()),
+            C::NotAVault { .. } => (2, String::new()),
             C::Vault(ClientError::WeakKsf(code)) => (
                 EXIT_VAULT_NOT_TRUSTED,
                 format!(
@@ -144,20 +137,25 @@ impl From<e2ee_backup_client::Error> for Failure {
                      a test vault, pass --accept-fast-ksf."
                 ),
             ),
-            C::WrongKey => (3, " Check the digits.".to_owned()),
+            // The client's sentence already says to check the digits.
+            C::WrongKey => (3, String::new()),
             C::BackupCorrupt { .. } => {
                 (4, " Restore an older backup, or make a new one.".to_owned())
             }
-            C::NoBackupFound => (
+            C::NoBackupFound { .. } => (
                 1,
-                " On a new device, pass --store with the location the backups were made to."
+                " Make a backup first; or, on a new device, pass --store with the location the \
+                 backups were made to."
                     .to_owned(),
             ),
-            C::PendingOperation { .. } => (
-                2,
-                " Run that command again to finish it, or `e2ee-backup abort` to drop it."
+            C::StoreMissing { .. } => (
+                1,
+                " Check the location: to restore, pass --store with the location the backups \
+                 were made to; `e2ee-backup set-store` points an existing client elsewhere."
                     .to_owned(),
             ),
+            // Its advice is written below, in the command line's words.
+            C::PendingOperation { .. } => (2, String::new()),
             C::NotInitialised { .. } => (
                 2,
                 " Run `e2ee-backup enable` or `e2ee-backup restore` first, or pass the \
@@ -172,8 +170,15 @@ impl From<e2ee_backup_client::Error> for Failure {
             | C::AlreadyInitialised { .. } => (2, String::new()),
             _ => (1, String::new()),
         };
-        let mut failure = Self::with_exit(err.code(), format!("{err}.{hint}"), exit)
-            .field("retryable", retryable);
+        let message = match &err {
+            // The client's advice, in the command line's words.
+            C::PendingOperation { operation, pending } => format!(
+                "cannot {operation}: an interrupted {pending} must be finished first. Run the \
+                 interrupted command again to finish it, or `e2ee-backup abort` to drop it."
+            ),
+            _ => format!("{err}.{hint}"),
+        };
+        let mut failure = Self::with_exit(err.code(), message, exit).field("retryable", retryable);
         if let C::WrongPassword { remaining } = err {
             failure = failure.field("attemptsLeft", remaining);
         }

@@ -1,5 +1,9 @@
 //! The client journeys: `enable`, `backup`, `restore`, `change-password`, `rotate-key`,
-//! `disable`, `status` and `abort`, each a thin layer over `e2ee-backup-client` (spec chapter 5).
+//! `disable`, `status`, `abort`, `set-store` and `set-vault`, each a thin layer over
+//! `e2ee-backup-client` (spec chapter 5).
+//!
+//! A command on a new client directory saves nothing unless it succeeds (a restore that got as
+//! far as downloading is kept, to resume without a second login): see `FreshDir`.
 //!
 //! The client keeps its state in a directory (the phone's private storage, `--client-dir`):
 //! `state.json` and the `keystore` with K (mode 0600). Nothing here prints a password or K,
@@ -12,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{ArgGroup, Args};
-use e2ee_backup_client::state::STATE_FILE;
+use e2ee_backup_client::state::{KEYSTORE_FILE, STATE_FILE};
 use e2ee_backup_client::{Client, FleetPin, Mode, Options, RestoreReport, Setup, Source, Status};
 use e2ee_backup_kdf::digits;
 use serde_json::{Value, json};
@@ -66,8 +70,9 @@ pub struct SetupArgs {
     /// password is sent only to a vault whose signed key bundle verifies against it.
     #[arg(long, value_name = "FILE", requires = "vault")]
     pub pin: Option<PathBuf>,
-    /// Where the encrypted backups go: a directory (created if missing) or a file:// URL. It
-    /// only ever sees ciphertext. To restore on another device, give the same location.
+    /// Where the encrypted backups go: a directory (created by `enable` if missing; `restore`
+    /// needs it to exist) or a file:// URL. It only ever sees ciphertext. To restore on another
+    /// device, give the same location. `set-store` changes it later.
     /// [default: the `store` directory inside the client directory]
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
@@ -103,6 +108,10 @@ pub struct BackupArgs {
     /// The backup's name, kept in its encrypted metadata. [default: FILE's name]
     #[arg(long, value_name = "N")]
     pub name: Option<String>,
+    /// Back up FILE even though it is empty. An empty backup is the newest one, so a restore
+    /// picks it over the real backups made before it.
+    #[arg(long)]
+    pub allow_empty: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -178,6 +187,29 @@ pub struct DisableArgs {
     pub yes: bool,
     #[command(flatten)]
     pub inner: PasswordOnlyArgs,
+}
+
+#[derive(Args)]
+pub struct SetStoreArgs {
+    /// The backup store's new location: a directory or a file:// URL (or with the `cloud`
+    /// feature an s3://, gs:// or az:// URL). It must exist and be readable.
+    #[arg(long, value_name = "URL")]
+    pub store: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct SetVaultArgs {
+    /// The vault's base URL, http:// or https://.
+    #[arg(long, value_name = "URL")]
+    pub vault: String,
+    /// The vault fleet's pin file, `fleet.pin`: the vault's signed key bundle must verify
+    /// against it.
+    #[arg(long, value_name = "FILE")]
+    pub pin: PathBuf,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Args)]
@@ -271,6 +303,59 @@ impl Prepared {
     }
 }
 
+/// A client directory that held no client when the command started. Nothing is saved until
+/// the command succeeds: when it fails, what it wrote is removed, so that a mistyped --vault or
+/// --store does not bind the directory. The one exception is a restore that got as far as
+/// Restoring (the key is known, the download failed): it is kept, so that running the same
+/// command again resumes without a second login.
+struct FreshDir {
+    dir: PathBuf,
+    existed: bool,
+}
+
+impl FreshDir {
+    fn note(dir: &Path, prepared: &Prepared) -> Option<Self> {
+        matches!(prepared, Prepared::New(_))
+            .then(|| Self { dir: dir.to_owned(), existed: dir.exists() })
+    }
+
+    /// After a failed command: removes the client it set up, unless it is resumable.
+    fn discard(self) {
+        let state = e2ee_backup_client::state::StateDir::new(&self.dir);
+        if let Ok((state, _)) = state.load()
+            && matches!(state.mode, Mode::Restoring { .. })
+        {
+            return;
+        }
+        for name in [STATE_FILE, KEYSTORE_FILE] {
+            // Best effort: the failure being reported matters more than this cleanup's.
+            let _ = fs::remove_file(self.dir.join(name));
+            let _ = fs::remove_file(self.dir.join(format!(".{name}.tmp")));
+        }
+        if !self.existed {
+            // Only if empty: never anything the command did not make.
+            let _ = fs::remove_dir(&self.dir);
+        }
+    }
+}
+
+/// Runs `command` on a prepared client directory; if it fails and the directory was new,
+/// removes what it saved ([`FreshDir`]).
+fn saving_only_on_success(
+    dir: PathBuf,
+    prepared: Prepared,
+    command: impl FnOnce(PathBuf, Prepared) -> Result<Report, Failure>,
+) -> Result<Report, Failure> {
+    let fresh = FreshDir::note(&dir, &prepared);
+    let outcome = command(dir, prepared);
+    if outcome.is_err()
+        && let Some(fresh) = fresh
+    {
+        fresh.discard();
+    }
+    outcome
+}
+
 /// Opens the client in the directory, or checks `setup` for a new one.
 fn prepare(
     client: &ClientArgs,
@@ -305,21 +390,8 @@ fn prepare(
     }
     let vault = match (&setup.vault, &setup.pin) {
         (Some(url), Some(pin)) => {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(Failure::usage(
-                    "invalid-vault-url",
-                    format!("--vault {url:?} is not an http:// or https:// URL"),
-                ));
-            }
-            let text = fs::read_to_string(pin).map_err(|e| {
-                Failure::io(&format!("cannot read the pin file {}", pin.display()), e)
-            })?;
-            let pin = FleetPin::parse(&text).map_err(|e| {
-                let mut failure = Failure::from(e);
-                failure.message = format!("{}: {}", pin.display(), failure.message);
-                failure
-            })?;
-            Some((url.clone(), pin))
+            check_vault_url(url)?;
+            Some((url.clone(), read_pin(pin)?))
         }
         _ if needs == Needs::Password => {
             return Err(Failure::usage(
@@ -340,6 +412,29 @@ fn prepare(
     Ok((dir, Prepared::New(Setup { account, store, vault })))
 }
 
+/// Refuses a vault URL that is not http:// or https://.
+fn check_vault_url(url: &str) -> Result<(), Failure> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(Failure::usage(
+            "invalid-vault-url",
+            format!("--vault {url:?} is not an http:// or https:// URL"),
+        ))
+    }
+}
+
+/// Reads and parses a fleet pin file.
+fn read_pin(path: &Path) -> Result<FleetPin, Failure> {
+    let text = fs::read_to_string(path)
+        .map_err(|e| Failure::io(&format!("cannot read the pin file {}", path.display()), e))?;
+    FleetPin::parse(&text).map_err(|e| {
+        let mut failure = Failure::from(e);
+        failure.message = format!("{}: {}", path.display(), failure.message);
+        failure
+    })
+}
+
 /// Refuses settings that contradict the existing client's: it keeps the ones it was set up
 /// with, and silently ignoring another --vault would send a password where the user did not
 /// mean to.
@@ -349,7 +444,8 @@ fn check_setup(status: &Status, setup: &SetupArgs, dir: &Path) -> Result<(), Fai
             "client-exists",
             format!(
                 "{} already holds a client set up with {what} {had}; leave the option out to use \
-                 it, or pass another --client-dir for a new device",
+                 it, change it with `e2ee-backup set-{what}`, or pass another --client-dir for a \
+                 new device",
                 dir.display()
             ),
         )
@@ -357,7 +453,15 @@ fn check_setup(status: &Status, setup: &SetupArgs, dir: &Path) -> Result<(), Fai
     if let Some(account) = &setup.account
         && *account != status.account
     {
-        return Err(clash("account", &status.account));
+        return Err(Failure::usage(
+            "client-exists",
+            format!(
+                "{} already holds a client set up for account {}; leave --account out to use \
+                 it, or pass another --client-dir for a new device",
+                dir.display(),
+                status.account
+            ),
+        ));
     }
     if let Some(url) = &setup.vault
         && Some(url) != status.vault_url.as_ref()
@@ -475,6 +579,15 @@ fn key_warning() -> [&'static str; 3] {
 pub fn enable(args: &EnableArgs) -> Result<Report, Failure> {
     let needs = if args.key { Needs::Key } else { Needs::Password };
     let (dir, prepared) = prepare(&args.client, &args.setup, needs)?;
+    saving_only_on_success(dir, prepared, |dir, prepared| enable_in(args, needs, dir, prepared))
+}
+
+fn enable_in(
+    args: &EnableArgs,
+    needs: Needs,
+    dir: PathBuf,
+    prepared: Prepared,
+) -> Result<Report, Failure> {
     if needs == Needs::Key {
         let mut client = prepared.into_client(&args.client, &dir)?;
         let shown = client.enable_with_key()?;
@@ -551,32 +664,56 @@ pub fn backup(args: &BackupArgs) -> Result<Report, Failure> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "backup".to_owned()),
     };
-    let plaintext = fs::metadata(&args.file)
-        .map_err(|e| Failure::io(&format!("cannot read {}", args.file.display()), e))?
-        .len();
+    let metadata = fs::metadata(&args.file)
+        .map_err(|e| Failure::io(&format!("cannot read {}", args.file.display()), e))?;
+    let plaintext = metadata.len();
+    let empty = metadata.is_file() && plaintext == 0;
+    if empty && !args.allow_empty {
+        return Err(Failure::usage(
+            "empty-backup",
+            format!(
+                "{} is empty: as the newest backup it would be restored instead of the real ones \
+                 before it. Nothing was stored; pass --allow-empty to back it up anyway",
+                args.file.display()
+            ),
+        ));
+    }
     let started = Instant::now();
     let info = client.create_backup(Source::Path(&args.file), &name)?;
     let elapsed = started.elapsed();
-    Ok(Report {
-        lines: vec![format!(
-            "backed up {} ({plaintext} bytes) as {name:?}: {} bytes encrypted (zstd) stored as \
-             {} in {elapsed:.2?}, {}",
-            args.file.display(),
-            info.size,
-            info.object,
-            rate(plaintext, elapsed)
-        )],
-        json: json!({
-            "file": args.file, "name": name, "plaintextBytes": plaintext, "object": info.object,
-            "objectBytes": info.size, "seconds": elapsed.as_secs_f64(),
-        }),
-    })
+    let mut lines = vec![format!(
+        "backed up {} ({plaintext} bytes) as {name:?}: {} bytes encrypted (zstd) stored as {} \
+         in {elapsed:.2?}, {}",
+        args.file.display(),
+        info.size,
+        info.object,
+        rate(plaintext, elapsed)
+    )];
+    let mut json = json!({
+        "file": args.file, "name": name, "plaintextBytes": plaintext, "object": info.object,
+        "objectBytes": info.size, "seconds": elapsed.as_secs_f64(),
+    });
+    if empty {
+        let warning = "warning: this backup is empty, and a restore picks it over the older ones";
+        lines.push(warning.to_owned());
+        json["warning"] = json!(warning);
+    }
+    Ok(Report { lines, json })
 }
 
 pub fn restore(args: &RestoreArgs) -> Result<Report, Failure> {
     let with_key = args.key.is_some() || args.key_file.is_some();
     let needs = if with_key { Needs::Key } else { Needs::Password };
     let (dir, prepared) = prepare(&args.client, &args.setup, needs)?;
+    saving_only_on_success(dir, prepared, |dir, prepared| restore_in(args, needs, dir, prepared))
+}
+
+fn restore_in(
+    args: &RestoreArgs,
+    needs: Needs,
+    dir: PathBuf,
+    prepared: Prepared,
+) -> Result<Report, Failure> {
     let mut lines = Vec::new();
     let mut target = args.to.clone();
     let started;
@@ -855,7 +992,7 @@ pub fn status(args: &ClientOnlyArgs) -> Result<Report, Failure> {
     Ok(Report { lines, json })
 }
 
-pub fn abort(args: &ClientOnlyArgs) -> Result<Report, Failure> {
+pub fn abort(args: &PasswordOnlyArgs) -> Result<Report, Failure> {
     let (mut client, _) = args.client.open()?;
     let Some(pending) = client.status().pending else {
         return Ok(Report {
@@ -863,10 +1000,47 @@ pub fn abort(args: &ClientOnlyArgs) -> Result<Report, Failure> {
             json: json!({ "aborted": Value::Null }),
         });
     };
-    client.abort_pending()?;
+    // A rotation cut off while asking the vault to seal the new key: only a login tells
+    // whether the vault still seals the old key.
+    let password = if client.abort_needs_password() {
+        Some(read_password(args.password_file.as_deref(), PASSWORD_ENV, "Password: ", false)?)
+    } else {
+        None
+    };
+    client.abort_pending(password.as_ref().map(|p| p.as_str()))?;
     Ok(Report {
         lines: vec![format!("dropped the interrupted {pending}")],
         json: json!({ "aborted": pending }),
+    })
+}
+
+pub fn set_store(args: &SetStoreArgs) -> Result<Report, Failure> {
+    let (mut client, _) = args.client.open()?;
+    let count = client.set_store(&args.store)?;
+    let status = client.status();
+    Ok(Report {
+        lines: vec![format!(
+            "this client now keeps its backups in {}: {count} backup(s) there",
+            status.store
+        )],
+        json: json!({ "store": status.store, "backups": count }),
+    })
+}
+
+pub fn set_vault(args: &SetVaultArgs) -> Result<Report, Failure> {
+    check_vault_url(&args.vault)?;
+    let pin = read_pin(&args.pin)?;
+    let (mut client, _) = args.client.open()?;
+    let epoch = client.set_vault(&args.vault, pin)?;
+    let status = client.status();
+    let url = status.vault_url.unwrap_or_default();
+    Ok(Report {
+        lines: vec![format!(
+            "this client now uses the vault at {url}: its key bundle (epoch {epoch}) verifies \
+             against {}",
+            args.pin.display()
+        )],
+        json: json!({ "vault": url, "epoch": epoch, "pin": args.pin }),
     })
 }
 

@@ -22,7 +22,8 @@ mod output;
 /// they run out.
 ///
 /// Two ways to work: on files (keygen, encrypt, decrypt, inspect, crypt15, convert), or as a
-/// phone would (enable, backup, restore, change-password, rotate-key, disable, status, abort),
+/// phone would (enable, backup, restore, change-password, rotate-key, disable, status, abort,
+/// set-store, set-vault),
 /// with the client's state in --client-dir [default: $XDG_DATA_HOME/e2ee-backup, else
 /// ~/.local/share/e2ee-backup]. The vault server is the separate binary `e2ee-backup-vault`
 /// (init, serve). `demo` shows both, with a vault of its own.
@@ -53,8 +54,8 @@ Exit codes:
   6  locked out for good: the vault destroyed its copy of the key after too many wrong passwords
   7  temporarily impossible, nothing changed: the vault is unreachable, or no attempts are left
      while a login is still in flight; run the same command again later
-  8  the vault is not trusted: its key bundle does not verify against the pin, or it asks for a
-     password stretching this client refuses; no password was sent
+  8  the vault is not trusted: its key bundle does not verify against the pin, TLS with it
+     fails, or it asks for a password stretching this client refuses; no password was sent
 
 Environment: E2EE_BACKUP_PASSWORD and E2EE_BACKUP_NEW_PASSWORD give passwords to scripts
 (automation only; interactively, passwords are asked without echo).";
@@ -66,7 +67,8 @@ enum Command {
     ///
     /// --key draws a backup key and shows it once. --password draws one and seals it in the
     /// vault behind the password (asked twice without echo); the first time it needs --account,
-    /// --vault and --pin (the vault's fleet.pin). The client directory is created if missing.
+    /// --vault and --pin (the vault's fleet.pin). The client directory is created if missing,
+    /// and kept only if the command succeeds.
     #[command(after_help = EXIT_CODES)]
     Enable(journeys::EnableArgs),
     /// Encrypt FILE under the backup key and upload it to the backup store as a new backup.
@@ -97,15 +99,33 @@ enum Command {
     /// key or a password).
     #[command(after_help = EXIT_CODES)]
     Status(journeys::ClientOnlyArgs),
-    /// Drop an interrupted operation where that is safe (a password registration, a vault
-    /// record deletion, a key rotation that has not reached the vault).
+    /// Drop an interrupted operation where that is safe: a password registration, a vault
+    /// record deletion, or a key rotation the vault has not confirmed (its re-encrypted copies
+    /// are deleted and the old key stays in force).
+    ///
+    /// A rotation cut off while asking the vault to seal the new key needs the password, to ask
+    /// the vault which key it seals; once the vault seals the new key, or the old backups are
+    /// being deleted, run `rotate-key` again to finish it instead.
     #[command(after_help = EXIT_CODES)]
-    Abort(journeys::ClientOnlyArgs),
-    /// Generate a new backup key and print it as 16 groups of 4 hexadecimal digits.
+    Abort(journeys::PasswordOnlyArgs),
+    /// Point this client at another backup store: the backups moved, or the location was
+    /// mistyped. The store must exist and be readable; otherwise nothing changes.
+    #[command(after_help = EXIT_CODES)]
+    SetStore(journeys::SetStoreArgs),
+    /// Point this client at another vault URL and fleet pin: the vault moved, or the URL was
+    /// mistyped. The vault's signed key bundle must verify against the pin; otherwise nothing
+    /// changes. In password mode only the URL can change, not the fleet.
+    #[command(after_help = EXIT_CODES)]
+    SetVault(journeys::SetVaultArgs),
+    /// Generate a new backup key and print it as 16 groups of 4 hexadecimal digits; with --out,
+    /// write it to a file instead and print only the file name and the key id.
     Keygen {
-        /// Also write the key to FILE, readable by its owner only.
+        /// Write the key to FILE, readable by its owner only, instead of printing it.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// With --out, print the key as well.
+        #[arg(long, requires = "out")]
+        show: bool,
         /// Replace FILE if it exists.
         #[arg(long)]
         force: bool,
@@ -278,7 +298,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
     let outcome = match cli.command {
-        Command::Keygen { out, force } => commands::keygen(out.as_deref(), force),
+        Command::Keygen { out, force, show } => commands::keygen(out.as_deref(), force, show),
         Command::Encrypt { input, output, key, compress, chunk_size_log2, fields, force } => {
             commands::encrypt(commands::EncryptArgs {
                 input: &input,
@@ -331,6 +351,8 @@ fn main() -> ExitCode {
         Command::Disable(args) => journeys::disable(&args),
         Command::Status(args) => journeys::status(&args),
         Command::Abort(args) => journeys::abort(&args),
+        Command::SetStore(args) => journeys::set_store(&args),
+        Command::SetVault(args) => journeys::set_vault(&args),
     };
     match outcome {
         Ok(report) => {

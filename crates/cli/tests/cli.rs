@@ -33,7 +33,7 @@ fn setup() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), &["keygen", "--out", "key.txt", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let key = json_of(&out)["key"].as_str().unwrap().to_owned();
+    let key = fs::read_to_string(dir.path().join("key.txt")).unwrap().trim().to_owned();
     fs::write(dir.path().join("chats.db"), b"hello from the chat database\n".repeat(5000)).unwrap();
     (dir, key)
 }
@@ -313,4 +313,85 @@ fn crypt15_encrypt_records_no_phone_digits_unless_asked() {
     assert!(out.status.success());
     let report = json_of(&run(dir.path(), &["crypt15", "inspect", "b.crypt15", "--json"]));
     assert_eq!(report["phoneSuffix"], "42");
+}
+
+/// Issue 11, truthful errors: an empty file is called empty, not "truncated after 0 bytes".
+#[test]
+fn an_empty_file_is_called_empty() {
+    let (dir, _) = setup();
+    fs::write(dir.path().join("empty.e2ee"), b"").unwrap();
+    for args in [
+        &["decrypt", "empty.e2ee", "-o", "out.db", "--key-file", "key.txt", "--json"][..],
+        &["inspect", "empty.e2ee", "--json"][..],
+        &["crypt15", "inspect", "empty.e2ee", "--json"][..],
+        &["convert", "empty.e2ee", "-o", "out.crypt15", "--key-file", "key.txt", "--json"][..],
+    ] {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(4), "{args:?}");
+        let error = &json_of(&out)["error"];
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains("empty"), "{args:?}: {message}");
+        assert!(!message.contains("truncated"), "{args:?}: {message}");
+        assert!(!dir.path().join("out.db").exists());
+    }
+}
+
+/// Issue 11, truthful errors: I/O errors name the file.
+#[test]
+fn io_errors_name_the_file() {
+    let (dir, _) = setup();
+    fs::create_dir(dir.path().join("folder")).unwrap();
+    for args in [
+        &["encrypt", "folder", "-o", "f.e2ee", "--key-file", "key.txt", "--json"][..],
+        &["decrypt", "folder", "-o", "f.db", "--key-file", "key.txt", "--json"][..],
+        &["inspect", "folder", "--json"][..],
+    ] {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let message = json_of(&out)["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("folder"), "{args:?}: {message}");
+    }
+}
+
+/// Issue 11: `keygen --out FILE` prints the file name and key id, and the key only with --show.
+#[test]
+fn keygen_to_a_file_shows_the_key_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["keygen", "--out", "k.txt"]);
+    assert!(out.status.success());
+    let key = fs::read_to_string(dir.path().join("k.txt")).unwrap().trim().to_owned();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains(&key), "the key was printed: {text}");
+    assert!(!text.contains(&key[..19]), "part of the key was printed: {text}");
+    assert!(text.contains("k.txt"), "{text}");
+    let out = run(dir.path(), &["keygen", "--out", "j.txt", "--json"]);
+    let report = json_of(&out);
+    assert!(report.get("key").is_none(), "{report}");
+    assert_eq!(report["file"], "j.txt");
+    assert_eq!(report["keyId"].as_str().unwrap().len(), 32, "{report}");
+    let out = run(dir.path(), &["keygen", "--out", "s.txt", "--show"]);
+    let key = fs::read_to_string(dir.path().join("s.txt")).unwrap().trim().to_owned();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&key));
+    // Without --out the key is the output.
+    let out = run(dir.path(), &["keygen", "--json"]);
+    assert_eq!(json_of(&out)["key"].as_str().unwrap().len(), 79);
+}
+
+/// Issue 11, truthful errors: a `.crypt15` file given to `decrypt` gets a hint to use
+/// `crypt15 decrypt` or `convert`.
+#[test]
+fn a_crypt15_file_given_to_decrypt_gets_a_hint() {
+    let (dir, _) = setup();
+    let out = run(
+        dir.path(),
+        &["crypt15", "encrypt", "chats.db", "-o", "msgstore.db.crypt15", "--key-file", "key.txt"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        dir.path(),
+        &["decrypt", "msgstore.db.crypt15", "-o", "x.db", "--key-file", "key.txt", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let message = json_of(&out)["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("crypt15 decrypt") && message.contains("convert"), "{message}");
 }

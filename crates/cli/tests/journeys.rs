@@ -262,7 +262,8 @@ fn wrong_passwords_run_out_and_lock_the_account_for_good() {
     let (code, error) = outcome.expect("the account never locked");
     assert_eq!(code, Some(6), "{error}");
     assert_eq!(error["code"], "locked-out");
-    assert_eq!(w.ok(&args(&["status"], &on(&w, "thief")), &[])["mode"], "locked-out");
+    // A failed first command saves nothing on the new device: the vault keeps the verdict.
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "thief")), &[])["initialised"], false);
     // Even the right password opens nothing now.
     let error = w.fails(&guess, &[("E2EE_BACKUP_PASSWORD", "the real password")], 6);
     assert_eq!(error["code"], "locked-out");
@@ -341,31 +342,31 @@ fn key_mode_journey_with_the_printed_digits() {
 #[test]
 fn an_unreachable_vault_exits_7_and_can_be_retried() {
     let vault = Vault::start(3, 300);
+    let url = vault.url();
     let w = World::new();
     let store = w.path("store").to_string_lossy().into_owned();
-    // A port nothing listens on.
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", listener.local_addr().unwrap())
-    };
     let pw = w.write("pw", "a fine password");
+    // A client that knows its vault, with backups off.
     let mut enable = args(&["enable", "--password-file", &pw], &phone(&w, "a", &store));
-    enable.extend(
-        ["--account", ACCOUNT, "--vault", &closed, "--pin", vault.pin.to_str().unwrap()]
-            .map(String::from),
-    );
+    enable.extend(setup(&vault, &url).map(String::from));
+    w.ok(&enable, &[]);
+    w.ok(&args(&["disable", "--yes", "--password-file", &pw], &on(&w, "a")), &[]);
+    let Vault { server, pin: _pin, _data } = vault;
+    server.shutdown().unwrap();
     let error = w.fails(&enable, &[], 7);
     assert_eq!(error["code"], "vault-unreachable");
     assert_eq!(error["retryable"], true);
     let status = w.ok(&args(&["status"], &on(&w, "a")), &[]);
     assert_eq!(status["mode"], "off");
     assert_eq!(status["pending"], "password registration");
-    // The directory remembers its vault: another one is refused rather than silently ignored.
+    // The directory remembers its vault: another one is refused rather than silently ignored,
+    // and the message says how to change it.
     let mut other = enable.clone();
-    let url = vault.url();
-    let at = other.iter().position(|a| *a == closed).unwrap();
-    other[at] = url;
-    assert_eq!(w.fails(&other, &[], 2)["code"], "client-exists");
+    let at = other.iter().position(|a| *a == url).unwrap();
+    other[at] = closed_url();
+    let error = w.fails(&other, &[], 2);
+    assert_eq!(error["code"], "client-exists");
+    assert!(error["message"].as_str().unwrap().contains("set-vault"), "{error}");
     // The interrupted registration can be dropped.
     assert_eq!(w.ok(&args(&["abort"], &on(&w, "a")), &[])["aborted"], "password registration");
     assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["pending"], Value::Null);
@@ -463,4 +464,355 @@ fn passwords_are_checked_before_the_vault_hears_of_them() {
     assert!(error["message"].as_str().unwrap().contains("E2EE_BACKUP_PASSWORD"), "{error}");
     // Nothing was set up either: the client directory is made only once the password is in.
     assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["initialised"], false);
+}
+
+/// Issue 11: a wrong password, or a vault that is down, makes `rotate-key` fail before it
+/// copies anything; nothing is left to finish or abort, and backups go on.
+#[test]
+fn rotate_key_with_a_wrong_password_or_the_vault_down_changes_nothing() {
+    let vault = Vault::start(5, 300);
+    let url = vault.url();
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let right = w.write("right.pw", "correct horse battery\n");
+    let wrong = w.write("wrong.pw", "not the password\n");
+    let mut enable = args(&["enable", "--password-file", &right], &phone(&w, "a", &store));
+    enable.extend(setup(&vault, &url).map(String::from));
+    w.ok(&enable, &[]);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+
+    let error = w.fails(&args(&["rotate-key", "--password-file", &wrong], &on(&w, "a")), &[], 5);
+    assert_eq!(error["code"], "wrong-password");
+    assert_eq!(w.objects(), 1, "nothing was copied");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["pending"], Value::Null);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    assert_eq!(w.objects(), 2);
+    assert_eq!(w.ok(&args(&["abort"], &on(&w, "a")), &[])["aborted"], Value::Null);
+
+    let Vault { server, pin: _pin, _data } = vault;
+    server.shutdown().unwrap();
+    let error = w.fails(&args(&["rotate-key", "--password-file", &right], &on(&w, "a")), &[], 7);
+    assert_eq!(error["code"], "vault-unreachable");
+    assert_eq!(w.objects(), 2, "the store did not grow");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["pending"], Value::Null);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    assert_eq!(w.objects(), 3);
+}
+
+/// A port nothing listens on.
+fn closed_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
+/// Issue 11: `enable` with a mistyped --vault on first use saves nothing, so the right URL is
+/// accepted next.
+#[test]
+fn a_wrong_vault_on_first_use_saves_nothing_and_the_right_one_works() {
+    let vault = Vault::start(3, 300);
+    let url = vault.url();
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let pw = w.write("pw", "a fine password");
+    let closed = closed_url();
+    let mut enable = args(&["enable", "--password-file", &pw], &phone(&w, "a", &store));
+    enable.extend(
+        ["--account", ACCOUNT, "--vault", &closed, "--pin", vault.pin.to_str().unwrap()]
+            .map(String::from),
+    );
+    assert_eq!(w.fails(&enable, &[], 7)["code"], "vault-unreachable");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["initialised"], false);
+    assert!(!w.path("a").exists(), "the client directory was not kept");
+    assert!(!w.path("store").exists(), "no store was made");
+    // With the default store, inside the client directory: nothing is left either.
+    let mut default_store = args(&["enable", "--password-file", &pw], &on(&w, "d"));
+    default_store.extend(
+        ["--account", ACCOUNT, "--vault", &closed, "--pin", vault.pin.to_str().unwrap()]
+            .map(String::from),
+    );
+    w.fails(&default_store, &[], 7);
+    assert!(!w.path("d").exists(), "the client directory was not kept");
+    let at = enable.iter().position(|a| *a == closed).unwrap();
+    enable[at] = url.clone();
+    assert_eq!(w.ok(&enable, &[])["mode"], "password");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["vault"], url.as_str());
+}
+
+/// Issue 11: `restore` from a mistyped --store is an error naming the path; it creates neither
+/// that folder nor the client directory, and the right store works next. An empty store says
+/// where it looked.
+#[test]
+fn restore_from_a_missing_store_names_it_and_creates_nothing() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let key = w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[])["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+
+    let typo = w.path("stroe").to_string_lossy().into_owned();
+    let error =
+        w.fails(&args(&["restore", "--to", "b.db", "--key", &key], &phone(&w, "b", &typo)), &[], 1);
+    assert_eq!(error["code"], "store-missing", "{error}");
+    assert!(error["message"].as_str().unwrap().contains(&typo), "{error}");
+    assert!(!w.path("stroe").exists(), "the mistyped store was created");
+    assert!(!w.path("b").exists(), "the client directory was kept");
+
+    let empty = w.path("empty");
+    fs::create_dir(&empty).unwrap();
+    let empty = empty.to_string_lossy().into_owned();
+    let error = w.fails(
+        &args(&["restore", "--to", "b.db", "--key", &key], &phone(&w, "b", &empty)),
+        &[],
+        1,
+    );
+    assert_eq!(error["code"], "no-backup-found");
+    assert!(error["message"].as_str().unwrap().contains(&empty), "{error}");
+    assert!(!w.path("b").exists(), "the client directory was kept");
+
+    w.ok(&args(&["restore", "--to", "b.db", "--key", &key], &phone(&w, "b", &store)), &[]);
+    assert_eq!(fs::read(w.path("b.db")).unwrap(), fs::read(w.path("chats.db")).unwrap());
+}
+
+/// Issue 11: `set-store` and `set-vault` change a client's settings after set-up, each checked
+/// first (the store must be readable; the vault's key bundle must verify against the pin).
+#[test]
+fn set_store_and_set_vault_are_checked_before_they_are_saved() {
+    let vault = Vault::start(3, 300);
+    let other = Vault::start(3, 300);
+    let url = vault.url();
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+
+    // The store moved: a missing folder is refused, the new place accepted.
+    let moved = w.path("moved").to_string_lossy().into_owned();
+    let error = w.fails(&args(&["set-store", "--store", &moved], &on(&w, "a")), &[], 1);
+    assert_eq!(error["code"], "store-missing", "{error}");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["store"], store.as_str());
+    fs::rename(&store, &moved).unwrap();
+    let report = w.ok(&args(&["set-store", "--store", &moved], &on(&w, "a")), &[]);
+    assert_eq!(report["backups"], 1);
+    let status = w.ok(&args(&["status"], &on(&w, "a")), &[]);
+    assert_eq!(status["store"], moved.as_str());
+    assert_eq!(status["backups"], 1);
+
+    // A vault: refused when unreachable or not the pinned fleet, accepted when it verifies.
+    let pin = vault.pin.to_str().unwrap();
+    let closed = closed_url();
+    let set =
+        |url: &str, pin: &str| args(&["set-vault", "--vault", url, "--pin", pin], &on(&w, "a"));
+    assert_eq!(w.fails(&set(&closed, pin), &[], 7)["code"], "vault-unreachable");
+    let error = w.fails(&set(&other.url(), pin), &[], 8);
+    assert_eq!(error["code"], "fleet-bundle-rejected", "{error}");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["vault"], Value::Null);
+    let report = w.ok(&set(&url, pin), &[]);
+    assert_eq!(report["vault"], url.as_str());
+    let status = w.ok(&args(&["status"], &on(&w, "a")), &[]);
+    assert_eq!(status["vault"], url.as_str());
+    assert_eq!(status["lastSeenEpoch"], 1);
+
+    // In password mode the key is sealed in the pinned fleet: another fleet is refused.
+    let pw = w.write("pw", "a fine password");
+    let mut enable = args(&["enable", "--password-file", &pw], &phone(&w, "p", &store));
+    enable.extend(setup(&vault, &url).map(String::from));
+    w.ok(&enable, &[]);
+    let other_pin = other.pin.to_str().unwrap();
+    let error = w.fails(
+        &args(&["set-vault", "--vault", &other.url(), "--pin", other_pin], &on(&w, "p")),
+        &[],
+        2,
+    );
+    assert_eq!(error["code"], "illegal-state", "{error}");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "p")), &[])["vault"], url.as_str());
+}
+
+/// How often `needle` occurs in `text`, ignoring case.
+fn occurrences(text: &str, needle: &str) -> usize {
+    text.to_lowercase().matches(&needle.to_lowercase()).count()
+}
+
+/// Issue 11, truthful errors: the vault answers an unregistered (or mistyped) account like a
+/// wrong password, so the message allows for both without saying which; the attempts left are
+/// counted in good grammar, once; and a password-mode user is not told to use a 64-digit key.
+#[test]
+fn a_wrong_password_message_allows_an_unknown_account_in_good_grammar() {
+    let vault = Vault::start(3, 300);
+    let url = vault.url();
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let pw = w.write("pw", "a fine password");
+    let mut enable = args(&["enable", "--password-file", &pw], &phone(&w, "a", &store));
+    enable.extend(setup(&vault, &url).map(String::from));
+    w.ok(&enable, &[]);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+
+    let mistyped =
+        ["--account", "+15550001112", "--vault", &url, "--pin", vault.pin.to_str().unwrap()];
+    let mut restore =
+        args(&["restore", "--to", "b.db", "--password-file", &pw], &phone(&w, "b", &store));
+    restore.extend(mistyped.map(String::from));
+    for left in [2, 1] {
+        let error = w.fails(&restore, &[], 5);
+        let message = error["message"].as_str().unwrap();
+        assert_eq!(error["attemptsLeft"], left);
+        assert!(message.contains("no backup is registered for this account"), "{message}");
+        let counted = if left == 1 { "1 attempt remains" } else { "2 attempts remain" };
+        assert!(message.contains(counted), "{message}");
+        assert_eq!(occurrences(message, "remain"), 1, "the count is said once: {message}");
+        assert_eq!(occurrences(message, " left"), 0, "the count is said once: {message}");
+        assert!(!message.contains("--key"), "no 64-digit key in password mode: {message}");
+    }
+    // The same for a password-mode client's own commands.
+    let wrong = w.write("wrong.pw", "not the password");
+    let error = w.fails(&args(&["rotate-key", "--password-file", &wrong], &on(&w, "a")), &[], 5);
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("or no backup is registered"), "{message}");
+    assert!(!message.contains("--key"), "{message}");
+}
+
+/// Issue 11, truthful errors: no sentence is said twice.
+#[test]
+fn error_messages_say_each_thing_once() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    let wrong = "0".repeat(64);
+    let error = w.fails(
+        &args(&["restore", "--to", "x.db", "--key", &wrong], &phone(&w, "x", &store)),
+        &[],
+        3,
+    );
+    let message = error["message"].as_str().unwrap();
+    assert_eq!(occurrences(message, "check the digits"), 1, "{message}");
+
+    // An interrupted operation: what to do is said once.
+    let vault = Vault::start(3, 300);
+    let pw = w.write("pw", "a fine password");
+    let mut enable = args(&["enable", "--password-file", &pw], &phone(&w, "p", &store));
+    enable.extend(
+        ["--account", ACCOUNT, "--vault", &vault.url(), "--pin", vault.pin.to_str().unwrap()]
+            .map(String::from),
+    );
+    w.ok(&enable, &[]);
+    w.ok(&args(&["disable", "--yes", "--password-file", &pw], &on(&w, "p")), &[]);
+    let Vault { server, pin: _pin, _data } = vault;
+    server.shutdown().unwrap();
+    w.fails(&enable, &[], 7);
+    let error = w.fails(&args(&["enable", "--key"], &on(&w, "p")), &[], 2);
+    assert_eq!(error["code"], "pending-operation");
+    let message = error["message"].as_str().unwrap();
+    assert_eq!(occurrences(message, "abort"), 1, "{message}");
+    assert_eq!(occurrences(message, "again"), 1, "{message}");
+}
+
+/// Issue 11, truthful errors: a backup source that cannot be read is named.
+#[test]
+fn a_backup_source_that_cannot_be_read_is_named() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    fs::create_dir(w.path("folder")).unwrap();
+    let folder = w.path("folder").to_string_lossy().into_owned();
+    let error = w.fails(&args(&["backup", &folder], &on(&w, "a")), &[], 1);
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains(&folder), "{message}");
+    assert!(!message.contains("<backup source>"), "{message}");
+    assert_eq!(w.objects(), 0, "nothing was stored");
+}
+
+/// A web server that is not a vault: every request gets a 404 HTML page.
+fn not_a_vault() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut buffer);
+            let page = "<html><body><h1>404 Not Found</h1>nginx</body></html>";
+            let answer = format!(
+                "HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = std::io::Write::write_all(&mut stream, answer.as_bytes());
+        }
+    });
+    url
+}
+
+/// Issue 11, truthful errors: `https://` against a vault that speaks plain HTTP can never
+/// succeed, so it is not "retry later" (7); a web server that is not a vault is not "a client
+/// or deployment bug", and its page is not printed.
+#[test]
+fn a_wrong_scheme_or_a_server_that_is_not_a_vault_is_said_so() {
+    let vault = Vault::start(3, 300);
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    let pin = vault.pin.to_str().unwrap();
+    let https = vault.url().replacen("http://", "https://", 1);
+    let out = w.run(&args(&["set-vault", "--vault", &https, "--pin", pin], &on(&w, "a")), &[]);
+    let error = json_of(&out)["error"].clone();
+    assert_ne!(out.status.code(), Some(7), "{error}");
+    assert_ne!(out.status.code(), Some(0), "{error}");
+    assert_eq!(error["retryable"], false, "{error}");
+    assert_eq!(error["code"], "vault-tls", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("http://"), "{error}");
+
+    let web = not_a_vault();
+    let error = w.fails(&args(&["set-vault", "--vault", &web, "--pin", pin], &on(&w, "a")), &[], 2);
+    let message = error["message"].as_str().unwrap();
+    assert_eq!(error["code"], "not-a-vault", "{error}");
+    assert!(message.contains(&web), "{message}");
+    assert!(!message.contains("<html>"), "{message}");
+    assert!(!message.contains("client or deployment bug"), "{message}");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["vault"], Value::Null);
+}
+
+/// Issue 11: an empty file is not backed up silently (it would be restored in preference to the
+/// real backups before it): refused unless --allow-empty, and then with a warning.
+#[test]
+fn an_empty_backup_needs_allow_empty() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    w.write("empty.db", "");
+    let error = w.fails(&args(&["backup", "empty.db"], &on(&w, "a")), &[], 2);
+    assert_eq!(error["code"], "empty-backup", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("--allow-empty"), "{error}");
+    assert_eq!(w.objects(), 1);
+    let report = w.ok(&args(&["backup", "empty.db", "--allow-empty"], &on(&w, "a")), &[]);
+    assert!(report["warning"].as_str().unwrap().contains("empty"), "{report}");
+    assert_eq!(w.objects(), 2);
+}
+
+/// Issue 11: a first restore that got as far as Restoring (the key is known, writing the
+/// target failed) is the one failure whose client directory is kept: running the same command
+/// again resumes it.
+#[test]
+fn a_restore_cut_off_after_the_key_is_known_is_kept_and_resumes() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let key = w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[])["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    // The target's folder cannot be made: a file stands in its way.
+    w.write("blocker", "");
+    let to = w.path("blocker").join("b.db").to_string_lossy().into_owned();
+    let restore = args(&["restore", "--to", &to, "--key", &key], &phone(&w, "b", &store));
+    let error = w.fails(&restore, &[], 1);
+    assert!(error["message"].as_str().unwrap().contains("blocker"), "{error}");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "b")), &[])["mode"], "restoring");
+    fs::remove_file(w.path("blocker")).unwrap();
+    let report = w.ok(&restore, &[]);
+    assert_eq!(report["mode"], "key");
+    assert_eq!(fs::read(&to).unwrap(), fs::read(w.path("chats.db")).unwrap());
 }

@@ -163,6 +163,9 @@ pub struct Client {
     keys: Keystore,
     store: BackupStore,
     transport: Option<Box<dyn VaultTransport>>,
+    /// Whether `transport` came from [`Options::transport`] (kept when the vault URL changes).
+    transport_injected: bool,
+    store_options: Vec<(String, String)>,
     endpoint: Option<Endpoint>,
     faults: Arc<dyn FaultInjector>,
     now: Option<u64>,
@@ -243,7 +246,9 @@ impl Client {
             state,
             keys,
             store,
+            transport_injected: options.transport.is_some(),
             transport: options.transport,
+            store_options: options.store_options,
             endpoint: None,
             faults: options.faults,
             now: options.now,
@@ -266,6 +271,75 @@ impl Client {
     /// The backup objects in the store, oldest first.
     pub fn list_backups(&self) -> Result<Vec<String>> {
         self.store.list()
+    }
+
+    // ----- settings ------------------------------------------------------------------------
+
+    /// Points the client at the backup store at `location` (a directory or an `object_store`
+    /// URL), after checking it: the store must exist and list its backups. Returns how many
+    /// backups are there. Nothing changes when the check fails. Refused while an interrupted
+    /// key rotation or disable still has objects to handle in the current store.
+    pub fn set_store(&mut self, location: &str) -> Result<usize> {
+        const OP: &str = "change the backup store";
+        if let Some(journal @ (Journal::Rotating { .. } | Journal::Disabling { .. })) =
+            &self.state.journal
+        {
+            return Err(Error::PendingOperation { operation: OP, pending: journal.name() });
+        }
+        let location = store::canonical_location(location);
+        let store = BackupStore::open(&location, &self.store_options)?
+            .with_part_size(self.store.part_size());
+        let count = store.list()?.len();
+        self.commit_with(|s| s.store = location)?;
+        self.store = store;
+        Ok(count)
+    }
+
+    /// Points the client at the vault at `url`, pinned by `pin`, after checking it: the
+    /// vault's fleet key bundle is fetched from `url` and must verify against `pin` (and, when
+    /// the fleet stays the same, not be older than the highest epoch seen). Returns the
+    /// bundle's epoch. Nothing changes when the check fails.
+    ///
+    /// Another fleet is refused while the backup key is sealed in the pinned one (password
+    /// mode, or an interrupted vault record deletion): its vault could not open the record.
+    pub fn set_vault(&mut self, url: &str, pin: FleetPin) -> Result<u64> {
+        let pinned = pin.to_pinned()?;
+        let current = self.state.vault.clone();
+        let same_fleet = current.as_ref().is_some_and(|v| v.pin == pin);
+        let sealed_here = matches!(self.state.mode, Mode::Password { .. })
+            || matches!(
+                self.state.journal,
+                Some(Journal::DeletingVaultRecord | Journal::Disabling { vault_record: true })
+            );
+        if sealed_here && !same_fleet {
+            return Err(Error::IllegalState {
+                operation: "pin another vault fleet",
+                state: "the backup key is sealed in the pinned fleet",
+                hint: "only the vault's URL can change; to move to another fleet, switch to key \
+                       mode (or turn backups off) first",
+            });
+        }
+        // Built for the URL's check even when a transport was injected (tests).
+        let mut http = HttpTransport::new(url)?;
+        self.check("vault fleet-bundle")?;
+        let signed = if self.transport_injected {
+            self.transport.as_mut().ok_or(Error::NoVault)?.fleet_bundle()?
+        } else {
+            http.fleet_bundle()?
+        };
+        let last_seen = if same_fleet { current.and_then(|v| v.last_seen_epoch) } else { None };
+        let bundle = pinned.verify(&signed, self.now(), last_seen)?;
+        Endpoint::from_bundle(&bundle)?;
+        let epoch = bundle.epoch.max(last_seen.unwrap_or(0));
+        let url = url.to_owned();
+        self.commit_with(|s| {
+            s.vault = Some(VaultSettings { url, pin, last_seen_epoch: Some(epoch) });
+        })?;
+        if !self.transport_injected {
+            self.transport = Some(Box::new(http));
+        }
+        self.endpoint = None;
+        Ok(bundle.epoch)
     }
 
     // ----- persistence ---------------------------------------------------------------------
@@ -428,6 +502,7 @@ impl Client {
             _ => return Err(self.illegal(OP, "backups are already on; rotate the key or disable")),
         };
         let key = self.key(&key_id)?;
+        self.store.create()?;
         self.commit_with(|s| s.mode = Mode::Key { key_id })?;
         Ok(digits::to_display(&key))
     }
@@ -485,6 +560,8 @@ impl Client {
             }
             Err(e) => return Err(e),
         }
+        // Only now, so that a failed first registration leaves no empty store behind.
+        self.store.create()?;
         self.commit_with(|s| {
             s.mode = Mode::Password { key_id };
             s.journal = None;
@@ -493,36 +570,82 @@ impl Client {
 
     /// Drops an interrupted operation where that is safe: a registration (the mode stays as it
     /// was; the vault may keep a record nobody uses), a vault record deletion (the record may
-    /// stay), or a key rotation that has not reached the vault (its copies are deleted).
-    pub fn abort_pending(&mut self) -> Result<()> {
-        const OP: &str = "abort the interrupted operation";
-        match self.state.journal.clone() {
-            None => Ok(()),
-            Some(Journal::Registering { .. } | Journal::DeletingVaultRecord) => {
+    /// stay), or a key rotation the vault has not confirmed (its copies are deleted, the new
+    /// key forgotten, and the old key stays in force).
+    ///
+    /// A rotation whose request to seal the new key may have reached the vault needs
+    /// `password` ([`Client::abort_needs_password`]): a login tells whether the vault still
+    /// seals the old key (the rotation is dropped) or already the new one (it is refused: run
+    /// [`Client::rotate_key`] again to finish it). So is a rotation that is deleting the old
+    /// backups.
+    pub fn abort_pending(&mut self, password: Option<&str>) -> Result<()> {
+        const ROTATION: &str = "abort the interrupted key rotation";
+        let Some(journal) = self.state.journal.clone() else { return Ok(()) };
+        match journal {
+            Journal::Registering { .. } | Journal::DeletingVaultRecord => {
                 self.commit_with(|s| s.journal = None)
             }
-            Some(Journal::Rotating { phase: RotatePhase::Copying, copies, current, .. }) => {
+            Journal::Rotating { phase: RotatePhase::Deleting, .. } => Err(Error::IllegalState {
+                operation: ROTATION,
+                state: "the old backups are being deleted",
+                hint: "run the rotation again to finish it",
+            }),
+            Journal::Rotating { phase, sealing, old_key_id, new_key_id, copies, current } => {
+                if phase == RotatePhase::Rewrapping && sealing {
+                    let password = password.ok_or(Error::IllegalState {
+                        operation: ROTATION,
+                        state: "the vault may already seal the new key",
+                        hint: "the password is needed to ask it, or run the rotation again to \
+                               finish it",
+                    })?;
+                    let session = match self.login(password) {
+                        Ok(session) => session,
+                        Err(err) => return Err(self.login_failed(err, Some(old_key_id))),
+                    };
+                    if key_id_hex(session.key()) == new_key_id {
+                        return Err(Error::IllegalState {
+                            operation: ROTATION,
+                            state: "the vault already seals the new key",
+                            hint: "run the rotation again to finish it",
+                        });
+                    }
+                }
                 for (_, copy) in copies.iter().chain(current.iter()) {
                     self.store.delete(copy, self.faults.as_ref())?;
                 }
                 self.commit_with(|s| s.journal = None)
             }
-            Some(journal) => Err(Error::IllegalState {
-                operation: OP,
-                state: journal.name(),
-                hint: "it went too far to undo; run it again to finish it",
+            Journal::Disabling { .. } => Err(Error::IllegalState {
+                operation: "abort the interrupted disable",
+                state: "backups are being deleted",
+                hint: "run the disable again to finish it",
             }),
         }
     }
 
+    /// Whether [`Client::abort_pending`] needs the password: a key rotation was interrupted
+    /// after its request to seal the new key may have reached the vault.
+    pub fn abort_needs_password(&self) -> bool {
+        matches!(
+            self.state.journal,
+            Some(Journal::Rotating { phase: RotatePhase::Rewrapping, sealing: true, .. })
+        )
+    }
+
     // ----- backups -------------------------------------------------------------------------
 
-    /// The key backups are made with now.
+    /// The key backups are made with now. A pending key rotation does not block backups: until
+    /// the old objects are being deleted they are made under the old key (and the rotation
+    /// copies them when it resumes), from then on under the new key.
     fn current_key(&self, operation: &'static str) -> Result<BackupKey> {
         match (&self.state.mode, &self.state.journal) {
-            (_, Some(journal @ (Journal::Rotating { .. } | Journal::Disabling { .. }))) => {
+            (_, Some(journal @ Journal::Disabling { .. })) => {
                 Err(Error::PendingOperation { operation, pending: journal.name() })
             }
+            (
+                Mode::Key { .. } | Mode::Password { .. },
+                Some(Journal::Rotating { phase: RotatePhase::Deleting, new_key_id, .. }),
+            ) => self.key(new_key_id),
             (Mode::Key { key_id } | Mode::Password { key_id }, _) => self.key(key_id),
             _ => Err(self.illegal(operation, "turn backups on first")),
         }
@@ -540,20 +663,27 @@ impl Client {
         options.compression = Compression::Zstd;
         options.metadata.created_at = self.now();
         options.metadata.fields.insert("name".to_owned(), name.to_owned());
-        let mut input: Box<dyn Read + '_> =
-            match source {
-                Source::Bytes(bytes) => Box::new(bytes),
-                Source::Path(path) => Box::new(fs::File::open(path).map_err(|source| {
-                    Error::Io { operation: "open", path: path.to_owned(), source }
-                })?),
-            };
+        let (mut input, source_path): (Box<dyn Read + '_>, PathBuf) = match source {
+            Source::Bytes(bytes) => (Box::new(bytes), PathBuf::from("<backup source in memory>")),
+            Source::Path(path) => {
+                let io = |source| Error::Io { operation: "read", path: path.to_owned(), source };
+                let file = fs::File::open(path).map_err(io)?;
+                if file.metadata().map_err(io)?.is_dir() {
+                    return Err(io(io::Error::new(
+                        io::ErrorKind::IsADirectory,
+                        "it is a directory, not a file",
+                    )));
+                }
+                (Box::new(file), path.to_owned())
+            }
+        };
         // Strictly after the newest backup, so the newest is the last name even when two
         // backups fall in one second or this device's clock is behind another's.
         let newest = self.store.list()?.last().and_then(|n| store::object_time(n));
         let time = newest.map_or(self.now(), |t| self.now().max(t.saturating_add(1)));
         let object = store::new_object_name(time);
         let mut upload = self.store.upload(&object, true, self.faults.as_ref())?;
-        encrypt_into(&key, options, &mut *input, &mut upload)?;
+        encrypt_into(&key, options, &mut *input, &source_path, &mut upload)?;
         let size = upload.finish()?;
         Ok(BackupInfo { object, size })
     }
@@ -562,6 +692,8 @@ impl Client {
 
     fn restore_start(&self, operation: &'static str, password_mode: bool) -> Result<Before> {
         self.no_journal(operation)?;
+        // A mistyped store location is reported before a login is spent or anything saved.
+        self.store.check_exists()?;
         match &self.state.mode {
             Mode::Off => Ok(Before::Off),
             Mode::LockedOut { key_id } if !password_mode => {
@@ -643,7 +775,9 @@ impl Client {
                 })?;
                 Ok(report)
             }
-            Err(err @ (Error::WrongKey | Error::NoBackupFound | Error::BackupCorrupt { .. })) => {
+            Err(
+                err @ (Error::WrongKey | Error::NoBackupFound { .. } | Error::BackupCorrupt { .. }),
+            ) => {
                 // Nothing to restore with this key: back to where the restore started.
                 self.commit_with(|s| s.mode = before.to_mode())?;
                 Err(err)
@@ -656,7 +790,7 @@ impl Client {
     fn download_and_write(&mut self, key: &BackupKey, target: &Path) -> Result<RestoreReport> {
         let names = self.store.list()?;
         if names.is_empty() {
-            return Err(Error::NoBackupFound);
+            return Err(Error::NoBackupFound { location: self.state.store.clone() });
         }
         let id = KeyId::of(key);
         let mut skipped_other_key = 0;
@@ -852,15 +986,25 @@ impl Client {
     /// the new key; in password mode the vault then seals the new key (`password` is needed
     /// there); then the old objects are deleted and the old key forgotten. Returns the new
     /// 64-digit key. Called again after an interruption, it resumes.
+    ///
+    /// In password mode the rotation first logs in and checks that the vault seals this
+    /// device's key: a wrong password, an unreachable vault or another device's registration
+    /// fails here, before anything is copied or recorded. Backups made while a rotation is
+    /// pending ([`Client::create_backup`] is never blocked by one) are copied too.
     pub fn rotate_key(&mut self, password: Option<&str>) -> Result<RotateReport> {
         const OP: &str = "rotate the key";
         let password_mode = matches!(self.state.mode, Mode::Password { .. });
         match (&self.state.mode, &self.state.journal) {
             (Mode::Key { key_id } | Mode::Password { key_id }, None) => {
-                if password_mode && password.is_none() {
-                    return Err(self.illegal(OP, "the password is needed to re-seal the key"));
-                }
                 let old_key_id = key_id.clone();
+                if password_mode {
+                    let password = password.ok_or_else(|| {
+                        self.illegal(OP, "the password is needed to re-seal the key")
+                    })?;
+                    // Learn that the password is right (and the vault reachable, and sealing
+                    // this key) before anything is copied.
+                    drop(self.login_holding(password, &old_key_id)?);
+                }
                 let new_key_id = self.add_key(&BackupKey::generate())?;
                 self.commit_with(|s| {
                     s.journal = Some(Journal::Rotating {
@@ -869,6 +1013,7 @@ impl Client {
                         phase: RotatePhase::Copying,
                         copies: Vec::new(),
                         current: None,
+                        sealing: false,
                     });
                 })?;
             }
@@ -878,8 +1023,24 @@ impl Client {
             }
             _ => return Err(self.illegal(OP, "turn backups on first")),
         }
-        let damaged = self.rotate_copy()?;
+        let mut damaged = self.rotate_copy()?;
+        if self.rotation()?.2 == RotatePhase::Copying {
+            let next = if password_mode { RotatePhase::Rewrapping } else { RotatePhase::Deleting };
+            self.commit_with(|s| {
+                if let Some(Journal::Rotating { phase, current, .. }) = s.journal.as_mut() {
+                    *phase = next;
+                    *current = None;
+                }
+            })?;
+        }
         self.rotate_rewrap(password)?;
+        // Backups made while the rotation was pending are still under the old key: copy them
+        // before the old key goes.
+        for name in self.rotate_copy()? {
+            if !damaged.contains(&name) {
+                damaged.push(name);
+            }
+        }
         let reencrypted = self.rotate_delete()?;
         let (Mode::Key { key_id } | Mode::Password { key_id }) = &self.state.mode else {
             return Err(self.illegal(OP, "the rotation ended in an unexpected mode"));
@@ -897,12 +1058,10 @@ impl Client {
         }
     }
 
-    /// Copies every backup of the old key under the new key. Returns the damaged ones.
+    /// Copies every backup of the old key that has no copy yet under the new key, recording
+    /// each copy in the journal. Returns the damaged ones (left as they are).
     fn rotate_copy(&mut self) -> Result<Vec<String>> {
-        let (old_id, new_id, phase, copies) = self.rotation()?;
-        if phase != RotatePhase::Copying {
-            return Ok(Vec::new());
-        }
+        let (old_id, new_id, _, copies) = self.rotation()?;
         let (old_key, new_key) = (self.key(&old_id)?, self.key(&new_id)?);
         let old = KeyId::of(&old_key);
         let mut damaged = Vec::new();
@@ -950,17 +1109,6 @@ impl Client {
                 }
             })?;
         }
-        let next = if matches!(self.state.mode, Mode::Password { .. }) {
-            RotatePhase::Rewrapping
-        } else {
-            RotatePhase::Deleting
-        };
-        self.commit_with(|s| {
-            if let Some(Journal::Rotating { phase, current, .. }) = s.journal.as_mut() {
-                *phase = next;
-                *current = None;
-            }
-        })?;
         Ok(damaged)
     }
 
@@ -982,6 +1130,12 @@ impl Client {
         let sealed = key_id_hex(session.key());
         if sealed == old_id {
             let new_key = self.key(&new_id)?;
+            // From here the vault may hold the new key before this device hears of it.
+            self.commit_with(|s| {
+                if let Some(Journal::Rotating { sealing, .. }) = s.journal.as_mut() {
+                    *sealing = true;
+                }
+            })?;
             let (state, key, envelope) =
                 session.change_password(&mut OsRng, password.as_bytes(), Some(&new_key))?;
             self.finish_registration(state, envelope, &key)?;
@@ -991,8 +1145,9 @@ impl Client {
         }
         self.commit_with(|s| {
             s.mode = Mode::Password { key_id: new_id.clone() };
-            if let Some(Journal::Rotating { phase, .. }) = s.journal.as_mut() {
+            if let Some(Journal::Rotating { phase, sealing, .. }) = s.journal.as_mut() {
                 *phase = RotatePhase::Deleting;
+                *sealing = false;
             }
         })
     }
@@ -1118,11 +1273,13 @@ fn damage(
     }
 }
 
-/// Encrypts everything `input` yields into `upload` (not finished: the caller finishes it).
+/// Encrypts everything `input` (read from `source`) yields into `upload` (not finished: the
+/// caller finishes it).
 fn encrypt_into(
     key: &BackupKey,
     options: EncryptOptions,
     input: &mut dyn Read,
+    source: &Path,
     upload: &mut Upload<'_>,
 ) -> Result<()> {
     let pumped = (|| {
@@ -1135,11 +1292,11 @@ fn encrypt_into(
     match pumped {
         Ok(()) => Ok(()),
         Err(err) => Err(upload.take_failure().unwrap_or_else(|| match err {
-            Pump::Read(source) => {
-                Error::Io { operation: "read", path: PathBuf::from("<backup source>"), source }
+            Pump::Read(err) => {
+                Error::Io { operation: "read", path: source.to_owned(), source: err }
             }
-            Pump::Write(source) => {
-                Error::Io { operation: "encrypt", path: PathBuf::from("<backup>"), source }
+            Pump::Write(err) => {
+                Error::Io { operation: "encrypt", path: source.to_owned(), source: err }
             }
         })),
     }

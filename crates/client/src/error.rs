@@ -35,8 +35,10 @@ pub enum Error {
         /// The interrupted operation.
         pending: &'static str,
     },
-    /// The password is wrong; the vault counted the attempt.
-    #[error("wrong password: {remaining} attempts remain before the vault destroys the backup key")]
+    /// The vault did not accept the password; it counted the attempt. The vault answers an
+    /// account nobody registered (or a mistyped one) exactly like a wrong password, so the
+    /// message allows for both without saying which.
+    #[error("{}", wrong_password(*remaining))]
     WrongPassword {
         /// Attempts left.
         remaining: u8,
@@ -73,8 +75,18 @@ pub enum Error {
         reason: e2ee_backup_format::Error,
     },
     /// No backup is stored for this account.
-    #[error("no backup found in the backup store; make a backup first")]
-    NoBackupFound,
+    #[error("no backup found in the backup store {location}")]
+    NoBackupFound {
+        /// Where the client looked.
+        location: String,
+    },
+    /// The backup store is a local directory that does not exist. It is never created by
+    /// reading (a mistyped location must not turn into an empty store).
+    #[error("the backup store {path} does not exist (nothing was created there)")]
+    StoreMissing {
+        /// The directory.
+        path: PathBuf,
+    },
     /// The vault could not be reached, or asked to retry. Nothing was lost: retry later.
     #[error("the vault is unreachable ({detail}); nothing changed there, retry later")]
     VaultUnreachable {
@@ -92,6 +104,30 @@ pub enum Error {
         code: String,
         /// The server's message.
         message: String,
+    },
+    /// TLS with the vault failed. Retrying does not help: the URL says `https://` for a vault
+    /// served over plain HTTP, or the vault's certificate is not trusted here.
+    #[error(
+        "cannot set up TLS with the vault at {url} ({detail}); if the vault is served over plain \
+         HTTP its URL starts with http://, otherwise its certificate is not trusted here"
+    )]
+    VaultTls {
+        /// The vault's URL.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The server at the vault URL answered, but not as a vault does (a web server's error
+    /// page, say): the URL is wrong.
+    #[error(
+        "the server at {url} is not a vault: it answered HTTP {status} without the vault's error \
+         format; check the vault URL"
+    )]
+    NotAVault {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
     },
     /// The vault protocol failed (a malformed or unexpected answer, a refusal).
     #[error("the vault protocol failed: {0}")]
@@ -188,9 +224,12 @@ impl Error {
             Error::WrongKey => "wrong-key",
             Error::InvalidKeyDigits(_) => "invalid-key-digits",
             Error::BackupCorrupt { .. } => "backup-corrupt",
-            Error::NoBackupFound => "no-backup-found",
+            Error::NoBackupFound { .. } => "no-backup-found",
+            Error::StoreMissing { .. } => "store-missing",
             Error::VaultUnreachable { .. } => "vault-unreachable",
             Error::VaultRejected { .. } => "vault-rejected",
+            Error::VaultTls { .. } => "vault-tls",
+            Error::NotAVault { .. } => "not-a-vault",
             Error::Vault(_) => "vault-protocol",
             Error::VaultKeyMismatch => "vault-key-mismatch",
             Error::FleetBundle(_) => "fleet-bundle-rejected",
@@ -227,6 +266,20 @@ impl From<ClientError> for Error {
             ClientError::Exhausted => Error::AttemptsExhausted,
             other => Error::Vault(other),
         }
+    }
+}
+
+/// The sentence of [`Error::WrongPassword`].
+fn wrong_password(remaining: u8) -> String {
+    let head = "wrong password, or no backup is registered for this account (the vault does not \
+                tell which)";
+    match remaining {
+        0 => format!(
+            "{head}: no attempt remains; once the logins in flight end, the next wrong password \
+             makes the vault destroy the backup key for good"
+        ),
+        1 => format!("{head}: 1 attempt remains before the vault destroys the backup key"),
+        n => format!("{head}: {n} attempts remain before the vault destroys the backup key"),
     }
 }
 

@@ -32,7 +32,9 @@
 //! bundle epoch seen, journal) and `keystore` (the keys, hex, mode 0600: the stand-in for the
 //! phone's hardware-backed keystore; a real phone keeps K there, never in app files). Both
 //! are replaced atomically (temporary file, fsync, rename, fsync of the directory). See
-//! [`state`].
+//! [`state`]. [`Client::set_store`] and [`Client::set_vault`] change the store location and
+//! the vault later, each checked before it is saved (the store lists; the vault's bundle
+//! verifies against the pin).
 //!
 //! # Backups
 //!

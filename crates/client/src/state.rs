@@ -157,6 +157,11 @@ pub enum Journal {
         /// The copy being made: the new object may or may not exist.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         current: Option<(String, String)>,
+        /// Password mode, `rewrapping`: the request to seal the new key may have reached the
+        /// vault, so only a login tells whether the vault seals the old key or the new one.
+        /// Before it is set, the vault certainly still seals the old key.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        sealing: bool,
     },
     /// Turning backups off.
     Disabling {

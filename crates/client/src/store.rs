@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -87,6 +88,10 @@ pub struct BackupStore {
     root: ObjectPath,
     runtime: Runtime,
     part_size: usize,
+    /// The directory of a store on the local file system. Opening the store never creates it
+    /// (a mistyped location must not become an empty store): [`BackupStore::create`] does,
+    /// when backups are turned on, and listing a missing one is [`Error::StoreMissing`].
+    local_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for BackupStore {
@@ -105,24 +110,38 @@ fn store_error(operation: &'static str) -> impl Fn(object_store::Error) -> Error
 impl BackupStore {
     /// The store at `location`: a URL that `object_store::parse_url_opts` understands
     /// (`file:///...`, `memory:///`, and with the `cloud` feature `s3://...`, `gs://...`,
-    /// `az://...`), or a plain directory path, which is created if missing.
+    /// `az://...`), or a plain directory path. A local directory is not created here (see
+    /// [`BackupStore::create`]).
     pub fn open(location: &str, options: &[(String, String)]) -> Result<Self> {
         let bad = |why: String| Error::StoreLocation { location: location.to_owned(), why };
-        let (store, root): (Arc<dyn ObjectStore>, ObjectPath) = if location.contains("://") {
+        let local_dir = if location.contains("://") {
             let url = url::Url::parse(location).map_err(|e| bad(e.to_string()))?;
-            let (store, root) = object_store::parse_url_opts(&url, options.iter().cloned())
-                .map_err(|e| bad(e.to_string()))?;
-            if url.scheme() == "file" {
-                std::fs::create_dir_all(url.path()).map_err(|e| bad(e.to_string()))?;
+            if url.scheme() != "file" {
+                let (store, root) = object_store::parse_url_opts(&url, options.iter().cloned())
+                    .map_err(|e| bad(e.to_string()))?;
+                return Self::with_store(Arc::from(store), root);
             }
-            (Arc::from(store), root)
+            url.to_file_path().map_err(|()| bad("not a local file path".to_owned()))?
         } else {
-            std::fs::create_dir_all(location).map_err(|e| bad(e.to_string()))?;
-            let local =
-                LocalFileSystem::new_with_prefix(location).map_err(|e| bad(e.to_string()))?;
-            (Arc::new(local), ObjectPath::default())
+            std::path::absolute(location).map_err(|e| bad(e.to_string()))?
         };
-        Self::with_store(store, root)
+        let store: Arc<dyn ObjectStore> = if local_dir.is_dir() {
+            Arc::new(LocalFileSystem::new_with_prefix(&local_dir).map_err(|e| bad(e.to_string()))?)
+        } else if local_dir.exists() {
+            return Err(bad("it is not a directory".to_owned()));
+        } else {
+            // Missing: rooted at the file system's root, so that the same store works once the
+            // directory is made.
+            Arc::new(LocalFileSystem::new())
+        };
+        let root = if local_dir.is_dir() {
+            ObjectPath::default()
+        } else {
+            ObjectPath::from_absolute_path(&local_dir).map_err(|e| bad(e.to_string()))?
+        };
+        let mut this = Self::with_store(store, root)?;
+        this.local_dir = Some(local_dir);
+        Ok(this)
     }
 
     /// A store the caller built (tests, a shared in-memory store, a custom backend).
@@ -131,7 +150,32 @@ impl BackupStore {
             .enable_all()
             .build()
             .map_err(|e| Error::Store { operation: "start its runtime", detail: e.to_string() })?;
-        Ok(Self { store, root, runtime, part_size: DEFAULT_PART_SIZE })
+        Ok(Self { store, root, runtime, part_size: DEFAULT_PART_SIZE, local_dir: None })
+    }
+
+    /// Makes the directory of a local store if it is missing (when backups are turned on).
+    pub fn create(&self) -> Result<()> {
+        match &self.local_dir {
+            Some(dir) => std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                operation: "create the backup store",
+                path: dir.clone(),
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The directory of a local store.
+    pub fn local_dir(&self) -> Option<&Path> {
+        self.local_dir.as_deref()
+    }
+
+    /// [`Error::StoreMissing`] when this is a local store whose directory does not exist.
+    pub fn check_exists(&self) -> Result<()> {
+        match &self.local_dir {
+            Some(dir) if !dir.is_dir() => Err(Error::StoreMissing { path: dir.clone() }),
+            _ => Ok(()),
+        }
     }
 
     /// Uploads in parts of `part_size` bytes (at least [`MIN_PART_SIZE`]).
@@ -151,6 +195,7 @@ impl BackupStore {
 
     /// Every backup object name, oldest first.
     pub fn list(&self) -> Result<Vec<String>> {
+        self.check_exists()?;
         let prefix = self.path(BACKUP_DIR);
         let listed = self
             .runtime
@@ -213,6 +258,7 @@ impl BackupStore {
         faults: &dyn FaultInjector,
     ) -> Result<Upload<'_>> {
         faults::check(faults, &format!("put {name}"))?;
+        self.check_exists()?;
         Ok(Upload {
             store: self,
             path: self.path(name),

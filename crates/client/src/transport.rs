@@ -77,8 +77,17 @@ impl HttpTransport {
     }
 
     fn send(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>> {
+        let base = self.base.as_str().trim_end_matches('/').to_owned();
         self.runtime.block_on(async {
-            let unreachable = |e: reqwest::Error| Error::VaultUnreachable { detail: e.to_string() };
+            let unreachable = |e: reqwest::Error| {
+                // A failed TLS handshake does not heal by retrying: most often an https:// URL
+                // for a vault served over plain HTTP, or a certificate this client does not trust.
+                if is_tls(&e) {
+                    Error::VaultTls { url: base.clone(), detail: describe(&e) }
+                } else {
+                    Error::VaultUnreachable { detail: describe(&e) }
+                }
+            };
             let mut response = request.send().await.map_err(unreachable)?;
             let status = response.status();
             let mut body = Vec::new();
@@ -95,7 +104,15 @@ impl HttpTransport {
             if status.is_success() {
                 return Ok(body);
             }
-            let (code, message) = error_body(&body);
+            let Some((code, message)) = error_body(&body) else {
+                if status.is_server_error() {
+                    return Err(Error::VaultUnreachable {
+                        detail: format!("HTTP {} from {base}", status.as_u16()),
+                    });
+                }
+                // Not the vault's error format (a web server's page, say): not worth printing.
+                return Err(Error::NotAVault { url: base, status: status.as_u16() });
+            };
             if status.as_u16() == 503 || status.is_server_error() {
                 return Err(Error::VaultUnreachable {
                     detail: format!("HTTP {}: {code}: {message}", status.as_u16()),
@@ -106,18 +123,49 @@ impl HttpTransport {
     }
 }
 
-/// The `{"error", "message"}` body of spec section 4.15, or placeholders.
-fn error_body(body: &[u8]) -> (String, String) {
+/// The `{"error", "message"}` body of spec section 4.15, if the body is one.
+fn error_body(body: &[u8]) -> Option<(String, String)> {
     #[derive(serde::Deserialize)]
     struct Body {
         error: String,
         #[serde(default)]
         message: String,
     }
-    match serde_json::from_slice::<Body>(body) {
-        Ok(b) => (b.error, b.message),
-        Err(_) => ("unknown".to_owned(), String::from_utf8_lossy(body).chars().take(200).collect()),
+    serde_json::from_slice::<Body>(body).ok().map(|b| (b.error, b.message))
+}
+
+/// Whether `err`, or an error it wraps, is a TLS failure.
+fn is_tls(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        // `io::Error::source` skips the error it wraps: look at that one too.
+        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+            && is_tls(inner)
+        {
+            return true;
+        }
+        next = e.source();
     }
+    false
+}
+
+/// `err` and the errors it wraps, from the outermost: reqwest's own sentence ("error sending
+/// request") says nothing of the cause.
+fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = e.source();
+    }
+    text
 }
 
 impl VaultTransport for HttpTransport {

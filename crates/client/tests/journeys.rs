@@ -247,7 +247,7 @@ fn disable_deletes_backups_vault_record_and_key() {
     let mut fresh = w.client("fresh");
     assert!(matches!(
         fresh.restore_with_key(&shown, &w.target("fresh")),
-        Err(Error::NoBackupFound)
+        Err(Error::NoBackupFound { .. })
     ));
     assert_eq!(fresh.status().mode, Mode::Off);
 }
@@ -327,7 +327,7 @@ fn bad_digits_wrong_key_and_corrupt_backups() {
     // The damaged backup was left as it was (and is reported); nothing else to restore.
     let mut third = w.client("third");
     match third.restore_with_key(&shown, &w.target("third")) {
-        Err(Error::NoBackupFound | Error::WrongKey | Error::BackupCorrupt { .. }) => {}
+        Err(Error::NoBackupFound { .. } | Error::WrongKey | Error::BackupCorrupt { .. }) => {}
         other => panic!("expected no usable backup, got {other:?}"),
     }
     assert!(!w.target("third").exists());
@@ -375,7 +375,7 @@ fn abort_a_stuck_registration() {
     let mut phone = w.client("phone");
     w.fleet.transport.set_down(true);
     assert!(phone.enable_with_password(PASSWORD).is_err());
-    phone.abort_pending().unwrap();
+    phone.abort_pending(None).unwrap();
     assert_eq!(phone.status().mode, Mode::Off);
     assert!(keystore_keys(&w.device("phone")).is_empty());
     phone.enable_with_key().unwrap();
@@ -472,4 +472,60 @@ fn restore_never_writes_through_a_planted_temp_name() {
         .collect();
     left.sort();
     assert!(left.is_empty(), "temporary files left behind: {left:?}");
+}
+
+#[test]
+fn a_missing_store_is_reported_by_restore_and_made_only_by_enable() {
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    assert!(!w.store().exists(), "opening a client does not make its store");
+    let digits = "0".repeat(64);
+    let err = phone.restore_with_key(&digits, &w.target("phone")).unwrap_err();
+    assert!(matches!(&err, Error::StoreMissing { path } if *path == w.store()), "{err}");
+    assert_eq!(err.code(), "store-missing");
+    assert!(err.to_string().contains(&w.store().display().to_string()), "{err}");
+    assert!(!w.store().exists(), "a restore does not make the store");
+    assert_eq!(phone.status().mode, Mode::Off);
+    phone.enable_with_key().unwrap();
+    assert!(w.store().is_dir(), "turning backups on makes the store");
+    let mut fresh = w.client("fresh");
+    let err = fresh.restore_with_key(&digits, &w.target("fresh")).unwrap_err();
+    assert!(matches!(&err, Error::NoBackupFound { location } if location.contains("store")));
+}
+
+#[test]
+fn set_store_and_set_vault_check_before_they_save() {
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    phone.enable_with_key().unwrap();
+    phone.create_backup(Source::Bytes(b"chats"), "db").unwrap();
+    let moved = w.root.path().join("moved");
+    let err = phone.set_store(&moved.to_string_lossy()).unwrap_err();
+    assert!(matches!(err, Error::StoreMissing { .. }), "{err}");
+    assert_eq!(phone.status().store, w.store().to_string_lossy());
+    std::fs::rename(w.store(), &moved).unwrap();
+    assert_eq!(phone.set_store(&moved.to_string_lossy()).unwrap(), 1);
+    let reopened = w.client("phone");
+    assert_eq!(reopened.status().store, moved.to_string_lossy());
+    assert_eq!(reopened.list_backups().unwrap().len(), 1);
+
+    // A pin of another fleet authority does not verify the vault's bundle: nothing changes.
+    let mut rogue = w.fleet.pin.clone();
+    let other = e2ee_backup_vault::fleet::FleetAuthority::generate(&mut rand_core::OsRng);
+    rogue.authority = hex::encode(other.verifying_key().as_bytes());
+    let before = phone.status();
+    let err = phone.set_vault("http://vault.example", rogue).unwrap_err();
+    assert!(matches!(err, Error::FleetBundle(_)), "{err}");
+    assert_eq!(phone.status(), before);
+    assert_eq!(phone.set_vault("http://vault.example", w.fleet.pin.clone()).unwrap(), 1);
+    assert_eq!(phone.status().vault_url.as_deref(), Some("http://vault.example"));
+
+    // In password mode the fleet cannot change, only the URL.
+    let mut other_phone = w.client("other");
+    other_phone.enable_with_password(PASSWORD).unwrap();
+    let mut rogue = w.fleet.pin.clone();
+    rogue.fleet_id = "another.fleet".to_owned();
+    let err = other_phone.set_vault("http://vault.example", rogue).unwrap_err();
+    assert!(matches!(err, Error::IllegalState { .. }), "{err}");
+    other_phone.set_vault("http://moved.example", w.fleet.pin.clone()).unwrap();
 }
