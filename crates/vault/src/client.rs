@@ -27,6 +27,14 @@ use crate::suite::{CONTEXT, Identities, KsfProfile, VaultSuite};
 use crate::wire::WireError;
 use crate::wrap;
 
+/// "1 attempt remains", "3 attempts remain".
+fn attempts_remain(n: u8) -> String {
+    match n {
+        1 => "1 attempt remains".to_owned(),
+        n => format!("{n} attempts remain"),
+    }
+}
+
 /// Everything a client step can fail with. Messages say what happened and carry no secret.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -46,7 +54,10 @@ pub enum ClientError {
         got: &'static str,
     },
     /// The password is wrong (or the account has no password registration).
-    #[error("wrong password: {remaining} attempts remain before the backup key is destroyed")]
+    #[error(
+        "wrong password, or no password is registered for this account: {} before the backup key is destroyed",
+        attempts_remain(*remaining)
+    )]
     WrongPassword {
         /// Attempts left.
         remaining: u8,
@@ -61,7 +72,7 @@ pub enum ClientError {
     )]
     Exhausted,
     /// The vault refused the request.
-    #[error("the vault refused the request ({reason:?}); {remaining} attempts remain")]
+    #[error("the vault refused the request ({}); {}", reason.name(), attempts_remain(*remaining))]
     Refused {
         /// Why.
         reason: RefusalReason,
