@@ -1,4 +1,4 @@
-//! Reading a `.crypt15` file: verify everything first, then decrypt.
+//! Reading a `.crypt15` file (spec section 6.6): verify everything first, then decrypt.
 //!
 //! GCM's tag comes after the whole database, so a decryptor that released plaintext as it read
 //! would release bytes it has not verified. [`Decryptor`] makes two passes over a seekable

@@ -1,4 +1,4 @@
-//! Writing a `.crypt15` file.
+//! Writing a `.crypt15` file (spec section 6.7).
 //!
 //! The encryptor streams: the header is written first, then the ciphertext as the plaintext
 //! arrives, then (in [`Encryptor::finish`]) the tag and, for a single-file backup, the MD5 of

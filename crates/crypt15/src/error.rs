@@ -1,3 +1,5 @@
+//! The closed error vocabulary of the crypt15 reader (spec section 6.6, "Error codes").
+
 use std::io;
 
 use thiserror::Error;

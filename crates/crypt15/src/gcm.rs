@@ -1,4 +1,5 @@
-//! AES-256-GCM with crypt15's 16-byte nonce and no associated data, as a stream.
+//! AES-256-GCM with crypt15's 16-byte nonce and no associated data, as a stream (spec
+//! section 6.4.3).
 //!
 //! `aes_gcm::AesGcm<Aes256, U16>` computes the same function, but only over a buffer held whole
 //! in memory. A crypt15 file carries one tag for the whole database, so bounded memory needs

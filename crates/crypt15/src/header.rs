@@ -1,4 +1,4 @@
-//! The header of a `.crypt15` file: the prefix length, an optional `0x01` byte, and the
+//! The header of a `.crypt15` file (spec sections 6.4.1 and 6.5): the prefix length, an optional `0x01` byte, and the
 //! `BackupPrefix` protobuf that carries the IV.
 //!
 //! # Layout

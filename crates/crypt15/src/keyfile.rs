@@ -1,4 +1,5 @@
-//! The `encrypted_backup.key` file: the Java serialisation of a `byte[32]` holding K.
+//! The `encrypted_backup.key` file (spec section 6.2): the Java serialisation of a `byte[32]`
+//! holding K.
 //!
 //! WhatsApp writes the key with `ObjectOutputStream.writeObject(byte[])`, which gives a fixed
 //! 27-byte header ([`KEY_FILE_HEADER`]) followed by the 32 key bytes:

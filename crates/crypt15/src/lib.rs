@@ -1,5 +1,5 @@
 //! WhatsApp's Android `.crypt15` backups and their `encrypted_backup.key` files, read and
-//! written, for compatibility only.
+//! written, for compatibility only (spec chapter 6).
 //!
 //! A `.crypt15` file is:
 //!

@@ -1,4 +1,4 @@
-//! The few pieces of the protobuf wire format the crypt15 header needs.
+//! The few pieces of the protobuf wire format the crypt15 header needs (spec section 6.4.2).
 //!
 //! The reader never allocates: it hands out sub-slices of its input, checks every length
 //! against what is left, rejects varints longer than ten bytes (or whose tenth byte carries

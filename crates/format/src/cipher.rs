@@ -1,4 +1,5 @@
-//! The AEAD seam: AES-256-GCM with 96-bit nonces and detached 128-bit tags.
+//! The AEAD seam: AES-256-GCM with 96-bit nonces and detached 128-bit tags (spec sections
+//! 3.3 and 3.4).
 //!
 //! Two implementations pass the same vectors: [`RingGcm`] (the `ring` crate, assembly, the
 //! default because it is the fastest here) and [`RustCryptoGcm`] (the pure-Rust `aes-gcm`

@@ -1,3 +1,5 @@
+//! The closed error vocabulary of the native format (spec section 3.6, "Error codes").
+
 use std::io;
 
 use thiserror::Error;

@@ -1,3 +1,5 @@
+//! The backup key K (spec section 2.1): 32 random bytes, zeroized on drop, never printed.
+
 use core::fmt;
 
 use subtle::ConstantTimeEq;

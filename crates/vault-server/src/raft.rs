@@ -36,7 +36,7 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use e2ee_backup_vault::hsm::{Command, Decision, Hsm, RecordChange};
+use e2ee_backup_vault::hsm::{Command, Decision, Hsm};
 use e2ee_backup_vault::peer;
 use e2ee_backup_vault::record::AccountRecord;
 use openraft::error::{
@@ -61,7 +61,7 @@ use crate::at_rest::{Keyring, Kind};
 use crate::limits::{BodyBudget, BodyRefusal, Limits};
 use crate::peer_tls::PeerTls;
 use crate::replication::{BoxFuture, ReplicaStatus, Replication, ReplicationError};
-use crate::store::{ACCOUNTS, registered_version};
+use crate::store::{ACCOUNTS, StoreError, read_record, registered_version, write_change};
 
 /// A replica's identity in the fleet: its node id.
 pub type NodeId = u64;
@@ -531,37 +531,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                     EntryPayload::Normal(LogCommand(command)) => {
                         let account = command.account();
-                        let record = match accounts.get(account).map_err(storage_error)? {
-                            Some(value) => Some(
-                                self.keys
-                                    .open_record(account, value.value())
-                                    .map_err(storage_error)?,
-                            ),
-                            None => None,
-                        };
+                        let record =
+                            read_record(&accounts, &self.keys, account).map_err(storage_error)?;
                         let decided = self.hsm.apply(&command, record);
                         // The registration the account keeps, when the entry changed it.
                         let mut keep = None;
                         // Durable with the log: a crash redoes this write from the entry.
                         let decision = decided.persist(|change| {
-                            keep = Some(match change {
-                                RecordChange::Put(record) => {
-                                    let bytes = self
-                                        .keys
-                                        .seal_record(account, record)
-                                        .map_err(storage_error)?;
-                                    accounts
-                                        .insert(account, bytes.as_slice())
-                                        .map_err(storage_error)?;
-                                    registered_version(record)
-                                }
-                                RecordChange::Delete => {
-                                    accounts.remove(account).map_err(storage_error)?;
-                                    None
-                                }
-                            });
-                            Ok::<_, StorageError<NodeId>>(())
-                        })?;
+                            keep = Some(write_change(&mut accounts, &self.keys, account, change)?);
+                            Ok::<_, StoreError>(())
+                        });
+                        let decision = decision.map_err(storage_error)?;
                         if let Some(keep) = keep
                             && (self.keys.holds_other(account, keep) || ended.contains_key(account))
                         {
@@ -1262,14 +1242,7 @@ impl RaftReplication {
         let record = {
             let txn = db.begin_read().map_err(|e| unconfirmed(&e))?;
             let table = txn.open_table(ACCOUNTS).map_err(|e| unconfirmed(&e))?;
-            let value = table.get(command.account()).map_err(|e| unconfirmed(&e))?;
-            match value {
-                Some(value) => Some(
-                    keys.open_record(command.account(), value.value())
-                        .map_err(|e| unconfirmed(&e))?,
-                ),
-                None => None,
-            }
+            read_record(&table, keys, command.account()).map_err(|e| unconfirmed(&e))?
         };
         // Deliberately wrong: the decision of a local read, released without any write.
         let decision = match hsm.apply(&command, record).persist(|_| Ok::<_, ()>(())) {

@@ -152,40 +152,59 @@ impl RecordStore for RedbStore {
     fn load(&self, account: &[u8]) -> Result<Option<AccountRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| db_err("reading a record")(e.into()))?;
         let table = txn.open_table(ACCOUNTS).map_err(|e| db_err("reading a record")(e.into()))?;
-        let Some(value) = table.get(account).map_err(|e| db_err("reading a record")(e.into()))?
-        else {
-            return Ok(None);
-        };
-        let bytes = Zeroizing::new(value.value().to_vec());
-        Ok(Some(self.keys.open_record(account, &bytes)?))
+        read_record(&table, &self.keys, account)
     }
 
     fn apply(&self, account: &[u8], change: &RecordChange) -> Result<(), StoreError> {
-        let keep = match change {
-            RecordChange::Put(record) => registered_version(record),
-            RecordChange::Delete => None,
-        };
         let txn = self.db.begin_write().map_err(|e| db_err("writing a record")(e.into()))?;
-        {
+        let keep = {
             let mut table =
                 txn.open_table(ACCOUNTS).map_err(|e| db_err("writing a record")(e.into()))?;
-            match change {
-                RecordChange::Put(record) => {
-                    let bytes = self.keys.seal_record(account, record)?;
-                    table
-                        .insert(account, bytes.as_slice())
-                        .map_err(|e| db_err("writing a record")(e.into()))?;
-                }
-                RecordChange::Delete => {
-                    table.remove(account).map_err(|e| db_err("erasing a record")(e.into()))?;
-                }
-            }
-        }
+            write_change(&mut table, &self.keys, account, change)?
+        };
         // Default durability: Immediate. The commit returns once the change is on disk.
         txn.commit().map_err(|e| db_err("committing a record")(e.into()))?;
         // Only now may a registration the record no longer holds lose its key.
         self.keys.retain_registration(account, keep)?;
         Ok(())
+    }
+}
+
+/// The stored record of `account` in `table`, opened under `keys` (the one place a record is
+/// read from redb).
+pub fn read_record(
+    table: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+    keys: &Keyring,
+    account: &[u8],
+) -> Result<Option<AccountRecord>, StoreError> {
+    let Some(value) = table.get(account).map_err(|e| db_err("reading a record")(e.into()))? else {
+        return Ok(None);
+    };
+    let bytes = Zeroizing::new(value.value().to_vec());
+    Ok(Some(keys.open_record(account, &bytes)?))
+}
+
+/// Writes `change` to `account`'s record in `table`, sealed under `keys` (the one place a
+/// record is written to redb). Returns the registration the record keeps: once the write is
+/// durable, the account's other registration keys may go ([`Keyring::retain_registration`]).
+pub fn write_change(
+    table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+    keys: &Keyring,
+    account: &[u8],
+    change: &RecordChange,
+) -> Result<Option<u32>, StoreError> {
+    match change {
+        RecordChange::Put(record) => {
+            let bytes = keys.seal_record(account, record)?;
+            table
+                .insert(account, bytes.as_slice())
+                .map_err(|e| db_err("writing a record")(e.into()))?;
+            Ok(registered_version(record))
+        }
+        RecordChange::Delete => {
+            table.remove(account).map_err(|e| db_err("erasing a record")(e.into()))?;
+            Ok(None)
+        }
     }
 }
 

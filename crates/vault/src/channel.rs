@@ -1,5 +1,4 @@
-//! The sealed channel between a client and the vault's HSM fleet (spec: "Client-to-vault
-//! channel").
+//! The sealed channel between a client and the vault's HSM fleet (spec section 4.4).
 //!
 //! Every request is sealed to one of the fleet's HPKE public keys, which the client took from a
 //! fleet key bundle it verified (see [`crate::fleet`]). Every response is sealed under a key that

@@ -1,4 +1,4 @@
-//! Fleet key bundles (spec: "Fleet keys"): the HPKE public keys of an HSM fleet, signed by the
+//! Fleet key bundles (spec section 4.3): the HPKE public keys of an HSM fleet, signed by the
 //! fleet authority the client pins, and optionally countersigned by a transparency auditor.
 //!
 //! # Bundle body

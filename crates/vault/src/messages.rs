@@ -1,5 +1,5 @@
-//! The requests a client sends inside the sealed channel and the answers it gets (spec chapter
-//! 4, "Messages"). Every field has a fixed length or a bounded `u16` length.
+//! The requests a client sends inside the sealed channel and the answers it gets (spec section
+//! 4.7). Every field has a fixed length or a bounded `u16` length.
 //!
 //! ```text
 //! request  = kind u8 || body
