@@ -136,6 +136,22 @@ fn args(head: &[&str], tail: &[String]) -> Vec<String> {
     head.iter().map(|a| a.to_string()).chain(tail.iter().cloned()).collect()
 }
 
+/// `enable --password-file PW` for phone `name` of `w` on `store`, with `vault` at `url`; the
+/// arguments it ran with.
+fn enable_with_password(
+    w: &World,
+    vault: &Vault,
+    url: &str,
+    name: &str,
+    store: &str,
+    pw: &str,
+) -> Vec<String> {
+    let mut enable = args(&["enable", "--password-file", pw], &phone(w, name, store));
+    enable.extend(setup(vault, url).map(String::from));
+    w.ok(&enable, &[]);
+    enable
+}
+
 fn setup<'a>(vault: &'a Vault, url: &'a str) -> [&'a str; 6] {
     ["--account", ACCOUNT, "--vault", url, "--pin", vault.pin.to_str().unwrap()]
 }
@@ -347,9 +363,7 @@ fn an_unreachable_vault_exits_7_and_can_be_retried() {
     let store = w.path("store").to_string_lossy().into_owned();
     let pw = w.write("pw", "a fine password");
     // A client that knows its vault, with backups off.
-    let mut enable = args(&["enable", "--password-file", &pw], &phone(&w, "a", &store));
-    enable.extend(setup(&vault, &url).map(String::from));
-    w.ok(&enable, &[]);
+    let enable = enable_with_password(&w, &vault, &url, "a", &store, &pw);
     w.ok(&args(&["disable", "--yes", "--password-file", &pw], &on(&w, "a")), &[]);
     let Vault { server, pin: _pin, _data } = vault;
     server.shutdown().unwrap();
@@ -616,9 +630,7 @@ fn set_store_and_set_vault_are_checked_before_they_are_saved() {
 
     // In password mode the key is sealed in the pinned fleet: another fleet is refused.
     let pw = w.write("pw", "a fine password");
-    let mut enable = args(&["enable", "--password-file", &pw], &phone(&w, "p", &store));
-    enable.extend(setup(&vault, &url).map(String::from));
-    w.ok(&enable, &[]);
+    enable_with_password(&w, &vault, &url, "p", &store, &pw);
     let other_pin = other.pin.to_str().unwrap();
     let error = w.fails(
         &args(&["set-vault", "--vault", &other.url(), "--pin", other_pin], &on(&w, "p")),
@@ -644,9 +656,7 @@ fn a_wrong_password_message_allows_an_unknown_account_in_good_grammar() {
     let w = World::new();
     let store = w.path("store").to_string_lossy().into_owned();
     let pw = w.write("pw", "a fine password");
-    let mut enable = args(&["enable", "--password-file", &pw], &phone(&w, "a", &store));
-    enable.extend(setup(&vault, &url).map(String::from));
-    w.ok(&enable, &[]);
+    enable_with_password(&w, &vault, &url, "a", &store, &pw);
     w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
 
     let mistyped =

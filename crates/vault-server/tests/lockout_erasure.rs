@@ -25,12 +25,11 @@ use e2ee_backup_vault_server::cluster::{FleetProcesses, Signal};
 use e2ee_backup_vault_server::files::{
     CONFIG_FILE, ConfigFile, FleetPin, PIN_FILE, replica_dir, unix_now,
 };
-use e2ee_backup_vault_server::{InitOptions, KsfName};
 use rand_core::OsRng;
 
 mod common;
 
-use common::{Served, free_loopback, init_dir, place_replicas};
+use common::{Served, free_loopback, init_dir, init_fleet, place_replicas};
 
 const EXE: &str = env!("CARGO_BIN_EXE_e2ee-backup-vault");
 const BUDGET: u8 = 3;
@@ -286,15 +285,7 @@ fn every_replica_erases_a_locked_registration() {
     let dir = root.path().join("fleet");
     let apis: Vec<_> = (0..REPLICAS).map(|_| free_loopback()).collect();
     let peers: Vec<_> = (0..REPLICAS).map(|_| free_loopback()).collect();
-    let options = InitOptions {
-        replicas: REPLICAS as u8,
-        ksf: KsfName::Fast,
-        budget: BUDGET,
-        listen: apis[0],
-        peer_listen: peers[0],
-        ..InitOptions::new(&dir, "fleet.erasure")
-    };
-    e2ee_backup_vault_server::init(&options).expect("init");
+    init_fleet(&dir, "fleet.erasure", BUDGET, &apis, &peers);
     place_replicas(&dir, &apis, &peers, &peers);
     for node in 1..=REPLICAS as u64 {
         short_sessions(&replica_dir(&dir, node));

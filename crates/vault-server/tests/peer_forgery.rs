@@ -36,12 +36,11 @@ use e2ee_backup_vault_server::client::{self, HttpError, HttpVault};
 use e2ee_backup_vault_server::cluster::{FleetProcesses, Signal};
 use e2ee_backup_vault_server::files::unix_now;
 use e2ee_backup_vault_server::files::{FleetPin, PIN_FILE};
-use e2ee_backup_vault_server::{InitOptions, KsfName};
 use rand_core::{OsRng, RngCore as _};
 
 mod common;
 
-use common::{free_loopback, place_replicas};
+use common::{free_loopback, init_fleet, place_replicas};
 
 const EXE: &str = env!("CARGO_BIN_EXE_e2ee-backup-vault");
 const REPLICAS: usize = 3;
@@ -181,15 +180,7 @@ impl Fleet {
             runtime.spawn(async move { axum::serve(listener, app).await });
             relays.push(relay);
         }
-        let options = InitOptions {
-            replicas: REPLICAS as u8,
-            ksf: KsfName::Fast,
-            budget: BUDGET,
-            listen: apis[0],
-            peer_listen: peers[0],
-            ..InitOptions::new(&dir, "fleet.forgery")
-        };
-        e2ee_backup_vault_server::init(&options).expect("init");
+        init_fleet(&dir, "fleet.forgery", BUDGET, &apis, &peers);
         place_replicas(&dir, &apis, &peers, &relay_addrs);
         let procs = FleetProcesses::start_with_env(Path::new(EXE), &dir, REPLICAS as u64, env)
             .expect("the replicas start");

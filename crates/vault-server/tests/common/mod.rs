@@ -137,3 +137,23 @@ pub fn place_replicas(
         std::fs::write(&path, config.render()).expect("the configuration is written");
     }
 }
+
+/// `init` of a fleet of `apis.len()` replicas in `dir` (fast profile, `budget`), replica 1 on
+/// `apis[0]` and `peers[0]`; place the others with [`place_replicas`].
+pub fn init_fleet(
+    dir: &Path,
+    fleet_id: &str,
+    budget: u8,
+    apis: &[SocketAddr],
+    peers: &[SocketAddr],
+) {
+    let options = e2ee_backup_vault_server::InitOptions {
+        replicas: apis.len() as u8,
+        ksf: e2ee_backup_vault_server::KsfName::Fast,
+        budget,
+        listen: apis[0],
+        peer_listen: peers[0],
+        ..e2ee_backup_vault_server::InitOptions::new(dir, fleet_id)
+    };
+    e2ee_backup_vault_server::init(&options).expect("init");
+}
