@@ -129,36 +129,138 @@ impl AppState {
 /// forwarded request and does not lead answers `503 no-leader` instead of forwarding again.
 pub const FORWARDED_HEADER: &str = "x-e2ee-vault-forwarded";
 
-/// A plain error answer: `{"error": code, "message": text}`.
-fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
-    let body = serde_json::json!({ "error": code, "message": message.into() });
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+/// Every error answer of the HTTP binding, with its status and code (spec section 4.15; the
+/// table in the crate documentation): `{"error": code, "message": text}`.
+#[derive(Debug)]
+enum ApiError {
+    /// The `{account}` path segment is not 2 to 128 lowercase hexadecimal digits.
+    BadAccount,
+    /// The relay's account token is missing or does not verify (spec 4.15.1).
+    Unauthenticated(String),
+    /// The body exceeds [`MAX_BODY`].
+    TooLarge,
+    /// The body did not arrive within the limit (seconds).
+    Timeout(u64),
+    /// The body or the envelope does not parse.
+    MalformedEnvelope(String),
+    /// The envelope names another account than the path.
+    Misaddressed,
+    /// The envelope's version is not 1.
+    UnsupportedVersion(String),
+    /// The envelope names a key id the fleet does not hold.
+    UnknownKeyId(String),
+    /// The envelope does not open.
+    RequestDoesNotOpen,
+    /// No leader took the request; nothing was done.
+    NoLeader(&'static str),
+    /// The account's request rate is exceeded (spec 4.15.1).
+    RateLimited,
+    /// The record could not be read or written durably; nothing was sent.
+    Storage,
+    /// The request may have been applied; nothing was sent.
+    Unconfirmed(&'static str),
+    /// Beyond the places in flight and the queue.
+    Busy,
+    /// A task of the server failed.
+    Internal,
+    /// No such route.
+    NotFound,
 }
+
+impl ApiError {
+    fn from_channel(e: &ChannelError) -> Self {
+        match e {
+            ChannelError::UnsupportedVersion(_) => Self::UnsupportedVersion(e.to_string()),
+            ChannelError::UnknownKeyId(_) => Self::UnknownKeyId(e.to_string()),
+            ChannelError::Malformed(_) | ChannelError::InvalidAccountId(_) => {
+                Self::MalformedEnvelope(e.to_string())
+            }
+            _ => Self::RequestDoesNotOpen,
+        }
+    }
+
+    /// The one code table.
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadAccount => (StatusCode::BAD_REQUEST, "bad-account"),
+            Self::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
+            Self::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+            Self::MalformedEnvelope(_) => (StatusCode::BAD_REQUEST, "malformed-envelope"),
+            Self::Misaddressed => (StatusCode::BAD_REQUEST, "misaddressed"),
+            Self::UnsupportedVersion(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "unsupported-version")
+            }
+            Self::UnknownKeyId(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown-key-id"),
+            Self::RequestDoesNotOpen => (StatusCode::UNPROCESSABLE_ENTITY, "request-does-not-open"),
+            Self::NoLeader(_) => (StatusCode::SERVICE_UNAVAILABLE, "no-leader"),
+            Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
+            Self::Storage => (StatusCode::SERVICE_UNAVAILABLE, "storage"),
+            Self::Unconfirmed(_) => (StatusCode::SERVICE_UNAVAILABLE, "unconfirmed"),
+            Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not-found"),
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::BadAccount => {
+                "the account in the path is not 1 to 64 bytes of lowercase hexadecimal".into()
+            }
+            Self::Unauthenticated(why) | Self::MalformedEnvelope(why) => why.clone(),
+            Self::UnsupportedVersion(why) | Self::UnknownKeyId(why) => why.clone(),
+            Self::TooLarge => format!("the body exceeds the limit of {MAX_BODY} bytes"),
+            Self::Timeout(seconds) => format!("the request did not arrive within {seconds} s"),
+            Self::Misaddressed => "the envelope's account is not the account of the path".into(),
+            Self::RequestDoesNotOpen => ChannelError::RequestDoesNotOpen.to_string(),
+            Self::NoLeader(why) | Self::Unconfirmed(why) => (*why).into(),
+            Self::RateLimited => "too many requests for this account; retry in a minute".into(),
+            Self::Storage => {
+                "the record could not be read or written durably; nothing was sent; retry".into()
+            }
+            Self::Busy => "the vault is busy; nothing was done; retry".into(),
+            Self::Internal => "internal error".into(),
+            Self::NotFound => "no such endpoint".into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let body = serde_json::json!({ "error": code, "message": self.message() });
+        let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body.to_string())
+            .into_response();
+        match self {
+            Self::RateLimited => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            }
+            Self::Timeout(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+const NO_LEADER_ELECTING: &str = "the fleet is electing a leader; nothing was done; retry";
+const NO_LEADER_UNREACHABLE: &str = "the leader could not be reached; nothing was done; retry";
+const UNCONFIRMED: &str =
+    "the request may have been applied but was not confirmed; nothing was sent; retry";
+const UNCONFIRMED_LOST: &str =
+    "the leader's answer was lost; the request may have been applied; retry";
+const UNCONFIRMED_CUT: &str =
+    "the leader's answer was cut off; the request may have been applied; retry";
 
 /// Parses the `{account}` path segment: 2 to 128 lowercase hexadecimal digits.
 pub fn parse_account(hex_path: &str) -> Option<Vec<u8>> {
     let ok_len = (2..=128).contains(&hex_path.len()) && hex_path.len().is_multiple_of(2);
     let lowercase = hex_path.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if ok_len && lowercase { hex::decode(hex_path).ok() } else { None }
-}
-
-fn channel_error(e: &ChannelError) -> Response {
-    match e {
-        ChannelError::UnsupportedVersion(_) => {
-            error(StatusCode::UNPROCESSABLE_ENTITY, "unsupported-version", e.to_string())
-        }
-        ChannelError::UnknownKeyId(_) => {
-            error(StatusCode::UNPROCESSABLE_ENTITY, "unknown-key-id", e.to_string())
-        }
-        ChannelError::Malformed(_) | ChannelError::InvalidAccountId(_) => {
-            error(StatusCode::BAD_REQUEST, "malformed-envelope", e.to_string())
-        }
-        _ => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "request-does-not-open",
-            ChannelError::RequestDoesNotOpen.to_string(),
-        ),
-    }
 }
 
 async fn healthz() -> &'static str {
@@ -176,101 +278,76 @@ async fn vault(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let forwarded = headers.contains_key(FORWARDED_HEADER);
     let account_hex = path.as_ref().map(|UrlPath(p)| p.clone()).unwrap_or_default();
     let Some(account) = parse_account(&account_hex) else {
         info!(status = 400, code = "bad-account", "vault request refused");
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad-account",
-            "the account in the path is not 1 to 64 bytes of lowercase hexadecimal",
-        );
+        return ApiError::BadAccount.into_response();
     };
     let who = state.pseudonym(&account);
-    let refused = |status: StatusCode, code: &'static str, response: Response| {
-        info!(
-            account = %who,
-            status = status.as_u16(),
-            code,
-            latency_us = started.elapsed().as_micros() as u64,
-            "vault request refused"
-        );
-        response
-    };
+    match serve_vault(&state, &headers, &account, &account_hex, &who, body, started).await {
+        Ok(response) => response,
+        Err(e) => {
+            let (status, code) = e.status_and_code();
+            let latency_us = started.elapsed().as_micros() as u64;
+            let status = status.as_u16();
+            info!(account = %who, status, code, latency_us, "vault request refused");
+            e.into_response()
+        }
+    }
+}
+
+/// Spec 4.15, steps 1 to 5 of a vault request whose path names `account`.
+async fn serve_vault(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    account: &[u8],
+    account_hex: &str,
+    who: &str,
+    body: Result<Bytes, BytesRejection>,
+    started: Instant,
+) -> Result<Response, ApiError> {
     // Spec 4.15.1: the relay's account token, before any vault work.
     if let Some(relay) = &state.relay {
         let token = headers.get(relay::HEADER).and_then(|v| v.to_str().ok());
-        if let Err(why) = relay.check(&account, token, files::unix_now()) {
-            let response = error(StatusCode::UNAUTHORIZED, "unauthenticated", why.to_string());
-            return refused(StatusCode::UNAUTHORIZED, "unauthenticated", response);
-        }
+        relay
+            .check(account, token, files::unix_now())
+            .map_err(|why| ApiError::Unauthenticated(why.to_string()))?;
     }
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return refused(StatusCode::PAYLOAD_TOO_LARGE, "too-large", too_large());
-        }
-        Err(rejection) => {
-            let message = format!("the body could not be read: {rejection}");
-            let response = error(StatusCode::BAD_REQUEST, "malformed-envelope", message);
-            return refused(StatusCode::BAD_REQUEST, "malformed-envelope", response);
-        }
-    };
-    match RequestEnvelope::parse(&body) {
-        Err(e) => {
-            let response = channel_error(&e);
-            let code = error_code(&e);
-            return refused(response.status(), code, response);
-        }
-        Ok(envelope) if envelope.account_id() != account.as_slice() => {
-            let response = error(
-                StatusCode::BAD_REQUEST,
-                "misaddressed",
-                "the envelope's account is not the account of the path",
-            );
-            return refused(StatusCode::BAD_REQUEST, "misaddressed", response);
-        }
-        Ok(_) => {}
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+        _ => ApiError::MalformedEnvelope(format!("the body could not be read: {rejection}")),
+    })?;
+    let envelope = RequestEnvelope::parse(&body).map_err(|e| ApiError::from_channel(&e))?;
+    if envelope.account_id() != account {
+        return Err(ApiError::Misaddressed);
     }
 
     // A replica that does not lead passes the request on, once.
     if let Some(leader) = state.replication.forward_to() {
-        if forwarded {
-            let response = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no-leader",
-                "the fleet is electing a leader; nothing was done; retry",
-            );
-            return refused(StatusCode::SERVICE_UNAVAILABLE, "no-leader", response);
+        if headers.contains_key(FORWARDED_HEADER) {
+            return Err(ApiError::NoLeader(NO_LEADER_ELECTING));
         }
         let token = headers.get(relay::HEADER).cloned();
-        return forward(&state, &leader, &account_hex, token, body).await;
+        return forward(state, &leader, account_hex, token, body).await;
     }
 
     // Spec 4.15.1: per-account rates are counted where requests are decided.
     if let Some(rate) = &state.account_rate
-        && !rate.allow(&account)
+        && !rate.allow(account)
     {
-        let message = "too many requests for this account; retry in a minute";
-        let mut response = error(StatusCode::TOO_MANY_REQUESTS, "rate-limited", message);
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-        return refused(StatusCode::TOO_MANY_REQUESTS, "rate-limited", response);
+        return Err(ApiError::RateLimited);
     }
 
     // Open (an X25519 decapsulation and an AEAD) on a blocking thread.
     let opener = state.clone();
-    let sealed_body = body.clone();
-    let opened = match tokio::task::spawn_blocking(move || opener.hsm.open(&sealed_body)).await {
+    let opened = match tokio::task::spawn_blocking(move || opener.hsm.open(&body)).await {
         Ok(Ok(opened)) => opened,
-        Ok(Err(HsmError::Channel(e))) => {
-            let response = channel_error(&e);
-            return refused(response.status(), error_code(&e), response);
-        }
+        Ok(Err(HsmError::Channel(e))) => return Err(ApiError::from_channel(&e)),
         Ok(Err(e)) => {
             warn!(account = %who, error = %e, "vault request failed");
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error");
+            return Err(ApiError::Internal);
         }
-        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"),
+        Err(_) => return Err(ApiError::Internal),
     };
     let kind = opened.request_name().unwrap_or("undecodable");
 
@@ -280,25 +357,16 @@ async fn vault(
         Err(refusal) => Ok(refusal),
         Ok(command) => state.replication.submit(command).await,
     };
-    let decision = match decided {
-        Ok(decision) => decision,
-        Err(e) => {
-            let latency_us = started.elapsed().as_micros() as u64;
-            let (code, message) = match &e {
-                ReplicationError::Storage(_) => (
-                    "storage",
-                    "the record could not be read or written durably; nothing was sent; retry",
-                ),
-                _ => (
-                    "unconfirmed",
-                    "the request may have been applied but was not confirmed; nothing was sent; \
-                     retry",
-                ),
-            };
-            warn!(kind, account = %who, status = 503, code, error = %e, latency_us, "not decided");
-            return error(StatusCode::SERVICE_UNAVAILABLE, code, message);
-        }
-    };
+    let decision = decided.map_err(|e| {
+        let latency_us = started.elapsed().as_micros() as u64;
+        let api = match &e {
+            ReplicationError::Storage(_) => ApiError::Storage,
+            _ => ApiError::Unconfirmed(UNCONFIRMED),
+        };
+        let code = api.status_and_code().1;
+        warn!(kind, account = %who, status = 503, code, error = %e, latency_us, "not decided");
+        api
+    })?;
     let answer = decision.kind();
     let remaining = decision.remaining().map(i64::from).unwrap_or(-1);
 
@@ -308,16 +376,12 @@ async fn vault(
         tokio::task::spawn_blocking(move || sealer.hsm.seal(pending.reply(decision), &mut OsRng))
             .await;
     let latency_us = started.elapsed().as_micros() as u64;
-    match sealed {
-        Ok(sealed) => {
-            info!(kind, account = %who, status = 200, answer, remaining, latency_us, "vault request");
-            ([(header::CONTENT_TYPE, "application/octet-stream")], sealed).into_response()
-        }
-        Err(_) => {
-            warn!(kind, account = %who, status = 500, latency_us, "sealing panicked");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
-        }
-    }
+    let Ok(sealed) = sealed else {
+        warn!(kind, account = %who, status = 500, latency_us, "sealing panicked");
+        return Err(ApiError::Internal);
+    };
+    info!(kind, account = %who, status = 200, answer, remaining, latency_us, "vault request");
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], sealed).into_response())
 }
 
 /// Passes a request on to the leader's client address and relays its answer.
@@ -327,7 +391,7 @@ async fn forward(
     account_hex: &str,
     token: Option<HeaderValue>,
     body: Bytes,
-) -> Response {
+) -> Result<Response, ApiError> {
     let url = format!("http://{leader}/v1/vault/{account_hex}");
     let mut request = state.forwarder.post(url);
     if let Some(token) = token {
@@ -345,19 +409,11 @@ async fn forward(
         Err(e) if e.is_connect() => {
             // No connection: the leader never saw the request.
             warn!(error = %e, "the leader could not be reached");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no-leader",
-                "the leader could not be reached; nothing was done; retry",
-            );
+            return Err(ApiError::NoLeader(NO_LEADER_UNREACHABLE));
         }
         Err(e) => {
             warn!(error = %e, "the leader's answer was lost");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unconfirmed",
-                "the leader's answer was lost; the request may have been applied; retry",
-            );
+            return Err(ApiError::Unconfirmed(UNCONFIRMED_LOST));
         }
     };
     let status =
@@ -368,34 +424,14 @@ async fn forward(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
         .to_owned();
-    match answer.bytes().await {
-        Ok(bytes) => (status, [(header::CONTENT_TYPE, content_type)], bytes).into_response(),
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unconfirmed",
-            "the leader's answer was cut off; the request may have been applied; retry",
-        ),
-    }
+    let bytes = answer.bytes().await.map_err(|_| ApiError::Unconfirmed(UNCONFIRMED_CUT))?;
+    Ok((status, [(header::CONTENT_TYPE, content_type)], bytes).into_response())
 }
 
 async fn cluster_status(State(state): State<Arc<AppState>>) -> Response {
     let status = state.replication.status();
     let body = serde_json::to_string(&status).expect("the status serialises");
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-fn error_code(e: &ChannelError) -> &'static str {
-    match e {
-        ChannelError::UnsupportedVersion(_) => "unsupported-version",
-        ChannelError::UnknownKeyId(_) => "unknown-key-id",
-        ChannelError::Malformed(_) | ChannelError::InvalidAccountId(_) => "malformed-envelope",
-        _ => "request-does-not-open",
-    }
-}
-
-fn too_large() -> Response {
-    let message = format!("the body exceeds the limit of {MAX_BODY} bytes");
-    error(StatusCode::PAYLOAD_TOO_LARGE, "too-large", message)
 }
 
 /// Reads the whole body within `within` of the request head (spec section 4.15), before the
@@ -411,17 +447,14 @@ async fn read_body_within(
         Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
         Err(BodyRefusal::TooLarge) => {
             info!(status = 413, code = "too-large", "request refused");
-            too_large()
+            ApiError::TooLarge.into_response()
         }
         Err(BodyRefusal::TimedOut) => {
             info!(status = 408, code = "timeout", "request refused");
-            let message = format!("the request did not arrive within {} s", within.as_secs());
-            let mut response = error(StatusCode::REQUEST_TIMEOUT, "timeout", message);
-            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
+            ApiError::Timeout(within.as_secs()).into_response()
         }
         Err(BodyRefusal::Failed | BodyRefusal::Busy) => {
-            error(StatusCode::BAD_REQUEST, "malformed-envelope", "the body could not be read")
+            ApiError::MalformedEnvelope("the body could not be read".into()).into_response()
         }
     }
 }
@@ -430,15 +463,15 @@ async fn read_body_within(
 async fn busy(e: tower::BoxError) -> Response {
     if e.is::<tower::load_shed::error::Overloaded>() {
         info!(status = 503, code = "busy", "request refused");
-        error(StatusCode::SERVICE_UNAVAILABLE, "busy", "the vault is busy; nothing was done; retry")
+        ApiError::Busy.into_response()
     } else {
         warn!(error = %e, "the admission stage failed");
-        error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        ApiError::Internal.into_response()
     }
 }
 
 async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
+    ApiError::NotFound.into_response()
 }
 
 fn router(state: Arc<AppState>, limits: &Limits) -> Router {
