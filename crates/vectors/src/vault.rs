@@ -153,6 +153,10 @@ const NOTES: &[(&str, &str)] = &[
         "A stored record alone (spec 4.8): a valid one decodes and encodes back to the same bytes; an invalid one is rejected with the wire error code (spec 4.2) of the first rule it breaks, field by field, the locked record's rule last. A vault that reads such a record decides nothing and sends nothing.",
     ),
     (
+        "SecretsDecoding",
+        "Fleet secrets alone (spec 4.10.1): valid ones decode and serialise back to the same bytes; invalid ones are rejected with the wire error code (spec 4.2) of the first rule they break, front to back.",
+    ),
+    (
         "ResponseBounds",
         "The bounds of a response (spec 4.4): 48 to 8240 bytes, checked before the tag. tamperResponse changes the response before the client reads it.",
     ),
@@ -1850,6 +1854,111 @@ fn record_cases() -> Vec<Value> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Fleet secrets alone (spec 4.10.1)
+// ---------------------------------------------------------------------------------------------
+
+/// A secrets case from its bytes: the decoder accepts them and serialises them back to the same
+/// bytes, or rejects them with a wire error code (spec 4.2).
+fn run_secrets(secrets: &[u8]) -> Result<Value, String> {
+    let mut case = json!({ "scenario": "secrets", "secrets": hex::encode(secrets) });
+    match HsmSecrets::from_bytes(secrets) {
+        Ok(decoded) => {
+            expect_eq(
+                "the secrets serialised again",
+                hex::encode(&*decoded.to_bytes()),
+                hex::encode(secrets),
+            )?;
+            case["result"] = json!("valid");
+        }
+        Err(e) => {
+            case["result"] = json!("invalid");
+            case["error"] = json!(e.code());
+        }
+    }
+    Ok(case)
+}
+
+/// The fleet secrets cases: the secrets of a fleet set up from seeded draws, changed one rule
+/// at a time in the order spec 4.10.1 checks them.
+fn secrets_cases() -> Vec<Value> {
+    let mut draws = Draws::new(Source::Derive("vault/secrets".into()));
+    draws.begin("hsm.setup");
+    let base = HsmSecrets::generate(&mut draws, FLEET_ID).to_bytes().to_vec();
+    // Offsets in `base`: the fleet id, then the OPAQUE setup (oprf_seed [64] || ake_private [32]
+    // || dummy_public [32]), ticket_key [32], count, key id, X25519 key [32].
+    let setup = 1 + 2 + FLEET_ID.len();
+    let (ake, dummy, count) = (setup + 64, setup + 96, setup + 128 + 32);
+    expect_eq("secrets length", base.len(), count + 1 + 33).expect("the layout of spec 4.10.1");
+    let second_key = draw("vault/secrets/second-channel-key", 32);
+    let with = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut bytes = base.clone();
+        edit(&mut bytes);
+        bytes
+    };
+    let longer_fleet = |len: usize| {
+        with(&|b: &mut Vec<u8>| {
+            let fleet = draw("vault/secrets/fleet-id", len);
+            let len = u16::try_from(len).expect("short").to_be_bytes();
+            b.splice(1..setup, len.into_iter().chain(fleet));
+        })
+    };
+    let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
+        ("the secrets of a fleet with one channel key, id 1", base.clone(), None),
+        (
+            "two channel keys, ids 1 and 2",
+            with(&|b| {
+                b[count] = 2;
+                b.push(2);
+                b.extend_from_slice(&second_key);
+            }),
+            None,
+        ),
+        ("a fleet id of 64 bytes", longer_fleet(64), None),
+        ("a first byte of 2", with(&|b| b[0] = 2), Some("invalid-value")),
+        ("a fleet id of 65 bytes", longer_fleet(65), Some("too-long")),
+        (
+            "ake_private not canonical (32 bytes of ff)",
+            with(&|b| b[ake..ake + 32].fill(0xff)),
+            Some("invalid-value"),
+        ),
+        ("ake_private zero", with(&|b| b[ake..ake + 32].fill(0)), Some("invalid-value")),
+        (
+            "dummy_public not a valid element (32 bytes of ff)",
+            with(&|b| b[dummy..dummy + 32].fill(0xff)),
+            Some("invalid-value"),
+        ),
+        (
+            "dummy_public the identity",
+            with(&|b| b[dummy..dummy + 32].fill(0)),
+            Some("invalid-value"),
+        ),
+        ("count 0, the key after it left in place", with(&|b| b[count] = 0), Some("invalid-value")),
+        (
+            "a key id twice, the second one's key missing: reported when the id is read",
+            with(&|b| {
+                b[count] = 2;
+                b.push(1);
+            }),
+            Some("invalid-value"),
+        ),
+        ("count 2 and one key", with(&|b| b[count] = 2), Some("truncated")),
+        ("one byte after the last key", with(&|b| b.push(0)), Some("trailing-bytes")),
+        ("cut inside ticket_key", with(&|b| b.truncate(count - 1)), Some("truncated")),
+        ("empty", Vec::new(), Some("truncated")),
+    ];
+    cases
+        .into_iter()
+        .map(|(comment, bytes, error)| {
+            let mut case = run_secrets(&bytes).unwrap_or_else(|e| panic!("secrets {comment}: {e}"));
+            assert_eq!(case.get("error").and_then(Value::as_str), error, "secrets {comment}");
+            case["comment"] = json!(comment);
+            case["flags"] = json!(["SecretsDecoding"]);
+            case
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
 // Generation and verification
 // ---------------------------------------------------------------------------------------------
 
@@ -2110,6 +2219,7 @@ pub fn generate() -> Value {
     // never move; each has its own seed, so no earlier case's draws change.
     groups.extend(later_groups());
     groups.push(json!({ "type": "Record", "tests": record_cases() }));
+    groups.push(json!({ "type": "Secrets", "tests": secrets_cases() }));
     number(&mut groups);
     envelope(ALGORITHM, HEADER, NOTES, groups)
 }
@@ -2385,6 +2495,8 @@ pub fn verify_case(case: &Value) -> Result<(), String> {
         run_channel(&case["config"], &case["inputs"])?
     } else if scenario == "record" {
         run_record(&hex_field(case, "record")?)?
+    } else if scenario == "secrets" {
+        run_secrets(&hex_field(case, "secrets")?)?
     } else {
         let recorded = case["inputs"]["draws"].as_array().ok_or("no inputs.draws")?;
         let mut queue = VecDeque::new();
@@ -2402,10 +2514,19 @@ pub fn verify_case(case: &Value) -> Result<(), String> {
         found[field] = case[field].clone();
     }
     if found != *case {
-        let diff = ["result", "error", "config", "inputs", "intermediates", "outputs", "record"]
-            .into_iter()
-            .find(|f| found[*f] != case[*f])
-            .unwrap_or("a top-level field");
+        let diff = [
+            "result",
+            "error",
+            "config",
+            "inputs",
+            "intermediates",
+            "outputs",
+            "record",
+            "secrets",
+        ]
+        .into_iter()
+        .find(|f| found[*f] != case[*f])
+        .unwrap_or("a top-level field");
         return Err(format!("the replay differs in {diff}"));
     }
     Ok(())
