@@ -157,6 +157,10 @@ const NOTES: &[(&str, &str)] = &[
         "Fleet secrets alone (spec 4.10.1): valid ones decode and serialise back to the same bytes; invalid ones are rejected with the wire error code (spec 4.2) of the first rule they break, front to back.",
     ),
     (
+        "MobileProfile",
+        "The vault's policy and the registration use the Mobile profile (code 1: 16 MiB, 32 passes, 1 lane), the one every real account uses.",
+    ),
+    (
         "ResponseBounds",
         "The bounds of a response (spec 4.4): 48 to 8240 bytes, checked before the tag. tamperResponse changes the response before the client reads it.",
     ),
@@ -164,7 +168,7 @@ const NOTES: &[(&str, &str)] = &[
 
 const HEADER: &[&str] = &[
     "The Backup Key Vault protocol (spec chapter 4): OPAQUE-3DH (RFC 9807) with ristretto255-SHA512, Argon2id as KSF, and requests and responses sealed with HPKE (RFC 9180) DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM.",
-    "Every journey case uses the Fast Argon2id profile (code 2: 256 KiB, 1 pass, 1 lane) so that the vectors are cheap to check; deployments use the Mobile profile (code 1). The profile changes the export key and every byte derived from it, not the message flow.",
+    "Every journey case but the last uses the Fast Argon2id profile (code 2: 256 KiB, 1 pass, 1 lane) so that the vectors are cheap to check; deployments use the Mobile profile (code 1), which the last case uses. The profile changes the export key and every byte derived from it, not the message flow.",
     "inputs.draws lists every random draw of the case in the order it is made, named step.draw[i] after the client or HSM step that makes it (names repeat when a step runs twice). An implementation reproduces the case by answering each draw of its generator with the next listed value. The values were derived as SHA-256 counter-mode output over the case seed, the draw's position and its name; a checker needs only the listed values.",
     "outputs.exchanges[i] is one request: the envelope the client sent, the sealed response (or the error of an envelope the HSM cannot open), what the driver stored and the stored record of the case's account afterwards (null: none). intermediates.exchanges[i] holds the opened plaintexts, the attempt id of a KE1, and the export key, wrapping key and OPAQUE registration record computed along the way.",
     "A tamper is {offset, xor} (one byte changed), {truncateTo} (the bytes cut to that length) or {append} (these bytes added at the end).",
@@ -1971,14 +1975,16 @@ struct Journey<'a> {
     password: &'a [u8],
     other_password: Option<&'a [u8]>,
     tamper: Option<Value>,
+    /// The profile of the vault's policy.
+    ksf: KsfProfile,
 }
 
 impl Journey<'_> {
     fn case(&self, slug: &str) -> Value {
         let mut config = suite_config();
         for (field, value) in [
-            ("ksfProfile", json!(KsfProfile::Fast.code())),
-            ("ksfParams", json!(ksf_params(KsfProfile::Fast))),
+            ("ksfProfile", json!(self.ksf.code())),
+            ("ksfParams", json!(ksf_params(self.ksf))),
             ("fleetId", json!(hex::encode(FLEET_ID))),
             ("fleetKeyId", json!(1)),
             ("accountId", json!(hex::encode(self.account))),
@@ -2023,6 +2029,7 @@ pub fn generate() -> Value {
         password: b"correct horse battery staple",
         other_password,
         tamper: None,
+        ksf: KsfProfile::Fast,
     };
     let valid = [
         journey(
@@ -2220,6 +2227,19 @@ pub fn generate() -> Value {
     groups.extend(later_groups());
     groups.push(json!({ "type": "Record", "tests": record_cases() }));
     groups.push(json!({ "type": "Secrets", "tests": secrets_cases() }));
+    // The production profile: about 7 s per Argon2id evaluation in a debug build.
+    let mobile = Journey {
+        scenario: "register-login",
+        comment: "the Mobile profile (code 1), as deployed: register, then log in and recover K",
+        flags: &["Registration", "Login", "MobileProfile"],
+        account: b"account-32",
+        budget: 10,
+        password: b"correct horse battery staple",
+        other_password: None,
+        tamper: None,
+        ksf: KsfProfile::Mobile,
+    };
+    groups.push(json!({ "type": "Journey", "tests": [mobile.case("register-login-mobile")] }));
     number(&mut groups);
     envelope(ALGORITHM, HEADER, NOTES, groups)
 }
@@ -2268,6 +2288,7 @@ fn later_groups() -> Vec<Value> {
         password: b"correct horse battery staple",
         other_password,
         tamper: None,
+        ksf: KsfProfile::Fast,
     };
     let channel_case = channel_vector;
     const LONG_ACCOUNT: &[u8; 64] =
