@@ -14,6 +14,12 @@
 //! The draws are not random: draw number `i` of a case, named `name`, is
 //! [`crate::draw`]`("{seed}/{i}/{name}", len)`. The verifier never uses the seed; it only
 //! documents where the bytes came from.
+//!
+//! Two kinds of case need no journey: the sealed channel alone (`Channel` groups: given keys,
+//! plaintexts and nonces, with an envelope or response a relay may have changed) and stored
+//! records alone (the `Record` group: bytes written field by field, which the record decoder
+//! must accept and encode back, or reject with a wire error code). Groups added after the
+//! first release of the file come after it, so that no tcId moves.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -110,13 +116,62 @@ const NOTES: &[(&str, &str)] = &[
         "WrongTicket",
         "A KE3 is sent with a ticket that is not the one of its KE2: a damaged ticket is SessionInvalid; the ticket of another pending attempt opens, but the KE3 does not verify against it (LoginFailed) and that attempt is used up.",
     ),
+    (
+        "InvalidRequest",
+        "A request that does not decode, or that decodes but holds an invalid OPAQUE element or names a profile other than the policy's, is refused invalid-request with remaining 0 and changes nothing (spec 4.7, \"Decoding\"). The generator sealed these plaintexts itself (draws client.crafted), from requests the client built where it could.",
+    ),
+    (
+        "LockedAccount",
+        "A locked account answers locked to every request that decodes, before it looks at the request's content (invalid elements, profile, ticket, token); a request that does not decode is invalid-request without the record being read.",
+    ),
+    (
+        "LoginTicketExpiry",
+        "A KE3 whose pending attempt matches is accepted while now <= the ticket's not_after; one second later it is session-invalid, carrying the record's remaining, and the attempt is removed.",
+    ),
+    (
+        "LoginFinishLock",
+        "A LoginFinish refused as login-failed or session-invalid that leaves remaining 0 with no live attempt pending locks the account and answers locked.",
+    ),
+    (
+        "DeleteRefused",
+        "A Delete without the stored, unexpired token of a registered account (no record, a phantom, a tombstone, no stored token, another token, an expired one) is not-authorised with remaining 0 and changes nothing.",
+    ),
+    (
+        "TokenExpiry",
+        "A stored token admits a request while now <= token_not_after, and not one second later.",
+    ),
+    (
+        "PhantomToken",
+        "On an account without a registration (here a phantom) a RegisterFinish's token is not looked at: one with a made-up token is stored.",
+    ),
+    (
+        "EnvelopeBounds",
+        "The bounds of a request envelope (spec 4.4): an account id of 1 to 64 bytes, a ciphertext of 16 to 8208 bytes. tamperRequest changes the sealed envelope before the HSM reads it; outside the bounds the HSM answers malformed-envelope without opening anything.",
+    ),
+    (
+        "RecordDecoding",
+        "A stored record alone (spec 4.8): a valid one decodes and encodes back to the same bytes; an invalid one is rejected with the wire error code (spec 4.2) of the first rule it breaks, field by field, the locked record's rule last. A vault that reads such a record decides nothing and sends nothing.",
+    ),
+    (
+        "SecretsDecoding",
+        "Fleet secrets alone (spec 4.10.1): valid ones decode and serialise back to the same bytes; invalid ones are rejected with the wire error code (spec 4.2) of the first rule they break, front to back.",
+    ),
+    (
+        "MobileProfile",
+        "The vault's policy and the registration use the Mobile profile (code 1: 16 MiB, 32 passes, 1 lane), the one every real account uses.",
+    ),
+    (
+        "ResponseBounds",
+        "The bounds of a response (spec 4.4): 48 to 8240 bytes, checked before the tag. tamperResponse changes the response before the client reads it.",
+    ),
 ];
 
 const HEADER: &[&str] = &[
     "The Backup Key Vault protocol (spec chapter 4): OPAQUE-3DH (RFC 9807) with ristretto255-SHA512, Argon2id as KSF, and requests and responses sealed with HPKE (RFC 9180) DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM.",
-    "Every journey case uses the Fast Argon2id profile (code 2: 256 KiB, 1 pass, 1 lane) so that the vectors are cheap to check; deployments use the Mobile profile (code 1). The profile changes the export key and every byte derived from it, not the message flow.",
-    "inputs.draws lists every random draw of the case in the order it is made, named step.draw[i] after the client or HSM step that makes it (names repeat when a step runs twice). An implementation reproduces the case by answering each draw of its generator with the next listed value. The values were derived as SHA-256 counter-mode output over the case seed, the draw's position and its name; a checker needs only the listed values.",
-    "outputs.exchanges[i] is one request: the envelope the client sent, the sealed response (or the error of an envelope the HSM cannot open), what the driver stored and the stored record of the case's account afterwards (null: none). intermediates.exchanges[i] holds the opened plaintexts, the attempt id of a KE1, and the export key, wrapping key and OPAQUE registration record computed along the way.",
+    "Every journey case but the last uses the Fast Argon2id profile (code 2: 256 KiB, 1 pass, 1 lane) so that the vectors are cheap to check; deployments use the Mobile profile (code 1), which the last case uses. The profile changes the export key and every byte derived from it, not the message flow.",
+    "inputs.draws lists every random draw of the case in the order it is made, named step.draw[i] after the client or HSM step that makes it (names repeat when a step runs twice; an HSM step is named after the request, hsm.invalid_request for a plaintext that does not decode, and client.crafted is a request the generator sealed itself). An implementation reproduces the case by answering each draw of its generator with the next listed value. The values were derived as SHA-256 counter-mode output over the case seed, the draw's position and its name; a checker needs only the listed values.",
+    "outputs.exchanges[i] is one request: the envelope the client sent, the sealed response (or the error of an envelope the HSM cannot open), what the driver stored and the stored record of the case's account afterwards (null: none). intermediates.exchanges[i] holds the opened plaintexts, the request's name (absent when the plaintext does not decode), the attempt id of a KE1, and the export key, wrapping key and OPAQUE registration record computed along the way.",
+    "A tamper is {offset, xor} (one byte changed), {truncateTo} (the bytes cut to that length) or {append} (these bytes added at the end).",
     "outputs.client lists what each client step ended with. result is invalid when the case's decisive request is one the vault must reject; error then names the HSM error or the refusal.",
 ];
 
@@ -325,6 +380,7 @@ fn response_outcome(response: &Response) -> String {
             format!("refused {} remaining={remaining}", reason.name())
         }
         Response::Deleted => "deleted".to_owned(),
+        Response::Registered { budget } => format!("registered budget={budget}"),
         other => format!("unexpected response {other:?}"),
     }
 }
@@ -469,11 +525,13 @@ impl Run {
         });
         if let (Some(p), Some(e)) = (&plain, &parsed) {
             mid["requestPlaintext"] = json!(hex::encode(p));
-            let request = Request::decode(p).map_err(|e| e.to_string())?;
-            mid["request"] = json!(request.name());
-            if let Request::LoginStart { ke1 } = &request {
-                mid["attemptId"] =
-                    json!(hex::encode(hsm::attempt_id(e.account_id(), ke1.as_ref())));
+            // A plaintext that does not decode (spec 4.7, "Decoding") has no request name.
+            if let Ok(request) = Request::decode(p) {
+                mid["request"] = json!(request.name());
+                if let Request::LoginStart { ke1 } = &request {
+                    mid["attemptId"] =
+                        json!(hex::encode(hsm::attempt_id(e.account_id(), ke1.as_ref())));
+                }
             }
         }
         let answer = match self.hsm.open(envelope) {
@@ -1012,8 +1070,210 @@ fn journey(scenario: &str, run: &mut Run, inputs: &Value) -> Result<Option<Strin
             run.outcome(response_outcome(&response));
             Ok(refusal(&response))
         }
+        "undecodable-request" => {
+            run.register(&password, &key()?)?;
+            // Requests a byte away from decoding, made from requests the client built (a
+            // decoder that lets one through meets a valid request and answers otherwise).
+            let env = run.login_start_unsent(&password)?;
+            let ke1 = run.plaintext_of(&env)?;
+            run.draws.begin("client.register_start");
+            let (_, env) =
+                Registration::start(&mut run.draws, &run.endpoint, &run.account, &password, None)
+                    .map_err(|e| format!("{e:?}"))?;
+            let mut register_start = run.plaintext_of(&env)?;
+            let mut unknown_kind = ke1.clone();
+            unknown_kind[0] = 0x06;
+            let mut trailing = ke1.clone();
+            trailing.push(0x00);
+            let cut = ke1[..ke1.len() - 1].to_vec();
+            *register_start.last_mut().ok_or("empty RegisterStart")? = 0x02;
+            let mut long_ticket = vec![0x04, 0x02, 0x01];
+            long_ticket.extend_from_slice(&[0u8; 513 + 64]);
+            let mut short_delete = vec![0x05];
+            short_delete.extend_from_slice(&[0x42; 15]);
+            let mut answers = Vec::new();
+            for plain in
+                [vec![], unknown_kind, trailing, cut, register_start, long_ticket, short_delete]
+            {
+                answers.push(run.send_crafted(&plain)?);
+            }
+            refused_alike(&answers, "invalid-request")
+        }
+        "invalid-register-start" => {
+            run.draws.begin("client.register_start");
+            let (_, env) =
+                Registration::start(&mut run.draws, &run.endpoint, &run.account, &password, None)
+                    .map_err(|e| format!("{e:?}"))?;
+            let mut answers = Vec::new();
+            // Not a canonical encoding; the identity element.
+            for element in [[0xff; 32], [0; 32]] {
+                answers.push(run.send_edited(&env, |r| {
+                    if let Request::RegisterStart { registration_request, .. } = r {
+                        *registration_request = element;
+                    }
+                })?);
+            }
+            refused_alike(&answers, "invalid-request")
+        }
+        "invalid-ke1" => {
+            run.register(&password, &key()?)?;
+            let env = run.login_start_unsent(&password)?;
+            let mut answers = Vec::new();
+            // The blinded element not canonical, the identity; the client key share not
+            // canonical.
+            for (at, element) in [(0, [0xff; 32]), (0, [0; 32]), (64, [0xff; 32])] {
+                answers.push(run.send_edited(&env, |r| {
+                    if let Request::LoginStart { ke1 } = r {
+                        ke1[at..at + 32].copy_from_slice(&element);
+                    }
+                })?);
+            }
+            refused_alike(&answers, "invalid-request")
+        }
+        "invalid-registration-record" => {
+            let env = run.register_finish_unsent(&password, &key()?)?;
+            let mut answers = Vec::new();
+            // client_public_key not canonical; the identity element.
+            for element in [[0xff; 32], [0; 32]] {
+                answers.push(run.send_edited(&env, |r| {
+                    if let Request::RegisterFinish { registration_upload, .. } = r {
+                        registration_upload[..32].copy_from_slice(&element);
+                    }
+                })?);
+            }
+            refused_alike(&answers, "invalid-request")
+        }
+        "non-policy-ksf-profile" => {
+            let env = run.register_finish_unsent(&password, &key()?)?;
+            let mut answers = Vec::new();
+            // The mobile profile (known, not the policy's), unknown codes, and an unknown code
+            // with a stale version: the profile is checked first.
+            for (profile, version_step) in [(1, 0), (3, 0), (0, 0), (0xff, 1)] {
+                answers.push(run.send_edited(&env, |r| {
+                    if let Request::RegisterFinish { ksf_profile, record_version, .. } = r {
+                        *ksf_profile = profile;
+                        *record_version = record_version.wrapping_add(version_step);
+                    }
+                })?);
+            }
+            refused_alike(&answers, "invalid-request")
+        }
+        "locked-undecodable" => {
+            run.lock_account(&password, &other()?, &key()?)?;
+            let env = run.login_start_unsent(&password)?;
+            let mut trailing = run.plaintext_of(&env)?;
+            trailing.push(0x00);
+            let answers = vec![run.send_crafted(&[])?, run.send_crafted(&trailing)?];
+            refused_alike(&answers, "invalid-request")
+        }
+        "locked-invalid-element" => {
+            run.lock_account(&password, &other()?, &key()?)?;
+            let env = run.login_start_unsent(&password)?;
+            let mut answers = vec![run.send_edited(&env, |r| {
+                if let Request::LoginStart { ke1 } = r {
+                    ke1[..32].copy_from_slice(&[0xff; 32]);
+                }
+            })?];
+            let invalid = [
+                Request::RegisterStart { registration_request: [0xff; 32], token: None },
+                Request::RegisterFinish {
+                    record_version: 0,
+                    ksf_profile: 0,
+                    registration_upload: Box::new([0xff; 192]),
+                    sealed_key: [0; 61],
+                    registration_ticket: Box::new([0; 100]),
+                    token: None,
+                },
+                Request::LoginFinish { ticket: vec![0; 188], ke3: Box::new([0; 64]) },
+                Request::Delete { token: [0x42; 16] },
+            ];
+            for request in invalid {
+                answers.push(run.send_crafted(&request.encode())?);
+            }
+            refused_alike(&answers, "locked")
+        }
+        "expired-login-ticket" | "login-ticket-at-expiry" | "expired-login-ticket-locks" => {
+            run.register(&password, &key()?)?;
+            let LoginStarted { state, start_draws, answer, .. } = run.login_start(&password)?;
+            let (bytes, ke2) = Run::sealed(answer)?;
+            // The KE3 arrives at the ticket's not_after, or one second after it.
+            run.advance(if scenario == "login-ticket-at-expiry" { 300 } else { 301 });
+            let session = run.begin_finish(state, start_draws, &password, &bytes, ke2)?;
+            if scenario == "login-ticket-at-expiry" {
+                session.ok_or("the login at not_after failed")?;
+                return Ok(None);
+            }
+            if session.is_some() {
+                return Err("a login after its ticket expired".into());
+            }
+            run.last_refusal()
+        }
+        "failed-ke3-locks" => {
+            run.register(&password, &key()?)?;
+            let LoginStarted { state, answer, .. } = run.login_start(&password)?;
+            let (bytes, _) = Run::sealed(answer)?;
+            run.draws.begin("client.login_finish");
+            let (_, env) = state.receive(&mut run.draws, &bytes).map_err(|e| format!("{e:?}"))?;
+            let response = run.send_edited(&env, |r| {
+                if let Request::LoginFinish { ke3, .. } = r {
+                    ke3[0] ^= 1;
+                }
+            })?;
+            Ok(refusal(&response))
+        }
+        "delete-not-authorised" => {
+            // A made-up token: for an account with no record, a phantom, a registered account
+            // that holds no token, and one that holds another.
+            let made_up = Request::Delete { token: [0x42; 16] }.encode();
+            let mut answers = vec![run.send_crafted(&made_up)?];
+            if run.login(&password)?.is_some() {
+                return Err("an unknown account logged in".into());
+            }
+            answers.push(run.send_crafted(&made_up)?);
+            run.register(&password, &key()?)?;
+            answers.push(run.send_crafted(&made_up)?);
+            let session = run.login(&password)?.ok_or("the login failed")?;
+            answers.push(run.send_crafted(&made_up)?);
+            // The login's own Delete, then the same envelope again: the tombstone.
+            let (envelope, ikm) = run.delete(session)?;
+            let (_, response) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
+            run.outcome(response_outcome(&response));
+            answers.push(response);
+            refused_alike(&answers, "not-authorised")
+        }
+        "delete-token-expired" | "delete-at-token-expiry" => {
+            run.register(&password, &key()?)?;
+            let session = run.login(&password)?.ok_or("the login failed")?;
+            // The Delete arrives at the token's not_after, or one second after it.
+            run.advance(if scenario == "delete-at-token-expiry" { 300 } else { 301 });
+            run.delete(session)?;
+            run.last_refusal()
+        }
+        "phantom-any-token" => {
+            if run.login(&password)?.is_some() {
+                return Err("an unknown account logged in".into());
+            }
+            let env = run.register_finish_unsent(&password, &key()?)?;
+            let response = run.send_edited(&env, |r| {
+                if let Request::RegisterFinish { token, .. } = r {
+                    *token = Some([0x42; 16]);
+                }
+            })?;
+            match response {
+                Response::Registered { .. } => Ok(None),
+                other => Err(format!("a phantom's registration with a token: {other:?}")),
+            }
+        }
         other => Err(format!("unknown scenario {other:?}")),
     }
+}
+
+/// Every answer a refusal for `reason`: the case's error.
+fn refused_alike(answers: &[Response], reason: &str) -> Result<Option<String>, String> {
+    for answer in answers {
+        expect_eq("refusal", refusal(answer).as_deref(), Some(reason))?;
+    }
+    Ok(Some(reason.to_owned()))
 }
 
 impl Run {
@@ -1042,6 +1302,116 @@ impl Run {
         Ok(envelope)
     }
 
+    /// The plaintext of a request envelope the client made, opened with the fleet's secret.
+    fn plaintext_of(&self, envelope: &[u8]) -> Result<Vec<u8>, String> {
+        let env = RequestEnvelope::parse(envelope).map_err(|e| e.to_string())?;
+        let (plain, _) = channel::open_request(&self.fleet_secret, &self.fleet_id, &env)
+            .map_err(|e| e.to_string())?;
+        Ok(plain.to_vec())
+    }
+
+    /// Seals `plaintext` (any bytes, a request or not) for the case's account, drawing its
+    /// `ikmE` under the step `client.crafted`, sends it and records the response it gets as
+    /// the outcome (no client state waits for it). Returns the response.
+    fn send_crafted(&mut self, plaintext: &[u8]) -> Result<Response, String> {
+        self.draws.begin("client.crafted");
+        let (key_id, public) = self.endpoint.key();
+        let (envelope, pending) = channel::seal_request(
+            &mut self.draws,
+            &self.fleet_id,
+            key_id,
+            &public,
+            &self.account,
+            plaintext,
+        )
+        .map_err(|e| e.to_string())?;
+        let ikm = self.draws.last_ikm()?;
+        let (bytes, response) = Self::sealed(self.call(&envelope, Some(&ikm))?)?;
+        let opened = pending.open(&bytes).map_err(|e| e.to_string())?;
+        expect_eq("response", Response::decode(&opened).ok(), Some(response.clone()))?;
+        self.outcome(response_outcome(&response));
+        Ok(response)
+    }
+
+    /// Opens a request envelope the client made, changes the request with `edit`, and sends
+    /// it sealed again as [`Run::send_crafted`] does.
+    fn send_edited(
+        &mut self,
+        envelope: &[u8],
+        edit: impl FnOnce(&mut Request),
+    ) -> Result<Response, String> {
+        let plain = self.plaintext_of(envelope)?;
+        let mut request = Request::decode(&plain).map_err(|e| e.to_string())?;
+        edit(&mut request);
+        self.send_crafted(&request.encode())
+    }
+
+    /// A `RegisterStart` sent and answered, then the client's `RegisterFinish`, not sent.
+    fn register_finish_unsent(
+        &mut self,
+        password: &[u8],
+        key: &BackupKey,
+    ) -> Result<Vec<u8>, String> {
+        self.draws.begin("client.register_start");
+        let (state, envelope) =
+            Registration::start(&mut self.draws, &self.endpoint, &self.account, password, None)
+                .map_err(|e| format!("{e:?}"))?;
+        let ikm = self.draws.last_ikm()?;
+        let (bytes, _) = Self::sealed(self.call(&envelope, Some(&ikm))?)?;
+        self.draws.begin("client.register_finish");
+        let (_, envelope) =
+            state.receive(&mut self.draws, &bytes, key).map_err(|e| format!("{e:?}"))?;
+        Ok(envelope)
+    }
+
+    /// The clock of the case moves on by `seconds`.
+    fn advance(&mut self, seconds: u64) {
+        self.now += seconds;
+        self.client.push(json!({ "clockAdvancedBy": seconds }));
+    }
+
+    /// Locks the account (a budget of 1): registration, one wrong password, and once that
+    /// attempt expired, a KE1 that finds nothing left and locks.
+    fn lock_account(
+        &mut self,
+        password: &[u8],
+        other: &[u8],
+        key: &BackupKey,
+    ) -> Result<(), String> {
+        self.register(password, key)?;
+        if self.login(other)?.is_some() {
+            return Err("a wrong password logged in".into());
+        }
+        self.advance(301);
+        if self.login(password)?.is_some() {
+            return Err("a spent account logged in".into());
+        }
+        let record = self.records.get(&self.account).ok_or("no record")?;
+        expect_eq("the record locked", record.encode()[1], 3)?;
+        Ok(())
+    }
+
+    /// The Delete of a logged-in session, sent, and the client's outcome. Returns the envelope
+    /// and its `ikmE`.
+    fn delete(&mut self, session: LoggedIn) -> Result<(Vec<u8>, [u8; 32]), String> {
+        self.draws.begin("client.delete");
+        let (state, envelope) = session.delete(&mut self.draws).map_err(|e| format!("{e:?}"))?;
+        let ikm = self.draws.last_ikm()?;
+        let (bytes, _) = Self::sealed(self.call(&envelope, Some(&ikm))?)?;
+        let outcome = match state.receive(&bytes) {
+            Ok(()) => "deleted".to_owned(),
+            Err(e) => client_error(&e)?,
+        };
+        self.outcome(outcome);
+        Ok((envelope, ikm))
+    }
+
+    /// The refusal reason of the latest response.
+    fn last_refusal(&self) -> Result<Option<String>, String> {
+        let plain = hex_field(self.mids.last().ok_or("no exchange")?, "responsePlaintext")?;
+        Ok(refusal(&Response::decode(&plain).map_err(|e| e.to_string())?))
+    }
+
     /// `Login::start` only, not sent: for envelopes that are tampered with first.
     fn login_start_unsent(&mut self, password: &[u8]) -> Result<Vec<u8>, String> {
         self.draws.begin("client.login_start");
@@ -1065,9 +1435,13 @@ fn last_ikm_of(draws: &Draws, step: &str) -> Result<[u8; 32], String> {
     draws.log[last].1.clone().try_into().map_err(|_| "ikmE is not 32 bytes".into())
 }
 
-/// Applies `{"offset", "xor"}` or `{"truncateTo"}` to `bytes`.
+/// Applies `{"offset", "xor"}`, `{"truncateTo"}` or `{"append"}` to `bytes`.
 fn tamper(bytes: &[u8], how: &Value) -> Result<Vec<u8>, String> {
     let mut out = bytes.to_vec();
+    if how.get("append").is_some() {
+        out.extend_from_slice(&hex_field(how, "append")?);
+        return Ok(out);
+    }
     if let Some(len) = how["truncateTo"].as_u64() {
         out.truncate(usize::try_from(len).map_err(|e| e.to_string())?);
         return Ok(out);
@@ -1174,7 +1548,14 @@ fn run_channel(config: &Value, inputs: &Value) -> Result<Value, String> {
         "info": hex::encode(channel::request_info(1, &fleet_id, &account, key_id).map_err(|e| e.to_string())?),
     });
     let mut error = None;
-    match channel::open_request(&secret, &open_fleet, &parsed) {
+    // The envelope the HSM is given: the sealed one, or one a relay changed.
+    let delivered = match inputs.get("tamperRequest") {
+        Some(how) => tamper(&envelope, how)?,
+        None => envelope.clone(),
+    };
+    let opened = RequestEnvelope::parse(&delivered)
+        .and_then(|d| channel::open_request(&secret, &open_fleet, &d));
+    match opened {
         Err(e) => error = Some(channel_error(&e)),
         Ok((opened, sealer)) => {
             expect_eq("opened request", hex::encode(&*opened), hex::encode(&request))?;
@@ -1210,6 +1591,378 @@ fn run_channel(config: &Value, inputs: &Value) -> Result<Value, String> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Stored records alone (spec 4.8)
+// ---------------------------------------------------------------------------------------------
+
+/// The fields of a stored record, written by hand (not by the vault's encoder) so that a case
+/// can break one rule at a time.
+#[derive(Clone)]
+struct RecordBytes {
+    /// `u8(2) || state || budget || remaining`.
+    head: [u8; 4],
+    record_version: u32,
+    ksf_profile: u8,
+    registration: Vec<u8>,
+    sealed_key: Vec<u8>,
+    oprf_ticket: Vec<u8>,
+    charges: u64,
+    /// `pending_count` as written; `None`: the number of attempts.
+    pending_count: Option<u8>,
+    pending: Vec<([u8; 16], u64, u64)>,
+    /// `has_token` and what follows it.
+    token: Vec<u8>,
+    /// Bytes after the last field.
+    trailing: Vec<u8>,
+    /// The bytes cut to this length.
+    cut_to: Option<usize>,
+}
+
+impl RecordBytes {
+    /// A registered record: budget 5, 3 left, version 7, the fast profile, 4 charges, the
+    /// attempts of serials 2 and 3 pending, and a token.
+    fn registered() -> Self {
+        let mut token = vec![1];
+        token.extend_from_slice(&draw("vault/record/token", 16));
+        token.extend_from_slice(&(NOW + 300).to_be_bytes());
+        Self {
+            head: [2, 1, 5, 3],
+            record_version: 7,
+            ksf_profile: KsfProfile::Fast.code(),
+            registration: draw("vault/record/registration", 192),
+            sealed_key: draw("vault/record/sealed-key", 61),
+            oprf_ticket: draw("vault/record/oprf-ticket", 100),
+            charges: 4,
+            pending_count: None,
+            pending: vec![
+                (draw("vault/record/attempt-2", 16).try_into().expect("16 bytes"), 2, NOW + 300),
+                (draw("vault/record/attempt-3", 16).try_into().expect("16 bytes"), 3, NOW + 301),
+            ],
+            token,
+            trailing: Vec::new(),
+            cut_to: None,
+        }
+    }
+
+    /// A phantom: budget 5, all 5 left, nothing stored, nothing pending, no token.
+    fn phantom() -> Self {
+        Self {
+            head: [2, 2, 5, 5],
+            registration: Vec::new(),
+            sealed_key: Vec::new(),
+            oprf_ticket: Vec::new(),
+            charges: 0,
+            pending: Vec::new(),
+            token: vec![0],
+            ..Self::registered()
+        }
+    }
+
+    /// A locked record: budget 5, version 7, 4 charges kept.
+    fn locked() -> Self {
+        Self { head: [2, 3, 5, 0], charges: 4, ..Self::phantom() }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = self.head.to_vec();
+        out.extend_from_slice(&self.record_version.to_be_bytes());
+        out.push(self.ksf_profile);
+        for field in [&self.registration, &self.sealed_key, &self.oprf_ticket] {
+            out.extend_from_slice(&u16::try_from(field.len()).expect("short").to_be_bytes());
+            out.extend_from_slice(field);
+        }
+        out.extend_from_slice(&self.charges.to_be_bytes());
+        let count = u8::try_from(self.pending.len()).expect("few attempts");
+        out.push(self.pending_count.unwrap_or(count));
+        for (id, serial, not_after) in &self.pending {
+            out.extend_from_slice(id);
+            out.extend_from_slice(&serial.to_be_bytes());
+            out.extend_from_slice(&not_after.to_be_bytes());
+        }
+        out.extend_from_slice(&self.token);
+        out.extend_from_slice(&self.trailing);
+        if let Some(len) = self.cut_to {
+            out.truncate(len);
+        }
+        out
+    }
+}
+
+/// A record case from its bytes: the decoder accepts it and encodes it back to the same bytes,
+/// or rejects it with a wire error code (spec 4.2).
+fn run_record(record: &[u8]) -> Result<Value, String> {
+    let mut case = json!({ "scenario": "record", "record": hex::encode(record) });
+    match AccountRecord::decode(record) {
+        Ok(decoded) => {
+            expect_eq(
+                "the record encoded again",
+                hex::encode(decoded.encode()),
+                hex::encode(record),
+            )?;
+            case["result"] = json!("valid");
+        }
+        Err(e) => {
+            case["result"] = json!("invalid");
+            case["error"] = json!(e.code());
+        }
+    }
+    Ok(case)
+}
+
+/// The record cases: valid records at their bounds, then one rule of the decoder broken at a
+/// time in the order spec 4.8 checks them, then records with two faults.
+fn record_cases() -> Vec<Value> {
+    /// A comment, the record a case starts from, its change and the expected error.
+    type Case = (&'static str, fn() -> RecordBytes, fn(&mut RecordBytes), Option<&'static str>);
+    let registered = RecordBytes::registered;
+    let phantom = RecordBytes::phantom;
+    let locked = RecordBytes::locked;
+    let cases: Vec<Case> = vec![
+        ("a registered record with two attempts pending and a token", registered, |_| {}, None),
+        ("a phantom", phantom, |_| {}, None),
+        ("a locked record", locked, |_| {}, None),
+        (
+            "bounds: remaining = budget = pending_count = 2, the mobile profile, the largest serial (charges - 1), no token",
+            registered,
+            |r| {
+                r.head = [2, 1, 2, 2];
+                r.ksf_profile = KsfProfile::Mobile.code();
+                r.token = vec![0];
+            },
+            None,
+        ),
+        ("a first byte of 1", registered, |r| r.head[0] = 1, Some("invalid-value")),
+        ("state 0", phantom, |r| r.head[1] = 0, Some("invalid-value")),
+        ("state 4", phantom, |r| r.head[1] = 4, Some("invalid-value")),
+        (
+            "budget 0 (and remaining 0)",
+            phantom,
+            |r| r.head[2..].copy_from_slice(&[0, 0]),
+            Some("invalid-value"),
+        ),
+        ("remaining 6 above budget 5", phantom, |r| r.head[3] = 6, Some("invalid-value")),
+        ("ksf_profile 0", phantom, |r| r.ksf_profile = 0, Some("invalid-value")),
+        ("ksf_profile 3", phantom, |r| r.ksf_profile = 3, Some("invalid-value")),
+        (
+            "a registration record of 193 bytes",
+            registered,
+            |r| r.registration.push(0),
+            Some("too-long"),
+        ),
+        ("a sealed key of 62 bytes", registered, |r| r.sealed_key.push(0), Some("too-long")),
+        ("an oprf ticket of 101 bytes", registered, |r| r.oprf_ticket.push(0), Some("too-long")),
+        (
+            "registered, a registration record of 191 bytes",
+            registered,
+            |r| {
+                r.registration.pop();
+            },
+            Some("invalid-value"),
+        ),
+        (
+            "registered, no oprf ticket",
+            registered,
+            |r| r.oprf_ticket.clear(),
+            Some("invalid-value"),
+        ),
+        (
+            "a phantom with a 61-byte sealed key",
+            phantom,
+            |r| r.sealed_key = vec![0; 61],
+            Some("invalid-value"),
+        ),
+        (
+            "a locked record with a 192-byte registration record",
+            locked,
+            |r| r.registration = vec![0; 192],
+            Some("invalid-value"),
+        ),
+        (
+            "pending_count 6 above budget 5 (the attempts are not read)",
+            registered,
+            |r| r.pending_count = Some(6),
+            Some("invalid-value"),
+        ),
+        (
+            "a pending serial equal to charges",
+            registered,
+            |r| r.pending[1].1 = 4,
+            Some("invalid-value"),
+        ),
+        (
+            "an attempt id twice",
+            registered,
+            |r| r.pending[1].0 = r.pending[0].0,
+            Some("invalid-value"),
+        ),
+        ("has_token 2", registered, |r| r.token = vec![2], Some("invalid-value")),
+        (
+            "one byte after the last field",
+            registered,
+            |r| r.trailing = vec![0],
+            Some("trailing-bytes"),
+        ),
+        ("a locked record with remaining 1", locked, |r| r.head[3] = 1, Some("invalid-value")),
+        (
+            "a locked record with an attempt pending",
+            locked,
+            |r| r.pending = vec![([7; 16], 3, NOW)],
+            Some("invalid-value"),
+        ),
+        (
+            "a locked record with a token",
+            locked,
+            |r| r.token = RecordBytes::registered().token,
+            Some("invalid-value"),
+        ),
+        // 368 bytes up to the end of the oprf ticket's field, then 5 of the 8 of charges.
+        ("cut inside charges", registered, |r| r.cut_to = Some(368 + 5), Some("truncated")),
+        ("empty", registered, |r| r.cut_to = Some(0), Some("truncated")),
+        (
+            "two faults, the locked rule checked last: a locked record with remaining 1 and a byte after the last field",
+            locked,
+            |r| {
+                r.head[3] = 1;
+                r.trailing = vec![0];
+            },
+            Some("trailing-bytes"),
+        ),
+        (
+            "two faults, front to back: remaining above budget and a registration record of 193 bytes",
+            registered,
+            |r| {
+                r.head[3] = 6;
+                r.registration.push(0);
+            },
+            Some("invalid-value"),
+        ),
+        (
+            "two faults, the length's maximum before presence: a phantom with a 62-byte sealed key",
+            phantom,
+            |r| r.sealed_key = vec![0; 62],
+            Some("too-long"),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(comment, base, edit, error)| {
+            let mut fields = base();
+            edit(&mut fields);
+            let mut case =
+                run_record(&fields.bytes()).unwrap_or_else(|e| panic!("record {comment}: {e}"));
+            assert_eq!(case.get("error").and_then(Value::as_str), error, "record {comment}");
+            case["comment"] = json!(comment);
+            case["flags"] = json!(["RecordDecoding"]);
+            case
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fleet secrets alone (spec 4.10.1)
+// ---------------------------------------------------------------------------------------------
+
+/// A secrets case from its bytes: the decoder accepts them and serialises them back to the same
+/// bytes, or rejects them with a wire error code (spec 4.2).
+fn run_secrets(secrets: &[u8]) -> Result<Value, String> {
+    let mut case = json!({ "scenario": "secrets", "secrets": hex::encode(secrets) });
+    match HsmSecrets::from_bytes(secrets) {
+        Ok(decoded) => {
+            expect_eq(
+                "the secrets serialised again",
+                hex::encode(&*decoded.to_bytes()),
+                hex::encode(secrets),
+            )?;
+            case["result"] = json!("valid");
+        }
+        Err(e) => {
+            case["result"] = json!("invalid");
+            case["error"] = json!(e.code());
+        }
+    }
+    Ok(case)
+}
+
+/// The fleet secrets cases: the secrets of a fleet set up from seeded draws, changed one rule
+/// at a time in the order spec 4.10.1 checks them.
+fn secrets_cases() -> Vec<Value> {
+    let mut draws = Draws::new(Source::Derive("vault/secrets".into()));
+    draws.begin("hsm.setup");
+    let base = HsmSecrets::generate(&mut draws, FLEET_ID).to_bytes().to_vec();
+    // Offsets in `base`: the fleet id, then the OPAQUE setup (oprf_seed [64] || ake_private [32]
+    // || dummy_public [32]), ticket_key [32], count, key id, X25519 key [32].
+    let setup = 1 + 2 + FLEET_ID.len();
+    let (ake, dummy, count) = (setup + 64, setup + 96, setup + 128 + 32);
+    expect_eq("secrets length", base.len(), count + 1 + 33).expect("the layout of spec 4.10.1");
+    let second_key = draw("vault/secrets/second-channel-key", 32);
+    let with = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut bytes = base.clone();
+        edit(&mut bytes);
+        bytes
+    };
+    let longer_fleet = |len: usize| {
+        with(&|b: &mut Vec<u8>| {
+            let fleet = draw("vault/secrets/fleet-id", len);
+            let len = u16::try_from(len).expect("short").to_be_bytes();
+            b.splice(1..setup, len.into_iter().chain(fleet));
+        })
+    };
+    let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
+        ("the secrets of a fleet with one channel key, id 1", base.clone(), None),
+        (
+            "two channel keys, ids 1 and 2",
+            with(&|b| {
+                b[count] = 2;
+                b.push(2);
+                b.extend_from_slice(&second_key);
+            }),
+            None,
+        ),
+        ("a fleet id of 64 bytes", longer_fleet(64), None),
+        ("a first byte of 2", with(&|b| b[0] = 2), Some("invalid-value")),
+        ("a fleet id of 65 bytes", longer_fleet(65), Some("too-long")),
+        (
+            "ake_private not canonical (32 bytes of ff)",
+            with(&|b| b[ake..ake + 32].fill(0xff)),
+            Some("invalid-value"),
+        ),
+        ("ake_private zero", with(&|b| b[ake..ake + 32].fill(0)), Some("invalid-value")),
+        (
+            "dummy_public not a valid element (32 bytes of ff)",
+            with(&|b| b[dummy..dummy + 32].fill(0xff)),
+            Some("invalid-value"),
+        ),
+        (
+            "dummy_public the identity",
+            with(&|b| b[dummy..dummy + 32].fill(0)),
+            Some("invalid-value"),
+        ),
+        ("count 0, the key after it left in place", with(&|b| b[count] = 0), Some("invalid-value")),
+        (
+            "a key id twice, the second one's key missing: reported when the id is read",
+            with(&|b| {
+                b[count] = 2;
+                b.push(1);
+            }),
+            Some("invalid-value"),
+        ),
+        ("count 2 and one key", with(&|b| b[count] = 2), Some("truncated")),
+        ("one byte after the last key", with(&|b| b.push(0)), Some("trailing-bytes")),
+        ("cut inside ticket_key", with(&|b| b.truncate(count - 1)), Some("truncated")),
+        ("empty", Vec::new(), Some("truncated")),
+    ];
+    cases
+        .into_iter()
+        .map(|(comment, bytes, error)| {
+            let mut case = run_secrets(&bytes).unwrap_or_else(|e| panic!("secrets {comment}: {e}"));
+            assert_eq!(case.get("error").and_then(Value::as_str), error, "secrets {comment}");
+            case["comment"] = json!(comment);
+            case["flags"] = json!(["SecretsDecoding"]);
+            case
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
 // Generation and verification
 // ---------------------------------------------------------------------------------------------
 
@@ -1222,14 +1975,16 @@ struct Journey<'a> {
     password: &'a [u8],
     other_password: Option<&'a [u8]>,
     tamper: Option<Value>,
+    /// The profile of the vault's policy.
+    ksf: KsfProfile,
 }
 
 impl Journey<'_> {
     fn case(&self, slug: &str) -> Value {
         let mut config = suite_config();
         for (field, value) in [
-            ("ksfProfile", json!(KsfProfile::Fast.code())),
-            ("ksfParams", json!(ksf_params(KsfProfile::Fast))),
+            ("ksfProfile", json!(self.ksf.code())),
+            ("ksfParams", json!(ksf_params(self.ksf))),
             ("fleetId", json!(hex::encode(FLEET_ID))),
             ("fleetKeyId", json!(1)),
             ("accountId", json!(hex::encode(self.account))),
@@ -1274,6 +2029,7 @@ pub fn generate() -> Value {
         password: b"correct horse battery staple",
         other_password,
         tamper: None,
+        ksf: KsfProfile::Fast,
     };
     let valid = [
         journey(
@@ -1428,27 +2184,7 @@ pub fn generate() -> Value {
                         request: &[u8],
                         response: &[u8],
                         extra: Value| {
-        let config = json!({
-            "hpke": "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM",
-            "fleetId": hex::encode(FLEET_ID),
-            "fleetKeyId": 1,
-            "accountId": hex::encode(b"account-channel"),
-        });
-        let mut inputs = json!({
-            "fleetKeyIkm": hex::encode(draw("vault/channel/ikmR", 32)),
-            "ikmE": hex::encode(draw(&format!("vault/channel/{slug}/ikmE"), 32)),
-            "responseNonce": hex::encode(draw(&format!("vault/channel/{slug}/response-nonce"), 32)),
-            "requestPlaintext": hex::encode(request),
-            "responsePlaintext": hex::encode(response),
-        });
-        for (k, v) in extra.as_object().expect("an object") {
-            inputs[k] = v.clone();
-        }
-        let mut case =
-            run_channel(&config, &inputs).unwrap_or_else(|e| panic!("channel {slug}: {e}"));
-        case["comment"] = json!(comment);
-        case["flags"] = json!(flags);
-        case
+        channel_vector(b"account-channel", slug, comment, flags, request, response, extra)
     };
     let delete = Request::Delete { token: [0x42; 16] }.encode();
     let deleted = Response::Deleted.encode();
@@ -1486,8 +2222,291 @@ pub fn generate() -> Value {
         json!({ "type": "Rejected", "tests": rejected }),
         json!({ "type": "Channel", "tests": channel_cases }),
     ];
+    // Cases added later come in groups of their own after these, so that the tcIds above
+    // never move; each has its own seed, so no earlier case's draws change.
+    groups.extend(later_groups());
+    groups.push(json!({ "type": "Record", "tests": record_cases() }));
+    groups.push(json!({ "type": "Secrets", "tests": secrets_cases() }));
+    // The production profile: about 7 s per Argon2id evaluation in a debug build.
+    let mobile = Journey {
+        scenario: "register-login",
+        comment: "the Mobile profile (code 1), as deployed: register, then log in and recover K",
+        flags: &["Registration", "Login", "MobileProfile"],
+        account: b"account-32",
+        budget: 10,
+        password: b"correct horse battery staple",
+        other_password: None,
+        tamper: None,
+        ksf: KsfProfile::Mobile,
+    };
+    groups.push(json!({ "type": "Journey", "tests": [mobile.case("register-login-mobile")] }));
     number(&mut groups);
     envelope(ALGORITHM, HEADER, NOTES, groups)
+}
+
+/// A case of the sealed channel alone, for `account`.
+fn channel_vector(
+    account: &[u8],
+    slug: &str,
+    comment: &str,
+    flags: &[&str],
+    request: &[u8],
+    response: &[u8],
+    extra: Value,
+) -> Value {
+    let config = json!({
+        "hpke": "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM",
+        "fleetId": hex::encode(FLEET_ID),
+        "fleetKeyId": 1,
+        "accountId": hex::encode(account),
+    });
+    let mut inputs = json!({
+        "fleetKeyIkm": hex::encode(draw("vault/channel/ikmR", 32)),
+        "ikmE": hex::encode(draw(&format!("vault/channel/{slug}/ikmE"), 32)),
+        "responseNonce": hex::encode(draw(&format!("vault/channel/{slug}/response-nonce"), 32)),
+        "requestPlaintext": hex::encode(request),
+        "responsePlaintext": hex::encode(response),
+    });
+    for (k, v) in extra.as_object().expect("an object") {
+        inputs[k] = v.clone();
+    }
+    let mut case = run_channel(&config, &inputs).unwrap_or_else(|e| panic!("channel {slug}: {e}"));
+    case["comment"] = json!(comment);
+    case["flags"] = json!(flags);
+    case
+}
+
+/// The groups added after the first 26 cases (issue 13): the rules of sections 4.4, 4.7, 4.8
+/// and 4.10.2 those did not pin.
+fn later_groups() -> Vec<Value> {
+    let journey = |scenario, comment, flags, account, budget, other_password| Journey {
+        scenario,
+        comment,
+        flags,
+        account,
+        budget,
+        password: b"correct horse battery staple",
+        other_password,
+        tamper: None,
+        ksf: KsfProfile::Fast,
+    };
+    let channel_case = channel_vector;
+    const LONG_ACCOUNT: &[u8; 64] =
+        b"account-16-is-sixty-four-bytes-long-the-most-an-account-id-holds";
+    let valid = [
+        journey(
+            "register-login",
+            "an account id of 64 bytes, the most an envelope carries: register, then log in and recover K",
+            &["Registration", "Login", "EnvelopeBounds"][..],
+            LONG_ACCOUNT,
+            10,
+            None,
+        ),
+        journey(
+            "login-ticket-at-expiry",
+            "the KE3 arrives 300 s after its KE1, at the ticket's not_after: still accepted",
+            &["Registration", "Login", "LoginTicketExpiry"],
+            b"account-17",
+            5,
+            None,
+        ),
+        journey(
+            "delete-at-token-expiry",
+            "the Delete arrives 300 s after the login, at the token's not_after: still accepted",
+            &["Registration", "Login", "Delete", "TokenExpiry"],
+            b"account-18",
+            5,
+            None,
+        ),
+        journey(
+            "phantom-any-token",
+            "KE1 for an unknown account leaves a phantom; a registration whose RegisterFinish carries a made-up token is stored: a phantom's token is not looked at",
+            &["UnknownAccount", "WrongPassword", "Registration", "PhantomToken"],
+            b"account-19",
+            5,
+            None,
+        ),
+    ];
+    let slug = |j: &Journey<'_>| {
+        if j.account == LONG_ACCOUNT {
+            "register-login-64-byte-account".to_owned()
+        } else {
+            j.scenario.to_owned()
+        }
+    };
+    let journeys: Vec<Value> = valid.iter().map(|j| j.case(&slug(j))).collect();
+
+    let other = Some(&b"Tr0ub4dor&3"[..]);
+    let rejected: Vec<Value> = [
+        journey(
+            "undecodable-request",
+            "a registered account (5 left) sent plaintexts that do not decode: empty, kind 6, a KE1 with a byte after it, a KE1 one byte short, a RegisterStart with token flag 2, a LoginFinish ticket of 513 bytes, a Delete one byte short; each is invalid-request with remaining 0 and changes nothing",
+            &["Registration", "InvalidRequest", "UnchargedRefusal"][..],
+            b"account-20",
+            5,
+            None,
+        ),
+        journey(
+            "invalid-register-start",
+            "RegisterStart whose registration_request is not a canonical element, then the identity: invalid-request, nothing stored",
+            &["InvalidRequest", "UnchargedRefusal"],
+            b"account-21",
+            5,
+            None,
+        ),
+        journey(
+            "invalid-ke1",
+            "a registered account (5 left) sent a KE1 whose blinded element is not canonical, is the identity, then whose client key share is not canonical: invalid-request with remaining 0, not charged",
+            &["Registration", "InvalidRequest", "UnchargedRefusal"],
+            b"account-22",
+            5,
+            None,
+        ),
+        journey(
+            "invalid-registration-record",
+            "RegisterFinish whose registration record's client_public_key is not canonical, then the identity (ticket, version and profile good): invalid-request, nothing stored",
+            &["InvalidRequest", "UnchargedRefusal"],
+            b"account-23",
+            5,
+            None,
+        ),
+        journey(
+            "non-policy-ksf-profile",
+            "RegisterFinish naming profile 1 (mobile: known, not this vault's policy), 3, 0, then 255 with a stale record_version: invalid-request each time, the profile checked before the version, nothing stored",
+            &["InvalidRequest", "UnchargedRefusal"],
+            b"account-24",
+            5,
+            None,
+        ),
+        journey(
+            "locked-undecodable",
+            "budget 1, one wrong password, 301 s later a KE1 locks the account; then an empty plaintext and a KE1 with a byte after it: a request that does not decode is invalid-request even on a locked account",
+            &["Registration", "WrongPassword", "Lockout", "InvalidRequest", "LockedAccount"],
+            b"account-25",
+            1,
+            other,
+        ),
+        journey(
+            "locked-invalid-element",
+            "a locked account (as in the case before) sent requests that decode but hold invalid elements: a KE1 with a non-canonical blinded element, a RegisterStart with one, a RegisterFinish with profile 0 and an invalid record, a LoginFinish with a made-up ticket, a Delete with a made-up token: each is locked",
+            &["Registration", "WrongPassword", "Lockout", "LockedAccount"],
+            b"account-26",
+            1,
+            other,
+        ),
+        journey(
+            "expired-login-ticket",
+            "the KE3 arrives 301 s after its KE1, one second after the ticket's not_after: session-invalid carrying the record's remaining (4), the KE3 unchecked and the attempt removed",
+            &["Registration", "LoginTicketExpiry"],
+            b"account-27",
+            5,
+            None,
+        ),
+        journey(
+            "expired-login-ticket-locks",
+            "budget 1: the KE1 spends it, and its KE3 arrives after the ticket's not_after with nothing else live: the LoginFinish locks the account",
+            &["Registration", "LoginTicketExpiry", "LoginFinishLock"],
+            b"account-28",
+            1,
+            None,
+        ),
+        journey(
+            "failed-ke3-locks",
+            "budget 1: the KE1 spends it, and its KE3 (a byte changed, resealed) does not verify with nothing else live: the LoginFinish locks the account",
+            &["Registration", "LoginFinishLock"],
+            b"account-29",
+            1,
+            None,
+        ),
+        journey(
+            "delete-not-authorised",
+            "Delete with a made-up token for an account with no record, a phantom, a registered account holding no token, and one holding another; then the login's own Delete and the same envelope again, on the tombstone: not-authorised with remaining 0 each time",
+            &["UnknownAccount", "WrongPassword", "Registration", "Login", "Delete", "DeleteRefused", "UnchargedRefusal"],
+            b"account-30",
+            5,
+            None,
+        ),
+        journey(
+            "delete-token-expired",
+            "the Delete arrives 301 s after the login, one second after the token's not_after: not-authorised",
+            &["Registration", "Login", "DeleteRefused", "TokenExpiry"],
+            b"account-31",
+            5,
+            None,
+        ),
+    ]
+    .iter()
+    .map(|j| j.case(j.scenario))
+    .collect();
+
+    let max = draw("vault/channel/max/plaintext", 8192);
+    let bound =
+        |slug: &str, comment: &str, flags: &[&str], account: &[u8], len: usize, extra: Value| {
+            channel_case(account, slug, comment, flags, &max[..len], &max[..len], extra)
+        };
+    let channel_cases = vec![
+        bound(
+            "max",
+            "a 64-byte account id and 8192-byte plaintexts both ways: an envelope of 8308 bytes (ciphertext 8208) and a response of 8240, the largest that open",
+            &["Channel", "EnvelopeBounds", "ResponseBounds"],
+            LONG_ACCOUNT,
+            8192,
+            json!({}),
+        ),
+        bound(
+            "ciphertext-too-long",
+            "the largest envelope with one byte appended: 8209 bytes follow enc",
+            &["Channel", "EnvelopeBounds"],
+            LONG_ACCOUNT,
+            8192,
+            json!({ "tamperRequest": { "append": "00" } }),
+        ),
+        bound(
+            "account-too-long",
+            "the length of a 64-byte account id raised to 65",
+            &["Channel", "EnvelopeBounds"],
+            LONG_ACCOUNT,
+            0,
+            json!({ "tamperRequest": { "offset": 3, "xor": 0x40 ^ 65 } }),
+        ),
+        bound(
+            "account-empty",
+            "the length of the account id set to 0",
+            &["Channel", "EnvelopeBounds"],
+            b"account-channel",
+            0,
+            json!({ "tamperRequest": { "offset": 3, "xor": 15 } }),
+        ),
+        bound(
+            "ciphertext-too-short",
+            "an empty plaintext's envelope cut by one byte: 15 bytes follow enc",
+            &["Channel", "EnvelopeBounds"],
+            b"account-channel",
+            0,
+            json!({ "tamperRequest": { "truncateTo": 1 + 1 + 2 + 15 + 32 + 15 } }),
+        ),
+        bound(
+            "response-too-long",
+            "the largest response (8240 bytes) with one byte appended",
+            &["Channel", "ResponseBounds"],
+            b"account-channel",
+            8192,
+            json!({ "tamperResponse": { "append": "00" } }),
+        ),
+        bound(
+            "response-too-short",
+            "the response to an empty plaintext (48 bytes) cut by one byte",
+            &["Channel", "ResponseBounds"],
+            b"account-channel",
+            0,
+            json!({ "tamperResponse": { "truncateTo": 47 } }),
+        ),
+    ];
+    vec![
+        json!({ "type": "Journey", "tests": journeys }),
+        json!({ "type": "Rejected", "tests": rejected }),
+        json!({ "type": "Channel", "tests": channel_cases }),
+    ]
 }
 
 /// Checks one case by replaying it.
@@ -1495,6 +2514,10 @@ pub fn verify_case(case: &Value) -> Result<(), String> {
     let scenario = case["scenario"].as_str().ok_or("no scenario")?;
     let mut found = if scenario == "channel" {
         run_channel(&case["config"], &case["inputs"])?
+    } else if scenario == "record" {
+        run_record(&hex_field(case, "record")?)?
+    } else if scenario == "secrets" {
+        run_secrets(&hex_field(case, "secrets")?)?
     } else {
         let recorded = case["inputs"]["draws"].as_array().ok_or("no inputs.draws")?;
         let mut queue = VecDeque::new();
@@ -1512,10 +2535,19 @@ pub fn verify_case(case: &Value) -> Result<(), String> {
         found[field] = case[field].clone();
     }
     if found != *case {
-        let diff = ["result", "error", "config", "inputs", "intermediates", "outputs"]
-            .into_iter()
-            .find(|f| found[*f] != case[*f])
-            .unwrap_or("a top-level field");
+        let diff = [
+            "result",
+            "error",
+            "config",
+            "inputs",
+            "intermediates",
+            "outputs",
+            "record",
+            "secrets",
+        ]
+        .into_iter()
+        .find(|f| found[*f] != case[*f])
+        .unwrap_or("a top-level field");
         return Err(format!("the replay differs in {diff}"));
     }
     Ok(())

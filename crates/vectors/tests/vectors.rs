@@ -91,7 +91,7 @@ fn a_changed_vault_vector_is_caught() {
     let original: Value =
         serde_json::from_str(&std::fs::read_to_string(vectors_dir().join("vault.json")).unwrap())
             .unwrap();
-    assert_eq!(e2ee_backup_vectors::verify(&original), Ok(26));
+    assert_eq!(e2ee_backup_vectors::verify(&original), Ok(96));
     let flip = |hex: &Value| -> Value {
         let mut bytes = hex::decode(hex.as_str().unwrap()).unwrap();
         bytes[0] ^= 1;
@@ -156,5 +156,48 @@ fn a_changed_vault_vector_is_caught() {
     });
     for (what, json) in cases {
         assert!(e2ee_backup_vectors::verify(&json).is_err(), "{what}: a changed vector verifies");
+    }
+}
+
+/// The later vault groups (tcIds 27 to 95), one case at a time: a locked account's undecodable
+/// request answered as locked, an expired login ticket's refusal without the record's
+/// remaining, an envelope bound's error taken for a tag failure, a record decoder that reads
+/// pending attempts before it checks their count, a secrets decoder that reads a key before it
+/// checks its id.
+#[test]
+fn a_changed_later_vault_case_is_caught() {
+    let original: Value =
+        serde_json::from_str(&std::fs::read_to_string(vectors_dir().join("vault.json")).unwrap())
+            .unwrap();
+    let case = |group: usize, index: usize, scenario: &str| -> Value {
+        let t = original["testGroups"][group]["tests"][index].clone();
+        assert_eq!(t["scenario"], scenario);
+        e2ee_backup_vectors::vault::verify_case(&t).unwrap();
+        t
+    };
+    let mut locked = case(4, 5, "locked-undecodable");
+    locked["error"] = "locked".into();
+    let mut expired = case(4, 7, "expired-login-ticket");
+    let last = expired["outputs"]["client"].as_array_mut().unwrap().last_mut().unwrap();
+    last["outcome"] = "refused session-invalid remaining=0".into();
+    let mut bound = case(5, 1, "channel");
+    bound["error"] = "request-does-not-open".into();
+    // A record whose pending_count is above its budget, answered as if the attempts were read.
+    let mut record = case(6, 18, "record");
+    record["error"] = "truncated".into();
+    // Fleet secrets whose repeated key id is followed by nothing, answered as truncated.
+    let mut secrets = case(7, 10, "secrets");
+    secrets["error"] = "truncated".into();
+    for (what, t) in [
+        ("locked", locked),
+        ("expired", expired),
+        ("bound", bound),
+        ("record", record),
+        ("secrets", secrets),
+    ] {
+        assert!(
+            e2ee_backup_vectors::vault::verify_case(&t).is_err(),
+            "{what}: a changed case verifies"
+        );
     }
 }
