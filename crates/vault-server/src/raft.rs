@@ -441,10 +441,16 @@ impl StateMachine {
         decode(&plain).map(Some)
     }
 
-    /// Seals `stored` under a new snapshot key (durable before the commit that uses it).
-    fn seal_snapshot(&self, stored: &StoredSnapshot) -> StorageResult<(u64, Zeroizing<Vec<u8>>)> {
+    /// Seals the snapshot `meta` and `data` under a new snapshot key (durable before the
+    /// commit that stores it).
+    fn seal_snapshot(
+        &self,
+        meta: &SnapshotMeta<NodeId, Member>,
+        data: &[u8],
+    ) -> StorageResult<(u64, Zeroizing<Vec<u8>>)> {
         let number = self.keys.rotate(Kind::Snapshot).map_err(storage_error)?;
-        let plain = Zeroizing::new(encode(stored)?);
+        let stored = StoredSnapshot { meta: meta.clone(), data: serde_bytes::ByteBuf::from(data) };
+        let plain = Zeroizing::new(encode(&stored)?);
         let sealed = self.keys.seal(Kind::Snapshot, number, b"", &plain).map_err(storage_error)?;
         Ok((number, Zeroizing::new(encode(&serde_bytes::Bytes::new(&sealed))?)))
     }
@@ -477,9 +483,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         };
         let meta =
             SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
-        let stored =
-            StoredSnapshot { meta: meta.clone(), data: serde_bytes::ByteBuf::from(data.to_vec()) };
-        let (number, sealed) = self.seal_snapshot(&stored)?;
+        let (number, sealed) = self.seal_snapshot(&meta, &data)?;
         let mut txn = self.db.begin_write().map_err(storage_error)?;
         txn.set_durability(Durability::Immediate);
         {
@@ -592,9 +596,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 records.iter().filter_map(|(a, r)| Some((*a, registered_version(r)?))),
             )
             .map_err(storage_error)?;
-        let stored =
-            StoredSnapshot { meta: meta.clone(), data: serde_bytes::ByteBuf::from(data.to_vec()) };
-        let (number, sealed) = self.seal_snapshot(&stored)?;
+        let (number, sealed) = self.seal_snapshot(meta, &data)?;
         let mut txn = self.db.begin_write().map_err(storage_error)?;
         txn.set_durability(Durability::Immediate);
         {
