@@ -572,6 +572,36 @@ mod tests {
         assert_eq!(ring.current(Kind::Snapshot).unwrap(), 1, "other kinds stay");
     }
 
+    proptest::proptest! {
+        /// Whatever bytes a copied file holds, scanning and opening them never panics nor
+        /// reads out of bounds; the same holds for a key file's bytes.
+        #[test]
+        fn any_bytes_are_refused_without_panic(
+            mut bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
+            at in 0usize..256,
+            kind in 0u8..5,
+        ) {
+            let ring = Keyring::in_memory();
+            ring.rotate(Kind::LogEntry).unwrap();
+            // Plant a header start somewhere, so the parser gets past the magic.
+            let at = at.min(bytes.len());
+            bytes.splice(at..at, MAGIC.iter().copied().chain([kind]));
+            let _ = ring.recover(&bytes, b"account");
+            let _ = ring.unseal(b"", &bytes[at..]);
+            let _ = ring.open_record(b"account", &bytes[at..]);
+            let _ = Keyring::sealed_version(&bytes[at..]);
+            let _ = decode_shelf(&bytes);
+        }
+    }
+
+    #[test]
+    fn a_damaged_key_file_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(KEYS_DIR)).unwrap();
+        std::fs::write(dir.path().join(KEYS_DIR).join(ENGINE_SHELF), [1, 0, 0, 0, 9, 0]).unwrap();
+        assert!(matches!(Keyring::open(dir.path()), Err(StoreError::Keys { .. })));
+    }
+
     #[test]
     fn headers_from_untrusted_bytes_never_overrun() {
         let ring = Keyring::in_memory();
