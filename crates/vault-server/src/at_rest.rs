@@ -306,6 +306,11 @@ impl Keyring {
         }
     }
 
+    /// The kind and key number a sealed value's bytes name, if they are one.
+    pub fn sealed_under(stored: &[u8]) -> Option<(Kind, u64)> {
+        parse_header(stored).map(|(kind, tag, _, _)| (kind, tag))
+    }
+
     /// Whether `account` has a registration key other than `keep`'s.
     pub fn holds_other(&self, account: &[u8], keep: Option<u32>) -> bool {
         let shelves = self.shelves();

@@ -1092,6 +1092,38 @@ pub fn engine_config(tuning: Tuning) -> openraft::Config {
     }
 }
 
+/// Destroys the log and snapshot keys that nothing stored uses any more: left by a crash
+/// between a purge (or a new snapshot) and the destruction that follows it. Log keys older than
+/// the oldest one an entry names go (the newest is kept for appends); snapshot keys other than
+/// the stored snapshot's go.
+fn sweep_engine_keys(db: &Database, keys: &Keyring) -> StorageResult<()> {
+    let txn = db.begin_read().map_err(storage_error)?;
+    let oldest_log_key = match txn.open_table(LOG) {
+        Ok(table) => {
+            let mut oldest = None::<u64>;
+            for item in table.iter().map_err(storage_error)? {
+                let (_, value) = item.map_err(storage_error)?;
+                if let Some((Kind::LogEntry, number)) = Keyring::sealed_under(value.value()) {
+                    oldest = Some(oldest.map_or(number, |o| o.min(number)));
+                }
+            }
+            oldest
+        }
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(storage_error(e)),
+    };
+    let newest_log_key = keys.current(Kind::LogEntry).map_err(storage_error)?;
+    keys.destroy_before(Kind::LogEntry, oldest_log_key.unwrap_or(newest_log_key))
+        .map_err(storage_error)?;
+    let snapshot_key = read_meta::<serde_bytes::ByteBuf>(&txn, "snapshot")?
+        .and_then(|sealed| Keyring::sealed_under(&sealed))
+        .map(|(_, number)| number);
+    if let Some(number) = snapshot_key {
+        keys.destroy_before(Kind::Snapshot, number).map_err(storage_error)?;
+    }
+    Ok(())
+}
+
 /// After this replica applies an entry that ends a registration, its log still holds the
 /// registration's `RegisterFinish` (and its snapshot the record): build a snapshot past the
 /// entry, then purge the log up to that snapshot, which rotates the log key (spec 4.13.1).
@@ -1175,6 +1207,7 @@ impl RaftReplication {
         log: impl FnOnce(Arc<Database>, Arc<Keyring>) -> LogStore,
     ) -> Result<Self, String> {
         let config = engine_config(tuning).validate().map_err(|e| e.to_string())?;
+        sweep_engine_keys(&db, &keys).map_err(|e| format!("the store did not open: {e}"))?;
         let (machine, erased) = StateMachine::new(db.clone(), hsm.clone(), keys.clone())
             .map_err(|e| format!("the store did not open: {e}"))?;
         let raft = Raft::new(id, Arc::new(config), network, log(db.clone(), keys), machine)
