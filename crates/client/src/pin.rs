@@ -9,10 +9,13 @@
 //! auditor = ...                       (optional)
 //! ```
 //!
-//! Blank lines and lines starting with `#` are ignored; keys other than these are rejected, so
-//! a typo does not silently drop the auditor.
+//! The rules are the vault crate's ([`e2ee_backup_vault::pin`]), shared with the server that
+//! writes the file: blank lines and `#` comments ignored; unknown or repeated keys rejected
+//! with their line, so a typo does not silently drop the auditor; a printable-ASCII fleet id;
+//! Ed25519 keys that are not of small order.
 
 use e2ee_backup_vault::fleet::PinnedFleet;
+use e2ee_backup_vault::pin::PinError;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -30,68 +33,30 @@ pub struct FleetPin {
 }
 
 impl FleetPin {
-    /// Reads a `fleet.pin` file's text.
+    /// Reads a `fleet.pin` file's text, by the rules of [`PinnedFleet::parse_pin`].
     pub fn parse(text: &str) -> Result<Self> {
-        let (mut fleet_id, mut authority, mut auditor) = (None, None, None);
-        for (index, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let bad = |why: &str| Error::Pin { line: index + 1, why: why.to_owned() };
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| bad("expected `key = value` (fleet_id, authority or auditor)"))?;
-            let value = value.trim().trim_matches('"').to_owned();
-            let slot = match key.trim() {
-                "fleet_id" => &mut fleet_id,
-                "authority" => &mut authority,
-                "auditor" => &mut auditor,
-                other => {
-                    return Err(bad(&format!(
-                        "unknown key {other:?}; expected fleet_id, authority or auditor"
-                    )));
-                }
-            };
-            if slot.replace(value).is_some() {
-                return Err(bad("this key is given twice"));
-            }
-        }
-        let missing = |what: &str| Error::Pin { line: 0, why: format!("{what} is missing") };
-        let pin = Self {
-            fleet_id: fleet_id.ok_or_else(|| missing("fleet_id"))?,
-            authority: authority.ok_or_else(|| missing("authority"))?,
-            auditor,
-        };
-        pin.to_pinned()?;
-        Ok(pin)
+        let pinned = PinnedFleet::parse_pin(text).map_err(pin_error)?;
+        Ok(Self::from_pinned(&pinned))
     }
 
-    /// The pin as the vault crate's type, checking every field.
-    pub fn to_pinned(&self) -> Result<PinnedFleet> {
-        let field = |why: String| Error::Pin { line: 0, why };
-        if self.fleet_id.is_empty() || self.fleet_id.len() > 64 {
-            return Err(field("fleet_id must be 1 to 64 bytes".to_owned()));
+    /// The state-file form of a checked pin.
+    pub fn from_pinned(pinned: &PinnedFleet) -> Self {
+        Self {
+            fleet_id: String::from_utf8_lossy(&pinned.fleet_id).into_owned(),
+            authority: hex::encode(pinned.authority.as_bytes()),
+            auditor: pinned.auditor.map(|a| hex::encode(a.as_bytes())),
         }
-        let key = |name: &str, hex_key: &str| {
-            let mut bytes = [0u8; 32];
-            hex::decode_to_slice(hex_key, &mut bytes).map_err(|_| {
-                field(format!("{name} must be 64 hexadecimal digits (an Ed25519 public key)"))
-            })?;
-            ed25519_dalek_key(&bytes)
-                .ok_or_else(|| field(format!("{name} is not a valid Ed25519 public key")))
-        };
-        Ok(PinnedFleet {
-            fleet_id: self.fleet_id.as_bytes().to_vec(),
-            authority: key("authority", &self.authority)?,
-            auditor: self.auditor.as_deref().map(|a| key("auditor", a)).transpose()?,
-        })
+    }
+
+    /// The pin as the vault crate's type, checking every field by the same rules.
+    pub fn to_pinned(&self) -> Result<PinnedFleet> {
+        PinnedFleet::from_fields(&self.fleet_id, &self.authority, self.auditor.as_deref())
+            .map_err(pin_error)
     }
 }
 
-/// An Ed25519 public key, if the bytes are one.
-fn ed25519_dalek_key(bytes: &[u8; 32]) -> Option<ed25519_dalek::VerifyingKey> {
-    ed25519_dalek::VerifyingKey::from_bytes(bytes).ok()
+fn pin_error(e: PinError) -> Error {
+    Error::Pin { line: e.line, why: e.why }
 }
 
 #[cfg(test)]

@@ -351,46 +351,14 @@ impl ConfigFile {
 pub struct FleetPin(pub PinnedFleet);
 
 impl FleetPin {
-    /// The pin file's text.
+    /// The pin file's text ([`PinnedFleet::render_pin`]).
     pub fn render(&self) -> String {
-        let mut out = String::from("# e2ee-backups fleet pin, format 1\n");
-        out.push_str(&format!("fleet_id = {}\n", String::from_utf8_lossy(&self.0.fleet_id)));
-        out.push_str(&format!("authority = {}\n", hex::encode(self.0.authority.as_bytes())));
-        if let Some(auditor) = &self.0.auditor {
-            out.push_str(&format!("auditor = {}\n", hex::encode(auditor.as_bytes())));
-        }
-        out
+        self.0.render_pin()
     }
 
-    /// Parses a pin file's text.
+    /// Parses a pin file's text ([`PinnedFleet::parse_pin`], the rules the client reads it by).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (mut fleet_id, mut authority, mut auditor) = (None, None, None);
-        for (number, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let number = number + 1;
-            let (key, value) =
-                line.split_once('=').ok_or(format!("line {number}: expected `key = value`"))?;
-            let (key, value) = (key.trim(), value.trim());
-            let slot = match key {
-                "fleet_id" => {
-                    check_fleet_id(value).map_err(|e| format!("line {number}: {e}"))?;
-                    &mut fleet_id
-                }
-                "authority" => &mut authority,
-                "auditor" => &mut auditor,
-                other => return Err(format!("line {number}: unknown key `{other}`")),
-            };
-            if slot.replace(value.to_owned()).is_some() {
-                return Err(format!("line {number}: `{key}` given twice"));
-            }
-        }
-        let fleet_id = fleet_id.ok_or("no `fleet_id` line")?;
-        let authority = parse_key(&authority.ok_or("no `authority` line")?, "authority")?;
-        let auditor = auditor.map(|a| parse_key(&a, "auditor")).transpose()?;
-        Ok(Self(PinnedFleet { fleet_id: fleet_id.into_bytes(), authority, auditor }))
+        PinnedFleet::parse_pin(text).map(Self).map_err(|e| e.to_string())
     }
 
     /// Reads a pin file.
@@ -400,27 +368,10 @@ impl FleetPin {
     }
 }
 
-fn parse_key(value: &str, name: &str) -> Result<VerifyingKey, String> {
-    let mut bytes = [0u8; 32];
-    hex::decode_to_slice(value, &mut bytes)
-        .map_err(|_| format!("`{name}` is not 64 hexadecimal digits"))?;
-    let key = VerifyingKey::from_bytes(&bytes)
-        .map_err(|_| format!("`{name}` is not an Ed25519 public key"))?;
-    if key.is_weak() {
-        return Err(format!("`{name}` is a small-order key"));
-    }
-    Ok(key)
-}
-
-/// Checks a fleet id given on the command line: 1 to 64 printable ASCII characters, no spaces.
+/// Checks a fleet id: 1 to 64 printable ASCII characters, no spaces
+/// ([`e2ee_backup_vault::pin::check_fleet_id`]).
 pub fn check_fleet_id(fleet_id: &str) -> Result<(), String> {
-    if fleet_id.is_empty() || fleet_id.len() > 64 {
-        return Err(format!("the fleet id is {} bytes long; it must be 1 to 64", fleet_id.len()));
-    }
-    if let Some(c) = fleet_id.chars().find(|c| !c.is_ascii_graphic()) {
-        return Err(format!("the fleet id holds {c:?}; only printable ASCII without spaces"));
-    }
-    Ok(())
+    e2ee_backup_vault::pin::check_fleet_id(fleet_id)
 }
 
 /// Options of `init`.
@@ -694,7 +645,7 @@ mod tests {
             (text.replace("fleet_id = unit.fleet", "fleet_id = two words"), "printable"),
             (
                 text.lines().filter(|l| !l.starts_with("authority")).collect::<Vec<_>>().join("\n"),
-                "no `authority`",
+                "authority is missing",
             ),
             // The identity point is a small-order Ed25519 key.
             (

@@ -46,6 +46,7 @@ pub mod hsm;
 pub mod memory;
 pub mod messages;
 pub mod peer;
+pub mod pin;
 pub mod record;
 mod secrets;
 pub mod suite;
