@@ -3,12 +3,12 @@
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::mpsc;
 use std::time::Duration;
 
+use e2ee_backup_client::scratch::{self, TempFile};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
-use tempfile::NamedTempFile;
 
 use crate::failure::Failure;
 
@@ -32,23 +32,8 @@ impl Report {
     }
 }
 
-/// The temporary files of the outputs not yet committed: what an interrupt removes.
-static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-fn pending() -> MutexGuard<'static, Vec<PathBuf>> {
-    PENDING.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Keeps a temporary file on the list of [`PENDING`] outputs while it lives.
-struct Pending(PathBuf);
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        pending().retain(|p| p != &self.0);
-    }
-}
-
-/// On SIGINT or SIGTERM: removes every partial output (which may hold plaintext), says so on
+/// On SIGINT or SIGTERM: removes every partial output and staging object of this process
+/// (which may hold plaintext, or part of a backup: `e2ee_backup_client::scratch`), says so on
 /// standard error and exits with 128 + the signal (130, 143), as shells expect. Without this,
 /// the default action of those signals would end the process before any destructor runs.
 pub fn remove_partial_outputs_on_interrupt() {
@@ -58,25 +43,22 @@ pub fn remove_partial_outputs_on_interrupt() {
     };
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            let mut pending = pending();
-            for path in pending.drain(..) {
-                let _ = std::fs::remove_file(path);
-            }
+            scratch::remove_in_flight();
             eprintln!("e2ee-backup: interrupted; no partial output was left behind");
             std::process::exit(128 + signal);
         }
     });
 }
 
-/// A file written under a temporary name beside its target and renamed over it only by
-/// [`AtomicOutput::commit`]. Dropped without a commit, or interrupted by SIGINT or SIGTERM
-/// (see [`remove_partial_outputs_on_interrupt`]), the temporary file is removed, so a failed
-/// command leaves nothing behind.
+/// A file written under a temporary name beside its target (`.e2ee-backup-*.partial`, see
+/// [`scratch::TempFile`]) and renamed over it only by [`AtomicOutput::commit`]. Dropped without
+/// a commit, or interrupted by SIGINT or SIGTERM (see [`remove_partial_outputs_on_interrupt`]),
+/// the temporary file is removed, so a failed command leaves nothing behind; one a SIGKILL
+/// left is removed by the next output into that directory.
 pub struct AtomicOutput {
-    temp: NamedTempFile,
+    temp: TempFile,
     target: PathBuf,
     force: bool,
-    _pending: Pending,
 }
 
 impl AtomicOutput {
@@ -91,14 +73,9 @@ impl AtomicOutput {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
-        let temp = tempfile::Builder::new()
-            .prefix(".e2ee-backup-")
-            .suffix(".partial")
-            .tempfile_in(dir)
+        let temp = TempFile::create_in(dir)
             .map_err(|e| Failure::io(&format!("cannot create a file in {}", dir.display()), e))?;
-        pending().push(temp.path().to_owned());
-        let registered = Pending(temp.path().to_owned());
-        Ok(Self { temp, target: target.to_owned(), force, _pending: registered })
+        Ok(Self { temp, target: target.to_owned(), force })
     }
 
     pub fn file(&mut self) -> &mut File {
@@ -108,13 +85,10 @@ impl AtomicOutput {
     /// Makes the output durable and visible under its name.
     pub fn commit(self) -> Result<(), Failure> {
         self.temp.as_file().sync_all().map_err(|e| Failure::io("cannot flush the output", e))?;
-        let target = self.target.clone();
-        let persisted = if self.force {
-            self.temp.persist(&target).map(drop)
-        } else {
-            self.temp.persist_noclobber(&target).map(drop)
-        };
-        persisted.map_err(|e| Failure::io(&format!("cannot create {}", target.display()), e.error))
+        let target = self.target;
+        self.temp
+            .persist(&target, self.force)
+            .map_err(|e| Failure::io(&format!("cannot create {}", target.display()), e))
     }
 }
 
