@@ -55,13 +55,19 @@ impl Failure {
         self.exit
     }
 
-    pub fn print(&self, json: bool) {
+    /// Prints the failure: text on standard error, or the JSON object on standard output
+    /// (standard error when standard output carries data, `stdout_busy`).
+    pub fn print(&self, json: bool, stdout_busy: bool) {
         if json {
             let mut error = self.fields.clone();
             error.insert("code".to_owned(), Value::from(self.code));
             error.insert("message".to_owned(), Value::from(self.message.clone()));
             let value = serde_json::json!({ "ok": false, "error": error });
-            println!("{value}");
+            if stdout_busy {
+                eprintln!("{value}");
+            } else {
+                println!("{value}");
+            }
         } else {
             eprintln!("error: {}", self.message);
         }
