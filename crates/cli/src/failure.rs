@@ -21,7 +21,8 @@ pub struct Failure {
     pub code: &'static str,
     pub message: String,
     exit: u8,
-    /// Extra fields of the JSON error object (`attemptsLeft`, `retryable`).
+    /// Extra fields of the JSON error object (`attemptsLeft`, `retryable`; `retryable` is
+    /// false unless given).
     pub fields: Map<String, Value>,
 }
 
@@ -61,6 +62,9 @@ impl Failure {
         if json {
             let mut error = self.fields.clone();
             error.insert("code".to_owned(), Value::from(self.code));
+            // Client errors say whether running the same command later may succeed; the
+            // command line's own failures (usage, files, keys) do not change by waiting.
+            error.entry("retryable").or_insert(Value::Bool(false));
             error.insert("message".to_owned(), Value::from(self.message.clone()));
             let value = serde_json::json!({ "ok": false, "error": error });
             if stdout_busy {

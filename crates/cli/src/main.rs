@@ -317,6 +317,29 @@ fn parse_field(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A command line clap refuses: with --json among the arguments, a JSON error object like
+/// every other failure's (code `usage`, exit 2); otherwise clap's own message. `--help` and
+/// `--version` are clap's as well.
+fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let informational = matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    // Up to a `--`, after which `--json` would be a value, not the flag.
+    let json = std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json");
+    if informational || !json {
+        err.exit();
+    }
+    let message = if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        "no command given; `e2ee-backup --help` lists them".to_owned()
+    } else {
+        let text = err.render().to_string();
+        text.lines().next().unwrap_or_default().trim_start_matches("error: ").trim().to_owned()
+    };
+    let kind = format!("{:?}", err.kind());
+    let failure = failure::Failure::usage("usage", message).field("kind", kind);
+    failure.print(true, false);
+    ExitCode::from(failure.exit_code())
+}
+
 /// Prints the completion script for `shell`.
 fn completions(shell: clap_complete::Shell) -> Result<output::Report, failure::Failure> {
     use clap::CommandFactory;
@@ -364,7 +387,10 @@ fn write_stdout(bytes: &[u8]) -> Result<(), failure::Failure> {
 
 fn main() -> ExitCode {
     output::remove_partial_outputs_on_interrupt();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
     let json = cli.json;
     let streams = output::Streams {
         result: matches!(

@@ -528,3 +528,57 @@ fn completions_and_man_pages() {
     assert!(dir.path().join("pages/e2ee-backup.1").exists());
     assert!(dir.path().join("pages/e2ee-backup-restore.1").exists());
 }
+
+// ----- issue 11: --json complete ------------------------------------------------------------
+
+/// With --json, usage errors (clap's) are a JSON object too, and every error object has a
+/// `code` and `retryable`.
+#[test]
+fn every_json_error_has_a_code_and_retryable_usage_errors_included() {
+    let (dir, _) = setup();
+    fs::write(dir.path().join("exists.e2ee"), b"x").unwrap();
+    fs::write(dir.path().join("garbage.e2ee"), b"not a backup at all, clearly").unwrap();
+    let cases: &[(&[&str], i32)] = &[
+        // clap's usage errors: an unknown flag, a missing argument, a bad value, a conflict.
+        (&["encrypt", "chats.db", "--json", "--no-such-flag"], 2),
+        (&["--json", "decrypt", "chats.e2ee"], 2),
+        (&["encrypt", "chats.db", "-o", "x", "--chunk-size-log2", "many", "--json"], 2),
+        (&["keygen", "--show", "--json"], 2),
+        (&["no-such-command", "--json"], 2),
+        // The command's own failures.
+        (&["encrypt", "chats.db", "-o", "exists.e2ee", "--key-file", "key.txt", "--json"], 2),
+        (&["decrypt", "missing.e2ee", "-o", "x", "--key-file", "key.txt", "--json"], 1),
+        (&["decrypt", "garbage.e2ee", "-o", "x", "--key-file", "key.txt", "--json"], 4),
+        (&["status", "--client-dir", "none", "--json"], 2),
+    ];
+    for (args, exit) in cases {
+        let out = run(dir.path(), args);
+        assert_eq!(
+            out.status.code(),
+            Some(*exit),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        });
+        assert_eq!(report["ok"], false, "{args:?}: {report}");
+        let error = &report["error"];
+        assert!(error["code"].is_string(), "{args:?}: no code: {report}");
+        assert!(error["retryable"].is_boolean(), "{args:?}: no retryable: {report}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{args:?}: {report}");
+    }
+    let out = run(dir.path(), &["--json", "--no-such-flag"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["error"]["code"], "usage", "{report}");
+    assert!(report["error"]["message"].as_str().unwrap().contains("--no-such-flag"), "{report}");
+    // Without --json, clap's own message on standard error; --help is not an error.
+    let out = run(dir.path(), &["encrypt", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stdout.is_empty() && String::from_utf8_lossy(&out.stderr).contains("--no-such-flag")
+    );
+    let out = run(dir.path(), &["encrypt", "--help", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+}
