@@ -15,7 +15,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::failure::Failure;
-use crate::output::{AtomicOutput, Report, copy, progress, rate};
+use crate::output::{AtomicOutput, Report, copy, is_stdio, progress, rate};
 
 /// A key file holds 64 digits and separators; anything much longer is not a key file.
 const MAX_KEY_FILE_LEN: u64 = 4096;
@@ -98,6 +98,37 @@ pub fn open_backup(path: &Path) -> Result<(File, Option<u64>), Failure> {
     Ok((file, len))
 }
 
+/// A command's input: a file, or standard input for `-`.
+pub enum Input {
+    File(File),
+    Stdin(io::Stdin),
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Input::File(file) => file.read(buf),
+            Input::Stdin(stdin) => stdin.read(buf),
+        }
+    }
+}
+
+/// [`open_input`], or standard input for `-` (whose size is unknown).
+pub fn open_stream(path: &Path) -> Result<(Input, Option<u64>), Failure> {
+    if is_stdio(path) {
+        return Ok((Input::Stdin(io::stdin()), None));
+    }
+    open_input(path).map(|(file, len)| (Input::File(file), len))
+}
+
+/// [`open_backup`], or standard input for `-`.
+pub fn open_backup_stream(path: &Path) -> Result<(Input, Option<u64>), Failure> {
+    if is_stdio(path) {
+        return Ok((Input::Stdin(io::stdin()), None));
+    }
+    open_backup(path).map(|(file, len)| (Input::File(file), len))
+}
+
 pub fn required(key: Result<Option<BackupKey>, Failure>) -> Result<BackupKey, Failure> {
     key?.ok_or_else(|| Failure::usage("no-key", "no key given"))
 }
@@ -161,7 +192,7 @@ pub struct EncryptArgs<'a> {
 
 pub fn encrypt(args: EncryptArgs<'_>) -> Result<Report, Failure> {
     let key = required(args.key)?;
-    let (input, len) = open_input(args.input)?;
+    let (input, len) = open_stream(args.input)?;
     let mut out = AtomicOutput::create(args.output, args.force)?;
     let mut options = EncryptOptions::default();
     options.compression = if args.compress { Compression::Zstd } else { Compression::None };
@@ -170,7 +201,7 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<Report, Failure> {
     options.metadata.fields = args.fields.into_iter().collect::<BTreeMap<_, _>>();
     let started = Instant::now();
     let bar = progress(len.unwrap_or(0), "encrypting");
-    let mut encryptor = Encryptor::new(out.file(), &key, options)?;
+    let mut encryptor = Encryptor::new(&mut out, &key, options)?;
     let read =
         copy(&mut bar.wrap_read(input), &mut encryptor).map_err(|e| match Error::from_io(&e) {
             Some(inner) => inner.clone().into(),
@@ -178,7 +209,7 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<Report, Failure> {
         })?;
     encryptor.finish()?;
     bar.finish_and_clear();
-    let written = out.file().metadata().map(|m| m.len()).unwrap_or(0);
+    let written = out.written();
     out.commit()?;
     let elapsed = started.elapsed();
     Ok(Report {
@@ -200,7 +231,7 @@ pub fn restore(
     key: &BackupKey,
     sink: &mut impl Write,
 ) -> Result<(Metadata, u64, Duration), Failure> {
-    let (file, file_len) = open_backup(input)?;
+    let (file, file_len) = open_backup_stream(input)?;
     let file_len = file_len.unwrap_or(0);
     let started = Instant::now();
     let bar = progress(file_len, "decrypting");
@@ -230,6 +261,9 @@ fn with_crypt15_hint(input: &Path, err: Error) -> Failure {
 
 /// Whether `path` is named like a `.crypt15` file or opens as one (its header parses).
 fn looks_like_crypt15(path: &Path) -> bool {
+    if is_stdio(path) {
+        return false;
+    }
     let named = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("crypt15"));
     named
         || File::open(path)
@@ -244,7 +278,7 @@ pub fn decrypt(
 ) -> Result<Report, Failure> {
     let key = required(key)?;
     let mut out = AtomicOutput::create(output, force)?;
-    let (metadata, written, elapsed) = restore(input, &key, out.file())?;
+    let (metadata, written, elapsed) = restore(input, &key, &mut out)?;
     out.commit()?;
     let mut lines = vec![format!(
         "restored {} ({written} bytes) into {} in {:.2?}, {}",

@@ -96,11 +96,8 @@ pub fn decrypt(
     let decryptor = crypt15::Decryptor::new(&key, open(input)?)?;
     let variant = decryptor.variant();
     let mut out = AtomicOutput::create(output, force)?;
-    let written = if raw {
-        decryptor.decrypt_raw_to(out.file())?
-    } else {
-        decryptor.decrypt_to(out.file())?
-    };
+    let written =
+        if raw { decryptor.decrypt_raw_to(&mut out)? } else { decryptor.decrypt_to(&mut out)? };
     out.commit()?;
     let elapsed = started.elapsed();
     Ok(Report {
@@ -143,7 +140,7 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<Report, Failure> {
     let started = Instant::now();
     let len = input.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = progress(len, "encrypting");
-    let mut encryptor = crypt15::Encryptor::new(&key, &header, content, out.file())?;
+    let mut encryptor = crypt15::Encryptor::new(&key, &header, content, &mut out)?;
     let read =
         copy(&mut bar.wrap_read(input), &mut encryptor).map_err(
             |e| match crypt15::Error::from_io(&e) {
@@ -189,7 +186,7 @@ pub fn convert(
     let (direction, bytes) = if is_native {
         let mut decryptor = Decryptor::new(open(input)?, &key)?;
         let header = FileHeader::minimal(&HeaderOptions::default())?;
-        let mut encryptor = crypt15::Encryptor::new(&key, &header, Content::default(), out.file())?;
+        let mut encryptor = crypt15::Encryptor::new(&key, &header, Content::default(), &mut out)?;
         let bytes = copy(&mut decryptor, &mut encryptor).map_err(|e| {
             if let Some(inner) = Error::from_io(&e) {
                 return Failure::from(inner.clone());
@@ -211,7 +208,7 @@ pub fn convert(
         }
         let mut options = EncryptOptions::default();
         options.compression = if compress { Compression::Zstd } else { Compression::None };
-        let mut encryptor = Encryptor::new(out.file(), &key, options)?;
+        let mut encryptor = Encryptor::new(&mut out, &key, options)?;
         let bytes = decryptor.decrypt_to(&mut encryptor)?;
         encryptor.flush().map_err(|e| Failure::io("conversion failed", e))?;
         encryptor.finish()?;

@@ -21,7 +21,8 @@ pub struct Failure {
     pub code: &'static str,
     pub message: String,
     exit: u8,
-    /// Extra fields of the JSON error object (`attemptsLeft`, `retryable`).
+    /// Extra fields of the JSON error object (`attemptsLeft`, `retryable`; `retryable` is
+    /// false unless given).
     pub fields: Map<String, Value>,
 }
 
@@ -55,13 +56,22 @@ impl Failure {
         self.exit
     }
 
-    pub fn print(&self, json: bool) {
+    /// Prints the failure: text on standard error, or the JSON object on standard output
+    /// (standard error when standard output carries data, `stdout_busy`).
+    pub fn print(&self, json: bool, stdout_busy: bool) {
         if json {
             let mut error = self.fields.clone();
             error.insert("code".to_owned(), Value::from(self.code));
+            // Client errors say whether running the same command later may succeed; the
+            // command line's own failures (usage, files, keys) do not change by waiting.
+            error.entry("retryable").or_insert(Value::Bool(false));
             error.insert("message".to_owned(), Value::from(self.message.clone()));
             let value = serde_json::json!({ "ok": false, "error": error });
-            println!("{value}");
+            if stdout_busy {
+                eprintln!("{value}");
+            } else {
+                println!("{value}");
+            }
         } else {
             eprintln!("error: {}", self.message);
         }

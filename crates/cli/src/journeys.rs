@@ -42,8 +42,8 @@ const MAX_PASSWORD_FILE_LEN: u64 = 4096;
 #[derive(Args)]
 pub struct ClientArgs {
     /// The client's state directory (the phone's private storage): `state.json` and the
-    /// `keystore` holding the backup key (mode 0600). [default: $XDG_DATA_HOME/e2ee-backup, else
-    /// ~/.local/share/e2ee-backup]
+    /// `keystore` holding the backup key (mode 0600). [default: $E2EE_BACKUP_DIR, else the
+    /// platform's data directory: $XDG_DATA_HOME/e2ee-backup, else ~/.local/share/e2ee-backup]
     #[arg(long, value_name = "DIR")]
     pub client_dir: Option<PathBuf>,
     /// Accept a vault that stretches passwords with the fast profile (`e2ee-backup-vault init
@@ -218,15 +218,17 @@ pub struct ClientOnlyArgs {
     pub client: ClientArgs,
 }
 
-/// `$XDG_DATA_HOME/e2ee-backup`, else `~/.local/share/e2ee-backup`.
+/// The environment variable naming the client directory when --client-dir is not given.
+pub const CLIENT_DIR_ENV: &str = "E2EE_BACKUP_DIR";
+
+/// `$E2EE_BACKUP_DIR`, else the platform's data directory: `$XDG_DATA_HOME/e2ee-backup` or
+/// `~/.local/share/e2ee-backup` on Linux, `~/Library/Application Support/e2ee-backup` on
+/// macOS, `%APPDATA%\e2ee-backup\data` on Windows.
 pub fn default_client_dir() -> Option<PathBuf> {
-    let xdg = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).filter(|p| p.is_absolute());
-    if let Some(xdg) = xdg {
-        return Some(xdg.join("e2ee-backup"));
+    if let Some(dir) = std::env::var_os(CLIENT_DIR_ENV).filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
     }
-    std::env::var_os("HOME")
-        .filter(|home| !home.is_empty())
-        .map(|home| PathBuf::from(home).join(".local/share/e2ee-backup"))
+    directories::ProjectDirs::from("", "", "e2ee-backup").map(|d| d.data_dir().to_owned())
 }
 
 impl ClientArgs {
@@ -234,7 +236,8 @@ impl ClientArgs {
         let dir = self.client_dir.clone().or_else(default_client_dir).ok_or_else(|| {
             Failure::usage(
                 "no-client-dir",
-                "neither XDG_DATA_HOME nor HOME is set: pass --client-dir DIR",
+                "no home directory to keep the client in: pass --client-dir DIR or set \
+                 E2EE_BACKUP_DIR",
             )
         })?;
         std::path::absolute(&dir)
@@ -927,14 +930,7 @@ pub fn disable(args: &DisableArgs) -> Result<Report, Failure> {
 pub fn status(args: &ClientOnlyArgs) -> Result<Report, Failure> {
     let dir = args.client.dir()?;
     if !dir.join(STATE_FILE).exists() {
-        return Ok(Report {
-            lines: vec![format!(
-                "no client in {}: backups are not set up here (`e2ee-backup enable` or \
-                 `e2ee-backup restore` sets one up)",
-                dir.display()
-            )],
-            json: json!({ "initialised": false, "clientDir": dir }),
-        });
+        return Err(not_set_up(&dir).field("initialised", false).field("clientDir", json!(dir)));
     }
     let client = Client::open(&dir, args.client.options())?;
     let status = client.status();

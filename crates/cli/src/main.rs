@@ -24,9 +24,10 @@ mod output;
 /// Two ways to work: on files (keygen, encrypt, decrypt, inspect, crypt15, convert), or as a
 /// phone would (enable, backup, restore, change-password, rotate-key, disable, status, abort,
 /// set-store, set-vault),
-/// with the client's state in --client-dir [default: $XDG_DATA_HOME/e2ee-backup, else
-/// ~/.local/share/e2ee-backup]. The vault server is the separate binary `e2ee-backup-vault`
-/// (init, serve). `demo` shows both, with a vault of its own.
+/// with the client's state in --client-dir [default: $E2EE_BACKUP_DIR, else the platform's data
+/// directory: $XDG_DATA_HOME/e2ee-backup or ~/.local/share/e2ee-backup on Linux]. The vault
+/// server is the separate binary `e2ee-backup-vault` (init, serve). `demo` shows both, with a
+/// vault of its own. `completions` and `man` print shell completions and the manual page.
 #[derive(Parser)]
 #[command(
     name = "e2ee-backup",
@@ -38,9 +39,13 @@ mod output;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Print one JSON object on standard output instead of text, for scripts.
+    /// Print one JSON object on standard output instead of text, for scripts (on standard
+    /// error when standard output carries the data, as with `-o -`).
     #[arg(long, global = true)]
     json: bool,
+    /// Print no status lines (errors, and results such as a key or `status`, still are).
+    #[arg(short, long, global = true)]
+    quiet: bool,
 }
 
 const EXIT_CODES: &str = "\
@@ -57,8 +62,12 @@ Exit codes:
   8  the vault is not trusted: its key bundle does not verify against the pin, TLS with it
      fails, or it asks for a password stretching this client refuses; no password was sent
 
-Environment: E2EE_BACKUP_PASSWORD and E2EE_BACKUP_NEW_PASSWORD give passwords to scripts
-(automation only; interactively, passwords are asked without echo).";
+Environment: E2EE_BACKUP_DIR is the client directory when --client-dir is not given.
+E2EE_BACKUP_PASSWORD and E2EE_BACKUP_NEW_PASSWORD give passwords to scripts (automation only;
+interactively, passwords are asked without echo).
+
+A FILE given as `-` is standard input or output where a stream works (encrypt, decrypt).
+Status lines go to standard error (--quiet drops them); results go to standard output.";
 
 #[derive(Subcommand)]
 enum Command {
@@ -132,9 +141,10 @@ enum Command {
     },
     /// Encrypt INPUT into a backup file.
     Encrypt {
-        /// The file to back up.
+        /// The file to back up; `-` for standard input.
         input: PathBuf,
-        /// Where to write the backup. Written to a temporary file first, renamed when complete.
+        /// Where to write the backup. Written to a temporary file first, renamed when complete;
+        /// `-` for standard output.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
         #[command(flatten)]
@@ -152,12 +162,13 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Decrypt a backup file. Nothing is written unless the whole backup verifies.
+    /// Decrypt a backup file. Nothing is written unless the whole backup verifies (except to
+    /// standard output, which gets each chunk once it verifies: check the exit code).
     Decrypt {
-        /// The backup file.
+        /// The backup file; `-` for standard input.
         input: PathBuf,
         /// Where to write the restored data. Written to a temporary file first, renamed only
-        /// once every chunk has verified.
+        /// once every chunk has verified; `-` for standard output.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
         #[command(flatten)]
@@ -202,6 +213,19 @@ enum Command {
         #[arg(long, value_name = "MIB", default_value_t = 256)]
         size_mib: u64,
         /// Work in DIR (kept afterwards) instead of a temporary directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Print a shell completion script, for example
+    /// `e2ee-backup completions bash > ~/.local/share/bash-completion/completions/e2ee-backup`.
+    Completions {
+        /// The shell: bash, elvish, fish, powershell or zsh.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on standard output, or with --dir write one page per
+    /// command into DIR (e2ee-backup.1, e2ee-backup-restore.1, ...).
+    Man {
+        /// Write the pages into DIR instead.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
@@ -293,11 +317,107 @@ fn parse_field(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A command line clap refuses: with --json among the arguments, a JSON error object like
+/// every other failure's (code `usage`, exit 2); otherwise clap's own message. `--help` and
+/// `--version` are clap's as well.
+fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let informational = matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    // Up to a `--`, after which `--json` would be a value, not the flag.
+    let json = std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json");
+    if informational || !json {
+        err.exit();
+    }
+    let message = if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        "no command given; `e2ee-backup --help` lists them".to_owned()
+    } else {
+        let text = err.render().to_string();
+        text.lines().next().unwrap_or_default().trim_start_matches("error: ").trim().to_owned()
+    };
+    let kind = format!("{:?}", err.kind());
+    let failure = failure::Failure::usage("usage", message).field("kind", kind);
+    failure.print(true, false);
+    ExitCode::from(failure.exit_code())
+}
+
+/// Prints the completion script for `shell`.
+fn completions(shell: clap_complete::Shell) -> Result<output::Report, failure::Failure> {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "e2ee-backup", &mut script);
+    write_stdout(&script)?;
+    Ok(output::Report {
+        lines: Vec::new(),
+        json: serde_json::json!({ "shell": shell.to_string() }),
+    })
+}
+
+/// Prints the manual page, or writes one per command into `dir`.
+fn man(dir: Option<&std::path::Path>) -> Result<output::Report, failure::Failure> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir)
+            .and_then(|()| clap_mangen::generate_to(command, dir))
+            .map_err(|e| {
+                failure::Failure::io(&format!("cannot write into {}", dir.display()), e)
+            })?;
+        return Ok(output::Report {
+            lines: vec![format!("wrote the manual pages into {}", dir.display())],
+            json: serde_json::json!({ "dir": dir }),
+        });
+    }
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command)
+        .render(&mut page)
+        .map_err(|e| failure::Failure::io("cannot render the manual page", e))?;
+    write_stdout(&page)?;
+    Ok(output::Report { lines: Vec::new(), json: serde_json::json!({}) })
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<(), failure::Failure> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| failure::Failure::io("cannot write to standard output", e))
+}
+
 fn main() -> ExitCode {
     output::remove_partial_outputs_on_interrupt();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
     let json = cli.json;
+    let streams = output::Streams {
+        result: matches!(
+            cli.command,
+            Command::Keygen { .. }
+                | Command::Inspect { .. }
+                | Command::Crypt15(Crypt15Command::Inspect { .. })
+                | Command::Status(_)
+                | Command::Enable(_)
+                | Command::RotateKey(_)
+                | Command::Demo { .. }
+        ),
+        stdout_busy: match &cli.command {
+            Command::Encrypt { output, .. }
+            | Command::Decrypt { output, .. }
+            | Command::Convert { output, .. }
+            | Command::Crypt15(
+                Crypt15Command::Decrypt { output, .. } | Crypt15Command::Encrypt { output, .. },
+            ) => output::is_stdio(output),
+            Command::Completions { .. } | Command::Man { dir: None } => true,
+            _ => false,
+        },
+        quiet: cli.quiet,
+    };
     let outcome = match cli.command {
+        Command::Completions { shell } => completions(shell),
+        Command::Man { dir } => man(dir.as_deref()),
         Command::Keygen { out, force, show } => commands::keygen(out.as_deref(), force, show),
         Command::Encrypt { input, output, key, compress, chunk_size_log2, fields, force } => {
             commands::encrypt(commands::EncryptArgs {
@@ -356,11 +476,11 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(report) => {
-            report.print(json);
+            report.print(json, streams);
             ExitCode::SUCCESS
         }
         Err(failure) => {
-            failure.print(json);
+            failure.print(json, streams.stdout_busy);
             ExitCode::from(failure.exit_code())
         }
     }

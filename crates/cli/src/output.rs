@@ -1,14 +1,13 @@
 //! The edges: output files that appear only when complete, progress bars, reports.
 
-use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::mpsc;
 use std::time::Duration;
 
+use e2ee_backup_client::scratch::{self, TempFile};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
-use tempfile::NamedTempFile;
 
 use crate::failure::Failure;
 
@@ -18,37 +17,48 @@ pub struct Report {
     pub json: Value,
 }
 
+/// Where a command's report goes (Unix conventions, issue 11).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Streams {
+    /// The lines are the command's result (a key, a status, a header): standard output, shown
+    /// even with --quiet. Otherwise they are status lines: standard error, hidden by --quiet.
+    pub result: bool,
+    /// Standard output carries data (`-o -`, completions, a man page): the JSON object goes to
+    /// standard error.
+    pub stdout_busy: bool,
+    /// --quiet: no status lines.
+    pub quiet: bool,
+}
+
 impl Report {
-    pub fn print(&self, json: bool) {
+    pub fn print(&self, json: bool, streams: Streams) {
         if json {
             let mut value = self.json.clone();
             value["ok"] = Value::Bool(true);
-            println!("{value}");
-        } else {
+            if streams.stdout_busy {
+                eprintln!("{value}");
+            } else {
+                println!("{value}");
+            }
+        } else if streams.result && !streams.stdout_busy {
             for line in &self.lines {
                 println!("{line}");
+            }
+        } else if !streams.quiet {
+            for line in &self.lines {
+                eprintln!("{line}");
             }
         }
     }
 }
 
-/// The temporary files of the outputs not yet committed: what an interrupt removes.
-static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-fn pending() -> MutexGuard<'static, Vec<PathBuf>> {
-    PENDING.lock().unwrap_or_else(PoisonError::into_inner)
+/// Whether `path` is `-`: standard input or output.
+pub fn is_stdio(path: &Path) -> bool {
+    path.as_os_str() == "-"
 }
 
-/// Keeps a temporary file on the list of [`PENDING`] outputs while it lives.
-struct Pending(PathBuf);
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        pending().retain(|p| p != &self.0);
-    }
-}
-
-/// On SIGINT or SIGTERM: removes every partial output (which may hold plaintext), says so on
+/// On SIGINT or SIGTERM: removes every partial output and staging object of this process
+/// (which may hold plaintext, or part of a backup: `e2ee_backup_client::scratch`), says so on
 /// standard error and exits with 128 + the signal (130, 143), as shells expect. Without this,
 /// the default action of those signals would end the process before any destructor runs.
 pub fn remove_partial_outputs_on_interrupt() {
@@ -58,29 +68,44 @@ pub fn remove_partial_outputs_on_interrupt() {
     };
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            let mut pending = pending();
-            for path in pending.drain(..) {
-                let _ = std::fs::remove_file(path);
-            }
+            scratch::remove_in_flight();
             eprintln!("e2ee-backup: interrupted; no partial output was left behind");
             std::process::exit(128 + signal);
         }
     });
 }
 
-/// A file written under a temporary name beside its target and renamed over it only by
-/// [`AtomicOutput::commit`]. Dropped without a commit, or interrupted by SIGINT or SIGTERM
-/// (see [`remove_partial_outputs_on_interrupt`]), the temporary file is removed, so a failed
-/// command leaves nothing behind.
+/// A file written under a temporary name beside its target (`.e2ee-backup-*.partial`, see
+/// [`scratch::TempFile`]) and renamed over it only by [`AtomicOutput::commit`]. Dropped without
+/// a commit, or interrupted by SIGINT or SIGTERM (see [`remove_partial_outputs_on_interrupt`]),
+/// the temporary file is removed, so a failed command leaves nothing behind; one a SIGKILL
+/// left is removed by the next output into that directory.
+///
+/// The target `-` is standard output, written as the bytes come: what a failure cuts off
+/// cannot be taken back there, so the caller's exit code is what tells.
 pub struct AtomicOutput {
-    temp: NamedTempFile,
+    sink: Sink,
     target: PathBuf,
     force: bool,
-    _pending: Pending,
+    written: u64,
+}
+
+enum Sink {
+    Temp(TempFile),
+    Stdout(io::BufWriter<io::Stdout>),
 }
 
 impl AtomicOutput {
     pub fn create(target: &Path, force: bool) -> Result<Self, Failure> {
+        if is_stdio(target) {
+            let stdout = io::BufWriter::with_capacity(1 << 20, io::stdout());
+            return Ok(Self {
+                sink: Sink::Stdout(stdout),
+                target: target.into(),
+                force,
+                written: 0,
+            });
+        }
         if !force && target.exists() {
             return Err(Failure::usage(
                 "output-exists",
@@ -91,30 +116,47 @@ impl AtomicOutput {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
-        let temp = tempfile::Builder::new()
-            .prefix(".e2ee-backup-")
-            .suffix(".partial")
-            .tempfile_in(dir)
+        let temp = TempFile::create_in(dir)
             .map_err(|e| Failure::io(&format!("cannot create a file in {}", dir.display()), e))?;
-        pending().push(temp.path().to_owned());
-        let registered = Pending(temp.path().to_owned());
-        Ok(Self { temp, target: target.to_owned(), force, _pending: registered })
+        Ok(Self { sink: Sink::Temp(temp), target: target.to_owned(), force, written: 0 })
     }
 
-    pub fn file(&mut self) -> &mut File {
-        self.temp.as_file_mut()
+    /// The bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
     }
 
     /// Makes the output durable and visible under its name.
     pub fn commit(self) -> Result<(), Failure> {
-        self.temp.as_file().sync_all().map_err(|e| Failure::io("cannot flush the output", e))?;
-        let target = self.target.clone();
-        let persisted = if self.force {
-            self.temp.persist(&target).map(drop)
-        } else {
-            self.temp.persist_noclobber(&target).map(drop)
+        match self.sink {
+            Sink::Stdout(mut stdout) => {
+                stdout.flush().map_err(|e| Failure::io("cannot write to standard output", e))
+            }
+            Sink::Temp(temp) => {
+                temp.as_file().sync_all().map_err(|e| Failure::io("cannot flush the output", e))?;
+                let target = self.target;
+                temp.persist(&target, self.force)
+                    .map_err(|e| Failure::io(&format!("cannot create {}", target.display()), e))
+            }
+        }
+    }
+}
+
+impl Write for AtomicOutput {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = match &mut self.sink {
+            Sink::Temp(temp) => temp.as_file_mut().write(buf)?,
+            Sink::Stdout(stdout) => stdout.write(buf)?,
         };
-        persisted.map_err(|e| Failure::io(&format!("cannot create {}", target.display()), e.error))
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.sink {
+            Sink::Temp(temp) => temp.as_file_mut().flush(),
+            Sink::Stdout(stdout) => stdout.flush(),
+        }
     }
 }
 

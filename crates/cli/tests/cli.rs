@@ -395,3 +395,190 @@ fn a_crypt15_file_given_to_decrypt_gets_a_hint() {
     let message = json_of(&out)["error"]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("crypt15 decrypt") && message.contains("convert"), "{message}");
 }
+
+// ----- issue 11: Unix conventions -----------------------------------------------------------
+
+/// Runs `args` in `dir` with `input` on standard input.
+fn run_with_stdin(dir: &Path, args: &[&str], input: &[u8], env: &[(&str, &str)]) -> Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_e2ee-backup"));
+    command.current_dir(dir).args(args).stdin(Stdio::piped()).stdout(Stdio::piped());
+    command.stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("the binary runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// `-` is standard input or output (`encrypt - -o -`, `decrypt IN -o -`); the status line goes
+/// to standard error, and so does the JSON object when standard output carries the data.
+#[test]
+fn a_dash_means_standard_input_and_output() {
+    let (dir, _) = setup();
+    let plaintext = fs::read(dir.path().join("chats.db")).unwrap();
+    let out = run_with_stdin(
+        dir.path(),
+        &["encrypt", "-", "-o", "-", "--key-file", "key.txt", "--compress"],
+        &plaintext,
+        &[],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("encrypted"));
+    let backup = out.stdout;
+    fs::write(dir.path().join("piped.e2ee"), &backup).unwrap();
+    let out = run(dir.path(), &["decrypt", "piped.e2ee", "-o", "-", "--key-file", "key.txt"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout == plaintext, "standard output is not the plaintext alone");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("restored"));
+    // Standard input to a file, and with --json the report on standard error.
+    let args = ["decrypt", "-", "-o", "-", "--key-file", "key.txt", "--json"];
+    let out = run_with_stdin(dir.path(), &args, &backup, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout == plaintext);
+    let report: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    let args = ["decrypt", "-", "-o", "back.db", "--key-file", "key.txt"];
+    let out = run_with_stdin(dir.path(), &args, &backup, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "a status line on standard output");
+    assert!(fs::read(dir.path().join("back.db")).unwrap() == plaintext);
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+/// `--quiet` leaves standard error empty on success; data still goes to standard output.
+#[test]
+fn quiet_hides_the_status_lines() {
+    let (dir, _) = setup();
+    let args = ["encrypt", "chats.db", "-o", "q.e2ee", "--key-file", "key.txt", "--quiet"];
+    let out = run(dir.path(), &args);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
+    let out = run(dir.path(), &["keygen", "--quiet"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim().split(' ').count(), 16);
+    // Errors are still reported.
+    let out =
+        run(dir.path(), &["decrypt", "missing.e2ee", "-o", "x", "--key-file", "key.txt", "-q"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.e2ee"));
+}
+
+/// `E2EE_BACKUP_DIR` names the client directory when --client-dir is not given.
+#[test]
+fn the_client_directory_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = dir.path().join("from-env");
+    let env = client.to_string_lossy().into_owned();
+    let run_env = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_e2ee-backup"))
+            .current_dir(dir.path())
+            .args(args)
+            .env("E2EE_BACKUP_DIR", &env)
+            .env("XDG_DATA_HOME", dir.path().join("xdg"))
+            .output()
+            .unwrap()
+    };
+    let out = run_env(&["enable", "--key", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(client.join("state.json").exists(), "the client is not in $E2EE_BACKUP_DIR");
+    assert!(!dir.path().join("xdg").exists());
+    let status = json_of(&run_env(&["status", "--json"]));
+    assert_eq!(status["clientDir"], env.as_str(), "{status}");
+    assert_eq!(status["mode"], "key");
+}
+
+/// `status` on a directory that holds no client exits non-zero (2, `not-initialised`).
+#[test]
+fn status_outside_a_client_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["status", "--client-dir", "nothing-here", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let report = json_of(&out);
+    assert_eq!(report["error"]["code"], "not-initialised", "{report}");
+    assert!(!dir.path().join("nothing-here").exists());
+}
+
+/// Shell completions and the man page, generated from the command line's definition.
+#[test]
+fn completions_and_man_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = run(dir.path(), &["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("e2ee-backup") && script.contains("restore"), "{shell}");
+    }
+    let out = run(dir.path(), &["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(dir.path(), &["man"]);
+    assert!(out.status.success());
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH e2ee-backup") && page.contains("rotate\\-key"), "{page}");
+    let out = run(dir.path(), &["man", "--dir", "pages"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("pages/e2ee-backup.1").exists());
+    assert!(dir.path().join("pages/e2ee-backup-restore.1").exists());
+}
+
+// ----- issue 11: --json complete ------------------------------------------------------------
+
+/// With --json, usage errors (clap's) are a JSON object too, and every error object has a
+/// `code` and `retryable`.
+#[test]
+fn every_json_error_has_a_code_and_retryable_usage_errors_included() {
+    let (dir, _) = setup();
+    fs::write(dir.path().join("exists.e2ee"), b"x").unwrap();
+    fs::write(dir.path().join("garbage.e2ee"), b"not a backup at all, clearly").unwrap();
+    let cases: &[(&[&str], i32)] = &[
+        // clap's usage errors: an unknown flag, a missing argument, a bad value, a conflict.
+        (&["encrypt", "chats.db", "--json", "--no-such-flag"], 2),
+        (&["--json", "decrypt", "chats.e2ee"], 2),
+        (&["encrypt", "chats.db", "-o", "x", "--chunk-size-log2", "many", "--json"], 2),
+        (&["keygen", "--show", "--json"], 2),
+        (&["no-such-command", "--json"], 2),
+        // The command's own failures.
+        (&["encrypt", "chats.db", "-o", "exists.e2ee", "--key-file", "key.txt", "--json"], 2),
+        (&["decrypt", "missing.e2ee", "-o", "x", "--key-file", "key.txt", "--json"], 1),
+        (&["decrypt", "garbage.e2ee", "-o", "x", "--key-file", "key.txt", "--json"], 4),
+        (&["status", "--client-dir", "none", "--json"], 2),
+    ];
+    for (args, exit) in cases {
+        let out = run(dir.path(), args);
+        assert_eq!(
+            out.status.code(),
+            Some(*exit),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        });
+        assert_eq!(report["ok"], false, "{args:?}: {report}");
+        let error = &report["error"];
+        assert!(error["code"].is_string(), "{args:?}: no code: {report}");
+        assert!(error["retryable"].is_boolean(), "{args:?}: no retryable: {report}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{args:?}: {report}");
+    }
+    let out = run(dir.path(), &["--json", "--no-such-flag"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["error"]["code"], "usage", "{report}");
+    assert!(report["error"]["message"].as_str().unwrap().contains("--no-such-flag"), "{report}");
+    // Without --json, clap's own message on standard error; --help is not an error.
+    let out = run(dir.path(), &["encrypt", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stdout.is_empty() && String::from_utf8_lossy(&out.stderr).contains("--no-such-flag")
+    );
+    let out = run(dir.path(), &["encrypt", "--help", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+}

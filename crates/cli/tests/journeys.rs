@@ -279,7 +279,7 @@ fn wrong_passwords_run_out_and_lock_the_account_for_good() {
     assert_eq!(code, Some(6), "{error}");
     assert_eq!(error["code"], "locked-out");
     // A failed first command saves nothing on the new device: the vault keeps the verdict.
-    assert_eq!(w.ok(&args(&["status"], &on(&w, "thief")), &[])["initialised"], false);
+    assert_eq!(w.fails(&args(&["status"], &on(&w, "thief")), &[], 2)["initialised"], false);
     // Even the right password opens nothing now.
     let error = w.fails(&guess, &[("E2EE_BACKUP_PASSWORD", "the real password")], 6);
     assert_eq!(error["code"], "locked-out");
@@ -402,8 +402,8 @@ fn a_fast_profile_vault_is_refused_unless_accepted() {
 #[test]
 fn usage_errors_say_what_to_do() {
     let w = World::new();
-    // No client yet: status says so, backup refuses with 2.
-    let status = w.ok(&["status"], &[]);
+    // No client yet: status says so (exit 2, issue 11), backup refuses with 2.
+    let status = w.fails(&["status"], &[], 2);
     assert_eq!(status["initialised"], false);
     assert_eq!(
         PathBuf::from(status["clientDir"].as_str().unwrap()),
@@ -477,7 +477,7 @@ fn passwords_are_checked_before_the_vault_hears_of_them() {
     assert_eq!(error["code"], "no-password");
     assert!(error["message"].as_str().unwrap().contains("E2EE_BACKUP_PASSWORD"), "{error}");
     // Nothing was set up either: the client directory is made only once the password is in.
-    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["initialised"], false);
+    assert_eq!(w.fails(&args(&["status"], &on(&w, "a")), &[], 2)["initialised"], false);
 }
 
 /// Issue 11: a wrong password, or a vault that is down, makes `rotate-key` fail before it
@@ -535,7 +535,7 @@ fn a_wrong_vault_on_first_use_saves_nothing_and_the_right_one_works() {
             .map(String::from),
     );
     assert_eq!(w.fails(&enable, &[], 7)["code"], "vault-unreachable");
-    assert_eq!(w.ok(&args(&["status"], &on(&w, "a")), &[])["initialised"], false);
+    assert_eq!(w.fails(&args(&["status"], &on(&w, "a")), &[], 2)["initialised"], false);
     assert!(!w.path("a").exists(), "the client directory was not kept");
     assert!(!w.path("store").exists(), "no store was made");
     // With the default store, inside the client directory: nothing is left either.

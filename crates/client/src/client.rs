@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::faults::{self, FaultInjector, NoFaults};
 use crate::pin::FleetPin;
+use crate::scratch::TempFile;
 use crate::state::{
     Before, Journal, Keystore, Mode, RestoredMode, RotatePhase, STATE_FORMAT, State, StateDir,
     VaultSettings, key_id_hex, sync_dir,
@@ -680,6 +681,8 @@ impl Client {
         // Strictly after the newest backup, so the newest is the last name even when two
         // backups fall in one second or this device's clock is behind another's.
         let newest = self.store.list()?.last().and_then(|n| store::object_time(n));
+        // What a killed backup left: best effort, the new backup matters more.
+        let _ = self.store.remove_stale_staging();
         let time = newest.map_or(self.now(), |t| self.now().max(t.saturating_add(1)));
         let object = store::new_object_name(time);
         let mut upload = self.store.upload(&object, true, self.faults.as_ref())?;
@@ -843,7 +846,6 @@ impl Client {
         };
         let name = reader.metadata().fields.get("name").cloned();
         let dir = target.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
-        let file_name = target.file_name().map(|n| n.to_string_lossy().into_owned());
         self.check("write restore target")?;
         let io_error = |operation, path: &Path| {
             let path = path.to_owned();
@@ -851,16 +853,12 @@ impl Client {
         };
         fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
         // A fresh random name, created exclusively (never through a file or symlink someone
-        // planted), readable by the owner only, and removed if anything below fails.
-        let prefix = format!(".{}.", file_name.unwrap_or_default());
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).suffix(".restore.tmp");
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
-        let temp_file = builder.tempfile_in(&dir).map_err(io_error("create", &dir))?;
+        // planted), readable by the owner only, locked while this process lives, removed if
+        // anything below fails or a signal handler calls `scratch::remove_in_flight`; what a
+        // killed restore left in this directory is removed first (spec section 5.5).
+        let mut temp_file = TempFile::create_in(&dir).map_err(io_error("create", &dir))?;
         let temp = temp_file.path().to_owned();
-        let mut out = temp_file.as_file();
-        let copied = pump(&mut reader, &mut out);
+        let copied = pump(&mut reader, temp_file.as_file_mut());
         drop(reader);
         let bytes = match copied {
             Ok(bytes) => bytes,
@@ -882,12 +880,12 @@ impl Client {
                 });
             }
         };
-        out.sync_all().map_err(io_error("sync", &temp))?;
+        temp_file.as_file().sync_all().map_err(io_error("sync", &temp))?;
         self.check("rename restore target")?;
-        temp_file.persist(target).map_err(|e| Error::Io {
+        temp_file.persist(target, true).map_err(|source| Error::Io {
             operation: "rename",
             path: target.to_owned(),
-            source: e.error,
+            source,
         })?;
         sync_dir(&dir)?;
         Ok((bytes, name))

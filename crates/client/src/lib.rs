@@ -60,6 +60,7 @@ mod client;
 mod error;
 pub mod faults;
 pub mod pin;
+pub mod scratch;
 pub mod state;
 pub mod store;
 pub mod transport;

@@ -23,6 +23,7 @@ use tokio::runtime::Runtime;
 
 use crate::error::{Error, Result};
 use crate::faults::{self, FaultInjector};
+use crate::scratch::{self, Registered};
 
 /// The folder of backup objects.
 pub const BACKUP_DIR: &str = "backups";
@@ -259,7 +260,14 @@ impl BackupStore {
     ) -> Result<Upload<'_>> {
         faults::check(faults, &format!("put {name}"))?;
         self.check_exists()?;
+        // On the local file system the object is written to a staging file first, which an
+        // interrupt must remove (`scratch::remove_in_flight`).
+        let staging = self.local_dir.as_ref().map(|root| {
+            let (dir, file) = name.rsplit_once('/').unwrap_or(("", name));
+            Registered::staging(&root.join(dir), file)
+        });
         Ok(Upload {
+            _staging: staging,
             store: self,
             path: self.path(name),
             create_only,
@@ -287,6 +295,16 @@ impl BackupStore {
                 .unwrap_or(Error::Store { operation: UPLOAD, detail: err.to_string() }));
         }
         upload.finish().map(drop)
+    }
+
+    /// In a store on the local file system, removes the staging objects of backup uploads that
+    /// a killed process left, once they are old enough not to be an upload in progress
+    /// ([`scratch::remove_stale_staging`]). Returns how many it removed.
+    pub fn remove_stale_staging(&self) -> Result<usize> {
+        let Some(root) = &self.local_dir else { return Ok(0) };
+        let dir = root.join(BACKUP_DIR);
+        scratch::remove_stale_staging(&dir, |file| is_backup_name(&format!("{BACKUP_DIR}/{file}")))
+            .map_err(|source| Error::Io { operation: "clean up", path: dir, source })
     }
 
     /// Deletes an object; one already gone is not an error.
@@ -401,6 +419,8 @@ pub struct Upload<'a> {
     multipart: Option<Box<dyn MultipartUpload>>,
     size: u64,
     failed: Option<Error>,
+    /// A local store's staging object, on the in-flight list while the upload lives.
+    _staging: Option<Registered>,
 }
 
 impl std::fmt::Debug for Upload<'_> {

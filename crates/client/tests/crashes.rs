@@ -132,13 +132,13 @@ fn restore_with_key_survives_a_crash_at_every_step() {
         "fresh",
         |c| c.restore_with_key(&digits.lock().unwrap(), &c_target(c)).map(drop),
         |w, _| {
-            // A failed restore leaves no temporary file (`.fresh.restored.*.restore.tmp`).
+            // A failed restore leaves no temporary file (`.e2ee-backup-*.partial`).
             let target = w.target("fresh");
             let left: Vec<_> = std::fs::read_dir(target.parent().unwrap())
                 .unwrap()
                 .flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(".fresh.restored.") && n.ends_with(".restore.tmp"))
+                .filter(|n| e2ee_backup_client::scratch::is_temp_name(n))
                 .collect();
             assert!(left.is_empty(), "left behind: {left:?}");
         },

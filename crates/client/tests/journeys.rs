@@ -440,6 +440,8 @@ fn keys_live_only_in_the_private_keystore() {
 
 /// Issue 10, finding 7c: the restore wrote through the predictable `.NAME.restore.tmp` with
 /// create-or-truncate, so a local user who planted a symlink there received the plaintext.
+/// (Temporary files are now `.e2ee-backup-RANDOM.partial`: a symlink planted under that pattern
+/// is neither written through nor removed by the clean-up of stale temporary files.)
 #[cfg(unix)]
 #[test]
 fn restore_never_writes_through_a_planted_temp_name() {
@@ -454,9 +456,11 @@ fn restore_never_writes_through_a_planted_temp_name() {
     std::fs::create_dir_all(&dir).unwrap();
     let stolen = w.root.path().join("stolen");
     std::fs::write(&stolen, b"").unwrap();
-    let planted = dir.join(format!(".{}.restore.tmp", target.file_name().unwrap().display()));
+    let planted = dir.join(".e2ee-backup-planted.partial");
     symlink(&stolen, &planted).unwrap();
     let planted_name = planted.file_name().and_then(|n| n.to_str());
+    let old_name = dir.join(format!(".{}.restore.tmp", target.file_name().unwrap().display()));
+    symlink(&stolen, &old_name).unwrap();
 
     let mut fresh = w.client("fresh");
     fresh.restore_with_key(&shown, &target).unwrap();
@@ -468,7 +472,9 @@ fn restore_never_writes_through_a_planted_temp_name() {
     let mut left: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".restore.tmp") && Some(name.as_str()) != planted_name)
+        .filter(|name| {
+            e2ee_backup_client::scratch::is_temp_name(name) && Some(name.as_str()) != planted_name
+        })
         .collect();
     left.sort();
     assert!(left.is_empty(), "temporary files left behind: {left:?}");

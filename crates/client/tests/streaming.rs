@@ -75,7 +75,7 @@ struct Log {
     downloads: Vec<(String, Vec<Progress>)>,
     uploaded: u64,
     /// The restore whose temporary file's size progress notes record: its directory and the
-    /// name of its target (the temporary file is `.NAME.RANDOM.restore.tmp` beside it).
+    /// name of its target (the temporary file is `.e2ee-backup-RANDOM.partial` beside it).
     watch: Option<(PathBuf, String)>,
     /// Fail this part (counted from 0) of every multipart upload.
     fail_part: Option<usize>,
@@ -156,15 +156,12 @@ impl MultipartUpload for RecordingUpload {
     }
 }
 
-/// The size of the temporary file a restore to `dir/name` writes (0 while there is none).
-fn temp_len(dir: &Path, name: &str) -> u64 {
-    let (prefix, suffix) = (format!(".{name}."), ".restore.tmp");
+/// The size of the temporary file a restore to `dir/_name` writes (0 while there is none).
+fn temp_len(dir: &Path, _name: &str) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     entries
         .flatten()
-        .filter(|e| {
-            e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix) && n.ends_with(suffix))
-        })
+        .filter(|e| e.file_name().to_str().is_some_and(e2ee_backup_client::scratch::is_temp_name))
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
         .max()
@@ -454,7 +451,11 @@ fn a_broken_download_is_a_store_failure_and_the_restore_resumes() {
     phone.create_backup(Source::Bytes(&plaintext), "db").unwrap();
 
     let target = root.path().join("restored.db");
-    let temp = root.path().join(".restored.db.restore.tmp");
+    let temp_left = || {
+        std::fs::read_dir(root.path()).unwrap().any(|e| {
+            e.unwrap().file_name().to_str().is_some_and(e2ee_backup_client::scratch::is_temp_name)
+        })
+    };
     let mut fresh = device(root.path(), "fresh", &store);
     // A stream that fails, then one that ends early: neither is the backup's fault, so the
     // key is kept, the restore stays pending, and nothing is left at the target.
@@ -463,7 +464,7 @@ fn a_broken_download_is_a_store_failure_and_the_restore_resumes() {
         let err = fresh.restore_with_key(&digits, &target).unwrap_err();
         assert!(matches!(err, Error::Store { .. }) && err.is_retryable(), "{broken:?}: {err}");
         assert!(matches!(fresh.status().mode, Mode::Restoring { .. }), "{broken:?}");
-        assert!(!target.exists() && !temp.exists(), "{broken:?}: partial plaintext left");
+        assert!(!target.exists() && !temp_left(), "{broken:?}: partial plaintext left");
     }
     let report = fresh.resume_restore().unwrap();
     assert_eq!(report.bytes, plaintext.len() as u64);

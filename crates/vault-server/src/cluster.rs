@@ -4,7 +4,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::client::HttpVault;
@@ -150,23 +150,50 @@ impl FleetProcesses {
         serde_json::from_slice(&response.body).ok()
     }
 
+    /// The process id of replica `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.replicas[i].child.as_ref().map(Child::id)
+    }
+
+    /// Reaps the replicas whose process ended without being asked to here (a crash, a signal
+    /// from outside): from then on they do not count as running. Their positions and how they
+    /// ended.
+    pub fn reap_exited(&mut self) -> Vec<(usize, ExitStatus)> {
+        let mut ended = Vec::new();
+        for (i, replica) in self.replicas.iter_mut().enumerate() {
+            let Some(child) = replica.child.as_mut() else { continue };
+            if let Ok(Some(status)) = child.try_wait() {
+                replica.child = None;
+                ended.push((i, status));
+            }
+        }
+        ended
+    }
+
+    /// The running replica that reports itself leader, if a majority of the whole fleet's
+    /// replicas name it (asking each once); its position.
+    pub fn agreed_leader(&self) -> Option<usize> {
+        let statuses: Vec<_> = (0..self.replicas.len())
+            .map(|i| if self.is_running(i) { self.status(i) } else { None })
+            .collect();
+        statuses.iter().enumerate().find_map(|(i, status)| {
+            let status = status.as_ref()?;
+            if status["role"] != "leader" {
+                return None;
+            }
+            let id = &status["node_id"];
+            let agree = statuses.iter().flatten().filter(|s| s["leader"] == *id).count();
+            (agree * 2 > self.replicas.len()).then_some(i)
+        })
+    }
+
     /// Waits until a running replica reports itself leader and a majority of the running
     /// replicas agree; its position.
     pub fn wait_for_leader(&self, within: Duration) -> Result<usize, String> {
         let deadline = Instant::now() + within;
         loop {
-            let statuses: Vec<_> = (0..self.replicas.len())
-                .map(|i| if self.is_running(i) { self.status(i) } else { None })
-                .collect();
-            for (i, status) in statuses.iter().enumerate() {
-                let Some(status) = status else { continue };
-                if status["role"] == "leader" {
-                    let id = status["node_id"].clone();
-                    let agree = statuses.iter().flatten().filter(|s| s["leader"] == id).count();
-                    if agree * 2 > self.replicas.len() {
-                        return Ok(i);
-                    }
-                }
+            if let Some(i) = self.agreed_leader() {
+                return Ok(i);
             }
             if Instant::now() > deadline {
                 return Err(format!("no leader within {within:?}"));
@@ -242,6 +269,18 @@ pub fn spawn_serve(
 pub fn terminate(child: &mut Child) {
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     reap(child, Instant::now() + Duration::from_secs(5));
+}
+
+/// How a process ended, in words: `killed by signal 9`, `exited with code 1`.
+pub fn describe_exit(status: ExitStatus) -> String {
+    #[cfg(unix)]
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        return format!("killed by signal {signal}");
+    }
+    match status.code() {
+        Some(code) => format!("exited with code {code}"),
+        None => status.to_string(),
+    }
 }
 
 /// Waits for `child` until `deadline`, then kills it.

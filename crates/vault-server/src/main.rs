@@ -80,8 +80,9 @@ enum Command {
     },
     /// Start a replicated fleet on loopback in one go: `init --replicas N` into DIR unless it
     /// holds a fleet already, then one `serve` process per replica (logs in
-    /// DIR/replica-I/serve.log). Prints each replica's address and the leader, then runs until
-    /// SIGINT or SIGTERM and stops the replicas.
+    /// DIR/replica-I/serve.log). Prints each replica's address, process id and the leader,
+    /// then runs until SIGINT or SIGTERM and stops the replicas. Meanwhile it reports a replica
+    /// that goes down, a change of leader, and a lost majority (the fleet then commits nothing).
     Cluster {
         /// The fleet directory.
         #[arg(long, value_name = "DIR")]
@@ -343,21 +344,82 @@ fn run_cluster(options: &InitOptions) -> Result<(), String> {
     for (i, replica) in fleet.replicas.iter().enumerate() {
         let role = if i == leader { "leader" } else { "follower" };
         println!(
-            "replica {} on http://{} ({role}; log {})",
+            "replica {} on http://{} ({role}; pid {}; log {})",
             replica.node_id,
             replica.api,
+            fleet.pid(i).map_or("?".to_owned(), |p| p.to_string()),
             replica.data_dir.join("serve.log").display()
         );
     }
-    println!("any replica takes requests; followers pass them to the leader. Ctrl-C stops.");
+    println!(
+        "any replica takes requests; followers pass them to the leader. Changes are reported \
+         here. Ctrl-C stops."
+    );
+    // The signal is awaited on a thread of its own; this one watches the fleet meanwhile.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(shutdown_signal());
+    std::thread::spawn(move || {
+        runtime.block_on(shutdown_signal());
+        stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let mut watch = Watch { leader: Some(leader), majority: true };
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        watch.poll(&mut fleet);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     println!("stopping the replicas");
     fleet.stop();
     Ok(())
+}
+
+/// What `cluster` last told the operator about its fleet.
+struct Watch {
+    /// The leader's position.
+    leader: Option<usize>,
+    /// Whether a majority of the replicas run.
+    majority: bool,
+}
+
+impl Watch {
+    /// Reports the replicas that died, a lost (or regained) majority and a change of leader.
+    fn poll(&mut self, fleet: &mut FleetProcesses) {
+        for (i, status) in fleet.reap_exited() {
+            println!(
+                "replica {} is down ({}; log {})",
+                fleet.replicas[i].node_id,
+                e2ee_backup_vault_server::cluster::describe_exit(status),
+                fleet.replicas[i].data_dir.join("serve.log").display()
+            );
+        }
+        let total = fleet.replicas.len();
+        let running = (0..total).filter(|&i| fleet.is_running(i)).count();
+        let majority = running * 2 > total;
+        if majority != self.majority {
+            self.majority = majority;
+            if majority {
+                println!("majority back: {running} of {total} replicas running");
+            } else {
+                println!(
+                    "majority lost: {running} of {total} replicas running; the fleet commits \
+                     nothing (no login, registration or change) until {} of them run",
+                    total / 2 + 1
+                );
+            }
+        }
+        let leader = if majority { fleet.agreed_leader() } else { None };
+        if leader != self.leader {
+            self.leader = leader;
+            match leader {
+                Some(i) => println!("leader: replica {}", fleet.replicas[i].node_id),
+                None if majority => println!("no leader: an election is under way"),
+                None => println!("no leader"),
+            }
+        }
+    }
 }
 
 fn run(cli: Cli) -> Result<(), String> {
