@@ -5,6 +5,9 @@
 //! - [`verify`] replays one vector file against this implementation: every valid case must
 //!   decrypt (or derive, or parse) to the recorded values, every invalid one must be rejected
 //!   with the recorded error;
+//! - [`runner`] drives another implementation, wrapped in an adapter program, through the
+//!   stateless families (the protocol is in `test-vectors/README.md`); [`adapter`] is the
+//!   reference adapter built on this workspace's crates;
 //! - [`fuzz_targets`] holds the body of every fuzz target, so `fuzz/` and the stable test
 //!   suite (which replays the seed corpora) run the same code.
 #![forbid(unsafe_code)]
@@ -15,6 +18,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+pub mod adapter;
 pub mod backup_format;
 pub mod crypt15;
 pub mod fleet_bundle;
@@ -22,6 +26,7 @@ pub mod fuzz_targets;
 pub mod key_encoding;
 pub mod key_schedule;
 pub mod replication;
+pub mod runner;
 pub mod vault;
 
 /// Version of the vector envelope, written into every file.

@@ -1,0 +1,155 @@
+//! `e2ee-backup-vectors run` against the reference adapter (every case passes) and against
+//! adapters that answer wrongly, crash, print garbage, hang or flood (those cases fail, are
+//! named, and the runner goes on).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use e2ee_backup_vectors::adapter::FAULT_ENV;
+
+const BIN: &str = env!("CARGO_BIN_EXE_e2ee-backup-vectors");
+
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test-vectors")
+}
+
+/// The reference adapter's command line, quoted for the shell.
+fn reference_adapter() -> String {
+    format!("'{BIN}' adapter")
+}
+
+fn run(args: &[&str], fault: Option<&str>) -> (Output, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("run").args(args).arg(vectors_dir());
+    match fault {
+        Some(fault) => cmd.env(FAULT_ENV, fault),
+        None => cmd.env_remove(FAULT_ENV),
+    };
+    let output = cmd.output().expect("the runner starts");
+    let stdout = String::from_utf8(output.stdout.clone()).expect("UTF-8 output");
+    (output, stdout)
+}
+
+#[test]
+fn the_reference_adapter_passes_every_stateless_case() {
+    let (output, stdout) = run(&["--adapter", &reference_adapter()], None);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    for summary in [
+        "key-encoding: 22 passed, 0 failed",
+        "key-schedule: 8 passed, 0 failed",
+        "fleet-bundle: 26 passed, 0 failed",
+        "backup-format: 44 passed, 0 failed",
+        "crypt15: 61 passed, 0 failed",
+        "total: 161 passed, 0 failed",
+    ] {
+        assert!(stdout.contains(summary), "no {summary:?} in\n{stdout}");
+    }
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+    assert!(stdout.contains("PASS crypt15/53 "), "{stdout}");
+}
+
+#[test]
+fn one_wrong_answer_fails_the_run_and_names_the_vector() {
+    // A rejected key file answered as accepted, and a valid fleet bundle answered as rejected.
+    let (output, stdout) = run(
+        &["--adapter", &reference_adapter(), "--only", "fleet-bundle,crypt15"],
+        Some("wrong:crypt15/53,wrong:fleet-bundle/1"),
+    );
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL crypt15/53 "), "{stdout}");
+    assert!(stdout.contains("expected error \"wrong-length\", got ok"), "{stdout}");
+    assert!(stdout.contains("FAIL fleet-bundle/1 "), "{stdout}");
+    assert!(stdout.contains("fleet-bundle: 25 passed, 1 failed"), "{stdout}");
+    assert!(stdout.contains("crypt15: 60 passed, 1 failed"), "{stdout}");
+    assert!(stdout.contains("failed: fleet-bundle/1 crypt15/53"), "{stdout}");
+    // Only the families asked for ran.
+    assert!(!stdout.contains("key-encoding"), "{stdout}");
+    assert_eq!(stdout.matches("FAIL").count(), 2, "{stdout}");
+}
+
+#[test]
+fn a_crash_garbage_a_hang_or_a_flood_fails_only_its_case() {
+    let faults =
+        "crash:key-encoding/5,garbage:key-encoding/7,hang:key-encoding/9,long:key-encoding/11";
+    let (output, stdout) = run(
+        &[
+            "--adapter",
+            &reference_adapter(),
+            "--only",
+            "key-encoding",
+            "--timeout",
+            "1",
+            "--max-answer",
+            "4096",
+        ],
+        Some(faults),
+    );
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    for (id, why) in [
+        ("key-encoding/5", "closed its output without answering"),
+        ("key-encoding/7", "the answer is not JSON"),
+        ("key-encoding/9", "no answer within 1000 ms"),
+        ("key-encoding/11", "longer than 4096 bytes"),
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("FAIL {id} ")))
+            .unwrap_or_else(|| panic!("{id} did not fail:\n{stdout}"));
+        assert!(line.contains(why), "{line}");
+    }
+    // The adapter was restarted after each fault and answered every other case.
+    assert!(stdout.contains("key-encoding: 18 passed, 4 failed"), "{stdout}");
+}
+
+#[test]
+fn an_adapter_that_answers_nothing_fails_every_case() {
+    let (output, stdout) = run(&["--adapter", "exit 0", "--only", "key-schedule"], None);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("key-schedule: 0 passed, 8 failed"), "{stdout}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_script_adapter_that_always_says_wrong_length_passes_only_its_cases() {
+    // A tiny shell adapter: every request gets the same error, with no details.
+    let script = r#"while read -r line; do echo '{"error":"wrong-length","found":0}'; done"#;
+    let (output, stdout) = run(&["--adapter", script, "--only", "key-encoding"], None);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    // "empty" and "separators only" are the cases whose expected answer this is.
+    assert!(stdout.contains("PASS key-encoding/20 empty"), "{stdout}");
+    assert!(stdout.contains("PASS key-encoding/21 separators only"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "FAIL key-encoding/18 one digit short: error \"wrong-length\": found expected 63, got 0"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("key-encoding: 2 passed, 20 failed"), "{stdout}");
+}
+
+#[test]
+fn stateful_and_unknown_families_are_refused() {
+    for only in ["vault", "replication", "key-encodings"] {
+        let (output, _) = run(&["--adapter", "exit 0", "--only", only], None);
+        assert_eq!(output.status.code(), Some(2), "--only {only}");
+    }
+    let (output, _) = run(&["--only", "crypt15"], None);
+    assert_eq!(output.status.code(), Some(2), "no --adapter");
+}
+
+#[test]
+fn requests_carry_the_op_the_id_and_the_inputs() {
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(vectors_dir().join("key-encoding.json")).unwrap(),
+    )
+    .unwrap();
+    let cases = e2ee_backup_vectors::runner::cases("key-encoding", &json).unwrap();
+    assert_eq!(cases.len(), 22);
+    let request = &cases[8].request;
+    assert_eq!(request["op"], "key-parse");
+    assert_eq!(request["id"], "key-encoding/9");
+    assert!(request["input"].as_str().unwrap().contains('g'));
+    let answer = e2ee_backup_vectors::adapter::answer(request);
+    assert_eq!(answer, serde_json::json!({ "error": "invalid-character", "position": 10 }));
+    e2ee_backup_vectors::runner::judge(&answer, &cases[8].expected).unwrap();
+}
