@@ -153,3 +153,44 @@ fn requests_carry_the_op_the_id_and_the_inputs() {
     assert_eq!(answer, serde_json::json!({ "error": "invalid-character", "position": 10 }));
     e2ee_backup_vectors::runner::judge(&answer, &cases[8].expected).unwrap();
 }
+
+/// The examples of the protocol in `test-vectors/README.md` are what the reference adapter
+/// answers, the requests are the runner's own, and every op has one.
+#[test]
+fn the_protocol_examples_are_real_exchanges() {
+    use serde_json::Value;
+    let guide = std::fs::read_to_string(vectors_dir().join("README.md")).unwrap();
+    let mut ops = std::collections::BTreeSet::new();
+    for block in guide.split("```json\n").skip(1) {
+        let block = block.split("```").next().unwrap();
+        let lines: Vec<&str> = block.lines().collect();
+        assert_eq!(lines.len(), 2, "an example is a request line and an answer line: {block}");
+        let request: Value = serde_json::from_str(lines[0]).unwrap();
+        let answer: Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(e2ee_backup_vectors::adapter::answer(&request), answer, "{}", lines[0]);
+        let id = request["id"].as_str().unwrap();
+        let family = id.split('/').next().unwrap();
+        let json: Value = serde_json::from_str(
+            &std::fs::read_to_string(vectors_dir().join(format!("{family}.json"))).unwrap(),
+        )
+        .unwrap();
+        let case = e2ee_backup_vectors::runner::cases(family, &json)
+            .unwrap()
+            .into_iter()
+            .find(|c| c.id == id)
+            .unwrap();
+        assert_eq!(case.request, request, "{id}");
+        e2ee_backup_vectors::runner::judge(&answer, &case.expected).unwrap();
+        ops.insert(request["op"].as_str().unwrap().to_owned());
+    }
+    let all = [
+        "key-parse",
+        "file-keys",
+        "vault-wrapping-key",
+        "fleet-bundle-verify",
+        "backup-decrypt",
+        "crypt15-decrypt",
+        "crypt15-key-file",
+    ];
+    assert_eq!(ops, all.iter().map(|s| s.to_string()).collect());
+}
