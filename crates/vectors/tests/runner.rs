@@ -194,3 +194,36 @@ fn the_protocol_examples_are_real_exchanges() {
     ];
     assert_eq!(ops, all.iter().map(|s| s.to_string()).collect());
 }
+
+#[test]
+fn answers_are_judged_field_by_field() {
+    use e2ee_backup_vectors::runner::{Expected, judge};
+    use serde_json::json;
+    let ok = Expected::Ok(json!({ "key": "00", "n": 1 }).as_object().unwrap().clone());
+    judge(&json!({ "ok": { "key": "00", "n": 1, "extra": true } }), &ok).unwrap();
+    for (answer, why) in [
+        (json!({ "ok": { "key": "00" } }), "ok.n is missing"),
+        (json!({ "ok": { "key": "00", "n": "1" } }), "ok.n: expected 1, got \"1\""),
+        (json!({ "ok": { "key": "00", "n": 1 }, "error": "x" }), "both ok and error"),
+        (json!({ "error": "truncated" }), "expected ok, got error \"truncated\""),
+        (json!({}), "neither ok nor error"),
+        (json!([1]), "not a JSON object"),
+    ] {
+        let err = judge(&answer, &ok).unwrap_err();
+        assert!(err.contains(why), "{answer}: {err}");
+    }
+    let error = Expected::Error {
+        code: "wrong-header".into(),
+        details: json!({ "offset": 3 }).as_object().unwrap().clone(),
+    };
+    judge(&json!({ "error": "wrong-header", "offset": 3, "message": "hi" }), &error).unwrap();
+    for (answer, why) in [
+        (json!({ "error": "wrong-header" }), "offset expected 3, got nothing"),
+        (json!({ "error": "wrong-header", "offset": 4 }), "offset expected 3, got 4"),
+        (json!({ "error": "wrong-length", "offset": 3 }), "got error \"wrong-length\""),
+        (json!({ "ok": {} }), "expected error \"wrong-header\", got ok"),
+    ] {
+        let err = judge(&answer, &error).unwrap_err();
+        assert!(err.contains(why), "{answer}: {err}");
+    }
+}
