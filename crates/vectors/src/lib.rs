@@ -5,6 +5,9 @@
 //! - [`verify`] replays one vector file against this implementation: every valid case must
 //!   decrypt (or derive, or parse) to the recorded values, every invalid one must be rejected
 //!   with the recorded error;
+//! - [`runner`] drives another implementation, wrapped in an adapter program, through the
+//!   stateless families (the protocol is in `test-vectors/README.md`); [`adapter`] is the
+//!   reference adapter built on this workspace's crates;
 //! - [`fuzz_targets`] holds the body of every fuzz target, so `fuzz/` and the stable test
 //!   suite (which replays the seed corpora) run the same code.
 #![forbid(unsafe_code)]
@@ -15,6 +18,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+pub mod adapter;
 pub mod backup_format;
 pub mod crypt15;
 pub mod fleet_bundle;
@@ -22,6 +26,7 @@ pub mod fuzz_targets;
 pub mod key_encoding;
 pub mod key_schedule;
 pub mod replication;
+pub mod runner;
 pub mod vault;
 
 /// Version of the vector envelope, written into every file.
@@ -120,6 +125,10 @@ pub fn write_all(dir: &Path) -> Result<usize, String> {
 /// licences in its `README.md`): the generator neither writes nor checks it.
 pub const PUBLISHED: &str = "published/";
 
+/// The hand-written guide at the top of the vector directory (the runner's protocol among
+/// others): the generator neither writes nor checks it.
+pub const GUIDE: &str = "README.md";
+
 /// Fails unless `dir` holds exactly the generated files, byte for byte, and every vector
 /// file verifies.
 pub fn check_dir(dir: &Path) -> Result<usize, String> {
@@ -141,8 +150,10 @@ pub fn check_dir(dir: &Path) -> Result<usize, String> {
     }
     let mut extra = Vec::new();
     list_files(dir, dir, &mut extra)?;
-    // `published/` holds vectors copied from their publishers, not generated here.
-    extra.retain(|p| !p.starts_with(PUBLISHED) && !files.iter().any(|f| &f.path == p));
+    // `published/` holds vectors copied from their publishers, not generated here, and the
+    // guide is written by hand.
+    extra
+        .retain(|p| !p.starts_with(PUBLISHED) && p != GUIDE && !files.iter().any(|f| &f.path == p));
     if !extra.is_empty() {
         return Err(format!("files the generator does not write: {extra:?}"));
     }
