@@ -61,6 +61,8 @@ Exit codes:
      while a login is still in flight; run the same command again later
   8  the vault is not trusted: its key bundle does not verify against the pin, TLS with it
      fails, or it asks for a password stretching this client refuses; no password was sent
+  9  the newest backup in the store was made with another key than this client holds (another
+     device rotated the key): nothing was stored; restore here with the current key first
 
 Environment: E2EE_BACKUP_DIR is the client directory when --client-dir is not given.
 E2EE_BACKUP_PASSWORD and E2EE_BACKUP_NEW_PASSWORD give passwords to scripts (automation only;

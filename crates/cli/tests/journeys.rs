@@ -826,3 +826,43 @@ fn a_restore_cut_off_after_the_key_is_known_is_kept_and_resumes() {
     assert_eq!(report["mode"], "key");
     assert_eq!(fs::read(&to).unwrap(), fs::read(w.path("chats.db")).unwrap());
 }
+
+/// Issue 11: after phone A rotates the key, phone B (still holding the old key) does not back
+/// up silently under it, which a restore with the new key would skip: `backup` refuses with
+/// its own exit code (9) and stores nothing, in key mode and in password mode.
+#[test]
+fn a_backup_under_a_key_rotated_elsewhere_is_refused() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let key = w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[])["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    w.ok(&args(&["restore", "--to", "b.db", "--key", &key], &phone(&w, "b", &store)), &[]);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "b")), &[]);
+    w.ok(&args(&["rotate-key"], &on(&w, "a")), &[]);
+    let before = w.objects();
+    let error = w.fails(&args(&["backup", "chats.db"], &on(&w, "b")), &[], 9);
+    assert_eq!(error["code"], "key-rotated-elsewhere", "{error}");
+    assert_eq!(error["retryable"], false, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("restore"), "{error}");
+    assert_eq!(w.objects(), before, "nothing was stored");
+    // Phone A, which holds the new key, backs up as before.
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+
+    // Password mode: the same.
+    let vault = Vault::start(3, 300);
+    let url = vault.url();
+    let store = w.path("pstore").to_string_lossy().into_owned();
+    let pw = w.write("pw", "a fine password");
+    enable_with_password(&w, &vault, &url, "pa", &store, &pw);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "pa")), &[]);
+    let mut restore =
+        args(&["restore", "--to", "pb.db", "--password-file", &pw], &phone(&w, "pb", &store));
+    restore.extend(setup(&vault, &url).map(String::from));
+    w.ok(&restore, &[]);
+    w.ok(&args(&["rotate-key", "--password-file", &pw], &on(&w, "pa")), &[]);
+    let error = w.fails(&args(&["backup", "chats.db"], &on(&w, "pb")), &[], 9);
+    assert_eq!(error["code"], "key-rotated-elsewhere", "{error}");
+}

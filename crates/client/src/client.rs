@@ -680,7 +680,9 @@ impl Client {
         };
         // Strictly after the newest backup, so the newest is the last name even when two
         // backups fall in one second or this device's clock is behind another's.
-        let newest = self.store.list()?.last().and_then(|n| store::object_time(n));
+        let names = self.store.list()?;
+        self.check_newest_key(&names)?;
+        let newest = names.last().and_then(|n| store::object_time(n));
         // What a killed backup left: best effort, the new backup matters more.
         let _ = self.store.remove_stale_staging();
         let time = newest.map_or(self.now(), |t| self.now().max(t.saturating_add(1)));
@@ -689,6 +691,24 @@ impl Client {
         encrypt_into(&key, options, &mut *input, &source_path, &mut upload)?;
         let size = upload.finish()?;
         Ok(BackupInfo { object, size })
+    }
+
+    /// Refuses a backup when the store's newest readable backup was made under a key this
+    /// device does not hold (spec section 5.3): another device rotated the key, and a backup
+    /// under the old key would be skipped by every restore with the new one.
+    fn check_newest_key(&self, names: &[String]) -> Result<()> {
+        for name in names.iter().rev() {
+            let head =
+                self.store.get_range(name, 0..e2ee_backup_format::header::HEADER_LEN as u64)?;
+            // A damaged header says nothing about keys: look at the one before it.
+            let Ok(header) = read_header(&mut &head[..]) else { continue };
+            let key_id = hex::encode(header.key_id.0);
+            if self.keys.get(&key_id).is_some() {
+                return Ok(());
+            }
+            return Err(Error::KeyRotatedElsewhere { object: name.clone(), key_id });
+        }
+        Ok(())
     }
 
     // ----- restoring -----------------------------------------------------------------------
