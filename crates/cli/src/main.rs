@@ -80,6 +80,11 @@ enum Command {
     /// vault behind the password (asked twice without echo); the first time it needs --account,
     /// --vault and --pin (the vault's fleet.pin). The client directory is created if missing,
     /// and kept only if the command succeeds.
+    ///
+    /// On a client that is on already, it switches modes with the same key and keeps every
+    /// backup: --password on a key-mode client seals the key in the vault (give --account,
+    /// --vault and --pin if the client has none), --key on a password-mode client shows the
+    /// 64 digits and deletes the vault's copy (it asks for the current password).
     #[command(after_help = EXIT_CODES)]
     Enable(journeys::EnableArgs),
     /// Encrypt FILE under the backup key and upload it to the backup store as a new backup.

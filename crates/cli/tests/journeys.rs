@@ -441,7 +441,7 @@ fn usage_errors_say_what_to_do() {
     let short = w.write("short.pw", "abc");
     w.ok(&args(&["enable", "--key"], &on(&w, "k")), &[]);
     let error = w.fails(&args(&["enable", "--password-file", &short], &on(&w, "k")), &[], 2);
-    assert_eq!(error["code"], "illegal-state", "key mode cannot enable a password: {error}");
+    assert_eq!(error["code"], "weak-password", "{error}");
     // --key and --password exclude each other (clap's usage error, exit 2).
     let out = w.run(&args(&["restore", "--to", "x", "--key", "--password"], &on(&w, "c")), &[]);
     assert_eq!(out.status.code(), Some(2));
@@ -865,4 +865,53 @@ fn a_backup_under_a_key_rotated_elsewhere_is_refused() {
     w.ok(&args(&["rotate-key", "--password-file", &pw], &on(&w, "pa")), &[]);
     let error = w.fails(&args(&["backup", "chats.db"], &on(&w, "pb")), &[], 9);
     assert_eq!(error["code"], "key-rotated-elsewhere", "{error}");
+}
+
+/// Issue 11: `enable --password` on a key-mode client switches to password mode with the same
+/// key, and `enable --key` on a password-mode client switches back; no backup is deleted, and
+/// each credential restores on a fresh device while it is current.
+#[test]
+fn switching_modes_keeps_every_backup() {
+    let vault = Vault::start(3, 300);
+    let url = vault.url();
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let original = fs::read(w.path("chats.db")).unwrap();
+    // Set up in key mode without an account or a vault.
+    let enabled = w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    let key = enabled["key"].as_str().unwrap().to_owned();
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+
+    let pw = w.write("pw", "a fine password");
+    let mut switch = args(&["enable", "--password-file", &pw], &on(&w, "a"));
+    switch.extend(setup(&vault, &url).map(String::from));
+    let report = w.ok(&switch, &[]);
+    assert_eq!(report["mode"], "password", "{report}");
+    assert_eq!(report["backups"], 1, "{report}");
+    assert_eq!(w.objects(), 1, "no backup was deleted");
+    let status = w.ok(&args(&["status"], &on(&w, "a")), &[]);
+    assert_eq!(status["mode"], "password");
+    assert_eq!(status["keyId"], enabled["keyId"], "the same key");
+    assert_eq!(status["account"], ACCOUNT);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    // A fresh device restores with the password; the digits still open the backups too.
+    let mut restore =
+        args(&["restore", "--to", "c.db", "--password-file", &pw], &phone(&w, "c", &store));
+    restore.extend(setup(&vault, &url).map(String::from));
+    w.ok(&restore, &[]);
+    assert_eq!(fs::read(w.path("c.db")).unwrap(), original);
+    w.ok(&args(&["restore", "--to", "d.db", "--key", &key], &phone(&w, "d", &store)), &[]);
+
+    // Back to key mode: the same digits, the vault's copy deleted, the backups kept.
+    let report = w.ok(&args(&["enable", "--key", "--password-file", &pw], &on(&w, "a")), &[]);
+    assert_eq!(report["mode"], "key", "{report}");
+    assert_eq!(report["key"], key.as_str(), "the same key");
+    assert_eq!(w.objects(), 2, "no backup was deleted");
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    let mut restore =
+        args(&["restore", "--to", "e.db", "--password-file", &pw], &phone(&w, "e", &store));
+    restore.extend(setup(&vault, &url).map(String::from));
+    assert_eq!(w.fails(&restore, &[], 5)["code"], "wrong-password");
+    w.ok(&args(&["restore", "--to", "f.db", "--key", &key], &phone(&w, "f", &store)), &[]);
+    assert_eq!(fs::read(w.path("f.db")).unwrap(), original);
 }

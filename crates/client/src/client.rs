@@ -343,6 +343,27 @@ impl Client {
         Ok(bundle.epoch)
     }
 
+    /// Changes the account, which the vault keeps the sealed key under. Only where the vault
+    /// holds nothing for this device: backups off, or key mode (which never tells the vault),
+    /// with no interrupted operation; so that a key-mode client set up without an account can
+    /// switch to password mode under the right one.
+    pub fn set_account(&mut self, account: &str) -> Result<()> {
+        const OP: &str = "change the account";
+        self.no_journal(OP)?;
+        if !matches!(self.state.mode, Mode::Off | Mode::Key { .. }) {
+            return Err(self.illegal(OP, "the vault keeps the key under the account"));
+        }
+        if account.is_empty() || account.len() > 64 {
+            return Err(Error::IllegalState {
+                operation: OP,
+                state: "the account given is not 1 to 64 bytes",
+                hint: "give 1 to 64 bytes, for example the phone number",
+            });
+        }
+        let account = account.to_owned();
+        self.commit_with(|s| s.account = account)
+    }
+
     // ----- persistence ---------------------------------------------------------------------
 
     fn now(&self) -> u64 {
