@@ -842,6 +842,11 @@ fn restore_in(
     let mut target = args.to.clone();
     let started;
     let mut client;
+    // A restore in place: the key backups were made with until now.
+    let held = prepared.status().and_then(|s| match s.mode {
+        Mode::Key { key_id } | Mode::Password { key_id } => Some(key_id),
+        _ => None,
+    });
     let report = match prepared.status().map(|s| s.mode) {
         Some(Mode::Restoring { target: stored, .. }) => {
             // An interrupted restore finishes with the key it already has: no second login.
@@ -904,12 +909,21 @@ fn restore_in(
             report.skipped_other_key
         ));
     }
+    let now = key_id(&status.mode);
+    let key_changed = held.is_some() && held.as_deref() != now;
+    if let (true, Some(held), Some(now)) = (key_changed, &held, now) {
+        lines.push(format!(
+            "this client's backup key changed from key id {held} to the restored backup's, {now} \
+             (another device rotated it): new backups use it"
+        ));
+    }
     Ok(Report {
         lines,
         json: json!({
             "to": target, "object": report.object, "name": report.name,
             "plaintextBytes": report.bytes, "skippedOtherKey": report.skipped_other_key,
-            "mode": mode_name(&status.mode), "clientDir": dir, "seconds": elapsed.as_secs_f64(),
+            "mode": mode_name(&status.mode), "keyId": now, "keyChanged": key_changed,
+            "clientDir": dir, "seconds": elapsed.as_secs_f64(),
         }),
     })
 }

@@ -90,14 +90,15 @@ enum Command {
     /// Encrypt FILE under the backup key and upload it to the backup store as a new backup.
     #[command(after_help = EXIT_CODES)]
     Backup(journeys::BackupArgs),
-    /// Restore the newest backup into --to FILE on a new device (a fresh client directory),
-    /// with the 64-digit key or the password.
+    /// Restore the newest backup into --to FILE, on a new device (a fresh client directory) or
+    /// in place on the client that makes the backups, with the 64-digit key or the password.
     ///
     /// Give --store with the location the backups were made to. With --password, a fresh
     /// client directory also needs --account, --vault and --pin; a wrong password exits with 5
     /// and says how many attempts are left. Afterwards this client makes backups with the same
     /// key, in the mode used to restore. An interrupted restore is finished by running the same
-    /// command again (no second login).
+    /// command again (no second login). In place, a wrong key changes nothing; the right one
+    /// becomes the key new backups use (after another device rotated it, say).
     #[command(after_help = EXIT_CODES)]
     Restore(journeys::RestoreArgs),
     /// Password mode: replace the password (the backup key and the backups stay as they are).

@@ -915,3 +915,70 @@ fn switching_modes_keeps_every_backup() {
     w.ok(&args(&["restore", "--to", "f.db", "--key", &key], &phone(&w, "f", &store)), &[]);
     assert_eq!(fs::read(w.path("f.db")).unwrap(), original);
 }
+
+/// Issue 11: the device that made a backup restores it in place, with the 64-digit key or the
+/// password; a wrong key changes nothing there. It is also how a device whose key another
+/// device rotated (`key-rotated-elsewhere`) takes the new key and backs up again.
+#[test]
+fn the_device_that_made_a_backup_restores_it_in_place() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let original = fs::read(w.path("chats.db")).unwrap();
+    let enabled = w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    let key = enabled["key"].as_str().unwrap().to_owned();
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    let wrong = "0".repeat(64);
+    let error = w.fails(&args(&["restore", "--to", "x.db", "--key", &wrong], &on(&w, "a")), &[], 3);
+    assert_eq!(error["code"], "wrong-key", "{error}");
+    let status = w.ok(&args(&["status"], &on(&w, "a")), &[]);
+    assert_eq!(status["mode"], "key");
+    assert_eq!(status["keyId"], enabled["keyId"], "a wrong key changes nothing");
+    let report = w.ok(&args(&["restore", "--to", "a.db", "--key", &key], &on(&w, "a")), &[]);
+    assert_eq!(report["mode"], "key", "{report}");
+    assert_eq!(report["keyChanged"], false, "{report}");
+    assert_eq!(fs::read(w.path("a.db")).unwrap(), original);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+
+    // Phone B shares the key; A rotates it; B's backup is refused until B restores in place
+    // with the new digits, and then a fresh device restores B's newest backup.
+    w.ok(&args(&["restore", "--to", "b.db", "--key", &key], &phone(&w, "b", &store)), &[]);
+    let new_key =
+        w.ok(&args(&["rotate-key"], &on(&w, "a")), &[])["key"].as_str().unwrap().to_owned();
+    w.fails(&args(&["backup", "chats.db"], &on(&w, "b")), &[], 9);
+    let restore = args(&["restore", "--to", "b.db", "--force", "--key", &new_key], &on(&w, "b"));
+    let report = w.ok(&restore, &[]);
+    assert_eq!(report["keyChanged"], true, "{report}");
+    let object = w.ok(&args(&["backup", "chats.db"], &on(&w, "b")), &[])["object"].clone();
+    let restore = args(&["restore", "--to", "c.db", "--key", &new_key], &phone(&w, "c", &store));
+    let report = w.ok(&restore, &[]);
+    assert_eq!(report["object"], object, "the fresh device restores B's backup");
+    assert_eq!(report["skippedOtherKey"], 0, "{report}");
+
+    // Password mode: in place with the password; after a rotation elsewhere, the vault gives
+    // the new key.
+    let vault = Vault::start(3, 300);
+    let url = vault.url();
+    let pstore = w.path("pstore").to_string_lossy().into_owned();
+    let pw = w.write("pw", "a fine password");
+    enable_with_password(&w, &vault, &url, "p", &pstore, &pw);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "p")), &[]);
+    let in_place = |name: &str, to: &str| {
+        args(&["restore", "--to", to, "--force", "--password-file", &pw], &on(&w, name))
+    };
+    let report = w.ok(&in_place("p", "p.db"), &[]);
+    assert_eq!(report["mode"], "password", "{report}");
+    assert_eq!(fs::read(w.path("p.db")).unwrap(), original);
+    let mut restore =
+        args(&["restore", "--to", "q.db", "--password-file", &pw], &phone(&w, "q", &pstore));
+    restore.extend(setup(&vault, &url).map(String::from));
+    w.ok(&restore, &[]);
+    w.ok(&args(&["rotate-key", "--password-file", &pw], &on(&w, "p")), &[]);
+    w.fails(&args(&["backup", "chats.db"], &on(&w, "q")), &[], 9);
+    let report = w.ok(&in_place("q", "q.db"), &[]);
+    assert_eq!(report["keyChanged"], true, "{report}");
+    let object = w.ok(&args(&["backup", "chats.db"], &on(&w, "q")), &[])["object"].clone();
+    let mut restore =
+        args(&["restore", "--to", "r.db", "--password-file", &pw], &phone(&w, "r", &pstore));
+    restore.extend(setup(&vault, &url).map(String::from));
+    assert_eq!(w.ok(&restore, &[])["object"], object);
+}

@@ -747,7 +747,17 @@ impl Client {
                 operation,
                 "the vault destroyed the key; restore with the 64-digit key instead",
             )),
-            _ => Err(self.illegal(operation, "backups are on here; restore on a fresh device")),
+            // In place, on the device that makes the backups: the restored backup's key becomes
+            // the one backups are made with (another device may have rotated it, 5.6.3).
+            Mode::Key { key_id } => Ok(Before::Key { key_id: key_id.clone() }),
+            Mode::Password { key_id } if password_mode => {
+                Ok(Before::Password { key_id: key_id.clone() })
+            }
+            Mode::Password { .. } => Err(self
+                .illegal(operation, "restore with the password here, or switch to key mode first")),
+            Mode::Restoring { .. } => {
+                Err(self.illegal(operation, "a restore is in progress; resume it"))
+            }
         }
     }
 
