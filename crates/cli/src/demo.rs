@@ -209,13 +209,12 @@ fn password_journey(
     let pin_text = fs::read_to_string(vault_dir.join(PIN_FILE))
         .map_err(|e| Failure::io("cannot read the demo vault's pin", e))?;
     let pin = FleetPin::parse(&pin_text)?;
-    let store = work.join("cloud").to_string_lossy().into_owned();
+    // One backup store per account, as each phone's cloud folder would be: a backup refuses a
+    // store whose newest backup is under a key it does not hold (spec 5.6.3).
     let phone = |name: &str, account: &str| -> Result<Client, Failure> {
-        let setup = Setup {
-            account: account.to_owned(),
-            store: store.clone(),
-            vault: Some((url.clone(), pin.clone())),
-        };
+        let store = work.join("cloud").join(account).to_string_lossy().into_owned();
+        let setup =
+            Setup { account: account.to_owned(), store, vault: Some((url.clone(), pin.clone())) };
         // The demo vault uses the fast profile, which a client accepts only when told to.
         let options = Options { accept_fast_ksf: true, ..Options::default() };
         Ok(Client::create(&work.join(name), setup, options)?)

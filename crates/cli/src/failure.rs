@@ -15,6 +15,10 @@ pub const EXIT_RETRY_LATER: u8 = 7;
 /// it asks for a stretching profile this client refuses); no password was sent to it.
 pub const EXIT_VAULT_NOT_TRUSTED: u8 = 8;
 
+/// Exit code 9: the store's newest backup was made under a key this client does not hold
+/// (another device rotated the key); nothing was stored.
+pub const EXIT_KEY_ROTATED_ELSEWHERE: u8 = 9;
+
 /// A failed command: a stable code for scripts, a sentence for people, an exit code.
 #[derive(Debug)]
 pub struct Failure {
@@ -162,6 +166,14 @@ impl From<e2ee_backup_client::Error> for Failure {
                 1,
                 " Check the location: to restore, pass --store with the location the backups \
                  were made to; `e2ee-backup set-store` points an existing client elsewhere."
+                    .to_owned(),
+            ),
+            C::KeyRotatedElsewhere { .. } => (
+                EXIT_KEY_ROTATED_ELSEWHERE,
+                " To back up from this client again, restore here with the current key first: \
+                 `e2ee-backup restore --to FILE --password` in password mode (the vault gives \
+                 the new key), or `--key` with the new 64-digit key shown on the device that \
+                 rotated it."
                     .to_owned(),
             ),
             // Its advice is written below, in the command line's words.

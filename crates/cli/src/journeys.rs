@@ -83,12 +83,16 @@ pub struct SetupArgs {
     ArgGroup::new("protection").required(true).multiple(true).args(["key", "password", "password_file"])
 ))]
 pub struct EnableArgs {
-    /// Key mode: draw a backup key and show it once, as 64 digits, for you to write down.
-    #[arg(long, conflicts_with_all = ["password", "password_file"])]
+    /// Key mode: draw a backup key and show it once, as 64 digits, for you to write down. On a
+    /// password-mode client: switch to key mode with the same key (every backup is kept, the
+    /// vault's copy deleted), asking for the current password (or --password-file).
+    #[arg(long, conflicts_with = "password")]
     pub key: bool,
     /// Password mode: draw a backup key and seal it in the vault behind a password, asked
     /// twice without echo (or taken from $E2EE_BACKUP_PASSWORD, for automation). At least 6
-    /// characters. Needs --account, --vault and --pin when the client directory is new.
+    /// characters. Needs --account, --vault and --pin when the client directory is new. On a
+    /// key-mode client: switch to password mode with the same key, keeping every backup (with
+    /// --account, --vault and --pin if it was set up without them).
     #[arg(long)]
     pub password: bool,
     /// Password mode, with the password read from the first line of FILE instead of the
@@ -581,6 +585,9 @@ fn key_warning() -> [&'static str; 3] {
 
 pub fn enable(args: &EnableArgs) -> Result<Report, Failure> {
     let needs = if args.key { Needs::Key } else { Needs::Password };
+    if let Some(report) = switch(args, needs)? {
+        return Ok(report);
+    }
     let (dir, prepared) = prepare(&args.client, &args.setup, needs)?;
     saving_only_on_success(dir, prepared, |dir, prepared| enable_in(args, needs, dir, prepared))
 }
@@ -657,6 +664,120 @@ fn enable_in(
     })
 }
 
+/// `enable --password` on a key-mode client, or `enable --key` on a password-mode one: switches
+/// modes with the same key, keeping every backup (spec 5.3, `switch_to_password` and
+/// `switch_to_key`). `None` when the client directory is not in the mode to switch from.
+fn switch(args: &EnableArgs, needs: Needs) -> Result<Option<Report>, Failure> {
+    let dir = args.client.dir()?;
+    if !dir.join(STATE_FILE).exists() {
+        return Ok(None);
+    }
+    let mut client = Client::open(&dir, args.client.options())?;
+    let status = client.status();
+    match (needs, &status.mode, status.pending) {
+        (Needs::Password, Mode::Key { .. }, None | Some("password registration")) => {
+            switch_to_password(args, client, &dir).map(Some)
+        }
+        (Needs::Key, Mode::Password { .. }, None)
+        | (Needs::Key, Mode::Key { .. }, Some("vault record deletion")) => {
+            check_setup(&status, &args.setup, &dir)?;
+            let password = read_password(
+                args.password_file.as_deref(),
+                PASSWORD_ENV,
+                "Current password: ",
+                false,
+            )?;
+            let shown = client.switch_to_key(&password)?;
+            let status = client.status();
+            let mut lines = vec![
+                "Switched to key mode: the vault's copy of the key is deleted, every backup is \
+                 kept. Your 64-digit backup key:"
+                    .to_owned(),
+                String::new(),
+                format!("    {}", shown.as_str()),
+                String::new(),
+            ];
+            lines.extend(key_warning().map(str::to_owned));
+            Ok(Some(Report {
+                lines,
+                json: json!({
+                    "mode": "key", "switched": true, "key": shown.as_str(),
+                    "keyId": key_id(&status.mode), "clientDir": dir, "account": status.account,
+                    "store": status.store, "backups": backup_count(&client),
+                }),
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Key mode to password mode: the account and vault may be given here (each checked, and saved
+/// even if the registration then fails), the store may not change.
+fn switch_to_password(
+    args: &EnableArgs,
+    mut client: Client,
+    dir: &Path,
+) -> Result<Report, Failure> {
+    let status = client.status();
+    let same_store =
+        SetupArgs { account: None, vault: None, pin: None, store: args.setup.store.clone() };
+    check_setup(&status, &same_store, dir)?;
+    let password =
+        read_password(args.password_file.as_deref(), PASSWORD_ENV, "New backup password: ", true)?;
+    if let Some(account) = &args.setup.account
+        && *account != status.account
+    {
+        client.set_account(account)?;
+    }
+    if let (Some(url), Some(pin)) = (&args.setup.vault, &args.setup.pin) {
+        check_vault_url(url)?;
+        client.set_vault(url, read_pin(pin)?)?;
+    }
+    let status = client.status();
+    if status.vault_url.is_none() {
+        return Err(Failure::usage(
+            "no-vault",
+            "password mode needs a vault: pass --vault URL and --pin FILE (or run `e2ee-backup \
+             set-vault` first)",
+        ));
+    }
+    if status.account == DEFAULT_ACCOUNT && args.setup.account.is_none() {
+        return Err(Failure::usage(
+            "missing-setup",
+            "this client was set up without an account: pass --account ID (the account the \
+             vault keeps the key under)",
+        ));
+    }
+    let started = Instant::now();
+    client.switch_to_password(&password)?;
+    let elapsed = started.elapsed();
+    let status = client.status();
+    Ok(Report {
+        lines: vec![
+            format!(
+                "Switched to password mode with the same backup key: it is sealed in the vault \
+                 at {} for account {} ({elapsed:.2?}); every backup is kept.",
+                status.vault_url.as_deref().unwrap_or("?"),
+                status.account
+            ),
+            "Remember the password: it restores on a new device, as the 64-digit key still \
+             does; each wrong guess counts, and when they run out the vault destroys its copy."
+                .to_owned(),
+        ],
+        json: json!({
+            "mode": "password", "switched": true, "keyId": key_id(&status.mode),
+            "clientDir": dir, "account": status.account, "store": status.store,
+            "vault": status.vault_url, "backups": backup_count(&client),
+            "seconds": elapsed.as_secs_f64(),
+        }),
+    })
+}
+
+/// The number of backups in the client's store, if it lists.
+fn backup_count(client: &Client) -> Option<usize> {
+    client.list_backups().ok().map(|names| names.len())
+}
+
 pub fn backup(args: &BackupArgs) -> Result<Report, Failure> {
     let (mut client, _) = args.client.open()?;
     let name = match &args.name {
@@ -721,6 +842,11 @@ fn restore_in(
     let mut target = args.to.clone();
     let started;
     let mut client;
+    // A restore in place: the key backups were made with until now.
+    let held = prepared.status().and_then(|s| match s.mode {
+        Mode::Key { key_id } | Mode::Password { key_id } => Some(key_id),
+        _ => None,
+    });
     let report = match prepared.status().map(|s| s.mode) {
         Some(Mode::Restoring { target: stored, .. }) => {
             // An interrupted restore finishes with the key it already has: no second login.
@@ -783,12 +909,21 @@ fn restore_in(
             report.skipped_other_key
         ));
     }
+    let now = key_id(&status.mode);
+    let key_changed = held.is_some() && held.as_deref() != now;
+    if let (true, Some(held), Some(now)) = (key_changed, &held, now) {
+        lines.push(format!(
+            "this client's backup key changed from key id {held} to the restored backup's, {now} \
+             (another device rotated it): new backups use it"
+        ));
+    }
     Ok(Report {
         lines,
         json: json!({
             "to": target, "object": report.object, "name": report.name,
             "plaintextBytes": report.bytes, "skippedOtherKey": report.skipped_other_key,
-            "mode": mode_name(&status.mode), "clientDir": dir, "seconds": elapsed.as_secs_f64(),
+            "mode": mode_name(&status.mode), "keyId": now, "keyChanged": key_changed,
+            "clientDir": dir, "seconds": elapsed.as_secs_f64(),
         }),
     })
 }

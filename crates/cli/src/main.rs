@@ -61,6 +61,8 @@ Exit codes:
      while a login is still in flight; run the same command again later
   8  the vault is not trusted: its key bundle does not verify against the pin, TLS with it
      fails, or it asks for a password stretching this client refuses; no password was sent
+  9  the newest backup in the store was made with another key than this client holds (another
+     device rotated the key): nothing was stored; restore here with the current key first
 
 Environment: E2EE_BACKUP_DIR is the client directory when --client-dir is not given.
 E2EE_BACKUP_PASSWORD and E2EE_BACKUP_NEW_PASSWORD give passwords to scripts (automation only;
@@ -78,19 +80,25 @@ enum Command {
     /// vault behind the password (asked twice without echo); the first time it needs --account,
     /// --vault and --pin (the vault's fleet.pin). The client directory is created if missing,
     /// and kept only if the command succeeds.
+    ///
+    /// On a client that is on already, it switches modes with the same key and keeps every
+    /// backup: --password on a key-mode client seals the key in the vault (give --account,
+    /// --vault and --pin if the client has none), --key on a password-mode client shows the
+    /// 64 digits and deletes the vault's copy (it asks for the current password).
     #[command(after_help = EXIT_CODES)]
     Enable(journeys::EnableArgs),
     /// Encrypt FILE under the backup key and upload it to the backup store as a new backup.
     #[command(after_help = EXIT_CODES)]
     Backup(journeys::BackupArgs),
-    /// Restore the newest backup into --to FILE on a new device (a fresh client directory),
-    /// with the 64-digit key or the password.
+    /// Restore the newest backup into --to FILE, on a new device (a fresh client directory) or
+    /// in place on the client that makes the backups, with the 64-digit key or the password.
     ///
     /// Give --store with the location the backups were made to. With --password, a fresh
     /// client directory also needs --account, --vault and --pin; a wrong password exits with 5
     /// and says how many attempts are left. Afterwards this client makes backups with the same
     /// key, in the mode used to restore. An interrupted restore is finished by running the same
-    /// command again (no second login).
+    /// command again (no second login). In place, a wrong key changes nothing; the right one
+    /// becomes the key new backups use (after another device rotated it, say).
     #[command(after_help = EXIT_CODES)]
     Restore(journeys::RestoreArgs),
     /// Password mode: replace the password (the backup key and the backups stay as they are).

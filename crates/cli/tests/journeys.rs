@@ -441,7 +441,7 @@ fn usage_errors_say_what_to_do() {
     let short = w.write("short.pw", "abc");
     w.ok(&args(&["enable", "--key"], &on(&w, "k")), &[]);
     let error = w.fails(&args(&["enable", "--password-file", &short], &on(&w, "k")), &[], 2);
-    assert_eq!(error["code"], "illegal-state", "key mode cannot enable a password: {error}");
+    assert_eq!(error["code"], "weak-password", "{error}");
     // --key and --password exclude each other (clap's usage error, exit 2).
     let out = w.run(&args(&["restore", "--to", "x", "--key", "--password"], &on(&w, "c")), &[]);
     assert_eq!(out.status.code(), Some(2));
@@ -825,4 +825,160 @@ fn a_restore_cut_off_after_the_key_is_known_is_kept_and_resumes() {
     let report = w.ok(&restore, &[]);
     assert_eq!(report["mode"], "key");
     assert_eq!(fs::read(&to).unwrap(), fs::read(w.path("chats.db")).unwrap());
+}
+
+/// Issue 11: after phone A rotates the key, phone B (still holding the old key) does not back
+/// up silently under it, which a restore with the new key would skip: `backup` refuses with
+/// its own exit code (9) and stores nothing, in key mode and in password mode.
+#[test]
+fn a_backup_under_a_key_rotated_elsewhere_is_refused() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let key = w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[])["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    w.ok(&args(&["restore", "--to", "b.db", "--key", &key], &phone(&w, "b", &store)), &[]);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "b")), &[]);
+    w.ok(&args(&["rotate-key"], &on(&w, "a")), &[]);
+    let before = w.objects();
+    let error = w.fails(&args(&["backup", "chats.db"], &on(&w, "b")), &[], 9);
+    assert_eq!(error["code"], "key-rotated-elsewhere", "{error}");
+    assert_eq!(error["retryable"], false, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("restore"), "{error}");
+    assert_eq!(w.objects(), before, "nothing was stored");
+    // Phone A, which holds the new key, backs up as before.
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+
+    // Password mode: the same.
+    let vault = Vault::start(3, 300);
+    let url = vault.url();
+    let store = w.path("pstore").to_string_lossy().into_owned();
+    let pw = w.write("pw", "a fine password");
+    enable_with_password(&w, &vault, &url, "pa", &store, &pw);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "pa")), &[]);
+    let mut restore =
+        args(&["restore", "--to", "pb.db", "--password-file", &pw], &phone(&w, "pb", &store));
+    restore.extend(setup(&vault, &url).map(String::from));
+    w.ok(&restore, &[]);
+    w.ok(&args(&["rotate-key", "--password-file", &pw], &on(&w, "pa")), &[]);
+    let error = w.fails(&args(&["backup", "chats.db"], &on(&w, "pb")), &[], 9);
+    assert_eq!(error["code"], "key-rotated-elsewhere", "{error}");
+}
+
+/// Issue 11: `enable --password` on a key-mode client switches to password mode with the same
+/// key, and `enable --key` on a password-mode client switches back; no backup is deleted, and
+/// each credential restores on a fresh device while it is current.
+#[test]
+fn switching_modes_keeps_every_backup() {
+    let vault = Vault::start(3, 300);
+    let url = vault.url();
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let original = fs::read(w.path("chats.db")).unwrap();
+    // Set up in key mode without an account or a vault.
+    let enabled = w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    let key = enabled["key"].as_str().unwrap().to_owned();
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+
+    let pw = w.write("pw", "a fine password");
+    let mut switch = args(&["enable", "--password-file", &pw], &on(&w, "a"));
+    switch.extend(setup(&vault, &url).map(String::from));
+    let report = w.ok(&switch, &[]);
+    assert_eq!(report["mode"], "password", "{report}");
+    assert_eq!(report["backups"], 1, "{report}");
+    assert_eq!(w.objects(), 1, "no backup was deleted");
+    let status = w.ok(&args(&["status"], &on(&w, "a")), &[]);
+    assert_eq!(status["mode"], "password");
+    assert_eq!(status["keyId"], enabled["keyId"], "the same key");
+    assert_eq!(status["account"], ACCOUNT);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    // A fresh device restores with the password; the digits still open the backups too.
+    let mut restore =
+        args(&["restore", "--to", "c.db", "--password-file", &pw], &phone(&w, "c", &store));
+    restore.extend(setup(&vault, &url).map(String::from));
+    w.ok(&restore, &[]);
+    assert_eq!(fs::read(w.path("c.db")).unwrap(), original);
+    w.ok(&args(&["restore", "--to", "d.db", "--key", &key], &phone(&w, "d", &store)), &[]);
+
+    // Back to key mode: the same digits, the vault's copy deleted, the backups kept.
+    let report = w.ok(&args(&["enable", "--key", "--password-file", &pw], &on(&w, "a")), &[]);
+    assert_eq!(report["mode"], "key", "{report}");
+    assert_eq!(report["key"], key.as_str(), "the same key");
+    assert_eq!(w.objects(), 2, "no backup was deleted");
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    let mut restore =
+        args(&["restore", "--to", "e.db", "--password-file", &pw], &phone(&w, "e", &store));
+    restore.extend(setup(&vault, &url).map(String::from));
+    assert_eq!(w.fails(&restore, &[], 5)["code"], "wrong-password");
+    w.ok(&args(&["restore", "--to", "f.db", "--key", &key], &phone(&w, "f", &store)), &[]);
+    assert_eq!(fs::read(w.path("f.db")).unwrap(), original);
+}
+
+/// Issue 11: the device that made a backup restores it in place, with the 64-digit key or the
+/// password; a wrong key changes nothing there. It is also how a device whose key another
+/// device rotated (`key-rotated-elsewhere`) takes the new key and backs up again.
+#[test]
+fn the_device_that_made_a_backup_restores_it_in_place() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let original = fs::read(w.path("chats.db")).unwrap();
+    let enabled = w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    let key = enabled["key"].as_str().unwrap().to_owned();
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+    let wrong = "0".repeat(64);
+    let error = w.fails(&args(&["restore", "--to", "x.db", "--key", &wrong], &on(&w, "a")), &[], 3);
+    assert_eq!(error["code"], "wrong-key", "{error}");
+    let status = w.ok(&args(&["status"], &on(&w, "a")), &[]);
+    assert_eq!(status["mode"], "key");
+    assert_eq!(status["keyId"], enabled["keyId"], "a wrong key changes nothing");
+    let report = w.ok(&args(&["restore", "--to", "a.db", "--key", &key], &on(&w, "a")), &[]);
+    assert_eq!(report["mode"], "key", "{report}");
+    assert_eq!(report["keyChanged"], false, "{report}");
+    assert_eq!(fs::read(w.path("a.db")).unwrap(), original);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
+
+    // Phone B shares the key; A rotates it; B's backup is refused until B restores in place
+    // with the new digits, and then a fresh device restores B's newest backup.
+    w.ok(&args(&["restore", "--to", "b.db", "--key", &key], &phone(&w, "b", &store)), &[]);
+    let new_key =
+        w.ok(&args(&["rotate-key"], &on(&w, "a")), &[])["key"].as_str().unwrap().to_owned();
+    w.fails(&args(&["backup", "chats.db"], &on(&w, "b")), &[], 9);
+    let restore = args(&["restore", "--to", "b.db", "--force", "--key", &new_key], &on(&w, "b"));
+    let report = w.ok(&restore, &[]);
+    assert_eq!(report["keyChanged"], true, "{report}");
+    let object = w.ok(&args(&["backup", "chats.db"], &on(&w, "b")), &[])["object"].clone();
+    let restore = args(&["restore", "--to", "c.db", "--key", &new_key], &phone(&w, "c", &store));
+    let report = w.ok(&restore, &[]);
+    assert_eq!(report["object"], object, "the fresh device restores B's backup");
+    assert_eq!(report["skippedOtherKey"], 0, "{report}");
+
+    // Password mode: in place with the password; after a rotation elsewhere, the vault gives
+    // the new key.
+    let vault = Vault::start(3, 300);
+    let url = vault.url();
+    let pstore = w.path("pstore").to_string_lossy().into_owned();
+    let pw = w.write("pw", "a fine password");
+    enable_with_password(&w, &vault, &url, "p", &pstore, &pw);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "p")), &[]);
+    let in_place = |name: &str, to: &str| {
+        args(&["restore", "--to", to, "--force", "--password-file", &pw], &on(&w, name))
+    };
+    let report = w.ok(&in_place("p", "p.db"), &[]);
+    assert_eq!(report["mode"], "password", "{report}");
+    assert_eq!(fs::read(w.path("p.db")).unwrap(), original);
+    let mut restore =
+        args(&["restore", "--to", "q.db", "--password-file", &pw], &phone(&w, "q", &pstore));
+    restore.extend(setup(&vault, &url).map(String::from));
+    w.ok(&restore, &[]);
+    w.ok(&args(&["rotate-key", "--password-file", &pw], &on(&w, "p")), &[]);
+    w.fails(&args(&["backup", "chats.db"], &on(&w, "q")), &[], 9);
+    let report = w.ok(&in_place("q", "q.db"), &[]);
+    assert_eq!(report["keyChanged"], true, "{report}");
+    let object = w.ok(&args(&["backup", "chats.db"], &on(&w, "q")), &[])["object"].clone();
+    let mut restore =
+        args(&["restore", "--to", "r.db", "--password-file", &pw], &phone(&w, "r", &pstore));
+    restore.extend(setup(&vault, &url).map(String::from));
+    assert_eq!(w.ok(&restore, &[])["object"], object);
 }

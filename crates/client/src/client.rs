@@ -343,6 +343,27 @@ impl Client {
         Ok(bundle.epoch)
     }
 
+    /// Changes the account, which the vault keeps the sealed key under. Only where the vault
+    /// holds nothing for this device: backups off, or key mode (which never tells the vault),
+    /// with no interrupted operation; so that a key-mode client set up without an account can
+    /// switch to password mode under the right one.
+    pub fn set_account(&mut self, account: &str) -> Result<()> {
+        const OP: &str = "change the account";
+        self.no_journal(OP)?;
+        if !matches!(self.state.mode, Mode::Off | Mode::Key { .. }) {
+            return Err(self.illegal(OP, "the vault keeps the key under the account"));
+        }
+        if account.is_empty() || account.len() > 64 {
+            return Err(Error::IllegalState {
+                operation: OP,
+                state: "the account given is not 1 to 64 bytes",
+                hint: "give 1 to 64 bytes, for example the phone number",
+            });
+        }
+        let account = account.to_owned();
+        self.commit_with(|s| s.account = account)
+    }
+
     // ----- persistence ---------------------------------------------------------------------
 
     fn now(&self) -> u64 {
@@ -680,7 +701,9 @@ impl Client {
         };
         // Strictly after the newest backup, so the newest is the last name even when two
         // backups fall in one second or this device's clock is behind another's.
-        let newest = self.store.list()?.last().and_then(|n| store::object_time(n));
+        let names = self.store.list()?;
+        self.check_newest_key(&names)?;
+        let newest = names.last().and_then(|n| store::object_time(n));
         // What a killed backup left: best effort, the new backup matters more.
         let _ = self.store.remove_stale_staging();
         let time = newest.map_or(self.now(), |t| self.now().max(t.saturating_add(1)));
@@ -689,6 +712,24 @@ impl Client {
         encrypt_into(&key, options, &mut *input, &source_path, &mut upload)?;
         let size = upload.finish()?;
         Ok(BackupInfo { object, size })
+    }
+
+    /// Refuses a backup when the store's newest readable backup was made under a key this
+    /// device does not hold (spec section 5.3): another device rotated the key, and a backup
+    /// under the old key would be skipped by every restore with the new one.
+    fn check_newest_key(&self, names: &[String]) -> Result<()> {
+        for name in names.iter().rev() {
+            let head =
+                self.store.get_range(name, 0..e2ee_backup_format::header::HEADER_LEN as u64)?;
+            // A damaged header says nothing about keys: look at the one before it.
+            let Ok(header) = read_header(&mut &head[..]) else { continue };
+            let key_id = hex::encode(header.key_id.0);
+            if self.keys.get(&key_id).is_some() {
+                return Ok(());
+            }
+            return Err(Error::KeyRotatedElsewhere { object: name.clone(), key_id });
+        }
+        Ok(())
     }
 
     // ----- restoring -----------------------------------------------------------------------
@@ -706,7 +747,17 @@ impl Client {
                 operation,
                 "the vault destroyed the key; restore with the 64-digit key instead",
             )),
-            _ => Err(self.illegal(operation, "backups are on here; restore on a fresh device")),
+            // In place, on the device that makes the backups: the restored backup's key becomes
+            // the one backups are made with (another device may have rotated it, 5.6.3).
+            Mode::Key { key_id } => Ok(Before::Key { key_id: key_id.clone() }),
+            Mode::Password { key_id } if password_mode => {
+                Ok(Before::Password { key_id: key_id.clone() })
+            }
+            Mode::Password { .. } => Err(self
+                .illegal(operation, "restore with the password here, or switch to key mode first")),
+            Mode::Restoring { .. } => {
+                Err(self.illegal(operation, "a restore is in progress; resume it"))
+            }
         }
     }
 

@@ -143,6 +143,22 @@ pub enum Error {
     /// pinned one, or someone tampered with its keys.
     #[error("the vault's fleet key bundle is rejected: {0}; do not send it a password")]
     FleetBundle(#[from] FleetError),
+    /// The store's newest backup was made under a key this device does not hold: another
+    /// device rotated the key (or backs up to this store under a key of its own). A backup
+    /// under this device's key would be skipped by every restore with the current key, so none
+    /// is made.
+    #[error(
+        "the newest backup in the store ({object}) was made with another backup key (key id \
+         {key_id}) than this device holds: another device rotated the key, or backs up to this \
+         store under its own key. Nothing was stored: a backup under this device's key would be \
+         skipped by a restore with the current key"
+    )]
+    KeyRotatedElsewhere {
+        /// The newest backup.
+        object: String,
+        /// The identifier of the key it was made with (public, section 2.3).
+        key_id: String,
+    },
     /// Password mode needs a vault, and none is configured.
     #[error("no vault is configured for this client; configure a vault URL and fleet pin")]
     NoVault,
@@ -233,6 +249,7 @@ impl Error {
             Error::Vault(_) => "vault-protocol",
             Error::VaultKeyMismatch => "vault-key-mismatch",
             Error::FleetBundle(_) => "fleet-bundle-rejected",
+            Error::KeyRotatedElsewhere { .. } => "key-rotated-elsewhere",
             Error::NoVault => "no-vault",
             Error::Pin { .. } => "invalid-pin",
             Error::Store { .. } => "store",

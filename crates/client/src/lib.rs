@@ -19,7 +19,8 @@
 //! * **BackupsOff**: no key. **KeyMode**: K held locally; the user was shown the 64-digit key.
 //!   **PasswordMode**: K held locally and sealed in the vault under the account. **Restoring**:
 //!   K known, the newest backup not yet written; persisted so a crash mid-restore is visible
-//!   and resumable without a second login. **LockedOut**: the vault destroyed its copy of K;
+//!   and resumable without a second login. A restore may also start in KeyMode or PasswordMode
+//!   (in place, on the device that makes the backups): the restored backup's key becomes K. **LockedOut**: the vault destroyed its copy of K;
 //!   password restore is impossible, key mode or starting over remain.
 //! * Every operation checks the mode and the journal and returns [`Error::IllegalState`] or
 //!   [`Error::PendingOperation`] when it does not apply.

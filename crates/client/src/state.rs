@@ -121,6 +121,16 @@ pub enum Before {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key_id: Option<String>,
     },
+    /// Key mode: a restore on the device that makes the backups.
+    Key {
+        /// The key backups were made with.
+        key_id: String,
+    },
+    /// Password mode: a restore on the device that makes the backups.
+    Password {
+        /// The key backups were made with.
+        key_id: String,
+    },
 }
 
 impl Before {
@@ -129,6 +139,8 @@ impl Before {
         match self {
             Before::Off => Mode::Off,
             Before::LockedOut { key_id } => Mode::LockedOut { key_id: key_id.clone() },
+            Before::Key { key_id } => Mode::Key { key_id: key_id.clone() },
+            Before::Password { key_id } => Mode::Password { key_id: key_id.clone() },
         }
     }
 }
@@ -204,8 +216,11 @@ impl State {
             Mode::LockedOut { key_id: Some(key_id) } => ids.push(key_id.as_str()),
             Mode::Restoring { key_id, before, .. } => {
                 ids.push(key_id.as_str());
-                if let Before::LockedOut { key_id: Some(old) } = before {
-                    ids.push(old.as_str());
+                match before {
+                    Before::LockedOut { key_id: Some(old) }
+                    | Before::Key { key_id: old }
+                    | Before::Password { key_id: old } => ids.push(old.as_str()),
+                    Before::Off | Before::LockedOut { key_id: None } => {}
                 }
             }
         }

@@ -267,8 +267,11 @@ fn illegal_transitions_are_typed_errors() {
     phone.enable_with_key().unwrap();
     assert!(illegal(phone.enable_with_key().map(drop)));
     assert!(illegal(phone.enable_with_password("a")));
-    assert!(illegal(phone.restore_with_key(&"0".repeat(64), &w.target("x")).map(drop)));
-    assert!(illegal(phone.restore_with_password("a", &w.target("x")).map(drop)));
+    // A restore in place is allowed (issue 11); with nothing to restore, nothing changes.
+    let on = phone.status();
+    let err = phone.restore_with_key(&"0".repeat(64), &w.target("x")).unwrap_err();
+    assert!(matches!(err, Error::NoBackupFound { .. }), "{err}");
+    assert_eq!(phone.status(), on);
     assert!(illegal(phone.change_password("a", "b")));
     assert!(illegal(phone.switch_to_key("a").map(drop)));
     let e = phone.enable_with_key().unwrap_err();
@@ -534,4 +537,64 @@ fn set_store_and_set_vault_check_before_they_save() {
     let err = other_phone.set_vault("http://vault.example", rogue).unwrap_err();
     assert!(matches!(err, Error::IllegalState { .. }), "{err}");
     other_phone.set_vault("http://moved.example", w.fleet.pin.clone()).unwrap();
+}
+
+/// Issue 11: a device whose key another device rotated refuses to back up under the old key,
+/// and takes the new key by a restore in place. That restore, stopped at every step and
+/// reopened, keeps the old key until it ends (a crash never leaves the device without a key
+/// its state names); run again, it finishes, and the device's next backup is the one a fresh
+/// device restores with the new digits.
+#[test]
+fn an_in_place_restore_after_a_rotation_elsewhere_survives_crashes() {
+    use e2ee_backup_client::faults::FailAt;
+    for step in 0..64 {
+        let w = World::new(10);
+        let mut a = w.client("a");
+        let shown = a.enable_with_key().unwrap();
+        a.create_backup(Source::Bytes(b"chats"), "db").unwrap();
+        let mut b = w.client("b");
+        b.restore_with_key(&shown, &w.target("b")).unwrap();
+        let Mode::Key { key_id: old_id } = b.status().mode else { panic!("not in key mode") };
+        let new = a.rotate_key(None).unwrap().digits;
+        let before = w.objects();
+        let err = b.create_backup(Source::Bytes(b"b's chats"), "db").unwrap_err();
+        assert_eq!(err.code(), "key-rotated-elsewhere", "{err}");
+        assert_eq!(w.objects(), before, "nothing was stored");
+        drop(b);
+
+        let faults = Arc::new(FailAt::new(step));
+        let mut b = w.client_with("b", faults.clone());
+        let result = b.restore_with_key(&new, &w.target("b2"));
+        let fired = faults.fired();
+        if !fired {
+            result.unwrap();
+        }
+        drop(b);
+        let mut b = w.client("b");
+        // Reopening checked that the keystore holds every key the state names.
+        match b.status().mode {
+            Mode::Restoring { .. } => {
+                assert_eq!(keystore_keys(&w.device("b")).len(), 2, "step {step}: the old key kept")
+            }
+            Mode::Key { key_id } if key_id == old_id => {
+                assert!(fired, "step {step}: the restore ran through without taking the key")
+            }
+            Mode::Key { .. } => {}
+            other => panic!("step {step}: {other:?}"),
+        }
+        if fired {
+            b.restore_with_key(&new, &w.target("b2")).unwrap();
+        }
+        assert_eq!(std::fs::read(w.target("b2")).unwrap(), b"chats", "step {step}");
+        let info = b.create_backup(Source::Bytes(b"b's chats"), "db").unwrap();
+        let mut fresh = w.client("fresh");
+        let report = fresh.restore_with_key(&new, &w.target("fresh")).unwrap();
+        assert_eq!(report.object, info.object, "step {step}");
+        assert_eq!(restored(&w, "fresh"), b"b's chats");
+        if !fired {
+            assert!(step > 0, "the restore has steps");
+            return;
+        }
+    }
+    panic!("the restore never ran through");
 }
