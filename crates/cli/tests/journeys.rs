@@ -136,6 +136,14 @@ fn args(head: &[&str], tail: &[String]) -> Vec<String> {
     head.iter().map(|a| a.to_string()).chain(tail.iter().cloned()).collect()
 }
 
+/// `enable --key` for phone `name` of `w` on `store`; the 64 digits it shows.
+fn enable_with_key(w: &World, name: &str, store: &str) -> String {
+    w.ok(&args(&["enable", "--key"], &phone(w, name, store)), &[])["key"]
+        .as_str()
+        .expect("enable --key shows the key")
+        .to_owned()
+}
+
 /// `enable --password-file PW` for phone `name` of `w` on `store`, with `vault` at `url`; the
 /// arguments it ran with.
 fn enable_with_password(
@@ -559,10 +567,7 @@ fn a_wrong_vault_on_first_use_saves_nothing_and_the_right_one_works() {
 fn restore_from_a_missing_store_names_it_and_creates_nothing() {
     let w = World::new();
     let store = w.path("store").to_string_lossy().into_owned();
-    let key = w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[])["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = enable_with_key(&w, "a", &store);
     w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
 
     let typo = w.path("stroe").to_string_lossy().into_owned();
@@ -809,10 +814,7 @@ fn an_empty_backup_needs_allow_empty() {
 fn a_restore_cut_off_after_the_key_is_known_is_kept_and_resumes() {
     let w = World::new();
     let store = w.path("store").to_string_lossy().into_owned();
-    let key = w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[])["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = enable_with_key(&w, "a", &store);
     w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
     // The target's folder cannot be made: a file stands in its way.
     w.write("blocker", "");
@@ -834,10 +836,7 @@ fn a_restore_cut_off_after_the_key_is_known_is_kept_and_resumes() {
 fn a_backup_under_a_key_rotated_elsewhere_is_refused() {
     let w = World::new();
     let store = w.path("store").to_string_lossy().into_owned();
-    let key = w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[])["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = enable_with_key(&w, "a", &store);
     w.ok(&args(&["backup", "chats.db"], &on(&w, "a")), &[]);
     w.ok(&args(&["restore", "--to", "b.db", "--key", &key], &phone(&w, "b", &store)), &[]);
     w.ok(&args(&["backup", "chats.db"], &on(&w, "b")), &[]);
