@@ -22,8 +22,39 @@ use e2ee_backup_vault_server::{InitOptions, RunningServer, ServerConfig, load};
 #[derive(Parser)]
 #[command(name = "e2ee-backup-vault", version, max_term_width = 100)]
 struct Cli {
+    /// Print one JSON object on standard output instead of text, for `init`, `bundle` and
+    /// `member`: `{"ok": true, ...}`, or `{"ok": false, "error": {"code", "message",
+    /// "retryable"}}` (a usage error included, code `usage`).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Why a command failed: a stable code for scripts, and whether running it again later may
+/// succeed.
+struct Failure {
+    code: &'static str,
+    message: String,
+    retryable: bool,
+}
+
+impl Failure {
+    fn new(code: &'static str, message: impl std::fmt::Display) -> Self {
+        Self { code, message: message.to_string(), retryable: false }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self::new("failed", message)
+    }
+}
+
+/// What a command reports: text for people, JSON for scripts.
+struct Report {
+    text: String,
+    json: serde_json::Value,
 }
 
 #[derive(Subcommand)]
@@ -235,34 +266,47 @@ enum MemberAction {
     },
 }
 
-fn member(action: MemberAction) -> Result<(), String> {
+fn member(action: MemberAction) -> Result<Report, Failure> {
     use e2ee_backup_vault_server::members;
     let runtime = || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the runtime: {e}"))
+            .map_err(|e| Failure::new("runtime", format!("cannot start the runtime: {e}")))
     };
-    match action {
+    // Not marked retryable: a fleet without a leader may answer later, a directory that is
+    // not a replica never will, and the members module does not tell them apart yet.
+    let changed = |e: String| Failure::new("member-change-failed", e);
+    Ok(match action {
         MemberAction::Prepare { from, data_dir, node_id, api, peer } => {
-            members::prepare(&from, &data_dir, node_id, api, peer).map_err(|e| e.to_string())?;
-            println!(
-                "prepared replica {node_id} in {}; start it with `serve --data-dir {}`, then \
-                 `member add`",
-                data_dir.display(),
-                data_dir.display()
-            );
+            members::prepare(&from, &data_dir, node_id, api, peer)
+                .map_err(|e| Failure::new("member-prepare-failed", e))?;
+            Report {
+                text: format!(
+                    "prepared replica {node_id} in {}; start it with `serve --data-dir {}`, \
+                     then `member add`",
+                    data_dir.display(),
+                    data_dir.display()
+                ),
+                json: serde_json::json!({ "nodeId": node_id, "dataDir": data_dir }),
+            }
         }
         MemberAction::Add { data_dir, via } => {
-            let voters = runtime()?.block_on(members::add(&data_dir, &via))?;
-            println!("added; the voters are now {voters:?}");
+            let voters = runtime()?.block_on(members::add(&data_dir, &via)).map_err(changed)?;
+            Report {
+                text: format!("added; the voters are now {voters:?}"),
+                json: serde_json::json!({ "voters": voters }),
+            }
         }
         MemberAction::Remove { data_dir, node_id, via } => {
-            let voters = runtime()?.block_on(members::remove(&data_dir, node_id, &via))?;
-            println!("removed node {node_id}; the voters are now {voters:?}");
+            let voters =
+                runtime()?.block_on(members::remove(&data_dir, node_id, &via)).map_err(changed)?;
+            Report {
+                text: format!("removed node {node_id}; the voters are now {voters:?}"),
+                json: serde_json::json!({ "removed": node_id, "voters": voters }),
+            }
         }
-    }
-    Ok(())
+    })
 }
 
 fn init_logs() {
@@ -422,8 +466,9 @@ impl Watch {
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    match cli.command {
+/// Runs a command; `Ok(None)` for the long-running ones, which print as they go.
+fn run(command: Command) -> Result<Option<Report>, Failure> {
+    match command {
         Command::Init {
             data_dir,
             fleet_id,
@@ -448,19 +493,30 @@ fn run(cli: Cli) -> Result<(), String> {
                 peer_listen,
                 peer_tls,
             };
-            let report = e2ee_backup_vault_server::init(&options).map_err(|e| e.to_string())?;
+            let report = e2ee_backup_vault_server::init(&options)
+                .map_err(|e| Failure::new("init-failed", e))?;
+            let mut text = String::new();
             for file in &report.files {
-                println!("wrote {}", file.display());
+                text.push_str(&format!("wrote {}\n", file.display()));
             }
-            println!("fleet pin (give it to clients):\n{}", report.pin.render());
-            println!(
+            text.push_str(&format!("fleet pin (give it to clients):\n{}\n", report.pin.render()));
+            let authority = options.data_dir.join(AUTHORITY_FILE);
+            text.push_str(&format!(
                 "Move {} offline in production: it signs fleet key bundles.",
-                options.data_dir.join(AUTHORITY_FILE).display()
-            );
+                authority.display()
+            ));
             if ksf == KsfName::Fast {
-                println!("WARNING: --ksf fast is for tests and demos only.");
+                text.push_str("\nWARNING: --ksf fast is for tests and demos only.");
             }
-            Ok(())
+            let json = serde_json::json!({
+                "files": report.files,
+                "pin": report.pin.render(),
+                "fleetId": options.fleet_id,
+                "authorityKey": authority,
+                "bundleNotAfter": report.bundle_not_after,
+                "ksf": format!("{ksf:?}").to_lowercase(),
+            });
+            Ok(Some(Report { text, json }))
         }
         Command::Cluster { dir, replicas, fleet_id, ksf, listen, peer_listen } => {
             let options = InitOptions {
@@ -470,28 +526,34 @@ fn run(cli: Cli) -> Result<(), String> {
                 peer_listen,
                 ..InitOptions::new(&dir, fleet_id)
             };
-            run_cluster(&options)
+            run_cluster(&options)?;
+            Ok(None)
         }
         Command::Serve { data_dir, config, listen } => {
             init_logs();
-            serve(data_dir, config, listen)
+            serve(data_dir, config, listen)?;
+            Ok(None)
         }
-        Command::Member { action } => member(action),
+        Command::Member { action } => member(action).map(Some),
         Command::Bundle { data_dir, authority_key, days } => {
             let authority_key = authority_key.unwrap_or_else(|| data_dir.join(AUTHORITY_FILE));
             let (epoch, not_after) =
                 e2ee_backup_vault_server::files::resign_bundle(&data_dir, &authority_key, days)
-                    .map_err(|e| e.to_string())?;
-            println!("signed fleet key bundle epoch {epoch}, valid until {not_after} (unix)");
-            Ok(())
+                    .map_err(|e| Failure::new("bundle-failed", e))?;
+            Ok(Some(Report {
+                text: format!(
+                    "signed fleet key bundle epoch {epoch}, valid until {not_after} (unix)"
+                ),
+                json: serde_json::json!({ "epoch": epoch, "notAfter": not_after }),
+            }))
         }
         Command::Load { url, pin, clients, seconds, in_process_seconds } => {
             let pin = FleetPin::read(&pin).map_err(|e| e.to_string())?;
             let options =
                 load::LoadOptions { url, pin: pin.0, clients, seconds, in_process_seconds };
-            let report = load::run(&options).map_err(|e| e.to_string())?;
+            let report = load::run(&options).map_err(|e| Failure::new("load-failed", e))?;
             println!("{report}");
-            Ok(())
+            Ok(None)
         }
         Command::BenchFleet { replicas, clients, seconds, dir } => {
             let exe =
@@ -499,16 +561,50 @@ fn run(cli: Cli) -> Result<(), String> {
             let options = load::BenchFleetOptions { exe, replicas, clients, seconds, dir };
             let report = load::bench_fleet(&options)?;
             println!("{report}");
-            Ok(())
+            Ok(None)
         }
     }
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("e2ee-backup-vault: {message}");
+    let wants_json = std::env::args_os().any(|a| a == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if wants_json && e.use_stderr() => {
+            let error = serde_json::json!({
+                "code": "usage",
+                "message": e.to_string().trim_end(),
+                "retryable": false,
+            });
+            println!("{}", serde_json::json!({ "ok": false, "error": error }));
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
+    let json = cli.json;
+    match run(cli.command) {
+        Ok(Some(report)) if json => {
+            let mut object = report.json;
+            object["ok"] = serde_json::Value::Bool(true);
+            println!("{object}");
+            ExitCode::SUCCESS
+        }
+        Ok(Some(report)) => {
+            println!("{}", report.text);
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(failure) if json => {
+            let error = serde_json::json!({
+                "code": failure.code,
+                "message": failure.message,
+                "retryable": failure.retryable,
+            });
+            println!("{}", serde_json::json!({ "ok": false, "error": error }));
+            ExitCode::FAILURE
+        }
+        Err(failure) => {
+            eprintln!("e2ee-backup-vault: {}", failure.message);
             ExitCode::FAILURE
         }
     }
