@@ -252,6 +252,7 @@ impl ClientArgs {
         Options {
             accept_fast_ksf: self.accept_fast_ksf,
             store_options: cloud_store_options(),
+            on_retry: Some(crate::output::retry_notice()),
             ..Options::default()
         }
     }

@@ -423,6 +423,7 @@ fn main() -> ExitCode {
         },
         quiet: cli.quiet,
     };
+    output::QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
     let outcome = match cli.command {
         Command::Completions { shell } => completions(shell),
         Command::Man { dir } => man(dir.as_deref()),

@@ -11,6 +11,22 @@ use serde_json::Value;
 
 use crate::failure::Failure;
 
+/// `--quiet`, for what prints status lines outside a report (the vault's retry notices).
+pub static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Tells the user that a vault request that did nothing is tried again (issue 11), on
+/// standard error, unless `--quiet`.
+pub fn retry_notice() -> e2ee_backup_client::RetryNotice {
+    std::sync::Arc::new(|attempt, of, wait, why| {
+        if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!(
+                "e2ee-backup: the vault did nothing ({why}); retrying ({attempt}/{of}) in {:.2} s",
+                wait.as_secs_f64()
+            );
+        }
+    })
+}
+
 /// What a successful command prints: lines for people, one JSON object for scripts.
 pub struct Report {
     pub lines: Vec<String>,

@@ -27,7 +27,7 @@ use crate::state::{
     VaultSettings, key_id_hex, sync_dir,
 };
 use crate::store::{self, BackupStore, Download, Upload};
-use crate::transport::{HttpTransport, VaultTransport};
+use crate::transport::{HttpTransport, RetryNotice, RetryPolicy, VaultTransport};
 
 /// What a new client is set up with.
 #[derive(Debug, Clone)]
@@ -57,6 +57,10 @@ pub struct Options {
     /// The part size of uploads, which bounds the memory an upload buffers
     /// ([`store::DEFAULT_PART_SIZE`]; at least [`store::MIN_PART_SIZE`]).
     pub part_size: usize,
+    /// How the HTTP transport retries a vault request that did nothing ([`RetryPolicy`]).
+    pub retry: RetryPolicy,
+    /// Told before each such retry (the CLI prints "retrying (2/5)").
+    pub on_retry: Option<RetryNotice>,
 }
 
 impl Default for Options {
@@ -69,6 +73,8 @@ impl Default for Options {
             now: None,
             accept_fast_ksf: false,
             part_size: store::DEFAULT_PART_SIZE,
+            retry: RetryPolicy::default(),
+            on_retry: None,
         }
     }
 }
@@ -171,6 +177,8 @@ pub struct Client {
     faults: Arc<dyn FaultInjector>,
     now: Option<u64>,
     accept_fast_ksf: bool,
+    retry: RetryPolicy,
+    on_retry: Option<RetryNotice>,
 }
 
 impl std::fmt::Debug for Client {
@@ -254,6 +262,8 @@ impl Client {
             faults: options.faults,
             now: options.now,
             accept_fast_ksf: options.accept_fast_ksf,
+            retry: options.retry,
+            on_retry: options.on_retry,
         })
     }
 
@@ -321,7 +331,7 @@ impl Client {
             });
         }
         // Built for the URL's check even when a transport was injected (tests).
-        let mut http = HttpTransport::new(url)?;
+        let mut http = self.http_transport(url)?;
         self.check("vault fleet-bundle")?;
         let signed = if self.transport_injected {
             self.transport.as_mut().ok_or(Error::NoVault)?.fleet_bundle()?
@@ -413,10 +423,14 @@ impl Client {
 
     // ----- vault ---------------------------------------------------------------------------
 
+    fn http_transport(&self, url: &str) -> Result<HttpTransport> {
+        Ok(HttpTransport::new(url)?.with_retry(self.retry, self.on_retry.clone()))
+    }
+
     fn transport(&mut self) -> Result<&mut Box<dyn VaultTransport>> {
         if self.transport.is_none() {
             let url = self.state.vault.as_ref().ok_or(Error::NoVault)?.url.clone();
-            self.transport = Some(Box::new(HttpTransport::new(&url)?));
+            self.transport = Some(Box::new(self.http_transport(&url)?));
         }
         self.transport.as_mut().ok_or(Error::NoVault)
     }

@@ -72,4 +72,6 @@ pub use client::{
 pub use error::{Error, Result};
 pub use pin::FleetPin;
 pub use state::{Mode, RestoredMode};
-pub use transport::{HttpTransport, MemoryFleet, MemoryTransport, VaultTransport};
+pub use transport::{
+    HttpTransport, MemoryFleet, MemoryTransport, RetryNotice, RetryPolicy, VaultTransport,
+};

@@ -31,12 +31,44 @@ pub trait VaultTransport: Send {
 /// bundle at most 743; an error body is small.
 const MAX_ANSWER: usize = 64 * 1024;
 
+/// How [`HttpTransport`] tries again a request the vault did not take (spec section 5.3):
+/// only when nothing was done, that is when no connection was made, or the vault answered
+/// `503` with `no-leader`, `busy` or `storage` (each says nothing was done or sent). A request
+/// that may have been applied (`unconfirmed`, a time-out, a cut answer) is never retried here:
+/// the caller decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included (1: no retry).
+    pub attempts: u32,
+    /// The wait before the second try; it doubles for each next one.
+    pub first_delay: Duration,
+    /// The longest wait between two tries.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Five tries over about four seconds: 0.25, 0.5, 1 and 2 s between them.
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            first_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Told before each retry: the try about to run (2 for the first retry), the tries in all, the
+/// wait before it, and why the last one did nothing.
+pub type RetryNotice = Arc<dyn Fn(u32, u32, Duration, &str) + Send + Sync>;
+
 /// The HTTP binding of spec section 4.15, over `reqwest` (HTTP/1.1; `https` with rustls and
 /// the platform's trust store).
 pub struct HttpTransport {
     base: url::Url,
     http: reqwest::Client,
     runtime: Runtime,
+    retry: RetryPolicy,
+    notice: Option<RetryNotice>,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -73,31 +105,68 @@ impl HttpTransport {
             .enable_all()
             .build()
             .map_err(|e| Error::VaultUnreachable { detail: format!("no runtime: {e}") })?;
-        Ok(Self { base, http, runtime })
+        Ok(Self { base, http, runtime, retry: RetryPolicy::default(), notice: None })
     }
 
+    /// Retries by `policy`, telling `notice` (if any) before each retry.
+    pub fn with_retry(mut self, policy: RetryPolicy, notice: Option<RetryNotice>) -> Self {
+        self.retry = policy;
+        self.notice = notice;
+        self
+    }
+
+    /// Sends the request, again by the retry policy while the vault did nothing.
     fn send(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>> {
+        let attempts = self.retry.attempts.max(1);
+        let mut delay = self.retry.first_delay;
+        let mut attempt = 1;
+        loop {
+            // A body of bytes always clones; without one, no retry.
+            let this = request.try_clone();
+            let Some(this) = this else { return self.send_once(request).map_err(|(e, _)| e) };
+            match self.send_once(this) {
+                Ok(body) => return Ok(body),
+                Err((error, true)) if attempt < attempts => {
+                    attempt += 1;
+                    if let Some(notice) = &self.notice {
+                        notice(attempt, attempts, delay, &error.to_string());
+                    }
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(self.retry.max_delay);
+                }
+                Err((error, _)) => return Err(error),
+            }
+        }
+    }
+
+    /// One try; on failure, the error and whether the vault surely did nothing.
+    fn send_once(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> std::result::Result<Vec<u8>, (Error, bool)> {
         let base = self.base.as_str().trim_end_matches('/').to_owned();
         self.runtime.block_on(async {
             let unreachable = |e: reqwest::Error| {
                 // A failed TLS handshake does not heal by retrying: most often an https:// URL
                 // for a vault served over plain HTTP, or a certificate this client does not trust.
                 if is_tls(&e) {
-                    Error::VaultTls { url: base.clone(), detail: describe(&e) }
+                    (Error::VaultTls { url: base.clone(), detail: describe(&e) }, false)
                 } else {
-                    Error::VaultUnreachable { detail: describe(&e) }
+                    // No connection: the request never reached the vault.
+                    (Error::VaultUnreachable { detail: describe(&e) }, e.is_connect())
                 }
             };
+            let no = |e: Error| (e, false);
             let mut response = request.send().await.map_err(unreachable)?;
             let status = response.status();
             let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            while let Some(chunk) = response.chunk().await.map_err(|e| no(unreachable(e).0))? {
                 if body.len() + chunk.len() > MAX_ANSWER {
-                    return Err(Error::VaultRejected {
+                    return Err(no(Error::VaultRejected {
                         status: status.as_u16(),
                         code: "answer-too-large".to_owned(),
                         message: format!("the vault answered more than {MAX_ANSWER} bytes"),
-                    });
+                    }));
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -106,19 +175,21 @@ impl HttpTransport {
             }
             let Some((code, message)) = error_body(&body) else {
                 if status.is_server_error() {
-                    return Err(Error::VaultUnreachable {
+                    return Err(no(Error::VaultUnreachable {
                         detail: format!("HTTP {} from {base}", status.as_u16()),
-                    });
+                    }));
                 }
                 // Not the vault's error format (a web server's page, say): not worth printing.
-                return Err(Error::NotAVault { url: base, status: status.as_u16() });
+                return Err(no(Error::NotAVault { url: base, status: status.as_u16() }));
             };
             if status.as_u16() == 503 || status.is_server_error() {
-                return Err(Error::VaultUnreachable {
-                    detail: format!("HTTP {}: {code}: {message}", status.as_u16()),
-                });
+                // Spec 4.15: these three say that nothing was done or sent.
+                let did_nothing = status.as_u16() == 503
+                    && matches!(code.as_str(), "no-leader" | "busy" | "storage");
+                let detail = format!("HTTP {}: {code}: {message}", status.as_u16());
+                return Err((Error::VaultUnreachable { detail }, did_nothing));
             }
-            Err(Error::VaultRejected { status: status.as_u16(), code, message })
+            Err(no(Error::VaultRejected { status: status.as_u16(), code, message }))
         })
     }
 }
