@@ -107,10 +107,28 @@ pub fn endpoint(http: &mut HttpVault, dir: &Path) -> Endpoint {
     Endpoint::from_bundle(&bundle).unwrap().accepting_fast_ksf()
 }
 
-/// A loopback address with a port the kernel just gave out (another may take it before use).
+/// A loopback address with a free port for a replica to listen on later.
+///
+/// A port the kernel gives out for `bind(0)` is released at once and can be handed to the next
+/// `bind(0)` or outgoing connection of any test running meanwhile (a relay, a client), which
+/// made a replica fail to start now and then. So the ports come from below the kernel's
+/// ephemeral range (32768 and up on Linux), which it never assigns on its own: a start that
+/// depends on the process id spreads test binaries apart, and a counter keeps the choices of
+/// one test binary (whose tests run in parallel threads) apart from each other.
 pub fn free_loopback() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("bound")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let port = FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free loopback port between {FIRST} and {}", FIRST + SPAN)
 }
 
 /// Rewrites the configurations of the replicas of fleet directory `dir` (made by `init`):
