@@ -162,7 +162,7 @@ pub fn generate() -> Value {
     envelope(
         ALGORITHM,
         &[
-            "Native backup files (spec chapter 3). A valid case decrypts to `plaintext` with the given metadata, and encrypting `plaintext` with the given key, salt and options gives `file`.",
+            "Native backup files (spec chapter 3). A valid case decrypts to `plaintext` with the given metadata, and encrypting `plaintext` with the given key, salt and options gives `file`; for a `Compressed` case only with libzstd's streaming compressor and the source size unknown (spec section 3.5): another zstd encoder gives other, equally valid bytes.",
             "An invalid case must be rejected; `error` is the code of spec section 3.6 that a reader reports.",
         ],
         NOTES,

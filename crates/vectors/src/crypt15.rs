@@ -65,7 +65,7 @@ const NOTES: &[(&str, &str)] = &[
     ),
     (
         "Truncation",
-        "The file was cut short (or, for TrailingData, made longer): crypt15 records no length, so a cut inside the body reads as corrupt and only a cut inside the header, below tag and MD5, or exactly at the MD5 is reported as truncated.",
+        "The file was cut short, or made longer (the cases that append bytes carry this flag too): crypt15 records no length, so a cut inside the body reads as corrupt and only a cut inside the header, below tag and MD5, or exactly at the MD5 is reported as truncated.",
     ),
     ("BadCompression", "The plaintext authenticates but is not a single complete zlib stream."),
 ];
