@@ -300,8 +300,8 @@ impl Keyring {
 
     /// The registration version a stored record's bytes are sealed under, if sealed.
     pub fn sealed_version(stored: &[u8]) -> Option<u32> {
-        match parse_header(stored)? {
-            (Kind::Record, tag, _, _) => u32::try_from(tag).ok(),
+        match Self::sealed_under(stored)? {
+            (Kind::Record, tag) => u32::try_from(tag).ok(),
             _ => None,
         }
     }

@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use e2ee_backup_crypt15::{KeyFileError, Variant, keyfile};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_kdf::crypt15::Crypt15Keys;
 use e2ee_backup_kdf::digits::{self, KeyParseError};
-use e2ee_backup_kdf::schedule::{FileKeys, KeyId, vault_wrapping_key};
+use e2ee_backup_kdf::schedule::vault_wrapping_key;
 use e2ee_backup_vault::fleet::PinnedFleet;
 use ed25519_dalek::VerifyingKey;
 use serde_json::{Value, json};
@@ -51,18 +50,7 @@ fn respond(request: &Value) -> Result<Value, String> {
         }
         Some("file-keys") => {
             let key = BackupKey::from_bytes(bytes32(request, "key")?);
-            let file = FileKeys::derive(&key, &bytes32(request, "salt")?);
-            let crypt15 = Crypt15Keys::derive(&key);
-            ok(json!({
-                "keyId": hex::encode(KeyId::of(&key).0),
-                "headerMacKey": hex::encode(file.header_mac_key),
-                "metadataKey": hex::encode(file.metadata_key),
-                "payloadKey": hex::encode(file.payload_key),
-                "nonceBase": hex::encode(file.nonce_base),
-                "crypt15BackupEncryption": hex::encode(crypt15.backup_encryption),
-                "crypt15MetadataEncryption": hex::encode(crypt15.metadata_encryption),
-                "crypt15MetadataAuthentication": hex::encode(crypt15.metadata_authentication),
-            }))
+            ok(crate::key_schedule::derived_keys(&key, &bytes32(request, "salt")?))
         }
         Some("vault-wrapping-key") => {
             let wrapping = vault_wrapping_key(&hex_field(request, "exportKey")?);

@@ -70,12 +70,23 @@ pub fn generate() -> Value {
 }
 
 fn derive(key: &BackupKey, salt: &[u8; 32]) -> Value {
-    let file = FileKeys::derive(key, salt);
-    let crypt15 = Crypt15Keys::derive(key);
-    json!({
+    let mut case = json!({
         "result": "valid",
         "key": hex::encode(key.expose_secret()),
         "salt": hex::encode(salt),
+    });
+    if let (Value::Object(case), Value::Object(keys)) = (&mut case, derived_keys(key, salt)) {
+        case.extend(keys);
+    }
+    case
+}
+
+/// The eight keys a case lists (spec sections 2.3 and 2.4), as the vector and the runner's
+/// reference adapter write them.
+pub(crate) fn derived_keys(key: &BackupKey, salt: &[u8; 32]) -> Value {
+    let file = FileKeys::derive(key, salt);
+    let crypt15 = Crypt15Keys::derive(key);
+    json!({
         "keyId": hex::encode(KeyId::of(key).0),
         "headerMacKey": hex::encode(file.header_mac_key),
         "metadataKey": hex::encode(file.metadata_key),
