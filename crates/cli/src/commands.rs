@@ -1,4 +1,4 @@
-//! The key-mode commands: keygen, encrypt, decrypt, inspect.
+//! The key-mode commands: keygen (spec 2.1, 2.2), encrypt (3.5), decrypt (3.6), inspect (3.2, 3.3).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

@@ -1,4 +1,5 @@
-//! `e2ee-backup crypt15 ...` and `e2ee-backup convert`: WhatsApp Android backups.
+//! `e2ee-backup crypt15 ...` and `e2ee-backup convert`: WhatsApp Android backups (spec 6.2 the
+//! key file, 6.6 decrypting, 6.7 encrypting).
 
 use std::fs::File;
 use std::io::Write;

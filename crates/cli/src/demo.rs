@@ -1,4 +1,5 @@
-//! `e2ee-backup demo`: the key-mode journey on a sample chat database, end to end.
+//! `e2ee-backup demo`: the key-mode journey on a sample chat database, end to end (spec 5.2 and
+//! 5.3 in key mode, 5.5 to restore).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};

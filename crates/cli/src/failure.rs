@@ -1,4 +1,5 @@
-//! What the user is told when a command fails, and with which exit code.
+//! What the user is told when a command fails, and with which exit code (spec 5.9 for the
+//! client's error codes, 3.6 and 6.6 for the files').
 
 use e2ee_backup_format::Error;
 use e2ee_backup_kdf::KeyParseError;

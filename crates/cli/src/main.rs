@@ -1,4 +1,5 @@
-//! `e2ee-backup`: end-to-end encrypted backups with a 64-digit key, from the command line.
+//! `e2ee-backup`: end-to-end encrypted backups with a 64-digit key, from the command line (the
+//! client of spec chapter 5 over the formats of chapters 2, 3 and 6).
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;

@@ -1,4 +1,5 @@
-//! The edges: output files that appear only when complete, progress bars, reports.
+//! The edges: output files that appear only when complete, progress bars, reports (spec 5.8.1:
+//! what an interrupted process leaves behind).
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};

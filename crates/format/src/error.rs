@@ -2,6 +2,8 @@
 
 use std::io;
 
+use e2ee_backup_kdf::io_bridge::{self, IoCarried};
+
 use thiserror::Error;
 
 /// Everything that can go wrong reading or writing a backup file.
@@ -128,33 +130,40 @@ impl Error {
         }
     }
 
-    /// The format error inside an [`io::Error`] returned by [`crate::Decryptor`] or
-    /// [`crate::Encryptor`], if that is what it carries.
+    /// The format error inside an [`io::Error`] returned by the streaming types' `Read` or
+    /// `Write` implementation, if that is what it carries.
     pub fn from_io(err: &io::Error) -> Option<&Error> {
-        err.get_ref()?.downcast_ref::<Error>()
+        io_bridge::carried(err)
     }
 
     /// Converts an [`io::Error`] back to the format error it carries, or wraps it as
     /// [`Error::Io`].
     pub fn from_io_error(err: io::Error) -> Error {
-        match Error::from_io(&err) {
-            Some(inner) => inner.clone(),
-            None => Error::Io { kind: err.kind(), message: err.to_string() },
+        io_bridge::from_io(err)
+    }
+}
+
+impl IoCarried for Error {
+    fn from_os(kind: io::ErrorKind, message: String) -> Error {
+        Error::Io { kind, message }
+    }
+
+    fn into_os(self) -> Result<(io::ErrorKind, String), Error> {
+        match self {
+            Error::Io { kind, message } => Ok((kind, message)),
+            other => Err(other),
         }
     }
 }
 
 impl From<Error> for io::Error {
     fn from(err: Error) -> io::Error {
-        match err {
-            Error::Io { kind, message } => io::Error::new(kind, message),
-            other => io::Error::new(io::ErrorKind::InvalidData, other),
-        }
+        io_bridge::into_io(err)
     }
 }
 
 impl From<io::Error> for Error {
     fn from(err: io::Error) -> Error {
-        Error::from_io_error(err)
+        io_bridge::from_io(err)
     }
 }

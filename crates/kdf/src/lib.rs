@@ -6,6 +6,7 @@
 //! - [`BackupKey`]: the 256-bit key K, drawn from the operating system's CSPRNG;
 //! - [`digits`]: K written as the "64-digit key" (64 hexadecimal characters) and read back;
 //! - [`schedule`]: the HKDF-SHA256 key schedule, with one versioned label per derived key;
+//! - [`io_bridge`]: how the format and crypt15 crates carry their errors through `std::io`;
 //! - [`crypt15`]: the derivation WhatsApp's Android `.crypt15` files use, kept for
 //!   compatibility only.
 #![forbid(unsafe_code)]
@@ -13,6 +14,7 @@
 
 pub mod crypt15;
 pub mod digits;
+pub mod io_bridge;
 pub mod schedule;
 
 mod key;

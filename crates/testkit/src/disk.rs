@@ -1,4 +1,5 @@
-//! A simulated disk for redb that models the page cache, for crash-safety tests.
+//! A simulated disk for redb that models the page cache, for crash-safety tests (the durability
+//! rules of spec 4.10.2 and 7.6: a charge is durable before KE2 leaves).
 //!
 //! [`CrashDisk`] keeps two images: the *volatile* one, which every read and write sees (the page
 //! cache), and the *durable* one, which is what survives power loss. Only `sync_data` copies the

@@ -1,4 +1,5 @@
-//! Helpers shared by the test suites of the e2ee-backups crates.
+//! Helpers shared by the test suites of the e2ee-backups crates (the published vectors of spec
+//! sections 2.3, 4.4, 4.5 and 6.9).
 //!
 //! The published vectors the tests replay (RFC 9807, RFC 9180, RFC 5869, crypt15 fixtures made
 //! with a public tool) are copied into `test-vectors/published/`, with their sources and

@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod aead;
 pub mod channel;
 pub mod client;
 mod command;

@@ -1,6 +1,6 @@
 //! A reference driver that keeps records in memory: what tests, benchmarks and the demo run the
 //! vault on. It shows the whole contract a driver has: open, split into a command, load, apply,
-//! persist, seal.
+//! persist, seal (spec 4.10.2, and 7.5 for the order of persisting and replying).
 
 use std::collections::HashMap;
 

@@ -25,12 +25,11 @@
 //!               || vec16(account) || u32(record_version)
 //! ```
 
-use aes_gcm_10::aead::{Aead, KeyInit, Payload};
-use aes_gcm_10::{Aes256Gcm, Nonce};
 use rand_core::{CryptoRng, RngCore};
 use sha2_10::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
+use crate::aead::{self, NONCE_LEN, TAG_LEN};
 use crate::record::ATTEMPT_ID_LEN;
 use crate::wire::{Reader, Writer};
 
@@ -47,7 +46,7 @@ pub const UNSEEN_VERSION_LABEL: &str = "e2ee-backups/v1/vault/unseen-version";
 /// Length of a registration's OPRF seed.
 pub const OPRF_SEED_LEN: usize = 64;
 /// Length of a registration ticket: nonce, `not_after`, OPRF seed, tag.
-pub const REGISTRATION_TICKET_LEN: usize = 12 + 8 + OPRF_SEED_LEN + 16;
+pub const REGISTRATION_TICKET_LEN: usize = NONCE_LEN + 8 + OPRF_SEED_LEN + TAG_LEN;
 /// Length of the key-exchange state a login ticket carries (spec 4.9.1): `session_key [64] ||
 /// expected_client_mac [64]`, RFC 9807's server state with SHA-512.
 pub const KE2_STATE_LEN: usize = 128;
@@ -76,7 +75,7 @@ pub fn seal<R: RngCore + CryptoRng>(
     account: &[u8],
     body: &TicketBody,
 ) -> Vec<u8> {
-    let mut nonce = [0u8; 12];
+    let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);
     let plain = Zeroizing::new(
         Writer::new()
@@ -86,29 +85,17 @@ pub fn seal<R: RngCore + CryptoRng>(
             .bytes(&body.state)
             .finish(),
     );
-    let aad = aad(fleet_id, account);
-    let ct = Aes256Gcm::new_from_slice(key)
-        .expect("32-byte key")
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plain, aad: &aad })
-        .expect("AES-GCM seals short messages");
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&ct);
+    let mut out = Vec::new();
+    aead::seal_into(&mut out, key, &nonce, &aad(fleet_id, account), &plain);
     out
 }
 
 /// Opens a ticket; `None` if it is not one this fleet sealed for this account.
 pub fn open(key: &[u8; 32], fleet_id: &[u8], account: &[u8], ticket: &[u8]) -> Option<TicketBody> {
-    if ticket.len() < 12 + 16 + ATTEMPT_ID_LEN + 16 {
+    if ticket.len() < NONCE_LEN + ATTEMPT_ID_LEN + 16 + TAG_LEN {
         return None;
     }
-    let (nonce, ct) = ticket.split_at(12);
-    let aad = aad(fleet_id, account);
-    let plain = Zeroizing::new(
-        Aes256Gcm::new_from_slice(key)
-            .expect("32-byte key")
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
-            .ok()?,
-    );
+    let plain = aead::open(key, &aad(fleet_id, account), ticket)?;
     let mut r = Reader::new(&plain);
     let attempt_id = r.array("ticket.attempt_id").ok()?;
     let serial = r.u64("ticket.serial").ok()?;
@@ -157,19 +144,14 @@ pub fn seal_registration<R: RngCore + CryptoRng>(
     record_version: u32,
     body: &RegistrationTicketBody,
 ) -> [u8; REGISTRATION_TICKET_LEN] {
-    let mut nonce = [0u8; 12];
+    let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);
     let plain =
         Zeroizing::new(Writer::new().u64(body.not_after).bytes(body.oprf_seed.as_ref()).finish());
+    let mut out = Vec::with_capacity(REGISTRATION_TICKET_LEN);
     let aad = registration_aad(fleet_id, account, record_version);
-    let ct = Aes256Gcm::new_from_slice(key)
-        .expect("32-byte key")
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plain, aad: &aad })
-        .expect("AES-GCM seals short messages");
-    let mut out = [0u8; REGISTRATION_TICKET_LEN];
-    out[..12].copy_from_slice(&nonce);
-    out[12..].copy_from_slice(&ct);
-    out
+    aead::seal_into(&mut out, key, &nonce, &aad, &plain);
+    out.try_into().expect("a registration ticket has a fixed length")
 }
 
 /// Opens a registration ticket; `None` if it is not one this fleet sealed for this account and
@@ -184,14 +166,8 @@ pub fn open_registration(
     if ticket.len() != REGISTRATION_TICKET_LEN {
         return None;
     }
-    let (nonce, ct) = ticket.split_at(12);
     let aad = registration_aad(fleet_id, account, record_version);
-    let plain = Zeroizing::new(
-        Aes256Gcm::new_from_slice(key)
-            .expect("32-byte key")
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
-            .ok()?,
-    );
+    let plain = aead::open(key, &aad, ticket)?;
     let mut r = Reader::new(&plain);
     let not_after = r.u64("registration_ticket.not_after").ok()?;
     let oprf_seed = Zeroizing::new(r.array("registration_ticket.oprf_seed").ok()?);

@@ -10,15 +10,14 @@
 //! aad        = "e2ee-backups/v1/vault/sealed-key" || 0x00 || vec16(account) || u32(record_version)
 //! ```
 
-use aes_gcm_10::aead::{Aead, KeyInit, Payload};
-use aes_gcm_10::{Aes256Gcm, Nonce};
 use e2ee_backup_kdf::{BackupKey, schedule::vault_wrapping_key};
 use rand_core::{CryptoRng, RngCore};
 
+use crate::aead::{self, NONCE_LEN, TAG_LEN};
 use crate::wire::Writer;
 
 /// Length of a sealed K: version, nonce, K, tag.
-pub const SEALED_KEY_LEN: usize = 1 + 12 + 32 + 16;
+pub const SEALED_KEY_LEN: usize = 1 + NONCE_LEN + 32 + TAG_LEN;
 /// The version byte of a sealed K.
 const SEALED_KEY_VERSION: u8 = 1;
 /// The label that starts the associated data.
@@ -30,11 +29,6 @@ fn aad(account: &[u8], record_version: u32) -> Vec<u8> {
     w.finish()
 }
 
-fn cipher(export_key: &[u8]) -> Aes256Gcm {
-    let key = vault_wrapping_key(export_key);
-    Aes256Gcm::new_from_slice(key.as_ref()).expect("a 32-byte key")
-}
-
 /// Seals K for `account` at `record_version`, with a fresh nonce from `rng`.
 pub fn seal_key<R: RngCore + CryptoRng>(
     rng: &mut R,
@@ -43,27 +37,29 @@ pub fn seal_key<R: RngCore + CryptoRng>(
     record_version: u32,
     key: &BackupKey,
 ) -> Vec<u8> {
-    let mut nonce = [0u8; 12];
+    let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);
     seal_key_with_nonce(&nonce, export_key, account, record_version, key)
 }
 
 /// [`seal_key`] with the nonce given: for test vectors.
 pub fn seal_key_with_nonce(
-    nonce: &[u8; 12],
+    nonce: &[u8; NONCE_LEN],
     export_key: &[u8],
     account: &[u8],
     record_version: u32,
     key: &BackupKey,
 ) -> Vec<u8> {
-    let aad = aad(account, record_version);
-    let ct = cipher(export_key)
-        .encrypt(Nonce::from_slice(nonce), Payload { msg: key.expose_secret(), aad: &aad })
-        .expect("AES-GCM seals 32 bytes");
     let mut out = Vec::with_capacity(SEALED_KEY_LEN);
     out.push(SEALED_KEY_VERSION);
-    out.extend_from_slice(nonce);
-    out.extend_from_slice(&ct);
+    let wrapping_key = vault_wrapping_key(export_key);
+    aead::seal_into(
+        &mut out,
+        &wrapping_key,
+        nonce,
+        &aad(account, record_version),
+        key.expose_secret(),
+    );
     out
 }
 
@@ -78,12 +74,8 @@ pub fn open_key(
     if sealed.len() != SEALED_KEY_LEN || sealed[0] != SEALED_KEY_VERSION {
         return None;
     }
-    let aad = aad(account, record_version);
-    let plain = zeroize::Zeroizing::new(
-        cipher(export_key)
-            .decrypt(Nonce::from_slice(&sealed[1..13]), Payload { msg: &sealed[13..], aad: &aad })
-            .ok()?,
-    );
+    let wrapping_key = vault_wrapping_key(export_key);
+    let plain = aead::open(&wrapping_key, &aad(account, record_version), &sealed[1..])?;
     let bytes: [u8; 32] = plain.as_slice().try_into().ok()?;
     Some(BackupKey::from_bytes(bytes))
 }

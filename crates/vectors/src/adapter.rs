@@ -1,6 +1,7 @@
 //! The reference adapter (`e2ee-backup-vectors adapter`): answers the runner's requests with
 //! this workspace's own crates. It is the example every other adapter can be compared with, and
-//! the runner's own tests drive it.
+//! the runner's own tests drive it. The protocol is that of the spec's test-vector conventions
+//! (`spec/README.md`, "Test vectors") as written out in `test-vectors/README.md`.
 //!
 //! For those tests it can be told to misbehave on chosen cases: the environment variable
 //! [`FAULT_ENV`] holds a comma-separated list of `KIND:ID`, where `ID` is a request's `id`

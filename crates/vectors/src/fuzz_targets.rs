@@ -1,4 +1,5 @@
-//! The bodies of the fuzz targets.
+//! The bodies of the fuzz targets: every decoder of spec chapters 2 (2.2), 3 (3.2-3.6), 4
+//! (4.2-4.4, 4.7, 4.8, 4.10.1) and 6 (6.2-6.6).
 //!
 //! Each function takes arbitrary bytes, must return normally whatever they are, and asserts
 //! properties that hold for every input; a failed assertion is a bug found. The libFuzzer

@@ -1,4 +1,5 @@
-//! The e2ee-backups conformance kit.
+//! The e2ee-backups conformance kit: the vectors of spec sections 2.2, 2.3, 2.4, 3.8, 4.14,
+//! 6.9 and 7.11, and the conventions of the spec's README ("Test vectors").
 //!
 //! - [`generate`] builds every file of `test-vectors/` from fixed seeds, so the published
 //!   vectors can be regenerated and compared byte for byte ([`check_dir`]);
@@ -21,6 +22,7 @@ use sha2::{Digest, Sha256};
 pub mod adapter;
 pub mod backup_format;
 pub mod crypt15;
+pub mod export;
 pub mod fleet_bundle;
 pub mod fuzz_targets;
 pub mod key_encoding;

@@ -1,10 +1,12 @@
 //! `e2ee-backup-vectors`: writes or checks the published test vectors, or runs them against
-//! another implementation.
+//! another implementation (the test-vector conventions of `spec/README.md`).
 //!
 //! ```text
 //! e2ee-backup-vectors generate [DIR]   write every vector file into DIR (default test-vectors)
 //! e2ee-backup-vectors check [DIR]      fail unless DIR holds exactly what generate would write,
 //!                                      and every case decrypts or is rejected as it says
+//! e2ee-backup-vectors export OUT [DIR]   write each case of DIR as its own file under OUT
+//!                                      (OUT/<family>/<tcId>-<result>.json)
 //! e2ee-backup-vectors run --adapter CMD [--only FAMILY,...] [--timeout SECS]
 //!                         [--max-answer BYTES] [DIR]
 //!                                      drive the adapter CMD (run by the shell) through the
@@ -21,6 +23,7 @@ use std::time::Duration;
 use e2ee_backup_vectors::runner::{self, RunOptions};
 
 const USAGE: &str = "usage: e2ee-backup-vectors generate|check [DIR]
+       e2ee-backup-vectors export OUT [DIR]
        e2ee-backup-vectors run --adapter CMD [--only FAMILY,...] [--timeout SECS] [--max-answer BYTES] [DIR]";
 
 fn main() -> ExitCode {
@@ -41,6 +44,18 @@ fn main() -> ExitCode {
                 );
             })
         }
+        Some("export") => match args.get(1) {
+            Some(out) => {
+                let dir = dir_arg(args.get(2));
+                e2ee_backup_vectors::export::export(&dir, std::path::Path::new(out)).map(|n| {
+                    println!("wrote {n} cases, one file each, into {out}");
+                })
+            }
+            None => {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
         Some("run") => return run(&args[1..]),
         Some("adapter") => {
             let stdin = std::io::stdin().lock();

@@ -1,4 +1,5 @@
-//! Runs the stateless vector families against another implementation (`e2ee-backup-vectors run`).
+//! Runs the stateless vector families against another implementation (`e2ee-backup-vectors run`):
+//! the vectors of spec sections 2.2, 2.3, 3.8, 4.14 and 6.9.
 //!
 //! The other implementation is wrapped in an *adapter*: a program that reads one JSON request
 //! per line on its standard input and writes one JSON answer per line on its standard output,
