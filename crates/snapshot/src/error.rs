@@ -1,0 +1,173 @@
+//! The errors of snapshot operations (spec section 8.10).
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::manifest::ManifestError;
+use crate::store::StoreError;
+
+/// Everything that can go wrong making, listing, restoring or checking snapshots.
+///
+/// No variant carries a byte of a key or of file content; blob names (keyed MACs) and paths
+/// may appear.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store failed.
+    #[error("the store could not {operation} {name}: {source}")]
+    Store {
+        /// What was being done.
+        operation: &'static str,
+        /// The object's name.
+        name: String,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// A snapshot references a blob the store does not hold.
+    #[error("blob {name} is missing from the store")]
+    BlobMissing {
+        /// The blob's name.
+        name: String,
+    },
+    /// The blob stored under one name says it is another: blobs were renamed or swapped.
+    #[error("the blob stored as {expected} is blob {found}: blobs were renamed or swapped")]
+    BlobRenamed {
+        /// The name it is stored and referenced under.
+        expected: String,
+        /// The name its authenticated metadata carries.
+        found: String,
+    },
+    /// The blob decrypts but its content does not have its name's MAC.
+    #[error("blob {name} does not hold the content its name commits to")]
+    BlobContentMismatch {
+        /// The blob's name.
+        name: String,
+    },
+    /// The blob's length differs from the manifest's.
+    #[error("blob {name} holds {actual} bytes where the snapshot records {expected}")]
+    BlobLengthMismatch {
+        /// The blob's name.
+        name: String,
+        /// Length recorded in the manifest.
+        expected: u32,
+        /// Length found.
+        actual: u64,
+    },
+    /// The blob is not a valid file under the blob key (truncated, modified, another store's).
+    #[error("blob {name} is damaged: {source}")]
+    BlobDamaged {
+        /// The blob's name.
+        name: String,
+        /// What the format reader found.
+        #[source]
+        source: e2ee_backup_format::Error,
+    },
+    /// No snapshot has that identifier.
+    #[error("there is no snapshot {id}")]
+    SnapshotMissing {
+        /// The identifier asked for.
+        id: String,
+    },
+    /// The manifest object does not open under this account's key (another key or account,
+    /// or damage).
+    #[error("snapshot {id} does not open: {source}")]
+    ManifestDamaged {
+        /// The snapshot.
+        id: String,
+        /// What the format reader found (`wrong-key` for another account or key).
+        #[source]
+        source: e2ee_backup_format::Error,
+    },
+    /// The manifest stored under one identifier is another snapshot's.
+    #[error("the manifest stored as snapshot {id} is snapshot {found}")]
+    ManifestRenamed {
+        /// The identifier it is stored under.
+        id: String,
+        /// The identifier its authenticated metadata carries.
+        found: String,
+    },
+    /// The manifest decrypts but its encoding is refused.
+    #[error("snapshot {id} is malformed: {source}")]
+    InvalidManifest {
+        /// The snapshot.
+        id: String,
+        /// The rule it breaks.
+        #[source]
+        source: ManifestError,
+    },
+    /// A path found on disk or asked for breaks a rule of section 8.4.
+    #[error("path {path:?} is refused: {why}")]
+    UnsafePath {
+        /// The path, lossily as text.
+        path: String,
+        /// The rule it breaks.
+        why: &'static str,
+    },
+    /// The wrapped media root key does not open under this K.
+    #[error("the media root key does not open under this key: {source}")]
+    MediaRootKey {
+        /// What the format reader found.
+        #[source]
+        source: e2ee_backup_format::Error,
+    },
+    /// The store holds snapshots but no media root key this K opens.
+    #[error("the store holds no media root key")]
+    NoMediaRootKey,
+    /// The restore target exists and is not an empty directory.
+    #[error("restore target {path} exists and is not an empty directory")]
+    TargetNotEmpty {
+        /// The target.
+        path: PathBuf,
+    },
+    /// Chunking parameters outside the chunker's bounds.
+    #[error("invalid chunking parameters: {0}")]
+    InvalidChunking(&'static str),
+    /// A local file operation failed.
+    #[error("could not {operation} {path}: {source}")]
+    Io {
+        /// What was being done.
+        operation: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Encrypting failed.
+    #[error("could not encrypt: {0}")]
+    Encrypt(#[source] e2ee_backup_format::Error),
+}
+
+impl Error {
+    /// A stable short name of the variant (spec section 8.10), for JSON output and tests.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Store { .. } => "store",
+            Error::BlobMissing { .. } => "blob-missing",
+            Error::BlobRenamed { .. } => "blob-renamed",
+            Error::BlobContentMismatch { .. } => "blob-content-mismatch",
+            Error::BlobLengthMismatch { .. } => "blob-length-mismatch",
+            Error::BlobDamaged { .. } => "blob-damaged",
+            Error::SnapshotMissing { .. } => "snapshot-missing",
+            Error::ManifestDamaged { .. } => "manifest-damaged",
+            Error::ManifestRenamed { .. } => "manifest-renamed",
+            Error::InvalidManifest { .. } => "invalid-manifest",
+            Error::UnsafePath { .. } => "unsafe-path",
+            Error::MediaRootKey { .. } => "media-root-key",
+            Error::NoMediaRootKey => "no-media-root-key",
+            Error::TargetNotEmpty { .. } => "target-not-empty",
+            Error::InvalidChunking(_) => "invalid-chunking",
+            Error::Io { .. } => "io",
+            Error::Encrypt(_) => "encrypt",
+        }
+    }
+
+    pub(crate) fn store(operation: &'static str, name: &str) -> impl FnOnce(StoreError) -> Error {
+        let name = name.to_owned();
+        move |source| Error::Store { operation, name, source }
+    }
+}
+
+/// The result of snapshot operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

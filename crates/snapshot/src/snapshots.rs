@@ -1,0 +1,687 @@
+//! The snapshot operations (spec sections 8.3 and 8.7 to 8.9): backup of a directory, listing,
+//! restore, verify, and re-keying after a rotation of K.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use e2ee_backup_format::{Compression, EncryptOptions, Metadata, decrypt_to_vec, encrypt_to_vec};
+use e2ee_backup_kdf::BackupKey;
+use fastcdc::v2020::{self as cdc, Normalization, StreamCDC};
+
+use crate::blob::{BlobName, open_blob, seal_blob};
+use crate::keys::{AccountKeys, MEDIA_ROOT_KEY_LEN, MediaKeys, MediaRootKey};
+use crate::manifest::{BlobRef, Entry, EntryKind, MAX_BLOB_LEN, Manifest, link_target_is_inside};
+use crate::path::check_path;
+use crate::store::{Store, StoreError};
+use crate::{Error, Result};
+
+/// The folder of manifests.
+pub const SNAPSHOT_DIR: &str = "snapshots";
+/// The suffix of manifest objects.
+pub const SNAPSHOT_SUFFIX: &str = ".e2ee";
+/// The object that holds the media root key, wrapped under K.
+pub const MEDIA_ROOT_OBJECT: &str = "keys/media-root.e2ee";
+/// The metadata field of the media root key's file, and its value.
+pub const PURPOSE_FIELD: (&str, &str) = ("purpose", "media-root-key");
+/// The metadata field of a manifest file that carries the snapshot's identifier.
+pub const SNAPSHOT_FIELD: &str = "snapshot";
+
+/// Where the content-defined chunker cuts (FastCDC 2020, normalisation level 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkParams {
+    /// Smallest chunk but the last of a file.
+    pub min: u32,
+    /// Average chunk size aimed at.
+    pub avg: u32,
+    /// Largest chunk.
+    pub max: u32,
+}
+
+impl Default for ChunkParams {
+    /// 256 KiB, 1 MiB, 4 MiB.
+    fn default() -> Self {
+        Self { min: 256 * 1024, avg: 1024 * 1024, max: 4 * 1024 * 1024 }
+    }
+}
+
+impl ChunkParams {
+    fn check(&self) -> Result<()> {
+        let ok = (cdc::MINIMUM_MIN..=cdc::MINIMUM_MAX).contains(&self.min)
+            && (cdc::AVERAGE_MIN..=cdc::AVERAGE_MAX).contains(&self.avg)
+            && (cdc::MAXIMUM_MIN..=cdc::MAXIMUM_MAX.min(MAX_BLOB_LEN)).contains(&self.max)
+            && self.min <= self.avg
+            && self.avg <= self.max;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidChunking("outside FastCDC's bounds or unordered"))
+        }
+    }
+}
+
+/// What a backup did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupReport {
+    /// The new snapshot's identifier.
+    pub id: String,
+    /// Regular files recorded.
+    pub files: u64,
+    /// Directories recorded.
+    pub dirs: u64,
+    /// Symbolic links recorded.
+    pub symlinks: u64,
+    /// Special files (sockets, pipes, devices) left out.
+    pub skipped: Vec<String>,
+    /// Bytes of all files.
+    pub bytes: u64,
+    /// Blobs uploaded by this backup.
+    pub new_blobs: u64,
+    /// Their plaintext bytes.
+    pub new_bytes: u64,
+    /// Blobs referenced that were already in the store (or uploaded earlier in this backup).
+    pub reused_blobs: u64,
+    /// Their plaintext bytes.
+    pub reused_bytes: u64,
+}
+
+/// One snapshot as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// Its identifier.
+    pub id: String,
+    /// When it was made, seconds since the Unix epoch.
+    pub created_at: u64,
+    /// Regular files.
+    pub files: u64,
+    /// Sum of the file sizes.
+    pub total_size: u64,
+    /// Plaintext bytes of the blobs it uploaded.
+    pub new_bytes: u64,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// Files written.
+    pub files: u64,
+    /// Directories made.
+    pub dirs: u64,
+    /// Links made.
+    pub symlinks: u64,
+    /// Links not made because their target could leave the target directory (section 8.8).
+    pub skipped_links: Vec<String>,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// What a verify found.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// The snapshot checked.
+    pub id: String,
+    /// Distinct blobs it references.
+    pub blobs: u64,
+    /// Plaintext bytes decrypted and authenticated (0 without `read_data`).
+    pub bytes_read: u64,
+    /// Every problem found, one per blob at most.
+    pub problems: Vec<Error>,
+}
+
+impl VerifyReport {
+    /// Whether no problem was found.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// What a re-keying did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RekeyReport {
+    /// Manifests re-encrypted under the new K.
+    pub manifests_rewritten: u64,
+    /// Manifests already under the new K (an interrupted re-keying run again).
+    pub manifests_already: u64,
+    /// Whether the media root key was re-wrapped by this run.
+    pub media_root_rewritten: bool,
+}
+
+/// The object name of snapshot `id`.
+pub fn snapshot_object(id: &str) -> String {
+    format!("{SNAPSHOT_DIR}/{id}{SNAPSHOT_SUFFIX}")
+}
+
+/// Whether `id` is a snapshot identifier: 20 decimal digits of Unix time, `-`, 16 lowercase hex
+/// digits.
+pub fn is_snapshot_id(id: &str) -> bool {
+    id.split_once('-').is_some_and(|(t, r)| {
+        t.len() == 20
+            && t.bytes().all(|b| b.is_ascii_digit())
+            && r.len() == 16
+            && r.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+fn new_snapshot_id(unix_time: u64) -> String {
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).expect("the operating system's random source failed");
+    format!("{unix_time:020}-{}", hex::encode(random))
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Encrypts a manifest into its object under the manifest key.
+pub fn seal_manifest(account: &AccountKeys, id: &str, manifest: &Manifest) -> Result<Vec<u8>> {
+    let encoded =
+        manifest.encode().map_err(|source| Error::InvalidManifest { id: id.to_owned(), source })?;
+    let mut options = EncryptOptions::default();
+    options.compression = Compression::Zstd;
+    options.metadata = Metadata {
+        created_at: manifest.created_at,
+        plaintext_len: None,
+        fields: BTreeMap::from([(SNAPSHOT_FIELD.to_owned(), id.to_owned())]),
+    };
+    encrypt_to_vec(&account.manifest, options, &encoded).map_err(Error::Encrypt)
+}
+
+/// Decrypts and decodes the manifest object found as snapshot `id`.
+pub fn open_manifest(account: &AccountKeys, id: &str, file: &[u8]) -> Result<Manifest> {
+    let (metadata, encoded) = decrypt_to_vec(&account.manifest, file)
+        .map_err(|source| Error::ManifestDamaged { id: id.to_owned(), source })?;
+    let found = metadata.fields.get(SNAPSHOT_FIELD).map(String::as_str).unwrap_or("");
+    if found != id {
+        return Err(Error::ManifestRenamed { id: id.to_owned(), found: found.to_owned() });
+    }
+    Manifest::decode(&encoded)
+        .map_err(|source| Error::InvalidManifest { id: id.to_owned(), source })
+}
+
+fn seal_media_root(account: &AccountKeys, mrk: &MediaRootKey) -> Result<Vec<u8>> {
+    let mut options = EncryptOptions::default();
+    options.metadata = Metadata {
+        created_at: now(),
+        plaintext_len: None,
+        fields: BTreeMap::from([(PURPOSE_FIELD.0.to_owned(), PURPOSE_FIELD.1.to_owned())]),
+    };
+    encrypt_to_vec(&account.media_root_wrap, options, mrk.expose_secret()).map_err(Error::Encrypt)
+}
+
+fn open_media_root(account: &AccountKeys, file: &[u8]) -> Result<MediaRootKey> {
+    let (metadata, bytes) = decrypt_to_vec(&account.media_root_wrap, file)
+        .map_err(|source| Error::MediaRootKey { source })?;
+    let bytes = zeroize::Zeroizing::new(bytes);
+    let purpose_ok =
+        metadata.fields.get(PURPOSE_FIELD.0).map(String::as_str) == Some(PURPOSE_FIELD.1);
+    let key: [u8; MEDIA_ROOT_KEY_LEN] = match bytes.as_slice().try_into() {
+        Ok(key) if purpose_ok => key,
+        _ => {
+            return Err(Error::MediaRootKey {
+                source: e2ee_backup_format::Error::InvalidMetadata("not a media root key file"),
+            });
+        }
+    };
+    Ok(MediaRootKey::from_bytes(key))
+}
+
+/// The snapshots of one account in one store, opened with K.
+pub struct Snapshots<'s, S: Store + ?Sized> {
+    store: &'s S,
+    account: AccountKeys,
+    media: Option<MediaKeys>,
+    chunking: ChunkParams,
+}
+
+impl<S: Store + ?Sized> std::fmt::Debug for Snapshots<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshots")
+            .field("media_root_key_loaded", &self.media.is_some())
+            .field("chunking", &self.chunking)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
+    /// Opens the snapshots of `store` under K, reading the media root key if there is one.
+    pub fn open(store: &'s S, k: &BackupKey) -> Result<Self> {
+        let account = AccountKeys::derive(k);
+        let media = match store.get(MEDIA_ROOT_OBJECT) {
+            Ok(file) => Some(MediaKeys::derive(&open_media_root(&account, &file)?)),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(Error::store("read", MEDIA_ROOT_OBJECT)(e)),
+        };
+        Ok(Self { store, account, media, chunking: ChunkParams::default() })
+    }
+
+    /// Cuts files with other chunking parameters (tests use small chunks).
+    pub fn with_chunking(mut self, chunking: ChunkParams) -> Result<Self> {
+        chunking.check()?;
+        self.chunking = chunking;
+        Ok(self)
+    }
+
+    fn media(&self) -> Result<&MediaKeys> {
+        self.media.as_ref().ok_or(Error::NoMediaRootKey)
+    }
+
+    /// The media keys, making and storing a media root key first if the store has none. A
+    /// create-only put decides between two devices that start at once: the loser reads the
+    /// winner's key.
+    fn ensure_media(&mut self) -> Result<()> {
+        if self.media.is_some() {
+            return Ok(());
+        }
+        let mrk = MediaRootKey::generate();
+        let file = seal_media_root(&self.account, &mrk)?;
+        let mrk = match self.store.put(MEDIA_ROOT_OBJECT, file, true) {
+            Ok(()) => mrk,
+            Err(StoreError::AlreadyExists) => {
+                let file = self
+                    .store
+                    .get(MEDIA_ROOT_OBJECT)
+                    .map_err(Error::store("read", MEDIA_ROOT_OBJECT))?;
+                open_media_root(&self.account, &file)?
+            }
+            Err(e) => return Err(Error::store("write", MEDIA_ROOT_OBJECT)(e)),
+        };
+        self.media = Some(MediaKeys::derive(&mrk));
+        Ok(())
+    }
+
+    /// Makes a snapshot of the tree under `dir` (section 8.7): uploads the blobs the store
+    /// lacks, then the manifest, last.
+    pub fn backup(&mut self, dir: &Path) -> Result<BackupReport> {
+        self.ensure_media()?;
+        let media = self.media()?;
+        let mut report = BackupReport::default();
+        let found = walk(dir, &mut report.skipped)?;
+        let mut known: HashSet<BlobName> = self
+            .store
+            .list(&format!("{}/", crate::blob::BLOB_DIR))
+            .map_err(Error::store("list", crate::blob::BLOB_DIR))?
+            .iter()
+            .filter_map(|object| BlobName::from_object_name(object))
+            .collect();
+        let mut entries = Vec::with_capacity(found.len());
+        for (path, full, meta) in found {
+            let mode = mode_of(&meta);
+            let mtime = mtime_of(&meta);
+            let kind = if meta.file_type().is_symlink() {
+                report.symlinks += 1;
+                let target = fs::read_link(&full).map_err(io_error("read the link", &full))?;
+                let target = target.to_str().ok_or_else(|| Error::UnsafePath {
+                    path: path.clone(),
+                    why: "link target is not UTF-8",
+                })?;
+                EntryKind::Symlink { target: target.to_owned() }
+            } else if meta.is_dir() {
+                report.dirs += 1;
+                EntryKind::Dir
+            } else {
+                report.files += 1;
+                let file = fs::File::open(&full).map_err(io_error("open", &full))?;
+                let chunker = StreamCDC::with_level_and_seed(
+                    file,
+                    self.chunking.min,
+                    self.chunking.avg,
+                    self.chunking.max,
+                    Normalization::Level1,
+                    media.chunking_seed(),
+                );
+                let mut blobs = Vec::new();
+                for chunk in chunker {
+                    let chunk = chunk.map_err(|e| Error::Io {
+                        operation: "read",
+                        path: full.clone(),
+                        source: e.into(),
+                    })?;
+                    let name = media.blob_name(&chunk.data);
+                    let len = chunk.data.len() as u32;
+                    if known.contains(&name) {
+                        report.reused_blobs += 1;
+                        report.reused_bytes += u64::from(len);
+                    } else {
+                        let object = name.object_name();
+                        let sealed = seal_blob(media, &name, &chunk.data)?;
+                        self.store
+                            .put(&object, sealed, false)
+                            .map_err(Error::store("write", &object))?;
+                        known.insert(name);
+                        report.new_blobs += 1;
+                        report.new_bytes += u64::from(len);
+                    }
+                    blobs.push(BlobRef { name, len });
+                }
+                EntryKind::File { blobs }
+            };
+            let size = match &kind {
+                EntryKind::File { blobs } => blobs.iter().map(|b| u64::from(b.len)).sum(),
+                _ => 0,
+            };
+            report.bytes += size;
+            entries.push(Entry { path, kind, mode, mtime, size });
+        }
+        let created_at = now();
+        let manifest = Manifest {
+            created_at,
+            new_blobs: report.new_blobs,
+            new_bytes: report.new_bytes,
+            entries,
+        };
+        let id = new_snapshot_id(created_at);
+        let file = seal_manifest(&self.account, &id, &manifest)?;
+        let object = snapshot_object(&id);
+        self.store.put(&object, file, true).map_err(Error::store("write", &object))?;
+        report.id = id;
+        Ok(report)
+    }
+
+    /// The identifiers of all snapshots, oldest first.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let prefix = format!("{SNAPSHOT_DIR}/");
+        let names = self.store.list(&prefix).map_err(Error::store("list", SNAPSHOT_DIR))?;
+        let mut ids: Vec<String> = names
+            .iter()
+            .filter_map(|n| n.strip_prefix(&prefix)?.strip_suffix(SNAPSHOT_SUFFIX))
+            .filter(|id| is_snapshot_id(id))
+            .map(str::to_owned)
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The newest snapshot's identifier, if any.
+    pub fn latest(&self) -> Result<Option<String>> {
+        Ok(self.ids()?.pop())
+    }
+
+    /// Reads and checks the manifest of snapshot `id`.
+    pub fn manifest(&self, id: &str) -> Result<Manifest> {
+        if !is_snapshot_id(id) {
+            return Err(Error::SnapshotMissing { id: id.to_owned() });
+        }
+        let object = snapshot_object(id);
+        let file = match self.store.get(&object) {
+            Ok(file) => file,
+            Err(StoreError::NotFound) => return Err(Error::SnapshotMissing { id: id.to_owned() }),
+            Err(e) => return Err(Error::store("read", &object)(e)),
+        };
+        open_manifest(&self.account, id, &file)
+    }
+
+    /// Every snapshot with its counts, oldest first.
+    pub fn list(&self) -> Result<Vec<SnapshotInfo>> {
+        self.ids()?
+            .into_iter()
+            .map(|id| {
+                let manifest = self.manifest(&id)?;
+                Ok(SnapshotInfo {
+                    created_at: manifest.created_at,
+                    files: manifest.file_count(),
+                    total_size: manifest.total_size(),
+                    new_bytes: manifest.new_bytes,
+                    id,
+                })
+            })
+            .collect()
+    }
+
+    fn read_blob(&self, blob: &BlobRef) -> Result<Vec<u8>> {
+        let object = blob.name.object_name();
+        let file = match self.store.get(&object) {
+            Ok(file) => file,
+            Err(StoreError::NotFound) => {
+                return Err(Error::BlobMissing { name: blob.name.to_hex() });
+            }
+            Err(e) => return Err(Error::store("read", &object)(e)),
+        };
+        let content = open_blob(self.media()?, &blob.name, &file)?;
+        if content.len() as u64 != u64::from(blob.len) {
+            return Err(Error::BlobLengthMismatch {
+                name: blob.name.to_hex(),
+                expected: blob.len,
+                actual: content.len() as u64,
+            });
+        }
+        Ok(content)
+    }
+
+    /// Restores snapshot `id` into `target`, which must be missing or an empty directory
+    /// (section 8.8). With `prefixes`, only the entries at or under one of them.
+    pub fn restore(&self, id: &str, target: &Path, prefixes: &[&str]) -> Result<RestoreReport> {
+        for prefix in prefixes {
+            check_path(prefix)
+                .map_err(|why| Error::UnsafePath { path: (*prefix).to_owned(), why })?;
+        }
+        let manifest = self.manifest(id)?;
+        if target.exists() {
+            let empty = fs::read_dir(target).map(|mut d| d.next().is_none()).unwrap_or(false);
+            if !empty {
+                return Err(Error::TargetNotEmpty { path: target.to_owned() });
+            }
+        }
+        fs::create_dir_all(target).map_err(io_error("create", target))?;
+        let selected = |path: &str| {
+            prefixes.is_empty()
+                || prefixes.iter().any(|p| {
+                    path == *p || (path.starts_with(p) && path.as_bytes()[p.len()] == b'/')
+                })
+        };
+        let mut report = RestoreReport::default();
+        let mut links = Vec::new();
+        let mut dirs = Vec::new();
+        for entry in manifest.entries.iter().filter(|e| selected(&e.path)) {
+            // Decoding checked every path (section 8.4); each component is a plain name.
+            let full = entry.path.split('/').fold(target.to_path_buf(), |p, c| p.join(c));
+            match &entry.kind {
+                EntryKind::Dir => {
+                    fs::create_dir_all(&full).map_err(io_error("create", &full))?;
+                    report.dirs += 1;
+                    dirs.push((full, entry));
+                }
+                EntryKind::Symlink { target: link } => links.push((full, entry, link)),
+                EntryKind::File { blobs } => {
+                    if let Some(parent) = full.parent() {
+                        fs::create_dir_all(parent).map_err(io_error("create", parent))?;
+                    }
+                    let mut file = fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&full)
+                        .map_err(io_error("create", &full))?;
+                    for blob in blobs {
+                        let content = self.read_blob(blob)?;
+                        file.write_all(&content).map_err(io_error("write", &full))?;
+                        report.bytes += content.len() as u64;
+                    }
+                    set_mode(&full, entry.mode)?;
+                    let mtime =
+                        UNIX_EPOCH + std::time::Duration::from_secs(entry.mtime.max(0) as u64);
+                    file.set_modified(mtime).map_err(io_error("set the time of", &full))?;
+                    report.files += 1;
+                }
+            }
+        }
+        // Links last, so that no file or directory above is ever written through one.
+        for (full, entry, link) in links {
+            if !link_target_is_inside(link) || !make_symlink(link, &full)? {
+                report.skipped_links.push(entry.path.clone());
+                continue;
+            }
+            report.symlinks += 1;
+        }
+        // Directory modes last, deepest first, so that a read-only directory is filled first.
+        for (full, entry) in dirs.iter().rev() {
+            set_mode(full, entry.mode)?;
+        }
+        Ok(report)
+    }
+
+    /// Checks that every blob snapshot `id` references is in the store; with `read_data`, also
+    /// decrypts and authenticates each, writing no plaintext anywhere (section 8.9).
+    pub fn verify(&self, id: &str, read_data: bool) -> Result<VerifyReport> {
+        let manifest = self.manifest(id)?;
+        let mut blobs = BTreeMap::new();
+        for entry in &manifest.entries {
+            if let EntryKind::File { blobs: refs } = &entry.kind {
+                for blob in refs {
+                    blobs.insert(blob.name, *blob);
+                }
+            }
+        }
+        let mut report =
+            VerifyReport { id: id.to_owned(), blobs: blobs.len() as u64, ..Default::default() };
+        for blob in blobs.values() {
+            if read_data {
+                match self.read_blob(blob) {
+                    Ok(content) => report.bytes_read += content.len() as u64,
+                    Err(err) => report.problems.push(err),
+                }
+            } else {
+                let object = blob.name.object_name();
+                match self.store.exists(&object) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        report.problems.push(Error::BlobMissing { name: blob.name.to_hex() })
+                    }
+                    Err(e) => report.problems.push(Error::store("check", &object)(e)),
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Re-encrypts what K protects after a rotation from `old` to `new` (section 8.11): the wrapped
+/// media root key and every manifest. Blobs are untouched. Each object is replaced by one put,
+/// and an object that already opens under `new` is left alone, so an interrupted run is
+/// finished by running it again with both keys.
+pub fn rekey<S: Store + ?Sized>(
+    store: &S,
+    old: &BackupKey,
+    new: &BackupKey,
+) -> Result<RekeyReport> {
+    let (old_keys, new_keys) = (AccountKeys::derive(old), AccountKeys::derive(new));
+    let mut report = RekeyReport::default();
+    match store.get(MEDIA_ROOT_OBJECT) {
+        Ok(file) => {
+            if open_media_root(&new_keys, &file).is_err() {
+                let mrk = open_media_root(&old_keys, &file)?;
+                let file = seal_media_root(&new_keys, &mrk)?;
+                store
+                    .put(MEDIA_ROOT_OBJECT, file, false)
+                    .map_err(Error::store("write", MEDIA_ROOT_OBJECT))?;
+                report.media_root_rewritten = true;
+            }
+        }
+        Err(StoreError::NotFound) => {}
+        Err(e) => return Err(Error::store("read", MEDIA_ROOT_OBJECT)(e)),
+    }
+    let listing = Snapshots {
+        store,
+        account: new_keys.clone(),
+        media: None,
+        chunking: ChunkParams::default(),
+    };
+    for id in listing.ids()? {
+        let object = snapshot_object(&id);
+        let file = store.get(&object).map_err(Error::store("read", &object))?;
+        if open_manifest(&new_keys, &id, &file).is_ok() {
+            report.manifests_already += 1;
+            continue;
+        }
+        let manifest = open_manifest(&old_keys, &id, &file)?;
+        let file = seal_manifest(&new_keys, &id, &manifest)?;
+        store.put(&object, file, false).map_err(Error::store("write", &object))?;
+        report.manifests_rewritten += 1;
+    }
+    Ok(report)
+}
+
+fn io_error(operation: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_owned();
+    move |source| Error::Io { operation, path, source }
+}
+
+/// The tree under `root`: every directory, regular file and link, with its relative path,
+/// sorted by the bytes of that path. Special files are left out and named in `skipped`.
+fn walk(root: &Path, skipped: &mut Vec<String>) -> Result<Vec<(String, PathBuf, fs::Metadata)>> {
+    let mut found = Vec::new();
+    let mut pending = vec![(String::new(), root.to_path_buf())];
+    while let Some((prefix, dir)) = pending.pop() {
+        for item in fs::read_dir(&dir).map_err(io_error("list", &dir))? {
+            let item = item.map_err(io_error("list", &dir))?;
+            let name = item.file_name().into_string().map_err(|name| Error::UnsafePath {
+                path: format!("{prefix}{}", name.to_string_lossy()),
+                why: "not UTF-8",
+            })?;
+            let path = format!("{prefix}{name}");
+            check_path(&path).map_err(|why| Error::UnsafePath { path: path.clone(), why })?;
+            let full = item.path();
+            let meta = fs::symlink_metadata(&full).map_err(io_error("inspect", &full))?;
+            let kind = meta.file_type();
+            if kind.is_dir() {
+                pending.push((format!("{path}/"), full.clone()));
+            } else if !kind.is_file() && !kind.is_symlink() {
+                skipped.push(path);
+                continue;
+            }
+            found.push((path, full, meta));
+        }
+    }
+    found.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    skipped.sort();
+    Ok(found)
+}
+
+fn mtime_of(meta: &fs::Metadata) -> i64 {
+    match meta.modified().map(|t| t.duration_since(UNIX_EPOCH)) {
+        Ok(Ok(after)) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+        Ok(Err(before)) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    }
+}
+
+#[cfg(unix)]
+fn mode_of(meta: &fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    meta.permissions().mode() & 0o7777
+}
+
+#[cfg(not(unix))]
+fn mode_of(meta: &fs::Metadata) -> u32 {
+    match (meta.is_dir(), meta.permissions().readonly()) {
+        (true, _) => 0o755,
+        (false, true) => 0o444,
+        (false, false) => 0o644,
+    }
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(io_error("set the mode of", path))
+}
+
+#[cfg(not(unix))]
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    let mut permissions = fs::metadata(path).map_err(io_error("inspect", path))?.permissions();
+    permissions.set_readonly(mode & 0o222 == 0);
+    fs::set_permissions(path, permissions).map_err(io_error("set the mode of", path))
+}
+
+/// Makes a link; false where the system has no links this crate can make.
+#[cfg(unix)]
+fn make_symlink(target: &str, at: &Path) -> Result<bool> {
+    std::os::unix::fs::symlink(target, at).map_err(io_error("create the link", at))?;
+    Ok(true)
+}
+
+#[cfg(not(unix))]
+fn make_symlink(_target: &str, _at: &Path) -> Result<bool> {
+    Ok(false)
+}

@@ -1,0 +1,510 @@
+//! Snapshots end to end over an in-memory store: deduplication, incremental backups, restore
+//! of odd trees, tampering, path traversal, verify and re-keying (spec chapter 8).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use e2ee_backup_format::{Compression, EncryptOptions, Metadata, encrypt_to_vec};
+use e2ee_backup_kdf::BackupKey;
+use e2ee_backup_snapshot::{
+    AccountKeys, BlobName, ChunkParams, Error, ManifestError, MemoryStore, Snapshots, Store,
+    StoreError, rekey, snapshot_object,
+};
+
+/// Small chunks, so that a few hundred KiB make many of them.
+const SMALL: ChunkParams = ChunkParams { min: 1024, avg: 4096, max: 16384 };
+
+fn key(byte: u8) -> BackupKey {
+    BackupKey::from_bytes([byte; 32])
+}
+
+/// Bytes from a small xorshift generator: incompressible, different for each seed.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn blob_objects(store: &MemoryStore) -> Vec<String> {
+    store.list("blobs/").unwrap()
+}
+
+/// Every file, directory and link under `root`, with content or target, for comparing trees.
+fn tree(root: &Path) -> BTreeMap<String, String> {
+    fn visit(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for item in fs::read_dir(dir).unwrap() {
+            let item = item.unwrap();
+            let path = item.path();
+            let rel = path.strip_prefix(root).unwrap().to_str().unwrap().to_owned();
+            let kind = item.file_type().unwrap();
+            if kind.is_symlink() {
+                out.insert(rel, format!("link {}", fs::read_link(&path).unwrap().display()));
+            } else if kind.is_dir() {
+                out.insert(rel, "dir".into());
+                visit(root, &path, out);
+            } else {
+                out.insert(rel, format!("file {}", hex::encode(fs::read(&path).unwrap())));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    visit(root, root, &mut out);
+    out
+}
+
+fn odd_tree(root: &Path) {
+    fs::create_dir_all(root.join("Media/WhatsApp Images/Sent")).unwrap();
+    fs::create_dir_all(root.join("empty dir")).unwrap();
+    fs::create_dir_all(root.join("Databases")).unwrap();
+    fs::write(root.join("Databases/msgstore.db"), noise(1, 70_000)).unwrap();
+    fs::write(root.join("Media/WhatsApp Images/IMG 0001 été 🙂.jpg"), noise(2, 20_000)).unwrap();
+    fs::write(root.join("Media/WhatsApp Images/Sent/empty"), b"").unwrap();
+    fs::write(root.join("a b"), b"space").unwrap();
+    fs::write(root.join("日本語.txt"), "こんにちは").unwrap();
+}
+
+#[test]
+fn two_equal_files_are_stored_as_one_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("one"), noise(3, 5000)).unwrap();
+    fs::write(dir.path().join("two"), noise(3, 5000)).unwrap();
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap();
+    let report = snapshots.backup(dir.path()).unwrap();
+    assert_eq!((report.files, report.bytes), (2, 10_000));
+    assert_eq!((report.new_blobs, report.new_bytes), (1, 5000));
+    assert_eq!((report.reused_blobs, report.reused_bytes), (1, 5000));
+    assert_eq!(store.puts_under("blobs/"), 1);
+    assert_eq!(blob_objects(&store).len(), 1);
+    assert_eq!(store.puts_under("snapshots/"), 1);
+    assert_eq!(store.puts_under("keys/"), 1);
+}
+
+#[test]
+fn a_second_backup_of_an_unchanged_tree_uploads_no_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    odd_tree(dir.path());
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
+    let first = snapshots.backup(dir.path()).unwrap();
+    assert!(first.new_blobs > 5, "{first:?}");
+    let blob_puts = store.puts_under("blobs/");
+    let puts = store.puts().len();
+
+    // Opened afresh, as another run of the program would.
+    let mut again = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
+    let second = again.backup(dir.path()).unwrap();
+    assert_eq!((second.new_blobs, second.new_bytes), (0, 0));
+    assert_eq!(second.reused_bytes, first.bytes);
+    assert_eq!(store.puts_under("blobs/"), blob_puts);
+    assert_eq!(store.puts().len(), puts + 1, "only the manifest");
+    assert_ne!(first.id, second.id);
+    let listed = again.list().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].new_bytes, first.new_bytes);
+    assert_eq!(listed[1].new_bytes, 0);
+    assert_eq!(listed[1].files, 5);
+    assert_eq!(listed[1].total_size, first.bytes);
+}
+
+#[test]
+fn a_changed_file_uploads_only_the_chunks_around_the_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut content = noise(4, 400_000);
+    fs::write(dir.path().join("big.db"), &content).unwrap();
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
+    let first = snapshots.backup(dir.path()).unwrap();
+    assert!(first.new_blobs >= 40, "{first:?}");
+
+    content[200_000..200_100].copy_from_slice(&noise(5, 100));
+    fs::write(dir.path().join("big.db"), &content).unwrap();
+    let before = store.puts_under("blobs/");
+    let second = snapshots.backup(dir.path()).unwrap();
+    let uploaded = store.puts_under("blobs/") - before;
+    assert_eq!(uploaded as u64, second.new_blobs);
+    assert!((1..=3).contains(&second.new_blobs), "{second:?}");
+    assert!(second.new_bytes <= 3 * u64::from(SMALL.max), "{second:?}");
+    assert_eq!(second.new_blobs + second.reused_blobs, {
+        let manifest = snapshots.manifest(&second.id).unwrap();
+        match &manifest.entries[0].kind {
+            e2ee_backup_snapshot::EntryKind::File { blobs } => blobs.len() as u64,
+            other => panic!("{other:?}"),
+        }
+    });
+
+    let target = tempfile::tempdir().unwrap();
+    snapshots.restore(&second.id, &target.path().join("r"), &[]).unwrap();
+    assert!(fs::read(target.path().join("r/big.db")).unwrap() == content);
+}
+
+#[test]
+fn restore_round_trips_a_tree_with_odd_names() {
+    let dir = tempfile::tempdir().unwrap();
+    odd_tree(dir.path());
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("Databases/msgstore.db", dir.path().join("db link")).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        let script = dir.path().join("run.sh");
+        fs::write(&script, b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o750)).unwrap();
+    }
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
+    let report = snapshots.backup(dir.path()).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let restored = snapshots.restore(&report.id, target.path(), &[]).unwrap();
+    assert_eq!(tree(target.path()), tree(dir.path()));
+    assert_eq!(restored.bytes, report.bytes);
+    assert_eq!(restored.files, report.files);
+    assert!(restored.skipped_links.is_empty());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs::metadata(target.path().join("run.sh")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o750);
+        assert_eq!(restored.symlinks, 1);
+    }
+    // A restore never writes into a directory that holds anything.
+    assert!(matches!(
+        snapshots.restore(&report.id, target.path(), &[]),
+        Err(Error::TargetNotEmpty { .. })
+    ));
+}
+
+#[test]
+fn restore_of_selected_paths_writes_only_those() {
+    let dir = tempfile::tempdir().unwrap();
+    odd_tree(dir.path());
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap();
+    let id = snapshots.backup(dir.path()).unwrap().id;
+    let target = tempfile::tempdir().unwrap();
+    let report = snapshots.restore(&id, target.path(), &["Media/WhatsApp Images", "a b"]).unwrap();
+    let got: Vec<String> = tree(target.path()).into_keys().collect();
+    assert_eq!(
+        got,
+        [
+            "Media",
+            "Media/WhatsApp Images",
+            "Media/WhatsApp Images/IMG 0001 été 🙂.jpg",
+            "Media/WhatsApp Images/Sent",
+            "Media/WhatsApp Images/Sent/empty",
+            "a b",
+        ]
+    );
+    assert_eq!(report.files, 3);
+    // A prefix is a whole component: "Media/WhatsApp" selects nothing.
+    let other = tempfile::tempdir().unwrap();
+    let none = snapshots.restore(&id, other.path(), &["Media/WhatsApp"]).unwrap();
+    assert_eq!((none.files, none.dirs), (0, 0));
+    // A prefix that climbs out is refused before anything is read.
+    assert!(matches!(
+        snapshots.restore(&id, &other.path().join("x"), &["../x"]),
+        Err(Error::UnsafePath { .. })
+    ));
+}
+
+/// The store of one backup of two files, with the names of their blobs.
+fn two_blob_store() -> (MemoryStore, String, BlobName, BlobName) {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a"), noise(6, 3000)).unwrap();
+    fs::write(dir.path().join("b"), noise(7, 3000)).unwrap();
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap();
+    let id = snapshots.backup(dir.path()).unwrap().id;
+    let manifest = snapshots.manifest(&id).unwrap();
+    let names: Vec<BlobName> = manifest
+        .entries
+        .iter()
+        .map(|e| match &e.kind {
+            e2ee_backup_snapshot::EntryKind::File { blobs } => blobs[0].name,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    (store, id, names[0], names[1])
+}
+
+fn restore_error(store: &MemoryStore, id: &str) -> Error {
+    let snapshots = Snapshots::open(store, &key(1)).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    snapshots.restore(id, &target.path().join("r"), &[]).unwrap_err()
+}
+
+#[test]
+fn swapped_blobs_are_detected() {
+    let (store, id, a, b) = two_blob_store();
+    let (file_a, file_b) =
+        (store.get(&a.object_name()).unwrap(), store.get(&b.object_name()).unwrap());
+    store.set_raw(&a.object_name(), file_b);
+    store.set_raw(&b.object_name(), file_a);
+    let err = restore_error(&store, &id);
+    assert!(
+        matches!(&err, Error::BlobRenamed { expected, found } if *expected == a.to_hex() && *found == b.to_hex()),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), "blob-renamed");
+}
+
+#[test]
+fn a_blob_moved_to_another_name_is_detected() {
+    let (store, id, a, _) = two_blob_store();
+    let file_a = store.get(&a.object_name()).unwrap();
+    store.delete(&a.object_name()).unwrap();
+    let elsewhere = BlobName([0x5a; 32]);
+    store.set_raw(&elsewhere.object_name(), file_a);
+    assert!(
+        matches!(restore_error(&store, &id), Error::BlobMissing { name } if name == a.to_hex())
+    );
+    // Put back under a referenced name other than its own, it is caught by its metadata.
+    let (store, id, a, b) = two_blob_store();
+    store.set_raw(&b.object_name(), store.get(&a.object_name()).unwrap());
+    assert!(matches!(restore_error(&store, &id), Error::BlobRenamed { .. }));
+}
+
+#[test]
+fn a_truncated_blob_is_detected() {
+    let (store, id, a, _) = two_blob_store();
+    let file = store.get(&a.object_name()).unwrap();
+    store.set_raw(&a.object_name(), file[..file.len() - 10].to_vec());
+    let err = restore_error(&store, &id);
+    assert!(
+        matches!(
+            &err,
+            Error::BlobDamaged { source: e2ee_backup_format::Error::Truncated { .. }, .. }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_manifest_from_another_account_or_another_name_is_detected() {
+    let (store, id, _, _) = two_blob_store();
+    // Another account's snapshot, copied in under a fresh identifier.
+    let other_dir = tempfile::tempdir().unwrap();
+    fs::write(other_dir.path().join("x"), b"other").unwrap();
+    let other = MemoryStore::new();
+    let other_id = Snapshots::open(&other, &key(2)).unwrap().backup(other_dir.path()).unwrap().id;
+    store.set_raw(&snapshot_object(&other_id), other.get(&snapshot_object(&other_id)).unwrap());
+    let snapshots = Snapshots::open(&store, &key(1)).unwrap();
+    let err = snapshots.manifest(&other_id).unwrap_err();
+    assert!(
+        matches!(&err, Error::ManifestDamaged { source: e2ee_backup_format::Error::WrongKey, .. }),
+        "{err:?}"
+    );
+    assert!(snapshots.list().is_err(), "a listing does not pass over a foreign manifest");
+    // This account's manifest under another identifier.
+    let renamed = format!("{}-00000000000000ff", &id[..20]);
+    store.delete(&snapshot_object(&other_id)).unwrap();
+    store.set_raw(&snapshot_object(&renamed), store.get(&snapshot_object(&id)).unwrap());
+    assert!(matches!(
+        snapshots.manifest(&renamed),
+        Err(Error::ManifestRenamed { found, .. }) if found == id
+    ));
+    // And the whole store opened with another K.
+    assert!(matches!(
+        Snapshots::open(&store, &key(3)),
+        Err(Error::MediaRootKey { source: e2ee_backup_format::Error::WrongKey })
+    ));
+}
+
+#[test]
+fn a_manifest_entry_that_climbs_out_is_refused_and_nothing_is_written() {
+    let store = MemoryStore::new();
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a"), b"x").unwrap();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap();
+    snapshots.backup(dir.path()).unwrap();
+    // A manifest built by hand: one file "../escaped" of no blobs, sealed under this
+    // account's manifest key as the format would.
+    let path = "../escaped";
+    let mut encoded = vec![1u8];
+    encoded.extend_from_slice(&[0; 24]);
+    encoded.extend_from_slice(&1u32.to_be_bytes());
+    encoded.extend_from_slice(&(path.len() as u16).to_be_bytes());
+    encoded.extend_from_slice(path.as_bytes());
+    encoded.push(1);
+    encoded.extend_from_slice(&0o644u32.to_be_bytes());
+    encoded.extend_from_slice(&0i64.to_be_bytes());
+    encoded.extend_from_slice(&0u64.to_be_bytes());
+    encoded.extend_from_slice(&0u32.to_be_bytes());
+    let id = "00000000000000000001-0123456789abcdef";
+    let mut options = EncryptOptions::default();
+    options.compression = Compression::Zstd;
+    options.metadata = Metadata {
+        created_at: 1,
+        plaintext_len: None,
+        fields: BTreeMap::from([("snapshot".to_owned(), id.to_owned())]),
+    };
+    let account = AccountKeys::derive(&key(1));
+    store.set_raw(
+        &snapshot_object(id),
+        encrypt_to_vec(&account.manifest, options, &encoded).unwrap(),
+    );
+
+    let outer = tempfile::tempdir().unwrap();
+    let target = outer.path().join("target");
+    let err = snapshots.restore(id, &target, &[]).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidManifest { source: ManifestError::UnsafePath { .. }, .. }),
+        "{err:?}"
+    );
+    assert!(!outer.path().join("escaped").exists());
+    assert!(!target.exists(), "nothing is made before the manifest is checked");
+}
+
+#[cfg(unix)]
+#[test]
+fn links_that_could_leave_the_target_are_not_made() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("f"), b"x").unwrap();
+    std::os::unix::fs::symlink("../../etc/passwd", dir.path().join("up")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", dir.path().join("abs")).unwrap();
+    std::os::unix::fs::symlink("f", dir.path().join("ok")).unwrap();
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap();
+    let report = snapshots.backup(dir.path()).unwrap();
+    assert_eq!(report.symlinks, 3);
+    let target = tempfile::tempdir().unwrap();
+    let restored = snapshots.restore(&report.id, target.path(), &[]).unwrap();
+    assert_eq!(restored.skipped_links, ["abs", "up"]);
+    assert_eq!(restored.symlinks, 1);
+    assert!(fs::symlink_metadata(target.path().join("up")).is_err());
+    assert_eq!(fs::read_link(target.path().join("ok")).unwrap(), Path::new("f"));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_name_that_is_not_utf8_is_refused_on_backup() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"bad\xff");
+    if fs::write(dir.path().join(name), b"x").is_err() {
+        return; // a file system that refuses such names cannot hold one
+    }
+    let store = MemoryStore::new();
+    let err = Snapshots::open(&store, &key(1)).unwrap().backup(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::UnsafePath { why: "not UTF-8", .. }), "{err:?}");
+    assert!(store.list("snapshots/").unwrap().is_empty());
+}
+
+#[test]
+fn verify_finds_missing_and_damaged_blobs() {
+    let (store, id, a, b) = two_blob_store();
+    let snapshots = Snapshots::open(&store, &key(1)).unwrap();
+    let clean = snapshots.verify(&id, true).unwrap();
+    assert!(clean.is_ok(), "{:?}", clean.problems);
+    assert_eq!((clean.blobs, clean.bytes_read), (2, 6000));
+
+    let mut file = store.get(&a.object_name()).unwrap();
+    let last = file.len() - 20;
+    file[last] ^= 1;
+    store.set_raw(&a.object_name(), file);
+    assert!(snapshots.verify(&id, false).unwrap().is_ok(), "existence only");
+    let read = snapshots.verify(&id, true).unwrap();
+    assert_eq!(read.problems.len(), 1);
+    assert!(
+        matches!(
+            &read.problems[0],
+            Error::BlobDamaged { name, source: e2ee_backup_format::Error::ChunkModified { .. } }
+                if *name == a.to_hex()
+        ),
+        "{:?}",
+        read.problems
+    );
+
+    store.delete(&b.object_name()).unwrap();
+    let exists = snapshots.verify(&id, false).unwrap();
+    assert_eq!(exists.problems.len(), 1);
+    assert_eq!(exists.problems[0].code(), "blob-missing");
+    assert_eq!(snapshots.verify(&id, true).unwrap().problems.len(), 2);
+}
+
+#[test]
+fn rekey_rewraps_the_media_root_key_and_manifests_but_no_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    odd_tree(dir.path());
+    let store = MemoryStore::new();
+    let id = Snapshots::open(&store, &key(1)).unwrap().backup(dir.path()).unwrap().id;
+    let blobs_before: Vec<Vec<u8>> =
+        blob_objects(&store).iter().map(|n| store.get(n).unwrap()).collect();
+    let puts = store.puts().len();
+
+    let report = rekey(&store, &key(1), &key(9)).unwrap();
+    assert!(report.media_root_rewritten);
+    assert_eq!((report.manifests_rewritten, report.manifests_already), (1, 0));
+    assert_eq!(store.puts().len(), puts + 2, "one key and one manifest");
+    let blobs_after: Vec<Vec<u8>> =
+        blob_objects(&store).iter().map(|n| store.get(n).unwrap()).collect();
+    assert!(blobs_before == blobs_after);
+
+    let snapshots = Snapshots::open(&store, &key(9)).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    snapshots.restore(&id, target.path(), &[]).unwrap();
+    assert_eq!(tree(target.path()), tree(dir.path()));
+    assert!(matches!(Snapshots::open(&store, &key(1)), Err(Error::MediaRootKey { .. })));
+
+    // Run again (as after a crash): nothing left to do.
+    let again = rekey(&store, &key(1), &key(9)).unwrap();
+    assert!(!again.media_root_rewritten);
+    assert_eq!((again.manifests_rewritten, again.manifests_already), (0, 1));
+}
+
+/// A store whose puts fail after a number of them, as a crash or a lost connection would.
+struct FailingStore {
+    inner: MemoryStore,
+    allowed: std::sync::atomic::AtomicUsize,
+}
+
+impl Store for FailingStore {
+    fn put(&self, name: &str, bytes: Vec<u8>, create_only: bool) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .allowed
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_err()
+        {
+            return Err(StoreError::Other("connection lost".into()));
+        }
+        self.inner.put(name, bytes, create_only)
+    }
+    fn get(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        self.inner.get(name)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix)
+    }
+    fn exists(&self, name: &str) -> Result<bool, StoreError> {
+        self.inner.exists(name)
+    }
+    fn delete(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.delete(name)
+    }
+}
+
+#[test]
+fn an_interrupted_backup_leaves_no_snapshot_and_the_next_reuses_its_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    odd_tree(dir.path());
+    // The media root key and three blobs go through, then the store fails.
+    let store = FailingStore { inner: MemoryStore::new(), allowed: 4.into() };
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
+    let err = snapshots.backup(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::Store { .. }), "{err:?}");
+    assert!(snapshots.ids().unwrap().is_empty());
+    assert_eq!(store.inner.puts_under("blobs/"), 3);
+
+    store.allowed.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    let report = snapshots.backup(dir.path()).unwrap();
+    assert_eq!(report.reused_blobs, 3);
+    assert_eq!(snapshots.ids().unwrap(), std::slice::from_ref(&report.id));
+    assert!(snapshots.verify(&report.id, true).unwrap().is_ok());
+}
