@@ -153,8 +153,8 @@ pub fn snapshot_object(id: &str) -> String {
     format!("{SNAPSHOT_DIR}/{id}{SNAPSHOT_SUFFIX}")
 }
 
-/// Whether `id` is a snapshot identifier: 20 decimal digits of Unix time, `-`, 16 lowercase hex
-/// digits.
+/// Whether `id` is a snapshot identifier: 20 decimal digits of Unix time in microseconds, `-`,
+/// 16 lowercase hex digits.
 pub fn is_snapshot_id(id: &str) -> bool {
     id.split_once('-').is_some_and(|(t, r)| {
         t.len() == 20
@@ -164,10 +164,10 @@ pub fn is_snapshot_id(id: &str) -> bool {
     })
 }
 
-fn new_snapshot_id(unix_time: u64) -> String {
+fn new_snapshot_id(unix_micros: u64) -> String {
     let mut random = [0u8; 8];
     getrandom::fill(&mut random).expect("the operating system's random source failed");
-    format!("{unix_time:020}-{}", hex::encode(random))
+    format!("{unix_micros:020}-{}", hex::encode(random))
 }
 
 fn now() -> u64 {
@@ -364,14 +364,22 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
             report.bytes += size;
             entries.push(Entry { path, kind, mode, mtime, size });
         }
-        let created_at = now();
+        // Identifiers sort by time: a new one is later than every one in the store, even when
+        // the clock stepped back or two backups fall in one microsecond.
+        let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros());
+        let mut micros = u64::try_from(micros).unwrap_or(u64::MAX);
+        if let Some(latest) = self.latest()? {
+            let latest: u64 = latest[..20].parse().expect("checked by is_snapshot_id");
+            micros = micros.max(latest.saturating_add(1));
+        }
+        let created_at = micros / 1_000_000;
         let manifest = Manifest {
             created_at,
             new_blobs: report.new_blobs,
             new_bytes: report.new_bytes,
             entries,
         };
-        let id = new_snapshot_id(created_at);
+        let id = new_snapshot_id(micros);
         let file = seal_manifest(&self.account, &id, &manifest)?;
         let object = snapshot_object(&id);
         self.store.put(&object, file, true).map_err(Error::store("write", &object))?;
