@@ -506,8 +506,13 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                         report.bytes += content.len() as u64;
                     }
                     set_mode(&full, entry.mode)?;
-                    let mtime =
-                        UNIX_EPOCH + std::time::Duration::from_secs(entry.mtime.max(0) as u64);
+                    let seconds = std::time::Duration::from_secs(entry.mtime.unsigned_abs());
+                    let mtime = if entry.mtime >= 0 {
+                        UNIX_EPOCH.checked_add(seconds)
+                    } else {
+                        UNIX_EPOCH.checked_sub(seconds)
+                    };
+                    let mtime = mtime.unwrap_or(UNIX_EPOCH);
                     file.set_modified(mtime).map_err(io_error("set the time of", &full))?;
                     report.files += 1;
                 }

@@ -166,6 +166,12 @@ fn restore_round_trips_a_tree_with_odd_names() {
     assert_eq!(restored.bytes, report.bytes);
     assert_eq!(restored.files, report.files);
     assert!(restored.skipped_links.is_empty());
+    let seconds = |root: &Path| {
+        let modified =
+            fs::metadata(root.join("Databases/msgstore.db")).unwrap().modified().unwrap();
+        modified.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    };
+    assert_eq!(seconds(target.path()), seconds(dir.path()));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
