@@ -216,6 +216,14 @@ fn mode_name(mode: &Mode) -> &'static str {
     }
 }
 
+/// Refuses an account identifier that is not 1 to 64 bytes, the vault's limit.
+fn check_account(account: &str) -> Result<()> {
+    if account.is_empty() || account.len() > 64 {
+        return Err(Error::InvalidAccount { len: account.len() });
+    }
+    Ok(())
+}
+
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -227,13 +235,7 @@ impl Client {
         if state_dir.exists() {
             return Err(Error::AlreadyInitialised { path: dir.to_owned() });
         }
-        if setup.account.is_empty() || setup.account.len() > 64 {
-            return Err(Error::IllegalState {
-                operation: "create a client",
-                state: "the account identifier is not 1 to 64 bytes",
-                hint: "give the account identifier, for example the phone number",
-            });
-        }
+        check_account(&setup.account)?;
         let store = crate::store::canonical_location(&setup.store);
         let vault = match setup.vault {
             Some((url, pin)) => {

@@ -4,7 +4,7 @@
 
 use e2ee_backup_vault::client::Endpoint;
 
-use super::Client;
+use super::{Client, check_account};
 use crate::error::{Error, Result};
 use crate::pin::FleetPin;
 use crate::state::{Journal, Mode, VaultSettings};
@@ -89,13 +89,7 @@ impl Client {
         if !matches!(self.state.mode, Mode::Off | Mode::Key { .. }) {
             return Err(self.illegal(OP, "the vault keeps the key under the account"));
         }
-        if account.is_empty() || account.len() > 64 {
-            return Err(Error::IllegalState {
-                operation: OP,
-                state: "the account given is not 1 to 64 bytes",
-                hint: "give 1 to 64 bytes, for example the phone number",
-            });
-        }
+        check_account(account)?;
         let account = account.to_owned();
         self.commit_with(|s| s.account = account)
     }
