@@ -31,7 +31,7 @@ pub trait VaultTransport: Send {
 /// bundle at most 743; an error body is small.
 const MAX_ANSWER: usize = 64 * 1024;
 
-/// How [`HttpTransport`] tries again a request the vault did not take (spec section 5.3):
+/// How [`HttpTransport`] tries again a request the vault did not take (spec section 5.3.3):
 /// only when nothing was done, that is when no connection was made, or the vault answered
 /// `503` with `no-leader`, `busy` or `storage` (each says nothing was done or sent). A request
 /// that may have been applied (`unconfirmed`, a time-out, a cut answer) is never retried here:

@@ -75,7 +75,7 @@ impl Client {
     }
 
     /// Refuses a backup when the store's newest readable backup was made under a key this
-    /// device does not hold (spec section 5.3): another device rotated the key, and a backup
+    /// device does not hold (spec section 5.6.3): another device rotated the key, and a backup
     /// under the old key would be skipped by every restore with the new one.
     fn check_newest_key(&self, names: &[String]) -> Result<()> {
         for name in names.iter().rev() {
