@@ -188,6 +188,8 @@ impl From<e2ee_backup_client::Error> for Failure {
             C::IllegalState { .. }
             | C::InvalidKeyDigits(_)
             | C::NoVault
+            | C::InvalidAccount { .. }
+            | C::InvalidVaultUrl { .. }
             | C::Pin { .. }
             | C::StoreLocation { .. }
             | C::AlreadyInitialised { .. } => (2, String::new()),

@@ -162,6 +162,23 @@ pub enum Error {
     /// Password mode needs a vault, and none is configured.
     #[error("no vault is configured for this client; configure a vault URL and fleet pin")]
     NoVault,
+    /// The account identifier is not 1 to 64 bytes (the vault's limit, spec section 4.4).
+    #[error(
+        "the account identifier is {len} bytes long; give 1 to 64 bytes, for example the phone \
+         number"
+    )]
+    InvalidAccount {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The vault URL is not an `http://` or `https://` URL. Nothing was sent anywhere.
+    #[error("invalid vault URL {url:?}: {why}")]
+    InvalidVaultUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong.
+        why: String,
+    },
     /// The fleet pin file is not valid.
     #[error("fleet pin, line {line}: {why}")]
     Pin {
@@ -251,6 +268,8 @@ impl Error {
             Error::FleetBundle(_) => "fleet-bundle-rejected",
             Error::KeyRotatedElsewhere { .. } => "key-rotated-elsewhere",
             Error::NoVault => "no-vault",
+            Error::InvalidAccount { .. } => "invalid-account",
+            Error::InvalidVaultUrl { .. } => "invalid-vault-url",
             Error::Pin { .. } => "invalid-pin",
             Error::Store { .. } => "store",
             Error::StoreLocation { .. } => "store-location",

@@ -31,7 +31,7 @@ pub trait VaultTransport: Send {
 /// bundle at most 743; an error body is small.
 const MAX_ANSWER: usize = 64 * 1024;
 
-/// How [`HttpTransport`] tries again a request the vault did not take (spec section 5.3):
+/// How [`HttpTransport`] tries again a request the vault did not take (spec section 5.3.3):
 /// only when nothing was done, that is when no connection was made, or the vault answered
 /// `503` with `no-leader`, `busy` or `storage` (each says nothing was done or sent). A request
 /// that may have been applied (`unconfirmed`, a time-out, a cut answer) is never retried here:
@@ -80,11 +80,7 @@ impl std::fmt::Debug for HttpTransport {
 impl HttpTransport {
     /// A transport to the vault at `base` (for example `http://127.0.0.1:8420`).
     pub fn new(base: &str) -> Result<Self> {
-        let bad = |why: String| Error::VaultRejected {
-            status: 0,
-            code: "bad-vault-url".to_owned(),
-            message: format!("{base:?}: {why}"),
-        };
+        let bad = |why: String| Error::InvalidVaultUrl { url: base.to_owned(), why };
         let mut base = url::Url::parse(base).map_err(|e| bad(e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(bad("the vault URL must be http:// or https://".to_owned()));
@@ -100,7 +96,7 @@ impl HttpTransport {
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| Error::VaultUnreachable { detail: format!("no HTTP client: {e}") })?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -357,5 +353,28 @@ impl VaultTransport for MemoryTransport {
                 message: e.to_string(),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A vault URL that does not parse, or is not http:// or https://, is an invalid vault URL
+    /// (not a rejection by a vault that was never asked).
+    #[test]
+    fn a_bad_vault_url_is_an_invalid_vault_url() {
+        for url in ["vault.example", "ftp://vault.example", "file:///tmp/vault", ""] {
+            let err = HttpTransport::new(url).unwrap_err();
+            match &err {
+                Error::InvalidVaultUrl { url: given, .. } => assert_eq!(given, url),
+                other => panic!("{url:?}: {other:?}"),
+            }
+            assert_eq!(err.code(), "invalid-vault-url");
+            assert!(!err.is_retryable(), "{err}");
+            assert!(err.to_string().contains(&format!("{url:?}")), "{err}");
+        }
+        assert!(HttpTransport::new("http://127.0.0.1:8420").is_ok());
+        assert!(HttpTransport::new("https://vault.example/prefix").is_ok());
     }
 }

@@ -539,6 +539,46 @@ fn set_store_and_set_vault_check_before_they_save() {
     other_phone.set_vault("http://moved.example", w.fleet.pin.clone()).unwrap();
 }
 
+/// An account identifier that is not 1 to 64 bytes, and a vault URL that is not http:// or
+/// https://, are invalid input with codes of their own (not an illegal state, nor a rejection
+/// by a vault that was never asked); nothing is saved.
+#[test]
+fn bad_account_lengths_and_vault_urls_are_invalid_input() {
+    let w = World::new(10);
+    for account in [String::new(), "1".repeat(65)] {
+        let dir = w.device("new");
+        let setup = e2ee_backup_client::Setup {
+            account: account.clone(),
+            store: w.store().to_string_lossy().into_owned(),
+            vault: Some(("http://vault.invalid".to_owned(), w.fleet.pin.clone())),
+        };
+        let err = e2ee_backup_client::Client::create(&dir, setup, w.options(Arc::new(NoFaults)))
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidAccount { len } if len == account.len()), "{err}");
+        assert_eq!(err.code(), "invalid-account");
+        assert!(!dir.join("state.json").exists(), "nothing was saved");
+    }
+
+    let mut phone = w.client("phone");
+    let before = phone.status();
+    for account in [String::new(), "1".repeat(65)] {
+        let err = phone.set_account(&account).unwrap_err();
+        assert!(matches!(err, Error::InvalidAccount { len } if len == account.len()), "{err}");
+        assert_eq!(err.code(), "invalid-account");
+        assert_eq!(phone.status(), before);
+    }
+    phone.set_account(&"1".repeat(64)).unwrap();
+    assert_eq!(phone.status().account, "1".repeat(64));
+
+    let before = phone.status();
+    for url in ["vault.example", "ftp://vault.example"] {
+        let err = phone.set_vault(url, w.fleet.pin.clone()).unwrap_err();
+        assert!(matches!(&err, Error::InvalidVaultUrl { url: given, .. } if given == url), "{err}");
+        assert_eq!(err.code(), "invalid-vault-url");
+        assert_eq!(phone.status(), before);
+    }
+}
+
 /// Issue 11: a device whose key another device rotated refuses to back up under the old key,
 /// and takes the new key by a restore in place. That restore, stopped at every step and
 /// reopened, keeps the old key until it ends (a crash never leaves the device without a key
