@@ -177,6 +177,7 @@ impl From<e2ee_backup_client::Error> for Failure {
                  rotated it."
                     .to_owned(),
             ),
+            C::Snapshot(err) => (snapshot_exit(err), String::new()),
             // Its advice is written below, in the command line's words.
             C::PendingOperation { .. } => (2, String::new()),
             C::NotInitialised { .. } => (
@@ -208,5 +209,30 @@ impl From<e2ee_backup_client::Error> for Failure {
             failure = failure.field("attemptsLeft", remaining);
         }
         failure
+    }
+}
+
+/// The exit code of a snapshot error (spec 8.10): 4 for a damaged or foreign object, 3 for a
+/// store whose media root key is another key's, 2 for a request that cannot be met, 1 for the
+/// store or the file system.
+fn snapshot_exit(err: &e2ee_backup_snapshot::Error) -> u8 {
+    use e2ee_backup_snapshot::Error as S;
+    match err {
+        S::MediaRootKey { source: Error::WrongKey } => 3,
+        S::BlobMissing { .. }
+        | S::BlobRenamed { .. }
+        | S::BlobContentMismatch { .. }
+        | S::BlobLengthMismatch { .. }
+        | S::BlobDamaged { .. }
+        | S::ManifestDamaged { .. }
+        | S::ManifestRenamed { .. }
+        | S::InvalidManifest { .. }
+        | S::MediaRootKey { .. } => 4,
+        S::SnapshotMissing { .. }
+        | S::UnsafePath { .. }
+        | S::TargetNotEmpty { .. }
+        | S::NoMediaRootKey
+        | S::InvalidChunking(_) => 2,
+        _ => 1,
     }
 }

@@ -13,6 +13,7 @@ mod demo;
 mod failure;
 mod journeys;
 mod output;
+mod snapshots;
 
 /// End-to-end encrypted backups, protected by a 64-digit key or by a password and a vault.
 ///
@@ -88,9 +89,18 @@ enum Command {
     /// 64 digits and deletes the vault's copy (it asks for the current password).
     #[command(after_help = EXIT_CODES)]
     Enable(journeys::EnableArgs),
-    /// Encrypt FILE under the backup key and upload it to the backup store as a new backup.
+    /// Encrypt FILE under the backup key and upload it to the backup store as a new backup;
+    /// or, for a directory, make a snapshot of its whole tree (only new content is uploaded).
     #[command(after_help = EXIT_CODES)]
     Backup(journeys::BackupArgs),
+    /// List the snapshots of directories in the store, oldest first: identifier, time, files,
+    /// total size and the bytes each one uploaded.
+    #[command(after_help = EXIT_CODES)]
+    Snapshots(journeys::ClientOnlyArgs),
+    /// Check a snapshot (the newest unless --snapshot): that every blob it needs is in the
+    /// store, and with --read-data that each decrypts and authenticates. Exit 4 if not.
+    #[command(after_help = EXIT_CODES)]
+    Verify(snapshots::VerifyArgs),
     /// Restore the newest backup into --to FILE, on a new device (a fresh client directory) or
     /// in place on the client that makes the backups, with the 64-digit key or the password.
     ///
@@ -408,6 +418,7 @@ fn main() -> ExitCode {
                 | Command::Inspect { .. }
                 | Command::Crypt15(Crypt15Command::Inspect { .. })
                 | Command::Status(_)
+                | Command::Snapshots(_)
                 | Command::Enable(_)
                 | Command::RotateKey(_)
                 | Command::Demo { .. }
@@ -475,6 +486,8 @@ fn main() -> ExitCode {
         Command::Demo { size_mib, dir } => demo::run(size_mib, dir.as_deref(), json),
         Command::Enable(args) => journeys::enable(&args),
         Command::Backup(args) => journeys::backup(&args),
+        Command::Snapshots(args) => snapshots::list(&args),
+        Command::Verify(args) => snapshots::verify(&args),
         Command::Restore(args) => journeys::restore(&args),
         Command::ChangePassword(args) => journeys::change_password(&args),
         Command::RotateKey(args) => journeys::rotate_key(&args),

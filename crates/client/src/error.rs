@@ -236,6 +236,9 @@ pub enum Error {
         /// What is wrong.
         why: String,
     },
+    /// A snapshot operation failed (spec section 8.10); the code is the snapshot error's.
+    #[error(transparent)]
+    Snapshot(e2ee_backup_snapshot::Error),
     /// A test fault injected at a named step: the operation stopped there, as if the device
     /// had crashed.
     #[error("injected fault at {point}: the operation stopped there; reopen and resume")]
@@ -278,6 +281,7 @@ impl Error {
             Error::AlreadyInitialised { .. } => "already-initialised",
             Error::CorruptState { .. } => "corrupt-state",
             Error::Injected { .. } => "injected-fault",
+            Error::Snapshot(err) => err.code(),
         }
     }
 

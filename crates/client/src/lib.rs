@@ -62,6 +62,7 @@ mod error;
 pub mod faults;
 pub mod pin;
 pub mod scratch;
+pub mod snapshot_store;
 pub mod state;
 pub mod store;
 pub mod transport;

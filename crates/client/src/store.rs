@@ -190,8 +190,13 @@ impl BackupStore {
         self.part_size
     }
 
-    fn path(&self, name: &str) -> ObjectPath {
+    pub(crate) fn path(&self, name: &str) -> ObjectPath {
         name.split('/').fold(self.root.clone(), |path, part| path.join(part))
+    }
+
+    /// The object store, its root and the runtime, for the snapshot store (`snapshot_store.rs`).
+    pub(crate) fn parts(&self) -> (&dyn ObjectStore, &ObjectPath, &Runtime) {
+        (self.store.as_ref(), &self.root, &self.runtime)
     }
 
     /// Every backup object name, oldest first.

@@ -146,6 +146,9 @@ pub struct RekeyReport {
     pub manifests_already: u64,
     /// Whether the media root key was re-wrapped by this run.
     pub media_root_rewritten: bool,
+    /// Objects that open under neither key, left as they are (unreadable once the old key
+    /// is forgotten).
+    pub damaged: Vec<String>,
 }
 
 /// The object name of snapshot `id`.
@@ -571,7 +574,8 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
 /// Re-encrypts what K protects after a rotation from `old` to `new` (section 8.11): the wrapped
 /// media root key and every manifest. Blobs are untouched. Each object is replaced by one put,
 /// and an object that already opens under `new` is left alone, so an interrupted run is
-/// finished by running it again with both keys.
+/// finished by running it again with both keys. An object that opens under neither key is
+/// left as it is and named in [`RekeyReport::damaged`]: a rotation is never stuck on it.
 pub fn rekey<S: Store + ?Sized>(
     store: &S,
     old: &BackupKey,
@@ -582,12 +586,16 @@ pub fn rekey<S: Store + ?Sized>(
     match store.get(MEDIA_ROOT_OBJECT) {
         Ok(file) => {
             if open_media_root(&new_keys, &file).is_err() {
-                let mrk = open_media_root(&old_keys, &file)?;
-                let file = seal_media_root(&new_keys, &mrk)?;
-                store
-                    .put(MEDIA_ROOT_OBJECT, file, false)
-                    .map_err(Error::store("write", MEDIA_ROOT_OBJECT))?;
-                report.media_root_rewritten = true;
+                match open_media_root(&old_keys, &file) {
+                    Ok(mrk) => {
+                        let file = seal_media_root(&new_keys, &mrk)?;
+                        store
+                            .put(MEDIA_ROOT_OBJECT, file, false)
+                            .map_err(Error::store("write", MEDIA_ROOT_OBJECT))?;
+                        report.media_root_rewritten = true;
+                    }
+                    Err(_) => report.damaged.push(MEDIA_ROOT_OBJECT.to_owned()),
+                }
             }
         }
         Err(StoreError::NotFound) => {}
@@ -606,7 +614,10 @@ pub fn rekey<S: Store + ?Sized>(
             report.manifests_already += 1;
             continue;
         }
-        let manifest = open_manifest(&old_keys, &id, &file)?;
+        let Ok(manifest) = open_manifest(&old_keys, &id, &file) else {
+            report.damaged.push(object);
+            continue;
+        };
         let file = seal_manifest(&new_keys, &id, &manifest)?;
         store.put(&object, file, false).map_err(Error::store("write", &object))?;
         report.manifests_rewritten += 1;

@@ -462,6 +462,28 @@ fn rekey_rewraps_the_media_root_key_and_manifests_but_no_blob() {
     let again = rekey(&store, &key(1), &key(9)).unwrap();
     assert!(!again.media_root_rewritten);
     assert_eq!((again.manifests_rewritten, again.manifests_already), (0, 1));
+    assert!(again.damaged.is_empty());
+}
+
+#[test]
+fn rekey_passes_over_a_damaged_manifest_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("f"), b"x").unwrap();
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap();
+    let first = snapshots.backup(dir.path()).unwrap().id;
+    let second = snapshots.backup(dir.path()).unwrap().id;
+    let object = snapshot_object(&first);
+    let mut file = store.get(&object).unwrap();
+    let last = file.len() - 1;
+    file[last] ^= 1;
+    store.set_raw(&object, file);
+
+    let report = rekey(&store, &key(1), &key(9)).unwrap();
+    assert_eq!(report.damaged, [object]);
+    assert_eq!(report.manifests_rewritten, 1);
+    let snapshots = Snapshots::open(&store, &key(9)).unwrap();
+    assert!(snapshots.verify(&second, true).unwrap().is_ok());
 }
 
 /// A store whose puts fail after a number of them, as a crash or a lost connection would.

@@ -107,7 +107,8 @@ pub struct EnableArgs {
 
 #[derive(Args)]
 pub struct BackupArgs {
-    /// The file to back up (a chat database, say).
+    /// The file to back up (a chat database, say). A directory is backed up as a snapshot of
+    /// its whole tree: only content the store lacks is uploaded (`snapshots` lists them).
     pub file: PathBuf,
     /// The backup's name, kept in its encrypted metadata. [default: FILE's name]
     #[arg(long, value_name = "N")]
@@ -122,7 +123,7 @@ pub struct BackupArgs {
 
 #[derive(Args)]
 #[command(group(
-    ArgGroup::new("secret").required(true).multiple(true).args(["key", "key_file", "password", "password_file"])
+    ArgGroup::new("secret").required(true).multiple(true).args(["key", "key_file", "password", "password_file", "snapshot"])
 ))]
 pub struct RestoreArgs {
     /// Where to write the restored file. It appears only once the whole backup has verified.
@@ -154,6 +155,17 @@ pub struct RestoreArgs {
     /// Replace FILE if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Restore snapshot ID (`latest` for the newest; `snapshots` lists them) of a directory
+    /// into --to DIR, which must be missing or empty, with this client's key.
+    #[arg(
+        long,
+        value_name = "ID",
+        conflicts_with_all = ["key", "key_file", "password", "password_file", "force"]
+    )]
+    pub snapshot: Option<String>,
+    /// With --snapshot: restore only these paths of the snapshot and what is under them.
+    #[arg(value_name = "PATHS", requires = "snapshot")]
+    pub paths: Vec<String>,
     #[command(flatten)]
     pub setup: SetupArgs,
     #[command(flatten)]
@@ -258,7 +270,7 @@ impl ClientArgs {
     }
 
     /// The client in the directory, which must exist.
-    fn open(&self) -> Result<(Client, PathBuf), Failure> {
+    pub(crate) fn open(&self) -> Result<(Client, PathBuf), Failure> {
         let dir = self.dir()?;
         if !dir.join(STATE_FILE).exists() {
             return Err(not_set_up(&dir));
@@ -781,6 +793,9 @@ fn backup_count(client: &Client) -> Option<usize> {
 
 pub fn backup(args: &BackupArgs) -> Result<Report, Failure> {
     let (mut client, _) = args.client.open()?;
+    if args.file.is_dir() {
+        return crate::snapshots::backup(&client, &args.file);
+    }
     let name = match &args.name {
         Some(name) => name.clone(),
         None => args
@@ -827,6 +842,9 @@ pub fn backup(args: &BackupArgs) -> Result<Report, Failure> {
 }
 
 pub fn restore(args: &RestoreArgs) -> Result<Report, Failure> {
+    if let Some(id) = &args.snapshot {
+        return crate::snapshots::restore(&args.client, id, &args.to, &args.paths);
+    }
     let with_key = args.key.is_some() || args.key_file.is_some();
     let needs = if with_key { Needs::Key } else { Needs::Password };
     let (dir, prepared) = prepare(&args.client, &args.setup, needs)?;
@@ -989,6 +1007,12 @@ pub fn rotate_key(args: &PasswordOnlyArgs) -> Result<Report, Failure> {
         report.reencrypted,
         if password_mode { ", and the vault now seals the new key" } else { "" }
     )];
+    if report.snapshots_rekeyed > 0 {
+        lines.push(format!(
+            "{} snapshot(s) re-encrypted under the new key (their media is unchanged)",
+            report.snapshots_rekeyed
+        ));
+    }
     for damaged in &report.damaged {
         lines.push(format!(
             "warning: {damaged} is damaged; it was left as it is and is unreadable from now on"
@@ -997,6 +1021,7 @@ pub fn rotate_key(args: &PasswordOnlyArgs) -> Result<Report, Failure> {
     let mut json = json!({
         "mode": mode_name(&status.mode), "keyId": key_id(&status.mode),
         "reencrypted": report.reencrypted, "damaged": report.damaged,
+        "snapshotsRekeyed": report.snapshots_rekeyed,
         "seconds": elapsed.as_secs_f64(),
     });
     if !password_mode {

@@ -19,7 +19,7 @@ impl Client {
     /// The key backups are made with now. A pending key rotation does not block backups: until
     /// the old objects are being deleted they are made under the old key (and the rotation
     /// copies them when it resumes), from then on under the new key.
-    fn current_key(&self, operation: &'static str) -> Result<BackupKey> {
+    pub(super) fn current_key(&self, operation: &'static str) -> Result<BackupKey> {
         match (&self.state.mode, &self.state.journal) {
             (_, Some(journal @ Journal::Disabling { .. })) => {
                 Err(Error::PendingOperation { operation, pending: journal.name() })

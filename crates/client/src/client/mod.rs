@@ -13,6 +13,7 @@
 //! * [`modes`]: changing the password and switching modes (5.3);
 //! * [`rotate`]: key rotation (5.6.2);
 //! * [`disable`]: turning backups off (5.3);
+//! * [`snapshots`]: snapshots of whole directories (chapter 8);
 //! * [`stream`]: the bounded-memory copy the backups, restores and rotations share (5.8).
 
 mod abort;
@@ -23,6 +24,7 @@ mod modes;
 mod restore;
 mod rotate;
 mod settings;
+mod snapshots;
 mod stream;
 mod vault;
 
@@ -146,8 +148,10 @@ pub struct RotateReport {
     /// Backups re-encrypted under the new key.
     pub reencrypted: usize,
     /// Backups of the old key that are damaged: they were left as they are (and are unreadable
-    /// once the old key is forgotten).
+    /// once the old key is forgotten), and snapshot objects that open under neither key.
     pub damaged: Vec<String>,
+    /// Snapshot manifests re-encrypted under the new key (spec 8.11).
+    pub snapshots_rekeyed: u64,
 }
 
 /// A finished disable.

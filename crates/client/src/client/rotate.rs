@@ -76,12 +76,19 @@ impl Client {
                 damaged.push(name);
             }
         }
+        let snapshots = self.rotate_snapshots()?;
+        damaged.extend(snapshots.damaged);
         let reencrypted = self.rotate_delete()?;
         let (Mode::Key { key_id } | Mode::Password { key_id }) = &self.state.mode else {
             return Err(self.illegal(OP, "the rotation ended in an unexpected mode"));
         };
         let key = self.key(key_id)?;
-        Ok(RotateReport { digits: digits::to_display(&key), reencrypted, damaged })
+        Ok(RotateReport {
+            digits: digits::to_display(&key),
+            reencrypted,
+            damaged,
+            snapshots_rekeyed: snapshots.manifests_rewritten,
+        })
     }
 
     fn rotation(&self) -> Result<Rotation> {
@@ -188,6 +195,19 @@ impl Client {
     }
 
     /// Deletes the old objects, then makes the new key the only one.
+    /// Re-encrypts the snapshots' media root key and manifests under the new key (spec 8.11).
+    /// Only in the last phase: before it the rotation may be aborted and the old key kept, and
+    /// the objects are re-encrypted in place. Run again after a crash, it finishes the rest.
+    fn rotate_snapshots(&self) -> Result<e2ee_backup_snapshot::RekeyReport> {
+        let (old_id, new_id, phase, _) = self.rotation()?;
+        if phase != RotatePhase::Deleting {
+            return Err(self.illegal("rotate the key", "the rotation is not ready to delete"));
+        }
+        let (old, new) = (self.key(&old_id)?, self.key(&new_id)?);
+        let store = crate::snapshot_store::SnapshotStore::new(&self.store, self.faults.as_ref());
+        e2ee_backup_snapshot::rekey(&store, &old, &new).map_err(Error::Snapshot)
+    }
+
     fn rotate_delete(&mut self) -> Result<usize> {
         let (_, new_id, phase, copies) = self.rotation()?;
         if phase != RotatePhase::Deleting {

@@ -1,0 +1,181 @@
+//! Snapshots of whole directories (spec chapter 8): `backup DIR`, `snapshots`, `restore
+//! --snapshot ID --to DIR [PATHS...]` and `verify`, over the client's store and current key.
+
+use std::path::Path;
+use std::time::Instant;
+
+use clap::Args;
+use e2ee_backup_client::Client;
+use serde_json::json;
+
+use crate::failure::Failure;
+use crate::journeys::ClientArgs;
+use crate::output::{Report, rate};
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The snapshot to check. [default: the newest]
+    #[arg(long, value_name = "ID")]
+    pub snapshot: Option<String>,
+    /// Also download, decrypt and authenticate every blob (nothing is written); without it,
+    /// only that every blob is in the store.
+    #[arg(long)]
+    pub read_data: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `ID`, or the newest snapshot for `None` and `latest`.
+fn resolve(client: &Client, id: Option<&str>) -> Result<String, Failure> {
+    match id {
+        Some(id) if id != "latest" => Ok(id.to_owned()),
+        _ => client.with_snapshots("find the newest snapshot", |s| s.latest())?.ok_or_else(|| {
+            Failure::with_exit(
+                "no-snapshot-found",
+                "the store holds no snapshot: make one with `e2ee-backup backup DIR`".to_owned(),
+                1,
+            )
+        }),
+    }
+}
+
+/// `backup DIR`: a new snapshot of the tree.
+pub fn backup(client: &Client, dir: &Path) -> Result<Report, Failure> {
+    let started = Instant::now();
+    let report = client.with_snapshots("make a snapshot", |s| s.backup(dir))?;
+    let elapsed = started.elapsed();
+    let mut lines = vec![
+        format!(
+            "snapshot {} of {}: {} file(s), {} dir(s), {} link(s), {} bytes in {elapsed:.2?}, {}",
+            report.id,
+            dir.display(),
+            report.files,
+            report.dirs,
+            report.symlinks,
+            report.bytes,
+            rate(report.bytes, elapsed)
+        ),
+        format!(
+            "uploaded {} new blob(s) ({} bytes); reused {} ({} bytes)",
+            report.new_blobs, report.new_bytes, report.reused_blobs, report.reused_bytes
+        ),
+    ];
+    for skipped in &report.skipped {
+        lines.push(format!("skipped {skipped:?}: not a file, directory or link"));
+    }
+    let json = json!({
+        "snapshot": report.id, "dir": dir, "files": report.files, "dirs": report.dirs,
+        "symlinks": report.symlinks, "bytes": report.bytes, "newBlobs": report.new_blobs,
+        "newBytes": report.new_bytes, "reusedBlobs": report.reused_blobs,
+        "reusedBytes": report.reused_bytes, "skipped": report.skipped,
+        "seconds": elapsed.as_secs_f64(),
+    });
+    Ok(Report { lines, json })
+}
+
+/// `snapshots`: every snapshot, oldest first.
+pub fn list(args: &crate::journeys::ClientOnlyArgs) -> Result<Report, Failure> {
+    let (client, _) = args.client.open()?;
+    let listed = client.with_snapshots("list snapshots", |s| s.list())?;
+    let mut lines = Vec::new();
+    if listed.is_empty() {
+        lines.push("no snapshot yet".to_owned());
+    }
+    for info in &listed {
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(info.created_at);
+        lines.push(format!(
+            "{}  {}  {} file(s)  {} bytes  {} new bytes",
+            info.id,
+            humantime::format_rfc3339_seconds(time),
+            info.files,
+            info.total_size,
+            info.new_bytes
+        ));
+    }
+    let json = json!({
+        "snapshots": listed.iter().map(|i| json!({
+            "id": i.id, "createdAt": i.created_at, "files": i.files,
+            "totalBytes": i.total_size, "newBytes": i.new_bytes,
+        })).collect::<Vec<_>>(),
+    });
+    Ok(Report { lines, json })
+}
+
+/// `restore --snapshot ID --to DIR [PATHS...]`.
+pub fn restore(
+    client_args: &ClientArgs,
+    id: &str,
+    target: &Path,
+    paths: &[String],
+) -> Result<Report, Failure> {
+    let (client, _) = client_args.open()?;
+    let id = resolve(&client, Some(id))?;
+    let prefixes: Vec<&str> = paths.iter().map(|p| p.trim_end_matches('/')).collect();
+    let started = Instant::now();
+    let report =
+        client.with_snapshots("restore a snapshot", |s| s.restore(&id, target, &prefixes))?;
+    let elapsed = started.elapsed();
+    let mut lines = vec![format!(
+        "restored snapshot {id} into {}: {} file(s), {} dir(s), {} link(s), {} bytes in \
+         {elapsed:.2?}",
+        target.display(),
+        report.files,
+        report.dirs,
+        report.symlinks,
+        report.bytes
+    )];
+    for link in &report.skipped_links {
+        lines.push(format!(
+            "skipped link {link:?}: its target could lead outside {}",
+            target.display()
+        ));
+    }
+    let json = json!({
+        "snapshot": id, "to": target, "files": report.files, "dirs": report.dirs,
+        "symlinks": report.symlinks, "bytes": report.bytes,
+        "skippedLinks": report.skipped_links, "seconds": elapsed.as_secs_f64(),
+    });
+    Ok(Report { lines, json })
+}
+
+/// `verify [--snapshot ID] [--read-data]`: fails (exit 4) when a blob is missing or damaged.
+pub fn verify(args: &VerifyArgs) -> Result<Report, Failure> {
+    let (client, _) = args.client.open()?;
+    let id = resolve(&client, args.snapshot.as_deref())?;
+    let started = Instant::now();
+    let report = client.with_snapshots("verify a snapshot", |s| s.verify(&id, args.read_data))?;
+    let elapsed = started.elapsed();
+    if let Some(first) = report.problems.first() {
+        let mut failure = Failure::with_exit(
+            "snapshot-damaged",
+            format!(
+                "snapshot {id}: {} of {} blob(s) failed; the first: {first}",
+                report.problems.len(),
+                report.blobs
+            ),
+            4,
+        );
+        let problems: Vec<_> = report
+            .problems
+            .iter()
+            .map(|p| json!({ "code": p.code(), "message": p.to_string() }))
+            .collect();
+        failure = failure.field("problems", problems);
+        return Err(failure);
+    }
+    let what = if args.read_data { "read and authenticated" } else { "present" };
+    let lines = vec![format!(
+        "snapshot {id}: all {} blob(s) {what}{}",
+        report.blobs,
+        if args.read_data {
+            format!(" ({} bytes, {})", report.bytes_read, rate(report.bytes_read, elapsed))
+        } else {
+            String::new()
+        }
+    )];
+    let json = json!({
+        "snapshot": id, "blobs": report.blobs, "readData": args.read_data,
+        "bytesRead": report.bytes_read, "seconds": elapsed.as_secs_f64(),
+    });
+    Ok(Report { lines, json })
+}
