@@ -730,11 +730,17 @@ fn a_backup_source_that_cannot_be_read_is_named() {
     let w = World::new();
     let store = w.path("store").to_string_lossy().into_owned();
     w.ok(&args(&["enable", "--key"], &phone(&w, "a", &store)), &[]);
+    // A directory was such a source until snapshots (spec chapter 8): it now makes a snapshot,
+    // never a backup object.
     fs::create_dir(w.path("folder")).unwrap();
     let folder = w.path("folder").to_string_lossy().into_owned();
-    let error = w.fails(&args(&["backup", &folder], &on(&w, "a")), &[], 1);
+    let report = w.ok(&args(&["backup", &folder], &on(&w, "a")), &[]);
+    assert!(report["snapshot"].is_string(), "{report}");
+    assert_eq!(w.objects(), 0);
+    let missing = w.path("gone.db").to_string_lossy().into_owned();
+    let error = w.fails(&args(&["backup", &missing], &on(&w, "a")), &[], 1);
     let message = error["message"].as_str().unwrap();
-    assert!(message.contains(&folder), "{message}");
+    assert!(message.contains(&missing), "{message}");
     assert!(!message.contains("<backup source>"), "{message}");
     assert_eq!(w.objects(), 0, "nothing was stored");
 }

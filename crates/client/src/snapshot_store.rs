@@ -3,11 +3,14 @@
 //! `blobs/` and `snapshots/`. Each operation asks the fault injector first (spec 5.7), as the
 //! backup objects' do.
 
+use std::cell::RefCell;
+
 use futures_util::TryStreamExt as _;
 use object_store::{ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
 
 use e2ee_backup_snapshot::{Store, StoreError};
 
+use crate::error::Error;
 use crate::faults::{self, FaultInjector};
 use crate::store::BackupStore;
 
@@ -15,6 +18,9 @@ use crate::store::BackupStore;
 pub struct SnapshotStore<'a> {
     store: &'a BackupStore,
     faults: &'a dyn FaultInjector,
+    /// The injected fault that stopped an operation, kept so that the client reports it as
+    /// itself ([`Error::Injected`]) rather than as a store failure.
+    stopped: RefCell<Option<Error>>,
 }
 
 impl std::fmt::Debug for SnapshotStore<'_> {
@@ -26,11 +32,21 @@ impl std::fmt::Debug for SnapshotStore<'_> {
 impl<'a> SnapshotStore<'a> {
     /// `store`, with each operation checked against `faults` first.
     pub fn new(store: &'a BackupStore, faults: &'a dyn FaultInjector) -> Self {
-        Self { store, faults }
+        Self { store, faults, stopped: RefCell::new(None) }
+    }
+
+    /// The client's error for a failed snapshot operation: the injected fault that stopped it,
+    /// if one did, else the snapshot error.
+    pub fn client_error(&self, err: e2ee_backup_snapshot::Error) -> Error {
+        self.stopped.borrow_mut().take().unwrap_or(Error::Snapshot(err))
     }
 
     fn check(&self, point: String) -> Result<(), StoreError> {
-        faults::check(self.faults, &point).map_err(|e| StoreError::Other(e.to_string()))
+        faults::check(self.faults, &point).map_err(|e| {
+            let message = e.to_string();
+            *self.stopped.borrow_mut() = Some(e);
+            StoreError::Other(message)
+        })
     }
 
     fn exists_locally(&self) -> Result<(), StoreError> {

@@ -638,3 +638,18 @@ fn an_in_place_restore_after_a_rotation_elsewhere_survives_crashes() {
     }
     panic!("the restore never ran through");
 }
+
+/// `create_backup` backs up files only (a directory is a snapshot, spec chapter 8): given a
+/// directory it stores nothing and names it.
+#[test]
+fn a_directory_given_to_create_backup_is_refused_and_named() {
+    let w = World::new(10);
+    let mut phone = w.client("phone");
+    phone.enable_with_key().unwrap();
+    let dir = w.target("folder");
+    std::fs::create_dir(&dir).unwrap();
+    let err = phone.create_backup(Source::Path(&dir), "db").unwrap_err();
+    assert!(matches!(&err, Error::Io { path, .. } if *path == dir), "{err:?}");
+    assert!(err.to_string().contains(&dir.display().to_string()), "{err}");
+    assert!(w.objects().is_empty());
+}

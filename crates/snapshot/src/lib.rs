@@ -46,7 +46,7 @@ pub use keys::{AccountKeys, MediaKeys, MediaRootKey};
 pub use manifest::{BlobRef, Entry, EntryKind, Manifest, ManifestError};
 pub use snapshots::{
     BackupReport, ChunkParams, MEDIA_ROOT_OBJECT, RekeyReport, RestoreReport, SNAPSHOT_DIR,
-    SnapshotInfo, Snapshots, VerifyReport, is_snapshot_id, open_manifest, rekey, seal_manifest,
-    snapshot_object,
+    SnapshotInfo, Snapshots, VerifyReport, delete_all, is_snapshot_id, open_manifest, rekey,
+    seal_manifest, snapshot_object,
 };
 pub use store::{MemoryStore, Store, StoreError};

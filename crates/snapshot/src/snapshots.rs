@@ -583,7 +583,11 @@ pub fn rekey<S: Store + ?Sized>(
 ) -> Result<RekeyReport> {
     let (old_keys, new_keys) = (AccountKeys::derive(old), AccountKeys::derive(new));
     let mut report = RekeyReport::default();
-    match store.get(MEDIA_ROOT_OBJECT) {
+    // Asked first, so that a store without snapshots sees no download.
+    let present =
+        store.exists(MEDIA_ROOT_OBJECT).map_err(Error::store("check", MEDIA_ROOT_OBJECT))?;
+    let found = if present { store.get(MEDIA_ROOT_OBJECT) } else { Err(StoreError::NotFound) };
+    match found {
         Ok(file) => {
             if open_media_root(&new_keys, &file).is_err() {
                 match open_media_root(&old_keys, &file) {
@@ -623,6 +627,23 @@ pub fn rekey<S: Store + ?Sized>(
         report.manifests_rewritten += 1;
     }
     Ok(report)
+}
+
+/// Deletes every snapshot object of the store (section 8.12, turning backups off): the
+/// manifests first, so that a crash never leaves a snapshot whose blobs are gone, then the
+/// blobs, then the media root key. Needs no key. Run again after an interruption, it finishes.
+/// Returns how many manifests it deleted.
+pub fn delete_all<S: Store + ?Sized>(store: &S) -> Result<u64> {
+    let mut manifests = 0;
+    for prefix in [SNAPSHOT_DIR, crate::blob::BLOB_DIR] {
+        let listed = store.list(&format!("{prefix}/")).map_err(Error::store("list", prefix))?;
+        for name in listed {
+            store.delete(&name).map_err(Error::store("delete", &name))?;
+            manifests += u64::from(prefix == SNAPSHOT_DIR);
+        }
+    }
+    store.delete(MEDIA_ROOT_OBJECT).map_err(Error::store("delete", MEDIA_ROOT_OBJECT))?;
+    Ok(manifests)
 }
 
 fn io_error(operation: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {

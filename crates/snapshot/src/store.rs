@@ -1,4 +1,4 @@
-//! The store a snapshot set lives in (spec section 8.3): four operations over named objects,
+//! The store a snapshot set lives in (spec section 8.3): five operations over named objects,
 //! so that the logic above it is tested in memory and runs on any object store.
 
 use std::collections::BTreeMap;

@@ -486,6 +486,21 @@ fn rekey_passes_over_a_damaged_manifest_and_names_it() {
     assert!(snapshots.verify(&second, true).unwrap().is_ok());
 }
 
+#[test]
+fn delete_all_removes_every_snapshot_object_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    odd_tree(dir.path());
+    let store = MemoryStore::new();
+    store.set_raw("backups/00000000000000000001-0011223344556677.e2ee", b"kept".to_vec());
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap();
+    snapshots.backup(dir.path()).unwrap();
+    snapshots.backup(dir.path()).unwrap();
+    assert_eq!(e2ee_backup_snapshot::delete_all(&store).unwrap(), 2);
+    assert_eq!(store.list("").unwrap(), ["backups/00000000000000000001-0011223344556677.e2ee"]);
+    // Nothing left: a second run deletes nothing and does not fail.
+    assert_eq!(e2ee_backup_snapshot::delete_all(&store).unwrap(), 0);
+}
+
 /// A store whose puts fail after a number of them, as a crash or a lost connection would.
 struct FailingStore {
     inner: MemoryStore,

@@ -1,4 +1,4 @@
-//! The worked example of spec section 8.12: fixed K and MRK, the derived keys, one blob name
+//! The worked example of spec section 8.14: fixed K and MRK, the derived keys, one blob name
 //! and one manifest encoding, byte for byte. The expected values were computed apart from this
 //! implementation, from the labels and layouts of the spec alone (HKDF and HMAC from Python's
 //! standard library).

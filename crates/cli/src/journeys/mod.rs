@@ -1077,12 +1077,15 @@ pub fn disable(args: &DisableArgs) -> Result<Report, Failure> {
     let report = client.disable(password.as_ref().map(|p| p.as_str()))?;
     Ok(Report {
         lines: vec![format!(
-            "backups are off: {} backup(s) deleted{}, the backup key forgotten on this device",
+            "backups are off: {} backup(s) and {} snapshot(s) deleted{}, the backup key \
+             forgotten on this device",
             report.deleted_backups,
+            report.deleted_snapshots,
             if report.vault_record_deleted { ", the vault's copy of the key deleted" } else { "" }
         )],
         json: json!({
             "deletedBackups": report.deleted_backups,
+            "deletedSnapshots": report.deleted_snapshots,
             "vaultRecordDeleted": report.vault_record_deleted,
         }),
     })

@@ -1,5 +1,5 @@
 //! The disabling journey: turning backups off, which deletes the vault record (password mode)
-//! and every remote backup, then forgets K (spec section 5.3, `disable`, and "Disable deletes
+//! and every remote backup and snapshot, then forgets K (spec section 5.3, `disable`, and "Disable deletes
 //! remote backups").
 
 use super::{Client, DisableReport};
@@ -58,10 +58,14 @@ impl Client {
         for name in &names {
             self.store.delete(name, self.faults.as_ref())?;
         }
+        // Snapshots of directories too (spec 8.12): manifests, blobs, the media root key.
+        let store = crate::snapshot_store::SnapshotStore::new(&self.store, self.faults.as_ref());
+        let deleted_snapshots =
+            e2ee_backup_snapshot::delete_all(&store).map_err(|err| store.client_error(err))?;
         self.commit_with(|s| {
             s.mode = Mode::Off;
             s.journal = None;
         })?;
-        Ok(DisableReport { deleted_backups: names.len(), vault_record_deleted })
+        Ok(DisableReport { deleted_backups: names.len(), deleted_snapshots, vault_record_deleted })
     }
 }

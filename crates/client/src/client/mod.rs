@@ -159,6 +159,8 @@ pub struct RotateReport {
 pub struct DisableReport {
     /// Remote backup objects deleted.
     pub deleted_backups: usize,
+    /// Snapshots of directories deleted, with their blobs (spec 8.12).
+    pub deleted_snapshots: u64,
     /// Whether the vault record was deleted.
     pub vault_record_deleted: bool,
 }

@@ -76,9 +76,8 @@ impl Client {
                 damaged.push(name);
             }
         }
-        let snapshots = self.rotate_snapshots()?;
+        let (reencrypted, snapshots) = self.rotate_delete()?;
         damaged.extend(snapshots.damaged);
-        let reencrypted = self.rotate_delete()?;
         let (Mode::Key { key_id } | Mode::Password { key_id }) = &self.state.mode else {
             return Err(self.illegal(OP, "the rotation ended in an unexpected mode"));
         };
@@ -195,27 +194,23 @@ impl Client {
     }
 
     /// Deletes the old objects, then makes the new key the only one.
-    /// Re-encrypts the snapshots' media root key and manifests under the new key (spec 8.11).
-    /// Only in the last phase: before it the rotation may be aborted and the old key kept, and
-    /// the objects are re-encrypted in place. Run again after a crash, it finishes the rest.
-    fn rotate_snapshots(&self) -> Result<e2ee_backup_snapshot::RekeyReport> {
-        let (old_id, new_id, phase, _) = self.rotation()?;
-        if phase != RotatePhase::Deleting {
-            return Err(self.illegal("rotate the key", "the rotation is not ready to delete"));
-        }
-        let (old, new) = (self.key(&old_id)?, self.key(&new_id)?);
-        let store = crate::snapshot_store::SnapshotStore::new(&self.store, self.faults.as_ref());
-        e2ee_backup_snapshot::rekey(&store, &old, &new).map_err(Error::Snapshot)
-    }
-
-    fn rotate_delete(&mut self) -> Result<usize> {
-        let (_, new_id, phase, copies) = self.rotation()?;
+    /// Deletes the old backups, re-encrypts the snapshots' media root key and manifests under
+    /// the new key (spec 8.11), then ends the rotation. The snapshots are re-keyed only in this
+    /// last phase, whose rotation can no longer be aborted: they are re-encrypted in place, and
+    /// an abort keeps the old key. The journal names both keys until the end, so a run after a
+    /// crash finishes what is left.
+    fn rotate_delete(&mut self) -> Result<(usize, e2ee_backup_snapshot::RekeyReport)> {
+        let (old_id, new_id, phase, copies) = self.rotation()?;
         if phase != RotatePhase::Deleting {
             return Err(self.illegal("rotate the key", "the rotation is not ready to delete"));
         }
         for (old, _) in &copies {
             self.store.delete(old, self.faults.as_ref())?;
         }
+        let (old, new) = (self.key(&old_id)?, self.key(&new_id)?);
+        let store = crate::snapshot_store::SnapshotStore::new(&self.store, self.faults.as_ref());
+        let snapshots = e2ee_backup_snapshot::rekey(&store, &old, &new)
+            .map_err(|err| store.client_error(err))?;
         self.commit_with(|s| {
             s.mode = match s.mode {
                 Mode::Password { .. } => Mode::Password { key_id: new_id },
@@ -223,7 +218,7 @@ impl Client {
             };
             s.journal = None;
         })?;
-        Ok(copies.len())
+        Ok((copies.len(), snapshots))
     }
 }
 

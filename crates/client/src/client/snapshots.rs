@@ -5,7 +5,7 @@
 use e2ee_backup_snapshot::Snapshots;
 
 use super::Client;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::snapshot_store::SnapshotStore;
 
 impl Client {
@@ -13,7 +13,7 @@ impl Client {
     /// (during a rotation's last phase, the new key). `operation` names the call in errors.
     ///
     /// The snapshot operations (`backup`, `list`, `restore`, `verify`) are the snapshot crate's;
-    /// their errors come back as [`Error::Snapshot`].
+    /// their errors come back as [`Error::Snapshot`](crate::Error::Snapshot).
     pub fn with_snapshots<T>(
         &self,
         operation: &'static str,
@@ -22,7 +22,7 @@ impl Client {
         let key = self.current_key(operation)?;
         self.store.check_exists()?;
         let store = SnapshotStore::new(&self.store, self.faults.as_ref());
-        let mut snapshots = Snapshots::open(&store, &key).map_err(Error::Snapshot)?;
-        f(&mut snapshots).map_err(Error::Snapshot)
+        let result = Snapshots::open(&store, &key).and_then(|mut snapshots| f(&mut snapshots));
+        result.map_err(|err| store.client_error(err))
     }
 }
