@@ -120,6 +120,20 @@ pub enum ManifestError {
     },
 }
 
+impl ManifestError {
+    /// A stable short name of the rule broken (spec section 8.5), used by the test vectors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ManifestError::UnsupportedVersion(_) => "unsupported-version",
+            ManifestError::Truncated => "truncated",
+            ManifestError::TrailingBytes => "trailing-bytes",
+            ManifestError::UnsafePath { .. } => "unsafe-path",
+            ManifestError::InvalidValue { .. } => "invalid-value",
+            ManifestError::Unsorted { .. } => "unsorted",
+        }
+    }
+}
+
 impl Manifest {
     /// The canonical encoding. Fails on an entry that breaks a rule: a reader would refuse it.
     pub fn encode(&self) -> Result<Vec<u8>, ManifestError> {
@@ -177,7 +191,12 @@ impl Manifest {
         let mut entries: Vec<Entry> = Vec::new();
         for index in 0..u64::from(count) {
             let path_len = u16::from_be_bytes(input.array()?);
-            let path = input.text(path_len.into(), "path", index)?;
+            let path = String::from_utf8(input.take(path_len.into())?.to_vec()).map_err(|e| {
+                ManifestError::UnsafePath {
+                    path: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                    why: "not UTF-8",
+                }
+            })?;
             let [kind] = input.array()?;
             let mode = u32::from_be_bytes(input.array()?);
             let mtime = i64::from_be_bytes(input.array()?);

@@ -1,5 +1,5 @@
 //! The e2ee-backups conformance kit: the vectors of spec sections 2.2, 2.3, 2.4, 3.8, 4.14,
-//! 6.9 and 7.11, and the conventions of the spec's README ("Test vectors").
+//! 6.9, 7.11 and 8.2, 8.5, 8.6, and the conventions of the spec's README ("Test vectors").
 //!
 //! - [`generate`] builds every file of `test-vectors/` from fixed seeds, so the published
 //!   vectors can be regenerated and compared byte for byte ([`check_dir`]);
@@ -29,6 +29,7 @@ pub mod key_encoding;
 pub mod key_schedule;
 pub mod replication;
 pub mod runner;
+pub mod snapshot;
 pub mod vault;
 
 /// Version of the vector envelope, written into every file.
@@ -73,6 +74,7 @@ pub fn generate() -> Vec<VectorFile> {
             replication::generate(),
             include_str!("../schemas/replication.schema.json"),
         ),
+        ("snapshot", snapshot::generate(), include_str!("../schemas/snapshot.schema.json")),
     ] {
         files.push(VectorFile { path: format!("{name}.json"), contents: pretty(&json) });
         files.push(VectorFile {
@@ -95,6 +97,7 @@ pub fn verify(json: &Value) -> Result<usize, String> {
         vault::ALGORITHM => vault::verify_case,
         fleet_bundle::ALGORITHM => fleet_bundle::verify_case,
         replication::ALGORITHM => replication::verify_case,
+        snapshot::ALGORITHM => snapshot::verify_case,
         other => return Err(format!("unknown algorithm {other:?}")),
     };
     let mut count = 0;

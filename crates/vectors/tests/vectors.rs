@@ -12,7 +12,7 @@ fn vectors_dir() -> PathBuf {
 #[test]
 fn published_vectors_match_the_generator_and_verify() {
     let files = e2ee_backup_vectors::check_dir(&vectors_dir()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(files, 14);
+    assert_eq!(files, 16);
 }
 
 #[test]
@@ -25,6 +25,7 @@ fn every_vector_file_follows_its_schema() {
         "vault",
         "fleet-bundle",
         "replication",
+        "snapshot",
     ];
     for name in names {
         let read = |path: PathBuf| -> Value {
@@ -61,6 +62,45 @@ fn fleet_bundle_cases_catch_a_changed_expectation() {
     case["error"] = "expired".into();
     case.as_object_mut().unwrap().remove("bundle");
     changed.push(boundary);
+    for json in changed {
+        assert!(e2ee_backup_vectors::verify(&json).is_err());
+    }
+}
+
+/// A snapshot reader or writer that drifts from spec chapter 8 fails a case: each change to an
+/// expected value or error below is caught.
+#[test]
+fn snapshot_cases_catch_a_changed_expectation() {
+    let path = vectors_dir().join("snapshot.json");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(e2ee_backup_vectors::verify(&json).unwrap(), 36);
+    let flip = |text: &Value| {
+        let mut text = text.as_str().unwrap().to_owned();
+        let last = if text.ends_with('0') { "1" } else { "0" };
+        text.replace_range(text.len() - 1.., last);
+        Value::from(text)
+    };
+    let mut changed = Vec::new();
+    for (group, field) in [(0, "manifestKey"), (0, "chunkingSeed"), (1, "name"), (2, "encoding")] {
+        let mut json = json.clone();
+        let case = &mut json["testGroups"][group]["tests"][0];
+        case[field] = flip(&case[field]);
+        changed.push(json);
+    }
+    // A valid manifest whose structure says another mode than its bytes.
+    let mut mode = json.clone();
+    mode["testGroups"][2]["tests"][0]["manifest"]["entries"][0]["mode"] = 0o700.into();
+    changed.push(mode);
+    // The climbing path answered with another word.
+    let mut word = json.clone();
+    let case = word["testGroups"][2]["tests"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|t| t["comment"] == "a path that climbs out: ../x")
+        .unwrap();
+    case["error"] = "invalid-value".into();
+    changed.push(word);
     for json in changed {
         assert!(e2ee_backup_vectors::verify(&json).is_err());
     }
