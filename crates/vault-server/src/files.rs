@@ -150,16 +150,24 @@ impl RelayConfig {
     }
 
     /// The relay's public key, if one is configured.
-    pub fn verifying_key(&self) -> Result<Option<VerifyingKey>, String> {
+    pub fn verifying_key(&self) -> Result<Option<VerifyingKey>, RelayKeyError> {
         let Some(text) = &self.public_key else { return Ok(None) };
-        let bytes: [u8; 32] = hex::decode(text)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or("relay.public_key must be 64 hexadecimal digits")?;
-        VerifyingKey::from_bytes(&bytes)
-            .map(Some)
-            .map_err(|_| "relay.public_key is not an Ed25519 public key".to_owned())
+        let bytes: [u8; 32] =
+            hex::decode(text).ok().and_then(|b| b.try_into().ok()).ok_or(RelayKeyError::NotHex)?;
+        VerifyingKey::from_bytes(&bytes).map(Some).map_err(|_| RelayKeyError::NotEd25519)
     }
+}
+
+/// Why `relay.public_key` is not usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum RelayKeyError {
+    /// It is not 64 hexadecimal digits.
+    #[error("relay.public_key must be 64 hexadecimal digits")]
+    NotHex,
+    /// It is not the encoding of an Ed25519 public key.
+    #[error("relay.public_key is not an Ed25519 public key")]
+    NotEd25519,
 }
 
 /// The `[replica]` section of `config.toml`.
@@ -272,7 +280,7 @@ impl ConfigFile {
             return Err(invalid(path, "budget must be 1 to 255"));
         }
         config.limits.check().map_err(|why| invalid(path, why))?;
-        config.relay.verifying_key().map_err(|why| invalid(path, why))?;
+        config.relay.verifying_key().map_err(|why| invalid(path, why.to_string()))?;
         if let Some(replica) = &config.replica {
             replica.check(path)?;
         }

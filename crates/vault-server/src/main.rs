@@ -276,7 +276,7 @@ fn member(action: MemberAction) -> Result<Report, Failure> {
     };
     // Not marked retryable: a fleet without a leader may answer later, a directory that is
     // not a replica never will, and the members module does not tell them apart yet.
-    let changed = |e: String| Failure::new("member-change-failed", e);
+    let changed = |e: members::MemberError| Failure::new("member-change-failed", e);
     Ok(match action {
         MemberAction::Prepare { from, data_dir, node_id, api, peer } => {
             members::prepare(&from, &data_dir, node_id, api, peer)
