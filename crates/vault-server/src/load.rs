@@ -542,7 +542,8 @@ struct ServeProcess {
 
 impl ServeProcess {
     fn start(exe: &Path, data_dir: &Path) -> Result<Self, String> {
-        let (child, addr) = cluster::spawn_serve(exe, data_dir, &["--listen", "127.0.0.1:0"], &[])?;
+        let (child, addr) = cluster::spawn_serve(exe, data_dir, &["--listen", "127.0.0.1:0"], &[])
+            .map_err(|e| e.to_string())?;
         Ok(Self { child, addr })
     }
 }
@@ -760,8 +761,9 @@ pub fn bench_fleet(options: &BenchFleetOptions) -> Result<FleetBenchReport, Stri
 
     eprintln!("bench-fleet: starting a single vault and {n} replicas in {}", dir.path.display());
     let single = ServeProcess::start(&options.exe, &single_dir)?;
-    let mut fleet = FleetProcesses::start(&options.exe, &fleet_dir, u64::from(n))?;
-    let leader = fleet.wait_for_leader(Duration::from_secs(30))?;
+    let mut fleet =
+        FleetProcesses::start(&options.exe, &fleet_dir, u64::from(n)).map_err(|e| e.to_string())?;
+    let leader = fleet.wait_for_leader(Duration::from_secs(30)).map_err(|e| e.to_string())?;
     let follower = (leader + 1) % fleet.replicas.len();
 
     let load_before = load_average();

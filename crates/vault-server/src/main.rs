@@ -383,8 +383,10 @@ fn run_cluster(options: &InitOptions) -> Result<(), String> {
                 .exists()
         })
         .count() as u64;
-    let mut fleet = FleetProcesses::start(&exe, &options.data_dir, count)?;
-    let leader = fleet.wait_for_leader(std::time::Duration::from_secs(30))?;
+    let mut fleet =
+        FleetProcesses::start(&exe, &options.data_dir, count).map_err(|e| e.to_string())?;
+    let leader =
+        fleet.wait_for_leader(std::time::Duration::from_secs(30)).map_err(|e| e.to_string())?;
     for (i, replica) in fleet.replicas.iter().enumerate() {
         let role = if i == leader { "leader" } else { "follower" };
         println!(
