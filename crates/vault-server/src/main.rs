@@ -561,7 +561,7 @@ fn run(command: Command) -> Result<Option<Report>, Failure> {
             let exe =
                 std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
             let options = load::BenchFleetOptions { exe, replicas, clients, seconds, dir };
-            let report = load::bench_fleet(&options)?;
+            let report = load::bench_fleet(&options).map_err(|e| Failure::new("failed", e))?;
             println!("{report}");
             Ok(None)
         }
