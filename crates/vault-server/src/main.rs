@@ -276,7 +276,7 @@ fn member(action: MemberAction) -> Result<Report, Failure> {
     };
     // Not marked retryable: a fleet without a leader may answer later, a directory that is
     // not a replica never will, and the members module does not tell them apart yet.
-    let changed = |e: String| Failure::new("member-change-failed", e);
+    let changed = |e: members::MemberError| Failure::new("member-change-failed", e);
     Ok(match action {
         MemberAction::Prepare { from, data_dir, node_id, api, peer } => {
             members::prepare(&from, &data_dir, node_id, api, peer)
@@ -383,8 +383,10 @@ fn run_cluster(options: &InitOptions) -> Result<(), String> {
                 .exists()
         })
         .count() as u64;
-    let mut fleet = FleetProcesses::start(&exe, &options.data_dir, count)?;
-    let leader = fleet.wait_for_leader(std::time::Duration::from_secs(30))?;
+    let mut fleet =
+        FleetProcesses::start(&exe, &options.data_dir, count).map_err(|e| e.to_string())?;
+    let leader =
+        fleet.wait_for_leader(std::time::Duration::from_secs(30)).map_err(|e| e.to_string())?;
     for (i, replica) in fleet.replicas.iter().enumerate() {
         let role = if i == leader { "leader" } else { "follower" };
         println!(
@@ -559,7 +561,7 @@ fn run(command: Command) -> Result<Option<Report>, Failure> {
             let exe =
                 std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
             let options = load::BenchFleetOptions { exe, replicas, clients, seconds, dir };
-            let report = load::bench_fleet(&options)?;
+            let report = load::bench_fleet(&options).map_err(|e| Failure::new("failed", e))?;
             println!("{report}");
             Ok(None)
         }
