@@ -79,6 +79,6 @@ pub use client::{
 pub use error::{Error, Result};
 pub use pin::FleetPin;
 pub use state::{Mode, RestoredMode};
-pub use transport::{
-    HttpTransport, MemoryFleet, MemoryTransport, RetryNotice, RetryPolicy, VaultTransport,
-};
+#[cfg(feature = "http")]
+pub use transport::HttpTransport;
+pub use transport::{MemoryFleet, MemoryTransport, RetryNotice, RetryPolicy, VaultTransport};
