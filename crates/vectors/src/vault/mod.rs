@@ -21,9 +21,9 @@
 //! must accept and encode back, or reject with a wire error code). Groups added after the
 //! first release of the file come after it, so that no tcId moves.
 //!
-//! The files: [`draws`] (the named draws), [`driver`] (the in-memory driver), [`scenarios`] (one
-//! journey per scenario), [`outcomes`] (vocabulary names), [`sealed_channel`], [`records`] and
-//! [`secrets`] (the cases that need no journey), and [`generate`] (the file and the replay of one
+//! The files: `draws` (the named draws), `driver` (the in-memory driver), `scenarios` (one
+//! journey per scenario), `outcomes` (vocabulary names), `sealed_channel`, `records` and
+//! `secrets` (the cases that need no journey), and `generate` (the file and the replay of one
 //! case). They share this module's imports and constants, and each other's items, through
 //! `pub(super)`: together they are one generator.
 
