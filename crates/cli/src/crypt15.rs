@@ -10,6 +10,7 @@ use e2ee_backup_crypt15::{self as crypt15, Content, FileHeader, HeaderOptions, V
 use e2ee_backup_format::header::MAGIC;
 use e2ee_backup_format::{Compression, Decryptor, EncryptOptions, Encryptor, Error};
 use e2ee_backup_kdf::BackupKey;
+use indicatif::{ProgressBar, ProgressBarIter};
 use serde_json::json;
 
 use crate::commands::required;
@@ -19,6 +20,19 @@ use crate::output::{AtomicOutput, Report, copy, progress, rate};
 /// Opens a backup (crypt15 or native): a directory or an empty file is named as such.
 fn open(path: &Path) -> Result<File, Failure> {
     crate::commands::open_backup(path).map(|(file, _)| file)
+}
+
+/// `path` opened for reading behind a progress bar (hidden unless standard error is a terminal).
+/// crypt15 reads its input twice, checking everything before it decrypts anything, so the bar
+/// runs through the file once per pass.
+fn open_with_progress(
+    path: &Path,
+    label: &'static str,
+) -> Result<(ProgressBarIter<File>, ProgressBar), Failure> {
+    let file = open(path)?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = progress(len, label);
+    Ok((bar.wrap_read(file), bar))
 }
 
 fn variant_name(variant: Variant) -> &'static str {
@@ -94,11 +108,13 @@ pub fn decrypt(
 ) -> Result<Report, Failure> {
     let key = required(key)?;
     let started = Instant::now();
-    let decryptor = crypt15::Decryptor::new(&key, open(input)?)?;
+    let (reader, bar) = open_with_progress(input, "decrypting")?;
+    let decryptor = crypt15::Decryptor::new(&key, reader)?;
     let variant = decryptor.variant();
     let mut out = AtomicOutput::create(output, force)?;
     let written =
         if raw { decryptor.decrypt_raw_to(&mut out)? } else { decryptor.decrypt_to(&mut out)? };
+    bar.finish_and_clear();
     out.commit()?;
     let elapsed = started.elapsed();
     Ok(Report {
@@ -184,8 +200,9 @@ pub fn convert(
     };
     let started = Instant::now();
     let mut out = AtomicOutput::create(output, force)?;
+    let (reader, bar) = open_with_progress(input, "converting")?;
     let (direction, bytes) = if is_native {
-        let mut decryptor = Decryptor::new(open(input)?, &key)?;
+        let mut decryptor = Decryptor::new(reader, &key)?;
         let header = FileHeader::minimal(&HeaderOptions::default())?;
         let mut encryptor = crypt15::Encryptor::new(&key, &header, Content::default(), &mut out)?;
         let bytes = copy(&mut decryptor, &mut encryptor).map_err(|e| {
@@ -200,7 +217,7 @@ pub fn convert(
         encryptor.finish()?;
         ("native to crypt15", bytes)
     } else {
-        let decryptor = crypt15::Decryptor::new(&key, open(input)?)?;
+        let decryptor = crypt15::Decryptor::new(&key, reader)?;
         if decryptor.variant() == Variant::MultiFile {
             return Err(Failure::usage(
                 "multi-file",
@@ -215,6 +232,7 @@ pub fn convert(
         encryptor.finish()?;
         ("crypt15 to native", bytes)
     };
+    bar.finish_and_clear();
     out.commit()?;
     let elapsed = started.elapsed();
     Ok(Report {

@@ -162,6 +162,13 @@ pub enum Error {
     /// Password mode needs a vault, and none is configured.
     #[error("no vault is configured for this client; configure a vault URL and fleet pin")]
     NoVault,
+    /// A vault URL is set, but this build of the client has no HTTP transport (the `http`
+    /// feature is off) and none was given in `Options::transport`.
+    #[error(
+        "this build of the client has no HTTP transport (feature `http`); give the vault \
+         transport in Options::transport"
+    )]
+    NoHttpTransport,
     /// The account identifier is not 1 to 64 bytes (the vault's limit, spec section 4.4).
     #[error(
         "the account identifier is {len} bytes long; give 1 to 64 bytes, for example the phone \
@@ -271,6 +278,7 @@ impl Error {
             Error::FleetBundle(_) => "fleet-bundle-rejected",
             Error::KeyRotatedElsewhere { .. } => "key-rotated-elsewhere",
             Error::NoVault => "no-vault",
+            Error::NoHttpTransport => "no-http-transport",
             Error::InvalidAccount { .. } => "invalid-account",
             Error::InvalidVaultUrl { .. } => "invalid-vault-url",
             Error::Pin { .. } => "invalid-pin",

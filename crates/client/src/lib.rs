@@ -54,6 +54,13 @@
 //! synchronous, and the async `object_store` and HTTP calls run on small current-thread tokio
 //! runtimes the client owns. Consequence: do not call a [`Client`] from inside an async
 //! runtime's worker thread; use `spawn_blocking` there.
+//!
+//! # Walkthrough
+//!
+//! A phone enables password mode and backs up; a new phone restores with the password alone,
+//! over a transport of the caller's own (`examples/custom_transport.rs`, run here as a doctest):
+//!
+#![doc = concat!("```\n", include_str!("../examples/custom_transport.rs"), "```")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -73,6 +80,6 @@ pub use client::{
 pub use error::{Error, Result};
 pub use pin::FleetPin;
 pub use state::{Mode, RestoredMode};
-pub use transport::{
-    HttpTransport, MemoryFleet, MemoryTransport, RetryNotice, RetryPolicy, VaultTransport,
-};
+#[cfg(feature = "http")]
+pub use transport::HttpTransport;
+pub use transport::{MemoryFleet, MemoryTransport, RetryNotice, RetryPolicy, VaultTransport};

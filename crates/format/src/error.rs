@@ -2,7 +2,7 @@
 
 use std::io;
 
-use e2ee_backup_kdf::io_bridge::{self, IoCarried};
+use e2ee_backup_kdf::io_bridge;
 
 use thiserror::Error;
 
@@ -143,27 +143,4 @@ impl Error {
     }
 }
 
-impl IoCarried for Error {
-    fn from_os(kind: io::ErrorKind, message: String) -> Error {
-        Error::Io { kind, message }
-    }
-
-    fn into_os(self) -> Result<(io::ErrorKind, String), Error> {
-        match self {
-            Error::Io { kind, message } => Ok((kind, message)),
-            other => Err(other),
-        }
-    }
-}
-
-impl From<Error> for io::Error {
-    fn from(err: Error) -> io::Error {
-        io_bridge::into_io(err)
-    }
-}
-
-impl From<io::Error> for Error {
-    fn from(err: io::Error) -> Error {
-        io_bridge::from_io(err)
-    }
-}
+e2ee_backup_kdf::carry_through_io!(Error);

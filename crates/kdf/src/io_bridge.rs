@@ -2,8 +2,9 @@
 //!
 //! The native format (spec chapter 3) and crypt15 (spec chapter 6) stream through `Read` and
 //! `Write`, whose methods can only return [`io::Error`]. Each crate's error enum has an `Io`
-//! variant for failures of the operating system and implements [`IoCarried`]; these three
-//! functions then do the round trip the same way in both crates: a format or crypt15 error
+//! variant for failures of the operating system and implements [`IoCarried`] (with
+//! [`carry_through_io!`](crate::carry_through_io)); these three functions then do the round
+//! trip the same way in both crates: a format or crypt15 error
 //! rides inside an `io::Error` of kind `InvalidData` and comes back out unchanged, an operating
 //! system error keeps its kind.
 
@@ -15,6 +16,38 @@ pub trait IoCarried: std::error::Error + Clone + Send + Sync + 'static {
     fn from_os(kind: io::ErrorKind, message: String) -> Self;
     /// The kind and message of that variant, or the error itself if it is another one.
     fn into_os(self) -> Result<(io::ErrorKind, String), Self>;
+}
+
+/// Implements [`IoCarried`] and both `From` conversions with [`std::io::Error`] for an error enum
+/// whose operating-system variant is `Io { kind: std::io::ErrorKind, message: String }`.
+#[macro_export]
+macro_rules! carry_through_io {
+    ($error:ty) => {
+        impl $crate::io_bridge::IoCarried for $error {
+            fn from_os(kind: ::std::io::ErrorKind, message: String) -> Self {
+                Self::Io { kind, message }
+            }
+
+            fn into_os(self) -> Result<(::std::io::ErrorKind, String), Self> {
+                match self {
+                    Self::Io { kind, message } => Ok((kind, message)),
+                    other => Err(other),
+                }
+            }
+        }
+
+        impl From<$error> for ::std::io::Error {
+            fn from(err: $error) -> ::std::io::Error {
+                $crate::io_bridge::into_io(err)
+            }
+        }
+
+        impl From<::std::io::Error> for $error {
+            fn from(err: ::std::io::Error) -> $error {
+                $crate::io_bridge::from_io(err)
+            }
+        }
+    };
 }
 
 /// The typed error inside `err`, if that is what it carries.

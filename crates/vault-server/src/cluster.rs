@@ -10,6 +10,59 @@ use std::time::{Duration, Instant};
 use crate::client::HttpVault;
 use crate::files::{CONFIG_FILE, ConfigFile, FilesError, replica_dir};
 
+/// Why a replica process could not be started or signalled, or no leader was agreed on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// A replica's data directory is missing or invalid.
+    #[error(transparent)]
+    Files(#[from] FilesError),
+    /// Replica `node_id` did not (re)start.
+    #[error("replica {node_id}: {source}")]
+    Replica {
+        /// Its node id.
+        node_id: u64,
+        /// Why.
+        source: Box<ClusterError>,
+    },
+    /// The replica to signal has no running process.
+    #[error("replica {0} is not running")]
+    NotRunning(u64),
+    /// `kill` could not be run.
+    #[error("kill: {0}")]
+    Kill(#[source] std::io::Error),
+    /// `kill -SIGNAL` failed.
+    #[error("kill -{0} failed")]
+    KillFailed(&'static str),
+    /// No leader agreed on by a majority of the running replicas within the time given.
+    #[error("no leader within {0:?}")]
+    NoLeader(Duration),
+    /// The process's log file could not be opened.
+    #[error("{}: {source}", path.display())]
+    Log {
+        /// The log file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The executable could not be started.
+    #[error("cannot start {}: {source}", exe.display())]
+    Spawn {
+        /// The executable.
+        exe: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The process did not print the address it listens on.
+    #[error("{} did not start (see {})", data_dir.display(), log.display())]
+    DidNotStart {
+        /// Its data directory.
+        data_dir: PathBuf,
+        /// Its log file.
+        log: PathBuf,
+    },
+}
+
 /// One replica process.
 #[derive(Debug)]
 pub struct ReplicaProcess {
@@ -59,7 +112,7 @@ pub struct FleetProcesses {
 impl FleetProcesses {
     /// Starts `serve` with `exe` (the `e2ee-backup-vault` binary) for replicas 1 to `count` of
     /// the fleet directory `dir`, each logging to its `serve.log`.
-    pub fn start(exe: &Path, dir: &Path, count: u64) -> Result<Self, String> {
+    pub fn start(exe: &Path, dir: &Path, count: u64) -> Result<Self, ClusterError> {
         Self::start_with_env(exe, dir, count, &[])
     }
 
@@ -70,13 +123,12 @@ impl FleetProcesses {
         dir: &Path,
         count: u64,
         env: &[(&str, &str)],
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClusterError> {
         let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let mut fleet = Self { exe: exe.to_path_buf(), env, replicas: Vec::new() };
         for node_id in 1..=count {
             let data_dir = replica_dir(dir, node_id);
-            let config = ConfigFile::read(&data_dir.join(CONFIG_FILE))
-                .map_err(|e: FilesError| e.to_string())?;
+            let config = ConfigFile::read(&data_dir.join(CONFIG_FILE))?;
             fleet.replicas.push(ReplicaProcess {
                 node_id,
                 data_dir,
@@ -92,8 +144,8 @@ impl FleetProcesses {
 
     /// Starts one more replica from its data directory (one made by `member prepare`); its
     /// position.
-    pub fn launch(&mut self, node_id: u64, data_dir: &Path) -> Result<usize, String> {
-        let config = ConfigFile::read(&data_dir.join(CONFIG_FILE)).map_err(|e| e.to_string())?;
+    pub fn launch(&mut self, node_id: u64, data_dir: &Path) -> Result<usize, ClusterError> {
+        let config = ConfigFile::read(&data_dir.join(CONFIG_FILE))?;
         self.replicas.push(ReplicaProcess {
             node_id,
             data_dir: data_dir.to_path_buf(),
@@ -106,23 +158,23 @@ impl FleetProcesses {
     }
 
     /// (Re)starts replica `i` and waits until it listens.
-    pub fn restart(&mut self, i: usize) -> Result<(), String> {
+    pub fn restart(&mut self, i: usize) -> Result<(), ClusterError> {
         let replica = &mut self.replicas[i];
         if let Some(mut old) = replica.child.take() {
             let _ = old.kill();
             let _ = old.wait();
         }
         let (child, _) = spawn_serve(&self.exe, &replica.data_dir, &[], &self.env)
-            .map_err(|e| format!("replica {}: {e}", replica.node_id))?;
+            .map_err(|e| ClusterError::Replica { node_id: replica.node_id, source: Box::new(e) })?;
         replica.child = Some(child);
         Ok(())
     }
 
     /// Sends `signal` to replica `i` (a `Kill` also reaps it).
-    pub fn signal(&mut self, i: usize, signal: Signal) -> Result<(), String> {
+    pub fn signal(&mut self, i: usize, signal: Signal) -> Result<(), ClusterError> {
         let replica = &mut self.replicas[i];
         let Some(child) = replica.child.as_mut() else {
-            return Err(format!("replica {} is not running", replica.node_id));
+            return Err(ClusterError::NotRunning(replica.node_id));
         };
         if signal == Signal::Kill {
             let _ = child.kill();
@@ -134,8 +186,8 @@ impl FleetProcesses {
             .arg(format!("-{}", signal.name()))
             .arg(child.id().to_string())
             .status()
-            .map_err(|e| format!("kill: {e}"))?;
-        if status.success() { Ok(()) } else { Err(format!("kill -{} failed", signal.name())) }
+            .map_err(ClusterError::Kill)?;
+        if status.success() { Ok(()) } else { Err(ClusterError::KillFailed(signal.name())) }
     }
 
     /// Whether replica `i` runs.
@@ -189,14 +241,14 @@ impl FleetProcesses {
 
     /// Waits until a running replica reports itself leader and a majority of the running
     /// replicas agree; its position.
-    pub fn wait_for_leader(&self, within: Duration) -> Result<usize, String> {
+    pub fn wait_for_leader(&self, within: Duration) -> Result<usize, ClusterError> {
         let deadline = Instant::now() + within;
         loop {
             if let Some(i) = self.agreed_leader() {
                 return Ok(i);
             }
             if Instant::now() > deadline {
-                return Err(format!("no leader within {within:?}"));
+                return Err(ClusterError::NoLeader(within));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -232,13 +284,13 @@ pub fn spawn_serve(
     data_dir: &Path,
     extra: &[&str],
     env: &[(String, String)],
-) -> Result<(Child, SocketAddr), String> {
+) -> Result<(Child, SocketAddr), ClusterError> {
     let log_path = data_dir.join("serve.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
-        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+        .map_err(|source| ClusterError::Log { path: log_path.clone(), source })?;
     let mut child = Command::new(exe)
         .arg("serve")
         .arg("--data-dir")
@@ -250,7 +302,7 @@ pub fn spawn_serve(
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+        .map_err(|source| ClusterError::Spawn { exe: exe.to_path_buf(), source })?;
     let stdout = child.stdout.take().expect("piped");
     let mut line = String::new();
     let read = BufReader::new(stdout).read_line(&mut line);
@@ -260,7 +312,7 @@ pub fn spawn_serve(
         _ => {
             let _ = child.kill();
             let _ = child.wait();
-            Err(format!("{} did not start (see {})", data_dir.display(), log_path.display()))
+            Err(ClusterError::DidNotStart { data_dir: data_dir.to_path_buf(), log: log_path })
         }
     }
 }

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use e2ee_backup_vault::fleet::{FleetAuthority, FleetBundle, PinnedFleet};
 use e2ee_backup_vault::hsm::{DEFAULT_BUDGET, HsmConfig, HsmSecrets};
+use e2ee_backup_vault::pin::PinError;
 use e2ee_backup_vault::suite::KsfProfile;
 use ed25519_dalek::VerifyingKey;
 use rand_core::OsRng;
@@ -150,16 +151,24 @@ impl RelayConfig {
     }
 
     /// The relay's public key, if one is configured.
-    pub fn verifying_key(&self) -> Result<Option<VerifyingKey>, String> {
+    pub fn verifying_key(&self) -> Result<Option<VerifyingKey>, RelayKeyError> {
         let Some(text) = &self.public_key else { return Ok(None) };
-        let bytes: [u8; 32] = hex::decode(text)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or("relay.public_key must be 64 hexadecimal digits")?;
-        VerifyingKey::from_bytes(&bytes)
-            .map(Some)
-            .map_err(|_| "relay.public_key is not an Ed25519 public key".to_owned())
+        let bytes: [u8; 32] =
+            hex::decode(text).ok().and_then(|b| b.try_into().ok()).ok_or(RelayKeyError::NotHex)?;
+        VerifyingKey::from_bytes(&bytes).map(Some).map_err(|_| RelayKeyError::NotEd25519)
     }
+}
+
+/// Why `relay.public_key` is not usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum RelayKeyError {
+    /// It is not 64 hexadecimal digits.
+    #[error("relay.public_key must be 64 hexadecimal digits")]
+    NotHex,
+    /// It is not the encoding of an Ed25519 public key.
+    #[error("relay.public_key is not an Ed25519 public key")]
+    NotEd25519,
 }
 
 /// The `[replica]` section of `config.toml`.
@@ -271,8 +280,8 @@ impl ConfigFile {
         if config.budget == 0 {
             return Err(invalid(path, "budget must be 1 to 255"));
         }
-        config.limits.check().map_err(|why| invalid(path, why))?;
-        config.relay.verifying_key().map_err(|why| invalid(path, why))?;
+        config.limits.check().map_err(|why| invalid(path, why.to_string()))?;
+        config.relay.verifying_key().map_err(|why| invalid(path, why.to_string()))?;
         if let Some(replica) = &config.replica {
             replica.check(path)?;
         }
@@ -357,14 +366,14 @@ impl FleetPin {
     }
 
     /// Parses a pin file's text ([`PinnedFleet::parse_pin`], the rules the client reads it by).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        PinnedFleet::parse_pin(text).map(Self).map_err(|e| e.to_string())
+    pub fn parse(text: &str) -> Result<Self, PinError> {
+        PinnedFleet::parse_pin(text).map(Self)
     }
 
     /// Reads a pin file.
     pub fn read(path: &Path) -> Result<Self, FilesError> {
         let text = fs::read_to_string(path).map_err(io_err(path))?;
-        Self::parse(&text).map_err(|why| invalid(path, why))
+        Self::parse(&text).map_err(|why| invalid(path, why.to_string()))
     }
 }
 
@@ -663,7 +672,7 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            let error = FleetPin::parse(&text).unwrap_err();
+            let error = FleetPin::parse(&text).unwrap_err().to_string();
             assert!(error.contains(expected), "{error:?} should mention {expected:?}");
         }
     }

@@ -11,9 +11,10 @@
 //!   [`BackgroundServer`] brings its own, for synchronous callers.
 //! * [`replication`]: how a command becomes a durable decision (spec chapter 7): the
 //!   [`replication::Replication`] trait, and [`replication::SingleNode`] for one store.
-//! * [`raft`]: the replicated fleet on openraft, everything engine-specific in one module:
-//!   log and state machine on `redb`, the sealed HTTP peer transport, membership changes, and
-//!   the deliberately broken variants of the feature `broken-variants` (tests only).
+//! * [`raft`]: the replicated fleet on openraft, everything engine-specific in one folder, a
+//!   file per concern: the replication front, log and state machine on `redb`, snapshots,
+//!   erasure of engine keys, the sealed HTTP peer transport, membership changes, and the
+//!   deliberately broken variants of the feature `broken-variants` (tests only).
 //! * [`cluster`] and [`members`]: a fleet of `serve` processes on one machine, and changing a
 //!   fleet's replicas.
 //! * [`client`]: a small blocking HTTP client and the vault journeys over it.

@@ -44,6 +44,18 @@ use tracing::{debug, warn};
 /// to the peers).
 pub const RESERVED_FILES: u64 = 128;
 
+/// Why [`Limits`] cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitsError {
+    /// The limit named (a key of the `[limits]` section) is 0.
+    #[error("limits.{0} must be at least 1")]
+    Zero(&'static str),
+    /// A cap or timeout is above what the server supports.
+    #[error("limits are out of range (timeouts at most 3600 s, budget 1 TiB)")]
+    OutOfRange,
+}
+
 /// The `[limits]` section of `config.toml`; every key is optional (the defaults below).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -105,7 +117,7 @@ impl Limits {
     }
 
     /// Why these limits cannot be used, if they cannot.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), LimitsError> {
         let positive = [
             ("header_timeout_secs", self.header_timeout_secs as usize),
             ("body_timeout_secs", self.body_timeout_secs as usize),
@@ -119,7 +131,7 @@ impl Limits {
             ("peer_body_budget_mib", self.peer_body_budget_mib),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
-            return Err(format!("limits.{name} must be at least 1"));
+            return Err(LimitsError::Zero(name));
         }
         if self.max_connections > Semaphore::MAX_PERMITS
             || self.peer_max_connections > Semaphore::MAX_PERMITS
@@ -128,7 +140,7 @@ impl Limits {
             || self.body_timeout_secs > 3600
             || self.peer_body_timeout_secs > 3600
         {
-            return Err("limits are out of range (timeouts at most 3600 s, budget 1 TiB)".into());
+            return Err(LimitsError::OutOfRange);
         }
         Ok(())
     }

@@ -27,7 +27,7 @@ use thiserror::Error;
 
 use crate::client::{self, HttpVault, JourneyError};
 use crate::cluster::{self, FleetProcesses};
-use crate::files::{InitOptions, KsfName, unix_now};
+use crate::files::{FilesError, InitOptions, KsfName, unix_now};
 
 /// The most clients a run may have.
 pub const MAX_CLIENTS: usize = 256;
@@ -53,9 +53,12 @@ pub struct LoadOptions {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum LoadError {
-    /// An option is out of range.
-    #[error("invalid option: {0}")]
-    Option(String),
+    /// `clients` is out of range.
+    #[error("invalid option: --clients must be 1 to {MAX_CLIENTS}")]
+    Clients,
+    /// `seconds` is out of range.
+    #[error("invalid option: --seconds must be 1 to {MAX_SECONDS}")]
+    Seconds,
     /// Setting up (fetching the bundle, registering) failed.
     #[error("setup failed: {0}")]
     Setup(#[from] JourneyError),
@@ -66,6 +69,57 @@ pub enum LoadError {
         failures: usize,
         /// The first failure.
         first: String,
+    },
+}
+
+/// Why `bench-fleet` failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// `--replicas` is out of range.
+    #[error("--replicas must be 2 to 15")]
+    Replicas,
+    /// `--clients` is out of range.
+    #[error("--clients must be 1 to {MAX_CLIENTS}")]
+    Clients,
+    /// `--seconds` is out of range.
+    #[error("--seconds must be 1 to {MAX_SECONDS}")]
+    Seconds,
+    /// A directory or probe file could not be made or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A loopback port could not be bound.
+    #[error("bind: {0}")]
+    Bind(#[source] std::io::Error),
+    /// No run of consecutive free loopback ports was found.
+    #[error("found no {0} consecutive free loopback ports")]
+    NoFreePorts(u16),
+    /// `init` of a data directory failed.
+    #[error("init {}: {source}", dir.display())]
+    Init {
+        /// The data directory.
+        dir: PathBuf,
+        /// The error.
+        source: FilesError,
+    },
+    /// A server process did not start, or the fleet agreed on no leader.
+    #[error(transparent)]
+    Processes(#[from] cluster::ClusterError),
+    /// The redb commit probe failed.
+    #[error("redb probe: {0}")]
+    RedbProbe(#[source] Box<redb::Error>),
+    /// The load against `target` failed.
+    #[error("{target}: {source}")]
+    Run {
+        /// The single vault, the fleet leader or the fleet follower.
+        target: &'static str,
+        /// The error.
+        source: LoadError,
     },
 }
 
@@ -215,10 +269,10 @@ fn in_process(ksf: KsfProfile, seconds: u64) -> Series {
 /// Runs the load. Bounded by `seconds` and `clients`; stops by itself.
 pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
     if options.clients == 0 || options.clients > MAX_CLIENTS {
-        return Err(LoadError::Option(format!("--clients must be 1 to {MAX_CLIENTS}")));
+        return Err(LoadError::Clients);
     }
     if options.seconds == 0 || options.seconds > MAX_SECONDS {
-        return Err(LoadError::Option(format!("--seconds must be 1 to {MAX_SECONDS}")));
+        return Err(LoadError::Seconds);
     }
     let mut http = HttpVault::new(&options.url).map_err(JourneyError::from)?;
     let bundle = client::fetch_bundle(&mut http, &options.pin, unix_now(), None)?;
@@ -541,7 +595,7 @@ struct ServeProcess {
 }
 
 impl ServeProcess {
-    fn start(exe: &Path, data_dir: &Path) -> Result<Self, String> {
+    fn start(exe: &Path, data_dir: &Path) -> Result<Self, BenchError> {
         let (child, addr) = cluster::spawn_serve(exe, data_dir, &["--listen", "127.0.0.1:0"], &[])?;
         Ok(Self { child, addr })
     }
@@ -555,10 +609,10 @@ impl Drop for ServeProcess {
 
 /// The first of `n` consecutive loopback ports that were all free a moment ago (each bound to
 /// `127.0.0.1` and released).
-fn free_ports(n: u16) -> Result<u16, String> {
+fn free_ports(n: u16) -> Result<u16, BenchError> {
     for _ in 0..100 {
-        let first = TcpListener::bind(("127.0.0.1", 0)).map_err(|e| format!("bind: {e}"))?;
-        let base = first.local_addr().map_err(|e| format!("bind: {e}"))?.port();
+        let first = TcpListener::bind(("127.0.0.1", 0)).map_err(BenchError::Bind)?;
+        let base = first.local_addr().map_err(BenchError::Bind)?.port();
         if u32::from(base) + u32::from(n) > 65535 {
             continue;
         }
@@ -568,7 +622,7 @@ fn free_ports(n: u16) -> Result<u16, String> {
             return Ok(base);
         }
     }
-    Err(format!("found no {n} consecutive free loopback ports"))
+    Err(BenchError::NoFreePorts(n))
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -594,7 +648,7 @@ fn disk_flushes(dir: &Path) -> Option<u64> {
 }
 
 /// Durable-write costs in `dir`.
-fn durable_write_costs(dir: &Path) -> Result<DurableCosts, String> {
+fn durable_write_costs(dir: &Path) -> Result<DurableCosts, BenchError> {
     const SAMPLES: usize = 100;
     let path = dir.join("fsync-probe.bin");
     let fsync = (|| -> std::io::Result<Duration> {
@@ -612,12 +666,12 @@ fn durable_write_costs(dir: &Path) -> Result<DurableCosts, String> {
         Ok(median(samples))
     })();
     let _ = std::fs::remove_file(&path);
-    let fsync = fsync.map_err(|e| format!("{}: {e}", path.display()))?;
+    let fsync = fsync.map_err(|source| BenchError::Io { path: path.clone(), source })?;
 
     const PROBE: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("probe");
     let path = dir.join("commit-probe.redb");
-    let redb_commit = (|| -> Result<Duration, String> {
-        let e = |e: redb::Error| e.to_string();
+    let redb_commit = (|| -> Result<Duration, BenchError> {
+        let e = |e: redb::Error| BenchError::RedbProbe(Box::new(e));
         let db = redb::Database::create(&path).map_err(|x| e(x.into()))?;
         let mut samples = Vec::with_capacity(SAMPLES);
         // The first commits grow the file; measure the steady state.
@@ -637,7 +691,7 @@ fn durable_write_costs(dir: &Path) -> Result<DurableCosts, String> {
         Ok(median(samples))
     })();
     let _ = std::fs::remove_file(&path);
-    let redb_commit = redb_commit.map_err(|e| format!("redb probe: {e}"))?;
+    let redb_commit = redb_commit?;
     Ok(DurableCosts { fsync, redb_commit })
 }
 
@@ -681,13 +735,13 @@ fn bench_run(
     target: &'static str,
     options: &LoadOptions,
     server_pids: &[String],
-) -> Result<BenchRun, String> {
+) -> Result<BenchRun, BenchError> {
     eprintln!(
         "bench-fleet: {} clients for {} s against the {target} ({})",
         options.clients, options.seconds, options.url
     );
     let (client_before, server_before) = (process_cpu("self"), cpu_of(server_pids));
-    let report = run(options).map_err(|e| format!("{target}: {e}"))?;
+    let report = run(options).map_err(|source| BenchError::Run { target, source })?;
     let (client_after, server_after) = (process_cpu("self"), cpu_of(server_pids));
     let client_cpu = match (client_before, client_after) {
         // The in-process measurement ran one thread flat out inside this window.
@@ -709,20 +763,21 @@ fn last_applied(fleet: &FleetProcesses, i: usize) -> Option<u64> {
 /// of `replicas` as child processes of `exe`, runs the same load against the single vault, the
 /// fleet's leader and one follower, then stops everything and removes the temporary directory
 /// (also on error).
-pub fn bench_fleet(options: &BenchFleetOptions) -> Result<FleetBenchReport, String> {
+pub fn bench_fleet(options: &BenchFleetOptions) -> Result<FleetBenchReport, BenchError> {
     if options.replicas < 2 || options.replicas > 15 {
-        return Err("--replicas must be 2 to 15".into());
+        return Err(BenchError::Replicas);
     }
     if options.clients == 0 || options.clients > MAX_CLIENTS {
-        return Err(format!("--clients must be 1 to {MAX_CLIENTS}"));
+        return Err(BenchError::Clients);
     }
     if options.seconds == 0 || options.seconds > MAX_SECONDS {
-        return Err(format!("--seconds must be 1 to {MAX_SECONDS}"));
+        return Err(BenchError::Seconds);
     }
     // Declared first, dropped last: the processes below stop before their files go.
     let dir = match &options.dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|source| BenchError::Io { path: dir.clone(), source })?;
             BenchDir { path: dir.clone(), remove: false }
         }
         None => {
@@ -732,7 +787,8 @@ pub fn bench_fleet(options: &BenchFleetOptions) -> Result<FleetBenchReport, Stri
                 .unwrap_or(0);
             let path = std::env::temp_dir()
                 .join(format!("e2ee-bench-fleet-{}-{nanos:x}", std::process::id()));
-            std::fs::create_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::create_dir(&path)
+                .map_err(|source| BenchError::Io { path: path.clone(), source })?;
             BenchDir { path, remove: true }
         }
     };
@@ -747,7 +803,7 @@ pub fn bench_fleet(options: &BenchFleetOptions) -> Result<FleetBenchReport, Stri
         listen: SocketAddr::from(([127, 0, 0, 1], single_port)),
         ..InitOptions::new(&single_dir, "bench.fleet")
     })
-    .map_err(|e| format!("init {}: {e}", single_dir.display()))?;
+    .map_err(|source| BenchError::Init { dir: single_dir.clone(), source })?;
     let base = free_ports(2 * n)?;
     let fleet_init = crate::init(&InitOptions {
         replicas: options.replicas,
@@ -756,7 +812,7 @@ pub fn bench_fleet(options: &BenchFleetOptions) -> Result<FleetBenchReport, Stri
         peer_listen: SocketAddr::from(([127, 0, 0, 1], base + n)),
         ..InitOptions::new(&fleet_dir, "bench.fleet")
     })
-    .map_err(|e| format!("init {}: {e}", fleet_dir.display()))?;
+    .map_err(|source| BenchError::Init { dir: fleet_dir.clone(), source })?;
 
     eprintln!("bench-fleet: starting a single vault and {n} replicas in {}", dir.path.display());
     let single = ServeProcess::start(&options.exe, &single_dir)?;
@@ -787,13 +843,13 @@ pub fn bench_fleet(options: &BenchFleetOptions) -> Result<FleetBenchReport, Stri
             .zip(flushes_at())
             .map(|(b, a)| a.saturating_sub(b) as f64 / t.elapsed().as_secs_f64())
     };
-    let measured = |run: &dyn Fn() -> Result<BenchRun, String>| {
+    let measured = |run: &dyn Fn() -> Result<BenchRun, BenchError>| {
         let (t, before) = (Instant::now(), flushes_at());
         let mut result = run()?;
         result.disk_flushes = before.zip(flushes_at()).zip(background).map(|((b, a), rate)| {
             (a.saturating_sub(b) as f64 - rate * t.elapsed().as_secs_f64()).max(0.0)
         });
-        Ok::<_, String>(result)
+        Ok::<_, BenchError>(result)
     };
 
     let mut runs = Vec::with_capacity(3);

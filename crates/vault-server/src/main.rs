@@ -24,7 +24,9 @@ use e2ee_backup_vault_server::{InitOptions, RunningServer, ServerConfig, load};
 struct Cli {
     /// Print one JSON object on standard output instead of text, for `init`, `bundle` and
     /// `member`: `{"ok": true, ...}`, or `{"ok": false, "error": {"code", "message",
-    /// "retryable"}}` (a usage error included, code `usage`).
+    /// "retryable"}}` (a usage error included, code `usage`). `cluster` prints one JSON object
+    /// per line, one per event (`{"event": "replica", ...}`, `"down"`, `"majority"`, `"leader"`,
+    /// `"ready"`, `"stopping"`).
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -276,7 +278,7 @@ fn member(action: MemberAction) -> Result<Report, Failure> {
     };
     // Not marked retryable: a fleet without a leader may answer later, a directory that is
     // not a replica never will, and the members module does not tell them apart yet.
-    let changed = |e: String| Failure::new("member-change-failed", e);
+    let changed = |e: members::MemberError| Failure::new("member-change-failed", e);
     Ok(match action {
         MemberAction::Prepare { from, data_dir, node_id, api, peer } => {
             members::prepare(&from, &data_dir, node_id, api, peer)
@@ -361,17 +363,44 @@ fn serve(
     })
 }
 
-fn run_cluster(options: &InitOptions) -> Result<(), String> {
+/// How `cluster` tells the operator what happens: a line of text, or a JSON object per line.
+#[derive(Clone, Copy)]
+struct Events {
+    json: bool,
+}
+
+impl Events {
+    /// Prints `text`, or `fields` with `"event": kind` added.
+    fn say(self, kind: &str, text: String, mut fields: serde_json::Value) {
+        if self.json {
+            fields["event"] = kind.into();
+            println!("{fields}");
+        } else {
+            println!("{text}");
+        }
+    }
+}
+
+fn run_cluster(options: &InitOptions, events: Events) -> Result<(), String> {
     let first = e2ee_backup_vault_server::files::replica_dir(&options.data_dir, 1);
+    let pin = options.data_dir.join(e2ee_backup_vault_server::files::PIN_FILE);
     if first.join(e2ee_backup_vault_server::files::CONFIG_FILE).exists() {
-        println!("using the fleet in {}", options.data_dir.display());
+        events.say(
+            "fleet",
+            format!("using the fleet in {}", options.data_dir.display()),
+            serde_json::json!({ "dir": options.data_dir, "pin": pin, "made": false }),
+        );
     } else {
         let report = e2ee_backup_vault_server::init(options).map_err(|e| e.to_string())?;
-        println!(
-            "made a fleet of {} replicas in {}; clients pin {}",
-            options.replicas,
-            options.data_dir.display(),
-            options.data_dir.join(e2ee_backup_vault_server::files::PIN_FILE).display()
+        events.say(
+            "fleet",
+            format!(
+                "made a fleet of {} replicas in {}; clients pin {}",
+                options.replicas,
+                options.data_dir.display(),
+                pin.display()
+            ),
+            serde_json::json!({ "dir": options.data_dir, "pin": pin, "made": true }),
         );
         drop(report);
     }
@@ -383,21 +412,35 @@ fn run_cluster(options: &InitOptions) -> Result<(), String> {
                 .exists()
         })
         .count() as u64;
-    let mut fleet = FleetProcesses::start(&exe, &options.data_dir, count)?;
-    let leader = fleet.wait_for_leader(std::time::Duration::from_secs(30))?;
+    let mut fleet =
+        FleetProcesses::start(&exe, &options.data_dir, count).map_err(|e| e.to_string())?;
+    let leader =
+        fleet.wait_for_leader(std::time::Duration::from_secs(30)).map_err(|e| e.to_string())?;
     for (i, replica) in fleet.replicas.iter().enumerate() {
         let role = if i == leader { "leader" } else { "follower" };
-        println!(
-            "replica {} on http://{} ({role}; pid {}; log {})",
-            replica.node_id,
-            replica.api,
-            fleet.pid(i).map_or("?".to_owned(), |p| p.to_string()),
-            replica.data_dir.join("serve.log").display()
+        let pid = fleet.pid(i);
+        let log = replica.data_dir.join("serve.log");
+        events.say(
+            "replica",
+            format!(
+                "replica {} on http://{} ({role}; pid {}; log {})",
+                replica.node_id,
+                replica.api,
+                pid.map_or("?".to_owned(), |p| p.to_string()),
+                log.display()
+            ),
+            serde_json::json!({
+                "nodeId": replica.node_id, "url": format!("http://{}", replica.api),
+                "role": role, "pid": pid, "log": log,
+            }),
         );
     }
-    println!(
+    events.say(
+        "ready",
         "any replica takes requests; followers pass them to the leader. Changes are reported \
          here. Ctrl-C stops."
+            .to_owned(),
+        serde_json::json!({}),
     );
     // The signal is awaited on a thread of its own; this one watches the fleet meanwhile.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -410,12 +453,12 @@ fn run_cluster(options: &InitOptions) -> Result<(), String> {
         runtime.block_on(shutdown_signal());
         stopping.store(true, std::sync::atomic::Ordering::SeqCst);
     });
-    let mut watch = Watch { leader: Some(leader), majority: true };
+    let mut watch = Watch { leader: Some(leader), majority: true, events };
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         watch.poll(&mut fleet);
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
-    println!("stopping the replicas");
+    events.say("stopping", "stopping the replicas".to_owned(), serde_json::json!({}));
     fleet.stop();
     Ok(())
 }
@@ -426,17 +469,24 @@ struct Watch {
     leader: Option<usize>,
     /// Whether a majority of the replicas run.
     majority: bool,
+    /// Where the reports go.
+    events: Events,
 }
 
 impl Watch {
     /// Reports the replicas that died, a lost (or regained) majority and a change of leader.
     fn poll(&mut self, fleet: &mut FleetProcesses) {
         for (i, status) in fleet.reap_exited() {
-            println!(
-                "replica {} is down ({}; log {})",
-                fleet.replicas[i].node_id,
-                e2ee_backup_vault_server::cluster::describe_exit(status),
-                fleet.replicas[i].data_dir.join("serve.log").display()
+            let how = e2ee_backup_vault_server::cluster::describe_exit(status);
+            let log = fleet.replicas[i].data_dir.join("serve.log");
+            self.events.say(
+                "down",
+                format!(
+                    "replica {} is down ({how}; log {})",
+                    fleet.replicas[i].node_id,
+                    log.display()
+                ),
+                serde_json::json!({ "nodeId": fleet.replicas[i].node_id, "exit": how, "log": log }),
             );
         }
         let total = fleet.replicas.len();
@@ -444,30 +494,37 @@ impl Watch {
         let majority = running * 2 > total;
         if majority != self.majority {
             self.majority = majority;
-            if majority {
-                println!("majority back: {running} of {total} replicas running");
+            let text = if majority {
+                format!("majority back: {running} of {total} replicas running")
             } else {
-                println!(
+                format!(
                     "majority lost: {running} of {total} replicas running; the fleet commits \
                      nothing (no login, registration or change) until {} of them run",
                     total / 2 + 1
-                );
-            }
+                )
+            };
+            self.events.say(
+                "majority",
+                text,
+                serde_json::json!({ "majority": majority, "running": running, "replicas": total }),
+            );
         }
         let leader = if majority { fleet.agreed_leader() } else { None };
         if leader != self.leader {
             self.leader = leader;
-            match leader {
-                Some(i) => println!("leader: replica {}", fleet.replicas[i].node_id),
-                None if majority => println!("no leader: an election is under way"),
-                None => println!("no leader"),
-            }
+            let node = leader.map(|i| fleet.replicas[i].node_id);
+            let text = match node {
+                Some(id) => format!("leader: replica {id}"),
+                None if majority => "no leader: an election is under way".to_owned(),
+                None => "no leader".to_owned(),
+            };
+            self.events.say("leader", text, serde_json::json!({ "leader": node }));
         }
     }
 }
 
 /// Runs a command; `Ok(None)` for the long-running ones, which print as they go.
-fn run(command: Command) -> Result<Option<Report>, Failure> {
+fn run(command: Command, json: bool) -> Result<Option<Report>, Failure> {
     match command {
         Command::Init {
             data_dir,
@@ -526,7 +583,7 @@ fn run(command: Command) -> Result<Option<Report>, Failure> {
                 peer_listen,
                 ..InitOptions::new(&dir, fleet_id)
             };
-            run_cluster(&options)?;
+            run_cluster(&options, Events { json })?;
             Ok(None)
         }
         Command::Serve { data_dir, config, listen } => {
@@ -559,7 +616,7 @@ fn run(command: Command) -> Result<Option<Report>, Failure> {
             let exe =
                 std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
             let options = load::BenchFleetOptions { exe, replicas, clients, seconds, dir };
-            let report = load::bench_fleet(&options)?;
+            let report = load::bench_fleet(&options).map_err(|e| Failure::new("failed", e))?;
             println!("{report}");
             Ok(None)
         }
@@ -582,7 +639,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let json = cli.json;
-    match run(cli.command) {
+    match run(cli.command, json) {
         Ok(Some(report)) if json => {
             let mut object = report.json;
             object["ok"] = serde_json::Value::Bool(true);

@@ -9,8 +9,29 @@ use crate::files::{
     self, BUNDLE_FILE, CONFIG_FILE, ConfigFile, FilesError, MemberConfig, PIN_FILE, SECRETS_FILE,
 };
 use crate::peer_tls::PeerTls;
-use crate::raft::{self, MembershipRequest, NodeId, PeerSeal};
+use crate::raft::{self, MembershipError, MembershipRequest, NodeId, PeerSeal};
 use crate::store::STORE_FILE;
+
+/// Why a replica was not added or removed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MemberError {
+    /// A file of the data directory is missing or invalid.
+    #[error(transparent)]
+    Files(#[from] FilesError),
+    /// The data directory's configuration has no `[replica]` section.
+    #[error("the data directory is not a replica")]
+    NotAReplica,
+    /// The configuration's members do not include the replica's own node id.
+    #[error("the configuration does not list the replica's own addresses")]
+    NoOwnAddresses,
+    /// The replicas' mutual TLS configuration could not be made.
+    #[error("peer TLS: {0}")]
+    PeerTls(#[source] rustls::Error),
+    /// The fleet did not make the change, or did not confirm it.
+    #[error(transparent)]
+    Change(#[from] MembershipError),
+}
 
 /// Makes `data_dir` a replica of the fleet of `from` (another replica's data directory): the
 /// same secrets, bundle, pin and policy, node id `node_id`, reached at `api` and `peer`. The
@@ -61,12 +82,12 @@ pub fn prepare(
 
 /// The operator's seal and, if the fleet uses mutual TLS between replicas, its TLS
 /// configuration, from any replica's data directory.
-fn seal_of(data_dir: &Path) -> Result<(PeerSeal, Option<PeerTls>), String> {
-    let secrets = files::read_secrets(data_dir).map_err(|e| e.to_string())?;
-    let config = ConfigFile::read(&data_dir.join(CONFIG_FILE)).map_err(|e| e.to_string())?;
+fn seal_of(data_dir: &Path) -> Result<(PeerSeal, Option<PeerTls>), MemberError> {
+    let secrets = files::read_secrets(data_dir)?;
+    let config = ConfigFile::read(&data_dir.join(CONFIG_FILE))?;
     let tls = match config.replica {
         Some(replica) if replica.peer_tls => {
-            Some(PeerTls::new(&secrets.peer_tls_seed()).map_err(|e| format!("peer TLS: {e}"))?)
+            Some(PeerTls::new(&secrets.peer_tls_seed()).map_err(MemberError::PeerTls)?)
         }
         _ => None,
     };
@@ -75,23 +96,27 @@ fn seal_of(data_dir: &Path) -> Result<(PeerSeal, Option<PeerTls>), String> {
 
 /// Adds the running replica of `data_dir` (made by [`prepare`]) to its fleet through the peer
 /// address `via` of any member; the voters after the change.
-pub async fn add(data_dir: &Path, via: &str) -> Result<Vec<NodeId>, String> {
-    let config = ConfigFile::read(&data_dir.join(CONFIG_FILE)).map_err(|e| e.to_string())?;
-    let replica = config.replica.ok_or("the data directory is not a replica")?;
+pub async fn add(data_dir: &Path, via: &str) -> Result<Vec<NodeId>, MemberError> {
+    let config = ConfigFile::read(&data_dir.join(CONFIG_FILE))?;
+    let replica = config.replica.ok_or(MemberError::NotAReplica)?;
     let me = replica
         .members
         .iter()
         .find(|m| m.id == replica.node_id)
-        .ok_or("the configuration does not list the replica's own addresses")?;
+        .ok_or(MemberError::NoOwnAddresses)?;
     let request = MembershipRequest::Add { id: replica.node_id, member: me.member() };
     let (seal, tls) = seal_of(data_dir)?;
-    raft::request_membership_change(&seal, tls.as_ref(), via, &request).await
+    Ok(raft::request_membership_change(&seal, tls.as_ref(), via, &request).await?)
 }
 
 /// Removes replica `node_id` from the fleet of `data_dir` (any replica's data directory, for
 /// the fleet's peer key) through the peer address `via`; the voters after the change.
-pub async fn remove(data_dir: &Path, node_id: NodeId, via: &str) -> Result<Vec<NodeId>, String> {
+pub async fn remove(
+    data_dir: &Path,
+    node_id: NodeId,
+    via: &str,
+) -> Result<Vec<NodeId>, MemberError> {
     let request = MembershipRequest::Remove { id: node_id };
     let (seal, tls) = seal_of(data_dir)?;
-    raft::request_membership_change(&seal, tls.as_ref(), via, &request).await
+    Ok(raft::request_membership_change(&seal, tls.as_ref(), via, &request).await?)
 }

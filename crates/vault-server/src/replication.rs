@@ -33,10 +33,30 @@ pub enum ReplicationError {
     /// held, a failed write on a replica): the client must treat the attempt as possibly
     /// charged and retry. Route requests with [`Replication::forward_to`] first.
     #[error("the command may have been applied but was not confirmed: {0}")]
-    Unconfirmed(String),
+    Unconfirmed(#[source] Unconfirmed),
     /// The record could not be read or written durably; nothing was applied.
     #[error(transparent)]
     Storage(#[from] StoreError),
+}
+
+/// Why a command that may have been applied was not confirmed (a
+/// [`ReplicationError::Unconfirmed`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unconfirmed {
+    /// The task that applies the command failed (it panicked or was cancelled).
+    #[error("the apply task failed: {0}")]
+    ApplyTask(#[from] tokio::task::JoinError),
+    /// The command's entry was applied but made no decision.
+    #[error("the entry applied without a decision")]
+    NoDecision,
+    /// The command did not commit and apply within the commit time-out.
+    #[error("the commit timed out")]
+    TimedOut,
+    /// The engine failed the command: this replica does not lead (any more), or a write on a
+    /// replica failed.
+    #[error(transparent)]
+    Engine(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Where a replica stands, for `GET /v1/cluster` and the operator.
@@ -117,7 +137,7 @@ impl Replication for SingleNode {
                 Ok(decision)
             })
             .await
-            .map_err(|e| ReplicationError::Unconfirmed(format!("the apply task failed: {e}")))?
+            .map_err(|e| ReplicationError::Unconfirmed(Unconfirmed::ApplyTask(e)))?
         })
     }
 

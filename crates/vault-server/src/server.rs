@@ -15,6 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use e2ee_backup_vault::channel::{ChannelError, RequestEnvelope};
+use e2ee_backup_vault::fleet::FleetError;
 use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmError};
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use rand_core::{OsRng, RngCore as _};
@@ -27,7 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::files::{
     self, BUNDLE_FILE, CONFIG_FILE, ConfigFile, FilesError, FleetPin, PIN_FILE, RelayConfig,
-    ReplicaConfig,
+    RelayKeyError, ReplicaConfig,
 };
 use crate::limits::{self, BodyRefusal, Limits};
 use crate::peer_tls::PeerTls;
@@ -50,9 +51,10 @@ pub enum ServerError {
     /// The record store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The fleet secrets, bundle and policy do not fit together.
+    /// The fleet secrets, bundle, policy or replica do not fit together, or the replica did not
+    /// start.
     #[error("inconsistent vault setup: {0}")]
-    Setup(String),
+    Setup(Box<SetupError>),
     /// The listen address could not be bound, or the runtime could not be built.
     #[error("{what}: {source}")]
     Io {
@@ -63,7 +65,45 @@ pub enum ServerError {
     },
     /// The server task failed.
     #[error("the server task failed: {0}")]
-    Task(String),
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl From<SetupError> for ServerError {
+    fn from(e: SetupError) -> Self {
+        Self::Setup(Box::new(e))
+    }
+}
+
+/// What does not fit in a data directory's setup (a [`ServerError::Setup`]).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// The fleet key bundle does not verify under the pin.
+    #[error("{}: {source}", path.display())]
+    Bundle {
+        /// The bundle file.
+        path: PathBuf,
+        /// Why it does not verify.
+        source: FleetError,
+    },
+    /// The fleet key bundle lists other keys than the fleet secrets hold.
+    #[error("the fleet key bundle does not list the keys of secrets.bin")]
+    BundleKeys,
+    /// The secrets and the policy do not make a vault.
+    #[error(transparent)]
+    Hsm(#[from] HsmError),
+    /// The replicas' mutual TLS configuration could not be made.
+    #[error("peer TLS: {0}")]
+    PeerTls(#[source] rustls::Error),
+    /// The relay's public key in `config.toml` is not usable.
+    #[error(transparent)]
+    RelayKey(#[from] RelayKeyError),
+    /// The client that forwards requests to the leader could not be built.
+    #[error("the forwarding client: {0}")]
+    ForwardingClient(#[source] reqwest::Error),
+    /// The replica's consensus engine did not start.
+    #[error(transparent)]
+    Replica(#[from] raft::StartError),
 }
 
 /// Everything `serve` needs.
@@ -518,16 +558,14 @@ fn load_setup(data_dir: &Path, policy: HsmConfig) -> Result<(Hsm, Vec<u8>), Serv
     let checked = pin
         .0
         .verify(&bundle, 0, None)
-        .map_err(|e| ServerError::Setup(format!("{}: {e}", bundle_path.display())))?;
+        .map_err(|source| SetupError::Bundle { path: bundle_path.clone(), source })?;
     if checked.fleet_id != secrets.fleet_id() || checked.keys != secrets.public_keys() {
-        return Err(ServerError::Setup(
-            "the fleet key bundle does not list the keys of secrets.bin".into(),
-        ));
+        return Err(SetupError::BundleKeys.into());
     }
     if checked.not_after < files::unix_now() {
         warn!(not_after = checked.not_after, "the fleet key bundle has expired; re-sign it");
     }
-    let hsm = Hsm::new(secrets, policy).map_err(|e| ServerError::Setup(e.to_string()))?;
+    let hsm = Hsm::new(secrets, policy).map_err(SetupError::Hsm)?;
     Ok((hsm, bundle))
 }
 
@@ -561,7 +599,7 @@ impl RunningServer {
             ))
         })
         .await
-        .map_err(|e| ServerError::Task(e.to_string()))??;
+        .map_err(ServerError::Task)??;
         let Some(replica) = config.replica.clone() else {
             let store = RedbStore::new(db, keys)?;
             let single = SingleNode::new(hsm.clone(), Arc::new(store));
@@ -576,10 +614,9 @@ impl RunningServer {
         let members: Option<BTreeMap<_, _>> =
             replica.bootstrap.then(|| replica.members.iter().map(|m| (m.id, m.member())).collect());
         let tls = match replica.peer_tls {
-            true => Some(
-                PeerTls::new(&hsm.secrets().peer_tls_seed())
-                    .map_err(|e| ServerError::Setup(format!("peer TLS: {e}")))?,
-            ),
+            true => {
+                Some(PeerTls::new(&hsm.secrets().peer_tls_seed()).map_err(SetupError::PeerTls)?)
+            }
             false => None,
         };
         let network = HttpNetwork::new(
@@ -597,11 +634,11 @@ impl RunningServer {
             }
             None => RaftReplication::start(id, db, hsm.clone(), network, tuning, members).await,
         }
-        .map_err(ServerError::Setup)?;
+        .map_err(SetupError::Replica)?;
         #[cfg(not(feature = "broken-variants"))]
         let replication = RaftReplication::start(id, db, hsm.clone(), network, tuning, members)
             .await
-            .map_err(ServerError::Setup)?;
+            .map_err(SetupError::Replica)?;
         let (tx, rx) = oneshot::channel::<()>();
         let limits = fitted_limits(config.limits, true);
         let shutdown = async move {
@@ -643,7 +680,7 @@ impl RunningServer {
         peer_shutdown: Option<oneshot::Sender<()>>,
     ) -> Result<Self, ServerError> {
         let policy = config.policy;
-        let relay_key = config.relay.verifying_key().map_err(ServerError::Setup)?;
+        let relay_key = config.relay.verifying_key().map_err(SetupError::RelayKey)?;
         let hsm_fleet_id = hsm.secrets().fleet_id().to_vec();
         let mut log_key = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(log_key.as_mut());
@@ -651,7 +688,7 @@ impl RunningServer {
             .connect_timeout(std::time::Duration::from_secs(1))
             .timeout(std::time::Duration::from_secs(15))
             .build()
-            .map_err(|e| ServerError::Setup(format!("the forwarding client: {e}")))?;
+            .map_err(SetupError::ForwardingClient)?;
         let state = Arc::new(AppState {
             hsm,
             replication: replication.clone(),
@@ -711,7 +748,7 @@ impl RunningServer {
         match served {
             Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(ServerError::Io { what: "serving", source }),
-            Err(e) => Err(ServerError::Task(e.to_string())),
+            Err(e) => Err(ServerError::Task(e)),
         }
     }
 

@@ -51,10 +51,11 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(dir: &Path, seed: u16) -> Self {
+    fn start(dir: &Path, seed: u16, json: bool) -> Self {
         let listen = three_free_ports(seed);
         let peer = three_free_ports(seed + 1000);
         let mut child = Command::new(EXE)
+            .args(if json { &["--json"][..] } else { &[] })
             .args(["cluster", "--replicas", "3", "--ksf", "fast", "--dir"])
             .arg(dir)
             .args(["--listen", &format!("127.0.0.1:{listen}")])
@@ -123,7 +124,7 @@ fn replica_line(line: &str) -> Option<(u64, String)> {
 fn cluster_reports_a_dead_replica_the_new_leader_and_a_lost_majority() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("fleet");
-    let mut cluster = Cluster::start(&dir, 0);
+    let mut cluster = Cluster::start(&dir, 0, false);
     let mut leader = None;
     let mut replicas = Vec::new();
     while replicas.len() < 3 {
@@ -158,4 +159,43 @@ fn cluster_reports_a_dead_replica_the_new_leader_and_a_lost_majority() {
     });
     drop(cluster);
     assert!(serve_pid(&dir, new_leader).is_none(), "the last replica was not stopped");
+}
+
+/// `--json`: the same reports, one JSON object per line, each with its `event`.
+#[test]
+fn cluster_json_prints_one_event_object_per_line() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("fleet");
+    let mut cluster = Cluster::start(&dir, 40, true);
+    let event = |line: &str| -> serde_json::Value {
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    };
+    let fleet = event(&cluster.expect("the fleet", Duration::from_secs(60), |_| true));
+    assert_eq!(fleet["event"], "fleet");
+    assert_eq!(fleet["made"], true);
+    assert!(fleet["pin"].as_str().unwrap().ends_with("fleet.pin"), "{fleet}");
+    let mut leader = None;
+    for _ in 0..3 {
+        let replica = event(&cluster.expect("a replica", Duration::from_secs(60), |_| true));
+        assert_eq!(replica["event"], "replica", "{replica}");
+        assert!(replica["url"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{replica}");
+        assert!(replica["pid"].as_u64().is_some(), "{replica}");
+        if replica["role"] == "leader" {
+            leader = replica["nodeId"].as_u64();
+        }
+    }
+    let leader = leader.expect("one replica is the leader");
+    assert_eq!(event(&cluster.expect("ready", Duration::from_secs(5), |_| true))["event"], "ready");
+
+    kill("KILL", serve_pid(&dir, leader).expect("the leader's process"));
+    let down = event(
+        &cluster
+            .expect("a down event", Duration::from_secs(15), |l| l.contains(r#""event":"down""#)),
+    );
+    assert_eq!(down["nodeId"].as_u64(), Some(leader), "{down}");
+    assert_eq!(down["exit"], "killed by signal 9", "{down}");
+    let new = event(&cluster.expect("a new leader", Duration::from_secs(30), |l| {
+        l.contains(r#""event":"leader""#) && !l.contains(r#""leader":null"#)
+    }));
+    assert_ne!(new["leader"].as_u64(), Some(leader), "{new}");
 }

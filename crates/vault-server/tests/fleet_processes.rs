@@ -130,8 +130,9 @@ impl Fleet {
             }
             std::fs::write(&path, config.render()).map_err(|e| e.to_string())?;
         }
-        let procs = FleetProcesses::start(Path::new(EXE), &dir, REPLICAS as u64)?;
-        let leader = procs.wait_for_leader(Duration::from_secs(20))?;
+        let procs = FleetProcesses::start(Path::new(EXE), &dir, REPLICAS as u64)
+            .map_err(|e| e.to_string())?;
+        let leader = procs.wait_for_leader(Duration::from_secs(20)).map_err(|e| e.to_string())?;
         eprintln!("fleet up: apis {apis:?}, peers {peers:?}, leader node {}", leader + 1);
 
         let pin = FleetPin::read(&dir.join(PIN_FILE)).map_err(|e| e.to_string())?;
@@ -493,7 +494,7 @@ fn scenario(fleet: &mut Fleet, start: Instant) -> Result<(), String> {
     // Setup: the honest account, through a follower (once every replica knows the leader);
     // the victims.
     fleet.converged(Duration::from_secs(10))?;
-    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10))?;
+    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10)).map_err(|e| e.to_string())?;
     let follower = (leader + 1) % REPLICAS;
     let honest_key = BackupKey::generate();
     register_retrying(fleet, follower, HONEST, HONEST_PASSWORD, &honest_key)?;
@@ -540,7 +541,7 @@ fn scenario(fleet: &mut Fleet, start: Instant) -> Result<(), String> {
 
     // a1: SIGKILL the leader, wait for another, restart it.
     set_phase("kill-leader");
-    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10))?;
+    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10)).map_err(|e| e.to_string())?;
     for _ in 0..2 {
         let attack = Attack {
             account: VICTIM_KILL,
@@ -555,7 +556,7 @@ fn scenario(fleet: &mut Fleet, start: Instant) -> Result<(), String> {
         thread::sleep(Duration::from_millis(2));
     }
     eprintln!("  killing leader node {}", leader + 1);
-    fleet.procs.signal(leader, Signal::Kill)?;
+    fleet.procs.signal(leader, Signal::Kill).map_err(|e| e.to_string())?;
     let others: Vec<usize> = (0..REPLICAS).filter(|&i| i != leader).collect();
     let new = fleet.leader_among(&others, Duration::from_secs(10))?;
     eprintln!(
@@ -565,23 +566,23 @@ fn scenario(fleet: &mut Fleet, start: Instant) -> Result<(), String> {
         leader + 1
     );
     thread::sleep(Duration::from_millis(500));
-    fleet.procs.restart(leader)?;
-    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10))?;
+    fleet.procs.restart(leader).map_err(|e| e.to_string())?;
+    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10)).map_err(|e| e.to_string())?;
     eprintln!("[{:6.2}s]   leader node {}:{}", secs(start), leader + 1, fleet.describe());
     thread::sleep(Duration::from_millis(1000));
 
     // a2: SIGSTOP the leader for ~2 s.
     set_phase("stop-leader");
-    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10))?;
+    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10)).map_err(|e| e.to_string())?;
     eprintln!("  stopping leader node {}", leader + 1);
     let stopped_at = Instant::now();
-    fleet.procs.signal(leader, Signal::Stop)?;
+    fleet.procs.signal(leader, Signal::Stop).map_err(|e| e.to_string())?;
     let others: Vec<usize> = (0..REPLICAS).filter(|&i| i != leader).collect();
     let new = fleet.leader_among(&others, Duration::from_secs(10));
     if let Some(rest) = Duration::from_secs(2).checked_sub(stopped_at.elapsed()) {
         thread::sleep(rest);
     }
-    fleet.procs.signal(leader, Signal::Continue)?;
+    fleet.procs.signal(leader, Signal::Continue).map_err(|e| e.to_string())?;
     let new = new?;
     eprintln!(
         "[{:6.2}s]   node {} led while node {} was stopped; continued",
@@ -589,19 +590,19 @@ fn scenario(fleet: &mut Fleet, start: Instant) -> Result<(), String> {
         new + 1,
         leader + 1
     );
-    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10))?;
+    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10)).map_err(|e| e.to_string())?;
     eprintln!("[{:6.2}s]   leader node {}:{}", secs(start), leader + 1, fleet.describe());
     thread::sleep(Duration::from_millis(1000));
 
     // a3: SIGKILL a follower, restart it.
     set_phase("kill-follower");
-    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10))?;
+    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10)).map_err(|e| e.to_string())?;
     let follower = (leader + 1 + random_below(2)) % REPLICAS;
     eprintln!("  killing follower node {} (leader node {})", follower + 1, leader + 1);
-    fleet.procs.signal(follower, Signal::Kill)?;
+    fleet.procs.signal(follower, Signal::Kill).map_err(|e| e.to_string())?;
     thread::sleep(Duration::from_millis(1000));
-    fleet.procs.restart(follower)?;
-    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10))?;
+    fleet.procs.restart(follower).map_err(|e| e.to_string())?;
+    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10)).map_err(|e| e.to_string())?;
     eprintln!(
         "[{:6.2}s]   restarted; leader node {}:{}",
         secs(start),
@@ -612,7 +613,7 @@ fn scenario(fleet: &mut Fleet, start: Instant) -> Result<(), String> {
 
     // a4: partition the leader away for ~2 s, then heal.
     set_phase("partition-leader");
-    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10))?;
+    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10)).map_err(|e| e.to_string())?;
     eprintln!("  isolating leader node {}", leader + 1);
     let isolated_at = Instant::now();
     fleet.isolate(leader);
@@ -647,7 +648,7 @@ fn scenario(fleet: &mut Fleet, start: Instant) -> Result<(), String> {
     fleet.heal();
     let new = new?;
     eprintln!("[{:6.2}s]   node {} led the majority; healed", secs(start), new + 1);
-    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10))?;
+    let leader = fleet.procs.wait_for_leader(Duration::from_secs(10)).map_err(|e| e.to_string())?;
     eprintln!("[{:6.2}s]   leader node {}:{}", secs(start), leader + 1, fleet.describe());
 
     // The attackers go on until the slow victim is locked (its charged sessions expire).
@@ -703,12 +704,12 @@ fn scenario(fleet: &mut Fleet, start: Instant) -> Result<(), String> {
     // b: all three replicas SIGKILLed and restarted.
     set_phase("kill-all");
     for i in 0..REPLICAS {
-        fleet.procs.signal(i, Signal::Kill)?;
+        fleet.procs.signal(i, Signal::Kill).map_err(|e| e.to_string())?;
     }
     for i in 0..REPLICAS {
-        fleet.procs.restart(i)?;
+        fleet.procs.restart(i).map_err(|e| e.to_string())?;
     }
-    let leader = fleet.procs.wait_for_leader(Duration::from_secs(15))?;
+    let leader = fleet.procs.wait_for_leader(Duration::from_secs(15)).map_err(|e| e.to_string())?;
     eprintln!("[{:6.2}s]   restarted all; leader node {}", secs(start), leader + 1);
     let session = login_retrying(fleet, HONEST, HONEST_PASSWORD, Duration::from_secs(20))?;
     if session.key() != &honest_key {

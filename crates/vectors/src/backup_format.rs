@@ -9,7 +9,9 @@ use std::io::Write;
 
 use e2ee_backup_format::chunks::RECORD_OVERHEAD;
 use e2ee_backup_format::header::HEADER_LEN;
-use e2ee_backup_format::{Compression, EncryptOptions, Encryptor, Metadata, decrypt_to_vec};
+use e2ee_backup_format::{
+    Compression, EncryptOptions, Encryptor, Metadata, decrypt_to_vec, read_header,
+};
 use e2ee_backup_kdf::BackupKey;
 use serde_json::{Value, json};
 
@@ -290,6 +292,20 @@ fn invalid_cases() -> Vec<Value> {
         early_end,
         "chunk-modified",
     );
+    // metadata_len (34 in this file) moved to and beyond its bounds (34 ..= 65552, spec 3.2):
+    // out of range is refused by the header's form, before its MAC; in range, the MAC no
+    // longer verifies.
+    for (comment, len, error) in [
+        ("metadata length 33, below the smallest", 33u32, "invalid-header"),
+        ("metadata length 35 instead of 34, in range", 35, "header-modified"),
+        ("metadata length 65552, the largest", 65552, "header-modified"),
+        ("metadata length 65553, above the largest", 65553, "invalid-header"),
+    ] {
+        assert_eq!(metadata_len(&file), 34);
+        let mut f = file.clone();
+        f[60..64].copy_from_slice(&len.to_be_bytes());
+        add(comment, "ModifiedHeader", f, error);
+    }
     cases
 }
 
@@ -312,13 +328,13 @@ pub fn verify_case(case: &Value) -> Result<(), String> {
             let fields: BTreeMap<String, String> =
                 serde_json::from_value(case["fields"].clone()).map_err(|e| e.to_string())?;
             expect_eq("fields", &metadata.fields, &fields)?;
+            let header = read_header(&mut &file[..]).map_err(|e| e.to_string())?;
+            let recorded = case["compression"].as_str().unwrap_or_default();
+            expect_eq("compression", header.compression.name(), recorded)?;
             let inputs = Inputs {
                 key: *key.expose_secret(),
                 salt: hex_field(case, "salt")?.try_into().map_err(|_| "salt is not 32 bytes")?,
-                compression: match case["compression"].as_str() {
-                    Some("zstd") => Compression::Zstd,
-                    _ => Compression::None,
-                },
+                compression: header.compression,
                 chunk_size_log2: case["chunkSizeLog2"].as_u64().unwrap_or_default() as u8,
                 record_length: metadata.plaintext_len.is_some(),
                 fields,

@@ -198,7 +198,10 @@ pub struct Client {
     faults: Arc<dyn FaultInjector>,
     now: Option<u64>,
     accept_fast_ksf: bool,
+    /// How the HTTP transport retries; only the `http` feature has one.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     retry: RetryPolicy,
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     on_retry: Option<RetryNotice>,
 }
 

@@ -9,7 +9,6 @@ use crate::error::{Error, Result};
 use crate::pin::FleetPin;
 use crate::state::{Journal, Mode, VaultSettings};
 use crate::store::{self, BackupStore};
-use crate::transport::VaultTransport;
 
 impl Client {
     /// Points the client at the backup store at `location` (a directory or an `object_store`
@@ -56,13 +55,13 @@ impl Client {
                        mode (or turn backups off) first",
             });
         }
-        // Built for the URL's check even when a transport was injected (tests).
-        let mut http = self.http_transport(url)?;
+        crate::transport::check_vault_url(url)?;
+        let mut by_url =
+            if self.transport_injected { None } else { Some(self.url_transport(url)?) };
         self.check("vault fleet-bundle")?;
-        let signed = if self.transport_injected {
-            self.transport.as_mut().ok_or(Error::NoVault)?.fleet_bundle()?
-        } else {
-            http.fleet_bundle()?
+        let signed = match &mut by_url {
+            Some(transport) => transport.fleet_bundle()?,
+            None => self.transport.as_mut().ok_or(Error::NoVault)?.fleet_bundle()?,
         };
         let last_seen = if same_fleet { current.and_then(|v| v.last_seen_epoch) } else { None };
         let bundle = pinned.verify(&signed, self.now(), last_seen)?;
@@ -72,8 +71,8 @@ impl Client {
         self.commit_with(|s| {
             s.vault = Some(VaultSettings { url, pin, last_seen_epoch: Some(epoch) });
         })?;
-        if !self.transport_injected {
-            self.transport = Some(Box::new(http));
+        if let Some(transport) = by_url {
+            self.transport = Some(transport);
         }
         self.endpoint = None;
         Ok(bundle.epoch)

@@ -11,17 +11,28 @@ use rand_core::OsRng;
 use super::Client;
 use crate::error::{Error, Result};
 use crate::state::{Journal, Mode, key_id_hex};
-use crate::transport::{HttpTransport, VaultTransport};
+use crate::transport::VaultTransport;
 
 impl Client {
-    pub(super) fn http_transport(&self, url: &str) -> Result<HttpTransport> {
-        Ok(HttpTransport::new(url)?.with_retry(self.retry, self.on_retry.clone()))
+    /// The transport to the vault at `url`: HTTP, with this client's retry policy. Without the
+    /// `http` feature only the URL is checked, and an injected transport must carry the bytes.
+    pub(super) fn url_transport(&self, url: &str) -> Result<Box<dyn VaultTransport>> {
+        #[cfg(feature = "http")]
+        return Ok(Box::new(
+            crate::transport::HttpTransport::new(url)?
+                .with_retry(self.retry, self.on_retry.clone()),
+        ));
+        #[cfg(not(feature = "http"))]
+        {
+            crate::transport::check_vault_url(url)?;
+            Err(Error::NoHttpTransport)
+        }
     }
 
     fn transport(&mut self) -> Result<&mut Box<dyn VaultTransport>> {
         if self.transport.is_none() {
             let url = self.state.vault.as_ref().ok_or(Error::NoVault)?.url.clone();
-            self.transport = Some(Box::new(self.http_transport(&url)?));
+            self.transport = Some(self.url_transport(&url)?);
         }
         self.transport.as_mut().ok_or(Error::NoVault)
     }

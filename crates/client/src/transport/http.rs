@@ -1,65 +1,17 @@
-//! How the client reaches the vault (spec section 5.3): a small seam with an HTTP
-//! implementation (spec section 4.15) and an in-memory one over
-//! [`e2ee_backup_vault::memory::MemoryVault`].
-//!
-//! The transport moves opaque bytes: requests are HPKE-sealed to the pinned fleet and answers
-//! are sealed back, so neither the transport nor the relay behind it can read or forge them.
+//! The HTTP binding of the vault (spec section 4.15) over `reqwest`, with bounded retries of
+//! requests that did nothing (5.3.3). Behind the default feature `http`: an implementer with
+//! a transport of their own builds the client without it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use e2ee_backup_vault::fleet::{FleetAuthority, FleetBundle};
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets};
-use e2ee_backup_vault::memory::MemoryVault;
-use e2ee_backup_vault::suite::KsfProfile;
-use rand_core::OsRng;
 use tokio::runtime::Runtime;
 
+use super::{RetryNotice, RetryPolicy, VaultTransport};
 use crate::error::{Error, Result};
-use crate::pin::FleetPin;
-
-/// Moves sealed requests to the vault and answers back.
-pub trait VaultTransport: Send {
-    /// The fleet's signed key bundle (spec section 4.3), unverified.
-    fn fleet_bundle(&mut self) -> Result<Vec<u8>>;
-    /// Sends one sealed request envelope for `account`; returns the sealed response.
-    fn call(&mut self, account: &[u8], envelope: &[u8]) -> Result<Vec<u8>>;
-}
 
 /// Longest answer the client reads from the vault: a sealed response is at most 8240 bytes, a
 /// bundle at most 743; an error body is small.
 const MAX_ANSWER: usize = 64 * 1024;
-
-/// How [`HttpTransport`] tries again a request the vault did not take (spec section 5.3.3):
-/// only when nothing was done, that is when no connection was made, or the vault answered
-/// `503` with `no-leader`, `busy` or `storage` (each says nothing was done or sent). A request
-/// that may have been applied (`unconfirmed`, a time-out, a cut answer) is never retried here:
-/// the caller decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Tries in all, the first included (1: no retry).
-    pub attempts: u32,
-    /// The wait before the second try; it doubles for each next one.
-    pub first_delay: Duration,
-    /// The longest wait between two tries.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// Five tries over about four seconds: 0.25, 0.5, 1 and 2 s between them.
-    fn default() -> Self {
-        Self {
-            attempts: 5,
-            first_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(2),
-        }
-    }
-}
-
-/// Told before each retry: the try about to run (2 for the first retry), the tries in all, the
-/// wait before it, and why the last one did nothing.
-pub type RetryNotice = Arc<dyn Fn(u32, u32, Duration, &str) + Send + Sync>;
 
 /// The HTTP binding of spec section 4.15, over `reqwest` (HTTP/1.1; `https` with rustls and
 /// the platform's trust store).
@@ -80,11 +32,7 @@ impl std::fmt::Debug for HttpTransport {
 impl HttpTransport {
     /// A transport to the vault at `base` (for example `http://127.0.0.1:8420`).
     pub fn new(base: &str) -> Result<Self> {
-        let bad = |why: String| Error::InvalidVaultUrl { url: base.to_owned(), why };
-        let mut base = url::Url::parse(base).map_err(|e| bad(e.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(bad("the vault URL must be http:// or https://".to_owned()));
-        }
+        let mut base = super::check_vault_url(base)?;
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
             base.set_path(&path);
@@ -258,107 +206,10 @@ impl VaultTransport for HttpTransport {
     }
 }
 
-/// An in-memory vault fleet for tests and demos: an HSM with fresh secrets, its authority, and
-/// a signed bundle. Clones share the vault.
-#[derive(Clone)]
-pub struct MemoryTransport {
-    vault: Arc<Mutex<MemoryVault>>,
-    bundle: Arc<Mutex<Vec<u8>>>,
-    down: Arc<AtomicBool>,
-}
-
-impl std::fmt::Debug for MemoryTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryTransport").finish_non_exhaustive()
-    }
-}
-
-/// What a test needs besides the transport: the pin to give the client, and the authority to
-/// sign other bundles with.
-pub struct MemoryFleet {
-    /// A transport to the fleet.
-    pub transport: MemoryTransport,
-    /// The pin clients use.
-    pub pin: FleetPin,
-    /// The fleet authority.
-    pub authority: FleetAuthority,
-    /// The bundle the fleet serves.
-    pub bundle: FleetBundle,
-}
-
-impl MemoryTransport {
-    /// A fleet `fleet_id` with guess budget `budget`, using the fast KSF profile (tests only),
-    /// serving a bundle of epoch 1 that expires at `not_after`; the vault's clock reads `now`.
-    pub fn fleet(fleet_id: &str, budget: u8, now: u64, not_after: u64) -> MemoryFleet {
-        let secrets = HsmSecrets::generate(&mut OsRng, fleet_id.as_bytes());
-        let keys = secrets.public_keys();
-        let config = HsmConfig { budget, ksf_profile: KsfProfile::Fast, ..HsmConfig::default() };
-        let hsm = Hsm::new(secrets, config).expect("a budget of 1 to 255 is a valid policy");
-        let authority = FleetAuthority::generate(&mut OsRng);
-        let bundle =
-            FleetBundle { fleet_id: fleet_id.as_bytes().to_vec(), epoch: 1, not_after, keys };
-        let signed = authority.sign(&bundle).expect("the bundle is well formed");
-        let pin = FleetPin {
-            fleet_id: fleet_id.to_owned(),
-            authority: hex::encode(authority.verifying_key().as_bytes()),
-            auditor: None,
-        };
-        let transport = MemoryTransport {
-            vault: Arc::new(Mutex::new(MemoryVault::new(hsm, now))),
-            bundle: Arc::new(Mutex::new(signed)),
-            down: Arc::new(AtomicBool::new(false)),
-        };
-        MemoryFleet { transport, pin, authority, bundle }
-    }
-
-    /// Replaces the signed bundle the fleet serves.
-    pub fn serve_bundle(&self, signed: Vec<u8>) {
-        if let Ok(mut b) = self.bundle.lock() {
-            *b = signed;
-        }
-    }
-
-    /// Makes the vault unreachable (or reachable again).
-    pub fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-
-    /// Runs `f` on the vault (to inspect records).
-    pub fn with_vault<T>(&self, f: impl FnOnce(&mut MemoryVault) -> T) -> T {
-        let mut vault = self.vault.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut vault)
-    }
-
-    fn check_up(&self) -> Result<()> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(Error::VaultUnreachable { detail: "the in-memory vault is down".to_owned() })
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl VaultTransport for MemoryTransport {
-    fn fleet_bundle(&mut self) -> Result<Vec<u8>> {
-        self.check_up()?;
-        Ok(self.bundle.lock().map(|b| b.clone()).unwrap_or_default())
-    }
-
-    fn call(&mut self, _account: &[u8], envelope: &[u8]) -> Result<Vec<u8>> {
-        self.check_up()?;
-        self.with_vault(|vault| vault.call(&mut OsRng, envelope)).map_err(|e| {
-            Error::VaultRejected {
-                status: 422,
-                code: "request-does-not-open".to_owned(),
-                message: e.to_string(),
-            }
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
 
     /// A vault URL that does not parse, or is not http:// or https://, is an invalid vault URL
     /// (not a rejection by a vault that was never asked).
