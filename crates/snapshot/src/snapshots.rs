@@ -523,7 +523,16 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
         }
         // Links last, so that no file or directory above is ever written through one.
         for (full, entry, link) in links {
-            if !link_target_is_inside(link) || !make_symlink(link, &full)? {
+            if !link_target_is_inside(link) {
+                report.skipped_links.push(entry.path.clone());
+                continue;
+            }
+            // Its directory, when a prefix selected the link but not the directory. Any link
+            // made before it that this passes through leads downward (section 8.4).
+            if let Some(parent) = full.parent() {
+                fs::create_dir_all(parent).map_err(io_error("create", parent))?;
+            }
+            if !make_symlink(link, &full)? {
                 report.skipped_links.push(entry.path.clone());
                 continue;
             }

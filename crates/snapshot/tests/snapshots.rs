@@ -385,6 +385,15 @@ fn links_that_could_leave_the_target_are_not_made() {
     assert_eq!(restored.symlinks, 1);
     assert!(fs::symlink_metadata(target.path().join("up")).is_err());
     assert_eq!(fs::read_link(target.path().join("ok")).unwrap(), Path::new("f"));
+
+    // A link selected alone: its directory is made for it.
+    fs::create_dir(dir.path().join("sub")).unwrap();
+    std::os::unix::fs::symlink("media/x.jpg", dir.path().join("sub/inner")).unwrap();
+    let id = snapshots.backup(dir.path()).unwrap().id;
+    let only = tempfile::tempdir().unwrap();
+    let restored = snapshots.restore(&id, only.path(), &["sub/inner"]).unwrap();
+    assert_eq!((restored.symlinks, restored.dirs), (1, 0));
+    assert_eq!(fs::read_link(only.path().join("sub/inner")).unwrap(), Path::new("media/x.jpg"));
 }
 
 #[cfg(unix)]
