@@ -28,6 +28,55 @@ pub fn retry_notice() -> e2ee_backup_client::RetryNotice {
     })
 }
 
+/// Draws the client's [`Progress`](e2ee_backup_client::Progress) as a bar on standard error
+/// (a byte counter when the length is not known ahead): only on a terminal, and not with
+/// `--quiet`. A new bar starts for each copy (each backup a rotation re-encrypts).
+pub fn progress_notice() -> e2ee_backup_client::ProgressNotice {
+    if !io::stderr().is_terminal() || QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        return std::sync::Arc::new(|_| {});
+    }
+    let current: std::sync::Mutex<Option<(ProgressBar, u64)>> = std::sync::Mutex::default();
+    std::sync::Arc::new(move |p: e2ee_backup_client::Progress| {
+        let mut current = current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref().is_none_or(|(_, last)| p.done < *last) {
+            if let Some((old, _)) = current.take() {
+                old.finish_and_clear();
+            }
+            let label = match p.operation {
+                "backup" => "encrypting",
+                "restore" => "decrypting",
+                _ => "re-keying",
+            };
+            // Cleared, not left behind, when the client (and with it this bar) is dropped.
+            let bar = match p.total {
+                Some(total) => progress(total, label),
+                None => counter(label),
+            }
+            .with_finish(indicatif::ProgressFinish::AndClear);
+            *current = Some((bar, 0));
+        }
+        if let Some((bar, last)) = current.as_mut() {
+            bar.set_position(p.done);
+            *last = p.done;
+            if p.total == Some(p.done) {
+                bar.finish_and_clear();
+            }
+        }
+    })
+}
+
+/// A byte counter on standard error for a copy of unknown length.
+fn counter(label: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>10} {spinner} {bytes} {binary_bytes_per_sec}")
+            .expect("the template is valid"),
+    );
+    bar.set_message(label);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
 /// What a successful command prints: lines for people, one JSON object for scripts.
 pub struct Report {
     pub lines: Vec<String>,

@@ -987,3 +987,45 @@ fn the_device_that_made_a_backup_restores_it_in_place() {
     restore.extend(setup(&vault, &url).map(String::from));
     assert_eq!(w.ok(&restore, &[])["object"], object);
 }
+
+/// `backup -` reads standard input (issue 11): named `stdin`, restored byte for byte on a new
+/// device; an empty standard input is refused before anything is stored, like an empty file.
+#[test]
+fn backup_reads_standard_input_and_refuses_an_empty_one() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let key = enable_with_key(&w, "phone", &store);
+    let backup_stdin = |input: &[u8]| -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_e2ee-backup"))
+            .current_dir(w.root.path())
+            .args(args(&["backup", "-"], &on(&w, "phone")))
+            .arg("--json")
+            .env("XDG_DATA_HOME", w.root.path().join("xdg"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+
+    let empty = backup_stdin(b"");
+    assert_eq!(empty.status.code(), Some(2), "{}", String::from_utf8_lossy(&empty.stdout));
+    assert_eq!(json_of(&empty)["error"]["code"], "empty-backup");
+    assert!(json_of(&empty)["error"]["message"].as_str().unwrap().contains("standard input"));
+    assert_eq!(w.objects(), 0);
+
+    let chats = fs::read(w.path("chats.db")).unwrap();
+    let out = backup_stdin(&chats);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = json_of(&out);
+    assert_eq!(report["name"], "stdin");
+    assert_eq!(report["plaintextBytes"].as_u64(), Some(chats.len() as u64));
+    assert_eq!(w.objects(), 1);
+
+    w.ok(&args(&["restore", "--to", "piped.db", "--key", &key], &phone(&w, "new", &store)), &[]);
+    assert_eq!(fs::read(w.path("piped.db")).unwrap(), chats);
+}

@@ -75,7 +75,8 @@ pub mod store;
 pub mod transport;
 
 pub use client::{
-    BackupInfo, Client, DisableReport, Options, RestoreReport, RotateReport, Setup, Source, Status,
+    BackupInfo, Client, DisableReport, Options, Progress, ProgressNotice, RestoreReport,
+    RotateReport, Setup, Source, Status,
 };
 pub use error::{Error, Result};
 pub use pin::FleetPin;

@@ -653,3 +653,46 @@ fn a_directory_given_to_create_backup_is_refused_and_named() {
     assert!(err.to_string().contains(&dir.display().to_string()), "{err}");
     assert!(w.objects().is_empty());
 }
+
+/// Backups, restores and rotations tell `on_progress` how far they have come, in order, ending
+/// at the whole length; a stream of unknown length (standard input) backs up like a file.
+#[test]
+fn long_copies_report_progress_and_a_stream_backs_up_like_a_file() {
+    use std::sync::Mutex;
+    let w = World::new(10);
+    let seen: Arc<Mutex<Vec<e2ee_backup_client::Progress>>> = Arc::default();
+    let sink = seen.clone();
+    let options = || e2ee_backup_client::Options {
+        on_progress: Some(Arc::new({
+            let sink = sink.clone();
+            move |p| sink.lock().unwrap().push(p)
+        })),
+        ..w.options(Arc::new(NoFaults))
+    };
+    let shown = w.client("phone").enable_with_key().unwrap();
+    let mut phone = e2ee_backup_client::Client::open(&w.device("phone"), options()).unwrap();
+
+    let source = w.root.path().join("msgstore.db");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&source, &data).unwrap();
+    phone.create_backup(Source::Path(&source), "msgstore.db").unwrap();
+    let backup: Vec<_> = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(backup.len() >= 2, "{backup:?}");
+    assert!(backup.iter().all(|p| p.operation == "backup" && p.total == Some(300_000)));
+    assert!(backup.windows(2).all(|w| w[0].done < w[1].done), "{backup:?}");
+    assert_eq!(backup.last().unwrap().done, 300_000);
+
+    // A stream: its length is unknown ahead, and what it held is what restores.
+    let mut stream = std::io::Cursor::new(b"chats from a pipe".to_vec());
+    phone.create_backup(Source::Reader(&mut stream), "stdin").unwrap();
+    let piped: Vec<_> = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(piped.last().map(|p| (p.done, p.total)), Some((17, None)));
+
+    drop(w.client("fresh")); // sets the new device up
+    let mut fresh = e2ee_backup_client::Client::open(&w.device("fresh"), options()).unwrap();
+    let report = fresh.restore_with_key(&shown, &w.target("fresh")).unwrap();
+    assert_eq!(report.name.as_deref(), Some("stdin"));
+    assert_eq!(restored(&w, "fresh"), b"chats from a pipe");
+    let restore: Vec<_> = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(restore.last().map(|p| (p.operation, p.done, p.total)), Some(("restore", 17, None)));
+}

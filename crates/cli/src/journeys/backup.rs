@@ -2,6 +2,7 @@
 //! 5.8; 5.6.3 for the refusal when another device rotated the key).
 
 use std::fs;
+use std::io::{self, BufRead, Read};
 use std::time::Instant;
 
 use e2ee_backup_client::Source;
@@ -9,37 +10,54 @@ use serde_json::json;
 
 use super::BackupArgs;
 use crate::failure::Failure;
-use crate::output::{Report, rate};
+use crate::output::{Report, is_stdio, rate};
 
 pub fn backup(args: &BackupArgs) -> Result<Report, Failure> {
     let (mut client, _) = args.client.open()?;
-    if args.file.is_dir() {
+    if !is_stdio(&args.file) && args.file.is_dir() {
         return crate::snapshots::backup(&client, &args.file);
     }
+    let stdin = is_stdio(&args.file);
     let name = match &args.name {
         Some(name) => name.clone(),
+        None if stdin => "stdin".to_owned(),
         None => args
             .file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "backup".to_owned()),
     };
-    let metadata = fs::metadata(&args.file)
-        .map_err(|e| Failure::io(&format!("cannot read {}", args.file.display()), e))?;
-    let plaintext = metadata.len();
-    let empty = metadata.is_file() && plaintext == 0;
-    if empty && !args.allow_empty {
-        return Err(Failure::usage(
+    let refuse_empty = |what: String| {
+        Failure::usage(
             "empty-backup",
             format!(
-                "{} is empty: as the newest backup it would be restored instead of the real ones \
-                 before it. Nothing was stored; pass --allow-empty to back it up anyway",
-                args.file.display()
+                "{what} is empty: as the newest backup it would be restored instead of the real \
+                 ones before it. Nothing was stored; pass --allow-empty to back it up anyway"
             ),
-        ));
-    }
+        )
+    };
     let started = Instant::now();
-    let info = client.create_backup(Source::Path(&args.file), &name)?;
+    let (info, plaintext, empty) = if stdin {
+        // Standard input is read once, as it comes: an empty one is known before anything
+        // is uploaded by looking at its first bytes.
+        let mut input = io::BufReader::with_capacity(1 << 16, io::stdin().lock());
+        let empty =
+            input.fill_buf().map_err(|e| Failure::io("cannot read standard input", e))?.is_empty();
+        if empty && !args.allow_empty {
+            return Err(refuse_empty("standard input".to_owned()));
+        }
+        let mut counted = Counted { inner: input, bytes: 0 };
+        let info = client.create_backup(Source::Reader(&mut counted), &name)?;
+        (info, counted.bytes, empty)
+    } else {
+        let metadata = fs::metadata(&args.file)
+            .map_err(|e| Failure::io(&format!("cannot read {}", args.file.display()), e))?;
+        let empty = metadata.is_file() && metadata.len() == 0;
+        if empty && !args.allow_empty {
+            return Err(refuse_empty(args.file.display().to_string()));
+        }
+        (client.create_backup(Source::Path(&args.file), &name)?, metadata.len(), empty)
+    };
     let elapsed = started.elapsed();
     let mut lines = vec![format!(
         "backed up {} ({plaintext} bytes) as {name:?}: {} bytes encrypted (zstd) stored as {} \
@@ -59,4 +77,18 @@ pub fn backup(args: &BackupArgs) -> Result<Report, Failure> {
         json["warning"] = json!(warning);
     }
     Ok(Report { lines, json })
+}
+
+/// Counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
 }

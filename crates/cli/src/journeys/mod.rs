@@ -121,8 +121,9 @@ pub struct EnableArgs {
 
 #[derive(Args)]
 pub struct BackupArgs {
-    /// The file to back up (a chat database, say). A directory is backed up as a snapshot of
-    /// its whole tree: only content the store lacks is uploaded (`snapshots` lists them).
+    /// The file to back up (a chat database, say); `-` reads standard input (named `stdin`
+    /// unless --name says otherwise). A directory is backed up as a snapshot of its whole
+    /// tree: only content the store lacks is uploaded (`snapshots` lists them).
     pub file: PathBuf,
     /// The backup's name, kept in its encrypted metadata. [default: FILE's name]
     #[arg(long, value_name = "N")]
@@ -279,6 +280,7 @@ impl ClientArgs {
             accept_fast_ksf: self.accept_fast_ksf,
             store_options: cloud_store_options(),
             on_retry: Some(crate::output::retry_notice()),
+            on_progress: Some(crate::output::progress_notice()),
             ..Options::default()
         }
     }

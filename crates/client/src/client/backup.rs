@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use e2ee_backup_format::{Compression, EncryptOptions, Encryptor, read_header};
 use e2ee_backup_kdf::BackupKey;
 
-use super::stream::{Pump, pump};
+use super::stream::{Meter, Pump, pump};
 use super::{BackupInfo, Client, Source};
 use crate::error::{Error, Result};
 use crate::state::{Journal, Mode, RotatePhase};
@@ -45,20 +45,30 @@ impl Client {
         options.compression = Compression::Zstd;
         options.metadata.created_at = self.now();
         options.metadata.fields.insert("name".to_owned(), name.to_owned());
-        let (mut input, source_path): (Box<dyn Read + '_>, PathBuf) = match source {
-            Source::Bytes(bytes) => (Box::new(bytes), PathBuf::from("<backup source in memory>")),
-            Source::Path(path) => {
-                let io = |source| Error::Io { operation: "read", path: path.to_owned(), source };
-                let file = fs::File::open(path).map_err(io)?;
-                if file.metadata().map_err(io)?.is_dir() {
-                    return Err(io(io::Error::new(
-                        io::ErrorKind::IsADirectory,
-                        "it is a directory, not a file",
-                    )));
+        let (mut input, source_path, total): (Box<dyn Read + '_>, PathBuf, Option<u64>) =
+            match source {
+                Source::Bytes(bytes) => (
+                    Box::new(bytes),
+                    PathBuf::from("<backup source in memory>"),
+                    Some(bytes.len() as u64),
+                ),
+                Source::Reader(reader) => {
+                    (Box::new(reader), PathBuf::from("<standard input>"), None)
                 }
-                (Box::new(file), path.to_owned())
-            }
-        };
+                Source::Path(path) => {
+                    let io =
+                        |source| Error::Io { operation: "read", path: path.to_owned(), source };
+                    let file = fs::File::open(path).map_err(io)?;
+                    let metadata = file.metadata().map_err(io)?;
+                    if metadata.is_dir() {
+                        return Err(io(io::Error::new(
+                            io::ErrorKind::IsADirectory,
+                            "it is a directory, not a file",
+                        )));
+                    }
+                    (Box::new(file), path.to_owned(), Some(metadata.len()))
+                }
+            };
         // Strictly after the newest backup, so the newest is the last name even when two
         // backups fall in one second or this device's clock is behind another's.
         let names = self.store.list()?;
@@ -69,7 +79,8 @@ impl Client {
         let time = newest.map_or(self.now(), |t| self.now().max(t.saturating_add(1)));
         let object = store::new_object_name(time);
         let mut upload = self.store.upload(&object, true, self.faults.as_ref())?;
-        encrypt_into(&key, options, &mut *input, &source_path, &mut upload)?;
+        let mut meter = Meter::new(self.on_progress.as_ref(), "backup", total);
+        encrypt_into(&key, options, &mut *input, &source_path, &mut upload, &mut meter)?;
         let size = upload.finish()?;
         Ok(BackupInfo { object, size })
     }
@@ -101,11 +112,12 @@ fn encrypt_into(
     input: &mut dyn Read,
     source: &Path,
     upload: &mut Upload<'_>,
+    meter: &mut Meter<'_>,
 ) -> Result<()> {
     let pumped = (|| {
         let mut writer = Encryptor::new(&mut *upload, key, options)
             .map_err(|e| Pump::Write(io::Error::other(e)))?;
-        pump(input, &mut writer)?;
+        pump(input, &mut writer, meter)?;
         writer.finish().map_err(|e| Pump::Write(io::Error::other(e)))?;
         Ok(())
     })();

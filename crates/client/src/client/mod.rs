@@ -78,6 +78,8 @@ pub struct Options {
     pub retry: RetryPolicy,
     /// Told before each such retry (the CLI prints "retrying (2/5)").
     pub on_retry: Option<RetryNotice>,
+    /// Told how far backups, restores and rotations have come.
+    pub on_progress: Option<ProgressNotice>,
 }
 
 impl Default for Options {
@@ -92,6 +94,7 @@ impl Default for Options {
             part_size: store::DEFAULT_PART_SIZE,
             retry: RetryPolicy::default(),
             on_retry: None,
+            on_progress: None,
         }
     }
 }
@@ -110,13 +113,41 @@ impl std::fmt::Debug for Options {
 }
 
 /// What to back up.
-#[derive(Debug)]
 pub enum Source<'a> {
     /// A file.
     Path(&'a Path),
     /// Bytes in memory.
     Bytes(&'a [u8]),
+    /// A stream read to its end, such as standard input; its length is not known ahead.
+    Reader(&'a mut dyn std::io::Read),
 }
+
+impl std::fmt::Debug for Source<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Path(path) => f.debug_tuple("Path").field(path).finish(),
+            Source::Bytes(bytes) => write!(f, "Bytes({} bytes)", bytes.len()),
+            Source::Reader(_) => f.write_str("Reader"),
+        }
+    }
+}
+
+/// How far a long copy has come (a backup's upload, a restore's download, a rotation's
+/// re-encryption): told after every buffer of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// `"backup"`, `"restore"` or `"rotate"`.
+    pub operation: &'static str,
+    /// Plaintext bytes copied so far.
+    pub done: u64,
+    /// The plaintext length, when known ahead: a file's size for a backup, the length a
+    /// backup's metadata records for a restore; `None` for a stream, and for backups whose
+    /// metadata records none (the client's own do not: a live database may grow meanwhile).
+    pub total: Option<u64>,
+}
+
+/// Told the [`Progress`] of long copies (the CLI draws a bar on a terminal).
+pub type ProgressNotice = Arc<dyn Fn(Progress) + Send + Sync>;
 
 /// A backup that was uploaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,6 +234,7 @@ pub struct Client {
     retry: RetryPolicy,
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     on_retry: Option<RetryNotice>,
+    on_progress: Option<ProgressNotice>,
 }
 
 impl std::fmt::Debug for Client {
@@ -290,6 +322,7 @@ impl Client {
             accept_fast_ksf: options.accept_fast_ksf,
             retry: options.retry,
             on_retry: options.on_retry,
+            on_progress: options.on_progress,
         })
     }
 

@@ -9,7 +9,7 @@ use e2ee_backup_format::{Decryptor, read_header};
 use e2ee_backup_kdf::schedule::KeyId;
 use e2ee_backup_kdf::{BackupKey, digits};
 
-use super::stream::{Pump, damage, pump};
+use super::stream::{Meter, Pump, damage, pump};
 use super::{Client, RestoreReport};
 use crate::error::{Error, Result};
 use crate::scratch::TempFile;
@@ -192,7 +192,9 @@ impl Client {
         // killed restore left in this directory is removed first (spec section 5.5).
         let mut temp_file = TempFile::create_in(&dir).map_err(io_error("create", &dir))?;
         let temp = temp_file.path().to_owned();
-        let copied = pump(&mut reader, temp_file.as_file_mut());
+        let mut meter =
+            Meter::new(self.on_progress.as_ref(), "restore", reader.metadata().plaintext_len);
+        let copied = pump(&mut reader, temp_file.as_file_mut(), &mut meter);
         drop(reader);
         let bytes = match copied {
             Ok(bytes) => bytes,

@@ -9,7 +9,7 @@ use e2ee_backup_kdf::schedule::KeyId;
 use e2ee_backup_kdf::{BackupKey, digits};
 use rand_core::OsRng;
 
-use super::stream::{Pump, damage, pump};
+use super::stream::{Meter, Pump, damage, pump};
 use super::{Client, RotateReport};
 use crate::error::{Error, Result};
 use crate::faults::FaultInjector;
@@ -137,7 +137,16 @@ impl Client {
             let copied = {
                 let mut download = self.store.get(&name, self.faults.as_ref())?;
                 let faults = self.faults.as_ref();
-                reencrypt(&old_key, &new_key, &mut download, &name, &self.store, &copy, faults)?
+                let mut meter = Meter::new(self.on_progress.as_ref(), "rotate", None);
+                reencrypt(
+                    (&old_key, &new_key),
+                    &mut download,
+                    &name,
+                    &self.store,
+                    &copy,
+                    faults,
+                    &mut meter,
+                )?
             };
             if !copied {
                 damaged.push(name);
@@ -230,13 +239,13 @@ type Rotation = (String, String, RotatePhase, Vec<(String, String)>);
 /// is damaged, and nothing was stored (the upload, never finished, is aborted). The copy is
 /// completed only after the whole backup decrypted, its last chunk verified.
 fn reencrypt(
-    old: &BackupKey,
-    new: &BackupKey,
+    (old, new): (&BackupKey, &BackupKey),
     download: &mut Download<'_>,
     object: &str,
     store: &BackupStore,
     copy: &str,
     faults: &dyn FaultInjector,
+    meter: &mut Meter<'_>,
 ) -> Result<bool> {
     let read_failed = |download: &mut Download<'_>, reason| {
         download.take_failure().map_or_else(
@@ -261,7 +270,7 @@ fn reencrypt(
     let pumped = (|| {
         let mut writer = Encryptor::new(&mut upload, new, options)
             .map_err(|e| Pump::Write(io::Error::other(e)))?;
-        pump(&mut reader, &mut writer)?;
+        pump(&mut reader, &mut writer, meter)?;
         writer.finish().map_err(|e| Pump::Write(io::Error::other(e)))?;
         Ok(())
     })();

@@ -4,6 +4,33 @@
 
 use std::io::{self, Read, Write};
 
+use super::{Progress, ProgressNotice};
+
+/// Counts a copy's bytes and tells the caller's [`ProgressNotice`], if there is one.
+pub(super) struct Meter<'a> {
+    notice: Option<&'a ProgressNotice>,
+    operation: &'static str,
+    total: Option<u64>,
+    done: u64,
+}
+
+impl<'a> Meter<'a> {
+    pub(super) fn new(
+        notice: Option<&'a ProgressNotice>,
+        operation: &'static str,
+        total: Option<u64>,
+    ) -> Self {
+        Self { notice, operation, total, done: 0 }
+    }
+
+    fn advance(&mut self, bytes: usize) {
+        self.done += bytes as u64;
+        if let Some(notice) = self.notice {
+            notice(Progress { operation: self.operation, done: self.done, total: self.total });
+        }
+    }
+}
+
 /// Where a [`pump`] failed.
 pub(super) enum Pump {
     /// Reading its input.
@@ -12,8 +39,13 @@ pub(super) enum Pump {
     Write(io::Error),
 }
 
-/// Copies `input` to `output` through a buffer of [`PUMP_BUFFER`] bytes.
-pub(super) fn pump(input: &mut dyn Read, output: &mut dyn Write) -> std::result::Result<u64, Pump> {
+/// Copies `input` to `output` through a buffer of [`PUMP_BUFFER`] bytes, telling `meter`
+/// after each buffer.
+pub(super) fn pump(
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+    meter: &mut Meter<'_>,
+) -> std::result::Result<u64, Pump> {
     let mut buffer = vec![0u8; PUMP_BUFFER];
     let mut total = 0u64;
     loop {
@@ -25,6 +57,7 @@ pub(super) fn pump(input: &mut dyn Read, output: &mut dyn Write) -> std::result:
         };
         output.write_all(&buffer[..n]).map_err(Pump::Write)?;
         total += n as u64;
+        meter.advance(n);
     }
 }
 
