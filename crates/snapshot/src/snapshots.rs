@@ -1,5 +1,8 @@
 //! The snapshot operations (spec sections 8.3 and 8.7 to 8.9): backup of a directory, listing,
 //! restore, verify, and re-keying after a rotation of K.
+//!
+//! One file, though over 700 lines: the operations share the private walk, upload and manifest
+//! helpers, and each is one section of the spec in order (8.7 backup, 8.8 restore, 8.9 verify).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;

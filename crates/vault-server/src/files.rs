@@ -9,6 +9,9 @@
 //! | `config.toml` | the policy and the listen address (see [`ConfigFile`]) | 0644 |
 //! | `vault.redb` | the account records (and a replica's log and snapshot), created by the first `serve` | 0600 |
 //! | `keys/` | the erasable keys that seal registered records, log entries and snapshots inside `vault.redb` ([`crate::at_rest`], spec 4.13.1); never copy it without `vault.redb`, nor back it up: a destroyed key must stay destroyed | 0700, files 0600 |
+//!
+//! One file, though over 700 lines: it is the whole on-disk layout of a data directory, each
+//! file's reader beside its writer and `init`, so that the table above has one place to match.
 
 use std::fs;
 use std::io::Write as _;

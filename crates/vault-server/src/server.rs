@@ -1,4 +1,8 @@
 //! The HTTP server (spec section 4.15) around the sans-IO HSM core.
+//!
+//! One file, though over 700 lines: the handler's steps (read, authenticate, limit, replicate,
+//! answer), the `ApiError` table they return and the server's start and shutdown are read
+//! together.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

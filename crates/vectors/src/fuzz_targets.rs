@@ -5,6 +5,9 @@
 //! properties that hold for every input; a failed assertion is a bug found. The libFuzzer
 //! harnesses in `fuzz/` are one-line wrappers around these functions, and the stable test
 //! suite replays the seed corpora in `fuzz/corpus/` through them, so both run the same code.
+//!
+//! One file, though over 700 lines: one short function per target, all using the helpers at
+//! the top; the fuzz harnesses name them by path from here.
 
 use std::io::{Read, Write};
 use std::ops::Range;

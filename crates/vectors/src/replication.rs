@@ -6,6 +6,9 @@
 //!   decision and the stored record; the requests are real OPAQUE messages of a scripted
 //!   client, so an implementation of the replica can replay the sequence and compare;
 //! * the fleet's peer key and sealed peer messages (section 7.7).
+//!
+//! One file, though over 700 lines: the generator and the verifier of `replication.json` share
+//! one scripted client and one driver, and each case is written next to the check that replays it.
 
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_vault::client::{Endpoint, Login, Registration};
