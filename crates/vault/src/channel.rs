@@ -114,10 +114,10 @@ pub const VERSION: u8 = 1;
 pub const REQUEST_INFO_LABEL: &[u8] = b"e2ee-backups/v1/vault/request";
 /// The HPKE exporter context from which the response secret is exported.
 pub const RESPONSE_EXPORT_LABEL: &[u8] = b"e2ee-backups/v1/vault/response";
-/// The longest account id, in bytes (the shortest is 1).
-pub const MAX_ACCOUNT_ID_LEN: usize = 64;
-/// The longest fleet id, in bytes (the shortest is 1).
-pub const MAX_FLEET_ID_LEN: usize = 64;
+/// The longest account id, in bytes (the shortest is 1): [`crate::ids::MAX_ID_LEN`].
+pub const MAX_ACCOUNT_ID_LEN: usize = crate::ids::MAX_ID_LEN;
+/// The longest fleet id, in bytes (the shortest is 1): [`crate::ids::MAX_ID_LEN`].
+pub const MAX_FLEET_ID_LEN: usize = crate::ids::MAX_ID_LEN;
 /// The longest request or response plaintext, in bytes.
 pub const MAX_PLAINTEXT_LEN: usize = 8 * 1024;
 /// The length of `enc`, the encapsulated X25519 public key.
@@ -559,14 +559,14 @@ pub fn request_info(
 }
 
 fn check_fleet_id(fleet_id: &[u8]) -> Result<(), ChannelError> {
-    if fleet_id.is_empty() || fleet_id.len() > MAX_FLEET_ID_LEN {
+    if !crate::ids::valid_len(fleet_id) {
         return Err(ChannelError::InvalidFleetId(fleet_id.len()));
     }
     Ok(())
 }
 
 fn check_account_id(account_id: &[u8]) -> Result<(), ChannelError> {
-    if account_id.is_empty() || account_id.len() > MAX_ACCOUNT_ID_LEN {
+    if !crate::ids::valid_len(account_id) {
         return Err(ChannelError::InvalidAccountId(account_id.len()));
     }
     Ok(())

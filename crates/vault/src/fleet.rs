@@ -56,8 +56,8 @@ pub const BUNDLE_VERSION: u8 = 1;
 pub const AUTHORITY_LABEL: &[u8] = b"e2ee-backups/v1/fleet-bundle";
 /// The label that starts the message the auditor signs (followed by a zero byte).
 pub const AUDITOR_LABEL: &[u8] = b"e2ee-backups/v1/fleet-bundle/audit";
-/// The longest fleet id, in bytes (the shortest is 1).
-pub const MAX_FLEET_ID_LEN: usize = 64;
+/// The longest fleet id, in bytes (the shortest is 1): [`crate::ids::MAX_ID_LEN`].
+pub const MAX_FLEET_ID_LEN: usize = crate::ids::MAX_ID_LEN;
 /// The most keys a bundle holds (the fewest is 1).
 pub const MAX_KEYS: usize = 16;
 /// The longest encoded bundle body.

@@ -44,6 +44,7 @@ mod command;
 pub mod drive;
 pub mod fleet;
 pub mod hsm;
+pub mod ids;
 pub mod memory;
 pub mod messages;
 pub mod peer;

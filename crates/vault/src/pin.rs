@@ -35,7 +35,7 @@ fn at(line: usize, why: impl Into<String>) -> PinError {
 
 /// Checks a fleet id: 1 to 64 printable ASCII characters, no spaces.
 pub fn check_fleet_id(fleet_id: &str) -> Result<(), String> {
-    if fleet_id.is_empty() || fleet_id.len() > MAX_FLEET_ID_LEN {
+    if !crate::ids::valid_len(fleet_id.as_bytes()) {
         return Err(format!(
             "the fleet id is {} bytes long; it must be 1 to {MAX_FLEET_ID_LEN}",
             fleet_id.len()

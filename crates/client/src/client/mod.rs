@@ -259,7 +259,7 @@ fn mode_name(mode: &Mode) -> &'static str {
 
 /// Refuses an account identifier that is not 1 to 64 bytes, the vault's limit.
 fn check_account(account: &str) -> Result<()> {
-    if account.is_empty() || account.len() > 64 {
+    if !e2ee_backup_vault::ids::valid_len(account.as_bytes()) {
         return Err(Error::InvalidAccount { len: account.len() });
     }
     Ok(())
