@@ -427,7 +427,10 @@ impl<S: Store + ?Sized> Snapshots<'_, S> {
                     unreferenced.remove(name);
                     report.deleted.push(name.to_hex());
                 }
-                if !report.out_of_time {
+                if report.out_of_time {
+                    report.candidates = record.names.len() as u64;
+                    report.sweep_after = Some(record.time.saturating_add(grace));
+                } else {
                     self.write_candidates(media, start, &unreferenced, &mut report)?;
                 }
             }

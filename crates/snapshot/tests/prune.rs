@@ -79,8 +79,7 @@ fn referenced<S: Store + ?Sized>(snapshots: &Snapshots<'_, S>, id: &str) -> BTre
     out
 }
 
-/// Every snapshot in the store reads whole, and restores `expected` (file name, content) for
-/// the ones named there.
+/// Every snapshot in the store verifies, reading every blob, and restores.
 fn all_restorable<S: Store + ?Sized>(snapshots: &Snapshots<'_, S>) {
     for id in snapshots.ids().unwrap() {
         let report = snapshots.verify(&id, true).unwrap();
@@ -100,7 +99,6 @@ fn read(dir: &Path, name: &str) -> Vec<u8> {
 struct Hooked {
     inner: MemoryStore,
     ops_left: Rc<Cell<usize>>,
-    ops: Cell<usize>,
     #[allow(clippy::type_complexity)]
     hook: RefCell<Option<(String, Box<dyn FnOnce(&MemoryStore)>)>>,
 }
@@ -110,7 +108,6 @@ impl Hooked {
         Self {
             inner: MemoryStore::new(),
             ops_left: Rc::new(Cell::new(usize::MAX)),
-            ops: Cell::new(0),
             hook: RefCell::new(None),
         }
     }
@@ -129,7 +126,6 @@ impl Hooked {
             return Err(StoreError::Other("crashed".into()));
         }
         self.ops_left.set(left.saturating_sub(usize::from(left != usize::MAX)));
-        self.ops.set(self.ops.get() + 1);
         Ok(())
     }
 }
@@ -518,4 +514,35 @@ fn a_long_backup_renews_its_hold_and_one_paused_too_long_writes_no_manifest() {
 
 fn half_grace() -> u64 {
     u64::try_from(GRACE.as_micros()).unwrap() / 2
+}
+
+#[test]
+fn a_prune_stops_deleting_a_quarter_grace_period_after_it_started_and_keeps_its_record() {
+    let (store, time) = (MemoryStore::new(), Time::at(MONDAY));
+    let ids = snapshots_at(&store, &time, &[MONDAY, MONDAY + HOUR, MONDAY + 2 * HOUR]);
+    let snapshots = open(&store, &time);
+    snapshots.forget(&ForgetPolicy { keep_last: 1, ..Default::default() }, false).unwrap();
+    time.set(MONDAY + 3 * HOUR);
+    assert_eq!(snapshots.prune().unwrap().candidates, 2);
+
+    // A clock that moves an eighth of the grace period each time it is read: the first
+    // deletion is in time, the second is not.
+    time.set(MONDAY + 4 * HOUR);
+    let eighth = u64::try_from(GRACE.as_micros()).unwrap() / 8;
+    let clock = time.clone();
+    let slow = Snapshots::open(&store, &key())
+        .unwrap()
+        .with_clock(Arc::new(move || clock.0.fetch_add(eighth, Ordering::SeqCst)))
+        .with_grace(GRACE);
+    let report = slow.prune().unwrap();
+    assert!(report.out_of_time, "{report:?}");
+    assert_eq!(report.deleted.len(), 1);
+    assert_eq!((report.candidates, report.sweep_after), (2, Some(MONDAY + 4 * HOUR)));
+    all_restorable(&snapshots);
+
+    // Run again, it finishes.
+    let again = snapshots.prune().unwrap();
+    assert!(!again.out_of_time);
+    assert_eq!(again.deleted.len(), 1);
+    assert_eq!(blobs(&store), referenced(&snapshots, &ids[2]));
 }
