@@ -227,11 +227,13 @@ fn snapshot_exit(err: &e2ee_backup_snapshot::Error) -> u8 {
         | S::ManifestDamaged { .. }
         | S::ManifestRenamed { .. }
         | S::InvalidManifest { .. }
+        | S::PruneRecord { .. }
         | S::MediaRootKey { .. } => 4,
         S::SnapshotMissing { .. }
         | S::UnsafePath { .. }
         | S::TargetNotEmpty { .. }
         | S::NoMediaRootKey
+        | S::EmptyPolicy
         | S::InvalidChunking(_) => 2,
         _ => 1,
     }

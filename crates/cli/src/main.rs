@@ -101,6 +101,16 @@ enum Command {
     /// store, and with --read-data that each decrypts and authenticates. Exit 4 if not.
     #[command(after_help = EXIT_CODES)]
     Verify(snapshots::VerifyArgs),
+    /// Remove the snapshots a retention policy does not keep (a snapshot is kept if any
+    /// --keep-… rule keeps it; at least one is needed). Their blobs stay until `prune` (or
+    /// --prune). --dry-run only lists what would go.
+    #[command(after_help = EXIT_CODES)]
+    Forget(snapshots::ForgetArgs),
+    /// Delete the blobs no snapshot references. Two phases a day apart: a prune records the
+    /// unreferenced blobs; a prune at least 24 hours later deletes those still unreferenced,
+    /// unless a backup is running. Safe to interrupt.
+    #[command(after_help = EXIT_CODES)]
+    Prune(journeys::ClientOnlyArgs),
     /// Restore the newest backup into --to FILE, on a new device (a fresh client directory) or
     /// in place on the client that makes the backups, with the 64-digit key or the password.
     ///
@@ -488,6 +498,8 @@ fn main() -> ExitCode {
         Command::Backup(args) => journeys::backup(&args),
         Command::Snapshots(args) => snapshots::list(&args),
         Command::Verify(args) => snapshots::verify(&args),
+        Command::Forget(args) => snapshots::forget(&args),
+        Command::Prune(args) => snapshots::prune(&args),
         Command::Restore(args) => journeys::restore(&args),
         Command::ChangePassword(args) => journeys::change_password(&args),
         Command::RotateKey(args) => journeys::rotate_key(&args),

@@ -1,11 +1,13 @@
 //! Snapshots of whole directories (spec chapter 8): `backup DIR`, `snapshots`, `restore
-//! --snapshot ID --to DIR [PATHS...]` and `verify`, over the client's store and current key.
+//! --snapshot ID --to DIR [PATHS...]`, `verify`, `forget` and `prune`, over the client's store
+//! and current key.
 
 use std::path::Path;
 use std::time::Instant;
 
 use clap::Args;
 use e2ee_backup_client::Client;
+use e2ee_backup_snapshot::{ForgetPolicy, PruneReport};
 use serde_json::json;
 
 use crate::failure::Failure;
@@ -21,6 +23,31 @@ pub struct VerifyArgs {
     /// only that every blob is in the store.
     #[arg(long)]
     pub read_data: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct ForgetArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_last: u32,
+    /// Keep the newest snapshot of each of the N most recent days (UTC) that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_daily: u32,
+    /// Keep the newest snapshot of each of the N most recent weeks (Monday to Sunday, UTC)
+    /// that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_weekly: u32,
+    /// Keep the newest snapshot of each of the N most recent months (UTC) that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_monthly: u32,
+    /// Only say which snapshots would be removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Then prune: delete the blobs no snapshot references (see `prune`).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub prune: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -178,4 +205,79 @@ pub fn verify(args: &VerifyArgs) -> Result<Report, Failure> {
         "bytesRead": report.bytes_read, "seconds": elapsed.as_secs_f64(),
     });
     Ok(Report { lines, json })
+}
+
+/// `forget --keep-… N [--dry-run] [--prune]`: removes the snapshots the policy does not keep
+/// (spec 8.12.1); a policy that keeps nothing exits 2 (`empty-policy`).
+pub fn forget(args: &ForgetArgs) -> Result<Report, Failure> {
+    let (client, _) = args.client.open()?;
+    let policy = ForgetPolicy {
+        keep_last: args.keep_last,
+        keep_daily: args.keep_daily,
+        keep_weekly: args.keep_weekly,
+        keep_monthly: args.keep_monthly,
+    };
+    let report = client.with_snapshots("forget snapshots", |s| s.forget(&policy, args.dry_run))?;
+    let verb = if args.dry_run { "would remove" } else { "removed" };
+    let mut lines =
+        vec![format!("{verb} {} snapshot(s), kept {}", report.removed.len(), report.kept.len())];
+    lines.extend(report.removed.iter().map(|id| format!("{verb} {id}")));
+    let mut json = json!({
+        "dryRun": report.dry_run, "removed": report.removed, "kept": report.kept,
+    });
+    if args.prune {
+        let pruned = client.with_snapshots("prune blobs", |s| s.prune())?;
+        lines.extend(prune_lines(&pruned));
+        json["prune"] = prune_json(&pruned);
+    }
+    Ok(Report { lines, json })
+}
+
+/// `prune`: deletes the blobs no snapshot references, in two phases a grace period apart
+/// (spec 8.12.2).
+pub fn prune(args: &crate::journeys::ClientOnlyArgs) -> Result<Report, Failure> {
+    let (client, _) = args.client.open()?;
+    let report = client.with_snapshots("prune blobs", |s| s.prune())?;
+    Ok(Report { lines: prune_lines(&report), json: prune_json(&report) })
+}
+
+fn rfc3339(micros: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+fn prune_lines(report: &PruneReport) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{} blob(s) in the store, {} referenced; deleted {}",
+        report.blobs,
+        report.referenced,
+        report.deleted.len()
+    )];
+    if report.live_holds > 0 {
+        lines.push(format!(
+            "{} backup(s) in progress: nothing deleted; prune again once they are over",
+            report.live_holds
+        ));
+    }
+    if report.out_of_time {
+        lines.push("stopped before deleting everything it could: prune again".to_owned());
+    }
+    if let Some(after) = report.sweep_after {
+        lines.push(format!(
+            "{} unreferenced blob(s) recorded: a prune after {} deletes those still unreferenced",
+            report.candidates,
+            rfc3339(after)
+        ));
+    }
+    lines
+}
+
+fn prune_json(report: &PruneReport) -> serde_json::Value {
+    json!({
+        "blobs": report.blobs, "referenced": report.referenced, "deleted": report.deleted,
+        "candidates": report.candidates,
+        "sweepAfter": report.sweep_after.map(rfc3339),
+        "backupsInProgress": report.live_holds, "staleRecordsRemoved": report.stale_removed,
+        "outOfTime": report.out_of_time,
+    })
 }

@@ -133,3 +133,44 @@ fn verify_read_data_finds_a_damaged_blob() {
     assert_eq!(json["error"]["code"], "snapshot-damaged");
     assert_eq!(json["error"]["problems"][0]["code"], "blob-damaged");
 }
+
+#[test]
+fn forget_removes_old_snapshots_and_prune_records_their_blobs_before_deleting_them() {
+    let world = World::new();
+    world.ok(&["enable", "--key"]);
+    let first = world.ok(&["backup", "chats"]);
+    fs::write(world.path("chats/Databases/msgstore.db"), b"a new database").unwrap();
+    let second = world.ok(&["backup", "chats"]);
+    assert_eq!(second["newBlobs"], 1, "{second}");
+
+    // A policy that keeps nothing is refused.
+    let (code, json) = world.run(&["forget"]);
+    assert_eq!((code, json["error"]["code"].as_str()), (2, Some("empty-policy")), "{json}");
+
+    let dry = world.ok(&["forget", "--keep-last", "1", "--dry-run"]);
+    assert_eq!(dry["dryRun"], true);
+    assert_eq!(dry["removed"], serde_json::json!([first["snapshot"]]));
+    assert_eq!(world.ok(&["snapshots"])["snapshots"].as_array().unwrap().len(), 2);
+
+    let forgot = world.ok(&["forget", "--keep-last", "1", "--prune"]);
+    assert_eq!(forgot["removed"], serde_json::json!([first["snapshot"]]));
+    assert_eq!(forgot["kept"], serde_json::json!([second["snapshot"]]));
+    let listed = world.ok(&["snapshots"]);
+    assert_eq!(listed["snapshots"].as_array().unwrap().len(), 1);
+    // The old database's blob is recorded as a candidate, not deleted: the grace period (a
+    // day) has not passed.
+    let pruned = &forgot["prune"];
+    assert_eq!((pruned["blobs"].as_u64(), pruned["referenced"].as_u64()), (Some(3), Some(2)));
+    assert_eq!(pruned["candidates"], 1, "{pruned}");
+    assert_eq!(pruned["deleted"], serde_json::json!([]));
+    assert!(world.path("client/store/prune/candidates.e2ee").exists());
+    // A prune again soon after deletes nothing and keeps the record's time.
+    let again = world.ok(&["prune"]);
+    assert_eq!(again["deleted"], serde_json::json!([]));
+    assert_eq!(again["sweepAfter"], pruned["sweepAfter"]);
+    assert!(again["sweepAfter"].as_str().unwrap().ends_with('Z'));
+
+    world.ok(&["verify", "--read-data"]);
+    world.ok(&["restore", "--snapshot", "latest", "--to", "restored"]);
+    assert_eq!(files(&world.path("restored")), files(&world.path("chats")));
+}

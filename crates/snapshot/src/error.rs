@@ -137,6 +137,31 @@ pub enum Error {
     /// Encrypting failed.
     #[error("could not encrypt: {0}")]
     Encrypt(#[source] e2ee_backup_format::Error),
+    /// A prune is deleting blobs (its sweep record is live): a backup started now could
+    /// reuse a blob it deletes, so the backup stops before it lists or uploads any (section
+    /// 8.12.2). Try again once the prune is over.
+    #[error("a prune started at {since} µs (Unix time) is deleting blobs; try again later")]
+    PruneRunning {
+        /// When the prune started, Unix time in microseconds.
+        since: u64,
+    },
+    /// The backup ran too long without renewing its hold: a prune may now judge it over and
+    /// delete the blobs it uploaded, so it writes no manifest (section 8.12.2).
+    #[error(
+        "the backup's hold expired (a pause longer than half the grace period); no snapshot was written"
+    )]
+    HoldExpired,
+    /// A prune record (candidates, hold or sweep) does not open or is malformed.
+    #[error("prune record {name} is unreadable: {why}")]
+    PruneRecord {
+        /// The object.
+        name: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A retention policy that keeps nothing: forgetting every snapshot is refused.
+    #[error("the retention policy keeps no snapshot: give at least one --keep rule")]
+    EmptyPolicy,
 }
 
 impl Error {
@@ -160,6 +185,10 @@ impl Error {
             Error::InvalidChunking(_) => "invalid-chunking",
             Error::Io { .. } => "io",
             Error::Encrypt(_) => "encrypt",
+            Error::PruneRunning { .. } => "prune-running",
+            Error::HoldExpired => "hold-expired",
+            Error::PruneRecord { .. } => "prune-record",
+            Error::EmptyPolicy => "empty-policy",
         }
     }
 

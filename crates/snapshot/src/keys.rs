@@ -1,6 +1,6 @@
 //! The snapshot keys (spec section 8.2).
 //!
-//! Two keys come from K, three from the media root key MRK, each by HKDF-SHA256 with salt none
+//! Two keys come from K, four from the media root key MRK, each by HKDF-SHA256 with salt none
 //! and its own label:
 //!
 //! | label                                          | IKM | bytes | use                                  |
@@ -10,6 +10,7 @@
 //! | `e2ee-backups/v1/snapshot/blob-name-key`       | MRK | 32    | HMAC key that names blobs            |
 //! | `e2ee-backups/v1/snapshot/blob-key`            | MRK | 32    | the format key of every blob         |
 //! | `e2ee-backups/v1/snapshot/chunking-seed`       | MRK | 8     | seed of the content-defined chunker  |
+//! | `e2ee-backups/v1/snapshot/prune-key`           | MRK | 32    | the format key of the prune records  |
 
 use core::fmt;
 
@@ -29,6 +30,10 @@ pub const BLOB_NAME_KEY_LABEL: &str = "e2ee-backups/v1/snapshot/blob-name-key";
 pub const BLOB_KEY_LABEL: &str = "e2ee-backups/v1/snapshot/blob-key";
 /// Label of the chunker's seed, derived from the media root key.
 pub const CHUNKING_SEED_LABEL: &str = "e2ee-backups/v1/snapshot/chunking-seed";
+
+/// Label of the key under which the prune records are encrypted (candidates, holds, sweeps),
+/// derived from the media root key.
+pub const PRUNE_KEY_LABEL: &str = "e2ee-backups/v1/snapshot/prune-key";
 
 /// Length of the media root key in bytes.
 pub const MEDIA_ROOT_KEY_LEN: usize = 32;
@@ -110,6 +115,8 @@ pub struct MediaKeys {
     name_key: Zeroizing<[u8; 32]>,
     /// The format key of every blob.
     pub blob: BackupKey,
+    /// The format key of the prune records (spec section 8.12.2).
+    pub prune: BackupKey,
     chunking_seed: Zeroizing<[u8; 8]>,
 }
 
@@ -123,6 +130,7 @@ impl MediaKeys {
         Self {
             name_key,
             blob: derive_format_key(mrk.expose_secret(), BLOB_KEY_LABEL),
+            prune: derive_format_key(mrk.expose_secret(), PRUNE_KEY_LABEL),
             chunking_seed,
         }
     }
@@ -164,6 +172,7 @@ mod tests {
             BLOB_NAME_KEY_LABEL,
             BLOB_KEY_LABEL,
             CHUNKING_SEED_LABEL,
+            PRUNE_KEY_LABEL,
         ];
         for (i, a) in labels.iter().enumerate() {
             assert!(a.starts_with("e2ee-backups/v1/snapshot/"));

@@ -38,14 +38,19 @@ pub mod path;
 pub mod store;
 
 mod error;
+mod prune;
 mod snapshots;
 
 pub use blob::BlobName;
 pub use error::{Error, Result};
 pub use keys::{AccountKeys, MediaKeys, MediaRootKey};
 pub use manifest::{BlobRef, Entry, EntryKind, Manifest, ManifestError};
+pub use prune::{
+    CANDIDATES_OBJECT, DEFAULT_GRACE, ForgetPolicy, ForgetReport, HOLD_DIR, PRUNE_DIR, PruneReport,
+    SWEEP_DIR,
+};
 pub use snapshots::{
-    BackupReport, ChunkParams, MEDIA_ROOT_OBJECT, RekeyReport, RestoreReport, SNAPSHOT_DIR,
+    BackupReport, ChunkParams, Clock, MEDIA_ROOT_OBJECT, RekeyReport, RestoreReport, SNAPSHOT_DIR,
     SnapshotInfo, Snapshots, VerifyReport, delete_all, is_snapshot_id, open_manifest, rekey,
     seal_manifest, snapshot_object,
 };

@@ -233,12 +233,24 @@ fn open_media_root(account: &AccountKeys, file: &[u8]) -> Result<MediaRootKey> {
     Ok(MediaRootKey::from_bytes(key))
 }
 
+/// A clock: the time now, Unix microseconds.
+pub type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
+
+fn system_clock() -> Clock {
+    std::sync::Arc::new(|| {
+        let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros());
+        u64::try_from(micros).unwrap_or(u64::MAX)
+    })
+}
+
 /// The snapshots of one account in one store, opened with K.
 pub struct Snapshots<'s, S: Store + ?Sized> {
-    store: &'s S,
+    pub(crate) store: &'s S,
     account: AccountKeys,
-    media: Option<MediaKeys>,
+    pub(crate) media: Option<MediaKeys>,
     chunking: ChunkParams,
+    clock: Clock,
+    grace: std::time::Duration,
 }
 
 impl<S: Store + ?Sized> std::fmt::Debug for Snapshots<'_, S> {
@@ -246,6 +258,7 @@ impl<S: Store + ?Sized> std::fmt::Debug for Snapshots<'_, S> {
         f.debug_struct("Snapshots")
             .field("media_root_key_loaded", &self.media.is_some())
             .field("chunking", &self.chunking)
+            .field("grace", &self.grace)
             .finish_non_exhaustive()
     }
 }
@@ -259,7 +272,36 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
             Err(StoreError::NotFound) => None,
             Err(e) => return Err(Error::store("read", MEDIA_ROOT_OBJECT)(e)),
         };
-        Ok(Self { store, account, media, chunking: ChunkParams::default() })
+        Ok(Self {
+            store,
+            account,
+            media,
+            chunking: ChunkParams::default(),
+            clock: system_clock(),
+            grace: crate::prune::DEFAULT_GRACE,
+        })
+    }
+
+    /// Reads the time from `clock` (Unix microseconds) instead of the system's: snapshot
+    /// identifiers, holds and prunes (tests move time by hand).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses another grace period for pruning (section 8.12.2; 24 hours by default). Every
+    /// device of an account must use the same one.
+    pub fn with_grace(mut self, grace: std::time::Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    pub(crate) fn now_micros(&self) -> u64 {
+        (self.clock)()
+    }
+
+    pub(crate) fn grace_micros(&self) -> u64 {
+        u64::try_from(self.grace.as_micros()).unwrap_or(u64::MAX)
     }
 
     /// Cuts files with other chunking parameters (tests use small chunks).
@@ -269,7 +311,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
         Ok(self)
     }
 
-    fn media(&self) -> Result<&MediaKeys> {
+    pub(crate) fn media(&self) -> Result<&MediaKeys> {
         self.media.as_ref().ok_or(Error::NoMediaRootKey)
     }
 
@@ -298,9 +340,18 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
     }
 
     /// Makes a snapshot of the tree under `dir` (section 8.7): uploads the blobs the store
-    /// lacks, then the manifest, last.
+    /// lacks, then the manifest, last. The whole run is under a hold (section 8.12.2), so that
+    /// no prune deletes a blob it reuses or uploads; it stops with
+    /// [`Error::PruneRunning`] if a prune is deleting blobs.
     pub fn backup(&mut self, dir: &Path) -> Result<BackupReport> {
         self.ensure_media()?;
+        let mut hold = self.take_hold()?;
+        let result = self.backup_held(dir, &mut hold);
+        self.release_hold(&hold);
+        result
+    }
+
+    fn backup_held(&self, dir: &Path, hold: &mut crate::prune::Hold) -> Result<BackupReport> {
         let media = self.media()?;
         let mut report = BackupReport::default();
         let found = walk(dir, &mut report.skipped)?;
@@ -352,6 +403,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                     } else {
                         let object = name.object_name();
                         let sealed = seal_blob(media, &name, &chunk.data)?;
+                        self.keep_hold(hold)?;
                         self.store
                             .put(&object, sealed, false)
                             .map_err(Error::store("write", &object))?;
@@ -372,8 +424,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
         }
         // Identifiers sort by time: a new one is later than every one in the store, even when
         // the clock stepped back or two backups fall in one microsecond.
-        let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros());
-        let mut micros = u64::try_from(micros).unwrap_or(u64::MAX);
+        let mut micros = self.now_micros();
         if let Some(latest) = self.latest()? {
             let latest: u64 = latest[..20].parse().expect("checked by is_snapshot_id");
             micros = micros.max(latest.saturating_add(1));
@@ -388,6 +439,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
         let id = new_snapshot_id(micros);
         let file = seal_manifest(&self.account, &id, &manifest)?;
         let object = snapshot_object(&id);
+        self.keep_hold(hold)?;
         self.store.put(&object, file, true).map_err(Error::store("write", &object))?;
         report.id = id;
         Ok(report)
@@ -622,6 +674,8 @@ pub fn rekey<S: Store + ?Sized>(
         account: new_keys.clone(),
         media: None,
         chunking: ChunkParams::default(),
+        clock: system_clock(),
+        grace: crate::prune::DEFAULT_GRACE,
     };
     for id in listing.ids()? {
         let object = snapshot_object(&id);
@@ -643,11 +697,11 @@ pub fn rekey<S: Store + ?Sized>(
 
 /// Deletes every snapshot object of the store (section 8.12, turning backups off): the
 /// manifests first, so that a crash never leaves a snapshot whose blobs are gone, then the
-/// blobs, then the media root key. Needs no key. Run again after an interruption, it finishes.
+/// blobs, then the prune records, then the media root key. Needs no key. Run again after an interruption, it finishes.
 /// Returns how many manifests it deleted.
 pub fn delete_all<S: Store + ?Sized>(store: &S) -> Result<u64> {
     let mut manifests = 0;
-    for prefix in [SNAPSHOT_DIR, crate::blob::BLOB_DIR] {
+    for prefix in [SNAPSHOT_DIR, crate::blob::BLOB_DIR, crate::prune::PRUNE_DIR] {
         let listed = store.list(&format!("{prefix}/")).map_err(Error::store("list", prefix))?;
         for name in listed {
             store.delete(&name).map_err(Error::store("delete", &name))?;

@@ -104,7 +104,12 @@ fn a_second_backup_of_an_unchanged_tree_uploads_no_blob() {
     assert_eq!((second.new_blobs, second.new_bytes), (0, 0));
     assert_eq!(second.reused_bytes, first.bytes);
     assert_eq!(store.puts_under("blobs/"), blob_puts);
-    assert_eq!(store.puts().len(), puts + 1, "only the manifest");
+    // Only the backup's hold (section 8.12.2) and the manifest.
+    let new_puts = &store.puts()[puts..];
+    assert_eq!(new_puts.len(), 2, "{new_puts:?}");
+    assert!(new_puts[0].starts_with("prune/holds/"), "{new_puts:?}");
+    assert_eq!(new_puts[1], snapshot_object(&second.id));
+    assert!(store.list("prune/").unwrap().is_empty(), "the hold is removed");
     assert_ne!(first.id, second.id);
     let listed = again.list().unwrap();
     assert_eq!(listed.len(), 2);
@@ -546,8 +551,8 @@ impl Store for FailingStore {
 fn an_interrupted_backup_leaves_no_snapshot_and_the_next_reuses_its_blobs() {
     let dir = tempfile::tempdir().unwrap();
     odd_tree(dir.path());
-    // The media root key and three blobs go through, then the store fails.
-    let store = FailingStore { inner: MemoryStore::new(), allowed: 4.into() };
+    // The media root key, the backup's hold and three blobs go through, then the store fails.
+    let store = FailingStore { inner: MemoryStore::new(), allowed: 5.into() };
     let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
     let err = snapshots.backup(dir.path()).unwrap_err();
     assert!(matches!(err, Error::Store { .. }), "{err:?}");
