@@ -78,8 +78,17 @@ impl fmt::Debug for AccountKeys {
 
 /// The media root key MRK: 32 random bytes per store, from which blob names and blob keys
 /// come. Zeroized on drop; `Debug` shows no byte.
-#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct MediaRootKey([u8; MEDIA_ROOT_KEY_LEN]);
+
+/// In constant time, as [`BackupKey`] compares.
+impl PartialEq for MediaRootKey {
+    fn eq(&self, other: &Self) -> bool {
+        subtle::ConstantTimeEq::ct_eq(&self.0[..], &other.0[..]).into()
+    }
+}
+
+impl Eq for MediaRootKey {}
 
 impl MediaRootKey {
     /// Draws a fresh key from the operating system's CSPRNG.
