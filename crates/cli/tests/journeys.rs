@@ -66,6 +66,17 @@ impl World {
     /// Runs `e2ee-backup ARGS --json` in the root, with no password in the environment unless
     /// `env` gives one, no terminal, and the default client directory inside the root.
     fn run(&self, args: &[impl AsRef<str>], env: &[(&str, &str)]) -> Output {
+        self.run_with_input(args, env, None)
+    }
+
+    /// [`World::run`] with `input` on standard input (none: an empty, closed standard input).
+    fn run_with_input(
+        &self,
+        args: &[impl AsRef<str>],
+        env: &[(&str, &str)],
+        input: Option<&[u8]>,
+    ) -> Output {
+        use std::io::Write as _;
         let mut command = Command::new(env!("CARGO_BIN_EXE_e2ee-backup"));
         command
             .current_dir(self.root.path())
@@ -77,7 +88,15 @@ impl World {
         for (name, value) in env {
             command.env(name, value);
         }
-        command.output().expect("the binary runs")
+        let Some(input) = input else { return command.output().expect("the binary runs") };
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        child.stdin.take().expect("piped").write_all(input).expect("the binary reads its input");
+        child.wait_with_output().expect("the binary runs")
     }
 
     /// Runs a command that must succeed; returns its JSON report.
@@ -992,24 +1011,11 @@ fn the_device_that_made_a_backup_restores_it_in_place() {
 /// device; an empty standard input is refused before anything is stored, like an empty file.
 #[test]
 fn backup_reads_standard_input_and_refuses_an_empty_one() {
-    use std::io::Write as _;
-    use std::process::Stdio;
     let w = World::new();
     let store = w.path("store").to_string_lossy().into_owned();
     let key = enable_with_key(&w, "phone", &store);
-    let backup_stdin = |input: &[u8]| -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_e2ee-backup"))
-            .current_dir(w.root.path())
-            .args(args(&["backup", "-"], &on(&w, "phone")))
-            .arg("--json")
-            .env("XDG_DATA_HOME", w.root.path().join("xdg"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary runs");
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
+    let backup_stdin = |input: &[u8]| {
+        w.run_with_input(&args(&["backup", "-"], &on(&w, "phone")), &[], Some(input))
     };
 
     let empty = backup_stdin(b"");

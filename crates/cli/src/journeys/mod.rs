@@ -450,14 +450,8 @@ fn prepare(
 
 /// Refuses a vault URL that is not http:// or https://.
 fn check_vault_url(url: &str) -> Result<(), Failure> {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        Ok(())
-    } else {
-        Err(Failure::usage(
-            "invalid-vault-url",
-            format!("--vault {url:?} is not an http:// or https:// URL"),
-        ))
-    }
+    // The client's own rule, so that nothing the client would refuse is saved first.
+    e2ee_backup_client::transport::check_vault_url(url).map(drop).map_err(Failure::from)
 }
 
 /// Reads and parses a fleet pin file.
