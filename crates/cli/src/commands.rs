@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Read, Seek, Write};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -86,16 +86,34 @@ pub fn open_input(path: &Path) -> Result<(File, Option<u64>), Failure> {
 
 /// Opens a backup file (native or crypt15) as [`open_input`] does; an empty file is reported as
 /// empty, not as a backup cut off after 0 bytes.
+///
+/// `-` is standard input, copied first into an unnamed temporary file ([`spool_stdin`]) for
+/// the readers that go through their input twice or jump in it: crypt15 checks a whole file
+/// before it decrypts any of it, and `inspect` reads the header before it verifies.
 pub fn open_backup(path: &Path) -> Result<(File, Option<u64>), Failure> {
-    let (file, len) = open_input(path)?;
+    let (file, len) = if is_stdio(path) { spool_stdin()? } else { open_input(path)? };
     if len == Some(0) {
+        let what =
+            if is_stdio(path) { "standard input".into() } else { path.display().to_string() };
         return Err(Failure::with_exit(
             "not-a-backup",
-            format!("{} is empty (0 bytes): it is not a backup.", path.display()),
+            format!("{what} is empty (0 bytes): it is not a backup."),
             4,
         ));
     }
     Ok((file, len))
+}
+
+/// Standard input copied into a temporary file that has no name on disk (`O_TMPFILE` or
+/// unlinked at once), so that nothing is left behind however the process ends. It holds the
+/// input as given: a backup, that is ciphertext, never plaintext.
+fn spool_stdin() -> Result<(File, Option<u64>), Failure> {
+    let mut file = tempfile::tempfile()
+        .map_err(|e| Failure::io("cannot make a temporary copy of standard input", e))?;
+    let len = io::copy(&mut io::stdin().lock(), &mut file)
+        .map_err(|e| Failure::io("cannot read standard input", e))?;
+    file.rewind().map_err(|e| Failure::io("cannot read standard input", e))?;
+    Ok((file, Some(len)))
 }
 
 /// A command's input: a file, or standard input for `-`.
@@ -232,6 +250,17 @@ pub fn restore(
     sink: &mut impl Write,
 ) -> Result<(Metadata, u64, Duration), Failure> {
     let (file, file_len) = open_backup_stream(input)?;
+    decrypt_from(input, file, file_len, key, sink)
+}
+
+/// Decrypts `file`, the backup named `input`, into `sink`, verifying every chunk.
+fn decrypt_from(
+    input: &Path,
+    file: impl Read + Send,
+    file_len: Option<u64>,
+    key: &BackupKey,
+    sink: &mut impl Write,
+) -> Result<(Metadata, u64, Duration), Failure> {
     let file_len = file_len.unwrap_or(0);
     let started = Instant::now();
     let bar = progress(file_len, "decrypting");
@@ -318,7 +347,9 @@ pub fn inspect(input: &Path, key: Result<Option<BackupKey>, Failure>) -> Result<
                 .to_owned(),
         ),
         Some(key) => {
-            let (metadata, plaintext, _) = restore(input, &key, &mut io::sink())?;
+            file.rewind().map_err(|e| Failure::io("cannot read the backup again", e))?;
+            let (metadata, plaintext, _) =
+                decrypt_from(input, file, Some(file_len), &key, &mut io::sink())?;
             lines.push(format!("verified:       yes, every chunk; {plaintext} bytes of plaintext"));
             lines.extend(describe_metadata(&metadata));
             json["verified"] = json!(true);

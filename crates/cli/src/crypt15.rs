@@ -2,7 +2,7 @@
 //! key file, 6.6 decrypting, 6.7 encrypting).
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::path::Path;
 use std::time::Instant;
 
@@ -17,19 +17,29 @@ use crate::commands::required;
 use crate::failure::Failure;
 use crate::output::{AtomicOutput, Report, copy, progress, rate};
 
-/// Opens a backup (crypt15 or native): a directory or an empty file is named as such.
+/// Opens a backup (crypt15 or native), `-` for standard input (copied to an unnamed
+/// temporary file first: crypt15 reads its input twice): a directory or an empty file is named
+/// as such.
 fn open(path: &Path) -> Result<File, Failure> {
     crate::commands::open_backup(path).map(|(file, _)| file)
 }
 
-/// `path` opened for reading behind a progress bar (hidden unless standard error is a terminal).
+/// Another handle on `file`, from its first byte (the handles share one position: use one at
+/// a time).
+fn from_start(file: &File) -> Result<File, Failure> {
+    let mut again = file.try_clone().map_err(|e| Failure::io("cannot read the input again", e))?;
+    again.rewind().map_err(|e| Failure::io("cannot read the input again", e))?;
+    Ok(again)
+}
+
+/// `file` from its start behind a progress bar (hidden unless standard error is a terminal).
 /// crypt15 reads its input twice, checking everything before it decrypts anything, so the bar
 /// runs through the file once per pass.
-fn open_with_progress(
-    path: &Path,
+fn with_progress(
+    file: &File,
     label: &'static str,
 ) -> Result<(ProgressBarIter<File>, ProgressBar), Failure> {
-    let file = open(path)?;
+    let file = from_start(file)?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = progress(len, label);
     Ok((bar.wrap_read(file), bar))
@@ -78,13 +88,14 @@ fn header_lines(header: &FileHeader) -> (Vec<String>, serde_json::Value) {
 
 pub fn inspect(input: &Path, key: Result<Option<BackupKey>, Failure>) -> Result<Report, Failure> {
     let key = key?;
-    let header = FileHeader::read_from(&mut open(input)?)?;
+    let file = open(input)?;
+    let header = FileHeader::read_from(&mut from_start(&file)?)?;
     let (mut lines, mut json) = header_lines(&header);
     json["file"] = json!(input);
     match key {
         None => lines.push("verified:       no (pass --key-file or --key)".to_owned()),
         Some(key) => {
-            let decryptor = crypt15::Decryptor::new(&key, open(input)?)?;
+            let decryptor = crypt15::Decryptor::new(&key, from_start(&file)?)?;
             let variant = decryptor.variant();
             let plaintext = decryptor.decrypt_to(std::io::sink())?;
             lines.push(format!(
@@ -108,7 +119,7 @@ pub fn decrypt(
 ) -> Result<Report, Failure> {
     let key = required(key)?;
     let started = Instant::now();
-    let (reader, bar) = open_with_progress(input, "decrypting")?;
+    let (reader, bar) = with_progress(&open(input)?, "decrypting")?;
     let decryptor = crypt15::Decryptor::new(&key, reader)?;
     let variant = decryptor.variant();
     let mut out = AtomicOutput::create(output, force)?;
@@ -142,7 +153,7 @@ pub struct EncryptArgs<'a> {
 
 pub fn encrypt(args: EncryptArgs<'_>) -> Result<Report, Failure> {
     let key = required(args.key)?;
-    let (input, _) = crate::commands::open_input(args.input)?;
+    let (input, len) = crate::commands::open_stream(args.input)?;
     let header = FileHeader::minimal(&HeaderOptions {
         app_version: args.app_version,
         jid_suffix: args.phone_suffix,
@@ -155,8 +166,7 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<Report, Failure> {
     };
     let mut out = AtomicOutput::create(args.output, args.force)?;
     let started = Instant::now();
-    let len = input.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = progress(len, "encrypting");
+    let bar = progress(len.unwrap_or(0), "encrypting");
     let mut encryptor = crypt15::Encryptor::new(&key, &header, content, &mut out)?;
     let read =
         copy(&mut bar.wrap_read(input), &mut encryptor).map_err(
@@ -191,16 +201,17 @@ pub fn convert(
     force: bool,
 ) -> Result<Report, Failure> {
     let key = required(key)?;
+    let file = open(input)?;
     let mut magic = [0u8; 8];
     let is_native = {
         use std::io::Read;
-        let mut file = open(input)?;
-        file.read(&mut magic).map_err(|e| Failure::io("cannot read the input", e))? == 8
+        from_start(&file)?.read(&mut magic).map_err(|e| Failure::io("cannot read the input", e))?
+            == 8
             && magic == MAGIC
     };
     let started = Instant::now();
     let mut out = AtomicOutput::create(output, force)?;
-    let (reader, bar) = open_with_progress(input, "converting")?;
+    let (reader, bar) = with_progress(&file, "converting")?;
     let (direction, bytes) = if is_native {
         let mut decryptor = Decryptor::new(reader, &key)?;
         let header = FileHeader::minimal(&HeaderOptions::default())?;

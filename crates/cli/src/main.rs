@@ -209,7 +209,7 @@ enum Command {
     /// Show what a backup file's header says; with a key, also verify the whole file and
     /// show its metadata.
     Inspect {
-        /// The backup file.
+        /// The backup file; `-` for standard input (copied to an unnamed temporary file first).
         input: PathBuf,
         #[command(flatten)]
         key: KeyArgs,
@@ -220,9 +220,10 @@ enum Command {
     /// Convert a backup between crypt15 and the native format (the direction follows from the
     /// input). The plaintext is never written to disk.
     Convert {
-        /// A .crypt15 file, or a native backup file.
+        /// A .crypt15 file, or a native backup file; `-` for standard input (copied to an
+        /// unnamed temporary file first: crypt15 is read twice).
         input: PathBuf,
-        /// Where to write the converted backup.
+        /// Where to write the converted backup; `-` for standard output.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
         #[command(flatten)]
@@ -267,9 +268,10 @@ enum Crypt15Command {
     /// Verify a .crypt15 file completely (MD5 and GCM tag), then decrypt it: a database comes
     /// out inflated, a multi-file backup as its ZIP. Nothing is written unless it verifies.
     Decrypt {
-        /// The .crypt15 file.
+        /// The .crypt15 file; `-` for standard input (copied to an unnamed temporary file
+        /// first: the whole file is checked before anything is decrypted).
         input: PathBuf,
-        /// Where to write the plaintext.
+        /// Where to write the plaintext; `-` for standard output.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
         #[command(flatten)]
@@ -284,9 +286,9 @@ enum Crypt15Command {
     /// Encrypt a database (or, with --multi-file, a ZIP) into a .crypt15 file with a fresh IV
     /// and a header that records nothing about the account unless asked to.
     Encrypt {
-        /// The database or ZIP.
+        /// The database or ZIP; `-` for standard input.
         input: PathBuf,
-        /// Where to write the .crypt15 file.
+        /// Where to write the .crypt15 file; `-` for standard output.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
         #[command(flatten)]
@@ -310,7 +312,7 @@ enum Crypt15Command {
     },
     /// Show a .crypt15 header (no key needed); with a key, verify the whole file.
     Inspect {
-        /// The .crypt15 file.
+        /// The .crypt15 file; `-` for standard input (copied to an unnamed temporary file first).
         input: PathBuf,
         #[command(flatten)]
         key: KeyArgs,
@@ -440,6 +442,7 @@ fn main() -> ExitCode {
             | Command::Crypt15(
                 Crypt15Command::Decrypt { output, .. } | Crypt15Command::Encrypt { output, .. },
             ) => output::is_stdio(output),
+            Command::Restore(args) => args.snapshot.is_none() && output::is_stdio(&args.to),
             Command::Completions { .. } | Command::Man { dir: None } => true,
             _ => false,
         },

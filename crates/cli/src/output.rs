@@ -15,13 +15,13 @@ use crate::failure::Failure;
 /// `--quiet`, for what prints status lines outside a report (the vault's retry notices).
 pub static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Tells the user that a vault request that did nothing is tried again (issue 11), on
-/// standard error, unless `--quiet`.
+/// Tells the user that a vault request or store call that did nothing is tried again (issue
+/// 11, spec 5.3.3), on standard error, unless `--quiet`.
 pub fn retry_notice() -> e2ee_backup_client::RetryNotice {
     std::sync::Arc::new(|attempt, of, wait, why| {
         if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
             eprintln!(
-                "e2ee-backup: the vault did nothing ({why}); retrying ({attempt}/{of}) in {:.2} s",
+                "e2ee-backup: nothing was done; retrying ({attempt}/{of}) in {:.2} s. The last try: {why}",
                 wait.as_secs_f64()
             );
         }
@@ -32,7 +32,7 @@ pub fn retry_notice() -> e2ee_backup_client::RetryNotice {
 /// (a byte counter when the length is not known ahead): only on a terminal, and not with
 /// `--quiet`. A new bar starts for each copy (each backup a rotation re-encrypts).
 pub fn progress_notice() -> e2ee_backup_client::ProgressNotice {
-    if !io::stderr().is_terminal() || QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+    if !bars_shown() {
         return std::sync::Arc::new(|_| {});
     }
     let current: std::sync::Mutex<Option<(ProgressBar, u64)>> = std::sync::Mutex::default();
@@ -65,8 +65,16 @@ pub fn progress_notice() -> e2ee_backup_client::ProgressNotice {
     })
 }
 
+/// Whether progress bars are drawn: only on a terminal, and never with `--quiet`.
+fn bars_shown() -> bool {
+    io::stderr().is_terminal() && !QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A byte counter on standard error for a copy of unknown length.
 fn counter(label: &'static str) -> ProgressBar {
+    if !bars_shown() {
+        return ProgressBar::hidden();
+    }
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{msg:>10} {spinner} {bytes} {binary_bytes_per_sec}")
@@ -228,7 +236,7 @@ impl Write for AtomicOutput {
 
 /// A byte-count progress bar on standard error, hidden unless that is a terminal.
 pub fn progress(len: u64, label: &'static str) -> ProgressBar {
-    if !io::stderr().is_terminal() {
+    if !bars_shown() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len);

@@ -454,6 +454,106 @@ fn a_dash_means_standard_input_and_output() {
     assert!(leftovers(dir.path()).is_empty());
 }
 
+/// Issue 11: `-` is standard input for the commands that read a backup twice or jump in it
+/// (`crypt15 decrypt`, `crypt15 inspect`, `convert`, `inspect`: the input is copied to an
+/// unnamed temporary file first) and for `crypt15 encrypt`; `-o -` is standard output for all.
+#[test]
+fn a_dash_means_standard_input_for_crypt15_convert_and_inspect() {
+    let (dir, _) = setup();
+    let plaintext = fs::read(dir.path().join("chats.db")).unwrap();
+    let key = ["--key-file", "key.txt"];
+    let piped = |args: &[&str], input: &[u8]| {
+        let all: Vec<&str> = args.iter().chain(&key).copied().collect();
+        let out = run_with_stdin(dir.path(), &all, input, &[]);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    let crypt15 = piped(&["crypt15", "encrypt", "-", "-o", "-"], &plaintext).stdout;
+    assert!(piped(&["crypt15", "decrypt", "-", "-o", "-"], &crypt15).stdout == plaintext);
+    let report = json_of(&piped(&["crypt15", "inspect", "-", "--json"], &crypt15));
+    assert_eq!(report["plaintextBytes"].as_u64(), Some(plaintext.len() as u64));
+
+    let native = piped(&["convert", "-", "-o", "-"], &crypt15).stdout;
+    let report = json_of(&piped(&["inspect", "-", "--json"], &native));
+    assert_eq!(
+        (report["verified"].as_bool(), report["fileBytes"].as_u64()),
+        (Some(true), Some(native.len() as u64))
+    );
+    assert!(piped(&["decrypt", "-", "-o", "-"], &native).stdout == plaintext);
+    assert!(piped(&["convert", "-", "-o", "back.crypt15"], &native).stdout.is_empty());
+    let back = fs::read(dir.path().join("back.crypt15")).unwrap();
+    assert!(piped(&["crypt15", "decrypt", "-", "-o", "-"], &back).stdout == plaintext);
+
+    // A damaged piped file is refused before anything is written; an empty one is named.
+    let mut damaged = crypt15.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 1;
+    let out = run_with_stdin(
+        dir.path(),
+        &["crypt15", "decrypt", "-", "-o", "-", key[0], key[1]],
+        &damaged,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert!(out.stdout.is_empty(), "no plaintext of a file that did not verify");
+    let out = run_with_stdin(
+        dir.path(),
+        &["convert", "-", "-o", "x", key[0], key[1], "--json"],
+        b"",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let error = json_of(&out)["error"].clone();
+    assert_eq!(error["code"], "not-a-backup");
+    assert!(error["message"].as_str().unwrap().contains("standard input is empty"), "{error}");
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+/// Runs `args` in `dir` with a terminal as standard input, output and error, through
+/// util-linux `script` (part of every Debian and Ubuntu system); returns what the terminal
+/// showed.
+fn run_on_terminal(dir: &Path, args: &[&str]) -> String {
+    let mut line = String::from(env!("CARGO_BIN_EXE_e2ee-backup"));
+    for arg in args {
+        line.push(' ');
+        line.push_str(arg);
+    }
+    let out = Command::new("script")
+        .current_dir(dir)
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .expect("util-linux `script` runs this test on a terminal: install it (bsdutils)");
+    assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Issue 11: long commands draw a progress bar on a terminal (`encrypt`, and `backup` through
+/// the client's progress reports), and never with --quiet.
+#[test]
+fn progress_bars_show_on_a_terminal_and_never_with_quiet() {
+    let (dir, _) = setup();
+    let big: Vec<u8> =
+        (0..64u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    fs::write(dir.path().join("big.db"), &big).unwrap();
+    let shown = run_on_terminal(
+        dir.path(),
+        &["encrypt", "big.db", "-o", "a.e2ee", "--key-file", "key.txt"],
+    );
+    assert!(shown.contains("encrypting") && shown.contains("MiB"), "{shown}");
+    let quiet = run_on_terminal(
+        dir.path(),
+        &["encrypt", "big.db", "-o", "b.e2ee", "--key-file", "key.txt", "--quiet"],
+    );
+    assert!(quiet.is_empty(), "{quiet}");
+
+    let client = ["--client-dir", "phone"];
+    run_on_terminal(dir.path(), &["enable", "--key", "--store", "store", client[0], client[1]]);
+    let shown = run_on_terminal(dir.path(), &["backup", "big.db", client[0], client[1]]);
+    assert!(shown.contains("encrypting") && shown.contains("backed up"), "{shown}");
+    let quiet = run_on_terminal(dir.path(), &["backup", "big.db", client[0], client[1], "-q"]);
+    assert!(!quiet.contains("encrypting"), "{quiet}");
+}
+
 /// `--quiet` leaves standard error empty on success; data still goes to standard output.
 #[test]
 fn quiet_hides_the_status_lines() {

@@ -394,7 +394,18 @@ fn an_unreachable_vault_exits_7_and_can_be_retried() {
     w.ok(&args(&["disable", "--yes", "--password-file", &pw], &on(&w, "a")), &[]);
     let Vault { server, pin: _pin, _data } = vault;
     server.shutdown().unwrap();
-    let error = w.fails(&enable, &[], 7);
+    // Each retry is told on standard error (issue 11: "the CLI shows retrying (2/5)"), within
+    // the bound; --quiet hides it.
+    let out = w.run(&enable, &[]);
+    assert_eq!(out.status.code(), Some(7));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("retrying (2/5)") && said.contains("retrying (5/5)"), "{said}");
+    assert!(!said.contains("(6/5)"), "{said}");
+    let error = json_of(&out)["error"].clone();
+    let quiet = args(&["--quiet"], &enable);
+    let out = w.run(&quiet, &[]);
+    assert_eq!(out.status.code(), Some(7));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("retrying"));
     assert_eq!(error["code"], "vault-unreachable");
     assert_eq!(error["retryable"], true);
     let status = w.ok(&args(&["status"], &on(&w, "a")), &[]);
@@ -1034,4 +1045,35 @@ fn backup_reads_standard_input_and_refuses_an_empty_one() {
 
     w.ok(&args(&["restore", "--to", "piped.db", "--key", &key], &phone(&w, "new", &store)), &[]);
     assert_eq!(fs::read(w.path("piped.db")).unwrap(), chats);
+}
+
+/// Issue 11: `restore --to -` writes the backup to standard output (the JSON report goes to
+/// standard error then); the client directory is saved only when the whole backup arrived, and
+/// a failed one writes nothing there and keeps nothing.
+#[test]
+fn restore_to_standard_output_streams_the_backup_and_saves_only_on_success() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let key = enable_with_key(&w, "phone", &store);
+    w.ok(&args(&["backup", "chats.db"], &on(&w, "phone")), &[]);
+    let chats = fs::read(w.path("chats.db")).unwrap();
+
+    let out =
+        w.run(&args(&["restore", "--to", "-", "--key", &key], &phone(&w, "new", &store)), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout == chats, "standard output holds exactly the backup");
+    let report: Value = serde_json::from_slice(&out.stderr).expect("the report is on stderr");
+    assert_eq!(report["plaintextBytes"].as_u64(), Some(chats.len() as u64));
+    assert_eq!(report["mode"], "key");
+    assert!(!w.path("-").exists(), "no file named -");
+    assert_eq!(w.ok(&args(&["status"], &on(&w, "new")), &[])["mode"], "key");
+
+    let wrong = "0".repeat(64);
+    let out =
+        w.run(&args(&["restore", "--to", "-", "--key", &wrong], &phone(&w, "x", &store)), &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "nothing reaches standard output from another key");
+    let report: Value = serde_json::from_slice(&out.stderr).expect("the error is on stderr");
+    assert_eq!(report["error"]["code"], "wrong-key");
+    assert!(!w.path("x").exists(), "a failed first restore keeps no client directory");
 }

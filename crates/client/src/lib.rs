@@ -68,6 +68,7 @@ mod client;
 mod error;
 pub mod faults;
 pub mod pin;
+mod retry;
 pub mod scratch;
 pub mod snapshot_store;
 pub mod state;

@@ -67,29 +67,35 @@ impl Store for SnapshotStore<'_> {
         self.check(format!("put {name}"))?;
         self.exists_locally()?;
         let (store, _, runtime) = self.store.parts();
-        let mode = if create_only { PutMode::Create } else { PutMode::Overwrite };
-        let options = PutOptions { mode, ..PutOptions::default() };
         let path = self.store.path(name);
-        runtime.block_on(store.put_opts(&path, PutPayload::from(bytes), options)).map_err(other)?;
+        let payload = PutPayload::from(bytes);
+        if create_only {
+            // Not retried: a put that reached the store before its answer was lost would
+            // come back as "already exists".
+            let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+            runtime.block_on(store.put_opts(&path, payload, options)).map_err(other)?;
+        } else {
+            self.store.run(|| store.put(&path, payload.clone())).map_err(other)?;
+        }
         Ok(())
     }
 
     fn get(&self, name: &str) -> Result<Vec<u8>, StoreError> {
         self.check(format!("get {name}"))?;
-        let (store, _, runtime) = self.store.parts();
+        let (store, _, _) = self.store.parts();
         let path = self.store.path(name);
         let bytes =
-            runtime.block_on(async { store.get(&path).await?.bytes().await }).map_err(other)?;
+            self.store.run(|| async { store.get(&path).await?.bytes().await }).map_err(other)?;
         Ok(bytes.to_vec())
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.exists_locally()?;
-        let (store, root, runtime) = self.store.parts();
+        let (store, root, _) = self.store.parts();
         let folder = prefix.trim_end_matches('/');
         let listed = if folder.is_empty() { root.clone() } else { self.store.path(folder) };
         let metas =
-            runtime.block_on(store.list(Some(&listed)).try_collect::<Vec<_>>()).map_err(other)?;
+            self.store.run(|| store.list(Some(&listed)).try_collect::<Vec<_>>()).map_err(other)?;
         let root = root.as_ref();
         let mut names: Vec<String> = metas
             .iter()
@@ -108,8 +114,9 @@ impl Store for SnapshotStore<'_> {
     }
 
     fn exists(&self, name: &str) -> Result<bool, StoreError> {
-        let (store, _, runtime) = self.store.parts();
-        match runtime.block_on(store.head(&self.store.path(name))) {
+        let (store, _, _) = self.store.parts();
+        let path = self.store.path(name);
+        match self.store.run(|| store.head(&path)) {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(err) => Err(other(err)),
@@ -118,8 +125,9 @@ impl Store for SnapshotStore<'_> {
 
     fn delete(&self, name: &str) -> Result<(), StoreError> {
         self.check(format!("delete {name}"))?;
-        let (store, _, runtime) = self.store.parts();
-        match runtime.block_on(store.delete(&self.store.path(name))) {
+        let (store, _, _) = self.store.parts();
+        let path = self.store.path(name);
+        match self.store.run(|| store.delete(&path)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(err) => Err(other(err)),
         }

@@ -23,6 +23,7 @@ use tokio::runtime::Runtime;
 
 use crate::error::{Error, Result};
 use crate::faults::{self, FaultInjector};
+use crate::retry::{RetryNotice, RetryPolicy, with_retries};
 use crate::scratch::{self, Registered};
 
 /// The folder of backup objects.
@@ -89,6 +90,8 @@ pub struct BackupStore {
     root: ObjectPath,
     runtime: Runtime,
     part_size: usize,
+    retry: RetryPolicy,
+    notice: Option<RetryNotice>,
     /// The directory of a store on the local file system. Opening the store never creates it
     /// (a mistyped location must not become an empty store): [`BackupStore::create`] does,
     /// when backups are turned on, and listing a missing one is [`Error::StoreMissing`].
@@ -151,7 +154,46 @@ impl BackupStore {
             .enable_all()
             .build()
             .map_err(|e| Error::Store { operation: "start its runtime", detail: e.to_string() })?;
-        Ok(Self { store, root, runtime, part_size: DEFAULT_PART_SIZE, local_dir: None })
+        Ok(Self {
+            store,
+            root,
+            runtime,
+            part_size: DEFAULT_PART_SIZE,
+            retry: RetryPolicy::default(),
+            notice: None,
+            local_dir: None,
+        })
+    }
+
+    /// Retries by `policy` the calls that failed without an answer (spec section 5.3.3),
+    /// telling `notice` (if any) before each retry.
+    pub fn with_retry(mut self, policy: RetryPolicy, notice: Option<RetryNotice>) -> Self {
+        self.retry = policy;
+        self.notice = notice;
+        self
+    }
+
+    /// Runs a call that changes nothing when repeated (a read, a listing, a delete, an
+    /// overwriting put) on the store's runtime, again by the retry policy while it fails in a
+    /// way that may pass ([`may_pass`]).
+    pub(crate) fn run<T, F>(&self, call: impl Fn() -> F) -> object_store::Result<T>
+    where
+        F: std::future::Future<Output = object_store::Result<T>>,
+    {
+        /// How a retry notice names the failure.
+        struct Failed(object_store::Error);
+        impl std::fmt::Display for Failed {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "the backup store failed: {}", self.0)
+            }
+        }
+        with_retries(self.retry, self.notice.as_ref(), || {
+            self.runtime.block_on(call()).map_err(|e| {
+                let again = may_pass(&e);
+                (Failed(e), again)
+            })
+        })
+        .map_err(|Failed(e)| e)
     }
 
     /// Makes the directory of a local store if it is missing (when backups are turned on).
@@ -204,8 +246,7 @@ impl BackupStore {
         self.check_exists()?;
         let prefix = self.path(BACKUP_DIR);
         let listed = self
-            .runtime
-            .block_on(self.store.list_with_delimiter(Some(&prefix)))
+            .run(|| self.store.list_with_delimiter(Some(&prefix)))
             .map_err(store_error("list backups"))?;
         let mut names: Vec<String> = listed
             .objects
@@ -222,7 +263,7 @@ impl BackupStore {
     pub fn get(&self, name: &str, faults: &dyn FaultInjector) -> Result<Download<'_>> {
         faults::check(faults, &format!("get {name}"))?;
         let path = self.path(name);
-        let result = self.runtime.block_on(self.store.get(&path)).map_err(store_error(DOWNLOAD))?;
+        let result = self.run(|| self.store.get(&path)).map_err(store_error(DOWNLOAD))?;
         let expected = result.range.end.saturating_sub(result.range.start);
         let body = match result.payload {
             GetResultPayload::File(mut file, _) => {
@@ -238,7 +279,7 @@ impl BackupStore {
     /// Bytes `range` of the object (fewer if the object is shorter).
     pub fn get_range(&self, name: &str, range: Range<u64>) -> Result<Vec<u8>> {
         let path = self.path(name);
-        let result = self.runtime.block_on(async {
+        let result = self.run(|| async {
             let size = self.store.head(&path).await?.size;
             let end = range.end.min(size);
             if end <= range.start {
@@ -316,11 +357,44 @@ impl BackupStore {
     pub fn delete(&self, name: &str, faults: &dyn FaultInjector) -> Result<()> {
         faults::check(faults, &format!("delete {name}"))?;
         let path = self.path(name);
-        match self.runtime.block_on(self.store.delete(&path)) {
+        match self.run(|| self.store.delete(&path)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(store_error("delete a backup")(e)),
         }
     }
+}
+
+/// Whether a failed store call may pass when tried again: a failure without a definite
+/// answer (`Generic`: a lost connection, a server error after the store's own retries, an
+/// I/O error), unless an I/O error underneath says it cannot heal by waiting (no permission,
+/// a missing or misnamed path, a full or read-only disk). Every other kind (not found, already
+/// exists, a failed precondition, no permission, not authenticated, not supported) is an
+/// answer, and final.
+pub(crate) fn may_pass(err: &object_store::Error) -> bool {
+    use std::io::ErrorKind::*;
+    let object_store::Error::Generic { source, .. } = err else { return false };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<io::Error>() {
+            return !matches!(
+                io.kind(),
+                PermissionDenied
+                    | NotFound
+                    | AlreadyExists
+                    | InvalidInput
+                    | InvalidData
+                    | Unsupported
+                    | ReadOnlyFilesystem
+                    | IsADirectory
+                    | NotADirectory
+                    | StorageFull
+                    | FileTooLarge
+                    | QuotaExceeded
+            );
+        }
+        cause = error.source();
+    }
+    true
 }
 
 /// A backup object being downloaded, read as a stream: see [`BackupStore::get`].

@@ -142,6 +142,8 @@ pub struct BackupArgs {
 ))]
 pub struct RestoreArgs {
     /// Where to write the restored file. It appears only once the whole backup has verified.
+    /// `-` writes to standard output as each chunk verifies: not resumable, and only exit
+    /// status 0 says that the whole backup arrived.
     #[arg(long, value_name = "FILE")]
     pub to: PathBuf,
     /// Restore with the 64-digit key: give DIGITS (visible to other users in the process

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::commands;
 use crate::failure::{EXIT_LOCKED_OUT, Failure};
-use crate::output::{Report, rate};
+use crate::output::{Report, is_stdio, rate};
 
 pub fn restore(args: &RestoreArgs) -> Result<Report, Failure> {
     if let Some(id) = &args.snapshot {
@@ -60,6 +60,24 @@ fn restore_in(
             )
             .field("retryable", false));
         }
+        _ if is_stdio(&args.to) => {
+            // Standard output: written as each chunk verifies, so not resumable (spec 5.5).
+            let mut out = std::io::stdout().lock();
+            match needs {
+                Needs::Key => {
+                    let shown = key_digits(args)?;
+                    client = prepared.into_client(&args.client, &dir)?;
+                    started = Instant::now();
+                    client.restore_with_key_to_writer(&shown, &mut out)?
+                }
+                Needs::Password => {
+                    let password = restore_password(args)?;
+                    client = prepared.into_client(&args.client, &dir)?;
+                    started = Instant::now();
+                    client.restore_with_password_to_writer(&password, &mut out)?
+                }
+            }
+        }
         _ => {
             if !args.force && args.to.exists() {
                 return Err(Failure::usage(
@@ -69,24 +87,13 @@ fn restore_in(
             }
             match needs {
                 Needs::Key => {
-                    let text = args.key.as_deref().filter(|t| !t.is_empty());
-                    let key = commands::required(commands::key_from(
-                        args.key_file.as_deref(),
-                        text,
-                        true,
-                    ))?;
-                    let shown = digits::to_display(&key);
+                    let shown = key_digits(args)?;
                     client = prepared.into_client(&args.client, &dir)?;
                     started = Instant::now();
                     client.restore_with_key(&shown, &args.to)?
                 }
                 Needs::Password => {
-                    let password = read_password(
-                        args.password_file.as_deref(),
-                        PASSWORD_ENV,
-                        "Password: ",
-                        false,
-                    )?;
+                    let password = restore_password(args)?;
                     client = prepared.into_client(&args.client, &dir)?;
                     started = Instant::now();
                     client.restore_with_password(&password, &args.to)?
@@ -120,6 +127,17 @@ fn restore_in(
             "clientDir": dir, "seconds": elapsed.as_secs_f64(),
         }),
     })
+}
+
+/// The 64 digits from --key or --key-file (asked at the terminal when --key has no value).
+fn key_digits(args: &RestoreArgs) -> Result<zeroize::Zeroizing<String>, Failure> {
+    let text = args.key.as_deref().filter(|t| !t.is_empty());
+    let key = commands::required(commands::key_from(args.key_file.as_deref(), text, true))?;
+    Ok(digits::to_display(&key))
+}
+
+fn restore_password(args: &RestoreArgs) -> Result<zeroize::Zeroizing<String>, Failure> {
+    read_password(args.password_file.as_deref(), PASSWORD_ENV, "Password: ", false)
 }
 
 fn restored_line(report: &RestoreReport, status: &Status, elapsed: std::time::Duration) -> String {

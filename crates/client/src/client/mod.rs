@@ -305,7 +305,8 @@ impl Client {
             Some(store) => BackupStore::with_store(store, ObjectPath::default())?,
             None => BackupStore::open(&state.store, &options.store_options)?,
         }
-        .with_part_size(options.part_size);
+        .with_part_size(options.part_size)
+        .with_retry(options.retry, options.on_retry.clone());
         // Keys a crash left unreferenced were never used outside this device: drop them.
         state_dir.prune(&mut keys, &state, options.faults.as_ref())?;
         Ok(Self {

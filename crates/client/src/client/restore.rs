@@ -3,6 +3,7 @@
 //! a vault login; resumable without a second login (spec section 5.5; 5.6 for resuming).
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use e2ee_backup_format::{Decryptor, read_header};
@@ -79,6 +80,54 @@ impl Client {
         self.begin_restore(&key, RestoredMode::Password, target, before)
     }
 
+    /// Like [`Client::restore_with_key`], but writes the plaintext to `out` as it is verified,
+    /// chunk by chunk (standard output, a pipe): what a failure cuts off cannot be taken back
+    /// there, so only an `Ok` says the whole backup arrived. Not resumable: the client's state
+    /// changes only when the restore succeeds (spec section 5.5).
+    pub fn restore_with_key_to_writer(
+        &mut self,
+        digits: &str,
+        out: &mut dyn Write,
+    ) -> Result<RestoreReport> {
+        self.restore_start("restore with the 64-digit key", false)?;
+        let key = digits::parse(digits)?;
+        self.restore_to_writer(&key, RestoredMode::Key, out)
+    }
+
+    /// Like [`Client::restore_with_password`], but writes to `out` as
+    /// [`Client::restore_with_key_to_writer`] does.
+    pub fn restore_with_password_to_writer(
+        &mut self,
+        password: &str,
+        out: &mut dyn Write,
+    ) -> Result<RestoreReport> {
+        self.restore_start("restore with the password", true)?;
+        let session = match self.login(password) {
+            Ok(session) => session,
+            Err(err) => return Err(self.login_failed(err, None)),
+        };
+        let key = session.key().clone();
+        drop(session);
+        self.restore_to_writer(&key, RestoredMode::Password, out)
+    }
+
+    fn restore_to_writer(
+        &mut self,
+        key: &BackupKey,
+        then: RestoredMode,
+        out: &mut dyn Write,
+    ) -> Result<RestoreReport> {
+        let report = self.download_and_write(key, Output::Writer(out))?;
+        let key_id = self.add_key(key)?;
+        self.commit_with(|s| {
+            s.mode = match then {
+                RestoredMode::Key => Mode::Key { key_id },
+                RestoredMode::Password => Mode::Password { key_id },
+            }
+        })?;
+        Ok(report)
+    }
+
     fn begin_restore(
         &mut self,
         key: &BackupKey,
@@ -102,7 +151,7 @@ impl Client {
             return Err(self.illegal("resume a restore", "no restore is in progress"));
         };
         let key = self.key(&key_id)?;
-        match self.download_and_write(&key, &target) {
+        match self.download_and_write(&key, Output::Path(&target)) {
             Ok(report) => {
                 self.commit_with(|s| {
                     s.mode = match then {
@@ -124,7 +173,7 @@ impl Client {
     }
 
     /// Picks the newest object `key` made, downloads, decrypts and writes it.
-    fn download_and_write(&mut self, key: &BackupKey, target: &Path) -> Result<RestoreReport> {
+    fn download_and_write(&mut self, key: &BackupKey, target: Output<'_>) -> Result<RestoreReport> {
         let names = self.store.list()?;
         if names.is_empty() {
             return Err(Error::NoBackupFound { location: self.state.store.clone() });
@@ -159,13 +208,14 @@ impl Client {
     }
 
     /// Decrypts the download as it arrives into a temporary file beside `target`, then renames
-    /// it into place: the target never holds partial or unauthenticated plaintext.
+    /// it into place: the target never holds partial or unauthenticated plaintext. A writer
+    /// gets each chunk once it is verified.
     fn write_target(
         &self,
         key: &BackupKey,
         object: &str,
         download: &mut Download<'_>,
-        target: &Path,
+        target: Output<'_>,
     ) -> Result<(u64, Option<String>)> {
         let corrupt = |reason| Error::BackupCorrupt { object: object.to_owned(), reason };
         let opened = Decryptor::new(&mut *download, key);
@@ -179,6 +229,19 @@ impl Client {
             }
         };
         let name = reader.metadata().fields.get("name").cloned();
+        let mut meter =
+            Meter::new(self.on_progress.as_ref(), "restore", reader.metadata().plaintext_len);
+        let target = match target {
+            Output::Path(path) => path,
+            Output::Writer(out) => {
+                let copied = pump(&mut reader, out, &mut meter)
+                    .and_then(|bytes| out.flush().map(|()| bytes).map_err(Pump::Write));
+                drop(reader);
+                return copied
+                    .map(|bytes| (bytes, name))
+                    .map_err(|err| self.copy_failed(download, object, err, Path::new("(output)")));
+            }
+        };
         let dir = target.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
         self.check("write restore target")?;
         let io_error = |operation, path: &Path| {
@@ -192,28 +255,13 @@ impl Client {
         // killed restore left in this directory is removed first (spec section 5.5).
         let mut temp_file = TempFile::create_in(&dir).map_err(io_error("create", &dir))?;
         let temp = temp_file.path().to_owned();
-        let mut meter =
-            Meter::new(self.on_progress.as_ref(), "restore", reader.metadata().plaintext_len);
         let copied = pump(&mut reader, temp_file.as_file_mut(), &mut meter);
         drop(reader);
         let bytes = match copied {
             Ok(bytes) => bytes,
             Err(err) => {
                 drop(temp_file);
-                if let Some(failure) = download.take_failure() {
-                    return Err(failure);
-                }
-                return Err(match err {
-                    Pump::Read(err) => {
-                        match damage(e2ee_backup_format::Error::from_io_error(err)) {
-                            Ok(reason) => corrupt(reason),
-                            Err(source) => {
-                                Error::Io { operation: "download", path: object.into(), source }
-                            }
-                        }
-                    }
-                    Pump::Write(source) => Error::Io { operation: "write", path: temp, source },
-                });
+                return Err(self.copy_failed(download, object, err, &temp));
             }
         };
         temp_file.as_file().sync_all().map_err(io_error("sync", &temp))?;
@@ -226,4 +274,31 @@ impl Client {
         sync_dir(&dir)?;
         Ok((bytes, name))
     }
+
+    /// Why copying the plaintext out failed: the store's failure if it had one, a damaged
+    /// backup, or the output (`written`) that could not take it.
+    fn copy_failed(
+        &self,
+        download: &mut Download<'_>,
+        object: &str,
+        err: Pump,
+        written: &Path,
+    ) -> Error {
+        if let Some(failure) = download.take_failure() {
+            return failure;
+        }
+        match err {
+            Pump::Read(err) => match damage(e2ee_backup_format::Error::from_io_error(err)) {
+                Ok(reason) => Error::BackupCorrupt { object: object.to_owned(), reason },
+                Err(source) => Error::Io { operation: "download", path: object.into(), source },
+            },
+            Pump::Write(source) => Error::Io { operation: "write", path: written.into(), source },
+        }
+    }
+}
+
+/// Where a restore writes: a file, replaced atomically, or a stream.
+enum Output<'a> {
+    Path(&'a Path),
+    Writer(&'a mut dyn Write),
 }

@@ -24,7 +24,8 @@ impl Client {
         }
         let location = store::canonical_location(location);
         let store = BackupStore::open(&location, &self.store_options)?
-            .with_part_size(self.store.part_size());
+            .with_part_size(self.store.part_size())
+            .with_retry(self.retry, self.on_retry.clone());
         let count = store.list()?.len();
         self.commit_with(|s| s.store = location)?;
         self.store = store;

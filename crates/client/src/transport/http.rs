@@ -61,26 +61,13 @@ impl HttpTransport {
 
     /// Sends the request, again by the retry policy while the vault did nothing.
     fn send(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>> {
-        let attempts = self.retry.attempts.max(1);
-        let mut delay = self.retry.first_delay;
-        let mut attempt = 1;
-        loop {
-            // A body of bytes always clones; without one, no retry.
-            let this = request.try_clone();
-            let Some(this) = this else { return self.send_once(request).map_err(|(e, _)| e) };
-            match self.send_once(this) {
-                Ok(body) => return Ok(body),
-                Err((error, true)) if attempt < attempts => {
-                    attempt += 1;
-                    if let Some(notice) = &self.notice {
-                        notice(attempt, attempts, delay, &error.to_string());
-                    }
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(self.retry.max_delay);
-                }
-                Err((error, _)) => return Err(error),
-            }
+        // A body of bytes always clones; without one, no retry.
+        if request.try_clone().is_none() {
+            return self.send_once(request).map_err(|(e, _)| e);
         }
+        crate::retry::with_retries(self.retry, self.notice.as_ref(), || {
+            self.send_once(request.try_clone().expect("it cloned above"))
+        })
     }
 
     /// One try; on failure, the error and whether the vault surely did nothing.

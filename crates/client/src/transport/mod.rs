@@ -7,7 +7,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use e2ee_backup_vault::fleet::{FleetAuthority, FleetBundle};
 use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets};
@@ -42,35 +41,7 @@ pub trait VaultTransport: Send {
     fn call(&mut self, account: &[u8], envelope: &[u8]) -> Result<Vec<u8>>;
 }
 
-/// How [`HttpTransport`] tries again a request the vault did not take (spec section 5.3.3):
-/// only when nothing was done, that is when no connection was made, or the vault answered
-/// `503` with `no-leader`, `busy` or `storage` (each says nothing was done or sent). A request
-/// that may have been applied (`unconfirmed`, a time-out, a cut answer) is never retried here:
-/// the caller decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Tries in all, the first included (1: no retry).
-    pub attempts: u32,
-    /// The wait before the second try; it doubles for each next one.
-    pub first_delay: Duration,
-    /// The longest wait between two tries.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// Five tries over about four seconds: 0.25, 0.5, 1 and 2 s between them.
-    fn default() -> Self {
-        Self {
-            attempts: 5,
-            first_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(2),
-        }
-    }
-}
-
-/// Told before each retry: the try about to run (2 for the first retry), the tries in all, the
-/// wait before it, and why the last one did nothing.
-pub type RetryNotice = Arc<dyn Fn(u32, u32, Duration, &str) + Send + Sync>;
+pub use crate::retry::{RetryNotice, RetryPolicy};
 
 /// An in-memory vault fleet for tests and demos: an HSM with fresh secrets, its authority, and
 /// a signed bundle. Clones share the vault.
