@@ -86,34 +86,47 @@ pub fn open_input(path: &Path) -> Result<(File, Option<u64>), Failure> {
 
 /// Opens a backup file (native or crypt15) as [`open_input`] does; an empty file is reported as
 /// empty, not as a backup cut off after 0 bytes.
-///
-/// `-` is standard input, copied first into an unnamed temporary file ([`spool_stdin`]) for
-/// the readers that go through their input twice or jump in it: crypt15 checks a whole file
-/// before it decrypts any of it, and `inspect` reads the header before it verifies.
 pub fn open_backup(path: &Path) -> Result<(File, Option<u64>), Failure> {
-    let (file, len) = if is_stdio(path) { spool_stdin()? } else { open_input(path)? };
-    if len == Some(0) {
-        let what =
-            if is_stdio(path) { "standard input".into() } else { path.display().to_string() };
-        return Err(Failure::with_exit(
-            "not-a-backup",
-            format!("{what} is empty (0 bytes): it is not a backup."),
-            4,
-        ));
-    }
+    let (file, len) = open_input(path)?;
+    not_empty(path, len)?;
     Ok((file, len))
 }
 
-/// Standard input copied into a temporary file that has no name on disk (`O_TMPFILE` or
-/// unlinked at once), so that nothing is left behind however the process ends. It holds the
-/// input as given: a backup, that is ciphertext, never plaintext.
-fn spool_stdin() -> Result<(File, Option<u64>), Failure> {
-    let mut file = tempfile::tempfile()
-        .map_err(|e| Failure::io("cannot make a temporary copy of standard input", e))?;
-    let len = io::copy(&mut io::stdin().lock(), &mut file)
-        .map_err(|e| Failure::io("cannot read standard input", e))?;
-    file.rewind().map_err(|e| Failure::io("cannot read standard input", e))?;
-    Ok((file, Some(len)))
+/// How an input is named in messages.
+fn input_name(path: &Path) -> String {
+    if is_stdio(path) { "standard input".into() } else { path.display().to_string() }
+}
+
+fn not_empty(path: &Path, len: Option<u64>) -> Result<(), Failure> {
+    if len != Some(0) {
+        return Ok(());
+    }
+    let message = format!("{} is empty (0 bytes): it is not a backup.", input_name(path));
+    Err(Failure::with_exit("not-a-backup", message, 4))
+}
+
+/// [`open_backup`] for the readers that go through their input twice or jump in it (crypt15
+/// checks a whole file before it decrypts any of it; `inspect` reads the header before it
+/// verifies): `-` (standard input), or a file that is not a regular one (a named pipe), is
+/// first copied into a temporary file that has no name on disk (`O_TMPFILE`, or unlinked at
+/// once), so that nothing is left behind however the process ends. The copy holds the input as
+/// given: a backup, that is ciphertext, never plaintext. Returns the file and its length.
+pub fn open_backup_seekable(path: &Path) -> Result<(File, u64), Failure> {
+    let (input, len) = open_stream(path)?;
+    let (file, len) = match (input, len) {
+        (Input::File(file), Some(len)) => (file, len),
+        (mut input, _) => {
+            let name = input_name(path);
+            let cannot_read = |e| Failure::io(&format!("cannot read {name}"), e);
+            let mut copy = tempfile::tempfile()
+                .map_err(|e| Failure::io(&format!("cannot make a temporary copy of {name}"), e))?;
+            let len = io::copy(&mut input, &mut copy).map_err(cannot_read)?;
+            copy.rewind().map_err(cannot_read)?;
+            (copy, len)
+        }
+    };
+    not_empty(path, Some(len))?;
+    Ok((file, len))
 }
 
 /// A command's input: a file, or standard input for `-`.
@@ -325,8 +338,7 @@ pub fn decrypt(
 
 pub fn inspect(input: &Path, key: Result<Option<BackupKey>, Failure>) -> Result<Report, Failure> {
     let key = key?;
-    let (mut file, file_len) = open_backup(input)?;
-    let file_len = file_len.unwrap_or(0);
+    let (mut file, file_len) = open_backup_seekable(input)?;
     let header = read_header(&mut file).map_err(|e| with_crypt15_hint(input, e))?;
     let mut lines = vec![
         format!("file:           {} ({file_len} bytes)", input.display()),

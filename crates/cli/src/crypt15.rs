@@ -17,11 +17,11 @@ use crate::commands::required;
 use crate::failure::Failure;
 use crate::output::{AtomicOutput, Report, copy, progress, rate};
 
-/// Opens a backup (crypt15 or native), `-` for standard input (copied to an unnamed
-/// temporary file first: crypt15 reads its input twice): a directory or an empty file is named
-/// as such.
+/// Opens a backup (crypt15 or native), `-` for standard input; a pipe is copied to an unnamed
+/// temporary file first, since crypt15 reads its input twice: a directory or an empty file is
+/// named as such.
 fn open(path: &Path) -> Result<File, Failure> {
-    crate::commands::open_backup(path).map(|(file, _)| file)
+    crate::commands::open_backup_seekable(path).map(|(file, _)| file)
 }
 
 /// Another handle on `file`, from its first byte (the handles share one position: use one at

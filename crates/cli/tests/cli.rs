@@ -325,6 +325,7 @@ fn an_empty_file_is_called_empty() {
         &["inspect", "empty.e2ee", "--json"][..],
         &["crypt15", "inspect", "empty.e2ee", "--json"][..],
         &["convert", "empty.e2ee", "-o", "out.crypt15", "--key-file", "key.txt", "--json"][..],
+        &["crypt15", "decrypt", "empty.e2ee", "-o", "out.db", "--key-file", "key.txt", "--json"],
     ] {
         let out = run(dir.path(), args);
         assert_eq!(out.status.code(), Some(4), "{args:?}");
@@ -483,6 +484,19 @@ fn a_dash_means_standard_input_for_crypt15_convert_and_inspect() {
     assert!(piped(&["convert", "-", "-o", "back.crypt15"], &native).stdout.is_empty());
     let back = fs::read(dir.path().join("back.crypt15")).unwrap();
     assert!(piped(&["crypt15", "decrypt", "-", "-o", "-"], &back).stdout == plaintext);
+
+    // A named pipe is read like standard input (crypt15 reads its input twice).
+    let fifo = dir.path().join("backup.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs").success());
+    let writer = std::thread::spawn({
+        let (fifo, crypt15) = (fifo.clone(), crypt15.clone());
+        move || fs::write(fifo, crypt15).unwrap()
+    });
+    let out = run(dir.path(), &["crypt15", "decrypt", "backup.fifo", "-o", "-", key[0], key[1]]);
+    writer.join().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout == plaintext);
+    fs::remove_file(&fifo).unwrap();
 
     // A damaged piped file is refused before anything is written; an empty one is named.
     let mut damaged = crypt15.clone();

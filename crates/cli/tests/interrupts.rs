@@ -105,11 +105,17 @@ fn an_interrupted_encrypt_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let plaintext = noise(8 << 20);
     run(dir.path(), &["keygen", "--out", "key.txt"]);
-    let args = ["encrypt", "input.fifo", "-o", "chats.e2ee", "--key-file", "key.txt"];
-    let (code, stderr) = interrupt_midway(dir.path(), &args, &plaintext, "INT");
-    assert_eq!(code, 130, "{stderr}");
-    assert!(partial_outputs(dir.path()).is_empty(), "SIGINT left a partial output");
-    assert!(!dir.path().join("chats.e2ee").exists());
+    // The native format and crypt15 write through the same partial output.
+    for command in [&["encrypt"][..], &["crypt15", "encrypt"]] {
+        for (signal_name, expected) in [("INT", 130), ("TERM", 143)] {
+            let mut args = command.to_vec();
+            args.extend(["input.fifo", "-o", "chats.out", "--key-file", "key.txt"]);
+            let (code, stderr) = interrupt_midway(dir.path(), &args, &plaintext, signal_name);
+            assert_eq!(code, expected, "{args:?} SIG{signal_name}: {stderr}");
+            assert!(partial_outputs(dir.path()).is_empty(), "{args:?} left a partial output");
+            assert!(!dir.path().join("chats.out").exists());
+        }
+    }
 }
 
 // ----- SIGKILL, restore and backup ------------------------------------------------------------

@@ -1077,3 +1077,32 @@ fn restore_to_standard_output_streams_the_backup_and_saves_only_on_success() {
     assert_eq!(report["error"]["code"], "wrong-key");
     assert!(!w.path("x").exists(), "a failed first restore keeps no client directory");
 }
+
+/// Issue 11: without --json, the journeys' status lines go to standard error and --quiet drops
+/// them, while results (`status`) go to standard output.
+#[test]
+fn journey_status_lines_go_to_standard_error_and_quiet_drops_them() {
+    let w = World::new();
+    let store = w.path("store").to_string_lossy().into_owned();
+    let key = enable_with_key(&w, "phone", &store);
+    let text = |args: &[String]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_e2ee-backup"))
+            .current_dir(w.root.path())
+            .args(args)
+            .env("XDG_DATA_HOME", w.root.path().join("xdg"))
+            .output()
+            .expect("the binary runs");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        (text(&out.stdout), text(&out.stderr))
+    };
+    let (stdout, stderr) = text(&args(&["backup", "chats.db"], &on(&w, "phone")));
+    assert!(stdout.is_empty() && stderr.contains("backed up"), "{stdout:?} {stderr:?}");
+    let (stdout, stderr) = text(&args(&["backup", "chats.db", "--quiet"], &on(&w, "phone")));
+    assert!(stdout.is_empty() && stderr.is_empty(), "{stdout:?} {stderr:?}");
+    let restore = args(&["restore", "--to", "b.db", "--key", &key], &phone(&w, "b", &store));
+    let (stdout, stderr) = text(&restore);
+    assert!(stdout.is_empty() && stderr.contains("restored"), "{stdout:?} {stderr:?}");
+    let (stdout, stderr) = text(&args(&["status", "-q"], &on(&w, "b")));
+    assert!(stdout.contains("key") && stderr.is_empty(), "{stdout:?} {stderr:?}");
+}
