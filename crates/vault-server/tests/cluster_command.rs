@@ -175,6 +175,7 @@ fn cluster_json_prints_one_event_object_per_line() {
     assert_eq!(fleet["made"], true);
     assert!(fleet["pin"].as_str().unwrap().ends_with("fleet.pin"), "{fleet}");
     let mut leader = None;
+    let mut ids = Vec::new();
     for _ in 0..3 {
         let replica = event(&cluster.expect("a replica", Duration::from_secs(60), |_| true));
         assert_eq!(replica["event"], "replica", "{replica}");
@@ -183,6 +184,7 @@ fn cluster_json_prints_one_event_object_per_line() {
         if replica["role"] == "leader" {
             leader = replica["nodeId"].as_u64();
         }
+        ids.push(replica["nodeId"].as_u64().expect("a node id"));
     }
     let leader = leader.expect("one replica is the leader");
     assert_eq!(event(&cluster.expect("ready", Duration::from_secs(5), |_| true))["event"], "ready");
@@ -198,4 +200,13 @@ fn cluster_json_prints_one_event_object_per_line() {
         l.contains(r#""event":"leader""#) && !l.contains(r#""leader":null"#)
     }));
     assert_ne!(new["leader"].as_u64(), Some(leader), "{new}");
+
+    // A second replica dies: the lost majority is an event too.
+    let new_leader = new["leader"].as_u64().unwrap();
+    let follower = ids.into_iter().find(|&id| id != leader && id != new_leader).unwrap();
+    kill("KILL", serve_pid(&dir, follower).expect("the follower's process"));
+    let lost = event(&cluster.expect("the lost majority", Duration::from_secs(20), |l| {
+        l.contains(r#""event":"majority""#) && l.contains(r#""majority":false"#)
+    }));
+    assert_eq!((lost["running"].as_u64(), lost["replicas"].as_u64()), (Some(1), Some(3)), "{lost}");
 }

@@ -33,6 +33,21 @@ fn retrying<T, E: std::fmt::Debug>(mut journey: impl FnMut() -> Result<T, E>) ->
     panic!("the journey kept failing: {last:?}");
 }
 
+/// Runs `e2ee-backup-vault member ARGS --json`: its JSON object, `Err` when it failed.
+fn member(args: &[&str]) -> Result<serde_json::Value, serde_json::Value> {
+    let out = std::process::Command::new(BIN)
+        .arg("member")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("the binary runs");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("member {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+    });
+    assert_eq!(value["ok"], out.status.success(), "{value}");
+    if out.status.success() { Ok(value) } else { Err(value) }
+}
+
 #[test]
 fn a_replica_is_added_caught_up_and_an_old_one_removed() {
     let dir = tempfile::tempdir().unwrap();
@@ -64,26 +79,46 @@ fn a_replica_is_added_caught_up_and_an_old_one_removed() {
         members::prepare(&from, &new_dir, 2, free_loopback(), free_loopback()).is_err(),
         "a node id of the fleet is refused"
     );
-    members::prepare(&from, &new_dir, 4, free_loopback(), free_loopback()).unwrap();
+    // The operator's commands, as scripted: `member ... --json` (issue 11).
+    let (from_arg, new_arg) = (from.to_str().unwrap(), new_dir.to_str().unwrap());
+    let (api, peer) = (free_loopback().to_string(), free_loopback().to_string());
+    let prepared = member(&[
+        "prepare",
+        "--from",
+        from_arg,
+        "--data-dir",
+        new_arg,
+        "--node-id",
+        "4",
+        "--api",
+        &api,
+        "--peer",
+        &peer,
+    ])
+    .unwrap();
+    assert_eq!(prepared["nodeId"], 4, "{prepared}");
     let fourth = fleet.launch(4, &new_dir).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let via = |i: usize| {
         let config =
             ConfigFile::read(&replica_dir(dir.path(), i as u64 + 1).join(CONFIG_FILE)).unwrap();
         config.replica.unwrap().peer_listen.to_string()
     };
-    let voters = runtime.block_on(members::add(&new_dir, &via(follower))).unwrap();
-    assert_eq!(voters, vec![1, 2, 3, 4]);
-    let again = runtime.block_on(members::add(&new_dir, &via(follower)));
-    assert!(again.is_err(), "adding a member twice is refused: {again:?}");
+    let added = member(&["add", "--data-dir", new_arg, "--via", &via(follower)]).unwrap();
+    assert_eq!(added["voters"], serde_json::json!([1, 2, 3, 4]), "{added}");
+    let again = member(&["add", "--data-dir", new_arg, "--via", &via(follower)]);
+    let refused = again.expect_err("adding a member twice is refused");
+    assert_eq!(refused["error"]["code"], "member-change-failed", "{refused}");
 
     // Replica 1 crashes and is removed; then replica 2 crashes too. Voters 3 and 4 are a
     // majority of {2, 3, 4}: the fleet answers, through the new replica, with the account
     // registered before it joined.
     fleet.signal(0, Signal::Kill).unwrap();
     let survivor_peer = via(2);
-    let voters = retrying(|| runtime.block_on(members::remove(&from, 1, &survivor_peer)));
-    assert_eq!(voters, vec![2, 3, 4]);
+    let removed = retrying(|| {
+        member(&["remove", "--data-dir", from_arg, "--node-id", "1", "--via", &survivor_peer])
+    });
+    assert_eq!(removed["voters"], serde_json::json!([2, 3, 4]), "{removed}");
+    assert_eq!(removed["removed"], 1, "{removed}");
     fleet.signal(1, Signal::Kill).unwrap();
     let mut http = HttpVault::new(&url(&fleet, fourth)).unwrap();
     let session = retrying(|| client::login(&mut http, &ep, b"early", b"early password"));
