@@ -325,3 +325,36 @@ fn an_interrupted_backup_leaves_no_staging_object() {
     let backups = fs::read_dir(store.join("backups")).unwrap().count();
     assert_eq!(backups, 3, "the first backup and the two after the interruptions");
 }
+
+/// Issue 11: a key rotation killed half-way (SIGKILL while it uploads a re-encrypted copy)
+/// blocks no backup, `abort` drops it, and the newest backup restores with the digits the user
+/// had before the rotation.
+#[test]
+fn a_killed_rotation_blocks_no_backup_and_abort_drops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = client_with_backup(dir.path(), &noise(48 << 20));
+    let store = dir.path().join("store");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(BIN).current_dir(dir.path()).args(args).arg("--json").output();
+        let out = out.unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stdout));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let child = spawn(dir.path(), &["rotate-key", "--client-dir", "phone"]);
+    wait_for("a staging object of the re-encrypted copy", || {
+        staging_objects(&store).iter().any(|p| fs::metadata(p).is_ok_and(|m| m.len() > 0))
+    });
+    signal(&child, "KILL");
+    let _ = child.wait_with_output();
+    assert_eq!(json(&["status", "--client-dir", "phone"])["pending"], "key rotation");
+
+    let after = noise(1 << 20).into_iter().rev().collect::<Vec<u8>>();
+    fs::write(dir.path().join("after.db"), &after).unwrap();
+    json(&["backup", "after.db", "--client-dir", "phone"]);
+    assert_eq!(json(&["abort", "--client-dir", "phone"])["aborted"], "key rotation");
+    assert_eq!(json(&["status", "--client-dir", "phone"])["pending"], serde_json::Value::Null);
+
+    let restore = ["restore", "--to", "new.db", "--key", &key, "--store", "store"];
+    json(&[&restore[..], &["--client-dir", "new"]].concat());
+    assert!(fs::read(dir.path().join("new.db")).unwrap() == after, "the newest backup");
+}
