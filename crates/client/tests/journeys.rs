@@ -695,4 +695,15 @@ fn long_copies_report_progress_and_a_stream_backs_up_like_a_file() {
     assert_eq!(restored(&w, "fresh"), b"chats from a pipe");
     let restore: Vec<_> = std::mem::take(&mut *seen.lock().unwrap());
     assert_eq!(restore.last().map(|p| (p.operation, p.done, p.total)), Some(("restore", 17, None)));
+
+    // A rotation re-encrypts each backup as a copy of its own: a count for each, from the start.
+    fresh.rotate_key(None).unwrap();
+    let rotate: Vec<_> = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(rotate.iter().all(|p| p.operation == "rotate"), "{rotate:?}");
+    let ends: Vec<u64> =
+        rotate.windows(2).filter(|w| w[1].done < w[0].done).map(|w| w[0].done).collect();
+    let mut copies = ends;
+    copies.push(rotate.last().expect("progress was told").done);
+    copies.sort();
+    assert_eq!(copies, [17, 300_000], "one count per backup, each to its plaintext length");
 }
