@@ -38,9 +38,9 @@ fn the_reference_adapter_passes_every_stateless_case() {
         "key-encoding: 22 passed, 0 failed",
         "key-schedule: 8 passed, 0 failed",
         "fleet-bundle: 26 passed, 0 failed",
-        "backup-format: 48 passed, 0 failed",
+        "backup-format: 82 passed, 0 failed",
         "crypt15: 61 passed, 0 failed",
-        "total: 165 passed, 0 failed",
+        "total: 199 passed, 0 failed",
     ] {
         assert!(stdout.contains(summary), "no {summary:?} in\n{stdout}");
     }
