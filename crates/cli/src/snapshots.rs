@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use clap::Args;
 use e2ee_backup_client::Client;
+use e2ee_backup_client::scratch::RestoreStaging;
 use e2ee_backup_snapshot::{ForgetPolicy, PruneReport};
 use serde_json::json;
 
@@ -139,8 +140,9 @@ pub fn restore(
     let id = resolve(&client, Some(id))?;
     let prefixes: Vec<&str> = paths.iter().map(|p| p.trim_end_matches('/')).collect();
     let started = Instant::now();
-    let report =
-        client.with_snapshots("restore a snapshot", |s| s.restore(&id, target, &prefixes))?;
+    let staging = RestoreStaging::default();
+    let report = client
+        .with_snapshots("restore a snapshot", |s| s.restore(&id, target, &prefixes, &staging))?;
     let elapsed = started.elapsed();
     let mut lines = vec![format!(
         "restored snapshot {id} into {}: {} file(s), {} dir(s), {} link(s), {} bytes in \

@@ -134,6 +134,50 @@ fn verify_read_data_finds_a_damaged_blob() {
     assert_eq!(json["error"]["problems"][0]["code"], "blob-damaged");
 }
 
+/// Bytes from a small xorshift generator: incompressible, so the chunker cuts them into blobs.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_failed_restore_leaves_no_partial_file_behind() {
+    let world = World::new();
+    // Sorted last and several blobs long (chunks of 256 KiB to 4 MiB): its last blob is the
+    // last one uploaded.
+    fs::write(world.path("chats/video.mp4"), noise(5, 3 << 20)).unwrap();
+    world.ok(&["enable", "--key"]);
+    let backup = world.ok(&["backup", "chats"]);
+    assert!(backup["newBlobs"].as_u64().unwrap() >= 4, "{backup}");
+    let mut blobs: Vec<PathBuf> = fs::read_dir(world.path("client/store/blobs"))
+        .unwrap()
+        .flat_map(|fan| fs::read_dir(fan.unwrap().path()).unwrap())
+        .map(|blob| blob.unwrap().path())
+        .collect();
+    blobs.sort_by_key(|blob| fs::metadata(blob).unwrap().modified().unwrap());
+    let newest = blobs.last().unwrap();
+    let mut bytes = fs::read(newest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    fs::write(newest, bytes).unwrap();
+
+    let (code, json) = world.run(&["restore", "--snapshot", "latest", "--to", "restored"]);
+    assert_eq!((code, json["error"]["code"].as_str()), (4, Some("blob-damaged")), "{json}");
+    let left = files(&world.path("restored"));
+    assert!(!world.path("restored/video.mp4").exists(), "a partial file under its name");
+    assert!(left.iter().all(|(path, _)| !path.ends_with(".partial")), "{left:?}");
+    // The files before it were restored whole.
+    let db = fs::read(world.path("chats/Databases/msgstore.db")).unwrap();
+    assert_eq!(fs::read(world.path("restored/Databases/msgstore.db")).unwrap(), db);
+}
+
 #[test]
 fn forget_removes_old_snapshots_and_prune_records_their_blobs_before_deleting_them() {
     let world = World::new();

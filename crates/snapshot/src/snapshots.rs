@@ -18,6 +18,7 @@ use crate::blob::{BlobName, open_blob, seal_blob};
 use crate::keys::{AccountKeys, MEDIA_ROOT_KEY_LEN, MediaKeys, MediaRootKey};
 use crate::manifest::{BlobRef, Entry, EntryKind, MAX_BLOB_LEN, Manifest, link_target_is_inside};
 use crate::path::check_path;
+use crate::staging::Staging;
 use crate::store::{Store, StoreError};
 use crate::{Error, Result};
 
@@ -517,7 +518,17 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
 
     /// Restores snapshot `id` into `target`, which must be missing or an empty directory
     /// (section 8.8). With `prefixes`, only the entries at or under one of them.
-    pub fn restore(&self, id: &str, target: &Path, prefixes: &[&str]) -> Result<RestoreReport> {
+    ///
+    /// Each file is written through `staging` under a temporary name in its directory and
+    /// renamed into place once all its blobs are checked and written, so a failure leaves no
+    /// partial file under a snapshot's name.
+    pub fn restore(
+        &self,
+        id: &str,
+        target: &Path,
+        prefixes: &[&str],
+        staging: &dyn Staging,
+    ) -> Result<RestoreReport> {
         for prefix in prefixes {
             check_path(prefix)
                 .map_err(|why| Error::UnsafePath { path: (*prefix).to_owned(), why })?;
@@ -550,20 +561,20 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                 }
                 EntryKind::Symlink { target: link } => links.push((full, entry, link)),
                 EntryKind::File { blobs } => {
-                    if let Some(parent) = full.parent() {
-                        fs::create_dir_all(parent).map_err(io_error("create", parent))?;
-                    }
-                    let mut file = fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(&full)
-                        .map_err(io_error("create", &full))?;
+                    let parent = full.parent().unwrap_or(target);
+                    fs::create_dir_all(parent).map_err(io_error("create", parent))?;
+                    // Under a temporary name until every blob is checked and written: dropped
+                    // on an error, the staged file is removed, and the final name never holds
+                    // a partial file.
+                    let mut staged =
+                        staging.create_in(parent).map_err(io_error("create a file in", parent))?;
+                    let file = staged.file_mut();
                     for blob in blobs {
                         let content = self.read_blob(blob)?;
                         file.write_all(&content).map_err(io_error("write", &full))?;
                         report.bytes += content.len() as u64;
                     }
-                    set_mode(&full, entry.mode)?;
+                    set_file_mode(file, entry.mode, &full)?;
                     let seconds = std::time::Duration::from_secs(entry.mtime.unsigned_abs());
                     let mtime = if entry.mtime >= 0 {
                         UNIX_EPOCH.checked_add(seconds)
@@ -572,6 +583,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                     };
                     let mtime = mtime.unwrap_or(UNIX_EPOCH);
                     file.set_modified(mtime).map_err(io_error("set the time of", &full))?;
+                    staged.persist(&full).map_err(io_error("create", &full))?;
                     report.files += 1;
                 }
             }
@@ -776,6 +788,21 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(io_error("set the mode of", path))
+}
+
+/// Sets the mode of an open file (a staged one, before it takes its name).
+#[cfg(unix)]
+fn set_file_mode(file: &fs::File, mode: u32, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io_error("set the mode of", path))
+}
+
+#[cfg(not(unix))]
+fn set_file_mode(file: &fs::File, mode: u32, path: &Path) -> Result<()> {
+    let mut permissions = file.metadata().map_err(io_error("inspect", path))?.permissions();
+    permissions.set_readonly(mode & 0o222 == 0);
+    file.set_permissions(permissions).map_err(io_error("set the mode of", path))
 }
 
 #[cfg(not(unix))]

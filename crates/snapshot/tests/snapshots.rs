@@ -1,6 +1,8 @@
 //! Snapshots end to end over an in-memory store: deduplication, incremental backups, restore
 //! of odd trees, tampering, path traversal, verify and re-keying (spec chapter 8).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
@@ -13,6 +15,8 @@ use e2ee_backup_snapshot::{
 };
 
 /// Small chunks, so that a few hundred KiB make many of them.
+use support::Temps;
+
 const SMALL: ChunkParams = ChunkParams { min: 1024, avg: 4096, max: 16384 };
 
 fn key(byte: u8) -> BackupKey {
@@ -146,7 +150,7 @@ fn a_changed_file_uploads_only_the_chunks_around_the_change() {
     });
 
     let target = tempfile::tempdir().unwrap();
-    snapshots.restore(&second.id, &target.path().join("r"), &[]).unwrap();
+    snapshots.restore(&second.id, &target.path().join("r"), &[], &Temps).unwrap();
     assert!(fs::read(target.path().join("r/big.db")).unwrap() == content);
 }
 
@@ -166,7 +170,7 @@ fn restore_round_trips_a_tree_with_odd_names() {
     let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
     let report = snapshots.backup(dir.path()).unwrap();
     let target = tempfile::tempdir().unwrap();
-    let restored = snapshots.restore(&report.id, target.path(), &[]).unwrap();
+    let restored = snapshots.restore(&report.id, target.path(), &[], &Temps).unwrap();
     assert_eq!(tree(target.path()), tree(dir.path()));
     assert_eq!(restored.bytes, report.bytes);
     assert_eq!(restored.files, report.files);
@@ -186,9 +190,40 @@ fn restore_round_trips_a_tree_with_odd_names() {
     }
     // A restore never writes into a directory that holds anything.
     assert!(matches!(
-        snapshots.restore(&report.id, target.path(), &[]),
+        snapshots.restore(&report.id, target.path(), &[], &Temps),
         Err(Error::TargetNotEmpty { .. })
     ));
+}
+
+#[test]
+fn a_failed_restore_leaves_no_partial_file_under_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("big.db"), noise(21, 200_000)).unwrap();
+    fs::write(dir.path().join("small"), b"whole").unwrap();
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
+    let id = snapshots.backup(dir.path()).unwrap().id;
+    // Damage a blob in the middle of the large file: the blobs before it check and are written.
+    let manifest = snapshots.manifest(&id).unwrap();
+    let blobs = match &manifest.entries[0].kind {
+        e2ee_backup_snapshot::EntryKind::File { blobs } => blobs.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(blobs.len() > 4, "{} blobs", blobs.len());
+    let object = blobs[blobs.len() / 2].name.object_name();
+    let mut damaged = store.get(&object).unwrap();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    store.set_raw(&object, damaged);
+
+    let target = tempfile::tempdir().unwrap();
+    let err = snapshots.restore(&id, target.path(), &[], &Temps).unwrap_err();
+    assert!(matches!(err, Error::BlobDamaged { .. }), "{err:?}");
+    let left: Vec<String> = fs::read_dir(target.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(left.is_empty(), "neither the file nor its staged copy is left: {left:?}");
 }
 
 #[test]
@@ -199,7 +234,8 @@ fn restore_of_selected_paths_writes_only_those() {
     let mut snapshots = Snapshots::open(&store, &key(1)).unwrap();
     let id = snapshots.backup(dir.path()).unwrap().id;
     let target = tempfile::tempdir().unwrap();
-    let report = snapshots.restore(&id, target.path(), &["Media/WhatsApp Images", "a b"]).unwrap();
+    let report =
+        snapshots.restore(&id, target.path(), &["Media/WhatsApp Images", "a b"], &Temps).unwrap();
     let got: Vec<String> = tree(target.path()).into_keys().collect();
     assert_eq!(
         got,
@@ -215,11 +251,11 @@ fn restore_of_selected_paths_writes_only_those() {
     assert_eq!(report.files, 3);
     // A prefix is a whole component: "Media/WhatsApp" selects nothing.
     let other = tempfile::tempdir().unwrap();
-    let none = snapshots.restore(&id, other.path(), &["Media/WhatsApp"]).unwrap();
+    let none = snapshots.restore(&id, other.path(), &["Media/WhatsApp"], &Temps).unwrap();
     assert_eq!((none.files, none.dirs), (0, 0));
     // A prefix that climbs out is refused before anything is read.
     assert!(matches!(
-        snapshots.restore(&id, &other.path().join("x"), &["../x"]),
+        snapshots.restore(&id, &other.path().join("x"), &["../x"], &Temps),
         Err(Error::UnsafePath { .. })
     ));
 }
@@ -247,7 +283,7 @@ fn two_blob_store() -> (MemoryStore, String, BlobName, BlobName) {
 fn restore_error(store: &MemoryStore, id: &str) -> Error {
     let snapshots = Snapshots::open(store, &key(1)).unwrap();
     let target = tempfile::tempdir().unwrap();
-    snapshots.restore(id, &target.path().join("r"), &[]).unwrap_err()
+    snapshots.restore(id, &target.path().join("r"), &[], &Temps).unwrap_err()
 }
 
 #[test]
@@ -363,7 +399,7 @@ fn a_manifest_entry_that_climbs_out_is_refused_and_nothing_is_written() {
 
     let outer = tempfile::tempdir().unwrap();
     let target = outer.path().join("target");
-    let err = snapshots.restore(id, &target, &[]).unwrap_err();
+    let err = snapshots.restore(id, &target, &[], &Temps).unwrap_err();
     assert!(
         matches!(&err, Error::InvalidManifest { source: ManifestError::UnsafePath { .. }, .. }),
         "{err:?}"
@@ -385,7 +421,7 @@ fn links_that_could_leave_the_target_are_not_made() {
     let report = snapshots.backup(dir.path()).unwrap();
     assert_eq!(report.symlinks, 3);
     let target = tempfile::tempdir().unwrap();
-    let restored = snapshots.restore(&report.id, target.path(), &[]).unwrap();
+    let restored = snapshots.restore(&report.id, target.path(), &[], &Temps).unwrap();
     assert_eq!(restored.skipped_links, ["abs", "up"]);
     assert_eq!(restored.symlinks, 1);
     assert!(fs::symlink_metadata(target.path().join("up")).is_err());
@@ -396,7 +432,7 @@ fn links_that_could_leave_the_target_are_not_made() {
     std::os::unix::fs::symlink("media/x.jpg", dir.path().join("sub/inner")).unwrap();
     let id = snapshots.backup(dir.path()).unwrap().id;
     let only = tempfile::tempdir().unwrap();
-    let restored = snapshots.restore(&id, only.path(), &["sub/inner"]).unwrap();
+    let restored = snapshots.restore(&id, only.path(), &["sub/inner"], &Temps).unwrap();
     assert_eq!((restored.symlinks, restored.dirs), (1, 0));
     assert_eq!(fs::read_link(only.path().join("sub/inner")).unwrap(), Path::new("media/x.jpg"));
 }
@@ -468,7 +504,7 @@ fn rekey_rewraps_the_media_root_key_and_manifests_but_no_blob() {
 
     let snapshots = Snapshots::open(&store, &key(9)).unwrap();
     let target = tempfile::tempdir().unwrap();
-    snapshots.restore(&id, target.path(), &[]).unwrap();
+    snapshots.restore(&id, target.path(), &[], &Temps).unwrap();
     assert_eq!(tree(target.path()), tree(dir.path()));
     assert!(matches!(Snapshots::open(&store, &key(1)), Err(Error::MediaRootKey { .. })));
 
