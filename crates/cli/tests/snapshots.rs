@@ -179,6 +179,54 @@ fn a_failed_restore_leaves_no_partial_file_behind() {
 }
 
 #[test]
+fn backup_leaves_out_what_exclude_patterns_match() {
+    let world = World::new();
+    let chats = world.path("chats");
+    fs::create_dir_all(chats.join("Media/.Statuses/old")).unwrap();
+    fs::write(chats.join("Media/.Statuses/old/s.jpg"), b"status").unwrap();
+    fs::write(chats.join("Databases/msgstore.db-journal"), b"journal").unwrap();
+    fs::write(chats.join("Media/WhatsApp Images/upload.tmp"), b"tmp").unwrap();
+    fs::write(
+        world.path("excludes.txt"),
+        "# caches and journals\n.Statuses\n\n  Databases/*-journal  \n",
+    )
+    .unwrap();
+    world.ok(&["enable", "--key"]);
+
+    let (code, json) = world.run(&["backup", "chats", "--exclude", "[a-"]);
+    assert_eq!((code, json["error"]["code"].as_str()), (2, Some("invalid-pattern")), "{json}");
+    let (code, json) = world.run(&["backup", "chats/Databases/msgstore.db", "--exclude", "x"]);
+    assert_eq!((code, json["error"]["code"].as_str()), (2, Some("usage")), "{json}");
+
+    let backup = world.ok(&[
+        "backup",
+        "chats",
+        "--exclude",
+        "*.tmp",
+        "--exclude",
+        "/empty",
+        "--exclude-file",
+        "excludes.txt",
+    ]);
+    assert_eq!(backup["excluded"], 4, "{backup}");
+    assert_eq!(backup["files"], 3, "{backup}");
+    world.ok(&["restore", "--snapshot", "latest", "--to", "restored"]);
+    let restored: Vec<String> =
+        files(&world.path("restored")).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(
+        restored,
+        [
+            "Databases",
+            "Databases/msgstore.db",
+            "Media",
+            "Media/WhatsApp Images",
+            "Media/WhatsApp Images/IMG copy.jpg",
+            "Media/WhatsApp Images/IMG été 1.jpg",
+        ]
+    );
+}
+
+#[test]
 fn forget_removes_old_snapshots_and_prune_records_their_blobs_before_deleting_them() {
     let world = World::new();
     world.ok(&["enable", "--key"]);

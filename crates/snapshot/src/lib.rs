@@ -60,11 +60,13 @@ pub mod staging;
 pub mod store;
 
 mod error;
+mod exclude;
 mod prune;
 mod snapshots;
 
 pub use blob::BlobName;
 pub use error::{Error, Result};
+pub use exclude::Excludes;
 pub use keys::{AccountKeys, MediaKeys, MediaRootKey};
 pub use manifest::{BlobRef, Entry, EntryKind, Manifest, ManifestError};
 pub use prune::{
@@ -72,9 +74,9 @@ pub use prune::{
     SWEEP_DIR,
 };
 pub use snapshots::{
-    BackupReport, ChunkParams, Clock, MEDIA_ROOT_OBJECT, RekeyReport, RestoreReport, SNAPSHOT_DIR,
-    SnapshotInfo, Snapshots, VerifyReport, delete_all, is_snapshot_id, open_manifest, rekey,
-    seal_manifest, snapshot_object,
+    BackupOptions, BackupReport, ChunkParams, Clock, MEDIA_ROOT_OBJECT, RekeyReport, RestoreReport,
+    SNAPSHOT_DIR, SnapshotInfo, Snapshots, VerifyReport, delete_all, is_snapshot_id, open_manifest,
+    rekey, seal_manifest, snapshot_object,
 };
 pub use staging::{StagedFile, Staging};
 pub use store::{MemoryStore, Store, StoreError};

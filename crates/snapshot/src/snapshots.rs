@@ -15,6 +15,7 @@ use e2ee_backup_kdf::BackupKey;
 use fastcdc::v2020::{self as cdc, Normalization, StreamCDC};
 
 use crate::blob::{BlobName, open_blob, seal_blob};
+use crate::exclude::Excludes;
 use crate::keys::{AccountKeys, MEDIA_ROOT_KEY_LEN, MediaKeys, MediaRootKey};
 use crate::manifest::{BlobRef, Entry, EntryKind, MAX_BLOB_LEN, Manifest, link_target_is_inside};
 use crate::path::check_path;
@@ -79,6 +80,9 @@ pub struct BackupReport {
     pub symlinks: u64,
     /// Special files (sockets, pipes, devices) left out.
     pub skipped: Vec<String>,
+    /// Entries an exclusion pattern left out (an excluded directory counts once, whatever it
+    /// holds).
+    pub excluded: u64,
     /// Bytes of all files.
     pub bytes: u64,
     /// Blobs uploaded by this backup.
@@ -89,6 +93,13 @@ pub struct BackupReport {
     pub reused_blobs: u64,
     /// Their plaintext bytes.
     pub reused_bytes: u64,
+}
+
+/// How a backup runs (section 8.7).
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    /// The entries the walk leaves out.
+    pub excludes: Excludes,
 }
 
 /// One snapshot as listed.
@@ -345,17 +356,27 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
     /// no prune deletes a blob it reuses or uploads; it stops with
     /// [`Error::PruneRunning`] if a prune is deleting blobs.
     pub fn backup(&mut self, dir: &Path) -> Result<BackupReport> {
+        self.backup_with(dir, &BackupOptions::default())
+    }
+
+    /// [`backup`](Self::backup) with options: the entries to leave out.
+    pub fn backup_with(&mut self, dir: &Path, options: &BackupOptions) -> Result<BackupReport> {
         self.ensure_media()?;
         let mut hold = self.take_hold()?;
-        let result = self.backup_held(dir, &mut hold);
+        let result = self.backup_held(dir, options, &mut hold);
         self.release_hold(&hold);
         result
     }
 
-    fn backup_held(&self, dir: &Path, hold: &mut crate::prune::Hold) -> Result<BackupReport> {
+    fn backup_held(
+        &self,
+        dir: &Path,
+        options: &BackupOptions,
+        hold: &mut crate::prune::Hold,
+    ) -> Result<BackupReport> {
         let media = self.media()?;
         let mut report = BackupReport::default();
-        let found = walk(dir, &mut report.skipped)?;
+        let found = walk(dir, &options.excludes, &mut report)?;
         let mut known: HashSet<BlobName> = self
             .store
             .list(&format!("{}/", crate::blob::BLOB_DIR))
@@ -730,13 +751,24 @@ fn io_error(operation: &'static str, path: &Path) -> impl FnOnce(std::io::Error)
 }
 
 /// The tree under `root`: every directory, regular file and link, with its relative path,
-/// sorted by the bytes of that path. Special files are left out and named in `skipped`.
-fn walk(root: &Path, skipped: &mut Vec<String>) -> Result<Vec<(String, PathBuf, fs::Metadata)>> {
+/// sorted by the bytes of that path. Special files are left out and named in the report's
+/// `skipped`; entries an exclusion pattern matches are left out, excluded directories not
+/// descended, and counted in its `excluded`.
+fn walk(
+    root: &Path,
+    excludes: &Excludes,
+    report: &mut BackupReport,
+) -> Result<Vec<(String, PathBuf, fs::Metadata)>> {
     let mut found = Vec::new();
     let mut pending = vec![(String::new(), root.to_path_buf())];
     while let Some((prefix, dir)) = pending.pop() {
         for item in fs::read_dir(&dir).map_err(io_error("list", &dir))? {
             let item = item.map_err(io_error("list", &dir))?;
+            // Before the name is checked: a pattern may leave out a name the rules refuse.
+            if excludes.is_excluded(&Path::new(&prefix).join(item.file_name())) {
+                report.excluded += 1;
+                continue;
+            }
             let name = item.file_name().into_string().map_err(|name| Error::UnsafePath {
                 path: format!("{prefix}{}", name.to_string_lossy()),
                 why: "not UTF-8",
@@ -749,14 +781,14 @@ fn walk(root: &Path, skipped: &mut Vec<String>) -> Result<Vec<(String, PathBuf, 
             if kind.is_dir() {
                 pending.push((format!("{path}/"), full.clone()));
             } else if !kind.is_file() && !kind.is_symlink() {
-                skipped.push(path);
+                report.skipped.push(path);
                 continue;
             }
             found.push((path, full, meta));
         }
     }
     found.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    skipped.sort();
+    report.skipped.sort();
     Ok(found)
 }
 

@@ -10,8 +10,8 @@ use std::path::Path;
 use e2ee_backup_format::{Compression, EncryptOptions, Metadata, encrypt_to_vec};
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_snapshot::{
-    AccountKeys, BlobName, ChunkParams, Error, ManifestError, MemoryStore, Snapshots, Store,
-    StoreError, rekey, snapshot_object,
+    AccountKeys, BackupOptions, BlobName, ChunkParams, Error, Excludes, ManifestError, MemoryStore,
+    Snapshots, Store, StoreError, rekey, snapshot_object,
 };
 
 /// Small chunks, so that a few hundred KiB make many of them.
@@ -193,6 +193,46 @@ fn restore_round_trips_a_tree_with_odd_names() {
         snapshots.restore(&report.id, target.path(), &[], &Temps),
         Err(Error::TargetNotEmpty { .. })
     ));
+}
+
+#[test]
+fn excluded_entries_are_left_out_and_excluded_directories_not_descended() {
+    let dir = tempfile::tempdir().unwrap();
+    odd_tree(dir.path());
+    fs::write(dir.path().join("Databases/msgstore.db-wal"), b"wal").unwrap();
+    fs::write(dir.path().join("Media/WhatsApp Images/Sent/draft.tmp"), b"tmp").unwrap();
+    fs::create_dir_all(dir.path().join("Media/.thumbnails/deep")).unwrap();
+    fs::write(dir.path().join("Media/.thumbnails/deep/t.jpg"), b"thumb").unwrap();
+    // A name the rules refuse (section 8.4), inside a directory left out: never read.
+    fs::create_dir_all(dir.path().join("cache")).unwrap();
+    #[cfg(unix)]
+    fs::write(dir.path().join("cache/bad\\name"), b"x").unwrap();
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap();
+    #[cfg(unix)]
+    assert!(matches!(snapshots.backup(dir.path()), Err(Error::UnsafePath { .. })));
+
+    let excludes =
+        Excludes::new(["*.tmp", ".thumbnails", "/cache", "Databases/*-wal", "a b"]).unwrap();
+    let options = BackupOptions { excludes };
+    let report = snapshots.backup_with(dir.path(), &options).unwrap();
+    assert_eq!(report.excluded, 5, "{report:?}");
+    let paths: Vec<String> =
+        snapshots.manifest(&report.id).unwrap().entries.into_iter().map(|e| e.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "Databases",
+            "Databases/msgstore.db",
+            "Media",
+            "Media/WhatsApp Images",
+            "Media/WhatsApp Images/IMG 0001 été 🙂.jpg",
+            "Media/WhatsApp Images/Sent",
+            "Media/WhatsApp Images/Sent/empty",
+            "empty dir",
+            "日本語.txt",
+        ]
+    );
 }
 
 #[test]
