@@ -227,6 +227,39 @@ fn backup_leaves_out_what_exclude_patterns_match() {
 }
 
 #[test]
+fn backup_reports_files_and_bytes_new_and_reused() {
+    let world = World::new();
+    world.ok(&["enable", "--key"]);
+    let db = fs::metadata(world.path("chats/Databases/msgstore.db")).unwrap().len();
+    let first = world.ok(&["backup", "chats"]);
+    let counts = |json: &Value| {
+        ["files", "dirs", "bytes", "newBlobs", "newBytes", "reusedBlobs", "reusedBytes"]
+            .map(|field| json[field].as_u64().unwrap_or_else(|| panic!("{field}: {json}")))
+    };
+    // The two equal images are one blob, uploaded once and reused once.
+    assert_eq!(counts(&first), [3, 4, db + 10_000, 2, db + 5000, 1, 5000]);
+
+    fs::write(world.path("chats/Media/new.jpg"), [9u8; 3000]).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_e2ee-backup"))
+        .current_dir(world.root.path())
+        .args(["backup", "chats", "--client-dir", "client"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("4 file(s), 4 dir(s), 0 link(s)"), "{stderr}");
+    let reused = format!("uploaded 1 new blob(s) (3000 bytes); reused 3 ({} bytes)", db + 10_000);
+    assert!(stderr.contains(&reused), "{stderr}");
+    // Standard error is not a terminal here: no progress bar is drawn.
+    assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "{stderr:?}");
+
+    let listed = world.ok(&["snapshots"]);
+    let second = &listed["snapshots"][1];
+    assert_eq!((second["files"].as_u64(), second["newBytes"].as_u64()), (Some(4), Some(3000)));
+    assert_eq!(second["totalBytes"].as_u64(), Some(db + 13_000));
+}
+
+#[test]
 fn forget_removes_old_snapshots_and_prune_records_their_blobs_before_deleting_them() {
     let world = World::new();
     world.ok(&["enable", "--key"]);

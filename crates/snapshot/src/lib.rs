@@ -74,9 +74,9 @@ pub use prune::{
     SWEEP_DIR,
 };
 pub use snapshots::{
-    BackupOptions, BackupReport, ChunkParams, Clock, MEDIA_ROOT_OBJECT, RekeyReport, RestoreReport,
-    SNAPSHOT_DIR, SnapshotInfo, Snapshots, VerifyReport, delete_all, is_snapshot_id, open_manifest,
-    rekey, seal_manifest, snapshot_object,
+    BackupOptions, BackupPhase, BackupProgress, BackupProgressFn, BackupReport, ChunkParams, Clock,
+    MEDIA_ROOT_OBJECT, RekeyReport, RestoreReport, SNAPSHOT_DIR, SnapshotInfo, Snapshots,
+    VerifyReport, delete_all, is_snapshot_id, open_manifest, rekey, seal_manifest, snapshot_object,
 };
 pub use staging::{StagedFile, Staging};
 pub use store::{MemoryStore, Store, StoreError};

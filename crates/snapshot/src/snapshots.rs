@@ -96,10 +96,60 @@ pub struct BackupReport {
 }
 
 /// How a backup runs (section 8.7).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct BackupOptions {
     /// The entries the walk leaves out.
     pub excludes: Excludes,
+    /// Told how far the backup has got: while the walk lists the tree, then after each chunk
+    /// and each file read.
+    pub progress: Option<BackupProgressFn>,
+}
+
+impl std::fmt::Debug for BackupOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupOptions")
+            .field("excludes", &self.excludes)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// A callback told a backup's progress.
+pub type BackupProgressFn = std::sync::Arc<dyn Fn(&BackupProgress) + Send + Sync>;
+
+/// Which step of section 8.7 a backup is in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BackupPhase {
+    /// Step 2: listing the tree; only `entries` counts yet.
+    #[default]
+    Scanning,
+    /// Step 4: reading, cutting and uploading the files; the totals are known.
+    Uploading,
+}
+
+/// How far a backup has got, for a progress display. Counts only: no path or content.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupProgress {
+    /// The step.
+    pub phase: BackupPhase,
+    /// Entries (files, directories, links) the walk found so far; all of them once uploading.
+    pub entries: u64,
+    /// Regular files to read (0 while scanning).
+    pub files_total: u64,
+    /// Their sizes when listed (0 while scanning); a file that grows meanwhile reads more.
+    pub bytes_total: u64,
+    /// Files read completely.
+    pub files: u64,
+    /// Bytes read, the file being read included.
+    pub bytes: u64,
+    /// Blobs uploaded so far.
+    pub new_blobs: u64,
+    /// Their plaintext bytes.
+    pub new_bytes: u64,
+    /// Blobs found in the store (or uploaded earlier in this run) so far.
+    pub reused_blobs: u64,
+    /// Their plaintext bytes.
+    pub reused_bytes: u64,
 }
 
 /// One snapshot as listed.
@@ -376,7 +426,22 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
     ) -> Result<BackupReport> {
         let media = self.media()?;
         let mut report = BackupReport::default();
-        let found = walk(dir, &options.excludes, &mut report)?;
+        let tell = |progress: &BackupProgress| {
+            if let Some(f) = &options.progress {
+                f(progress);
+            }
+        };
+        let found = walk(dir, &options.excludes, &mut report, &tell)?;
+        let mut progress = BackupProgress {
+            phase: BackupPhase::Uploading,
+            entries: found.len() as u64,
+            ..BackupProgress::default()
+        };
+        for (_, _, meta) in found.iter().filter(|(_, _, meta)| meta.is_file()) {
+            progress.files_total += 1;
+            progress.bytes_total += meta.len();
+        }
+        tell(&progress);
         let mut known: HashSet<BlobName> = self
             .store
             .list(&format!("{}/", crate::blob::BLOB_DIR))
@@ -434,7 +499,15 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                         report.new_bytes += u64::from(len);
                     }
                     blobs.push(BlobRef { name, len });
+                    progress.bytes += u64::from(len);
+                    progress.new_blobs = report.new_blobs;
+                    progress.new_bytes = report.new_bytes;
+                    progress.reused_blobs = report.reused_blobs;
+                    progress.reused_bytes = report.reused_bytes;
+                    tell(&progress);
                 }
+                progress.files += 1;
+                tell(&progress);
                 EntryKind::File { blobs }
             };
             let size = match &kind {
@@ -753,15 +826,18 @@ fn io_error(operation: &'static str, path: &Path) -> impl FnOnce(std::io::Error)
 /// The tree under `root`: every directory, regular file and link, with its relative path,
 /// sorted by the bytes of that path. Special files are left out and named in the report's
 /// `skipped`; entries an exclusion pattern matches are left out, excluded directories not
-/// descended, and counted in its `excluded`.
+/// descended, and counted in its `excluded`. `tell` hears the count found before each
+/// directory is listed.
 fn walk(
     root: &Path,
     excludes: &Excludes,
     report: &mut BackupReport,
+    tell: &dyn Fn(&BackupProgress),
 ) -> Result<Vec<(String, PathBuf, fs::Metadata)>> {
     let mut found = Vec::new();
     let mut pending = vec![(String::new(), root.to_path_buf())];
     while let Some((prefix, dir)) = pending.pop() {
+        tell(&BackupProgress { entries: found.len() as u64, ..BackupProgress::default() });
         for item in fs::read_dir(&dir).map_err(io_error("list", &dir))? {
             let item = item.map_err(io_error("list", &dir))?;
             // Before the name is checked: a pattern may leave out a name the rules refuse.

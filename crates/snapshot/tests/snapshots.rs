@@ -6,12 +6,13 @@ mod support;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use e2ee_backup_format::{Compression, EncryptOptions, Metadata, encrypt_to_vec};
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_snapshot::{
-    AccountKeys, BackupOptions, BlobName, ChunkParams, Error, Excludes, ManifestError, MemoryStore,
-    Snapshots, Store, StoreError, rekey, snapshot_object,
+    AccountKeys, BackupOptions, BackupPhase, BackupProgress, BlobName, ChunkParams, Error,
+    Excludes, ManifestError, MemoryStore, Snapshots, Store, StoreError, rekey, snapshot_object,
 };
 
 /// Small chunks, so that a few hundred KiB make many of them.
@@ -214,7 +215,7 @@ fn excluded_entries_are_left_out_and_excluded_directories_not_descended() {
 
     let excludes =
         Excludes::new(["*.tmp", ".thumbnails", "/cache", "Databases/*-wal", "a b"]).unwrap();
-    let options = BackupOptions { excludes };
+    let options = BackupOptions { excludes, ..BackupOptions::default() };
     let report = snapshots.backup_with(dir.path(), &options).unwrap();
     assert_eq!(report.excluded, 5, "{report:?}");
     let paths: Vec<String> =
@@ -233,6 +234,49 @@ fn excluded_entries_are_left_out_and_excluded_directories_not_descended() {
             "日本語.txt",
         ]
     );
+}
+
+#[test]
+fn a_backup_reports_its_progress_as_it_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    odd_tree(dir.path());
+    fs::write(dir.path().join("copy.db"), noise(1, 70_000)).unwrap();
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::<BackupProgress>::new()));
+    let sink = Arc::clone(&seen);
+    let options = BackupOptions {
+        progress: Some(Arc::new(move |p: &BackupProgress| sink.lock().unwrap().push(*p))),
+        ..BackupOptions::default()
+    };
+    let report = snapshots.backup_with(dir.path(), &options).unwrap();
+    let seen = seen.lock().unwrap().clone();
+
+    // The walk first: entries found so far, nothing read.
+    assert_eq!(seen[0], BackupProgress::default());
+    let scanning = seen.iter().take_while(|p| p.phase == BackupPhase::Scanning).count();
+    assert!(scanning >= 5, "once per directory listed: {scanning}");
+    // Then the files, with the totals known from the start and every count only growing.
+    let uploading = &seen[scanning..];
+    let first = uploading[0];
+    assert_eq!((first.files, first.bytes, first.new_blobs), (0, 0, 0));
+    assert_eq!((first.files_total, first.bytes_total), (report.files, report.bytes));
+    assert_eq!(first.entries, report.files + report.dirs + report.symlinks);
+    for pair in uploading.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        assert_eq!(b.phase, BackupPhase::Uploading);
+        assert!(b.files >= a.files && b.bytes >= a.bytes, "{a:?} then {b:?}");
+        assert!(b.new_bytes >= a.new_bytes && b.reused_bytes >= a.reused_bytes);
+        assert_eq!(b.new_bytes + b.reused_bytes, b.bytes);
+    }
+    assert!(uploading.len() as u64 > report.new_blobs, "a call per chunk and per file");
+    let last = *uploading.last().unwrap();
+    assert_eq!(
+        (last.files, last.bytes, last.new_blobs, last.new_bytes),
+        (report.files, report.bytes, report.new_blobs, report.new_bytes)
+    );
+    assert_eq!((last.reused_blobs, last.reused_bytes), (report.reused_blobs, report.reused_bytes));
+    assert!(report.reused_bytes >= 70_000, "copy.db repeats msgstore.db: {report:?}");
 }
 
 #[test]
