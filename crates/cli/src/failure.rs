@@ -234,6 +234,7 @@ fn snapshot_exit(err: &e2ee_backup_snapshot::Error) -> u8 {
         | S::TargetNotEmpty { .. }
         | S::NoMediaRootKey
         | S::EmptyPolicy
+        | S::InvalidPattern { .. }
         | S::InvalidChunking(_) => 2,
         _ => 1,
     }

@@ -7,7 +7,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use e2ee_backup_client::scratch::{self, TempFile};
-use indicatif::{ProgressBar, ProgressStyle};
+use e2ee_backup_snapshot::{BackupPhase, BackupProgress, BackupProgressFn};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use crate::failure::Failure;
@@ -68,6 +69,49 @@ pub fn progress_notice() -> e2ee_backup_client::ProgressNotice {
 /// Whether progress bars are drawn: only on a terminal, and never with `--quiet`.
 fn bars_shown() -> bool {
     io::stderr().is_terminal() && !QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Draws a snapshot backup's progress (spec 8.7) on standard error, only on a terminal and not
+/// with `--quiet` (`None` otherwise): a count of the entries found while the tree is listed,
+/// then a bar over the bytes to read with the files done and the bytes new and reused. Cleared
+/// when the last handle on it is dropped.
+pub fn snapshot_progress() -> Option<BackupProgressFn> {
+    if !bars_shown() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner().with_finish(indicatif::ProgressFinish::AndClear);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>10} {spinner} {pos} entries")
+            .expect("the template is valid"),
+    );
+    bar.set_message("scanning");
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let uploading = std::sync::atomic::AtomicBool::new(false);
+    Some(std::sync::Arc::new(move |p: &BackupProgress| match p.phase {
+        BackupPhase::Scanning => bar.set_position(p.entries),
+        BackupPhase::Uploading => {
+            if !uploading.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} \
+                         {prefix}",
+                    )
+                    .expect("the template is valid")
+                    .progress_chars("=> "),
+                );
+                bar.set_message("backing up");
+                bar.set_length(p.bytes_total);
+            }
+            bar.set_position(p.bytes);
+            bar.set_prefix(format!(
+                "{}/{} files, {} new, {} reused",
+                p.files,
+                p.files_total,
+                HumanBytes(p.new_bytes),
+                HumanBytes(p.reused_bytes)
+            ));
+        }
+    }))
 }
 
 /// A byte counter on standard error for a copy of unknown length.

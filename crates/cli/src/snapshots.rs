@@ -2,12 +2,13 @@
 //! --snapshot ID --to DIR [PATHS...]`, `verify`, `forget` and `prune`, over the client's store
 //! and current key.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
 use e2ee_backup_client::Client;
-use e2ee_backup_snapshot::{ForgetPolicy, PruneReport};
+use e2ee_backup_client::scratch::RestoreStaging;
+use e2ee_backup_snapshot::{BackupOptions, Excludes, ForgetPolicy, PruneReport};
 use serde_json::json;
 
 use crate::failure::Failure;
@@ -66,10 +67,27 @@ fn resolve(client: &Client, id: Option<&str>) -> Result<String, Failure> {
     }
 }
 
+/// The exclusion patterns of `backup DIR`: each `--exclude`, then each line of each
+/// `--exclude-file` (spec 8.7). A bad pattern exits 2 (`invalid-pattern`) before anything is
+/// read or written.
+pub fn excludes(patterns: &[String], files: &[PathBuf]) -> Result<Excludes, Failure> {
+    let mut all = patterns.to_vec();
+    for file in files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Failure::io(&format!("read the exclude file {}", file.display()), e))?;
+        all.extend(Excludes::parse_file(&text));
+    }
+    Excludes::new(&all).map_err(|err| Failure::with_exit(err.code(), err.to_string(), 2))
+}
+
 /// `backup DIR`: a new snapshot of the tree.
-pub fn backup(client: &Client, dir: &Path) -> Result<Report, Failure> {
+pub fn backup(client: &Client, dir: &Path, excludes: Excludes) -> Result<Report, Failure> {
     let started = Instant::now();
-    let report = client.with_snapshots("make a snapshot", |s| s.backup(dir))?;
+    let options = BackupOptions { excludes, progress: crate::output::snapshot_progress() };
+    let report = client.with_snapshots("make a snapshot", |s| s.backup_with(dir, &options));
+    // The bar goes before the report's lines.
+    drop(options);
+    let report = report?;
     let elapsed = started.elapsed();
     let mut lines = vec![
         format!(
@@ -87,6 +105,9 @@ pub fn backup(client: &Client, dir: &Path) -> Result<Report, Failure> {
             report.new_blobs, report.new_bytes, report.reused_blobs, report.reused_bytes
         ),
     ];
+    if report.excluded > 0 {
+        lines.push(format!("left out {} path(s) an exclusion pattern matches", report.excluded));
+    }
     for skipped in &report.skipped {
         lines.push(format!("skipped {skipped:?}: not a file, directory or link"));
     }
@@ -95,6 +116,7 @@ pub fn backup(client: &Client, dir: &Path) -> Result<Report, Failure> {
         "symlinks": report.symlinks, "bytes": report.bytes, "newBlobs": report.new_blobs,
         "newBytes": report.new_bytes, "reusedBlobs": report.reused_blobs,
         "reusedBytes": report.reused_bytes, "skipped": report.skipped,
+        "excluded": report.excluded,
         "seconds": elapsed.as_secs_f64(),
     });
     Ok(Report { lines, json })
@@ -139,8 +161,9 @@ pub fn restore(
     let id = resolve(&client, Some(id))?;
     let prefixes: Vec<&str> = paths.iter().map(|p| p.trim_end_matches('/')).collect();
     let started = Instant::now();
-    let report =
-        client.with_snapshots("restore a snapshot", |s| s.restore(&id, target, &prefixes))?;
+    let staging = RestoreStaging::default();
+    let report = client
+        .with_snapshots("restore a snapshot", |s| s.restore(&id, target, &prefixes, &staging))?;
     let elapsed = started.elapsed();
     let mut lines = vec![format!(
         "restored snapshot {id} into {}: {} file(s), {} dir(s), {} link(s), {} bytes in \

@@ -134,6 +134,131 @@ fn verify_read_data_finds_a_damaged_blob() {
     assert_eq!(json["error"]["problems"][0]["code"], "blob-damaged");
 }
 
+/// Bytes from a small xorshift generator: incompressible, so the chunker cuts them into blobs.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_failed_restore_leaves_no_partial_file_behind() {
+    let world = World::new();
+    // Sorted last and several blobs long (chunks of 256 KiB to 4 MiB): its last blob is the
+    // last one uploaded.
+    fs::write(world.path("chats/video.mp4"), noise(5, 3 << 20)).unwrap();
+    world.ok(&["enable", "--key"]);
+    let backup = world.ok(&["backup", "chats"]);
+    assert!(backup["newBlobs"].as_u64().unwrap() >= 4, "{backup}");
+    let mut blobs: Vec<PathBuf> = fs::read_dir(world.path("client/store/blobs"))
+        .unwrap()
+        .flat_map(|fan| fs::read_dir(fan.unwrap().path()).unwrap())
+        .map(|blob| blob.unwrap().path())
+        .collect();
+    blobs.sort_by_key(|blob| fs::metadata(blob).unwrap().modified().unwrap());
+    let newest = blobs.last().unwrap();
+    let mut bytes = fs::read(newest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    fs::write(newest, bytes).unwrap();
+
+    let (code, json) = world.run(&["restore", "--snapshot", "latest", "--to", "restored"]);
+    assert_eq!((code, json["error"]["code"].as_str()), (4, Some("blob-damaged")), "{json}");
+    let left = files(&world.path("restored"));
+    assert!(!world.path("restored/video.mp4").exists(), "a partial file under its name");
+    assert!(left.iter().all(|(path, _)| !path.ends_with(".partial")), "{left:?}");
+    // The files before it were restored whole.
+    let db = fs::read(world.path("chats/Databases/msgstore.db")).unwrap();
+    assert_eq!(fs::read(world.path("restored/Databases/msgstore.db")).unwrap(), db);
+}
+
+#[test]
+fn backup_leaves_out_what_exclude_patterns_match() {
+    let world = World::new();
+    let chats = world.path("chats");
+    fs::create_dir_all(chats.join("Media/.Statuses/old")).unwrap();
+    fs::write(chats.join("Media/.Statuses/old/s.jpg"), b"status").unwrap();
+    fs::write(chats.join("Databases/msgstore.db-journal"), b"journal").unwrap();
+    fs::write(chats.join("Media/WhatsApp Images/upload.tmp"), b"tmp").unwrap();
+    fs::write(
+        world.path("excludes.txt"),
+        "# caches and journals\n.Statuses\n\n  Databases/*-journal  \n",
+    )
+    .unwrap();
+    world.ok(&["enable", "--key"]);
+
+    let (code, json) = world.run(&["backup", "chats", "--exclude", "[a-"]);
+    assert_eq!((code, json["error"]["code"].as_str()), (2, Some("invalid-pattern")), "{json}");
+    let (code, json) = world.run(&["backup", "chats/Databases/msgstore.db", "--exclude", "x"]);
+    assert_eq!((code, json["error"]["code"].as_str()), (2, Some("usage")), "{json}");
+
+    let backup = world.ok(&[
+        "backup",
+        "chats",
+        "--exclude",
+        "*.tmp",
+        "--exclude",
+        "/empty",
+        "--exclude-file",
+        "excludes.txt",
+    ]);
+    assert_eq!(backup["excluded"], 4, "{backup}");
+    assert_eq!(backup["files"], 3, "{backup}");
+    world.ok(&["restore", "--snapshot", "latest", "--to", "restored"]);
+    let restored: Vec<String> =
+        files(&world.path("restored")).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(
+        restored,
+        [
+            "Databases",
+            "Databases/msgstore.db",
+            "Media",
+            "Media/WhatsApp Images",
+            "Media/WhatsApp Images/IMG copy.jpg",
+            "Media/WhatsApp Images/IMG été 1.jpg",
+        ]
+    );
+}
+
+#[test]
+fn backup_reports_files_and_bytes_new_and_reused() {
+    let world = World::new();
+    world.ok(&["enable", "--key"]);
+    let db = fs::metadata(world.path("chats/Databases/msgstore.db")).unwrap().len();
+    let first = world.ok(&["backup", "chats"]);
+    let counts = |json: &Value| {
+        ["files", "dirs", "bytes", "newBlobs", "newBytes", "reusedBlobs", "reusedBytes"]
+            .map(|field| json[field].as_u64().unwrap_or_else(|| panic!("{field}: {json}")))
+    };
+    // The two equal images are one blob, uploaded once and reused once.
+    assert_eq!(counts(&first), [3, 4, db + 10_000, 2, db + 5000, 1, 5000]);
+
+    fs::write(world.path("chats/Media/new.jpg"), [9u8; 3000]).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_e2ee-backup"))
+        .current_dir(world.root.path())
+        .args(["backup", "chats", "--client-dir", "client"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("4 file(s), 4 dir(s), 0 link(s)"), "{stderr}");
+    let reused = format!("uploaded 1 new blob(s) (3000 bytes); reused 3 ({} bytes)", db + 10_000);
+    assert!(stderr.contains(&reused), "{stderr}");
+    // Standard error is not a terminal here: no progress bar is drawn.
+    assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "{stderr:?}");
+
+    let listed = world.ok(&["snapshots"]);
+    let second = &listed["snapshots"][1];
+    assert_eq!((second["files"].as_u64(), second["newBytes"].as_u64()), (Some(4), Some(3000)));
+    assert_eq!(second["totalBytes"].as_u64(), Some(db + 13_000));
+}
+
 #[test]
 fn forget_removes_old_snapshots_and_prune_records_their_blobs_before_deleting_them() {
     let world = World::new();

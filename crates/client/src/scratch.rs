@@ -19,6 +19,7 @@
 //! folder. (A cloud store keeps an unfinished multipart upload out of sight; its lifecycle rules
 //! expire it.)
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -117,6 +118,12 @@ impl TempFile {
     pub fn create_in(dir: &Path) -> io::Result<Self> {
         // Best effort: a stale file left where it is must not stop this output.
         let _ = remove_stale_temps(dir);
+        Self::create_unswept_in(dir)
+    }
+
+    /// Creates one in `dir` without looking for stale ones: for a caller that has swept `dir`
+    /// already in this run.
+    fn create_unswept_in(dir: &Path) -> io::Result<Self> {
         let mut builder = tempfile::Builder::new();
         builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
         #[cfg(unix)]
@@ -153,6 +160,34 @@ impl TempFile {
         };
         // On failure, dropping the returned file removes it.
         persisted.map_err(|e| e.error)
+    }
+}
+
+/// The temporary files of a snapshot restore (spec section 8.8): each restored file is a
+/// [`TempFile`] in its own directory, renamed onto its name once all its blobs are checked, so
+/// that a failed or interrupted restore leaves no partial file under a snapshot's name. Each
+/// directory is swept of stale temporary files ([`remove_stale_temps`]) the first time only, not
+/// once per file.
+#[derive(Debug, Default)]
+pub struct RestoreStaging {
+    swept: Mutex<HashSet<PathBuf>>,
+}
+
+impl e2ee_backup_snapshot::Staging for RestoreStaging {
+    fn create_in(&self, dir: &Path) -> io::Result<Box<dyn e2ee_backup_snapshot::StagedFile>> {
+        let first = self.swept.lock().unwrap_or_else(PoisonError::into_inner).insert(dir.into());
+        let temp = if first { TempFile::create_in(dir) } else { TempFile::create_unswept_in(dir) };
+        Ok(Box::new(temp?))
+    }
+}
+
+impl e2ee_backup_snapshot::StagedFile for TempFile {
+    fn file_mut(&mut self) -> &mut File {
+        self.as_file_mut()
+    }
+
+    fn persist(self: Box<Self>, target: &Path) -> io::Result<()> {
+        TempFile::persist(*self, target, false)
     }
 }
 

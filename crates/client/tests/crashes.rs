@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use common::*;
 use e2ee_backup_client::faults::{FailAt, NoFaults};
+use e2ee_backup_client::scratch::RestoreStaging;
 use e2ee_backup_client::{Client, Error, Mode, Source};
 
 /// Runs `op` on device `name` of a world made by `setup`, stopping at step 0, 1, 2, ... until
@@ -282,7 +283,10 @@ fn rotate_key_with_snapshots_survives_a_crash_at_every_step() {
             let target = w.target("tree");
             let ids = c.with_snapshots("test", |s| s.ids()).unwrap();
             assert_eq!(ids.len(), 2);
-            c.with_snapshots("test", |s| s.restore(&ids[0], &target, &[])).unwrap();
+            c.with_snapshots("test", |s| {
+                s.restore(&ids[0], &target, &[], &RestoreStaging::default())
+            })
+            .unwrap();
             assert_eq!(std::fs::read(target.join("msgstore.db")).unwrap(), b"chats");
             assert_eq!(std::fs::read(target.join("Media/a.jpg")).unwrap(), [1u8; 3000]);
         },

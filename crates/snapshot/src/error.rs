@@ -159,6 +159,14 @@ pub enum Error {
         /// What is wrong with it.
         why: String,
     },
+    /// An exclusion pattern that is empty or not a glob (section 8.7).
+    #[error("exclusion pattern {pattern:?} is refused: {why}")]
+    InvalidPattern {
+        /// The pattern as given.
+        pattern: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A retention policy that keeps nothing: forgetting every snapshot is refused.
     #[error("the retention policy keeps no snapshot: give at least one --keep rule")]
     EmptyPolicy,
@@ -189,6 +197,7 @@ impl Error {
             Error::HoldExpired => "hold-expired",
             Error::PruneRecord { .. } => "prune-record",
             Error::EmptyPolicy => "empty-policy",
+            Error::InvalidPattern { .. } => "invalid-pattern",
         }
     }
 

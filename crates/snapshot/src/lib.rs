@@ -9,6 +9,9 @@
 //! media.
 //!
 //! ```
+//! use std::io;
+//! use std::path::Path;
+//!
 //! use e2ee_backup_kdf::BackupKey;
 //! use e2ee_backup_snapshot::{MemoryStore, Snapshots};
 //!
@@ -22,8 +25,26 @@
 //! let again = snapshots.backup(dir.path()).unwrap();
 //! assert_eq!((again.new_blobs, again.reused_blobs), (0, 1));
 //!
+//! // Where a restore stages each file before it takes its name ([`Staging`]); the client's
+//! // `scratch` module has the one the command line uses.
+//! struct Temps;
+//! impl e2ee_backup_snapshot::Staging for Temps {
+//!     fn create_in(&self, dir: &Path) -> io::Result<Box<dyn e2ee_backup_snapshot::StagedFile>> {
+//!         Ok(Box::new(Temp(tempfile::NamedTempFile::new_in(dir)?)))
+//!     }
+//! }
+//! struct Temp(tempfile::NamedTempFile);
+//! impl e2ee_backup_snapshot::StagedFile for Temp {
+//!     fn file_mut(&mut self) -> &mut std::fs::File {
+//!         self.0.as_file_mut()
+//!     }
+//!     fn persist(self: Box<Self>, target: &Path) -> io::Result<()> {
+//!         self.0.persist_noclobber(target).map(drop).map_err(|e| e.error)
+//!     }
+//! }
+//!
 //! let target = tempfile::tempdir().unwrap();
-//! snapshots.restore(&report.id, target.path(), &[]).unwrap();
+//! snapshots.restore(&report.id, target.path(), &[], &Temps).unwrap();
 //! assert_eq!(std::fs::read(target.path().join("msgstore.db")).unwrap(), b"chat history");
 //! ```
 //!
@@ -35,14 +56,17 @@ pub mod blob;
 pub mod keys;
 pub mod manifest;
 pub mod path;
+pub mod staging;
 pub mod store;
 
 mod error;
+mod exclude;
 mod prune;
 mod snapshots;
 
 pub use blob::BlobName;
 pub use error::{Error, Result};
+pub use exclude::Excludes;
 pub use keys::{AccountKeys, MediaKeys, MediaRootKey};
 pub use manifest::{BlobRef, Entry, EntryKind, Manifest, ManifestError};
 pub use prune::{
@@ -50,8 +74,9 @@ pub use prune::{
     SWEEP_DIR,
 };
 pub use snapshots::{
-    BackupReport, ChunkParams, Clock, MEDIA_ROOT_OBJECT, RekeyReport, RestoreReport, SNAPSHOT_DIR,
-    SnapshotInfo, Snapshots, VerifyReport, delete_all, is_snapshot_id, open_manifest, rekey,
-    seal_manifest, snapshot_object,
+    BackupOptions, BackupPhase, BackupProgress, BackupProgressFn, BackupReport, ChunkParams, Clock,
+    MEDIA_ROOT_OBJECT, RekeyReport, RestoreReport, SNAPSHOT_DIR, SnapshotInfo, Snapshots,
+    VerifyReport, delete_all, is_snapshot_id, open_manifest, rekey, seal_manifest, snapshot_object,
 };
+pub use staging::{StagedFile, Staging};
 pub use store::{MemoryStore, Store, StoreError};

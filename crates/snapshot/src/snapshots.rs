@@ -15,9 +15,11 @@ use e2ee_backup_kdf::BackupKey;
 use fastcdc::v2020::{self as cdc, Normalization, StreamCDC};
 
 use crate::blob::{BlobName, open_blob, seal_blob};
+use crate::exclude::Excludes;
 use crate::keys::{AccountKeys, MEDIA_ROOT_KEY_LEN, MediaKeys, MediaRootKey};
 use crate::manifest::{BlobRef, Entry, EntryKind, MAX_BLOB_LEN, Manifest, link_target_is_inside};
 use crate::path::check_path;
+use crate::staging::Staging;
 use crate::store::{Store, StoreError};
 use crate::{Error, Result};
 
@@ -78,6 +80,9 @@ pub struct BackupReport {
     pub symlinks: u64,
     /// Special files (sockets, pipes, devices) left out.
     pub skipped: Vec<String>,
+    /// Entries an exclusion pattern left out (an excluded directory counts once, whatever it
+    /// holds).
+    pub excluded: u64,
     /// Bytes of all files.
     pub bytes: u64,
     /// Blobs uploaded by this backup.
@@ -85,6 +90,63 @@ pub struct BackupReport {
     /// Their plaintext bytes.
     pub new_bytes: u64,
     /// Blobs referenced that were already in the store (or uploaded earlier in this backup).
+    pub reused_blobs: u64,
+    /// Their plaintext bytes.
+    pub reused_bytes: u64,
+}
+
+/// How a backup runs (section 8.7).
+#[derive(Clone, Default)]
+pub struct BackupOptions {
+    /// The entries the walk leaves out.
+    pub excludes: Excludes,
+    /// Told how far the backup has got: while the walk lists the tree, then after each chunk
+    /// and each file read.
+    pub progress: Option<BackupProgressFn>,
+}
+
+impl std::fmt::Debug for BackupOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupOptions")
+            .field("excludes", &self.excludes)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// A callback told a backup's progress.
+pub type BackupProgressFn = std::sync::Arc<dyn Fn(&BackupProgress) + Send + Sync>;
+
+/// Which step of section 8.7 a backup is in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BackupPhase {
+    /// Step 2: listing the tree; only `entries` counts yet.
+    #[default]
+    Scanning,
+    /// Step 4: reading, cutting and uploading the files; the totals are known.
+    Uploading,
+}
+
+/// How far a backup has got, for a progress display. Counts only: no path or content.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupProgress {
+    /// The step.
+    pub phase: BackupPhase,
+    /// Entries (files, directories, links) the walk found so far; all of them once uploading.
+    pub entries: u64,
+    /// Regular files to read (0 while scanning).
+    pub files_total: u64,
+    /// Their sizes when listed (0 while scanning); a file that grows meanwhile reads more.
+    pub bytes_total: u64,
+    /// Files read completely.
+    pub files: u64,
+    /// Bytes read, the file being read included.
+    pub bytes: u64,
+    /// Blobs uploaded so far.
+    pub new_blobs: u64,
+    /// Their plaintext bytes.
+    pub new_bytes: u64,
+    /// Blobs found in the store (or uploaded earlier in this run) so far.
     pub reused_blobs: u64,
     /// Their plaintext bytes.
     pub reused_bytes: u64,
@@ -344,17 +406,42 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
     /// no prune deletes a blob it reuses or uploads; it stops with
     /// [`Error::PruneRunning`] if a prune is deleting blobs.
     pub fn backup(&mut self, dir: &Path) -> Result<BackupReport> {
+        self.backup_with(dir, &BackupOptions::default())
+    }
+
+    /// [`backup`](Self::backup) with options: the entries to leave out.
+    pub fn backup_with(&mut self, dir: &Path, options: &BackupOptions) -> Result<BackupReport> {
         self.ensure_media()?;
         let mut hold = self.take_hold()?;
-        let result = self.backup_held(dir, &mut hold);
+        let result = self.backup_held(dir, options, &mut hold);
         self.release_hold(&hold);
         result
     }
 
-    fn backup_held(&self, dir: &Path, hold: &mut crate::prune::Hold) -> Result<BackupReport> {
+    fn backup_held(
+        &self,
+        dir: &Path,
+        options: &BackupOptions,
+        hold: &mut crate::prune::Hold,
+    ) -> Result<BackupReport> {
         let media = self.media()?;
         let mut report = BackupReport::default();
-        let found = walk(dir, &mut report.skipped)?;
+        let tell = |progress: &BackupProgress| {
+            if let Some(f) = &options.progress {
+                f(progress);
+            }
+        };
+        let found = walk(dir, &options.excludes, &mut report, &tell)?;
+        let mut progress = BackupProgress {
+            phase: BackupPhase::Uploading,
+            entries: found.len() as u64,
+            ..BackupProgress::default()
+        };
+        for (_, _, meta) in found.iter().filter(|(_, _, meta)| meta.is_file()) {
+            progress.files_total += 1;
+            progress.bytes_total += meta.len();
+        }
+        tell(&progress);
         let mut known: HashSet<BlobName> = self
             .store
             .list(&format!("{}/", crate::blob::BLOB_DIR))
@@ -412,7 +499,15 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                         report.new_bytes += u64::from(len);
                     }
                     blobs.push(BlobRef { name, len });
+                    progress.bytes += u64::from(len);
+                    progress.new_blobs = report.new_blobs;
+                    progress.new_bytes = report.new_bytes;
+                    progress.reused_blobs = report.reused_blobs;
+                    progress.reused_bytes = report.reused_bytes;
+                    tell(&progress);
                 }
+                progress.files += 1;
+                tell(&progress);
                 EntryKind::File { blobs }
             };
             let size = match &kind {
@@ -517,7 +612,17 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
 
     /// Restores snapshot `id` into `target`, which must be missing or an empty directory
     /// (section 8.8). With `prefixes`, only the entries at or under one of them.
-    pub fn restore(&self, id: &str, target: &Path, prefixes: &[&str]) -> Result<RestoreReport> {
+    ///
+    /// Each file is written through `staging` under a temporary name in its directory and
+    /// renamed into place once all its blobs are checked and written, so a failure leaves no
+    /// partial file under a snapshot's name.
+    pub fn restore(
+        &self,
+        id: &str,
+        target: &Path,
+        prefixes: &[&str],
+        staging: &dyn Staging,
+    ) -> Result<RestoreReport> {
         for prefix in prefixes {
             check_path(prefix)
                 .map_err(|why| Error::UnsafePath { path: (*prefix).to_owned(), why })?;
@@ -550,20 +655,20 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                 }
                 EntryKind::Symlink { target: link } => links.push((full, entry, link)),
                 EntryKind::File { blobs } => {
-                    if let Some(parent) = full.parent() {
-                        fs::create_dir_all(parent).map_err(io_error("create", parent))?;
-                    }
-                    let mut file = fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(&full)
-                        .map_err(io_error("create", &full))?;
+                    let parent = full.parent().unwrap_or(target);
+                    fs::create_dir_all(parent).map_err(io_error("create", parent))?;
+                    // Under a temporary name until every blob is checked and written: dropped
+                    // on an error, the staged file is removed, and the final name never holds
+                    // a partial file.
+                    let mut staged =
+                        staging.create_in(parent).map_err(io_error("create a file in", parent))?;
+                    let file = staged.file_mut();
                     for blob in blobs {
                         let content = self.read_blob(blob)?;
                         file.write_all(&content).map_err(io_error("write", &full))?;
                         report.bytes += content.len() as u64;
                     }
-                    set_mode(&full, entry.mode)?;
+                    set_file_mode(file, entry.mode, &full)?;
                     let seconds = std::time::Duration::from_secs(entry.mtime.unsigned_abs());
                     let mtime = if entry.mtime >= 0 {
                         UNIX_EPOCH.checked_add(seconds)
@@ -572,6 +677,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                     };
                     let mtime = mtime.unwrap_or(UNIX_EPOCH);
                     file.set_modified(mtime).map_err(io_error("set the time of", &full))?;
+                    staged.persist(&full).map_err(io_error("create", &full))?;
                     report.files += 1;
                 }
             }
@@ -718,13 +824,27 @@ fn io_error(operation: &'static str, path: &Path) -> impl FnOnce(std::io::Error)
 }
 
 /// The tree under `root`: every directory, regular file and link, with its relative path,
-/// sorted by the bytes of that path. Special files are left out and named in `skipped`.
-fn walk(root: &Path, skipped: &mut Vec<String>) -> Result<Vec<(String, PathBuf, fs::Metadata)>> {
+/// sorted by the bytes of that path. Special files are left out and named in the report's
+/// `skipped`; entries an exclusion pattern matches are left out, excluded directories not
+/// descended, and counted in its `excluded`. `tell` hears the count found before each
+/// directory is listed.
+fn walk(
+    root: &Path,
+    excludes: &Excludes,
+    report: &mut BackupReport,
+    tell: &dyn Fn(&BackupProgress),
+) -> Result<Vec<(String, PathBuf, fs::Metadata)>> {
     let mut found = Vec::new();
     let mut pending = vec![(String::new(), root.to_path_buf())];
     while let Some((prefix, dir)) = pending.pop() {
+        tell(&BackupProgress { entries: found.len() as u64, ..BackupProgress::default() });
         for item in fs::read_dir(&dir).map_err(io_error("list", &dir))? {
             let item = item.map_err(io_error("list", &dir))?;
+            // Before the name is checked: a pattern may leave out a name the rules refuse.
+            if excludes.is_excluded(&Path::new(&prefix).join(item.file_name())) {
+                report.excluded += 1;
+                continue;
+            }
             let name = item.file_name().into_string().map_err(|name| Error::UnsafePath {
                 path: format!("{prefix}{}", name.to_string_lossy()),
                 why: "not UTF-8",
@@ -737,14 +857,14 @@ fn walk(root: &Path, skipped: &mut Vec<String>) -> Result<Vec<(String, PathBuf, 
             if kind.is_dir() {
                 pending.push((format!("{path}/"), full.clone()));
             } else if !kind.is_file() && !kind.is_symlink() {
-                skipped.push(path);
+                report.skipped.push(path);
                 continue;
             }
             found.push((path, full, meta));
         }
     }
     found.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    skipped.sort();
+    report.skipped.sort();
     Ok(found)
 }
 
@@ -776,6 +896,21 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(io_error("set the mode of", path))
+}
+
+/// Sets the mode of an open file (a staged one, before it takes its name).
+#[cfg(unix)]
+fn set_file_mode(file: &fs::File, mode: u32, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io_error("set the mode of", path))
+}
+
+#[cfg(not(unix))]
+fn set_file_mode(file: &fs::File, mode: u32, path: &Path) -> Result<()> {
+    let mut permissions = file.metadata().map_err(io_error("inspect", path))?.permissions();
+    permissions.set_readonly(mode & 0o222 == 0);
+    file.set_permissions(permissions).map_err(io_error("set the mode of", path))
 }
 
 #[cfg(not(unix))]

@@ -2,6 +2,8 @@
 //! moved by hand: the retention rules, dry runs, the two phases of a prune, a crash at every
 //! step of a prune, and backups racing prunes.
 
+mod support;
+
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::fs;
@@ -16,6 +18,8 @@ use e2ee_backup_snapshot::{
     BlobName, CANDIDATES_OBJECT, EntryKind, Error, ForgetPolicy, MemoryStore, Snapshots, Store,
     StoreError,
 };
+
+use support::Temps;
 
 const HOUR: u64 = 3_600_000_000;
 const DAY: u64 = 24 * HOUR;
@@ -85,7 +89,7 @@ fn all_restorable<S: Store + ?Sized>(snapshots: &Snapshots<'_, S>) {
         let report = snapshots.verify(&id, true).unwrap();
         assert!(report.is_ok(), "snapshot {id}: {:?}", report.problems);
         let target = tempfile::tempdir().unwrap();
-        snapshots.restore(&id, &target.path().join("t"), &[]).unwrap();
+        snapshots.restore(&id, &target.path().join("t"), &[], &Temps).unwrap();
     }
 }
 
@@ -396,7 +400,7 @@ fn a_backup_that_uploads_while_a_prune_runs_keeps_its_snapshot_restorable() {
     assert!(during.deleted.is_empty(), "{during:?}");
 
     let target = tempfile::tempdir().unwrap();
-    snapshots.restore(&report.id, &target.path().join("t"), &[]).unwrap();
+    snapshots.restore(&report.id, &target.path().join("t"), &[], &Temps).unwrap();
     assert_eq!(read(&target.path().join("t"), "photo"), photo);
     assert_eq!(read(&target.path().join("t"), "new"), b"new");
     // Once the backup is over, a prune deletes nothing it references.

@@ -1,18 +1,23 @@
 //! Snapshots end to end over an in-memory store: deduplication, incremental backups, restore
 //! of odd trees, tampering, path traversal, verify and re-keying (spec chapter 8).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use e2ee_backup_format::{Compression, EncryptOptions, Metadata, encrypt_to_vec};
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_snapshot::{
-    AccountKeys, BlobName, ChunkParams, Error, ManifestError, MemoryStore, Snapshots, Store,
-    StoreError, rekey, snapshot_object,
+    AccountKeys, BackupOptions, BackupPhase, BackupProgress, BlobName, ChunkParams, Error,
+    Excludes, ManifestError, MemoryStore, Snapshots, Store, StoreError, rekey, snapshot_object,
 };
 
 /// Small chunks, so that a few hundred KiB make many of them.
+use support::Temps;
+
 const SMALL: ChunkParams = ChunkParams { min: 1024, avg: 4096, max: 16384 };
 
 fn key(byte: u8) -> BackupKey {
@@ -146,7 +151,7 @@ fn a_changed_file_uploads_only_the_chunks_around_the_change() {
     });
 
     let target = tempfile::tempdir().unwrap();
-    snapshots.restore(&second.id, &target.path().join("r"), &[]).unwrap();
+    snapshots.restore(&second.id, &target.path().join("r"), &[], &Temps).unwrap();
     assert!(fs::read(target.path().join("r/big.db")).unwrap() == content);
 }
 
@@ -166,7 +171,7 @@ fn restore_round_trips_a_tree_with_odd_names() {
     let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
     let report = snapshots.backup(dir.path()).unwrap();
     let target = tempfile::tempdir().unwrap();
-    let restored = snapshots.restore(&report.id, target.path(), &[]).unwrap();
+    let restored = snapshots.restore(&report.id, target.path(), &[], &Temps).unwrap();
     assert_eq!(tree(target.path()), tree(dir.path()));
     assert_eq!(restored.bytes, report.bytes);
     assert_eq!(restored.files, report.files);
@@ -186,9 +191,123 @@ fn restore_round_trips_a_tree_with_odd_names() {
     }
     // A restore never writes into a directory that holds anything.
     assert!(matches!(
-        snapshots.restore(&report.id, target.path(), &[]),
+        snapshots.restore(&report.id, target.path(), &[], &Temps),
         Err(Error::TargetNotEmpty { .. })
     ));
+}
+
+#[test]
+fn excluded_entries_are_left_out_and_excluded_directories_not_descended() {
+    let dir = tempfile::tempdir().unwrap();
+    odd_tree(dir.path());
+    fs::write(dir.path().join("Databases/msgstore.db-wal"), b"wal").unwrap();
+    fs::write(dir.path().join("Media/WhatsApp Images/Sent/draft.tmp"), b"tmp").unwrap();
+    fs::create_dir_all(dir.path().join("Media/.thumbnails/deep")).unwrap();
+    fs::write(dir.path().join("Media/.thumbnails/deep/t.jpg"), b"thumb").unwrap();
+    // A name the rules refuse (section 8.4), inside a directory left out: never read.
+    fs::create_dir_all(dir.path().join("cache")).unwrap();
+    #[cfg(unix)]
+    fs::write(dir.path().join("cache/bad\\name"), b"x").unwrap();
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap();
+    #[cfg(unix)]
+    assert!(matches!(snapshots.backup(dir.path()), Err(Error::UnsafePath { .. })));
+
+    let excludes =
+        Excludes::new(["*.tmp", ".thumbnails", "/cache", "Databases/*-wal", "a b"]).unwrap();
+    let options = BackupOptions { excludes, ..BackupOptions::default() };
+    let report = snapshots.backup_with(dir.path(), &options).unwrap();
+    assert_eq!(report.excluded, 5, "{report:?}");
+    let paths: Vec<String> =
+        snapshots.manifest(&report.id).unwrap().entries.into_iter().map(|e| e.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "Databases",
+            "Databases/msgstore.db",
+            "Media",
+            "Media/WhatsApp Images",
+            "Media/WhatsApp Images/IMG 0001 été 🙂.jpg",
+            "Media/WhatsApp Images/Sent",
+            "Media/WhatsApp Images/Sent/empty",
+            "empty dir",
+            "日本語.txt",
+        ]
+    );
+}
+
+#[test]
+fn a_backup_reports_its_progress_as_it_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    odd_tree(dir.path());
+    fs::write(dir.path().join("copy.db"), noise(1, 70_000)).unwrap();
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::<BackupProgress>::new()));
+    let sink = Arc::clone(&seen);
+    let options = BackupOptions {
+        progress: Some(Arc::new(move |p: &BackupProgress| sink.lock().unwrap().push(*p))),
+        ..BackupOptions::default()
+    };
+    let report = snapshots.backup_with(dir.path(), &options).unwrap();
+    let seen = seen.lock().unwrap().clone();
+
+    // The walk first: entries found so far, nothing read.
+    assert_eq!(seen[0], BackupProgress::default());
+    let scanning = seen.iter().take_while(|p| p.phase == BackupPhase::Scanning).count();
+    assert!(scanning >= 5, "once per directory listed: {scanning}");
+    // Then the files, with the totals known from the start and every count only growing.
+    let uploading = &seen[scanning..];
+    let first = uploading[0];
+    assert_eq!((first.files, first.bytes, first.new_blobs), (0, 0, 0));
+    assert_eq!((first.files_total, first.bytes_total), (report.files, report.bytes));
+    assert_eq!(first.entries, report.files + report.dirs + report.symlinks);
+    for pair in uploading.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        assert_eq!(b.phase, BackupPhase::Uploading);
+        assert!(b.files >= a.files && b.bytes >= a.bytes, "{a:?} then {b:?}");
+        assert!(b.new_bytes >= a.new_bytes && b.reused_bytes >= a.reused_bytes);
+        assert_eq!(b.new_bytes + b.reused_bytes, b.bytes);
+    }
+    assert!(uploading.len() as u64 > report.new_blobs, "a call per chunk and per file");
+    let last = *uploading.last().unwrap();
+    assert_eq!(
+        (last.files, last.bytes, last.new_blobs, last.new_bytes),
+        (report.files, report.bytes, report.new_blobs, report.new_bytes)
+    );
+    assert_eq!((last.reused_blobs, last.reused_bytes), (report.reused_blobs, report.reused_bytes));
+    assert!(report.reused_bytes >= 70_000, "copy.db repeats msgstore.db: {report:?}");
+}
+
+#[test]
+fn a_failed_restore_leaves_no_partial_file_under_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("big.db"), noise(21, 200_000)).unwrap();
+    fs::write(dir.path().join("small"), b"whole").unwrap();
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
+    let id = snapshots.backup(dir.path()).unwrap().id;
+    // Damage a blob in the middle of the large file: the blobs before it check and are written.
+    let manifest = snapshots.manifest(&id).unwrap();
+    let blobs = match &manifest.entries[0].kind {
+        e2ee_backup_snapshot::EntryKind::File { blobs } => blobs.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(blobs.len() > 4, "{} blobs", blobs.len());
+    let object = blobs[blobs.len() / 2].name.object_name();
+    let mut damaged = store.get(&object).unwrap();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    store.set_raw(&object, damaged);
+
+    let target = tempfile::tempdir().unwrap();
+    let err = snapshots.restore(&id, target.path(), &[], &Temps).unwrap_err();
+    assert!(matches!(err, Error::BlobDamaged { .. }), "{err:?}");
+    let left: Vec<String> = fs::read_dir(target.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(left.is_empty(), "neither the file nor its staged copy is left: {left:?}");
 }
 
 #[test]
@@ -199,7 +318,8 @@ fn restore_of_selected_paths_writes_only_those() {
     let mut snapshots = Snapshots::open(&store, &key(1)).unwrap();
     let id = snapshots.backup(dir.path()).unwrap().id;
     let target = tempfile::tempdir().unwrap();
-    let report = snapshots.restore(&id, target.path(), &["Media/WhatsApp Images", "a b"]).unwrap();
+    let report =
+        snapshots.restore(&id, target.path(), &["Media/WhatsApp Images", "a b"], &Temps).unwrap();
     let got: Vec<String> = tree(target.path()).into_keys().collect();
     assert_eq!(
         got,
@@ -215,11 +335,11 @@ fn restore_of_selected_paths_writes_only_those() {
     assert_eq!(report.files, 3);
     // A prefix is a whole component: "Media/WhatsApp" selects nothing.
     let other = tempfile::tempdir().unwrap();
-    let none = snapshots.restore(&id, other.path(), &["Media/WhatsApp"]).unwrap();
+    let none = snapshots.restore(&id, other.path(), &["Media/WhatsApp"], &Temps).unwrap();
     assert_eq!((none.files, none.dirs), (0, 0));
     // A prefix that climbs out is refused before anything is read.
     assert!(matches!(
-        snapshots.restore(&id, &other.path().join("x"), &["../x"]),
+        snapshots.restore(&id, &other.path().join("x"), &["../x"], &Temps),
         Err(Error::UnsafePath { .. })
     ));
 }
@@ -247,7 +367,7 @@ fn two_blob_store() -> (MemoryStore, String, BlobName, BlobName) {
 fn restore_error(store: &MemoryStore, id: &str) -> Error {
     let snapshots = Snapshots::open(store, &key(1)).unwrap();
     let target = tempfile::tempdir().unwrap();
-    snapshots.restore(id, &target.path().join("r"), &[]).unwrap_err()
+    snapshots.restore(id, &target.path().join("r"), &[], &Temps).unwrap_err()
 }
 
 #[test]
@@ -363,7 +483,7 @@ fn a_manifest_entry_that_climbs_out_is_refused_and_nothing_is_written() {
 
     let outer = tempfile::tempdir().unwrap();
     let target = outer.path().join("target");
-    let err = snapshots.restore(id, &target, &[]).unwrap_err();
+    let err = snapshots.restore(id, &target, &[], &Temps).unwrap_err();
     assert!(
         matches!(&err, Error::InvalidManifest { source: ManifestError::UnsafePath { .. }, .. }),
         "{err:?}"
@@ -385,7 +505,7 @@ fn links_that_could_leave_the_target_are_not_made() {
     let report = snapshots.backup(dir.path()).unwrap();
     assert_eq!(report.symlinks, 3);
     let target = tempfile::tempdir().unwrap();
-    let restored = snapshots.restore(&report.id, target.path(), &[]).unwrap();
+    let restored = snapshots.restore(&report.id, target.path(), &[], &Temps).unwrap();
     assert_eq!(restored.skipped_links, ["abs", "up"]);
     assert_eq!(restored.symlinks, 1);
     assert!(fs::symlink_metadata(target.path().join("up")).is_err());
@@ -396,7 +516,7 @@ fn links_that_could_leave_the_target_are_not_made() {
     std::os::unix::fs::symlink("media/x.jpg", dir.path().join("sub/inner")).unwrap();
     let id = snapshots.backup(dir.path()).unwrap().id;
     let only = tempfile::tempdir().unwrap();
-    let restored = snapshots.restore(&id, only.path(), &["sub/inner"]).unwrap();
+    let restored = snapshots.restore(&id, only.path(), &["sub/inner"], &Temps).unwrap();
     assert_eq!((restored.symlinks, restored.dirs), (1, 0));
     assert_eq!(fs::read_link(only.path().join("sub/inner")).unwrap(), Path::new("media/x.jpg"));
 }
@@ -468,7 +588,7 @@ fn rekey_rewraps_the_media_root_key_and_manifests_but_no_blob() {
 
     let snapshots = Snapshots::open(&store, &key(9)).unwrap();
     let target = tempfile::tempdir().unwrap();
-    snapshots.restore(&id, target.path(), &[]).unwrap();
+    snapshots.restore(&id, target.path(), &[], &Temps).unwrap();
     assert_eq!(tree(target.path()), tree(dir.path()));
     assert!(matches!(Snapshots::open(&store, &key(1)), Err(Error::MediaRootKey { .. })));
 

@@ -13,9 +13,18 @@ use crate::failure::Failure;
 use crate::output::{Report, is_stdio, rate};
 
 pub fn backup(args: &BackupArgs) -> Result<Report, Failure> {
+    let directory = !is_stdio(&args.file) && args.file.is_dir();
+    let excluding = !args.exclude.is_empty() || !args.exclude_file.is_empty();
+    if excluding && !directory {
+        return Err(Failure::usage(
+            "usage",
+            "--exclude and --exclude-file apply to a directory backup only",
+        ));
+    }
     let (mut client, _) = args.client.open()?;
-    if !is_stdio(&args.file) && args.file.is_dir() {
-        return crate::snapshots::backup(&client, &args.file);
+    if directory {
+        let excludes = crate::snapshots::excludes(&args.exclude, &args.exclude_file)?;
+        return crate::snapshots::backup(&client, &args.file, excludes);
     }
     let stdin = is_stdio(&args.file);
     let name = match &args.name {

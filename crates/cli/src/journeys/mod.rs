@@ -132,6 +132,17 @@ pub struct BackupArgs {
     /// picks it over the real backups made before it.
     #[arg(long)]
     pub allow_empty: bool,
+    /// With a directory: leave out the entries PATTERN matches (repeatable). A glob (`*`, `?`,
+    /// `[a-z]`, `{jpg,png}`, `**`), case-sensitive. Without a `/` it matches a name at any
+    /// depth (`*.tmp`, `.thumbnails`); with a `/` it matches the path from the directory
+    /// (`Media/Sent/*`, `/cache`, `**/*.wal`), `*` not crossing a `/`. An excluded directory
+    /// is not read at all.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// With a directory: leave out what the patterns in FILE match, one a line (as --exclude;
+    /// blank lines and lines starting with `#` are skipped). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
