@@ -90,6 +90,8 @@ fn flip(bytes: &[u8], at: usize) -> Vec<u8> {
 }
 
 struct Case {
+    /// The pinned fleet id.
+    fleet: &'static [u8],
     comment: &'static str,
     flags: &'static [&'static str],
     signed: Vec<u8>,
@@ -98,9 +100,9 @@ struct Case {
     last_seen: Option<u64>,
 }
 
-fn pin(auditor: bool) -> PinnedFleet {
+fn pin(fleet: &[u8], auditor: bool) -> PinnedFleet {
     PinnedFleet {
-        fleet_id: FLEET.to_vec(),
+        fleet_id: fleet.to_vec(),
         authority: seed("authority").verifying_key(),
         auditor: auditor.then(|| seed("auditor").verifying_key()),
     }
@@ -114,7 +116,7 @@ impl Case {
             "comment": self.comment,
             "flags": self.flags,
             "pin": {
-                "fleetId": hex::encode(FLEET),
+                "fleetId": hex::encode(self.fleet),
                 "authority": hex::encode(seed("authority").verifying_key().as_bytes()),
                 "auditor": auditor,
             },
@@ -122,7 +124,7 @@ impl Case {
             "now": self.now,
             "lastSeenEpoch": self.last_seen,
         });
-        match pin(self.auditor_pinned).verify(&self.signed, self.now, self.last_seen) {
+        match pin(self.fleet, self.auditor_pinned).verify(&self.signed, self.now, self.last_seen) {
             Ok(bundle) => {
                 case["result"] = json!("valid");
                 case["bundle"] = json!({
@@ -150,6 +152,7 @@ pub fn generate() -> Value {
     let plain = signed(&good, &authority, None);
     let audited = signed(&good, &authority, Some(&auditor));
     let case = |comment, flags, signed: &[u8], auditor_pinned, now, last_seen| Case {
+        fleet: FLEET,
         comment,
         flags,
         signed: signed.to_vec(),
@@ -333,9 +336,13 @@ pub fn generate() -> Value {
             Some(EPOCH + 1),
         ),
     ];
+    let (more_valid, more_invalid) = more_cases();
     let mut groups = vec![
         json!({ "type": "FleetBundleValid", "tests": valid.iter().map(Case::json).collect::<Vec<_>>() }),
         json!({ "type": "FleetBundleInvalid", "tests": invalid.iter().map(Case::json).collect::<Vec<_>>() }),
+        // Added later, after the first two so that their tcIds stay.
+        json!({ "type": "FleetBundleValid", "tests": more_valid }),
+        json!({ "type": "FleetBundleInvalid", "tests": more_invalid }),
     ];
     number(&mut groups);
     envelope(
@@ -346,6 +353,192 @@ pub fn generate() -> Value {
         NOTES,
         groups,
     )
+}
+
+/// The boundaries and field order of section 4.3 that the first groups left without a vector.
+/// Each case states the outcome the spec gives, and the generator stops if the verifier
+/// disagrees, so these vectors do not merely record what the code does.
+fn more_cases() -> (Vec<Value>, Vec<Value>) {
+    const LONGEST: &[u8] = &[b'f'; 64];
+    let authority = seed("authority");
+    let auditor = seed("auditor");
+    let two = keys(2);
+    let (mut valid, mut invalid) = (Vec::new(), Vec::new());
+    let mut add = |comment: &'static str,
+                   flags: &'static [&'static str],
+                   fleet: &'static [u8],
+                   signed: Vec<u8>,
+                   auditor_pinned: bool,
+                   expected: &str| {
+        let case =
+            Case { fleet, comment, flags, signed, auditor_pinned, now: NOW, last_seen: None }
+                .json();
+        let outcome = case["error"].as_str().unwrap_or("valid");
+        assert_eq!(
+            outcome, expected,
+            "fleet-bundle vector {comment:?}: the verifier disagrees with spec 4.3"
+        );
+        if expected == "valid" { valid.push(case) } else { invalid.push(case) }
+    };
+    // The largest body: a 64-byte fleet id and 16 keys are 612 bytes; one byte more is refused
+    // by the framing of step 1, before any signature is checked.
+    let largest = body(1, LONGEST, EPOCH, NOT_AFTER, &keys(16));
+    assert_eq!(largest.len(), 612);
+    add(
+        "the largest body: 612 bytes",
+        &["Valid", "Boundary"],
+        LONGEST,
+        signed(&largest, &authority, None),
+        false,
+        "valid",
+    );
+    let mut too_long = largest.clone();
+    too_long.push(0);
+    add(
+        "a body of 613 bytes (its signature is good)",
+        &["Framing", "Boundary"],
+        LONGEST,
+        signed(&too_long, &authority, None),
+        false,
+        "malformed",
+    );
+    let zero_key = [(1u8, [0u8; 32])];
+    add(
+        "an all-zero HPKE key: not checked on acceptance",
+        &["Valid"],
+        FLEET,
+        signed(&body(1, FLEET, EPOCH, NOT_AFTER, &zero_key), &authority, None),
+        false,
+        "valid",
+    );
+
+    // Step 4: the version before anything else of the body; then front to back.
+    let mut v2_no_keys = body(2, FLEET, EPOCH, NOT_AFTER, &[]);
+    v2_no_keys.truncate(v2_no_keys.len() - 1);
+    add(
+        "version 2 and a body cut before key_count: the version first",
+        &["Body", "Order"],
+        FLEET,
+        signed(&v2_no_keys, &authority, None),
+        false,
+        "unsupported-version",
+    );
+    add(
+        "version 2 and no key: the version first",
+        &["Body", "Order"],
+        FLEET,
+        signed(&body(2, FLEET, EPOCH, NOT_AFTER, &[]), &authority, None),
+        false,
+        "unsupported-version",
+    );
+    add(
+        "a 65-byte fleet id",
+        &["Body", "Boundary"],
+        FLEET,
+        signed(&body(1, &[b'f'; 65], EPOCH, NOT_AFTER, &two), &authority, None),
+        false,
+        "malformed",
+    );
+    let mut runs_past = body(1, FLEET, EPOCH, NOT_AFTER, &two);
+    runs_past[1..3].copy_from_slice(&600u16.to_be_bytes());
+    add(
+        "a fleet id length that runs past the body",
+        &["Body"],
+        FLEET,
+        signed(&runs_past, &authority, None),
+        false,
+        "malformed",
+    );
+    let cut_epoch = body(1, FLEET, EPOCH, NOT_AFTER, &two)[..3 + FLEET.len() + 4].to_vec();
+    add(
+        "a body that ends inside epoch",
+        &["Body"],
+        FLEET,
+        signed(&cut_epoch, &authority, None),
+        false,
+        "malformed",
+    );
+    let mut cut_key = body(1, FLEET, EPOCH, NOT_AFTER, &two);
+    cut_key.truncate(cut_key.len() - 10);
+    add(
+        "a body that ends inside its second key",
+        &["Body"],
+        FLEET,
+        signed(&cut_key, &authority, None),
+        false,
+        "malformed",
+    );
+    let mut after_keys = body(1, FLEET, EPOCH, NOT_AFTER, &two);
+    after_keys.push(0);
+    add(
+        "a byte after the last key",
+        &["Body"],
+        FLEET,
+        signed(&after_keys, &authority, None),
+        false,
+        "malformed",
+    );
+    let mut duplicate = keys(3);
+    duplicate[1].0 = duplicate[0].0;
+    let mut duplicate_then_cut = body(1, FLEET, EPOCH, NOT_AFTER, &duplicate);
+    duplicate_then_cut.truncate(duplicate_then_cut.len() - 5);
+    add(
+        "a key id repeated by the second key, the third cut: the repeat first",
+        &["Body", "Order"],
+        FLEET,
+        signed(&duplicate_then_cut, &authority, None),
+        false,
+        "duplicate-key-id",
+    );
+    let mut count_then_cut = body(1, FLEET, EPOCH, NOT_AFTER, &keys(17));
+    count_then_cut.truncate(3 + FLEET.len() + 16 + 1);
+    add(
+        "key_count 17 and no key bytes: the count first",
+        &["Body", "Order", "Boundary"],
+        FLEET,
+        signed(&count_then_cut, &authority, None),
+        false,
+        "malformed",
+    );
+    add(
+        "a body of another fleet that also repeats a key id: the body first",
+        &["Body", "Order"],
+        b"not.this.fleet",
+        signed(&body(1, FLEET, EPOCH, NOT_AFTER, &duplicate), &authority, None),
+        false,
+        "duplicate-key-id",
+    );
+
+    // Step 1: the framing around the body.
+    let good = body(1, FLEET, EPOCH, NOT_AFTER, &two);
+    let plain = signed(&good, &authority, None);
+    let audited = signed(&good, &authority, Some(&auditor));
+    add("cut inside the body", &["Framing"], FLEET, plain[..20].to_vec(), false, "malformed");
+    add(
+        "cut before has_auditor",
+        &["Framing"],
+        FLEET,
+        plain[..plain.len() - 1].to_vec(),
+        false,
+        "malformed",
+    );
+    add(
+        "cut inside the auditor signature",
+        &["Framing", "Auditor"],
+        FLEET,
+        audited[..audited.len() - 1].to_vec(),
+        false,
+        "malformed",
+    );
+    add(
+        "cut inside the auditor signature, no auditor pinned",
+        &["Framing", "Auditor"],
+        FLEET,
+        audited[..audited.len() - 1].to_vec(),
+        false,
+        "malformed",
+    );
+    (valid, invalid)
 }
 
 /// Checks one case.
