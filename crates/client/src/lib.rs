@@ -80,6 +80,10 @@ pub use client::{
     RotateReport, Setup, Source, Status,
 };
 pub use error::{Error, Result};
+/// The object store API of [`Options::store`] and [`store::BackupStore::with_store`],
+/// re-exported so that a caller names the same version: a major upgrade of `object_store` here
+/// is a major version of this crate.
+pub use object_store;
 pub use pin::FleetPin;
 pub use state::{Mode, RestoredMode};
 #[cfg(feature = "http")]

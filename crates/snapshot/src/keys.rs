@@ -158,6 +158,7 @@ impl MediaKeys {
     }
 
     /// The blob-name key, for test vectors only.
+    #[doc(hidden)] // reproducing test vectors only: never a fixed draw in production
     pub fn blob_name_key_for_test_vectors(&self) -> &[u8; 32] {
         &self.name_key
     }

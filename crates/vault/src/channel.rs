@@ -408,6 +408,7 @@ impl ResponseSealer {
 
     /// Seals the response with the given response nonce. For test vectors only: a nonce must
     /// never be chosen by anything but a cryptographic generator.
+    #[doc(hidden)] // reproducing test vectors only: never a fixed draw in production
     pub fn seal_with_nonce(
         self,
         response_nonce: &[u8; RESPONSE_NONCE_LEN],
@@ -442,6 +443,7 @@ pub fn seal_request<R: RngCore + CryptoRng>(
 
 /// [`seal_request`] with the ephemeral key pair `DeriveKeyPair(ikm_e)` instead of a random one.
 /// For test vectors only: reusing `ikm_e` reuses the ephemeral key and breaks the channel.
+#[doc(hidden)] // reproducing test vectors only: never a fixed draw in production
 pub fn seal_request_with_ephemeral_ikm(
     ikm_e: &[u8; 32],
     fleet_id: &[u8],

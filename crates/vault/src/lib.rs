@@ -55,3 +55,8 @@ pub mod suite;
 pub mod ticket;
 pub mod wire;
 pub mod wrap;
+
+/// The random number generator traits of this crate's signatures (`RngCore + CryptoRng`),
+/// re-exported so that a caller names the same version: a major upgrade of `rand_core` here is
+/// a major version of this crate.
+pub use rand_core;

@@ -43,6 +43,7 @@ pub fn seal_key<R: RngCore + CryptoRng>(
 }
 
 /// [`seal_key`] with the nonce given: for test vectors.
+#[doc(hidden)] // reproducing test vectors only: never a fixed draw in production
 pub fn seal_key_with_nonce(
     nonce: &[u8; NONCE_LEN],
     export_key: &[u8],
