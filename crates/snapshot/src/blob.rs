@@ -61,7 +61,9 @@ pub fn seal_blob(keys: &MediaKeys, name: &BlobName, content: &[u8]) -> Result<Ve
     seal_blob_with(keys, name, content, EncryptOptions::default())
 }
 
-pub(crate) fn seal_blob_with(
+/// [`seal_blob`] with the format's options (a fixed salt, to reproduce test vectors).
+#[doc(hidden)] // reproducing test vectors only: never a fixed draw in production
+pub fn seal_blob_with(
     keys: &MediaKeys,
     name: &BlobName,
     content: &[u8],

@@ -76,7 +76,8 @@ pub use prune::{
 pub use snapshots::{
     BackupOptions, BackupPhase, BackupProgress, BackupProgressFn, BackupReport, ChunkParams, Clock,
     MEDIA_ROOT_OBJECT, RekeyReport, RestoreReport, SNAPSHOT_DIR, SnapshotInfo, Snapshots,
-    VerifyReport, delete_all, is_snapshot_id, open_manifest, rekey, seal_manifest, snapshot_object,
+    VerifyReport, delete_all, is_snapshot_id, open_manifest, rekey, seal_manifest,
+    seal_manifest_with, snapshot_object,
 };
 pub use staging::{StagedFile, Staging};
 pub use store::{MemoryStore, Store, StoreError};

@@ -244,9 +244,19 @@ fn now() -> u64 {
 
 /// Encrypts a manifest into its object under the manifest key.
 pub fn seal_manifest(account: &AccountKeys, id: &str, manifest: &Manifest) -> Result<Vec<u8>> {
+    seal_manifest_with(account, id, manifest, EncryptOptions::default())
+}
+
+/// [`seal_manifest`] with the format's options (a fixed salt, to reproduce test vectors).
+#[doc(hidden)] // reproducing test vectors only: never a fixed draw in production
+pub fn seal_manifest_with(
+    account: &AccountKeys,
+    id: &str,
+    manifest: &Manifest,
+    mut options: EncryptOptions,
+) -> Result<Vec<u8>> {
     let encoded =
         manifest.encode().map_err(|source| Error::InvalidManifest { id: id.to_owned(), source })?;
-    let mut options = EncryptOptions::default();
     options.compression = Compression::Zstd;
     options.metadata = Metadata {
         created_at: manifest.created_at,

@@ -4,9 +4,12 @@
 //! valid manifests with their structure and bytes, and invalid encodings, each breaking one
 //! rule, with the word of section 8.5 a reader reports.
 
+use e2ee_backup_format::EncryptOptions;
 use e2ee_backup_kdf::BackupKey;
+use e2ee_backup_snapshot::blob::{open_blob, seal_blob_with};
 use e2ee_backup_snapshot::{
-    AccountKeys, BlobName, BlobRef, Entry, EntryKind, Manifest, MediaKeys, MediaRootKey,
+    AccountKeys, BlobName, BlobRef, Entry, EntryKind, Error, Manifest, MediaKeys, MediaRootKey,
+    open_manifest, seal_manifest_with,
 };
 use serde_json::{Value, json};
 
@@ -30,6 +33,14 @@ const NOTES: &[(&str, &str)] = &[
     (
         "InvalidManifest",
         "An encoding a reader refuses, breaking the one rule the error names (8.5).",
+    ),
+    (
+        "BlobFile",
+        "A blob object (8.6): a native file under the blob key whose `blob` field names it; read as the blob `name`, it gives `content` or the error of the first failed check of 8.6, with the format's code as `cause` for blob-damaged.",
+    ),
+    (
+        "ManifestFile",
+        "A manifest object (8.5, Encryption): a zstd-compressed native file under the manifest key whose `snapshot` field is its id; read as snapshot `id`, it gives `manifest` or the error, with the format's code as `cause` for manifest-damaged. The compressed bytes depend on the compressor: only reading is required.",
     ),
 ];
 
@@ -109,17 +120,187 @@ pub fn generate() -> Value {
         json!({ "type": "Keys", "tests": key_tests }),
         json!({ "type": "BlobName", "tests": name_tests }),
         json!({ "type": "Manifest", "tests": manifest_tests }),
+        json!({ "type": "BlobFile", "tests": blob_files() }),
+        json!({ "type": "ManifestFile", "tests": manifest_files() }),
     ];
     number(&mut groups);
     envelope(
         ALGORITHM,
         &[
             "Snapshots of directories (spec chapter 8): the keys of K and of the media root key, blob names, and the manifest encoding.",
-            "Blob and manifest files are native backup files (chapter 3) under the keys listed here; their vectors are backup-format's.",
+            "Blob and manifest files are native backup files (chapter 3) under the keys listed here; the BlobFile and ManifestFile groups check what a reader adds to chapter 3 (8.5, 8.6).",
         ],
         NOTES,
         groups,
     )
+}
+
+/// The outcome of reading: the code of the error, and the format's code under it.
+fn refusal(err: &Error) -> (&'static str, Option<&'static str>) {
+    match err {
+        Error::BlobDamaged { source, .. } | Error::ManifestDamaged { source, .. } => {
+            (err.code(), Some(source.code()))
+        }
+        _ => (err.code(), None),
+    }
+}
+
+/// Blob objects read under a name: the blob, another's (swapped, renamed), a content that is
+/// not the name's, another media root key's, a damaged one.
+fn blob_files() -> Vec<Value> {
+    let mrk = worked_mrk();
+    let keys = MediaKeys::derive(&MediaRootKey::from_bytes(mrk));
+    let content = WORKED_CONTENT.to_vec();
+    let name = keys.blob_name(&content);
+    let other = b"another blob".to_vec();
+    let other_name = keys.blob_name(&other);
+    let seal = |keys: &MediaKeys, name: &BlobName, content: &[u8], label: &str| {
+        let options = EncryptOptions::default()
+            .with_fixed_salt_for_test_vectors(draw32(&format!("snapshot/blob-salt/{label}")));
+        seal_blob_with(keys, name, content, options).expect("a blob seals")
+    };
+    let file = seal(&keys, &name, &content, "worked");
+    let mut damaged = file.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    let stranger = MediaKeys::derive(&MediaRootKey::from_bytes(draw32("snapshot/mrk/1")));
+    let cases: [(&str, &BlobName, Vec<u8>, Option<(&str, Option<&str>)>); 5] = [
+        ("the worked example's blob", &name, file.clone(), None),
+        (
+            "read as another blob's name: moved or swapped",
+            &other_name,
+            file,
+            Some(("blob-renamed", None)),
+        ),
+        (
+            "its field names it, but its content has another name (only a holder of MRK makes this)",
+            &name,
+            seal(&keys, &name, &other, "mismatch"),
+            Some(("blob-content-mismatch", None)),
+        ),
+        (
+            "sealed under another media root key",
+            &name,
+            seal(&stranger, &name, &content, "stranger"),
+            Some(("blob-damaged", Some("wrong-key"))),
+        ),
+        (
+            "its last tag byte changed",
+            &name,
+            damaged,
+            Some(("blob-damaged", Some("chunk-modified"))),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(comment, read_as, file, expected)| {
+            let outcome = open_blob(&keys, read_as, &file);
+            let mut case = json!({
+                "comment": comment, "flags": ["BlobFile"],
+                "mediaRootKey": hex::encode(mrk), "name": read_as.to_hex(), "file": hex::encode(&file),
+            });
+            match (outcome, expected) {
+                (Ok(found), None) => {
+                    case["result"] = json!("valid");
+                    case["content"] = json!(hex::encode(found));
+                }
+                (Err(err), Some((error, cause))) => {
+                    assert_eq!(refusal(&err), (error, cause), "{comment}: spec 8.6 says otherwise");
+                    case["result"] = json!("invalid");
+                    case["error"] = json!(error);
+                    case["cause"] = json!(cause);
+                }
+                (outcome, expected) => panic!("{comment}: {:?} but spec 8.6 gives {expected:?}", outcome.map(|_| ())),
+            }
+            case
+        })
+        .collect()
+}
+
+/// Manifest objects read as a snapshot: its own, under another id (moved or replayed),
+/// another K's.
+fn manifest_files() -> Vec<Value> {
+    let k = worked_k();
+    let account = AccountKeys::derive(&BackupKey::from_bytes(k));
+    let id = "00001780000000000000-0123456789abcdef";
+    let other_id = "00001780000000000001-fedcba9876543210";
+    let manifest = worked_manifest();
+    let seal = |account: &AccountKeys, label: &str| {
+        let options = EncryptOptions::default()
+            .with_fixed_salt_for_test_vectors(draw32(&format!("snapshot/manifest-salt/{label}")));
+        seal_manifest_with(account, id, &manifest, options).expect("a manifest seals")
+    };
+    let file = seal(&account, "worked");
+    let stranger = AccountKeys::derive(&BackupKey::from_bytes(draw32("snapshot/k/1")));
+    let cases: [(&str, &str, Vec<u8>, Option<(&str, Option<&str>)>); 3] = [
+        ("the worked example's manifest as its snapshot", id, file.clone(), None),
+        (
+            "read as another snapshot: moved or replayed",
+            other_id,
+            file,
+            Some(("manifest-renamed", None)),
+        ),
+        (
+            "sealed under another K's manifest key",
+            id,
+            seal(&stranger, "stranger"),
+            Some(("manifest-damaged", Some("wrong-key"))),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(comment, read_as, file, expected)| {
+            let mut case = json!({
+                "comment": comment, "flags": ["ManifestFile"],
+                "key": hex::encode(k), "id": read_as, "file": hex::encode(&file),
+            });
+            match (open_manifest(&account, read_as, &file), expected) {
+                (Ok(found), None) => {
+                    case["result"] = json!("valid");
+                    case["manifest"] = manifest_json(&found);
+                }
+                (Err(err), Some((error, cause))) => {
+                    assert_eq!(refusal(&err), (error, cause), "{comment}: spec 8.5 says otherwise");
+                    case["result"] = json!("invalid");
+                    case["error"] = json!(error);
+                    case["cause"] = json!(cause);
+                }
+                (outcome, expected) => {
+                    panic!("{comment}: {:?} but spec 8.5 gives {expected:?}", outcome.map(|_| ()))
+                }
+            }
+            case
+        })
+        .collect()
+}
+
+/// Checks a blob or manifest object case.
+fn verify_file(case: &Value) -> Result<(), String> {
+    let file = hex_field(case, "file")?;
+    let outcome = if case.get("mediaRootKey").is_some() {
+        let mrk = hex_field(case, "mediaRootKey")?.try_into().map_err(|_| "MRK is not 32 bytes")?;
+        let keys = MediaKeys::derive(&MediaRootKey::from_bytes(mrk));
+        let name: [u8; 32] =
+            hex_field(case, "name")?.try_into().map_err(|_| "name is not 32 bytes")?;
+        open_blob(&keys, &BlobName(name), &file)
+            .map(|content| ("content", json!(hex::encode(content))))
+    } else {
+        let k = hex_field(case, "key")?.try_into().map_err(|_| "key is not 32 bytes")?;
+        let account = AccountKeys::derive(&BackupKey::from_bytes(k));
+        let id = case["id"].as_str().ok_or("no id")?;
+        open_manifest(&account, id, &file).map(|m| ("manifest", manifest_json(&m)))
+    };
+    match (case["result"].as_str(), outcome) {
+        (Some("valid"), Ok((field, found))) => expect_eq(field, &found, &case[field]),
+        (Some("invalid"), Err(err)) => {
+            let (error, cause) = refusal(&err);
+            expect_eq("error", Some(error), case["error"].as_str())?;
+            expect_eq("cause", cause, case["cause"].as_str())
+        }
+        (result, outcome) => {
+            Err(format!("expected {result:?}, got {:?}", outcome.map(|(field, _)| field)))
+        }
+    }
 }
 
 fn derive(k: &[u8; 32], mrk: &[u8; 32]) -> Value {
@@ -387,6 +568,9 @@ fn invalid_encodings() -> Vec<(&'static str, Vec<u8>, &'static str)> {
 
 /// Checks one case.
 pub fn verify_case(case: &Value) -> Result<(), String> {
+    if case.get("file").is_some() {
+        return verify_file(case);
+    }
     if case.get("manifestKey").is_some() {
         let k = hex_field(case, "key")?.try_into().map_err(|_| "key is not 32 bytes")?;
         let mrk = hex_field(case, "mediaRootKey")?.try_into().map_err(|_| "MRK is not 32 bytes")?;

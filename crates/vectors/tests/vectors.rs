@@ -88,7 +88,7 @@ fn fleet_bundle_cases_catch_a_changed_expectation() {
 fn snapshot_cases_catch_a_changed_expectation() {
     let path = vectors_dir().join("snapshot.json");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(e2ee_backup_vectors::verify(&json).unwrap(), 36);
+    assert_eq!(e2ee_backup_vectors::verify(&json).unwrap(), 44);
     let flip = |text: &Value| {
         let mut text = text.as_str().unwrap().to_owned();
         let last = if text.ends_with('0') { "1" } else { "0" };
@@ -116,6 +116,17 @@ fn snapshot_cases_catch_a_changed_expectation() {
         .unwrap();
     case["error"] = "invalid-value".into();
     changed.push(word);
+    // A blob's content, a renamed blob's error, a manifest's cause, each changed.
+    for (group, index, field, value) in [
+        (3, 0, "content", None),
+        (3, 1, "error", Some("blob-content-mismatch")),
+        (4, 2, "cause", Some("chunk-modified")),
+    ] {
+        let mut json = json.clone();
+        let case = &mut json["testGroups"][group]["tests"][index];
+        case[field] = value.map_or_else(|| flip(&case[field]), Value::from);
+        changed.push(json);
+    }
     for json in changed {
         assert!(e2ee_backup_vectors::verify(&json).is_err());
     }
