@@ -135,6 +135,9 @@ pub fn generate() -> Value {
     )
 }
 
+/// The refusal a case expects (`None`: it reads): the error's code and the format's under it.
+type Refusal = Option<(&'static str, Option<&'static str>)>;
+
 /// The outcome of reading: the code of the error, and the format's code under it.
 fn refusal(err: &Error) -> (&'static str, Option<&'static str>) {
     match err {
@@ -164,7 +167,7 @@ fn blob_files() -> Vec<Value> {
     let last = damaged.len() - 1;
     damaged[last] ^= 1;
     let stranger = MediaKeys::derive(&MediaRootKey::from_bytes(draw32("snapshot/mrk/1")));
-    let cases: [(&str, &BlobName, Vec<u8>, Option<(&str, Option<&str>)>); 5] = [
+    let cases: [(&str, &BlobName, Vec<u8>, Refusal); 5] = [
         ("the worked example's blob", &name, file.clone(), None),
         (
             "read as another blob's name: moved or swapped",
@@ -232,7 +235,7 @@ fn manifest_files() -> Vec<Value> {
     };
     let file = seal(&account, "worked");
     let stranger = AccountKeys::derive(&BackupKey::from_bytes(draw32("snapshot/k/1")));
-    let cases: [(&str, &str, Vec<u8>, Option<(&str, Option<&str>)>); 3] = [
+    let cases: [(&str, &str, Vec<u8>, Refusal); 3] = [
         ("the worked example's manifest as its snapshot", id, file.clone(), None),
         (
             "read as another snapshot: moved or replayed",
