@@ -17,6 +17,10 @@ use e2ee_backup_crypt15::{KeyFileError, Variant, keyfile};
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_kdf::digits::{self, KeyParseError};
 use e2ee_backup_kdf::schedule::vault_wrapping_key;
+use e2ee_backup_snapshot::blob::open_blob;
+use e2ee_backup_snapshot::{
+    AccountKeys, BlobName, Error as SnapshotError, Manifest, MediaKeys, MediaRootKey, open_manifest,
+};
 use e2ee_backup_vault::fleet::PinnedFleet;
 use ed25519_dalek::VerifyingKey;
 use serde_json::{Value, json};
@@ -130,7 +134,55 @@ fn respond(request: &Value) -> Result<Value, String> {
             }
             Err(other) => Err(format!("a key file error with no code: {other}")),
         },
+        Some("snapshot-keys") => ok(crate::snapshot::derive(
+            &bytes32(request, "key")?,
+            &bytes32(request, "mediaRootKey")?,
+        )),
+        Some("blob-name") => ok(crate::snapshot::blob_name(
+            &bytes32(request, "mediaRootKey")?,
+            &hex_field(request, "content")?,
+        )),
+        Some("manifest-decode") => match Manifest::decode(&hex_field(request, "encoding")?) {
+            Ok(manifest) => {
+                let encoding = manifest.encode().map_err(|e| format!("re-encoding: {e}"))?;
+                ok(json!({
+                    "manifest": crate::snapshot::manifest_json(&manifest),
+                    "encoding": hex::encode(encoding),
+                }))
+            }
+            Err(e) => Ok(json!({ "error": e.code() })),
+        },
+        Some("blob-open") => {
+            let keys =
+                MediaKeys::derive(&MediaRootKey::from_bytes(bytes32(request, "mediaRootKey")?));
+            let name = BlobName(bytes32(request, "name")?);
+            match open_blob(&keys, &name, &hex_field(request, "file")?) {
+                Ok(content) => ok(json!({ "content": hex::encode(content) })),
+                Err(e) => Ok(snapshot_refusal(&e)),
+            }
+        }
+        Some("manifest-open") => {
+            let account = AccountKeys::derive(&BackupKey::from_bytes(bytes32(request, "key")?));
+            let id = request["id"].as_str().ok_or("id is not a string")?;
+            match open_manifest(&account, id, &hex_field(request, "file")?) {
+                Ok(manifest) => {
+                    ok(json!({ "manifest": crate::snapshot::manifest_json(&manifest) }))
+                }
+                Err(e) => Ok(snapshot_refusal(&e)),
+            }
+        }
         other => Err(format!("unknown op {other:?}")),
+    }
+}
+
+/// A snapshot reader's refusal: its code, and for a `-damaged` one the format's code as `cause`.
+fn snapshot_refusal(err: &SnapshotError) -> Value {
+    match err {
+        SnapshotError::BlobDamaged { source, .. }
+        | SnapshotError::ManifestDamaged { source, .. } => {
+            json!({ "error": err.code(), "cause": source.code() })
+        }
+        _ => json!({ "error": err.code() }),
     }
 }
 

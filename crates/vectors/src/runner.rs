@@ -1,5 +1,5 @@
 //! Runs the stateless vector families against another implementation (`e2ee-backup-vectors run`):
-//! the vectors of spec sections 2.2, 2.3, 3.8, 4.14 and 6.9.
+//! the vectors of spec sections 2.2, 2.3, 3.8, 4.14, 6.9 and 8.14.
 //!
 //! The other implementation is wrapped in an *adapter*: a program that reads one JSON request
 //! per line on its standard input and writes one JSON answer per line on its standard output,
@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 
 /// The families the runner drives, in the order it runs them.
 pub const FAMILIES: &[&str] =
-    &["key-encoding", "key-schedule", "fleet-bundle", "backup-format", "crypt15"];
+    &["key-encoding", "key-schedule", "fleet-bundle", "backup-format", "crypt15", "snapshot"];
 
 /// The families the runner leaves out: their cases are sequences of calls over a state and
 /// deterministic random draws, which the line protocol does not carry.
@@ -168,7 +168,9 @@ fn request_of(
         let code = code.as_str().ok_or("the error is not a code")?.to_owned();
         let details = details
             .iter()
-            .filter_map(|d| case.get(*d).map(|v| (d.to_string(), v.clone())))
+            .filter_map(|d| {
+                case.get(*d).filter(|v| !v.is_null()).map(|v| (d.to_string(), v.clone()))
+            })
             .collect();
         Ok(Expected::Error { code, details })
     };
@@ -242,6 +244,43 @@ fn request_of(
                 error(&case["error"], &[])?
             };
             ("crypt15-decrypt", &["key", "file"], expected)
+        }
+        "snapshot" if case.get("manifestKey").is_some() => (
+            "snapshot-keys",
+            &["key", "mediaRootKey"],
+            Expected::Ok(pick(
+                case,
+                &["mediaRootWrapKey", "manifestKey", "blobNameKey", "blobKey", "chunkingSeed"],
+            )?),
+        ),
+        "snapshot" if case.get("file").is_some() && case.get("mediaRootKey").is_some() => {
+            let expected = if valid {
+                Expected::Ok(pick(case, &["content"])?)
+            } else {
+                error(&case["error"], &["cause"])?
+            };
+            ("blob-open", &["mediaRootKey", "name", "file"], expected)
+        }
+        "snapshot" if case.get("file").is_some() => {
+            let expected = if valid {
+                Expected::Ok(pick(case, &["manifest"])?)
+            } else {
+                error(&case["error"], &["cause"])?
+            };
+            ("manifest-open", &["key", "id", "file"], expected)
+        }
+        "snapshot" if case.get("name").is_some() => (
+            "blob-name",
+            &["mediaRootKey", "content"],
+            Expected::Ok(pick(case, &["name", "object"])?),
+        ),
+        "snapshot" => {
+            let expected = if valid {
+                Expected::Ok(pick(case, &["manifest", "encoding"])?)
+            } else {
+                error(&case["error"], &[])?
+            };
+            ("manifest-decode", &["encoding"], expected)
         }
         other => return Err(format!("the runner does not drive the {other} family")),
     })

@@ -306,7 +306,7 @@ fn verify_file(case: &Value) -> Result<(), String> {
     }
 }
 
-fn derive(k: &[u8; 32], mrk: &[u8; 32]) -> Value {
+pub(crate) fn derive(k: &[u8; 32], mrk: &[u8; 32]) -> Value {
     let account = AccountKeys::derive(&BackupKey::from_bytes(*k));
     let media = MediaKeys::derive(&MediaRootKey::from_bytes(*mrk));
     json!({
@@ -321,7 +321,7 @@ fn derive(k: &[u8; 32], mrk: &[u8; 32]) -> Value {
     })
 }
 
-fn blob_name(mrk: &[u8; 32], content: &[u8]) -> Value {
+pub(crate) fn blob_name(mrk: &[u8; 32], content: &[u8]) -> Value {
     let name = MediaKeys::derive(&MediaRootKey::from_bytes(*mrk)).blob_name(content);
     json!({
         "result": "valid",
@@ -392,7 +392,7 @@ fn entry(path: &str, kind: EntryKind, mode: u32, mtime: i64) -> Entry {
 
 /// The manifest as the vector writes it: `kind` is `file`, `dir` or `symlink`; a file has
 /// `blobs`, a link `target`.
-fn manifest_json(manifest: &Manifest) -> Value {
+pub(crate) fn manifest_json(manifest: &Manifest) -> Value {
     let entries: Vec<Value> = manifest
         .entries
         .iter()

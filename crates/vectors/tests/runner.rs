@@ -40,7 +40,8 @@ fn the_reference_adapter_passes_every_stateless_case() {
         "fleet-bundle: 43 passed, 0 failed",
         "backup-format: 82 passed, 0 failed",
         "crypt15: 115 passed, 0 failed",
-        "total: 270 passed, 0 failed",
+        "snapshot: 44 passed, 0 failed",
+        "total: 314 passed, 0 failed",
     ] {
         assert!(stdout.contains(summary), "no {summary:?} in\n{stdout}");
     }
