@@ -170,6 +170,28 @@ pub enum Error {
     /// A retention policy that keeps nothing: forgetting every snapshot is refused.
     #[error("the retention policy keeps no snapshot: give at least one --keep rule")]
     EmptyPolicy,
+    /// A full re-keying found a live hold: a backup is running, and it could reference blobs
+    /// under the media root key being replaced (section 8.11). Nothing was copied or
+    /// switched; try again once the backup is over.
+    #[error(
+        "a backup started at {since} µs (Unix time) is running; try the full re-keying again later"
+    )]
+    BackupRunning {
+        /// When the backup's hold was written, Unix time in microseconds.
+        since: u64,
+    },
+    /// A full re-keying paused longer than a quarter of the grace period between two writes:
+    /// a backup may since have judged its sweep record stale, so it stopped (section 8.11).
+    /// Running it again resumes it.
+    #[error("the full re-keying paused too long between two writes; run it again to resume")]
+    RekeyPaused,
+    /// The store is in a state a full re-keying does not produce (section 8.11), so it
+    /// touches nothing.
+    #[error("the store cannot be fully re-keyed: {why}")]
+    RekeyConflict {
+        /// What was found.
+        why: &'static str,
+    },
 }
 
 impl Error {
@@ -198,6 +220,9 @@ impl Error {
             Error::PruneRecord { .. } => "prune-record",
             Error::EmptyPolicy => "empty-policy",
             Error::InvalidPattern { .. } => "invalid-pattern",
+            Error::BackupRunning { .. } => "backup-running",
+            Error::RekeyPaused => "rekey-paused",
+            Error::RekeyConflict { .. } => "rekey-conflict",
         }
     }
 

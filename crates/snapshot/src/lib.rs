@@ -6,7 +6,8 @@
 //! keyed MAC of its content and encrypted under a key derived from the store's **media root
 //! key**, which is itself stored wrapped under K. A second backup of an unchanged tree
 //! uploads no blob; a rotation of K re-wraps one key and re-encrypts the manifests, never the
-//! media.
+//! media, unless it is full ([`rekey_full`], section 8.11), which replaces the media root key
+//! and re-encrypts every blob under a new name.
 //!
 //! ```
 //! use std::io;
@@ -62,6 +63,7 @@ pub mod store;
 mod error;
 mod exclude;
 mod prune;
+mod rekey_full;
 mod snapshots;
 
 pub use blob::BlobName;
@@ -73,6 +75,7 @@ pub use prune::{
     CANDIDATES_OBJECT, DEFAULT_GRACE, ForgetPolicy, ForgetReport, HOLD_DIR, PRUNE_DIR, PruneReport,
     SWEEP_DIR,
 };
+pub use rekey_full::{FullRekeyReport, MEDIA_ROOT_NEXT_OBJECT, rekey_full, rekey_full_with};
 pub use snapshots::{
     BackupOptions, BackupPhase, BackupProgress, BackupProgressFn, BackupReport, ChunkParams, Clock,
     MEDIA_ROOT_OBJECT, RekeyReport, RestoreReport, SNAPSHOT_DIR, SnapshotInfo, Snapshots,

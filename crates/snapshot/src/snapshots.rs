@@ -278,7 +278,7 @@ pub fn open_manifest(account: &AccountKeys, id: &str, file: &[u8]) -> Result<Man
         .map_err(|source| Error::InvalidManifest { id: id.to_owned(), source })
 }
 
-fn seal_media_root(account: &AccountKeys, mrk: &MediaRootKey) -> Result<Vec<u8>> {
+pub(crate) fn seal_media_root(account: &AccountKeys, mrk: &MediaRootKey) -> Result<Vec<u8>> {
     let mut options = EncryptOptions::default();
     options.metadata = Metadata {
         created_at: now(),
@@ -288,7 +288,7 @@ fn seal_media_root(account: &AccountKeys, mrk: &MediaRootKey) -> Result<Vec<u8>>
     encrypt_to_vec(&account.media_root_wrap, options, mrk.expose_secret()).map_err(Error::Encrypt)
 }
 
-fn open_media_root(account: &AccountKeys, file: &[u8]) -> Result<MediaRootKey> {
+pub(crate) fn open_media_root(account: &AccountKeys, file: &[u8]) -> Result<MediaRootKey> {
     let (metadata, bytes) = decrypt_to_vec(&account.media_root_wrap, file)
         .map_err(|source| Error::MediaRootKey { source })?;
     let bytes = zeroize::Zeroizing::new(bytes);
@@ -308,7 +308,7 @@ fn open_media_root(account: &AccountKeys, file: &[u8]) -> Result<MediaRootKey> {
 /// A clock: the time now, Unix microseconds.
 pub type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
 
-fn system_clock() -> Clock {
+pub(crate) fn system_clock() -> Clock {
     std::sync::Arc::new(|| {
         let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros());
         u64::try_from(micros).unwrap_or(u64::MAX)
@@ -318,11 +318,11 @@ fn system_clock() -> Clock {
 /// The snapshots of one account in one store, opened with K.
 pub struct Snapshots<'s, S: Store + ?Sized> {
     pub(crate) store: &'s S,
-    account: AccountKeys,
+    pub(crate) account: AccountKeys,
     pub(crate) media: Option<MediaKeys>,
-    chunking: ChunkParams,
-    clock: Clock,
-    grace: std::time::Duration,
+    pub(crate) chunking: ChunkParams,
+    pub(crate) clock: Clock,
+    pub(crate) grace: std::time::Duration,
 }
 
 impl<S: Store + ?Sized> std::fmt::Debug for Snapshots<'_, S> {
@@ -600,7 +600,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
             .collect()
     }
 
-    fn read_blob(&self, blob: &BlobRef) -> Result<Vec<u8>> {
+    pub(crate) fn read_blob(&self, blob: &BlobRef) -> Result<Vec<u8>> {
         let object = blob.name.object_name();
         let file = match self.store.get(&object) {
             Ok(file) => file,
