@@ -174,6 +174,10 @@ pub enum Journal {
         /// Before it is set, the vault certainly still seals the old key.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         sealing: bool,
+        /// A full rotation (`rotate-key --full`, spec 8.11): the snapshots' media root key is
+        /// replaced too, and every blob re-encrypted under it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        full: bool,
     },
     /// Turning backups off.
     Disabling {

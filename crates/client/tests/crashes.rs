@@ -293,3 +293,130 @@ fn rotate_key_with_snapshots_survives_a_crash_at_every_step() {
     );
     assert!(steps >= 14, "{steps}");
 }
+
+/// Every file under `dir`, at any depth.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(listing) = std::fs::read_dir(&dir) else { continue };
+        for entry in listing.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A full rotation (spec 8.11, "Full re-keying"): stopped at every step (each blob copied
+/// under its new name, each manifest switched, the media root key replaced, each old blob and
+/// record deleted), no snapshot ever references a missing blob and each opens under a key the
+/// device holds; resumed, every snapshot restores byte for byte, and neither the old K nor the
+/// old media root key opens anything left in the store.
+#[test]
+fn rotate_key_full_with_snapshots_survives_a_crash_at_every_step() {
+    use e2ee_backup_snapshot::{AccountKeys, EntryKind, MediaKeys, MediaRootKey, open_manifest};
+    use std::sync::Mutex;
+
+    let tree = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tree.path().join("Media")).unwrap();
+    std::fs::write(tree.path().join("Media/a.jpg"), [1u8; 3000]).unwrap();
+    std::fs::write(tree.path().join("msgstore.db"), b"chats").unwrap();
+    // The old K and the old media root key of the world being run.
+    let old: Mutex<Option<(AccountKeys, MediaKeys)>> = Mutex::new(None);
+    let manifests_of = |w: &World| -> Vec<(String, Vec<u8>)> {
+        files_under(&w.store().join("snapshots"))
+            .into_iter()
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name.strip_suffix(".e2ee").unwrap().to_owned(), std::fs::read(&p).unwrap())
+            })
+            .collect()
+    };
+    let steps = at_every_step(
+        |w| {
+            let mut phone = w.client("phone");
+            phone.enable_with_key().unwrap();
+            phone.create_backup(Source::Bytes(b"chats"), "db").unwrap();
+            phone.with_snapshots("test", |s| s.backup(tree.path())).unwrap();
+            std::fs::write(tree.path().join("Media/b.jpg"), [2u8; 2000]).unwrap();
+            phone.with_snapshots("test", |s| s.backup(tree.path())).unwrap();
+            std::fs::remove_file(tree.path().join("Media/b.jpg")).unwrap();
+            let k = keystore_keys(&w.device("phone")).pop().unwrap();
+            let account = AccountKeys::derive(&k);
+            let wrapped = std::fs::read(w.store().join("keys/media-root.e2ee")).unwrap();
+            let (_, mrk) =
+                e2ee_backup_format::decrypt_to_vec(&account.media_root_wrap, &wrapped).unwrap();
+            let media = MediaKeys::derive(&MediaRootKey::from_bytes(mrk.try_into().unwrap()));
+            *old.lock().unwrap() = Some((account, media));
+        },
+        "phone",
+        |c| c.rotate_key_with(None, true).map(drop),
+        |w, _| {
+            let keys: Vec<AccountKeys> =
+                keystore_keys(&w.device("phone")).iter().map(AccountKeys::derive).collect();
+            let manifests = manifests_of(w);
+            assert_eq!(manifests.len(), 2);
+            for (id, file) in manifests {
+                let manifest = keys
+                    .iter()
+                    .find_map(|k| open_manifest(k, &id, &file).ok())
+                    .unwrap_or_else(|| panic!("manifest {id} opens under no held key"));
+                for entry in manifest.entries {
+                    if let EntryKind::File { blobs } = entry.kind {
+                        for blob in blobs {
+                            let path = w.store().join(blob.name.object_name());
+                            assert!(path.exists(), "snapshot {id} references a missing blob");
+                        }
+                    }
+                }
+            }
+            let wrapped = std::fs::read(w.store().join("keys/media-root.e2ee")).unwrap();
+            assert!(keys.iter().any(|k| {
+                e2ee_backup_format::decrypt_to_vec(&k.media_root_wrap, &wrapped).is_ok()
+            }));
+        },
+        |w, c| {
+            let ids = c.with_snapshots("test", |s| s.ids()).unwrap();
+            assert_eq!(ids.len(), 2);
+            for (n, id) in ids.iter().enumerate() {
+                let target = w.target(&format!("tree{n}"));
+                c.with_snapshots("test", |s| {
+                    s.restore(id, &target, &[], &RestoreStaging::default())
+                })
+                .unwrap();
+                assert_eq!(std::fs::read(target.join("msgstore.db")).unwrap(), b"chats");
+                assert_eq!(std::fs::read(target.join("Media/a.jpg")).unwrap(), [1u8; 3000]);
+                let b = std::fs::read(target.join("Media/b.jpg")).ok();
+                assert_eq!(b, (n == 1).then(|| vec![2u8; 2000]));
+            }
+            let guard = old.lock().unwrap();
+            let (old_account, old_media) = guard.as_ref().unwrap();
+            let blobs = files_under(&w.store().join("blobs"));
+            assert_eq!(blobs.len(), 3, "{blobs:?}");
+            for path in blobs {
+                let file = std::fs::read(&path).unwrap();
+                assert!(
+                    e2ee_backup_format::decrypt_to_vec(&old_media.blob, &file).is_err(),
+                    "the old media root key opens {}",
+                    path.display()
+                );
+            }
+            for (id, file) in manifests_of(w) {
+                assert!(open_manifest(old_account, &id, &file).is_err());
+            }
+            let wrapped = std::fs::read(w.store().join("keys/media-root.e2ee")).unwrap();
+            assert!(
+                e2ee_backup_format::decrypt_to_vec(&old_account.media_root_wrap, &wrapped).is_err()
+            );
+            assert!(!w.store().join("keys/media-root-next.e2ee").exists());
+            assert!(files_under(&w.store().join("prune")).is_empty());
+        },
+    );
+    assert!(steps >= 20, "{steps}");
+}

@@ -29,7 +29,9 @@ impl Client {
                 state: "the old backups are being deleted",
                 hint: "run the rotation again to finish it",
             }),
-            Journal::Rotating { phase, sealing, old_key_id, new_key_id, copies, current } => {
+            Journal::Rotating {
+                phase, sealing, old_key_id, new_key_id, copies, current, ..
+            } => {
                 if phase == RotatePhase::Rewrapping && sealing {
                     let password = password.ok_or(Error::IllegalState {
                         operation: ROTATION,

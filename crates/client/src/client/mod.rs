@@ -183,6 +183,9 @@ pub struct RotateReport {
     pub damaged: Vec<String>,
     /// Snapshot manifests re-encrypted under the new key (spec 8.11).
     pub snapshots_rekeyed: u64,
+    /// With `full`: snapshot blobs re-encrypted under the new media root key (spec 8.11,
+    /// "Full re-keying"); 0 otherwise.
+    pub blobs_rekeyed: u64,
 }
 
 /// A finished disable.

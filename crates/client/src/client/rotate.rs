@@ -27,6 +27,16 @@ impl Client {
     /// fails here, before anything is copied or recorded. Backups made while a rotation is
     /// pending ([`Client::create_backup`] is never blocked by one) are copied too.
     pub fn rotate_key(&mut self, password: Option<&str>) -> Result<RotateReport> {
+        self.rotate_key_with(password, false)
+    }
+
+    /// [`Client::rotate_key`], and with `full` also replaces the snapshots' media root key,
+    /// re-encrypting every blob under new names (spec 8.11, "Full re-keying"), so that neither
+    /// the old K nor the old media root key opens the media afterwards. A rotation started
+    /// with `full` stays full when resumed without it; one started without it takes `full`
+    /// on while its backups are still being copied, and refuses it once it is deleting (the
+    /// snapshots may already be re-keyed the ordinary way: finish it, then rotate again).
+    pub fn rotate_key_with(&mut self, password: Option<&str>, full: bool) -> Result<RotateReport> {
         const OP: &str = "rotate the key";
         let password_mode = matches!(self.state.mode, Mode::Password { .. });
         match (&self.state.mode, &self.state.journal) {
@@ -49,10 +59,29 @@ impl Client {
                         copies: Vec::new(),
                         current: None,
                         sealing: false,
+                        full,
                     });
                 })?;
             }
-            (Mode::Key { .. } | Mode::Password { .. }, Some(Journal::Rotating { .. })) => {}
+            (
+                Mode::Key { .. } | Mode::Password { .. },
+                Some(Journal::Rotating { full: started_full, phase, .. }),
+            ) => {
+                if full && !started_full {
+                    if *phase == RotatePhase::Deleting {
+                        return Err(self.illegal(
+                            OP,
+                            "the rotation was started without --full and is deleting; finish \
+                             it, then rotate again with --full",
+                        ));
+                    }
+                    self.commit_with(|s| {
+                        if let Some(Journal::Rotating { full, .. }) = s.journal.as_mut() {
+                            *full = true;
+                        }
+                    })?;
+                }
+            }
             (_, Some(journal)) => {
                 return Err(Error::PendingOperation { operation: OP, pending: journal.name() });
             }
@@ -78,6 +107,7 @@ impl Client {
         }
         let (reencrypted, snapshots) = self.rotate_delete()?;
         damaged.extend(snapshots.damaged);
+        let blobs_rekeyed = snapshots.blobs_rekeyed;
         let (Mode::Key { key_id } | Mode::Password { key_id }) = &self.state.mode else {
             return Err(self.illegal(OP, "the rotation ended in an unexpected mode"));
         };
@@ -87,6 +117,7 @@ impl Client {
             reencrypted,
             damaged,
             snapshots_rekeyed: snapshots.manifests_rewritten,
+            blobs_rekeyed,
         })
     }
 
@@ -202,14 +233,15 @@ impl Client {
         })
     }
 
-    /// Deletes the old objects, then makes the new key the only one.
     /// Deletes the old backups, re-encrypts the snapshots' media root key and manifests under
-    /// the new key (spec 8.11), then ends the rotation. The snapshots are re-keyed only in this
+    /// the new key (spec 8.11) — in a full rotation also replacing the media root key and
+    /// re-encrypting every blob under it (8.11, "Full re-keying") — then ends the rotation. The snapshots are re-keyed only in this
     /// last phase, whose rotation can no longer be aborted: they are re-encrypted in place, and
     /// an abort keeps the old key. The journal names both keys until the end, so a run after a
     /// crash finishes what is left.
-    fn rotate_delete(&mut self) -> Result<(usize, e2ee_backup_snapshot::RekeyReport)> {
+    fn rotate_delete(&mut self) -> Result<(usize, SnapshotsRekeyed)> {
         let (old_id, new_id, phase, copies) = self.rotation()?;
+        let full = matches!(self.state.journal, Some(Journal::Rotating { full: true, .. }));
         if phase != RotatePhase::Deleting {
             return Err(self.illegal("rotate the key", "the rotation is not ready to delete"));
         }
@@ -218,8 +250,20 @@ impl Client {
         }
         let (old, new) = (self.key(&old_id)?, self.key(&new_id)?);
         let store = crate::snapshot_store::SnapshotStore::new(&self.store, self.faults.as_ref());
-        let snapshots = e2ee_backup_snapshot::rekey(&store, &old, &new)
-            .map_err(|err| store.client_error(err))?;
+        let snapshots = if full {
+            e2ee_backup_snapshot::rekey_full(&store, &old, &new).map(|r| SnapshotsRekeyed {
+                manifests_rewritten: r.manifests_rewritten,
+                blobs_rekeyed: r.blobs_rekeyed,
+                damaged: r.damaged,
+            })
+        } else {
+            e2ee_backup_snapshot::rekey(&store, &old, &new).map(|r| SnapshotsRekeyed {
+                manifests_rewritten: r.manifests_rewritten,
+                blobs_rekeyed: 0,
+                damaged: r.damaged,
+            })
+        }
+        .map_err(|err| store.client_error(err))?;
         self.commit_with(|s| {
             s.mode = match s.mode {
                 Mode::Password { .. } => Mode::Password { key_id: new_id },
@@ -229,6 +273,13 @@ impl Client {
         })?;
         Ok((copies.len(), snapshots))
     }
+}
+
+/// What re-keying the snapshots did, ordinary or full (spec 8.11).
+struct SnapshotsRekeyed {
+    manifests_rewritten: u64,
+    blobs_rekeyed: u64,
+    damaged: Vec<String>,
 }
 
 /// A rotation's old key id, new key id, phase and (old, new) copies.
