@@ -127,8 +127,9 @@ enum Command {
     ChangePassword(journeys::ChangePasswordArgs),
     /// Draw a new backup key and move every backup to it (in password mode the vault then
     /// seals the new key; in key mode the new 64 digits are shown, the old ones stop working).
+    /// With --full, the snapshots' media root key is replaced too and every blob re-encrypted.
     #[command(after_help = EXIT_CODES)]
-    RotateKey(journeys::PasswordOnlyArgs),
+    RotateKey(journeys::RotateKeyArgs),
     /// Turn backups off: DELETES every backup in the store and, in password mode, the key in
     /// the vault; this client forgets the key.
     #[command(after_help = EXIT_CODES)]

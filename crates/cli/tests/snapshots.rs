@@ -1,5 +1,6 @@
 //! Snapshots of directories through the `e2ee-backup` binary (spec chapter 8): `backup DIR`,
-//! `snapshots`, `restore --snapshot`, `verify`, and `rotate-key` re-encrypting the manifests.
+//! `snapshots`, `restore --snapshot`, `verify`, and `rotate-key` re-encrypting the manifests
+//! (with `--full`, the blobs too).
 //! Key mode, so no vault is needed; each call is a separate process.
 
 use std::fs;
@@ -112,6 +113,50 @@ fn a_directory_backs_up_as_a_snapshot_and_restores_after_a_rotation() {
     let (code, json) = world.run(&["restore", "--snapshot", id, "--to", "x", "../etc"]);
     assert_eq!((code, json["error"]["code"].as_str()), (2, Some("unsafe-path")));
     assert!(!world.path("x").exists());
+}
+
+/// The blob objects of the store, by name.
+fn blob_names(store: &Path) -> Vec<String> {
+    files(&store.join("blobs"))
+        .into_iter()
+        .filter(|(_, content)| !content.is_empty())
+        .map(|(path, _)| path)
+        .collect()
+}
+
+/// `rotate-key --full` (spec 8.11): every blob is re-encrypted under a new name, and every
+/// snapshot still restores byte for byte under the new key.
+#[test]
+fn rotate_key_full_re_encrypts_every_blob_and_the_snapshots_restore() {
+    let world = World::new();
+    let enabled = world.ok(&["enable", "--key"]);
+    let store = PathBuf::from(enabled["store"].as_str().unwrap());
+    let first = world.ok(&["backup", "chats"]);
+    fs::write(world.path("chats/Media/new.jpg"), [9u8; 3000]).unwrap();
+    let second = world.ok(&["backup", "chats"]);
+    let before = blob_names(&store);
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    let rotated = world.ok(&["rotate-key", "--full"]);
+    assert_eq!(rotated["snapshotsRekeyed"], 2, "{rotated}");
+    assert_eq!(rotated["blobsRekeyed"], 3, "{rotated}");
+    let after = blob_names(&store);
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(after.iter().all(|name| !before.contains(name)), "{before:?} {after:?}");
+    assert!(!store.join("keys/media-root-next.e2ee").exists());
+
+    world.ok(&["restore", "--snapshot", second["snapshot"].as_str().unwrap(), "--to", "two"]);
+    assert_eq!(files(&world.path("two")), files(&world.path("chats")));
+    fs::remove_file(world.path("chats/Media/new.jpg")).unwrap();
+    world.ok(&["restore", "--snapshot", first["snapshot"].as_str().unwrap(), "--to", "one"]);
+    assert_eq!(files(&world.path("one")), files(&world.path("chats")));
+    assert_eq!(world.ok(&["verify", "--read-data"])["blobs"], 3);
+
+    // Without snapshots: the ordinary rotation, and nothing to re-encrypt.
+    let empty = World::new();
+    empty.ok(&["enable", "--key"]);
+    let rotated = empty.ok(&["rotate-key", "--full"]);
+    assert_eq!(rotated["blobsRekeyed"], 0, "{rotated}");
 }
 
 #[test]

@@ -225,6 +225,17 @@ pub struct PasswordOnlyArgs {
 }
 
 #[derive(Args)]
+pub struct RotateKeyArgs {
+    /// Also replace the snapshots' media root key: every blob is re-encrypted under a new
+    /// name, so that the old key opens no media of later snapshots (spec 8.11). Refused while
+    /// a backup is running (`backup-running`); resumable like the rotation itself.
+    #[arg(long)]
+    pub full: bool,
+    #[command(flatten)]
+    pub inner: PasswordOnlyArgs,
+}
+
+#[derive(Args)]
 pub struct DisableArgs {
     /// Do not ask for confirmation (needed without a terminal).
     #[arg(long)]

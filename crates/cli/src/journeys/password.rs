@@ -6,7 +6,7 @@ use e2ee_backup_client::Mode;
 use serde_json::json;
 
 use super::{
-    ChangePasswordArgs, NEW_PASSWORD_ENV, PASSWORD_ENV, PasswordOnlyArgs, key_id, key_warning,
+    ChangePasswordArgs, NEW_PASSWORD_ENV, PASSWORD_ENV, RotateKeyArgs, key_id, key_warning,
     mode_name, read_password,
 };
 use crate::failure::Failure;
@@ -40,7 +40,8 @@ pub fn change_password(args: &ChangePasswordArgs) -> Result<Report, Failure> {
     })
 }
 
-pub fn rotate_key(args: &PasswordOnlyArgs) -> Result<Report, Failure> {
+pub fn rotate_key(args: &RotateKeyArgs) -> Result<Report, Failure> {
+    let RotateKeyArgs { full, inner: args } = args;
     let (mut client, _) = args.client.open()?;
     let status = client.status();
     let password = match status.mode {
@@ -50,7 +51,7 @@ pub fn rotate_key(args: &PasswordOnlyArgs) -> Result<Report, Failure> {
         _ => None,
     };
     let started = Instant::now();
-    let report = client.rotate_key(password.as_ref().map(|p| p.as_str()))?;
+    let report = client.rotate_key_with(password.as_ref().map(|p| p.as_str()), *full)?;
     let elapsed = started.elapsed();
     let status = client.status();
     let password_mode = matches!(status.mode, Mode::Password { .. });
@@ -60,7 +61,13 @@ pub fn rotate_key(args: &PasswordOnlyArgs) -> Result<Report, Failure> {
         report.reencrypted,
         if password_mode { ", and the vault now seals the new key" } else { "" }
     )];
-    if report.snapshots_rekeyed > 0 {
+    if *full {
+        lines.push(format!(
+            "{} snapshot(s) re-encrypted under the new key, and {} blob(s) under a new media \
+             root key: the old key opens no media of these snapshots any more",
+            report.snapshots_rekeyed, report.blobs_rekeyed
+        ));
+    } else if report.snapshots_rekeyed > 0 {
         lines.push(format!(
             "{} snapshot(s) re-encrypted under the new key (their media is unchanged)",
             report.snapshots_rekeyed
@@ -75,6 +82,7 @@ pub fn rotate_key(args: &PasswordOnlyArgs) -> Result<Report, Failure> {
         "mode": mode_name(&status.mode), "keyId": key_id(&status.mode),
         "reencrypted": report.reencrypted, "damaged": report.damaged,
         "snapshotsRekeyed": report.snapshots_rekeyed,
+        "blobsRekeyed": report.blobs_rekeyed,
         "seconds": elapsed.as_secs_f64(),
     });
     if !password_mode {
