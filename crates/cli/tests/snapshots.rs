@@ -195,9 +195,9 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
 #[test]
 fn a_failed_restore_leaves_no_partial_file_behind() {
     let world = World::new();
-    // Sorted last and several blobs long (chunks of 256 KiB to 4 MiB): its last blob is the
-    // last one uploaded.
-    fs::write(world.path("chats/video.mp4"), noise(5, 3 << 20)).unwrap();
+    // Sorted last and several blobs long whatever the store's chunking seed (chunks of
+    // 256 KiB to 4 MiB, so at least 3 for 12 MiB): its last blob is the last one uploaded.
+    fs::write(world.path("chats/video.mp4"), noise(5, 12 << 20)).unwrap();
     world.ok(&["enable", "--key"]);
     let backup = world.ok(&["backup", "chats"]);
     assert!(backup["newBlobs"].as_u64().unwrap() >= 4, "{backup}");
