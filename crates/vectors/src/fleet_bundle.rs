@@ -2,7 +2,9 @@
 //! the last accepted epoch a client checks it with, and either the keys it yields or the error
 //! of the first failed check, in the spec's order.
 
-use e2ee_backup_vault::fleet::{AUDITOR_LABEL, AUTHORITY_LABEL, PinnedFleet};
+use e2ee_backup_vault::fleet::{
+    AUDITOR_LABEL, AUTHORITY_LABEL, Auditor, FleetAuthority, PinnedFleet,
+};
 use e2ee_backup_vault::wire::Writer;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde_json::{Value, json};
@@ -127,6 +129,13 @@ impl Case {
         match pin(self.fleet, self.auditor_pinned).verify(&self.signed, self.now, self.last_seen) {
             Ok(bundle) => {
                 case["result"] = json!("valid");
+                // The signers' seeds, so that a writer reproduces `signed` byte for byte
+                // (Ed25519 signatures are deterministic, spec 4.3).
+                let body_len = usize::from(u16::from_be_bytes([self.signed[0], self.signed[1]]));
+                let audited = self.signed[2 + body_len + 64] == 1;
+                case["authoritySeed"] = json!(hex::encode(draw32("fleet-bundle/authority")));
+                case["auditorSeed"] =
+                    json!(audited.then(|| hex::encode(draw32("fleet-bundle/auditor"))));
                 case["bundle"] = json!({
                     "epoch": bundle.epoch,
                     "notAfter": bundle.not_after,
@@ -567,7 +576,19 @@ pub fn verify_case(case: &Value) -> Result<(), String> {
                 .iter()
                 .map(|(id, key)| json!({ "keyId": id, "publicKey": hex::encode(key.as_bytes()) }))
                 .collect();
-            expect_eq("keys", &json!(keys), &expected["keys"])
+            expect_eq("keys", &json!(keys), &expected["keys"])?;
+            // A writer given the bundle and the seeds makes the same bytes.
+            let seed = |field: &str| -> Result<[u8; 32], String> {
+                hex_field(case, field)?.try_into().map_err(|_| format!("{field}: not 32 bytes"))
+            };
+            let authority = FleetAuthority::from_bytes(&seed("authoritySeed")?);
+            let mut written = authority.sign(&bundle).map_err(|e| format!("signing: {e}"))?;
+            if !case["auditorSeed"].is_null() {
+                written = Auditor::from_bytes(&seed("auditorSeed")?)
+                    .countersign(&authority.verifying_key(), &written)
+                    .map_err(|e| format!("countersigning: {e}"))?;
+            }
+            expect_eq("signed, as a writer makes it", hex::encode(written), hex::encode(&signed))
         }
         (Some("invalid"), Err(e)) => expect_eq("error", Some(e.code()), case["error"].as_str()),
         (result, outcome) => {
