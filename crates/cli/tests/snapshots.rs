@@ -3,6 +3,7 @@
 //! (with `--full`, the blobs too).
 //! Key mode, so no vault is needed; each call is a separate process.
 
+use e2ee_backup_testkit::noise;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -177,19 +178,6 @@ fn verify_read_data_finds_a_damaged_blob() {
     assert_eq!(code, 4, "{json}");
     assert_eq!(json["error"]["code"], "snapshot-damaged");
     assert_eq!(json["error"]["problems"][0]["code"], "blob-damaged");
-}
-
-/// Bytes from a small xorshift generator: incompressible, so the chunker cuts them into blobs.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]

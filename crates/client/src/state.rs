@@ -109,6 +109,16 @@ pub enum RestoredMode {
     Password,
 }
 
+impl RestoredMode {
+    /// The mode a restore that succeeded enters, with the restored backup's key.
+    pub fn mode(self, key_id: String) -> Mode {
+        match self {
+            RestoredMode::Key => Mode::Key { key_id },
+            RestoredMode::Password => Mode::Password { key_id },
+        }
+    }
+}
+
 /// The mode a failed restore returns to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "kebab-case")]

@@ -3,6 +3,7 @@
 
 mod support;
 
+use e2ee_backup_testkit::noise;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
@@ -22,19 +23,6 @@ const SMALL: ChunkParams = ChunkParams { min: 1024, avg: 4096, max: 16384 };
 
 fn key(byte: u8) -> BackupKey {
     BackupKey::from_bytes([byte; 32])
-}
-
-/// Bytes from a small xorshift generator: incompressible, different for each seed.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 fn blob_objects(store: &MemoryStore) -> Vec<String> {

@@ -39,3 +39,17 @@ pub fn published_vectors(file: &str) -> Value {
 pub fn hex_of(value: &Value) -> Vec<u8> {
     hex::decode(value.as_str().expect("a hex string")).expect("valid hex")
 }
+
+/// `len` bytes that look random and compress badly (xorshift64 from `seed`): test files whose
+/// content-defined cuts and compression behave like media, the same on every run.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

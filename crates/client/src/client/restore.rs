@@ -71,12 +71,7 @@ impl Client {
             return self.resume_restore();
         }
         let before = self.restore_start(OP, true)?;
-        let session = match self.login(password) {
-            Ok(session) => session,
-            Err(err) => return Err(self.login_failed(err, None)),
-        };
-        let key = session.key().clone();
-        drop(session);
+        let key = self.key_from_login(password)?;
         self.begin_restore(&key, RestoredMode::Password, target, before)
     }
 
@@ -102,13 +97,16 @@ impl Client {
         out: &mut dyn Write,
     ) -> Result<RestoreReport> {
         self.restore_start("restore with the password", true)?;
-        let session = match self.login(password) {
-            Ok(session) => session,
-            Err(err) => return Err(self.login_failed(err, None)),
-        };
-        let key = session.key().clone();
-        drop(session);
+        let key = self.key_from_login(password)?;
         self.restore_to_writer(&key, RestoredMode::Password, out)
+    }
+
+    /// K from a vault login with `password` (one attempt of the budget).
+    fn key_from_login(&mut self, password: &str) -> Result<BackupKey> {
+        match self.login(password) {
+            Ok(session) => Ok(session.key().clone()),
+            Err(err) => Err(self.login_failed(err, None)),
+        }
     }
 
     fn restore_to_writer(
@@ -119,12 +117,7 @@ impl Client {
     ) -> Result<RestoreReport> {
         let report = self.download_and_write(key, Output::Writer(out))?;
         let key_id = self.add_key(key)?;
-        self.commit_with(|s| {
-            s.mode = match then {
-                RestoredMode::Key => Mode::Key { key_id },
-                RestoredMode::Password => Mode::Password { key_id },
-            }
-        })?;
+        self.commit_with(|s| s.mode = then.mode(key_id))?;
         Ok(report)
     }
 
@@ -153,12 +146,7 @@ impl Client {
         let key = self.key(&key_id)?;
         match self.download_and_write(&key, Output::Path(&target)) {
             Ok(report) => {
-                self.commit_with(|s| {
-                    s.mode = match then {
-                        RestoredMode::Key => Mode::Key { key_id },
-                        RestoredMode::Password => Mode::Password { key_id },
-                    }
-                })?;
+                self.commit_with(|s| s.mode = then.mode(key_id))?;
                 Ok(report)
             }
             Err(
