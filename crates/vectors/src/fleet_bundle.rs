@@ -547,6 +547,16 @@ fn more_cases() -> (Vec<Value>, Vec<Value>) {
         false,
         "malformed",
     );
+    // A body over the bound is refused by step 1's framing, before the signature: here the
+    // signer is a stranger, so a reader without the bound reports bad-authority-signature.
+    add(
+        "a body of 613 bytes signed by another key: the framing first",
+        &["Framing", "Order", "Boundary"],
+        LONGEST,
+        signed(&too_long, &seed("stranger"), None),
+        false,
+        "malformed",
+    );
     (valid, invalid)
 }
 
