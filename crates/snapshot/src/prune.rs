@@ -240,6 +240,14 @@ pub struct PruneReport {
     pub out_of_time: bool,
 }
 
+/// When a run's record must be renewed, and when the run must stop: fractions `1/renew` and
+/// `1/stop` of the grace period since the record was written.
+pub(crate) struct Renewal {
+    pub stop: u64,
+    pub renew: u64,
+    pub expired: Error,
+}
+
 /// A backup's hold (section 8.12.2): written before the backup lists or uploads a blob,
 /// renewed while it runs, removed after its manifest is written.
 pub(crate) struct Hold {
@@ -273,17 +281,29 @@ impl<S: Store + ?Sized> Snapshots<'_, S> {
     /// Before each put of a backup: fails with [`Error::HoldExpired`] once half the grace
     /// period has passed since the hold was written; renews it after a quarter.
     pub(crate) fn keep_hold(&self, hold: &mut Hold) -> Result<()> {
+        let renewal = Renewal { stop: 2, renew: 4, expired: Error::HoldExpired };
+        self.keep_record(RecordKind::Hold, &hold.object, &mut hold.time, renewal)
+    }
+
+    /// Keeps the hold or sweep record `object`, written at `written`, alive while its run goes
+    /// on (section 8.12.2): fails with `renewal.expired` once `1/stop` of the grace period has
+    /// passed since it was written, and puts it again, with the time now, after `1/renew`.
+    pub(crate) fn keep_record(
+        &self,
+        kind: RecordKind,
+        object: &str,
+        written: &mut u64,
+        renewal: Renewal,
+    ) -> Result<()> {
         let now = self.now_micros();
-        let age = now.saturating_sub(hold.time);
-        if age >= self.grace_micros() / 2 {
-            return Err(Error::HoldExpired);
+        let age = now.saturating_sub(*written);
+        if age >= self.grace_micros() / renewal.stop {
+            return Err(renewal.expired);
         }
-        if age >= self.grace_micros() / 4 {
-            let file = seal_record(self.media()?, RecordKind::Hold, now, &BTreeSet::new())?;
-            self.store
-                .put(&hold.object, file, false)
-                .map_err(Error::store("write", &hold.object))?;
-            hold.time = now;
+        if age >= self.grace_micros() / renewal.renew {
+            let file = seal_record(self.media()?, kind, now, &BTreeSet::new())?;
+            self.store.put(object, file, false).map_err(Error::store("write", object))?;
+            *written = now;
         }
         Ok(())
     }

@@ -26,7 +26,7 @@ use e2ee_backup_kdf::BackupKey;
 use crate::blob::{BLOB_DIR, BlobName, seal_blob};
 use crate::keys::{AccountKeys, MediaKeys, MediaRootKey};
 use crate::manifest::EntryKind;
-use crate::prune::{HOLD_DIR, PRUNE_DIR, RecordKind, SWEEP_DIR, open_record, seal_record};
+use crate::prune::{HOLD_DIR, PRUNE_DIR, RecordKind, Renewal, SWEEP_DIR, open_record, seal_record};
 use crate::snapshots::{
     ChunkParams, Clock, MEDIA_ROOT_OBJECT, Snapshots, open_manifest, open_media_root,
     seal_manifest, seal_media_root, snapshot_object, system_clock,
@@ -385,18 +385,7 @@ impl Sweep {
     /// Before each write: stops once a quarter of the grace period has passed since the
     /// record was written; renews it after an eighth.
     fn keep<S: Store + ?Sized>(&mut self, view: &Snapshots<'_, S>) -> Result<()> {
-        let now = view.now_micros();
-        let age = now.saturating_sub(self.time);
-        if age >= view.grace_micros() / 4 {
-            return Err(Error::RekeyPaused);
-        }
-        if age >= view.grace_micros() / 8 {
-            let file = seal_record(view.media()?, RecordKind::Sweep, now, &BTreeSet::new())?;
-            view.store
-                .put(&self.object, file, false)
-                .map_err(Error::store("write", &self.object))?;
-            self.time = now;
-        }
-        Ok(())
+        let renewal = Renewal { stop: 4, renew: 8, expired: Error::RekeyPaused };
+        view.keep_record(RecordKind::Sweep, &self.object, &mut self.time, renewal)
     }
 }

@@ -175,14 +175,12 @@ fn respond(request: &Value) -> Result<Value, String> {
     }
 }
 
-/// A snapshot reader's refusal: its code, and for a `-damaged` one the format's code as `cause`.
+/// A snapshot reader's refusal as an answer: its code, and for a `-damaged` one the format's
+/// code as `cause` (the same split the vectors record, [`crate::snapshot::refusal`]).
 fn snapshot_refusal(err: &SnapshotError) -> Value {
-    match err {
-        SnapshotError::BlobDamaged { source, .. }
-        | SnapshotError::ManifestDamaged { source, .. } => {
-            json!({ "error": err.code(), "cause": source.code() })
-        }
-        _ => json!({ "error": err.code() }),
+    match crate::snapshot::refusal(err) {
+        (error, Some(cause)) => json!({ "error": error, "cause": cause }),
+        (error, None) => json!({ "error": error }),
     }
 }
 

@@ -139,7 +139,7 @@ pub fn generate() -> Value {
 type Refusal = Option<(&'static str, Option<&'static str>)>;
 
 /// The outcome of reading: the code of the error, and the format's code under it.
-fn refusal(err: &Error) -> (&'static str, Option<&'static str>) {
+pub(crate) fn refusal(err: &Error) -> (&'static str, Option<&'static str>) {
     match err {
         Error::BlobDamaged { source, .. } | Error::ManifestDamaged { source, .. } => {
             (err.code(), Some(source.code()))
