@@ -80,6 +80,7 @@ pub mod at_rest;
 pub mod client;
 pub mod cluster;
 pub mod files;
+pub mod group_commit;
 pub mod limits;
 pub mod load;
 pub mod members;

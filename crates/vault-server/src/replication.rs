@@ -6,7 +6,8 @@
 //! order with every other command of the fleet, makes the change durable, and only then returns
 //! the [`Decision`] the server seals (KE2 is computed then). Two implementations:
 //!
-//! * [`SingleNode`]: one `redb` file, commands of one account serialised by a striped lock.
+//! * [`SingleNode`]: one `redb` file, commands of one account serialised by a striped lock,
+//!   changes of many accounts made durable together ([`crate::group_commit`]).
 //! * [`crate::raft::RaftReplication`]: a replicated log (openraft); the decision is made when a
 //!   majority has the command in its log and the leader applies it.
 
@@ -20,6 +21,7 @@ use e2ee_backup_vault::hsm::{Command, Decision, Hsm};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
+use crate::group_commit::GroupCommit;
 use crate::store::{RecordStore, StoreError};
 
 /// A boxed future, for the object-safe [`Replication`] trait.
@@ -100,22 +102,27 @@ const STRIPES: usize = 1024;
 
 /// One vault, one store: each account's commands run one at a time, from reading the record to
 /// the durable write (spec section 4.10.2); different accounts run in parallel.
+///
+/// Changes are made durable by one committer ([`GroupCommit`]): the changes of different
+/// accounts that wait together share one transaction, and each command still waits for its own.
 pub struct SingleNode {
     hsm: Arc<Hsm>,
     store: Arc<dyn RecordStore>,
+    commits: Arc<GroupCommit>,
     stripes: Vec<Arc<Mutex<()>>>,
     stripe_hasher: RandomState,
 }
 
 impl SingleNode {
-    /// A single vault over `store`.
-    pub fn new(hsm: Arc<Hsm>, store: Arc<dyn RecordStore>) -> Self {
-        Self {
+    /// A single vault over `store`; starts its committer thread.
+    pub fn new(hsm: Arc<Hsm>, store: Arc<dyn RecordStore>) -> std::io::Result<Self> {
+        Ok(Self {
             hsm,
+            commits: Arc::new(GroupCommit::start(store.clone())?),
             store,
             stripes: (0..STRIPES).map(|_| Arc::new(Mutex::new(()))).collect(),
             stripe_hasher: RandomState::new(),
-        }
+        })
     }
 
     fn stripe(&self, account: &[u8]) -> Arc<Mutex<()>> {
@@ -128,11 +135,13 @@ impl Replication for SingleNode {
     fn submit(&self, command: Command) -> BoxFuture<'_, Result<Decision, ReplicationError>> {
         Box::pin(async move {
             let guard = self.stripe(command.account()).lock_owned().await;
-            let (hsm, store) = (self.hsm.clone(), self.store.clone());
+            let (hsm, store, commits) =
+                (self.hsm.clone(), self.store.clone(), self.commits.clone());
             tokio::task::spawn_blocking(move || {
                 let record = store.load(command.account())?;
                 let decided = hsm.apply(&command, record);
-                let decision = decided.persist(|change| store.apply(command.account(), change))?;
+                let decision =
+                    decided.persist(|change| commits.apply(command.account(), change))?;
                 drop(guard);
                 Ok(decision)
             })

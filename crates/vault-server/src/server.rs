@@ -606,7 +606,9 @@ impl RunningServer {
         .map_err(ServerError::Task)??;
         let Some(replica) = config.replica.clone() else {
             let store = RedbStore::new(db, keys)?;
-            let single = SingleNode::new(hsm.clone(), Arc::new(store));
+            let single = SingleNode::new(hsm.clone(), Arc::new(store)).map_err(|source| {
+                ServerError::Io { what: "starting the committer thread", source }
+            })?;
             return Self::serve(config, hsm, bundle, Arc::new(single), None).await;
         };
         let seal = PeerSeal::new(hsm.secrets().peer_key(), replica.node_id);
@@ -672,7 +674,8 @@ impl RunningServer {
     ) -> Result<Self, ServerError> {
         let (hsm, bundle) = load_setup(&config.data_dir, config.policy)?;
         let hsm = Arc::new(hsm);
-        let single = SingleNode::new(hsm.clone(), store);
+        let single = SingleNode::new(hsm.clone(), store)
+            .map_err(|source| ServerError::Io { what: "starting the committer thread", source })?;
         Self::serve(config, hsm, bundle, Arc::new(single), None).await
     }
 

@@ -27,7 +27,7 @@ pub const STORE_FILE: &str = "vault.redb";
 pub(crate) const ACCOUNTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("accounts");
 
 /// Why a record could not be read or written. No variant carries record bytes.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The database reported an error (I/O, corruption, a failed commit).
@@ -68,6 +68,12 @@ pub trait RecordStore: Send + Sync + 'static {
     fn load(&self, account: &[u8]) -> Result<Option<AccountRecord>, StoreError>;
     /// Makes `change` to `account`'s record durable.
     fn apply(&self, account: &[u8], change: &RecordChange) -> Result<(), StoreError>;
+    /// Makes the changes of distinct accounts durable, all or none where the store has
+    /// transactions ([`RedbStore`] does); an error means none may be acted on. By default, one
+    /// [`RecordStore::apply`] each.
+    fn apply_all(&self, changes: &[(&[u8], &RecordChange)]) -> Result<(), StoreError> {
+        changes.iter().try_for_each(|(account, change)| self.apply(account, change))
+    }
 }
 
 /// The redb-backed store.
@@ -156,16 +162,25 @@ impl RecordStore for RedbStore {
     }
 
     fn apply(&self, account: &[u8], change: &RecordChange) -> Result<(), StoreError> {
+        self.apply_all(&[(account, change)])
+    }
+
+    fn apply_all(&self, changes: &[(&[u8], &RecordChange)]) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(|e| db_err("writing a record")(e.into()))?;
         let keep = {
             let mut table =
                 txn.open_table(ACCOUNTS).map_err(|e| db_err("writing a record")(e.into()))?;
-            write_change(&mut table, &self.keys, account, change)?
+            changes
+                .iter()
+                .map(|(account, change)| write_change(&mut table, &self.keys, account, change))
+                .collect::<Result<Vec<_>, _>>()?
         };
-        // Default durability: Immediate. The commit returns once the change is on disk.
+        // Default durability: Immediate. The commit returns once every change is on disk.
         txn.commit().map_err(|e| db_err("committing a record")(e.into()))?;
-        // Only now may a registration the record no longer holds lose its key.
-        self.keys.retain_registration(account, keep)?;
+        // Only now may a registration a record no longer holds lose its key.
+        for ((account, _), keep) in changes.iter().zip(keep) {
+            self.keys.retain_registration(account, keep)?;
+        }
         Ok(())
     }
 }
