@@ -8,9 +8,11 @@
 //! - `encrypt/<cipher>`: a whole backup file (header, metadata, chunks) into a preallocated
 //!   `Vec`, no compression, default chunk size;
 //! - `decrypt/<cipher>`: that file read back into a preallocated buffer, end checks included;
+//! - `encrypt-pieces`, `decrypt-pieces` (64 MiB only): the streaming API in 1 MiB writes and
+//!   reads, the CLI's pattern;
 //! - `encrypt_to_vec`, `decrypt_to_vec`: the in-memory API (`ring`), which allocates its output;
 //!   `encrypt_into`, `decrypt_into`: the same into buffers reused across iterations;
-//! - `encrypt-1t/<cipher>`, `decrypt-1t/<cipher>` (64 MiB only): the same on a one-thread rayon
+//! - `encrypt-1t/<cipher>`, `decrypt-1t/<cipher>` (1 MiB and 64 MiB): the same on a one-thread rayon
 //!   pool, to show what the second core brings.
 //!
 //! `format-zstd/<size>` times `encrypt/ring` and `decrypt/ring` with zstd compression on a SQL
@@ -74,6 +76,31 @@ fn encrypt<C: ChunkCipher>(
     encryptor.finish().expect("writing to a Vec");
 }
 
+/// As [`encrypt`], but written in pieces of `piece` bytes, as the CLI's copy loop writes.
+fn encrypt_in_pieces(key: &BackupKey, plaintext: &[u8], piece: usize, out: &mut Vec<u8>) {
+    out.clear();
+    let mut options = EncryptOptions::default();
+    options.metadata.plaintext_len = Some(plaintext.len() as u64);
+    let mut encryptor = Encryptor::new(out, key, options).expect("valid options");
+    for part in plaintext.chunks(piece) {
+        encryptor.write_all(part).expect("writing to a Vec");
+    }
+    encryptor.finish().expect("writing to a Vec");
+}
+
+/// As [`decrypt`], but read `piece` bytes at a time into one buffer, as the CLI's copy loop
+/// reads; returns the plaintext length.
+fn decrypt_in_pieces(key: &BackupKey, file: &[u8], piece: &mut [u8]) -> usize {
+    let mut decryptor = Decryptor::new(file, key).expect("a valid file");
+    let mut got = 0;
+    loop {
+        match decryptor.read(piece).expect("an intact file") {
+            0 => return got,
+            n => got += n,
+        }
+    }
+}
+
 /// Decrypts `file` into `out` (one byte longer than the plaintext, so that the last read sees
 /// the end of the stream and runs the end checks); returns the plaintext length.
 fn decrypt<C: ChunkCipher>(key: &BackupKey, file: &[u8], out: &mut [u8]) -> usize {
@@ -87,7 +114,8 @@ fn decrypt<C: ChunkCipher>(key: &BackupKey, file: &[u8], out: &mut [u8]) -> usiz
     }
 }
 
-/// Runs `f` on `pool` if given, else on the global (all-core) pool.
+/// Runs `f` on `pool` if given, else on the global (all-core) pool. Given the whole measuring
+/// loop, so that a one-thread pool times the work on its thread, not a hand-off per iteration.
 fn on<T: Send>(pool: Option<&ThreadPool>, f: impl FnOnce() -> T + Send) -> T {
     match pool {
         Some(pool) => pool.install(f),
@@ -124,13 +152,27 @@ impl Input {
     ) {
         let mut sink = Vec::with_capacity(self.file.len());
         group.bench_function(BenchmarkId::new(format!("encrypt{suffix}"), C::NAME), |b| {
-            b.iter(|| {
-                on(pool, || encrypt::<C>(&self.key, self.compression, &self.plaintext, &mut sink))
+            on(pool, || {
+                b.iter(|| encrypt::<C>(&self.key, self.compression, &self.plaintext, &mut sink))
             })
         });
         let mut out = vec![0u8; self.plaintext.len() + 1];
         group.bench_function(BenchmarkId::new(format!("decrypt{suffix}"), C::NAME), |b| {
-            b.iter(|| on(pool, || decrypt::<C>(&self.key, black_box(&self.file), &mut out)))
+            on(pool, || b.iter(|| decrypt::<C>(&self.key, black_box(&self.file), &mut out)))
+        });
+    }
+
+    /// Registers `encrypt-pieces` and `decrypt-pieces` (`ring`): 1 MiB writes and reads, as
+    /// the CLI's copy loop makes them. A 1 MiB write leaves its last chunk buffered (it may be
+    /// the end), so every later write starts a batch with one whole chunk held.
+    fn bench_pieces(&self, group: &mut BenchmarkGroup<WallTime>) {
+        let mut sink = Vec::with_capacity(self.file.len());
+        group.bench_function("encrypt-pieces", |b| {
+            b.iter(|| encrypt_in_pieces(&self.key, &self.plaintext, MIB, &mut sink))
+        });
+        let mut piece = vec![0u8; MIB];
+        group.bench_function("decrypt-pieces", |b| {
+            b.iter(|| decrypt_in_pieces(&self.key, black_box(&self.file), &mut piece))
         });
     }
 
@@ -195,8 +237,11 @@ fn format(c: &mut Criterion) {
         drop(buf);
         input.bench::<RingGcm>(&mut group, "", None);
         input.bench_in_memory(&mut group);
-        input.bench::<RustCryptoGcm>(&mut group, "", None);
         if len >= 64 * MIB {
+            input.bench_pieces(&mut group);
+        }
+        input.bench::<RustCryptoGcm>(&mut group, "", None);
+        if len >= MIB {
             input.bench::<RingGcm>(&mut group, "-1t", Some(&single));
             input.bench::<RustCryptoGcm>(&mut group, "-1t", Some(&single));
         }

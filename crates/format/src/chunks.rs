@@ -24,6 +24,7 @@ use std::io::{self, Read, Write};
 use rayon::prelude::*;
 
 use crate::Error;
+use crate::buffers::Kept;
 use crate::cipher::{ChunkCipher, NONCE_LEN, TAG_LEN};
 
 /// Length of a record header in bytes.
@@ -116,9 +117,10 @@ impl<C: ChunkCipher> StreamKeys<C> {
 
     /// Seals the records laid out back to back in `records`, the first of index `first`:
     /// every record is full but the final one, whose length is what remains of `records`.
-    /// `last` marks that final record as the end of the stream. With `src`, chunk `j` is
-    /// first copied from `src[j * chunk_size ..]` into its record, inside the task that seals
-    /// it; without, the chunks are already in place.
+    /// `last` marks that final record as the end of the stream. With `src = (held, data)`,
+    /// the first `held` chunks are already in place and chunk `j >= held` is first copied from
+    /// `data[(j - held) * chunk_size ..]` into its record, inside the task that seals it, while
+    /// it is in that core's cache; without, every chunk is already in place.
     ///
     /// Both [`ChunkWriter`] and `encrypt_to_vec` seal through here.
     pub(crate) fn seal_records(
@@ -126,15 +128,18 @@ impl<C: ChunkCipher> StreamKeys<C> {
         records: &mut [u8],
         first: u32,
         last: bool,
-        src: Option<&[u8]>,
+        src: Option<(usize, &[u8])>,
     ) {
         let (size, record_len) = (self.chunk_size, self.record_len());
         let count = records.len().div_ceil(record_len);
         let seal = |j: usize, record: &mut [u8]| {
             let len = record.len() - RECORD_OVERHEAD;
-            if let Some(src) = src {
+            if let Some((held, src)) = src
+                && j >= held
+            {
+                let from = (j - held) * size;
                 record[RECORD_HEADER_LEN..RECORD_HEADER_LEN + len]
-                    .copy_from_slice(&src[j * size..j * size + len]);
+                    .copy_from_slice(&src[from..from + len]);
             }
             let index = first.wrapping_add(j as u32);
             self.seal_record(record, index, len, last && j + 1 == count);
@@ -325,9 +330,9 @@ pub struct ChunkWriter<W, C> {
     inner: W,
     keys: StreamKeys<C>,
     /// Records of the current batch; chunk `j` occupies `j * record_len ..`. Grown on demand.
-    buf: Vec<u8>,
+    buf: Kept,
     /// Sealed records of the previous batch, written out while the next batch is sealed.
-    spare: Vec<u8>,
+    spare: Kept,
     /// Bytes of `spare` waiting to be written.
     pending: usize,
     /// Payload bytes in the current batch.
@@ -342,8 +347,8 @@ impl<W: Write, C: ChunkCipher> ChunkWriter<W, C> {
         Self {
             inner,
             keys,
-            buf: Vec::new(),
-            spare: Vec::new(),
+            buf: Kept::take(),
+            spare: Kept::take(),
             pending: 0,
             filled: 0,
             first_index: 0,
@@ -375,7 +380,12 @@ impl<W: Write, C: ChunkCipher> ChunkWriter<W, C> {
     /// Seals the first `out_len` bytes of records in `buf` (copying their chunks from `src`
     /// when given) and writes them out; when overlapping, writes the previous batch out
     /// while this one is sealed, and keeps this one back until the next.
-    fn seal_and_write(&mut self, out_len: usize, last: bool, src: Option<&[u8]>) -> io::Result<()> {
+    fn seal_and_write(
+        &mut self,
+        out_len: usize,
+        last: bool,
+        src: Option<(usize, &[u8])>,
+    ) -> io::Result<()> {
         let Self { inner, keys, buf, spare, pending, first_index, .. } = self;
         let (keys, first) = (&*keys, *first_index);
         let seal = |buf: &mut [u8]| keys.seal_records(&mut buf[..out_len], first, last, src);
@@ -419,15 +429,20 @@ impl<W: Write, C: ChunkCipher> ChunkWriter<W, C> {
         Ok(())
     }
 
-    /// Seals whole chunks straight from `data`, each copied into its record inside its task.
-    /// Only chunks followed by more data come here: none of them is the last.
+    /// Seals the whole chunks held in the current batch and, after them, whole chunks straight
+    /// from `data`, each copied into its record inside the task that seals it. Only chunks
+    /// followed by more data come here: none of them is the last.
     fn seal_direct(&mut self, data: &[u8]) -> io::Result<()> {
-        let count = data.len() / self.keys.chunk_size;
+        let size = self.keys.chunk_size;
+        debug_assert!(self.filled.is_multiple_of(size));
+        let held = self.filled / size;
+        let count = held + data.len() / size;
         let end_index = self.end_index(count, false)?;
         let out_len = count * self.keys.record_len();
         self.ensure(out_len);
-        self.seal_and_write(out_len, false, Some(data))?;
+        self.seal_and_write(out_len, false, Some((held, data)))?;
         self.first_index = end_index;
+        self.filled = 0;
         Ok(())
     }
 
@@ -459,8 +474,11 @@ impl<W: Write, C: ChunkCipher> Write for ChunkWriter<W, C> {
             if self.filled == self.capacity() {
                 self.flush_batch(false)?;
             }
-            if self.filled == 0 && data.len() > size {
-                let count = ((data.len() - 1) / size).min(self.keys.batch_chunks());
+            // On a chunk boundary, with more than a chunk to come: the rest of the batch is
+            // copied by the tasks that seal it, not by this thread first.
+            if self.filled.is_multiple_of(size) && data.len() > size {
+                let room = self.keys.batch_chunks() - self.filled / size;
+                let count = ((data.len() - 1) / size).min(room);
                 self.seal_direct(&data[..count * size])?;
                 data = &data[count * size..];
                 continue;
@@ -491,7 +509,7 @@ pub struct ChunkReader<R, C> {
     keys: StreamKeys<C>,
     /// Records of the current batch, opened in place when the caller's buffer cannot take
     /// them all.
-    buf: Vec<u8>,
+    buf: Kept,
     /// Records in the previous batch: batches grow geometrically up to a full one.
     batch: usize,
     /// Opened chunks of the current batch, as (offset in `buf`, length).
@@ -512,7 +530,7 @@ impl<R: Read, C: ChunkCipher> ChunkReader<R, C> {
         Self {
             inner,
             keys,
-            buf: Vec::new(),
+            buf: Kept::take(),
             batch: 0,
             ready: Vec::new(),
             cursor: (0, 0),

@@ -230,6 +230,6 @@ pub fn encrypt_into(
     }
     let (prefix, records) = file.split_at_mut(head.len());
     prefix.copy_from_slice(&head);
-    stream.seal_records(records, 0, true, Some(plaintext));
+    stream.seal_records(records, 0, true, Some((0, plaintext)));
     Ok(())
 }

@@ -26,6 +26,7 @@ pub mod cipher;
 pub mod header;
 pub mod metadata;
 
+mod buffers;
 mod decrypt;
 mod encrypt;
 mod error;

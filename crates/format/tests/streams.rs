@@ -333,6 +333,66 @@ fn large_files_round_trip_through_both_readers_and_writers() {
     }
 }
 
+/// Writes that leave whole chunks in the current batch and then bring more than a chunk (the
+/// CLI writes 1 MiB at a time, so after a first odd write every batch starts this way): the
+/// rest of the batch is copied by the sealing tasks; the bytes must not change.
+#[test]
+fn writes_after_whole_chunks_mid_batch_give_the_same_file() {
+    const K: usize = 1 << 16;
+    let len = (5 << 20) + 777;
+    let payload = sample(len);
+    let mut opts = options(Compression::None, 9);
+    opts.chunk_size_log2 = 16;
+    opts.metadata.plaintext_len = Some(len as u64);
+    let file = encrypt_to_vec(&key(14), opts.clone(), &payload).unwrap();
+    for pattern in [
+        &[K, 2 << 20][..],
+        &[3 * K, K + 1, 15 * K - 1, 1 << 20],
+        &[15 * K, 17 * K, 31 * K + 5],
+        &[K, K, (1 << 20) + K],
+    ] {
+        let mut enc = Encryptor::new(Vec::new(), &key(14), opts.clone()).unwrap();
+        let mut rest = payload.as_slice();
+        for &piece in pattern.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (part, after) = rest.split_at(piece.min(rest.len()));
+            enc.write_all(part).unwrap();
+            rest = after;
+        }
+        assert!(enc.finish().unwrap() == file, "pattern {pattern:?}");
+    }
+}
+
+/// Streams on one thread reuse each other's record buffers (stale bytes, other lengths): a
+/// stream after a dropped, unfinished one, or after one of another chunk size, writes and
+/// reads the same bytes as the in-memory API, which keeps no buffer.
+#[test]
+fn streams_after_other_streams_on_the_thread_are_unchanged() {
+    let payload = sample((2 << 20) + 99);
+    for (first_log2, then_log2) in [(22, 6), (6, 22), (16, 16), (22, 16)] {
+        let mut first = options(Compression::None, 1);
+        first.chunk_size_log2 = first_log2;
+        // A writer left half-way through a batch, its buffers full of plaintext, dropped.
+        let mut abandoned = Encryptor::new(Vec::new(), &key(15), first.clone()).unwrap();
+        abandoned.write_all(&payload[..(1 << 20) + 5]).unwrap();
+        drop(abandoned);
+        let first_file = encrypt_to_vec(&key(15), first, &payload).unwrap();
+        assert!(stream_result(&key(15), &first_file, 1 << 20).unwrap() == payload);
+
+        let mut then = options(Compression::None, 2);
+        then.chunk_size_log2 = then_log2;
+        then.metadata.plaintext_len = Some(payload.len() as u64);
+        let expected = encrypt_to_vec(&key(15), then.clone(), &payload).unwrap();
+        let mut enc = Encryptor::new(Vec::new(), &key(15), then).unwrap();
+        enc.write_all(&payload).unwrap();
+        let file = enc.finish().unwrap();
+        assert!(file == expected, "{first_log2} then {then_log2}");
+        assert!(stream_result(&key(15), &file, 1000).unwrap() == payload);
+    }
+}
+
 #[test]
 fn no_unverified_byte_is_released_and_failure_is_sticky() {
     let payload = sample(3 << 20);
