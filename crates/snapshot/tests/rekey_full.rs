@@ -276,3 +276,66 @@ fn a_full_rekey_waits_for_a_running_backup() {
     let snapshots = Snapshots::open(&store.inner, &key(1)).unwrap();
     assert!(snapshots.verify(&id, true).unwrap().is_ok());
 }
+
+/// A clock the test sets, Unix microseconds, that moves `step` further each time it is read
+/// after the first.
+#[derive(Clone)]
+struct SteppingClock(std::sync::Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>);
+
+impl SteppingClock {
+    fn new(start: u64, step: u64) -> Self {
+        Self(std::sync::Arc::new((start.into(), step.into())))
+    }
+    fn clock(&self) -> e2ee_backup_snapshot::Clock {
+        let state = self.0.clone();
+        let first = std::sync::atomic::AtomicBool::new(true);
+        std::sync::Arc::new(move || {
+            let step = if first.swap(false, Ordering::SeqCst) {
+                0
+            } else {
+                state.1.load(Ordering::SeqCst)
+            };
+            state.0.fetch_add(step, Ordering::SeqCst) + step
+        })
+    }
+    fn stop(&self) {
+        self.0.1.store(0, Ordering::SeqCst);
+    }
+}
+
+/// A re-keying that paused a quarter of the grace period between two writes (its clock jumps
+/// that far at each reading) stops with `rekey-paused` before its next write, loses nothing,
+/// and a later run resumes and finishes (spec section 8.11, "Full re-keying").
+#[test]
+fn a_full_rekey_paused_a_quarter_of_the_grace_period_stops_and_resumes() {
+    const GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+    let store = MemoryStore::new();
+    let trees = two_snapshots(&store);
+    let ids: Vec<String> = trees.keys().cloned().collect();
+    let old_blobs: BTreeSet<String> = store.list("blobs/").unwrap().into_iter().collect();
+    let quarter = u64::try_from(GRACE.as_micros()).unwrap() / 4;
+    let time = SteppingClock::new(1_764_000_000_000_000, quarter);
+
+    let paused =
+        e2ee_backup_snapshot::rekey_full_with(&store, &key(1), &key(9), time.clock(), GRACE);
+    assert!(matches!(paused, Err(Error::RekeyPaused)), "{paused:?}");
+    // Stopped before the write that came too late: nothing was re-keyed or replaced yet, and
+    // every snapshot keeps every blob it references.
+    no_snapshot_lost_a_blob(&store, &ids);
+    let now: BTreeSet<String> = store.list("blobs/").unwrap().into_iter().collect();
+    assert!(old_blobs.is_subset(&now), "an old blob went before the switch");
+    restores_all(&store, &key(1), &trees);
+
+    // A run that does not pause resumes and finishes.
+    time.stop();
+    let report =
+        e2ee_backup_snapshot::rekey_full_with(&store, &key(1), &key(9), time.clock(), GRACE)
+            .unwrap();
+    assert!(report.media_root_replaced, "{report:?}");
+    assert_eq!(report.blobs_deleted, old_blobs.len() as u64);
+    let new_blobs: BTreeSet<String> = store.list("blobs/").unwrap().into_iter().collect();
+    assert!(new_blobs.is_disjoint(&old_blobs));
+    assert!(store.list("prune/").unwrap().is_empty());
+    assert!(!store.exists(MEDIA_ROOT_NEXT_OBJECT).unwrap());
+    restores_all(&store, &key(9), &trees);
+}
