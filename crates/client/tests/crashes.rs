@@ -320,6 +320,17 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// old media root key opens anything left in the store.
 #[test]
 fn rotate_key_full_with_snapshots_survives_a_crash_at_every_step() {
+    full_rotation_survives_a_crash_at_every_step(false);
+}
+
+/// The same in password mode: the rotation also re-seals the new K in the vault; after every
+/// stop and resumption the password still restores on a new device, with the new K.
+#[test]
+fn rotate_key_full_in_password_mode_survives_a_crash_at_every_step() {
+    full_rotation_survives_a_crash_at_every_step(true);
+}
+
+fn full_rotation_survives_a_crash_at_every_step(password_mode: bool) {
     use e2ee_backup_snapshot::{AccountKeys, EntryKind, MediaKeys, MediaRootKey, open_manifest};
     use std::sync::Mutex;
 
@@ -341,7 +352,11 @@ fn rotate_key_full_with_snapshots_survives_a_crash_at_every_step() {
     let steps = at_every_step(
         |w| {
             let mut phone = w.client("phone");
-            phone.enable_with_key().unwrap();
+            if password_mode {
+                phone.enable_with_password(PASSWORD).unwrap();
+            } else {
+                phone.enable_with_key().unwrap();
+            }
             phone.create_backup(Source::Bytes(b"chats"), "db").unwrap();
             phone.with_snapshots("test", |s| s.backup(tree.path())).unwrap();
             std::fs::write(tree.path().join("Media/b.jpg"), [2u8; 2000]).unwrap();
@@ -356,7 +371,7 @@ fn rotate_key_full_with_snapshots_survives_a_crash_at_every_step() {
             *old.lock().unwrap() = Some((account, media));
         },
         "phone",
-        |c| c.rotate_key_with(None, true).map(drop),
+        |c| c.rotate_key_with(password_mode.then_some(PASSWORD), true).map(drop),
         |w, _| {
             let keys: Vec<AccountKeys> =
                 keystore_keys(&w.device("phone")).iter().map(AccountKeys::derive).collect();
@@ -416,6 +431,10 @@ fn rotate_key_full_with_snapshots_survives_a_crash_at_every_step() {
             );
             assert!(!w.store().join("keys/media-root-next.e2ee").exists());
             assert!(files_under(&w.store().join("prune")).is_empty());
+            if password_mode {
+                // The vault holds the new K: a new device restores with the password.
+                restore_by_password_gives(w, b"chats");
+            }
         },
     );
     assert!(steps >= 20, "{steps}");
