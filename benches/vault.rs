@@ -41,7 +41,9 @@ use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets, RecordChange};
 use e2ee_backup_vault::messages::{Request, Response};
 use e2ee_backup_vault::record::{AccountRecord, AccountState};
 use e2ee_backup_vault::suite::{CONTEXT, KsfProfile};
-use e2ee_backup_vault::ticket::TICKET_LABEL;
+use e2ee_backup_vault::ticket::{
+    LOGIN_TICKET_KEY_LABEL, REGISTRATION_TICKET_KEY_LABEL, REGISTRATION_TICKET_LABEL, TICKET_LABEL,
+};
 use hkdf_12::{Hkdf, HkdfExtract};
 use hmac_12::{Hmac, Mac};
 use hpke::aead::AeadTag;
@@ -259,10 +261,15 @@ struct Primitives {
     ticket: Vec<u8>,
     /// The account's `RegistrationRecord`: client public key, masking key, envelope.
     registration: Vec<u8>,
-    oprf_seed: [u8; 64],
+    /// The registration's `oprf_ticket` (spec 4.9.2), which holds its OPRF seed.
+    oprf_ticket: Vec<u8>,
+    registration_ticket_key: [u8; 32],
+    oprf_ticket_aad: Vec<u8>,
     server_sk: Scalar,
     server_pk: [u8; 32],
+    /// The fleet's `ticket_key`, from which the token is derived (spec 4.9.1).
     ticket_key: [u8; 32],
+    login_ticket_key: [u8; 32],
     ticket_aad: Vec<u8>,
 }
 
@@ -272,7 +279,6 @@ impl Primitives {
         // dummy public key), ticket key, and last the X25519 secret of the only channel key.
         let secrets = &vault.secrets;
         let opaque = 3 + usize::from(u16::from_be_bytes([secrets[1], secrets[2]]));
-        let oprf_seed = secrets[opaque..opaque + 64].try_into().expect("64 bytes");
         let server_sk = Scalar::from_canonical_bytes(
             secrets[opaque + 64..opaque + 96].try_into().expect("32 bytes"),
         )
@@ -307,6 +313,17 @@ impl Primitives {
         let ticket_aad =
             [TICKET_LABEL.as_bytes(), &[0], &u16_len(FLEET), FLEET, &u16_len(ACCOUNT), ACCOUNT]
                 .concat();
+        let record = &vault.records[ACCOUNT];
+        let oprf_ticket_aad = [
+            REGISTRATION_TICKET_LABEL.as_bytes(),
+            &[0],
+            &u16_len(FLEET),
+            FLEET,
+            &u16_len(ACCOUNT),
+            ACCOUNT,
+            &record.record_version.to_be_bytes(),
+        ]
+        .concat();
         let primitives = Self {
             channel_key,
             ke1_request,
@@ -314,11 +331,14 @@ impl Primitives {
             ke1: *ke1,
             ke3: *ke3,
             ticket,
-            registration: vault.records[ACCOUNT].registration.clone(),
-            oprf_seed,
+            registration: record.registration.clone(),
+            oprf_ticket: record.oprf_ticket.clone(),
+            registration_ticket_key: subkey(&ticket_key, REGISTRATION_TICKET_KEY_LABEL),
+            oprf_ticket_aad,
             server_sk,
             server_pk: RistrettoPoint::mul_base(&server_sk).compress().to_bytes(),
             ticket_key,
+            login_ticket_key: subkey(&ticket_key, LOGIN_TICKET_KEY_LABEL),
             ticket_aad,
         };
         primitives.check(vault);
@@ -336,7 +356,7 @@ impl Primitives {
         else {
             panic!("no KE2")
         };
-        let evaluated = decompress(&self.ke1[..32]) * oprf_key(&self.oprf_seed);
+        let evaluated = decompress(&self.ke1[..32]) * oprf_key(&self.oprf_seed());
         assert_eq!(ke2[..32], evaluated.compress().to_bytes(), "the OPRF evaluation differs");
         let pad = masking_pad(&self.registration[32..96], &ke2[32..64]);
         let unmasked: Vec<u8> = pad.iter().zip(&ke2[64..192]).map(|(p, m)| p ^ m).collect();
@@ -354,10 +374,22 @@ impl Primitives {
         assert_eq!(token, derive_token(&self.ticket_key, &body[..24]), "the token differs");
     }
 
-    /// Opens a ticket: nonce, then AES-256-GCM under the ticket key.
+    /// The registration's OPRF seed: its `oprf_ticket` opened (nonce, then AES-256-GCM under
+    /// the registration ticket key), `not_after` skipped.
+    fn oprf_seed(&self) -> [u8; 64] {
+        let (nonce, sealed) = self.oprf_ticket.split_at(12);
+        let payload = Payload { msg: sealed, aad: &self.oprf_ticket_aad };
+        let plain = Aes256Gcm::new_from_slice(&self.registration_ticket_key)
+            .expect("32 bytes")
+            .decrypt(Nonce::from_slice(nonce), payload)
+            .expect("the OPRF ticket opens");
+        plain[8..].try_into().expect("a 64-byte seed")
+    }
+
+    /// Opens a login ticket: nonce, then AES-256-GCM under the login ticket key.
     fn open_ticket(&self, ticket: &[u8]) -> Vec<u8> {
         let (nonce, sealed) = ticket.split_at(12);
-        Aes256Gcm::new_from_slice(&self.ticket_key)
+        Aes256Gcm::new_from_slice(&self.login_ticket_key)
             .expect("32 bytes")
             .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &self.ticket_aad })
             .expect("the ticket opens")
@@ -370,7 +402,8 @@ impl Primitives {
     ///   multiplication, which `hpke` recomputes on every decapsulation; the HKDF-SHA256 key
     ///   schedule), 1 AES-256-GCM open, 1 export (HKDF-SHA256 expand);
     /// - each of the 2 responses: 1 seal, HKDF-SHA256 extract and 2 expands, 1 AES-256-GCM seal;
-    /// - KE2, OPRF: the per-account OPRF key (HKDF-SHA512 expand of the seed, then
+    /// - KE2, OPRF: the registration's OPRF seed (1 AES-256-GCM open of its `oprf_ticket`), the
+    ///   per-registration OPRF key (HKDF-SHA512 expand of the seed, then
     ///   hash-to-scalar: `expand_message_xmd`-SHA-512 and a wide reduction), 1 ristretto255
     ///   variable-base multiplication of the blinded element;
     /// - KE2, credential response: the masking pad, HKDF-SHA512 expand of 128 bytes;
@@ -400,7 +433,7 @@ impl Primitives {
         let client_nonce = &self.ke1[32..64];
         let client_e_pk = decompress(&self.ke1[64..]);
         let client_s_pk = decompress(&self.registration[..32]);
-        let evaluated = (blinded * oprf_key(&self.oprf_seed)).compress().to_bytes();
+        let evaluated = (blinded * oprf_key(&self.oprf_seed())).compress().to_bytes();
 
         let mut masking_nonce = [0u8; 32];
         OsRng.fill_bytes(&mut masking_nonce);
@@ -464,7 +497,7 @@ impl Primitives {
         let mut ticket = vec![0u8; 12];
         OsRng.fill_bytes(&mut ticket);
         let payload = Payload { msg: &ticket_plain, aad: &self.ticket_aad };
-        let sealed = Aes256Gcm::new_from_slice(&self.ticket_key)
+        let sealed = Aes256Gcm::new_from_slice(&self.login_ticket_key)
             .expect("32 bytes")
             .encrypt(Nonce::from_slice(&ticket), payload)
             .expect("seals");
@@ -553,6 +586,13 @@ fn masking_pad(masking_key: &[u8], masking_nonce: &[u8]) -> [u8; 128] {
 
 /// The token of a successful login: HKDF-SHA256 of the ticket key, with the account, the
 /// attempt id and the serial.
+/// `HKDF-SHA256(salt = none, ikm = ticket_key, info = label)`, 32 bytes (spec 4.9).
+fn subkey(ticket_key: &[u8; 32], label: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    Hkdf::<Sha256>::new(None, ticket_key).expand(label.as_bytes(), &mut out).expect("32 bytes");
+    out
+}
+
 fn derive_token(ticket_key: &[u8; 32], attempt_and_serial: &[u8]) -> [u8; 16] {
     let mut token = [0u8; 16];
     Hkdf::<Sha256>::new(None, ticket_key)
