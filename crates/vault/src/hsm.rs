@@ -18,6 +18,7 @@
 //! [`crate::memory::MemoryVault`] runs the pipeline on a `HashMap`; the server runs step 3 in
 //! its replication (one store, or a log every replica applies) and steps 1, 2 and 4 around it.
 
+use opaque_ke::key_exchange::group::ristretto255::curve25519_dalek::ristretto::CompressedRistretto;
 use opaque_ke::{
     CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload,
     ServerLogin, ServerLoginParameters, ServerRegistration,
@@ -487,8 +488,10 @@ impl Hsm {
     ) -> Response {
         let mut oprf_seed = Zeroizing::new([0u8; OPRF_SEED_LEN]);
         rng.fill_bytes(oprf_seed.as_mut());
-        let evaluated = self.secrets.setup_with_seed(&oprf_seed).and_then(|setup| {
-            ServerRegistration::start(&setup, registration_request, account).ok()
+        let evaluated = self.secrets.oprf_key_material(&oprf_seed, account).and_then(|material| {
+            let opaque = &self.secrets.opaque;
+            ServerRegistration::start_with_key_material(opaque, *material, registration_request)
+                .ok()
         });
         let Some(started) = evaluated else {
             // The request decoded when it was decided; an evaluation cannot fail after that.
@@ -524,7 +527,7 @@ impl Hsm {
         let request = ke1.clone();
         // A registration's OPRF key comes from the seed its own registration ticket carries; a
         // phantom's fake KE2 evaluates under the fleet seed, a key no registration ever uses.
-        let (record, registration_setup) = match registration {
+        let (record, oprf_seed) = match registration {
             Some(live) => {
                 let body = ticket::open_registration(
                     &self.secrets.registration_ticket_key,
@@ -533,23 +536,28 @@ impl Hsm {
                     live.record_version,
                     &live.oprf_ticket,
                 )?;
-                (
-                    Some(ServerRegistration::deserialize(&live.upload).ok()?),
-                    Some(self.secrets.setup_with_seed(&body.oprf_seed)?),
-                )
+                (Some(ServerRegistration::deserialize(&live.upload).ok()?), body.oprf_seed)
             }
-            None => (None, None),
+            None => (None, self.secrets.fleet_oprf_seed.clone()),
         };
-        let setup = registration_setup.as_ref().unwrap_or(&self.secrets.opaque);
-        let started = ServerLogin::start(
+        let material = self.secrets.oprf_key_material(&oprf_seed, account)?;
+        // What `ServerLogin::start` does, with the OPRF key material given rather than derived
+        // from the setup's own seed: the same draws, in the same order, and the same bytes.
+        let builder = ServerLogin::builder_with_key_material(
             rng,
-            setup,
+            &self.secrets.opaque,
+            *material,
             record,
             request,
-            account,
             self.login_parameters(account),
         )
         .ok()?;
+        // 3DH's static-ephemeral share, DH(server AKE key, client key share), as opaque-ke's
+        // `TripleDh` computes it.
+        let client_share = builder.data().serialize();
+        let client_share = CompressedRistretto::from_slice(&client_share).ok()?.decompress()?;
+        let shared = (client_share * *self.secrets.ake_private).compress().to_bytes();
+        let started = builder.build(shared.into()).ok()?;
         let mut ke2 = Box::new([0u8; len::KE2]);
         ke2.copy_from_slice(&started.message.serialize());
         let body = TicketBody {

@@ -2,6 +2,9 @@
 //! the subkeys of the ticket key (spec section 4.9).
 
 use opaque_ke::ServerSetup;
+use opaque_ke::generic_array::GenericArray;
+use opaque_ke::generic_array::typenum::U32;
+use opaque_ke::key_exchange::group::ristretto255::curve25519_dalek::scalar::Scalar;
 use rand_core::{CryptoRng, RngCore};
 use sha2_10::Sha256;
 use zeroize::Zeroizing;
@@ -24,6 +27,12 @@ pub struct HsmSecrets {
     /// Subkeys of `ticket_key` (spec 4.9): login tickets and registration tickets.
     pub(crate) login_ticket_key: Zeroizing<[u8; 32]>,
     pub(crate) registration_ticket_key: Zeroizing<[u8; 32]>,
+    /// The fleet's own OPRF seed (the first 64 bytes of `opaque`): phantoms' fake KE2s are
+    /// evaluated under it (spec 4.5).
+    pub(crate) fleet_oprf_seed: Zeroizing<[u8; OPRF_SEED_LEN]>,
+    /// The AKE private key of `opaque` as a scalar, for the server's static Diffie-Hellman of
+    /// a KE2 (see [`HsmSecrets::oprf_key_material`]).
+    pub(crate) ake_private: Zeroizing<Scalar>,
 }
 
 impl std::fmt::Debug for HsmSecrets {
@@ -54,7 +63,19 @@ impl HsmSecrets {
         channel_keys: Vec<(u8, FleetSecretKey)>,
         ticket_key: Zeroizing<[u8; 32]>,
     ) -> Self {
+        // The serialised setup: OPRF seed [64] || AKE private key [32] || dummy public key [32].
+        let bytes = Zeroizing::new(opaque.serialize().to_vec());
+        let mut fleet_oprf_seed = Zeroizing::new([0u8; OPRF_SEED_LEN]);
+        fleet_oprf_seed.copy_from_slice(&bytes[..OPRF_SEED_LEN]);
+        let mut private = Zeroizing::new([0u8; 32]);
+        private.copy_from_slice(&bytes[OPRF_SEED_LEN..OPRF_SEED_LEN + 32]);
+        let ake_private = Zeroizing::new(
+            Option::from(Scalar::from_canonical_bytes(*private))
+                .expect("a ServerSetup holds a canonical AKE private key"),
+        );
         Self {
+            fleet_oprf_seed,
+            ake_private,
             login_ticket_key: ticket::subkey(&ticket_key, ticket::LOGIN_TICKET_KEY_LABEL),
             registration_ticket_key: ticket::subkey(
                 &ticket_key,
@@ -67,15 +88,23 @@ impl HsmSecrets {
         }
     }
 
-    /// The OPAQUE server setup of one registration: the fleet's AKE key pair and fake-record
-    /// key with the registration's own OPRF seed in place of the fleet's (spec 4.5).
-    pub(crate) fn setup_with_seed(
+    /// The OPRF key material of `account` under `oprf_seed` (a registration's own, or the
+    /// fleet's for a phantom; spec 4.5): `Expand(seed, credential_identifier || "OprfKey", 32)`
+    /// with HKDF-SHA512, as opaque-ke derives it from its own seed. Handing it to opaque-ke's
+    /// `*_with_key_material` calls spares rebuilding a `ServerSetup` per request, which costs
+    /// a fixed-base multiplication, a decompression and a compression.
+    pub(crate) fn oprf_key_material(
         &self,
         oprf_seed: &[u8; OPRF_SEED_LEN],
-    ) -> Option<ServerSetup<VaultSuite>> {
-        let mut bytes = Zeroizing::new(self.opaque.serialize().to_vec());
-        bytes[..OPRF_SEED_LEN].copy_from_slice(oprf_seed);
-        ServerSetup::deserialize(&bytes).ok()
+        account: &[u8],
+    ) -> Option<Zeroizing<GenericArray<u8, U32>>> {
+        let info = self.opaque.key_material_info(account).info;
+        let mut material = Zeroizing::new(GenericArray::default());
+        hkdf_12::Hkdf::<sha2_10::Sha512>::from_prk(oprf_seed)
+            .ok()?
+            .expand_multi_info(&info, material.as_mut_slice())
+            .ok()?;
+        Some(material)
     }
 
     /// The record version of an account nothing is stored for (spec 4.10.2):
