@@ -170,6 +170,10 @@ const NOTES: &[(&str, &str)] = &[
         "ResponseBounds",
         "The bounds of a response (spec 4.4): 48 to 8240 bytes, checked before the tag. tamperResponse changes the response before the client reads it.",
     ),
+    (
+        "SealingBounds",
+        "The client's bounds when it seals (spec 4.4): a fleet id and an account id of 1 to 64 bytes, a plaintext of at most 8192 bytes. Outside them the client refuses to seal (invalid-fleet-id, invalid-account-id, plaintext-too-long): the case has no envelope, and intermediates.info is absent when an id is out of its bounds.",
+    ),
 ];
 
 const HEADER: &[&str] = &[
