@@ -277,6 +277,18 @@ pub fn generate() -> Value {
     };
     groups.push(json!({ "type": "Journey", "tests": [mobile.case("register-login-mobile")] }));
     groups.push(json!({ "type": "Channel", "tests": sealing_cases() }));
+    let again = Journey {
+        scenario: "ke1-again-after-expiry",
+        comment: "a KE1, then the same KE1 envelope 301 s later, once its attempt is no longer live: charged again (the expired attempt dropped, the same attempt id pending under the next serial); the KE3 of the first KE2 is session-invalid with remaining 0, its ticket naming the dropped serial",
+        flags: &["Registration", "ExpiredAttempt", "UnchargedRefusal"],
+        account: b"account-33",
+        budget: 5,
+        password: b"correct horse battery staple",
+        other_password: None,
+        tamper: None,
+        ksf: KsfProfile::Fast,
+    };
+    groups.push(json!({ "type": "Rejected", "tests": [again.case(again.scenario)] }));
     number(&mut groups);
     envelope(ALGORITHM, HEADER, NOTES, groups)
 }
