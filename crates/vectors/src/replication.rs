@@ -38,7 +38,10 @@ const NOTES: &[(&str, &str)] = &[
         "Apply",
         "Commands applied in order to one account's record, starting with none (section 7.4). After each: the decision (kind, remaining, refusal, and the response plaintext of section 4.7 unless it is a KE2 still to compute) and the stored record (section 4.8), null when there is none.",
     ),
-    ("PeerKey", "The peer key of the fleet whose secrets (section 4.10.1) are given."),
+    (
+        "PeerKey",
+        "The peer key (section 7.7) and the seed of the peer TLS key (section 7.7.1) of the fleet whose secrets (section 4.10.1) are given.",
+    ),
     (
         "PeerSeal",
         "A peer request and its reply (section 7.7): headers, nonces and messages, the sealed bytes, the digest the reply is bound to; the receiver `me` accepts the request at `nowMs`.",
@@ -355,6 +358,7 @@ fn peer_cases() -> (Vec<Value>, Vec<Value>, Vec<Value>) {
         "result": "valid",
         "hsmSecrets": hex::encode(secrets.to_bytes().as_slice()),
         "peerKey": hex::encode(key),
+        "peerTlsSeed": hex::encode(*secrets.peer_tls_seed()),
     })];
     let append = PeerExchange::new(key, "append", "append", 1, 2);
     let earlier = PeerExchange::new(key, "earlier-append", "append", 1, 2);
@@ -681,7 +685,12 @@ pub fn verify_case(case: &Value) -> Result<(), String> {
         "PeerKey" => {
             let secrets = HsmSecrets::from_bytes(&hex_field(case, "hsmSecrets")?)
                 .map_err(|e| e.to_string())?;
-            expect_eq("peerKey", secrets.peer_key().to_vec(), hex_field(case, "peerKey")?)
+            expect_eq("peerKey", secrets.peer_key().to_vec(), hex_field(case, "peerKey")?)?;
+            expect_eq(
+                "peerTlsSeed",
+                secrets.peer_tls_seed().to_vec(),
+                hex_field(case, "peerTlsSeed")?,
+            )
         }
         "PeerSeal" => verify_peer_exchange(case),
         "PeerSealInvalid" => {

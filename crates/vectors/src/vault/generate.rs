@@ -276,6 +276,19 @@ pub fn generate() -> Value {
         ksf: KsfProfile::Mobile,
     };
     groups.push(json!({ "type": "Journey", "tests": [mobile.case("register-login-mobile")] }));
+    groups.push(json!({ "type": "Channel", "tests": sealing_cases() }));
+    let again = Journey {
+        scenario: "ke1-again-after-expiry",
+        comment: "a KE1, then the same KE1 envelope 301 s later, once its attempt is no longer live: charged again (the expired attempt dropped, the same attempt id pending under the next serial); the KE3 of the first KE2 is session-invalid with remaining 0, its ticket naming the dropped serial",
+        flags: &["Registration", "ExpiredAttempt", "UnchargedRefusal"],
+        account: b"account-33",
+        budget: 5,
+        password: b"correct horse battery staple",
+        other_password: None,
+        tamper: None,
+        ksf: KsfProfile::Fast,
+    };
+    groups.push(json!({ "type": "Rejected", "tests": [again.case(again.scenario)] }));
     number(&mut groups);
     envelope(ALGORITHM, HEADER, NOTES, groups)
 }
@@ -290,9 +303,24 @@ pub(super) fn channel_vector(
     response: &[u8],
     extra: Value,
 ) -> Value {
+    channel_vector_in(FLEET_ID, account, slug, comment, flags, request, response, extra)
+}
+
+/// A case of the sealed channel alone, for `account` of fleet `fleet`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn channel_vector_in(
+    fleet: &[u8],
+    account: &[u8],
+    slug: &str,
+    comment: &str,
+    flags: &[&str],
+    request: &[u8],
+    response: &[u8],
+    extra: Value,
+) -> Value {
     let config = json!({
         "hpke": "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM",
-        "fleetId": hex::encode(FLEET_ID),
+        "fleetId": hex::encode(fleet),
         "fleetKeyId": 1,
         "accountId": hex::encode(account),
     });
@@ -542,6 +570,66 @@ pub(super) fn later_groups() -> Vec<Value> {
         json!({ "type": "Journey", "tests": journeys }),
         json!({ "type": "Rejected", "tests": rejected }),
         json!({ "type": "Channel", "tests": channel_cases }),
+    ]
+}
+
+/// The client's own bounds when it seals (spec 4.4, issue 13): the ids and the plaintext it
+/// refuses to seal, and the longest fleet id it seals.
+fn sealing_cases() -> Vec<Value> {
+    let long_fleet = [b'f'; 64];
+    let too_long = [b'f'; 65];
+    let plaintext = draw("vault/channel/max/plaintext", 8193);
+    let case = |slug: &str, comment: &str, fleet: &[u8], account: &[u8], len: usize| {
+        let request = &plaintext[..len];
+        let slug = format!("sealing/{slug}");
+        channel_vector_in(
+            fleet,
+            account,
+            &slug,
+            comment,
+            &["Channel", "SealingBounds"],
+            request,
+            request,
+            json!({}),
+        )
+    };
+    vec![
+        case(
+            "fleet-64",
+            "a fleet id of 64 bytes, the longest: the client seals, the HSM of that fleet opens",
+            &long_fleet,
+            b"account-channel",
+            0,
+        ),
+        case(
+            "fleet-empty",
+            "an empty fleet id: the client does not seal",
+            b"",
+            b"account-channel",
+            0,
+        ),
+        case(
+            "fleet-65",
+            "a fleet id of 65 bytes: the client does not seal",
+            &too_long,
+            b"account-channel",
+            0,
+        ),
+        case("account-empty", "an empty account id: the client does not seal", FLEET_ID, b"", 0),
+        case(
+            "account-65",
+            "an account id of 65 bytes: the client does not seal",
+            FLEET_ID,
+            &too_long,
+            0,
+        ),
+        case(
+            "plaintext-8193",
+            "a plaintext of 8193 bytes, one more than a request holds: the client does not seal",
+            FLEET_ID,
+            b"account-channel",
+            8193,
+        ),
     ]
 }
 

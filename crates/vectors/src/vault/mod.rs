@@ -170,6 +170,14 @@ const NOTES: &[(&str, &str)] = &[
         "ResponseBounds",
         "The bounds of a response (spec 4.4): 48 to 8240 bytes, checked before the tag. tamperResponse changes the response before the client reads it.",
     ),
+    (
+        "ExpiredAttempt",
+        "A pending attempt whose not_after has passed is not live: the same KE1 sent again is not a retry but a new charge, which drops the expired attempt and pends the same attempt id under the next serial (spec 4.10.2, LoginStart steps 1 and 3); the first KE2's ticket then matches no pending (attempt_id, serial) and its KE3 is session-invalid with remaining 0 (LoginFinish).",
+    ),
+    (
+        "SealingBounds",
+        "The client's bounds when it seals (spec 4.4): a fleet id and an account id of 1 to 64 bytes, a plaintext of at most 8192 bytes. Outside them the client refuses to seal (invalid-fleet-id, invalid-account-id, plaintext-too-long): the case has no envelope, and intermediates.info is absent when an id is out of its bounds.",
+    ),
 ];
 
 const HEADER: &[&str] = &[

@@ -390,6 +390,25 @@ pub(super) fn journey(
             }
             run.last_refusal()
         }
+        "ke1-again-after-expiry" => {
+            run.register(&password, &key()?)?;
+            let LoginStarted { state, start_draws, answer, envelope } =
+                run.login_start(&password)?;
+            let (bytes, ke2) = Run::sealed(answer)?;
+            // The same KE1 envelope once its attempt is no longer live: not a retry but a new
+            // charge, which drops the expired attempt and pends the same attempt id under the
+            // next serial.
+            run.advance(301);
+            let ikm = start_draws.last().cloned().ok_or("no ikmE")?;
+            let ikm: [u8; 32] = ikm.try_into().map_err(|_| "ikmE")?;
+            Run::sealed(run.call(&envelope, Some(&ikm))?)?;
+            // The KE3 of the first KE2: its ticket names the dropped serial.
+            let session = run.begin_finish(state, start_draws, &password, &bytes, ke2)?;
+            if session.is_some() {
+                return Err("a login with the ticket of a dropped attempt".into());
+            }
+            run.last_refusal()
+        }
         "failed-ke3-locks" => {
             run.register(&password, &key()?)?;
             let LoginStarted { state, answer, .. } = run.login_start(&password)?;

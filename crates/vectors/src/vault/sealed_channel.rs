@@ -18,20 +18,38 @@ pub(super) fn run_channel(config: &Value, inputs: &Value) -> Result<Value, Strin
     };
     let secret = FleetSecretKey::derive(&ikm_r);
     let public = secret.public_key();
-    let (envelope, pending) = channel::seal_request_with_ephemeral_ikm(
+    let mut intermediates = json!({ "fleetSecretKey": hex::encode(*secret.to_bytes()) });
+    // An id out of its bounds has no info (spec 4.4).
+    if let Ok(info) = channel::request_info(1, &fleet_id, &account, key_id) {
+        intermediates["info"] = json!(hex::encode(info));
+    }
+    let mut outputs = json!({ "fleetPublicKey": hex::encode(public.as_bytes()) });
+    let sealed = channel::seal_request_with_ephemeral_ikm(
         &ikm_e, &fleet_id, key_id, &public, &account, &request,
-    )
-    .map_err(|e| e.to_string())?;
+    );
+    let (envelope, pending) = match sealed {
+        Ok(sealed) => sealed,
+        // The client refuses to seal (spec 4.4): there is no envelope, and no HSM sees one.
+        Err(
+            e @ (ChannelError::InvalidFleetId(_)
+            | ChannelError::InvalidAccountId(_)
+            | ChannelError::PlaintextTooLong(_)),
+        ) => {
+            return Ok(json!({
+                "result": "invalid",
+                "error": channel_error(&e),
+                "scenario": "channel",
+                "config": config,
+                "inputs": inputs,
+                "intermediates": intermediates,
+                "outputs": outputs,
+            }));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     let parsed = RequestEnvelope::parse(&envelope).map_err(|e| e.to_string())?;
-    let mut outputs = json!({
-        "fleetPublicKey": hex::encode(public.as_bytes()),
-        "enc": hex::encode(parsed.enc()),
-        "envelope": hex::encode(&envelope),
-    });
-    let intermediates = json!({
-        "fleetSecretKey": hex::encode(*secret.to_bytes()),
-        "info": hex::encode(channel::request_info(1, &fleet_id, &account, key_id).map_err(|e| e.to_string())?),
-    });
+    outputs["enc"] = json!(hex::encode(parsed.enc()));
+    outputs["envelope"] = json!(hex::encode(&envelope));
     let mut error = None;
     // The envelope the HSM is given: the sealed one, or one a relay changed.
     let delivered = match inputs.get("tamperRequest") {
