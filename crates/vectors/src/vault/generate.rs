@@ -283,10 +283,9 @@ pub fn generate() -> Value {
         flags: &["Registration", "ExpiredAttempt", "UnchargedRefusal"],
         account: b"account-33",
         budget: 5,
-        password: b"correct horse battery staple",
-        other_password: None,
-        tamper: None,
         ksf: KsfProfile::Fast,
+        // The same password, no second password and no tampering, as the Mobile journey.
+        ..mobile
     };
     groups.push(json!({ "type": "Rejected", "tests": [again.case(again.scenario)] }));
     number(&mut groups);
