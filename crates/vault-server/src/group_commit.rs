@@ -7,7 +7,8 @@
 //! transaction is durable. A change is therefore never reported durable earlier than it was
 //! with one transaction per change: a KE2 still leaves only after its charge is on disk. What
 //! changes is how many changes share one flush. If the transaction fails, every change in it
-//! fails and nothing is sent for any of them.
+//! fails and nothing is sent for any of them; a failure after the commit that concerns one
+//! account (destroying a registration key it no longer holds) fails that account's alone.
 //!
 //! Commands of one account never meet in one batch: the caller holds the account's lock from
 //! reading the record until its change is durable.
@@ -78,11 +79,13 @@ fn run(store: &dyn RecordStore, queue: &mpsc::Receiver<Job>) {
         }
         let changes: Vec<(&[u8], &RecordChange)> =
             batch.iter().map(|job| (job.account.as_slice(), &job.change)).collect();
-        let result = store.apply_all(&changes);
+        let results = store.apply_all(&changes);
         drop(changes);
-        for job in batch {
+        // A job without a result (a store that broke the one-per-change rule) is dropped
+        // unanswered, and its command fails as if the committer had stopped.
+        for (job, result) in batch.into_iter().zip(results) {
             // A command that gave up waiting (its task was cancelled) has no one to answer.
-            let _ = job.done.send(result.clone());
+            let _ = job.done.send(result);
         }
     }
 }
@@ -95,12 +98,14 @@ mod tests {
 
     use e2ee_backup_vault::record::AccountRecord;
 
-    /// Records the size of each transaction; refuses every write while `broken`.
+    /// Records the size of each transaction; refuses every write while `broken`, and fails
+    /// the follow-up of account `lost` alone.
     #[derive(Default)]
     struct Recorder {
         batches: Mutex<Vec<Vec<Vec<u8>>>>,
         broken: AtomicBool,
         gate: Mutex<()>,
+        lost: Mutex<Option<Vec<u8>>>,
     }
 
     impl RecordStore for Recorder {
@@ -110,13 +115,18 @@ mod tests {
         fn apply(&self, _: &[u8], _: &RecordChange) -> Result<(), StoreError> {
             unreachable!("the committer writes through apply_all")
         }
-        fn apply_all(&self, changes: &[(&[u8], &RecordChange)]) -> Result<(), StoreError> {
+        fn apply_all(&self, changes: &[(&[u8], &RecordChange)]) -> Vec<Result<(), StoreError>> {
             self.batches.lock().unwrap().push(changes.iter().map(|(a, _)| a.to_vec()).collect());
             let _gate = self.gate.lock().unwrap();
-            if self.broken.load(Ordering::SeqCst) {
-                return Err(StoreError::Unavailable("broken (test)"));
-            }
-            Ok(())
+            let broken = self.broken.load(Ordering::SeqCst);
+            let lost = self.lost.lock().unwrap().clone();
+            changes
+                .iter()
+                .map(|(account, _)| match broken || lost.as_deref() == Some(*account) {
+                    true => Err(StoreError::Unavailable("broken (test)")),
+                    false => Ok(()),
+                })
+                .collect()
         }
     }
 
@@ -149,5 +159,30 @@ mod tests {
         assert!(results.iter().all(Result::is_err), "{results:?}");
         store.broken.store(false, Ordering::SeqCst);
         assert!(commits.apply(b"after", &RecordChange::Delete).is_ok());
+    }
+
+    #[test]
+    fn a_failure_after_the_commit_fails_its_own_change_alone() {
+        let store = Arc::new(Recorder::default());
+        *store.lost.lock().unwrap() = Some(b"lost".to_vec());
+        let commits = Arc::new(GroupCommit::start(store.clone()).unwrap());
+        let gate = store.gate.lock().unwrap();
+        let apply = |account: &'static [u8]| {
+            let commits = commits.clone();
+            std::thread::spawn(move || commits.apply(account, &RecordChange::Delete))
+        };
+        let first = apply(b"first");
+        while store.batches.lock().unwrap().is_empty() {
+            std::thread::yield_now();
+        }
+        let (lost, kept) = (apply(b"lost"), apply(b"kept"));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(gate);
+        assert!(first.join().unwrap().is_ok());
+        assert!(lost.join().unwrap().is_err());
+        assert!(kept.join().unwrap().is_ok());
+        let batches = store.batches.lock().unwrap().clone();
+        assert_eq!(batches.len(), 2, "{batches:?}");
+        assert_eq!(batches[1].len(), 2, "the two shared a transaction: {batches:?}");
     }
 }

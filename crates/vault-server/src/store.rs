@@ -68,11 +68,13 @@ pub trait RecordStore: Send + Sync + 'static {
     fn load(&self, account: &[u8]) -> Result<Option<AccountRecord>, StoreError>;
     /// Makes `change` to `account`'s record durable.
     fn apply(&self, account: &[u8], change: &RecordChange) -> Result<(), StoreError>;
-    /// Makes the changes of distinct accounts durable, all or none where the store has
-    /// transactions ([`RedbStore`] does); an error means none may be acted on. By default, one
+    /// Makes the changes of distinct accounts durable, in one transaction where the store has
+    /// them ([`RedbStore`] does); returns one result per change, in order, and only an `Ok`
+    /// change may be acted on. A failed transaction fails every change in it; what a store does
+    /// for one account after the commit fails that account's change alone. By default, one
     /// [`RecordStore::apply`] each.
-    fn apply_all(&self, changes: &[(&[u8], &RecordChange)]) -> Result<(), StoreError> {
-        changes.iter().try_for_each(|(account, change)| self.apply(account, change))
+    fn apply_all(&self, changes: &[(&[u8], &RecordChange)]) -> Vec<Result<(), StoreError>> {
+        changes.iter().map(|(account, change)| self.apply(account, change)).collect()
     }
 }
 
@@ -162,10 +164,27 @@ impl RecordStore for RedbStore {
     }
 
     fn apply(&self, account: &[u8], change: &RecordChange) -> Result<(), StoreError> {
-        self.apply_all(&[(account, change)])
+        self.apply_all(&[(account, change)]).pop().expect("one result per change")
     }
 
-    fn apply_all(&self, changes: &[(&[u8], &RecordChange)]) -> Result<(), StoreError> {
+    fn apply_all(&self, changes: &[(&[u8], &RecordChange)]) -> Vec<Result<(), StoreError>> {
+        let keeps = match self.commit(changes) {
+            Ok(keeps) => keeps,
+            Err(err) => return vec![Err(err); changes.len()],
+        };
+        // Only now may a registration a record no longer holds lose its key. A failure here
+        // leaves that key for the sweep at the next start, and fails that account's change.
+        changes
+            .iter()
+            .zip(keeps)
+            .map(|((account, _), keep)| self.keys.retain_registration(account, keep).map(drop))
+            .collect()
+    }
+}
+
+impl RedbStore {
+    /// Writes `changes` in one durable transaction; returns the registration each record keeps.
+    fn commit(&self, changes: &[(&[u8], &RecordChange)]) -> Result<Vec<Option<u32>>, StoreError> {
         let txn = self.db.begin_write().map_err(|e| db_err("writing a record")(e.into()))?;
         let keep = {
             let mut table =
@@ -177,11 +196,7 @@ impl RecordStore for RedbStore {
         };
         // Default durability: Immediate. The commit returns once every change is on disk.
         txn.commit().map_err(|e| db_err("committing a record")(e.into()))?;
-        // Only now may a registration a record no longer holds lose its key.
-        for ((account, _), keep) in changes.iter().zip(keep) {
-            self.keys.retain_registration(account, keep)?;
-        }
-        Ok(())
+        Ok(keep)
     }
 }
 
