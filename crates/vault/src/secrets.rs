@@ -30,8 +30,8 @@ pub struct HsmSecrets {
     /// The fleet's own OPRF seed (the first 64 bytes of `opaque`): phantoms' fake KE2s are
     /// evaluated under it (spec 4.5).
     pub(crate) fleet_oprf_seed: Zeroizing<[u8; OPRF_SEED_LEN]>,
-    /// The AKE private key of `opaque` as a scalar, for the server's static Diffie-Hellman of
-    /// a KE2 (see [`HsmSecrets::oprf_key_material`]).
+    /// The AKE private key of `opaque` as a scalar, for 3DH's static-ephemeral share of a KE2
+    /// (the HSM computes it; see `Hsm::compute_ke2`).
     pub(crate) ake_private: Zeroizing<Scalar>,
 }
 
@@ -45,6 +45,9 @@ impl std::fmt::Debug for HsmSecrets {
 }
 
 const SECRETS_VERSION: u8 = 1;
+/// The info label after the credential identifier in the OPRF key derivation (spec 4.5, RFC
+/// 9807 section 4.1.2).
+const OPRF_KEY_LABEL: &[u8] = b"OprfKey";
 const OPAQUE_SETUP_LEN: usize = 128;
 
 impl HsmSecrets {
@@ -98,11 +101,10 @@ impl HsmSecrets {
         oprf_seed: &[u8; OPRF_SEED_LEN],
         account: &[u8],
     ) -> Option<Zeroizing<GenericArray<u8, U32>>> {
-        let info = self.opaque.key_material_info(account).info;
         let mut material = Zeroizing::new(GenericArray::default());
         hkdf_12::Hkdf::<sha2_10::Sha512>::from_prk(oprf_seed)
             .ok()?
-            .expand_multi_info(&info, material.as_mut_slice())
+            .expand_multi_info(&[account, OPRF_KEY_LABEL], material.as_mut_slice())
             .ok()?;
         Some(material)
     }
