@@ -23,7 +23,6 @@ thread_local! {
 
 /// A record buffer that goes back to this thread's free list when dropped (if the list has
 /// room and the buffer is not too large).
-#[derive(Default)]
 pub(crate) struct Kept(Vec<u8>);
 
 impl Kept {
