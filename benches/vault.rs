@@ -291,7 +291,7 @@ impl Primitives {
             let envelope = RequestEnvelope::parse(bytes).expect("an envelope");
             let (plain, _) =
                 channel::open_request(&fleet_key, FLEET, &envelope).expect("the request opens");
-            let info = channel::request_info(envelope.version(), FLEET, ACCOUNT, envelope.key_id())
+            let info = channel::request_info(channel::VERSION, FLEET, ACCOUNT, envelope.key_id())
                 .expect("valid ids");
             let (sealed, tag) = envelope.ciphertext().split_at(envelope.ciphertext().len() - 16);
             let sealed_request = SealedRequest {

@@ -120,6 +120,8 @@ pub const MAX_ACCOUNT_ID_LEN: usize = crate::ids::MAX_ID_LEN;
 pub const MAX_FLEET_ID_LEN: usize = crate::ids::MAX_ID_LEN;
 /// The longest request or response plaintext, in bytes.
 pub const MAX_PLAINTEXT_LEN: usize = 8 * 1024;
+/// The longest sealed request (plaintext and tag), in bytes.
+const MAX_CIPHERTEXT_LEN: usize = MAX_PLAINTEXT_LEN + TAG_LEN;
 /// The length of `enc`, the encapsulated X25519 public key.
 pub const ENC_LEN: usize = 32;
 /// The length of an AES-256-GCM tag.
@@ -279,10 +281,10 @@ impl fmt::Debug for FleetSecretKey {
 }
 
 /// A request envelope as the relay and the HSM see it before opening: the clear fields are
-/// readable, but none of them is authenticated until [`open_request`] succeeds.
+/// readable, but none of them is authenticated until [`open_request`] succeeds. Its version is
+/// [`VERSION`]: [`RequestEnvelope::parse`] accepts no other.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestEnvelope<'a> {
-    version: u8,
     key_id: u8,
     account_id: &'a [u8],
     enc: [u8; ENC_LEN],
@@ -308,21 +310,16 @@ impl<'a> RequestEnvelope<'a> {
         if ciphertext.len() < TAG_LEN {
             return Err(WireError::Truncated("ciphertext").into());
         }
-        if ciphertext.len() > MAX_PLAINTEXT_LEN + TAG_LEN {
+        if ciphertext.len() > MAX_CIPHERTEXT_LEN {
             return Err(WireError::TooLong {
                 field: "ciphertext",
                 len: ciphertext.len(),
-                max: MAX_PLAINTEXT_LEN + TAG_LEN,
+                max: MAX_CIPHERTEXT_LEN,
             }
             .into());
         }
         reader.finish()?;
-        Ok(Self { version, key_id, account_id, enc, ciphertext })
-    }
-
-    /// The envelope version (always [`VERSION`] once parsed).
-    pub fn version(&self) -> u8 {
-        self.version
+        Ok(Self { key_id, account_id, enc, ciphertext })
     }
 
     /// The id of the fleet key the request claims to be sealed to.
@@ -365,7 +362,7 @@ impl PendingResponse {
         if response.len() < RESPONSE_NONCE_LEN + TAG_LEN {
             return Err(ChannelError::ResponseTooShort(response.len()));
         }
-        if response.len() > RESPONSE_NONCE_LEN + MAX_PLAINTEXT_LEN + TAG_LEN {
+        if response.len() > RESPONSE_NONCE_LEN + MAX_CIPHERTEXT_LEN {
             return Err(ChannelError::ResponseTooLong(response.len()));
         }
         let mut reader = Reader::new(response);
@@ -499,7 +496,7 @@ pub fn open_request(
     fleet_id: &[u8],
     envelope: &RequestEnvelope<'_>,
 ) -> Result<(Zeroizing<Vec<u8>>, ResponseSealer), ChannelError> {
-    let info = request_info(envelope.version, fleet_id, envelope.account_id, envelope.key_id)?;
+    let info = request_info(VERSION, fleet_id, envelope.account_id, envelope.key_id)?;
     let enc = <HpkeKem as hpke::Kem>::EncappedKey::from_bytes(&envelope.enc)
         .map_err(|_| ChannelError::RequestDoesNotOpen)?;
     let mut context = hpke::setup_receiver::<HpkeAead, HpkeKdf, HpkeKem>(

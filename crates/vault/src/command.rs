@@ -8,10 +8,9 @@ use opaque_ke::{CredentialRequest, RegistrationRequest};
 use zeroize::Zeroizing;
 
 use crate::channel;
-use crate::messages::{RefusalReason, Request, Response, len};
+use crate::messages::{RefusalReason, Request, Response};
 use crate::record::{AccountRecord, AccountState, Attempt};
 use crate::suite::VaultSuite;
-use crate::ticket::REGISTRATION_TICKET_LEN;
 use crate::wire::{Reader, WireError, Writer};
 
 /// A request the HSM opened: its account, what it asks, and how to seal the answer.
@@ -230,116 +229,6 @@ impl Decision {
         }
     }
 
-    /// `0x00 || response` (spec section 4.7); `0x01 || KE1 || attempt id || serial u64 ||
-    /// not_after u64 || remaining u8 || ksf_profile u8 || (0x00 | 0x01 || registration [192] ||
-    /// oprf_ticket [100] || record_version u32)`; or `0x02 || registration_request [32] ||
-    /// record_version u32 || ksf_profile u8 || not_after u64`: how a replica hands a decision
-    /// from its state machine to the request that proposed it (spec 7.3).
-    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
-        let mut w = Writer::new();
-        match &self.0 {
-            Deferred::Response(response) => {
-                w.u8(0).bytes(&response.encode());
-            }
-            Deferred::Ke2 { ke1, attempt, registration, remaining, ksf_profile, not_after: _ } => {
-                w.u8(1)
-                    .bytes(&ke1.serialize())
-                    .bytes(&attempt.id)
-                    .u64(attempt.serial)
-                    .u64(attempt.not_after)
-                    .u8(*remaining)
-                    .u8(*ksf_profile);
-                match registration {
-                    Some(live) => w
-                        .u8(1)
-                        .bytes(&live.upload)
-                        .bytes(&live.oprf_ticket)
-                        .u32(live.record_version),
-                    None => w.u8(0),
-                };
-            }
-            Deferred::RegisterChallenge {
-                registration_request,
-                record_version,
-                ksf_profile,
-                not_after,
-            } => {
-                w.u8(2)
-                    .bytes(&registration_request.serialize())
-                    .u32(*record_version)
-                    .u8(*ksf_profile)
-                    .u64(*not_after);
-            }
-        }
-        Zeroizing::new(w.finish())
-    }
-
-    /// Reads a decision written by [`Decision::encode`].
-    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-        let mut r = Reader::new(bytes);
-        match r.u8("decision.kind")? {
-            0 => Ok(Self(Deferred::Response(Response::decode(r.rest())?))),
-            1 => {
-                let ke1_bytes: [u8; len::KE1] = r.array("decision.ke1")?;
-                let ke1 = CredentialRequest::<VaultSuite>::deserialize(&ke1_bytes)
-                    .map_err(|_| WireError::Invalid { field: "decision.ke1", why: "not a KE1" })?;
-                let attempt = Attempt {
-                    id: r.array("decision.attempt_id")?,
-                    serial: r.u64("decision.serial")?,
-                    not_after: r.u64("decision.not_after")?,
-                };
-                let remaining = r.u8("decision.remaining")?;
-                let ksf_profile = r.u8("decision.ksf_profile")?;
-                let registration = match r.u8("decision.registered")? {
-                    0 => None,
-                    1 => Some(LiveRegistration {
-                        upload: Zeroizing::new(
-                            r.bytes(crate::record::REGISTRATION_LEN, "decision.registration")?
-                                .to_vec(),
-                        ),
-                        oprf_ticket: Zeroizing::new(
-                            r.bytes(REGISTRATION_TICKET_LEN, "decision.oprf_ticket")?.to_vec(),
-                        ),
-                        record_version: r.u32("decision.record_version")?,
-                    }),
-                    _ => {
-                        return Err(WireError::Invalid {
-                            field: "decision.registered",
-                            why: "neither 0 nor 1",
-                        });
-                    }
-                };
-                r.finish()?;
-                Ok(Self(Deferred::Ke2 {
-                    ke1: Box::new(ke1),
-                    attempt,
-                    registration,
-                    remaining,
-                    ksf_profile,
-                    not_after: attempt.not_after,
-                }))
-            }
-            2 => {
-                let request: [u8; len::REGISTRATION_REQUEST] =
-                    r.array("decision.registration_request")?;
-                let registration_request = RegistrationRequest::<VaultSuite>::deserialize(&request)
-                    .map_err(|_| WireError::Invalid {
-                        field: "decision.registration_request",
-                        why: "not a registration request",
-                    })?;
-                let decision = Deferred::RegisterChallenge {
-                    registration_request: Box::new(registration_request),
-                    record_version: r.u32("decision.record_version")?,
-                    ksf_profile: r.u8("decision.ksf_profile")?,
-                    not_after: r.u64("decision.not_after")?,
-                };
-                r.finish()?;
-                Ok(Self(decision))
-            }
-            _ => Err(WireError::Invalid { field: "decision.kind", why: "unknown kind" }),
-        }
-    }
-
     /// The response, when the decision is one (every decision but a KE2 still to compute).
     pub fn response(&self) -> Option<&Response> {
         match &self.0 {
@@ -390,11 +279,6 @@ pub struct Decided {
 }
 
 impl Decided {
-    /// The change to make durable, if the command changes the record.
-    pub fn change(&self) -> Option<&RecordChange> {
-        self.change.as_ref()
-    }
-
     /// Runs `write` on the change (it must return only once the change is durable, or, in a
     /// replica, once it is part of the state its durable log redoes) and releases the decision
     /// if it succeeded; a command that changes nothing releases it at once. If the write

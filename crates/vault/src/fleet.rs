@@ -140,11 +140,6 @@ pub struct FleetBundle {
 }
 
 impl FleetBundle {
-    /// The public key with id `key_id`, if the bundle has one.
-    pub fn key(&self, key_id: u8) -> Option<&FleetPublicKey> {
-        self.keys.iter().find(|(id, _)| *id == key_id).map(|(_, key)| key)
-    }
-
     /// The encoded body. Fails if a field is out of its bounds or a key id repeats.
     pub fn encode(&self) -> Result<Vec<u8>, FleetError> {
         check_fleet_id(&self.fleet_id)?;

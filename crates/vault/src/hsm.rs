@@ -142,11 +142,6 @@ impl Hsm {
         &self.secrets
     }
 
-    /// The deployment's policy.
-    pub fn config(&self) -> &HsmConfig {
-        &self.config
-    }
-
     /// Opens a sealed request. A request that does not open gets no sealed answer.
     pub fn open(&self, envelope: &[u8]) -> Result<Opened, HsmError> {
         let envelope = RequestEnvelope::parse(envelope)?;

@@ -175,7 +175,7 @@ fn round_trip() {
         seal_request(&mut OsRng, FLEET, KEY_ID, &secret.public_key(), ACCOUNT, b"KE1 goes here")
             .unwrap();
     let parsed = RequestEnvelope::parse(&envelope).unwrap();
-    assert_eq!(parsed.version(), 1);
+    assert_eq!(envelope[0], 1, "the version byte");
     assert_eq!(parsed.key_id(), KEY_ID);
     assert_eq!(parsed.account_id(), ACCOUNT);
     let (request, sealer) = open_request(&secret, FLEET, &parsed).unwrap();

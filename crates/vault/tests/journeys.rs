@@ -277,12 +277,16 @@ fn no_ke2_without_a_durable_charge() {
     let (_, request) = Login::start(&mut OsRng, &ep, b"judy", b"pw").unwrap();
     let (command, _pending) = hsm.open(&request).unwrap().into_command(NOW);
     let decided = hsm.apply(&command.unwrap(), None);
-    let Some(RecordChange::Put(record)) = decided.change() else {
+    let mut asked_to_write = None;
+    let failed = decided.persist(|change| {
+        asked_to_write = Some(change.clone());
+        Err("disk full")
+    });
+    assert_eq!(failed.err(), Some("disk full"), "no decision to seal when the write fails");
+    let Some(RecordChange::Put(record)) = asked_to_write else {
         panic!("a KE1 must change the record before anything is sent")
     };
     assert_eq!(record.remaining, 4);
-    let failed = decided.persist(|_| Err("disk full"));
-    assert_eq!(failed.err(), Some("disk full"), "no decision to seal when the write fails");
 }
 
 #[test]

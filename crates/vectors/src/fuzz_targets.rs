@@ -27,7 +27,7 @@ use e2ee_backup_vault::channel::{
 use e2ee_backup_vault::client::{Endpoint, Login, Registration};
 use e2ee_backup_vault::fleet::{Auditor, FleetAuthority, FleetBundle, PinnedFleet};
 use e2ee_backup_vault::hsm::{
-    Command, Decision, Hsm, HsmConfig, HsmError, HsmSecrets, RecordChange, UNCHARGED_REMAINING,
+    Command, Hsm, HsmConfig, HsmError, HsmSecrets, RecordChange, UNCHARGED_REMAINING,
 };
 use e2ee_backup_vault::memory::MemoryVault;
 use e2ee_backup_vault::messages::{RefusalReason, Request, Response};
@@ -606,14 +606,13 @@ pub fn vault_envelope(data: &[u8]) {
     let fixture = vault_fixture();
     let parsed = RequestEnvelope::parse(data);
     if let Ok(envelope) = &parsed {
-        assert_eq!(envelope.version(), channel::VERSION);
         let account = envelope.account_id();
         assert!((1..=channel::MAX_ACCOUNT_ID_LEN).contains(&account.len()));
         let ciphertext = envelope.ciphertext();
         let bounds = channel::TAG_LEN..=channel::MAX_PLAINTEXT_LEN + channel::TAG_LEN;
         assert!(bounds.contains(&ciphertext.len()));
         let rebuilt = Writer::new()
-            .u8(envelope.version())
+            .u8(channel::VERSION)
             .u8(envelope.key_id())
             .vec16(account)
             .bytes(envelope.enc())
@@ -662,9 +661,6 @@ pub fn vault_fleet_bundle(data: &[u8]) {
     for bytes in [Some(data), body].into_iter().flatten() {
         if let Ok(bundle) = FleetBundle::decode(bytes) {
             assert_eq!(bundle.encode().as_deref(), Ok(bytes), "accepted a non-canonical body");
-            for (id, key) in &bundle.keys {
-                assert_eq!(bundle.key(*id), Some(key));
-            }
         }
     }
     let verified = pins.authority_only.verify(data, VAULT_NOW, Some(FLEET_LAST_SEEN));
@@ -722,8 +718,7 @@ pub fn vault_hsm_plaintext(data: &[u8]) {
 /// A replicated vault's command (spec section 7.3), as every replica decodes and applies it.
 ///
 /// [`Command::decode`] accepts only canonical encodings; applying any command that decodes to
-/// the fixture's registered record, and to no record, leaves a valid record and a decision
-/// whose hand-off encoding ([`Decision::encode`]) reads back.
+/// the fixture's registered record, and to no record, leaves a valid record.
 pub fn vault_command(data: &[u8]) {
     let Ok(command) = Command::decode(data) else {
         return;
@@ -737,10 +732,7 @@ pub fn vault_command(data: &[u8]) {
             }
             Ok::<(), std::convert::Infallible>(())
         });
-        let Ok(decision) = stored;
-        let encoded = decision.encode();
-        let decoded = Decision::decode(&encoded).expect("a decision reads back");
-        assert!(decoded.encode() == encoded, "{decision:?}: the hand-off encoding changed");
+        let Ok(_decision) = stored;
     }
 }
 
@@ -803,19 +795,6 @@ pub fn vault_peer_message(data: &[u8]) {
     if let Ok(header) = peer::Header::decode(data) {
         assert!(header.encode().as_slice() == &data[..peer::HEADER_LEN]);
     }
-}
-
-/// The hand-off encoding of a decision (between a replica's state machine and the request
-/// that proposed the command): [`Decision::decode`] accepts only what
-/// [`Decision::encode`] writes.
-pub fn vault_decision(data: &[u8]) {
-    let Ok(decision) = Decision::decode(data) else {
-        return;
-    };
-    assert!(
-        decision.encode().as_slice() == data,
-        "{decision:?}: accepted a non-canonical encoding"
-    );
 }
 
 /// Checks that `response` fits `request` (`None`: not a request) and what it did to the
@@ -1087,7 +1066,7 @@ fn fleet_pins() -> &'static FleetPins {
 }
 
 /// The names of the vault fuzz targets, whose seeds [`vault_seed_corpus`] makes.
-pub const VAULT_TARGETS: [&str; 9] = [
+pub const VAULT_TARGETS: [&str; 8] = [
     "vault_request",
     "vault_response",
     "vault_record",
@@ -1095,7 +1074,6 @@ pub const VAULT_TARGETS: [&str; 9] = [
     "vault_fleet_bundle",
     "vault_hsm_plaintext",
     "vault_command",
-    "vault_decision",
     "vault_peer_message",
 ];
 
@@ -1105,29 +1083,24 @@ pub fn vault_seed_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let named = |name: &str, bytes: Vec<u8>| (name.to_owned(), bytes);
     match target {
         "vault_request" | "vault_hsm_plaintext" => vault_request_seeds(),
-        "vault_command" | "vault_decision" => {
-            // The request seeds as commands of the fixture's account, and the decisions the
-            // fixture's record gets for them.
-            let fixture = vault_fixture();
-            let mut commands = Vec::new();
-            let mut decisions = Vec::new();
-            for (name, plaintext) in vault_request_seeds() {
-                let bytes =
-                    Writer::new().vec16(VAULT_ACCOUNT).u64(VAULT_NOW).bytes(&plaintext).finish();
-                if let Ok(command) = Command::decode(&bytes) {
-                    let decided = fixture.hsm.apply(&command, Some(fixture.record.clone()));
-                    let Ok(decision) = decided.persist(|_| Ok::<(), std::convert::Infallible>(()));
-                    decisions.push((format!("decision-{name}"), decision.encode().to_vec()));
-                }
-                commands.push((format!("command-{name}"), bytes));
-            }
+        "vault_command" => {
+            // The request seeds as commands of the fixture's account.
+            let mut commands: Vec<(String, Vec<u8>)> = vault_request_seeds()
+                .into_iter()
+                .map(|(name, plaintext)| {
+                    let bytes = Writer::new()
+                        .vec16(VAULT_ACCOUNT)
+                        .u64(VAULT_NOW)
+                        .bytes(&plaintext)
+                        .finish();
+                    (format!("command-{name}"), bytes)
+                })
+                .collect();
             let mut empty_account = vec![0, 0];
             empty_account.extend_from_slice(&VAULT_NOW.to_be_bytes());
             commands.push(named("empty-account", empty_account));
             commands.push(named("empty", Vec::new()));
-            decisions.push(named("unknown-kind", vec![2]));
-            decisions.push(named("empty", Vec::new()));
-            if target == "vault_command" { commands } else { decisions }
+            commands
         }
         "vault_peer_message" => peer_seeds(),
         "vault_response" => {

@@ -252,11 +252,6 @@ fn vault_command_corpus() {
 }
 
 #[test]
-fn vault_decision_corpus() {
-    replay("vault_decision", fuzz_targets::vault_decision);
-}
-
-#[test]
 fn vault_peer_message_corpus() {
     replay("vault_peer_message", fuzz_targets::vault_peer_message);
 }

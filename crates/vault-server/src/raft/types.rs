@@ -61,18 +61,18 @@ impl Debug for Applied {
     }
 }
 
+// openraft asks that a response be serde-able, but hands it only to the proposer on the same
+// replica: a decision (which may hold a live registration and an attempt id) is never written
+// or sent, so both directions refuse rather than define bytes nobody reads.
 impl Serialize for Applied {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let bytes = self.0.as_ref().map(|d| d.encode());
-        bytes.as_ref().map(|b| serde_bytes::Bytes::new(b.as_slice())).serialize(s)
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("a decision never leaves the replica that applied it"))
     }
 }
 
 impl<'de> Deserialize<'de> for Applied {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let bytes = Option::<serde_bytes::ByteBuf>::deserialize(d)?;
-        let decision = bytes.map(|b| Decision::decode(&b)).transpose();
-        decision.map(Self).map_err(serde::de::Error::custom)
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom("a decision never leaves the replica that applied it"))
     }
 }
 

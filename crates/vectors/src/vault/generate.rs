@@ -288,6 +288,18 @@ pub fn generate() -> Value {
         ..mobile
     };
     groups.push(json!({ "type": "Rejected", "tests": [again.case(again.scenario)] }));
+    let key_200 = channel_vector_in(
+        FLEET_ID,
+        200,
+        b"account-channel",
+        "key-id-200",
+        "a request sealed to the fleet key with id 200: the id is in the clear header and in info",
+        &["Channel"],
+        &delete,
+        &deleted,
+        json!({}),
+    );
+    groups.push(json!({ "type": "Channel", "tests": [key_200] }));
     number(&mut groups);
     envelope(ALGORITHM, HEADER, NOTES, groups)
 }
@@ -302,13 +314,14 @@ pub(super) fn channel_vector(
     response: &[u8],
     extra: Value,
 ) -> Value {
-    channel_vector_in(FLEET_ID, account, slug, comment, flags, request, response, extra)
+    channel_vector_in(FLEET_ID, 1, account, slug, comment, flags, request, response, extra)
 }
 
 /// A case of the sealed channel alone, for `account` of fleet `fleet`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn channel_vector_in(
     fleet: &[u8],
+    key_id: u8,
     account: &[u8],
     slug: &str,
     comment: &str,
@@ -320,7 +333,7 @@ pub(super) fn channel_vector_in(
     let config = json!({
         "hpke": "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM",
         "fleetId": hex::encode(fleet),
-        "fleetKeyId": 1,
+        "fleetKeyId": key_id,
         "accountId": hex::encode(account),
     });
     let mut inputs = json!({
@@ -583,6 +596,7 @@ fn sealing_cases() -> Vec<Value> {
         let slug = format!("sealing/{slug}");
         channel_vector_in(
             fleet,
+            1,
             account,
             &slug,
             comment,

@@ -160,7 +160,7 @@ const NOTES: &[(&str, &str)] = &[
     ),
     (
         "SecretsDecoding",
-        "Fleet secrets alone (spec 4.10.1): valid ones decode and serialise back to the same bytes; invalid ones are rejected with the wire error code (spec 4.2) of the first rule they break, front to back.",
+        "Fleet secrets alone (spec 4.10.1): valid ones decode and serialise back to the same bytes, and fleetId is the fleet id they decode to; invalid ones are rejected with the wire error code (spec 4.2) of the first rule they break, front to back.",
     ),
     (
         "MobileProfile",

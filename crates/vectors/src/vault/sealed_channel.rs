@@ -48,6 +48,10 @@ pub(super) fn run_channel(config: &Value, inputs: &Value) -> Result<Value, Strin
         Err(e) => return Err(e.to_string()),
     };
     let parsed = RequestEnvelope::parse(&envelope).map_err(|e| e.to_string())?;
+    // The clear fields a relay reads (spec 4.4) are the ones sealed.
+    expect_eq("the envelope's key id", parsed.key_id(), key_id)?;
+    expect_eq("the envelope's account id", parsed.account_id(), &account[..])?;
+    expect_eq("the envelope's ciphertext length", parsed.ciphertext().len(), request.len() + 16)?;
     outputs["enc"] = json!(hex::encode(parsed.enc()));
     outputs["envelope"] = json!(hex::encode(&envelope));
     let mut error = None;

@@ -14,6 +14,7 @@ pub(super) fn run_secrets(secrets: &[u8]) -> Result<Value, String> {
                 hex::encode(secrets),
             )?;
             case["result"] = json!("valid");
+            case["fleetId"] = json!(hex::encode(decoded.fleet_id()));
         }
         Err(e) => {
             case["result"] = json!("invalid");

@@ -1,3 +1,0 @@
-#![no_main]
-
-libfuzzer_sys::fuzz_target!(|data| e2ee_backup_vectors::fuzz_targets::vault_decision(data));
