@@ -81,9 +81,15 @@ pub fn excludes(patterns: &[String], files: &[PathBuf]) -> Result<Excludes, Fail
 }
 
 /// `backup DIR`: a new snapshot of the tree.
-pub fn backup(client: &Client, dir: &Path, excludes: Excludes) -> Result<Report, Failure> {
+pub fn backup(
+    client: &Client,
+    dir: &Path,
+    excludes: Excludes,
+    uploads: usize,
+) -> Result<Report, Failure> {
     let started = Instant::now();
-    let options = BackupOptions { excludes, progress: crate::output::snapshot_progress() };
+    let progress = crate::output::snapshot_progress();
+    let options = BackupOptions { excludes, progress, uploads };
     let report = client.with_snapshots("make a snapshot", |s| s.backup_with(dir, &options));
     // The bar goes before the report's lines.
     drop(options);

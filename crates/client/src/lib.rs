@@ -51,9 +51,10 @@
 //!
 //! The operations are strictly sequential (each step is persisted before the next), the CLI
 //! that drives them is synchronous, and phones call them from a background job. So the API is
-//! synchronous, and the async `object_store` and HTTP calls run on small current-thread tokio
-//! runtimes the client owns. Consequence: do not call a [`Client`] from inside an async
-//! runtime's worker thread; use `spawn_blocking` there.
+//! synchronous, and the async `object_store` and HTTP calls run on small tokio runtimes the
+//! client owns (the store's has two workers, for a snapshot backup's parallel uploads).
+//! Consequence: do not call a [`Client`] from inside an async runtime's worker thread; use
+//! `spawn_blocking` there.
 //!
 //! # Walkthrough
 //!

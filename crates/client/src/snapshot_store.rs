@@ -3,7 +3,7 @@
 //! `blobs/` and `snapshots/`. Each operation asks the fault injector first (spec 5.7), as the
 //! backup objects' do.
 
-use std::cell::RefCell;
+use std::sync::{Mutex, PoisonError};
 
 use futures_util::TryStreamExt as _;
 use object_store::{ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
@@ -20,7 +20,7 @@ pub struct SnapshotStore<'a> {
     faults: &'a dyn FaultInjector,
     /// The injected fault that stopped an operation, kept so that the client reports it as
     /// itself ([`Error::Injected`]) rather than as a store failure.
-    stopped: RefCell<Option<Error>>,
+    stopped: Mutex<Option<Error>>,
 }
 
 impl std::fmt::Debug for SnapshotStore<'_> {
@@ -32,19 +32,23 @@ impl std::fmt::Debug for SnapshotStore<'_> {
 impl<'a> SnapshotStore<'a> {
     /// `store`, with each operation checked against `faults` first.
     pub fn new(store: &'a BackupStore, faults: &'a dyn FaultInjector) -> Self {
-        Self { store, faults, stopped: RefCell::new(None) }
+        Self { store, faults, stopped: Mutex::new(None) }
     }
 
     /// The client's error for a failed snapshot operation: the injected fault that stopped it,
     /// if one did, else the snapshot error.
     pub fn client_error(&self, err: e2ee_backup_snapshot::Error) -> Error {
-        self.stopped.borrow_mut().take().unwrap_or(Error::Snapshot(err))
+        self.stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or(Error::Snapshot(err))
     }
 
     fn check(&self, point: String) -> Result<(), StoreError> {
         faults::check(self.faults, &point).map_err(|e| {
             let message = e.to_string();
-            *self.stopped.borrow_mut() = Some(e);
+            *self.stopped.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
             StoreError::Other(message)
         })
     }

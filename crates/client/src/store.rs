@@ -153,7 +153,10 @@ impl BackupStore {
 
     /// A store the caller built (tests, a shared in-memory store, a custom backend).
     pub fn with_store(store: Arc<dyn ObjectStore>, root: ObjectPath) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // Two workers: a snapshot backup's upload threads (spec 8.7) call into it at once.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("e2ee-backup-store")
             .enable_all()
             .build()
             .map_err(|e| Error::Store { operation: "start its runtime", detail: e.to_string() })?;

@@ -2,8 +2,6 @@
 
 use std::io;
 
-use e2ee_backup_kdf::io_bridge;
-
 use thiserror::Error;
 
 /// Everything that can go wrong reading or writing a `.crypt15` file.
@@ -91,21 +89,9 @@ impl Error {
             Error::Io { .. } => "io",
         }
     }
-
-    /// The crypt15 error inside an [`io::Error`] returned by the streaming types' `Read` or
-    /// `Write` implementation, if that is what it carries.
-    pub fn from_io(err: &io::Error) -> Option<&Error> {
-        io_bridge::carried(err)
-    }
-
-    /// Converts an [`io::Error`] back to the crypt15 error it carries, or wraps it as
-    /// [`Error::Io`].
-    pub fn from_io_error(err: io::Error) -> Error {
-        io_bridge::from_io(err)
-    }
 }
 
-e2ee_backup_kdf::carry_through_io!(Error);
+e2ee_backup_kdf::carry_through_io!(Error, "crypt15");
 
 /// A malformed header: which field, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -1,4 +1,5 @@
-//! Record buffers kept for the next stream on the same thread.
+//! Record buffers kept for the next stream on the same thread: memory reuse under the record
+//! streams of spec section 3.4, which change no byte they read or write.
 //!
 //! A new [`ChunkWriter`](crate::chunks::ChunkWriter) or [`ChunkReader`](crate::chunks::ChunkReader)
 //! needs about a megabyte of record buffer. A fresh allocation of that size is mapped, faulted

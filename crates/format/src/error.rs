@@ -2,8 +2,6 @@
 
 use std::io;
 
-use e2ee_backup_kdf::io_bridge;
-
 use thiserror::Error;
 
 /// Everything that can go wrong reading or writing a backup file.
@@ -129,18 +127,6 @@ impl Error {
             Error::Io { .. } => "io",
         }
     }
-
-    /// The format error inside an [`io::Error`] returned by the streaming types' `Read` or
-    /// `Write` implementation, if that is what it carries.
-    pub fn from_io(err: &io::Error) -> Option<&Error> {
-        io_bridge::carried(err)
-    }
-
-    /// Converts an [`io::Error`] back to the format error it carries, or wraps it as
-    /// [`Error::Io`].
-    pub fn from_io_error(err: io::Error) -> Error {
-        io_bridge::from_io(err)
-    }
 }
 
-e2ee_backup_kdf::carry_through_io!(Error);
+e2ee_backup_kdf::carry_through_io!(Error, "format");

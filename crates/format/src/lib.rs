@@ -1,8 +1,8 @@
 //! The e2ee-backups native backup file format (spec chapter 3, `spec/03-backup-format.md`).
 //!
-//! A backup file is a fixed 96-byte [header](header) that is authenticated and commits to
-//! the key, an encrypted [metadata](metadata) block, and the payload cut into
-//! [chunks](chunks), each sealed with AES-256-GCM under a per-file key, with its index and an
+//! A backup file is a fixed 96-byte [header] that is authenticated and commits to
+//! the key, an encrypted [metadata] block, and the payload cut into
+//! [chunks], each sealed with AES-256-GCM under a per-file key, with its index and an
 //! end-of-stream flag bound into nonce and associated data.
 //!
 //! ```

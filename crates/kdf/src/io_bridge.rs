@@ -18,11 +18,26 @@ pub trait IoCarried: std::error::Error + Clone + Send + Sync + 'static {
     fn into_os(self) -> Result<(io::ErrorKind, String), Self>;
 }
 
-/// Implements [`IoCarried`] and both `From` conversions with [`std::io::Error`] for an error enum
-/// whose operating-system variant is `Io { kind: std::io::ErrorKind, message: String }`.
+/// Implements [`IoCarried`], both `From` conversions with [`std::io::Error`], and the inherent
+/// `from_io` and `from_io_error` for an error enum whose operating-system variant is
+/// `Io { kind: std::io::ErrorKind, message: String }`; `$what` names the error in their docs.
 #[macro_export]
 macro_rules! carry_through_io {
-    ($error:ty) => {
+    ($error:ty, $what:literal) => {
+        impl $error {
+            #[doc = concat!("The ", $what, " error inside an [`std::io::Error`] returned by the")]
+            /// streaming types' `Read` or `Write` implementation, if that is what it carries.
+            pub fn from_io(err: &::std::io::Error) -> Option<&$error> {
+                $crate::io_bridge::carried(err)
+            }
+
+            #[doc = concat!("Converts an [`std::io::Error`] back to the ", $what, " error it")]
+            /// carries, or wraps it as its `Io` variant.
+            pub fn from_io_error(err: ::std::io::Error) -> $error {
+                $crate::io_bridge::from_io(err)
+            }
+        }
+
         impl $crate::io_bridge::IoCarried for $error {
             fn from_os(kind: ::std::io::ErrorKind, message: String) -> Self {
                 Self::Io { kind, message }

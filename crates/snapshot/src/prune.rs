@@ -255,6 +255,13 @@ pub(crate) struct Hold {
     time: u64,
 }
 
+impl Hold {
+    /// When the hold was last written (Unix microseconds).
+    pub(crate) fn time(&self) -> u64 {
+        self.time
+    }
+}
+
 impl<S: Store + ?Sized> Snapshots<'_, S> {
     /// Writes this backup's hold, then stops with [`Error::PruneRunning`] if a prune is
     /// sweeping. Needs the media keys.

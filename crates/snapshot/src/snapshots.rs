@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use e2ee_backup_format::{Compression, EncryptOptions, Metadata, decrypt_to_vec, encrypt_to_vec};
@@ -103,6 +105,10 @@ pub struct BackupOptions {
     /// Told how far the backup has got: while the walk lists the tree, then after each chunk
     /// and each file read.
     pub progress: Option<BackupProgressFn>,
+    /// How many blobs may be uploading at once; 0 and 1 both mean one at a time, in order, on
+    /// the calling thread. More overlap the store's round trips; at most twice this many
+    /// sealed blobs (each up to the largest chunk) wait in memory.
+    pub uploads: usize,
 }
 
 impl std::fmt::Debug for BackupOptions {
@@ -110,6 +116,7 @@ impl std::fmt::Debug for BackupOptions {
         f.debug_struct("BackupOptions")
             .field("excludes", &self.excludes)
             .field("progress", &self.progress.is_some())
+            .field("uploads", &self.uploads)
             .finish()
     }
 }
@@ -434,7 +441,6 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
         options: &BackupOptions,
         hold: &mut crate::prune::Hold,
     ) -> Result<BackupReport> {
-        let media = self.media()?;
         let mut report = BackupReport::default();
         let tell = |progress: &BackupProgress| {
             if let Some(f) = &options.progress {
@@ -459,6 +465,54 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
             .iter()
             .filter_map(|object| BlobName::from_object_name(object))
             .collect();
+        let uploads = options.uploads.max(1);
+        let entries = if uploads == 1 {
+            let mut put_blob = |object: String, sealed: Vec<u8>| {
+                self.keep_hold(hold)?;
+                self.store.put(&object, sealed, false).map_err(Error::store("write", &object))
+            };
+            self.read_files(found, &mut known, &mut report, &mut progress, &tell, &mut put_blob)?
+        } else {
+            let read = |put_blob: &mut dyn FnMut(String, Vec<u8>) -> Result<()>| {
+                self.read_files(found, &mut known, &mut report, &mut progress, &tell, put_blob)
+            };
+            self.upload_in_parallel(uploads, hold, read)?
+        };
+        // Identifiers sort by time: a new one is later than every one in the store, even when
+        // the clock stepped back or two backups fall in one microsecond.
+        let mut micros = self.now_micros();
+        if let Some(latest) = self.latest()? {
+            let latest: u64 = latest[..20].parse().expect("checked by is_snapshot_id");
+            micros = micros.max(latest.saturating_add(1));
+        }
+        let created_at = micros / 1_000_000;
+        let manifest = Manifest {
+            created_at,
+            new_blobs: report.new_blobs,
+            new_bytes: report.new_bytes,
+            entries,
+        };
+        let id = new_snapshot_id(micros);
+        let file = seal_manifest(&self.account, &id, &manifest)?;
+        let object = snapshot_object(&id);
+        self.keep_hold(hold)?;
+        self.store.put(&object, file, true).map_err(Error::store("write", &object))?;
+        report.id = id;
+        Ok(report)
+    }
+
+    /// Steps 2 (the kinds) and 4 of section 8.7 for the entries `found`: cuts each file into
+    /// chunks, names them, and hands each new one, sealed, to `put_blob` as (object, file).
+    fn read_files(
+        &self,
+        found: Vec<(String, PathBuf, fs::Metadata)>,
+        known: &mut HashSet<BlobName>,
+        report: &mut BackupReport,
+        progress: &mut BackupProgress,
+        tell: &dyn Fn(&BackupProgress),
+        put_blob: &mut dyn FnMut(String, Vec<u8>) -> Result<()>,
+    ) -> Result<Vec<Entry>> {
+        let media = self.media()?;
         let mut entries = Vec::with_capacity(found.len());
         for (path, full, meta) in found {
             let mode = mode_of(&meta);
@@ -498,12 +552,8 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                         report.reused_blobs += 1;
                         report.reused_bytes += u64::from(len);
                     } else {
-                        let object = name.object_name();
                         let sealed = seal_blob(media, &name, &chunk.data)?;
-                        self.keep_hold(hold)?;
-                        self.store
-                            .put(&object, sealed, false)
-                            .map_err(Error::store("write", &object))?;
+                        put_blob(name.object_name(), sealed)?;
                         known.insert(name);
                         report.new_blobs += 1;
                         report.new_bytes += u64::from(len);
@@ -514,10 +564,10 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                     progress.new_bytes = report.new_bytes;
                     progress.reused_blobs = report.reused_blobs;
                     progress.reused_bytes = report.reused_bytes;
-                    tell(&progress);
+                    tell(progress);
                 }
                 progress.files += 1;
-                tell(&progress);
+                tell(progress);
                 EntryKind::File { blobs }
             };
             let size = match &kind {
@@ -527,27 +577,80 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
             report.bytes += size;
             entries.push(Entry { path, kind, mode, mtime, size });
         }
-        // Identifiers sort by time: a new one is later than every one in the store, even when
-        // the clock stepped back or two backups fall in one microsecond.
-        let mut micros = self.now_micros();
-        if let Some(latest) = self.latest()? {
-            let latest: u64 = latest[..20].parse().expect("checked by is_snapshot_id");
-            micros = micros.max(latest.saturating_add(1));
-        }
-        let created_at = micros / 1_000_000;
-        let manifest = Manifest {
-            created_at,
-            new_blobs: report.new_blobs,
-            new_bytes: report.new_bytes,
-            entries,
+        Ok(entries)
+    }
+
+    /// Runs `read` with a `put_blob` that hands each blob to one of `uploads` threads, and
+    /// returns what it returns once every blob it handed over is stored (section 8.7: the
+    /// manifest comes after its blobs). The queue holds `uploads` blobs, so at most twice that
+    /// many sealed blobs wait in memory whatever the tree's size. The hold is kept alive before
+    /// each blob is handed over, and each thread checks its age again before it puts (section
+    /// 8.12.2). The first failure, on either side, stops the run: blobs still queued are not
+    /// put, and it is what the backup returns.
+    fn upload_in_parallel<T>(
+        &self,
+        uploads: usize,
+        hold: &mut crate::prune::Hold,
+        read: impl FnOnce(&mut dyn FnMut(String, Vec<u8>) -> Result<()>) -> Result<T>,
+    ) -> Result<T> {
+        let (store, clock, half_grace) = (self.store, &self.clock, self.grace_micros() / 2);
+        let hold_written = AtomicU64::new(hold.time());
+        let stopped = AtomicBool::new(false);
+        let failure: Mutex<Option<Error>> = Mutex::new(None);
+        let fail = |err: Error| {
+            stopped.store(true, Ordering::SeqCst);
+            failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(err);
         };
-        let id = new_snapshot_id(micros);
-        let file = seal_manifest(&self.account, &id, &manifest)?;
-        let object = snapshot_object(&id);
-        self.keep_hold(hold)?;
-        self.store.put(&object, file, true).map_err(Error::store("write", &object))?;
-        report.id = id;
-        Ok(report)
+        let (queue, jobs) = mpsc::sync_channel::<(String, Vec<u8>)>(uploads);
+        let jobs = Mutex::new(jobs);
+        let read_result = std::thread::scope(|scope| {
+            for _ in 0..uploads {
+                scope.spawn(|| {
+                    loop {
+                        let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                        let Ok((object, sealed)) = job else { break };
+                        if stopped.load(Ordering::SeqCst) {
+                            continue;
+                        }
+                        let age = clock().saturating_sub(hold_written.load(Ordering::SeqCst));
+                        let put = if age >= half_grace {
+                            Err(Error::HoldExpired)
+                        } else {
+                            store
+                                .put(&object, sealed, false)
+                                .map_err(Error::store("write", &object))
+                        };
+                        if let Err(err) = put {
+                            fail(err);
+                        }
+                    }
+                });
+            }
+            let mut put_blob = |object: String, sealed: Vec<u8>| -> Result<()> {
+                if stopped.load(Ordering::SeqCst) {
+                    // Set by an uploader's failure, which is waiting here.
+                    if let Some(err) = failure.lock().unwrap_or_else(PoisonError::into_inner).take()
+                    {
+                        return Err(err);
+                    }
+                }
+                self.keep_hold(hold)?;
+                hold_written.store(hold.time(), Ordering::SeqCst);
+                queue.send((object, sealed)).expect("the jobs outlive the scope");
+                Ok(())
+            };
+            let result = read(&mut put_blob);
+            if result.is_err() {
+                stopped.store(true, Ordering::SeqCst);
+            }
+            drop(queue);
+            result
+        });
+        // A failure the reading side did not take (it came with the last blobs) is the run's.
+        match failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            Some(err) => Err(err),
+            None => read_result,
+        }
     }
 
     /// The identifiers of all snapshots, oldest first.

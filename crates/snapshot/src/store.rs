@@ -20,8 +20,9 @@ pub enum StoreError {
 }
 
 /// Named objects: the operations snapshots need. Names are `/`-separated, relative to the
-/// store's root.
-pub trait Store {
+/// store's root. Shared by reference between a backup's upload threads (section 8.7), hence
+/// `Sync`.
+pub trait Store: Sync {
     /// Stores `bytes` under `name`, atomically: readers see the whole object or none. With
     /// `create_only`, fails with [`StoreError::AlreadyExists`] if the name is taken.
     fn put(&self, name: &str, bytes: Vec<u8>, create_only: bool) -> Result<(), StoreError>;

@@ -4,19 +4,17 @@
 
 mod support;
 
-use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
-use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_snapshot::{
-    BlobName, CANDIDATES_OBJECT, EntryKind, Error, ForgetPolicy, MemoryStore, Snapshots, Store,
-    StoreError,
+    BackupOptions, BlobName, CANDIDATES_OBJECT, EntryKind, Error, ForgetPolicy, MemoryStore,
+    Snapshots, Store, StoreError,
 };
 
 use support::Temps;
@@ -102,27 +100,42 @@ fn read(dir: &Path, name: &str) -> Vec<u8> {
 /// prefix: another device's call, interleaved.
 struct Hooked {
     inner: MemoryStore,
-    ops_left: Rc<Cell<usize>>,
+    ops_left: Arc<OpsLeft>,
     #[allow(clippy::type_complexity)]
-    hook: RefCell<Option<(String, Box<dyn FnOnce(&MemoryStore)>)>>,
+    hook: Mutex<Option<(String, Box<dyn FnOnce(&MemoryStore) + Send>)>>,
+}
+
+/// Operations left before the crash (`usize::MAX`: no crash).
+struct OpsLeft(AtomicUsize);
+
+impl OpsLeft {
+    fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+    fn set(&self, left: usize) {
+        self.0.store(left, Ordering::SeqCst);
+    }
 }
 
 impl Hooked {
     fn new() -> Self {
         Self {
             inner: MemoryStore::new(),
-            ops_left: Rc::new(Cell::new(usize::MAX)),
-            hook: RefCell::new(None),
+            ops_left: Arc::new(OpsLeft(AtomicUsize::new(usize::MAX))),
+            hook: Mutex::new(None),
         }
     }
-    fn on(&self, prefix: &str, hook: impl FnOnce(&MemoryStore) + 'static) {
-        *self.hook.borrow_mut() = Some((prefix.to_owned(), Box::new(hook)));
+    fn on(&self, prefix: &str, hook: impl FnOnce(&MemoryStore) + Send + 'static) {
+        *self.hook.lock().unwrap() = Some((prefix.to_owned(), Box::new(hook)));
     }
     fn step(&self, op: &str, name: &str) -> Result<(), StoreError> {
         let point = format!("{op} {name}");
-        let fire = matches!(&*self.hook.borrow(), Some((p, _)) if point.starts_with(p.as_str()));
-        if fire {
-            let (_, hook) = self.hook.borrow_mut().take().unwrap();
+        let hook = {
+            let mut hook = self.hook.lock().unwrap();
+            let fire = matches!(&*hook, Some((p, _)) if point.starts_with(p.as_str()));
+            if fire { hook.take() } else { None }
+        };
+        if let Some((_, hook)) = hook {
             hook(&self.inner);
         }
         let left = self.ops_left.get();
@@ -386,16 +399,16 @@ fn a_backup_that_uploads_while_a_prune_runs_keeps_its_snapshot_restorable() {
     // After the grace period, a backup reuses the candidate and uploads a new blob; between
     // its uploads and its manifest, another device prunes.
     time.set(MONDAY + 4 * HOUR);
-    let prune_report = Rc::new(RefCell::new(None));
+    let prune_report = Arc::new(Mutex::new(None));
     let seen = prune_report.clone();
     let clock = time.clone();
     store.on("put snapshots/", move |inner| {
-        *seen.borrow_mut() = Some(open(inner, &clock).prune().unwrap());
+        *seen.lock().unwrap() = Some(open(inner, &clock).prune().unwrap());
     });
     let dir = tree(&[("photo", photo), ("new", b"new")]);
     let report = open(&store, &time).backup(dir.path()).unwrap();
     assert_eq!((report.new_blobs, report.reused_blobs), (1, 1));
-    let during = prune_report.borrow_mut().take().expect("the prune ran");
+    let during = prune_report.lock().unwrap().take().expect("the prune ran");
     assert_eq!(during.live_holds, 1);
     assert!(during.deleted.is_empty(), "{during:?}");
 
@@ -425,16 +438,16 @@ fn a_backup_that_starts_while_a_prune_deletes_stops_before_it_reuses_a_blob() {
     // The prune is about to delete the photo's blob when another device starts a backup of
     // the photo: it finds the prune's sweep record and stops.
     time.set(MONDAY + 4 * HOUR);
-    let backup_result = Rc::new(RefCell::new(None));
+    let backup_result = Arc::new(Mutex::new(None));
     let seen = backup_result.clone();
     let clock = time.clone();
     store.on("delete blobs/", move |inner| {
         let dir = tree(&[("photo", b"a photo, forgotten then backed up again")]);
-        *seen.borrow_mut() = Some(open(inner, &clock).backup(dir.path()).map(|r| r.id));
+        *seen.lock().unwrap() = Some(open(inner, &clock).backup(dir.path()).map(|r| r.id));
     });
     let report = snapshots.prune().unwrap();
     assert_eq!(report.deleted.len(), 1);
-    let err = backup_result.borrow_mut().take().expect("the backup ran").unwrap_err();
+    let err = backup_result.lock().unwrap().take().expect("the backup ran").unwrap_err();
     assert!(matches!(err, Error::PruneRunning { since } if since == MONDAY + 4 * HOUR), "{err}");
     assert_eq!(snapshots.ids().unwrap().len(), 1, "the stopped backup wrote no manifest");
     assert!(store.list("prune/holds/").unwrap().is_empty());
@@ -549,4 +562,24 @@ fn a_prune_stops_deleting_a_quarter_grace_period_after_it_started_and_keeps_its_
     assert!(!again.out_of_time);
     assert_eq!(again.deleted.len(), 1);
     assert_eq!(blobs(&store), referenced(&snapshots, &ids[2]));
+}
+
+#[test]
+fn a_backup_uploading_in_parallel_paused_too_long_writes_no_manifest() {
+    let (store, time) = (Hooked::new(), Time::at(MONDAY));
+    let files: Vec<(String, Vec<u8>)> =
+        (0..12).map(|i| (format!("f{i:02}"), format!("file {i}").into_bytes())).collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+    let dir = tree(&refs);
+    // The first blob's put takes half the grace period: whichever side looks next, the
+    // uploading thread before its put or the reading side before it hands a blob over, stops.
+    let t = time.clone();
+    let half = half_grace();
+    store.on("put blobs/", move |_| t.advance(half));
+    let options = BackupOptions { uploads: 4, ..BackupOptions::default() };
+    let err = open(&store, &time).backup_with(dir.path(), &options).unwrap_err();
+    assert_eq!(err.code(), "hold-expired");
+    assert!(open(&store, &time).ids().unwrap().is_empty());
+    assert!(blobs(&store).len() < files.len(), "the run stopped before its last blob");
+    assert!(store.list("prune/holds/").unwrap().is_empty());
 }

@@ -5,7 +5,6 @@
 mod support;
 
 use e2ee_backup_testkit::noise;
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
@@ -241,13 +240,13 @@ fn a_full_rekey_waits_for_a_running_backup() {
     /// Runs a full re-keying from inside a backup, at its first blob upload.
     struct Racing {
         inner: MemoryStore,
-        raced: Cell<Option<Result<(), Error>>>,
+        raced: std::sync::Mutex<Option<Result<(), Error>>>,
     }
     impl Store for Racing {
         fn put(&self, name: &str, bytes: Vec<u8>, create_only: bool) -> Result<(), StoreError> {
-            if name.starts_with("blobs/") && self.raced.take().is_none() {
-                let outcome = rekey_full(&self.inner, &key(1), &key(9)).map(drop);
-                self.raced.set(Some(outcome));
+            let mut raced = self.raced.lock().unwrap();
+            if name.starts_with("blobs/") && raced.is_none() {
+                *raced = Some(rekey_full(&self.inner, &key(1), &key(9)).map(drop));
             }
             self.inner.put(name, bytes, create_only)
         }
@@ -264,11 +263,11 @@ fn a_full_rekey_waits_for_a_running_backup() {
             self.inner.delete(name)
         }
     }
-    let store = Racing { inner: MemoryStore::new(), raced: Cell::new(None) };
+    let store = Racing { inner: MemoryStore::new(), raced: std::sync::Mutex::new(None) };
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("f"), b"photo").unwrap();
     let id = Snapshots::open(&store, &key(1)).unwrap().backup(dir.path()).unwrap().id;
-    let raced = store.raced.take().expect("the re-keying ran");
+    let raced = store.raced.lock().unwrap().take().expect("the re-keying ran");
     assert!(matches!(raced, Err(Error::BackupRunning { .. })), "{raced:?}");
     // It touched nothing, and removed its sweep record.
     assert!(!store.inner.exists(MEDIA_ROOT_NEXT_OBJECT).unwrap());

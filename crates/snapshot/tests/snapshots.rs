@@ -13,7 +13,8 @@ use e2ee_backup_format::{Compression, EncryptOptions, Metadata, encrypt_to_vec};
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_snapshot::{
     AccountKeys, BackupOptions, BackupPhase, BackupProgress, BlobName, ChunkParams, Error,
-    Excludes, ManifestError, MemoryStore, Snapshots, Store, StoreError, rekey, snapshot_object,
+    Excludes, MEDIA_ROOT_OBJECT, ManifestError, MemoryStore, Snapshots, Store, StoreError, rekey,
+    snapshot_object,
 };
 
 /// Small chunks, so that a few hundred KiB make many of them.
@@ -670,6 +671,101 @@ fn an_interrupted_backup_leaves_no_snapshot_and_the_next_reuses_its_blobs() {
     store.allowed.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
     let report = snapshots.backup(dir.path()).unwrap();
     assert_eq!(report.reused_blobs, 3);
+    assert_eq!(snapshots.ids().unwrap(), std::slice::from_ref(&report.id));
+    assert!(snapshots.verify(&report.id, true).unwrap().is_ok());
+}
+
+/// A store whose blob puts take a while, counting how many run at once.
+struct SlowStore {
+    inner: MemoryStore,
+    running: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl Store for SlowStore {
+    fn put(&self, name: &str, bytes: Vec<u8>, create_only: bool) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if !name.starts_with("blobs/") {
+            return self.inner.put(name, bytes, create_only);
+        }
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let result = self.inner.put(name, bytes, create_only);
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+    fn get(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        self.inner.get(name)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix)
+    }
+    fn exists(&self, name: &str) -> Result<bool, StoreError> {
+        self.inner.exists(name)
+    }
+    fn delete(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.delete(name)
+    }
+}
+
+fn with_uploads(uploads: usize) -> BackupOptions {
+    BackupOptions { uploads, ..BackupOptions::default() }
+}
+
+#[test]
+fn parallel_uploads_store_what_one_at_a_time_stores_with_at_most_that_many_puts_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    odd_tree(dir.path());
+    fs::write(dir.path().join("database"), noise(1, 200 * 1024)).unwrap();
+    let one = MemoryStore::new();
+    let mut in_order = Snapshots::open(&one, &key(1)).unwrap().with_chunking(SMALL).unwrap();
+    let first = in_order.backup_with(dir.path(), &with_uploads(1)).unwrap();
+    // The same media root key, hence the same chunking and blob names.
+    let slow = SlowStore { inner: MemoryStore::new(), running: 0.into(), most: 0.into() };
+    slow.inner.set_raw(MEDIA_ROOT_OBJECT, one.get(MEDIA_ROOT_OBJECT).unwrap());
+    let mut parallel = Snapshots::open(&slow, &key(1)).unwrap().with_chunking(SMALL).unwrap();
+    let second = parallel.backup_with(dir.path(), &with_uploads(4)).unwrap();
+
+    assert!(second.new_blobs > 20, "{second:?}");
+    assert_eq!(blob_objects(&slow.inner), blob_objects(&one));
+    let entries = parallel.manifest(&second.id).unwrap().entries;
+    assert_eq!(entries, in_order.manifest(&first.id).unwrap().entries);
+    let counts = |r: &e2ee_backup_snapshot::BackupReport| {
+        (r.files, r.new_blobs, r.new_bytes, r.reused_blobs, r.reused_bytes, r.bytes)
+    };
+    assert_eq!(counts(&second), counts(&first));
+    let target = tempfile::tempdir().unwrap();
+    parallel.restore(&second.id, &target.path().join("t"), &[], &Temps).unwrap();
+    assert_eq!(tree(&target.path().join("t")), tree(dir.path()));
+    let most = slow.most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=4).contains(&most), "{most} blob puts at once");
+    assert!(parallel.verify(&second.id, true).unwrap().is_ok());
+}
+
+#[test]
+fn a_failed_parallel_upload_leaves_no_snapshot_and_the_next_reuses_its_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    odd_tree(dir.path());
+    fs::write(dir.path().join("database"), noise(2, 100 * 1024)).unwrap();
+    // How many blobs the tree has, and its media root key.
+    let fresh = MemoryStore::new();
+    let mut all = Snapshots::open(&fresh, &key(1)).unwrap().with_chunking(SMALL).unwrap();
+    let unique = all.backup(dir.path()).unwrap().new_blobs;
+    // With that key in place, the backup's hold and three blobs go through, then the store
+    // fails.
+    let store = FailingStore { inner: MemoryStore::new(), allowed: 4.into() };
+    store.inner.set_raw(MEDIA_ROOT_OBJECT, fresh.get(MEDIA_ROOT_OBJECT).unwrap());
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
+    let err = snapshots.backup_with(dir.path(), &with_uploads(4)).unwrap_err();
+    assert!(matches!(err, Error::Store { .. }), "{err:?}");
+    assert!(snapshots.ids().unwrap().is_empty());
+    assert_eq!(store.inner.puts_under("blobs/"), 3);
+
+    // Which three got through depends on the threads; the next run uploads only the others.
+    store.allowed.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    let report = snapshots.backup_with(dir.path(), &with_uploads(4)).unwrap();
+    assert_eq!(report.new_blobs, unique - 3);
     assert_eq!(snapshots.ids().unwrap(), std::slice::from_ref(&report.id));
     assert!(snapshots.verify(&report.id, true).unwrap().is_ok());
 }

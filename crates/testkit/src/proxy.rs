@@ -1,4 +1,5 @@
-//! A fault-injecting TCP proxy for process-level tests on loopback.
+//! A fault-injecting TCP proxy for process-level tests on loopback: test tooling, which no
+//! section of the spec describes.
 //!
 //! [`Proxy::start`] listens on `127.0.0.1` and forwards each connection to a target. Its
 //! [`Mode`] can be switched at any time to cut or stall traffic, simulating network partitions

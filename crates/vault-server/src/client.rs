@@ -1,11 +1,11 @@
-//! A small blocking HTTP/1.1 client for the vault's HTTP binding: an [`Exchange`] for the
+//! A small blocking HTTP/1.1 client for the vault's HTTP binding (spec sections 4.15 and 7.8): an [`Exchange`] for the
 //! journeys of `e2ee-backup-vault` ([`drive`]: register, log in, change password, delete), and
 //! raw requests for the tests of malformed input.
 //!
 //! Its purpose is testing and measuring, not serving phones (their client is the
 //! `e2ee-backup-client` crate): the integration tests in `tests/` and the load generator
-//! ([`crate::load`]) use it because it is synchronous, sends bytes exactly as given (malformed
-//! heads and bodies included), and can connect from a chosen source address.
+//! (`e2ee-backup-vault load`) use it because it is synchronous, sends bytes exactly as given
+//! (malformed heads and bodies included), and can connect from a chosen source address.
 //!
 //! Plain HTTP only: it talks to a server on loopback, or to a relay on the same host. One
 //! connection, kept alive; a request on a kept-alive connection that the server had closed is

@@ -1,5 +1,6 @@
-//! A replicated fleet as child processes on one machine: what `e2ee-backup-vault cluster` runs
-//! and what the process-level tests drive (kill, stop, continue, restart).
+//! A replicated fleet (spec chapter 7; its operation, section 7.9) as child processes on one
+//! machine: what `e2ee-backup-vault cluster` runs and what the process-level tests drive (kill,
+//! stop, continue, restart).
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;

@@ -82,7 +82,6 @@ pub mod cluster;
 pub mod files;
 pub mod group_commit;
 pub mod limits;
-pub mod load;
 pub mod members;
 pub mod peer_tls;
 pub mod raft;

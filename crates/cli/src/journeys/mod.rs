@@ -143,6 +143,12 @@ pub struct BackupArgs {
     /// blank lines and lines starting with `#` are skipped). Repeatable.
     #[arg(long, value_name = "FILE")]
     pub exclude_file: Vec<PathBuf>,
+    /// With a directory: how many blobs may be uploading at once (1 to 64). More hide a
+    /// remote store's round trips; each may hold one sealed chunk (up to 4 MiB) in memory,
+    /// and as many again wait in a queue.
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub uploads: u8,
     #[command(flatten)]
     pub client: ClientArgs,
 }

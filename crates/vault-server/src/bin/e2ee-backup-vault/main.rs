@@ -1,5 +1,6 @@
-//! `e2ee-backup-vault`: creates a vault's data directory, serves the vault over HTTP, re-signs
-//! the fleet key bundle, and generates load.
+//! `e2ee-backup-vault`: creates a vault's data directory, serves the vault over HTTP (spec
+//! sections 4.15 and 7.8), re-signs the fleet key bundle (section 4.3), operates a fleet
+//! (section 7.9), and generates load.
 #![forbid(unsafe_code)]
 
 use std::io::Write as _;
@@ -7,12 +8,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod load;
+
 use clap::{Parser, Subcommand};
 use e2ee_backup_vault_server::cluster::FleetProcesses;
 use e2ee_backup_vault_server::files::{
     AUTHORITY_FILE, DEFAULT_LISTEN, DEFAULT_PEER_LISTEN, FleetPin, KsfName,
 };
-use e2ee_backup_vault_server::{InitOptions, RunningServer, ServerConfig, load};
+use e2ee_backup_vault_server::{InitOptions, RunningServer, ServerConfig};
 
 /// The e2ee-backups Backup Key Vault server (password mode, spec chapter 4).
 ///

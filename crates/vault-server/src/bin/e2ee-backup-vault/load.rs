@@ -1,6 +1,6 @@
 //! The load generator behind `e2ee-backup-vault load`: registers one account per client, runs
-//! the clients' retrieval loops (log in, get K) against a server for a bounded time, and
-//! measures the same retrieval through the in-process sans-IO core ([`MemoryVault`]) in the
+//! the clients' retrieval loops (log in and get K, spec section 4.11) against a server for a
+//! bounded time, and measures the same retrieval through the in-process sans-IO core ([`MemoryVault`]) in the
 //! same run, so that the cost of HTTP, the durable store and the scheduling shows as a ratio.
 //!
 //! [`bench_fleet`] (behind `e2ee-backup-vault bench-fleet`) runs the same load against a single
@@ -28,9 +28,9 @@ use e2ee_backup_vault::suite::KsfProfile;
 use rand_core::{OsRng, RngCore as _};
 use thiserror::Error;
 
-use crate::client::{self, HttpVault, JourneyError};
-use crate::cluster::{self, FleetProcesses};
-use crate::files::{FilesError, InitOptions, KsfName, unix_now};
+use e2ee_backup_vault_server::client::{self, HttpVault, JourneyError};
+use e2ee_backup_vault_server::cluster::{self, FleetProcesses};
+use e2ee_backup_vault_server::files::{FilesError, InitOptions, KsfName, unix_now};
 
 /// The most clients a run may have.
 pub const MAX_CLIENTS: usize = 256;
@@ -800,7 +800,7 @@ pub fn bench_fleet(options: &BenchFleetOptions) -> Result<FleetBenchReport, Benc
     let n = u16::from(options.replicas);
 
     let single_port = free_ports(1)?;
-    let single_init = crate::init(&InitOptions {
+    let single_init = e2ee_backup_vault_server::init(&InitOptions {
         replicas: 1,
         ksf: KsfName::Fast,
         listen: SocketAddr::from(([127, 0, 0, 1], single_port)),
@@ -808,7 +808,7 @@ pub fn bench_fleet(options: &BenchFleetOptions) -> Result<FleetBenchReport, Benc
     })
     .map_err(|source| BenchError::Init { dir: single_dir.clone(), source })?;
     let base = free_ports(2 * n)?;
-    let fleet_init = crate::init(&InitOptions {
+    let fleet_init = e2ee_backup_vault_server::init(&InitOptions {
         replicas: options.replicas,
         ksf: KsfName::Fast,
         listen: SocketAddr::from(([127, 0, 0, 1], base)),
