@@ -80,16 +80,30 @@ pub fn excludes(patterns: &[String], files: &[PathBuf]) -> Result<Excludes, Fail
     Excludes::new(&all).map_err(|err| Failure::with_exit(err.code(), err.to_string(), 2))
 }
 
+/// How `backup DIR` runs: `--uploads`, `--force`.
+pub struct DirOptions {
+    pub uploads: usize,
+    pub force: bool,
+}
+
 /// `backup DIR`: a new snapshot of the tree.
 pub fn backup(
     client: &Client,
     dir: &Path,
     excludes: Excludes,
-    uploads: usize,
+    how: DirOptions,
 ) -> Result<Report, Failure> {
     let started = Instant::now();
-    let progress = crate::output::snapshot_progress();
-    let options = BackupOptions { excludes, progress, uploads };
+    let options = BackupOptions {
+        excludes,
+        progress: crate::output::snapshot_progress(),
+        uploads: how.uploads,
+        // `--force` reads every file, then writes the cache anew from what it read.
+        files_cache: Some(client.files_cache_path()),
+    };
+    if how.force {
+        let _ = std::fs::remove_file(client.files_cache_path());
+    }
     let report = client.with_snapshots("make a snapshot", |s| s.backup_with(dir, &options));
     // The bar goes before the report's lines.
     drop(options);
@@ -107,8 +121,12 @@ pub fn backup(
             rate(report.bytes, elapsed)
         ),
         format!(
-            "uploaded {} new blob(s) ({} bytes); reused {} ({} bytes)",
-            report.new_blobs, report.new_bytes, report.reused_blobs, report.reused_bytes
+            "uploaded {} new blob(s) ({} bytes); reused {} ({} bytes); {} unchanged file(s) not read",
+            report.new_blobs,
+            report.new_bytes,
+            report.reused_blobs,
+            report.reused_bytes,
+            report.unchanged_files
         ),
     ];
     if report.excluded > 0 {
@@ -122,7 +140,7 @@ pub fn backup(
         "symlinks": report.symlinks, "bytes": report.bytes, "newBlobs": report.new_blobs,
         "newBytes": report.new_bytes, "reusedBlobs": report.reused_blobs,
         "reusedBytes": report.reused_bytes, "skipped": report.skipped,
-        "excluded": report.excluded,
+        "excluded": report.excluded, "unchangedFiles": report.unchanged_files,
         "seconds": elapsed.as_secs_f64(),
     });
     Ok(Report { lines, json })

@@ -332,3 +332,29 @@ fn forget_removes_old_snapshots_and_prune_records_their_blobs_before_deleting_th
     world.ok(&["restore", "--snapshot", "latest", "--to", "restored"]);
     assert_eq!(files(&world.path("restored")), files(&world.path("chats")));
 }
+
+/// The files cache (spec 8.7.1): a second backup does not read the files the first read, once
+/// their times are two seconds old; `--force` reads them; `disable` deletes the cache.
+#[test]
+fn a_second_backup_reads_no_unchanged_file_unless_forced() {
+    let world = World::new();
+    world.ok(&["enable", "--key"]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let first = world.ok(&["backup", "chats", "--uploads", "2"]);
+    assert_eq!(first["unchangedFiles"], 0);
+    let cache = world.path("client/files.cache");
+    assert!(cache.exists());
+    let second = world.ok(&["backup", "chats"]);
+    assert_eq!(
+        (second["unchangedFiles"].as_u64(), second["newBlobs"].as_u64()),
+        (Some(3), Some(0))
+    );
+    let forced = world.ok(&["backup", "chats", "--force"]);
+    assert_eq!(forced["unchangedFiles"], 0, "{forced}");
+    world.ok(&["restore", "--snapshot", "latest", "--to", "restored"]);
+    assert_eq!(files(&world.path("restored")), files(&world.path("chats")));
+    let (code, json) = world.run(&["backup", "chats", "--uploads", "0"]);
+    assert_eq!(code, 2, "{json}");
+    world.ok(&["disable", "--yes"]);
+    assert!(!cache.exists(), "the cache goes with the backups");
+}

@@ -30,6 +30,9 @@ use crate::pin::FleetPin;
 pub const STATE_FILE: &str = "state.json";
 /// The keystore file's name.
 pub const KEYSTORE_FILE: &str = "keystore";
+/// The snapshot files cache (spec 8.7.1): which files the last directory backup here read.
+/// Local only; deleted when backups are turned off.
+pub const FILES_CACHE_FILE: &str = "files.cache";
 /// The version of the state file layout.
 pub const STATE_FORMAT: u32 = 1;
 

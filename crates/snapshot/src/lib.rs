@@ -62,6 +62,7 @@ pub mod store;
 
 mod error;
 mod exclude;
+mod files_cache;
 mod prune;
 mod rekey_full;
 mod snapshots;

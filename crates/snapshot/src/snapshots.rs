@@ -18,6 +18,7 @@ use fastcdc::v2020::{self as cdc, Normalization, StreamCDC};
 
 use crate::blob::{BlobName, open_blob, seal_blob};
 use crate::exclude::Excludes;
+use crate::files_cache::{CacheRun, FilesCache, Stamp};
 use crate::keys::{AccountKeys, MEDIA_ROOT_KEY_LEN, MediaKeys, MediaRootKey};
 use crate::manifest::{BlobRef, Entry, EntryKind, MAX_BLOB_LEN, Manifest, link_target_is_inside};
 use crate::path::check_path;
@@ -87,6 +88,8 @@ pub struct BackupReport {
     pub excluded: u64,
     /// Bytes of all files.
     pub bytes: u64,
+    /// Regular files taken from the files cache without being read (section 8.7.1).
+    pub unchanged_files: u64,
     /// Blobs uploaded by this backup.
     pub new_blobs: u64,
     /// Their plaintext bytes.
@@ -109,6 +112,10 @@ pub struct BackupOptions {
     /// the calling thread. More overlap the store's round trips; at most twice this many
     /// sealed blobs (each up to the largest chunk) wait in memory.
     pub uploads: usize,
+    /// The files cache (section 8.7.1), local state of this device: read to skip the files
+    /// unchanged since the last backup here, and written anew after the manifest. `None`
+    /// reads every file and keeps no cache.
+    pub files_cache: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for BackupOptions {
@@ -117,8 +124,18 @@ impl std::fmt::Debug for BackupOptions {
             .field("excludes", &self.excludes)
             .field("progress", &self.progress.is_some())
             .field("uploads", &self.uploads)
+            .field("files_cache", &self.files_cache)
             .finish()
     }
+}
+
+/// What a backup's reading side keeps while it goes through the files: the blobs the store
+/// has, the files cache, and the counts.
+struct Run<'a> {
+    known: HashSet<BlobName>,
+    cache: CacheRun,
+    report: &'a mut BackupReport,
+    progress: &'a mut BackupProgress,
 }
 
 /// A callback told a backup's progress.
@@ -441,6 +458,8 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
         options: &BackupOptions,
         hold: &mut crate::prune::Hold,
     ) -> Result<BackupReport> {
+        // File times are the system's, whatever clock the snapshots are given.
+        let backup_started = SystemTime::now();
         let mut report = BackupReport::default();
         let tell = |progress: &BackupProgress| {
             if let Some(f) = &options.progress {
@@ -458,26 +477,36 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
             progress.bytes_total += meta.len();
         }
         tell(&progress);
-        let mut known: HashSet<BlobName> = self
+        let known: HashSet<BlobName> = self
             .store
             .list(&format!("{}/", crate::blob::BLOB_DIR))
             .map_err(Error::store("list", crate::blob::BLOB_DIR))?
             .iter()
             .filter_map(|object| BlobName::from_object_name(object))
             .collect();
+        let cache = CacheRun {
+            old: match &options.files_cache {
+                Some(path) => FilesCache::load(path, self.media()?, &self.chunking),
+                None => FilesCache::default(),
+            },
+            new: FilesCache::default(),
+            start: backup_started,
+        };
+        let mut run = Run { known, cache, report: &mut report, progress: &mut progress };
         let uploads = options.uploads.max(1);
         let entries = if uploads == 1 {
             let mut put_blob = |object: String, sealed: Vec<u8>| {
                 self.keep_hold(hold)?;
                 self.store.put(&object, sealed, false).map_err(Error::store("write", &object))
             };
-            self.read_files(found, &mut known, &mut report, &mut progress, &tell, &mut put_blob)?
+            self.read_files(found, &mut run, &tell, &mut put_blob)?
         } else {
             let read = |put_blob: &mut dyn FnMut(String, Vec<u8>) -> Result<()>| {
-                self.read_files(found, &mut known, &mut report, &mut progress, &tell, put_blob)
+                self.read_files(found, &mut run, &tell, put_blob)
             };
             self.upload_in_parallel(uploads, hold, read)?
         };
+        let cache = run.cache;
         // Identifiers sort by time: a new one is later than every one in the store, even when
         // the clock stepped back or two backups fall in one microsecond.
         let mut micros = self.now_micros();
@@ -498,6 +527,11 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
         self.keep_hold(hold)?;
         self.store.put(&object, file, true).map_err(Error::store("write", &object))?;
         report.id = id;
+        if let Some(path) = &options.files_cache {
+            // Only after the manifest: a cache never names blobs of a run that did not finish.
+            // The snapshot is made; a cache that cannot be written costs the next run a read.
+            let _ = cache.new.save(path, self.media()?, &self.chunking);
+        }
         Ok(report)
     }
 
@@ -506,12 +540,11 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
     fn read_files(
         &self,
         found: Vec<(String, PathBuf, fs::Metadata)>,
-        known: &mut HashSet<BlobName>,
-        report: &mut BackupReport,
-        progress: &mut BackupProgress,
+        run: &mut Run<'_>,
         tell: &dyn Fn(&BackupProgress),
         put_blob: &mut dyn FnMut(String, Vec<u8>) -> Result<()>,
     ) -> Result<Vec<Entry>> {
+        let Run { known, cache, report, progress } = run;
         let media = self.media()?;
         let mut entries = Vec::with_capacity(found.len());
         for (path, full, meta) in found {
@@ -528,6 +561,22 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
             } else if meta.is_dir() {
                 report.dirs += 1;
                 EntryKind::Dir
+            } else if let Some(blobs) =
+                cache.old.unchanged(&path, &Stamp::of(&meta), |name| known.contains(name))
+            {
+                // Section 8.7.1: unchanged since the last backup here read it; not read again.
+                report.files += 1;
+                report.unchanged_files += 1;
+                let bytes: u64 = blobs.iter().map(|b| u64::from(b.len)).sum();
+                report.reused_blobs += blobs.len() as u64;
+                report.reused_bytes += bytes;
+                cache.new.record(cache.start, &path, Stamp::of(&meta), blobs);
+                progress.bytes += bytes;
+                progress.reused_blobs = report.reused_blobs;
+                progress.reused_bytes = report.reused_bytes;
+                progress.files += 1;
+                tell(progress);
+                EntryKind::File { blobs: blobs.to_vec() }
             } else {
                 report.files += 1;
                 let file = fs::File::open(&full).map_err(io_error("open", &full))?;
@@ -568,6 +617,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                 }
                 progress.files += 1;
                 tell(progress);
+                cache.new.record(cache.start, &path, Stamp::of(&meta), &blobs);
                 EntryKind::File { blobs }
             };
             let size = match &kind {

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use e2ee_backup_format::{Compression, EncryptOptions, Metadata, encrypt_to_vec};
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_snapshot::{
-    AccountKeys, BackupOptions, BackupPhase, BackupProgress, BlobName, ChunkParams, Error,
-    Excludes, MEDIA_ROOT_OBJECT, ManifestError, MemoryStore, Snapshots, Store, StoreError, rekey,
-    snapshot_object,
+    AccountKeys, BackupOptions, BackupPhase, BackupProgress, BlobName, ChunkParams, EntryKind,
+    Error, Excludes, MEDIA_ROOT_OBJECT, ManifestError, MemoryStore, Snapshots, Store, StoreError,
+    rekey, snapshot_object,
 };
 
 /// Small chunks, so that a few hundred KiB make many of them.
@@ -768,4 +768,59 @@ fn a_failed_parallel_upload_leaves_no_snapshot_and_the_next_reuses_its_blobs() {
     assert_eq!(report.new_blobs, unique - 3);
     assert_eq!(snapshots.ids().unwrap(), std::slice::from_ref(&report.id));
     assert!(snapshots.verify(&report.id, true).unwrap().is_ok());
+}
+
+#[test]
+fn the_files_cache_skips_unchanged_files_and_rereads_whatever_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    odd_tree(dir.path());
+    let db = dir.path().join("database");
+    fs::write(&db, noise(3, 40 * 1024)).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let cache = state.path().join("files.cache");
+    let options = BackupOptions { files_cache: Some(cache.clone()), ..BackupOptions::default() };
+    // Files written within two seconds of a backup's start are never cached (their times
+    // have not settled): let them age.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
+
+    let first = snapshots.backup_with(dir.path(), &options).unwrap();
+    assert_eq!(first.unchanged_files, 0);
+    assert!(cache.exists());
+    let second = snapshots.backup_with(dir.path(), &options).unwrap();
+    assert_eq!((second.unchanged_files, second.new_blobs), (first.files, 0));
+    assert_eq!(second.reused_blobs, first.new_blobs + first.reused_blobs);
+    let entries = |id: &str| snapshots.manifest(id).unwrap().entries;
+    assert_eq!(entries(&second.id), entries(&first.id));
+
+    // New content of the same size, its modification time set back: the change time tells.
+    let old_mtime = fs::metadata(&db).unwrap().modified().unwrap();
+    fs::write(&db, noise(4, 40 * 1024)).unwrap();
+    fs::File::options().write(true).open(&db).unwrap().set_modified(old_mtime).unwrap();
+    let third = snapshots.backup_with(dir.path(), &options).unwrap();
+    assert_eq!(third.unchanged_files, first.files - 1);
+    assert!(third.new_blobs > 0);
+    // Written just now, it is not cached either: the next run reads it again.
+    let fourth = snapshots.backup_with(dir.path(), &options).unwrap();
+    assert_eq!(fourth.unchanged_files, first.files - 1);
+    let target = tempfile::tempdir().unwrap();
+    snapshots.restore(&fourth.id, &target.path().join("t"), &[], &Temps).unwrap();
+    assert_eq!(tree(&target.path().join("t")), tree(dir.path()));
+
+    // A blob the store no longer has (a prune took it): the files that need it are read.
+    let manifest = snapshots.manifest(&fourth.id).unwrap();
+    let entry = manifest.entries.iter().find(|e| e.path == "a b").unwrap();
+    let EntryKind::File { blobs } = &entry.kind else { panic!("a file") };
+    let gone = blobs[0].name.object_name();
+    store.delete(&gone).unwrap();
+    let fifth = snapshots.backup_with(dir.path(), &options).unwrap();
+    assert!(fifth.unchanged_files < fourth.unchanged_files, "{fifth:?}");
+    assert!(store.exists(&gone).unwrap(), "uploaded again");
+    assert!(snapshots.verify(&fifth.id, true).unwrap().is_ok());
+
+    // Another key's snapshots (another media root key) do not use this cache.
+    let other = MemoryStore::new();
+    let mut others = Snapshots::open(&other, &key(2)).unwrap().with_chunking(SMALL).unwrap();
+    assert_eq!(others.backup_with(dir.path(), &options).unwrap().unchanged_files, 0);
 }

@@ -24,7 +24,9 @@ pub fn backup(args: &BackupArgs) -> Result<Report, Failure> {
     let (mut client, _) = args.client.open()?;
     if directory {
         let excludes = crate::snapshots::excludes(&args.exclude, &args.exclude_file)?;
-        return crate::snapshots::backup(&client, &args.file, excludes, args.uploads.into());
+        let options =
+            crate::snapshots::DirOptions { uploads: args.uploads.into(), force: args.force };
+        return crate::snapshots::backup(&client, &args.file, excludes, options);
     }
     let stdin = is_stdio(&args.file);
     let name = match &args.name {

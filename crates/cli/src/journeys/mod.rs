@@ -149,6 +149,10 @@ pub struct BackupArgs {
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u8).range(1..=64))]
     pub uploads: u8,
+    /// With a directory: read every file, even those the files cache says are unchanged since
+    /// the last backup on this device (by size, times, inode). The cache is written anew.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }

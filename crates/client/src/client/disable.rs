@@ -62,6 +62,17 @@ impl Client {
         let store = crate::snapshot_store::SnapshotStore::new(&self.store, self.faults.as_ref());
         let deleted_snapshots =
             e2ee_backup_snapshot::delete_all(&store).map_err(|err| store.client_error(err))?;
+        // The files cache names local paths and blobs that are gone now.
+        match std::fs::remove_file(self.files_cache_path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::Io {
+                    operation: "remove",
+                    path: self.files_cache_path(),
+                    source: e,
+                });
+            }
+            _ => {}
+        }
         self.commit_with(|s| {
             s.mode = Mode::Off;
             s.journal = None;

@@ -9,6 +9,12 @@ use crate::error::Result;
 use crate::snapshot_store::SnapshotStore;
 
 impl Client {
+    /// Where a directory backup keeps its files cache (spec 8.7.1): in the client directory,
+    /// beside the state, so that it is as private as the rest of it and goes with it.
+    pub fn files_cache_path(&self) -> std::path::PathBuf {
+        self.dir.path().join(crate::state::FILES_CACHE_FILE)
+    }
+
     /// Runs `f` over this client's snapshots, opened with the key backups are made with now
     /// (during a rotation's last phase, the new key). `operation` names the call in errors.
     ///

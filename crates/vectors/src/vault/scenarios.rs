@@ -1,5 +1,8 @@
 //! The journeys, one scenario each: registration, login, wrong passwords, lockout, refusals,
 //! tampering (spec 4.7 to 4.11).
+//!
+//! One file, though over 700 lines: one short function per scenario over the driver, in the
+//! order of the vector file's cases.
 
 use super::*;
 

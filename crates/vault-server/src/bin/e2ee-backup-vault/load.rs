@@ -6,8 +6,9 @@
 //! [`bench_fleet`] (behind `e2ee-backup-vault bench-fleet`) runs the same load against a single
 //! vault, a replicated fleet's leader and one of its followers, all started here.
 //!
-//! Over 700 lines, and in the library only because the process tests drive it: it belongs in the
-//! binary or a tools crate (issue 14 names this; not done yet).
+//! Over 700 lines, in one file because both commands share the clients, the in-process
+//! baseline and the report; it lives in the binary, not the library, since nothing else runs
+//! it.
 
 use std::fmt;
 use std::io::Write as _;
