@@ -95,7 +95,19 @@ pub trait Replication: Send + Sync + 'static {
 
     /// Stops the engine (the server has stopped taking requests).
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+
+    /// Resolves, with the cause, once the engine has stopped for good on its own (a replica
+    /// whose log store failed): from then on every request would fail, so the server stops
+    /// and exits for its supervisor to restart it. A single vault never stops this way.
+    fn stopped(&self) -> BoxFuture<'_, Stopped> {
+        Box::pin(std::future::pending())
+    }
 }
+
+/// Why a replica's engine stopped on its own.
+#[derive(Debug, thiserror::Error)]
+#[error("the replica's consensus engine stopped: {0}")]
+pub struct Stopped(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// Number of per-account lock stripes of [`SingleNode`].
 const STRIPES: usize = 1024;

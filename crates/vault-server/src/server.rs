@@ -70,6 +70,10 @@ pub enum ServerError {
     /// The server task failed.
     #[error("the server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The replica's consensus engine stopped on its own (its log store failed): the server
+    /// stopped too, for a supervisor to restart the process.
+    #[error(transparent)]
+    Stopped(#[from] crate::replication::Stopped),
 }
 
 impl From<SetupError> for ServerError {
@@ -760,16 +764,30 @@ impl RunningServer {
     }
 
     /// Runs until `signal` completes, then shuts down gracefully.
+    /// If the replica's engine stops on its own first, the server shuts down the same way and
+    /// returns [`ServerError::Stopped`]: a replica that can no longer commit would only answer
+    /// 503, so it exits and its supervisor restarts it on its durable state.
     pub async fn run_until(
         mut self,
         signal: impl std::future::Future<Output = ()>,
     ) -> Result<(), ServerError> {
-        signal.await;
-        info!("shutting down");
+        let replication = self.replication.clone();
+        let stopped = tokio::select! {
+            () = signal => None,
+            stopped = replication.stopped() => Some(stopped),
+        };
+        match &stopped {
+            None => info!("shutting down"),
+            Some(stopped) => tracing::error!(%stopped, "shutting down"),
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.wait().await
+        let served = self.wait().await;
+        match stopped {
+            Some(stopped) => Err(stopped.into()),
+            None => served,
+        }
     }
 }
 

@@ -835,3 +835,33 @@ mod broken {
         eprintln!("skip-fsync caught: {found}");
     }
 }
+
+/// A replica whose disk fails under it (every write errors; the process does not restart)
+/// reports that its engine stopped, so that the server exits for its supervisor instead of
+/// answering 503 for ever; the others keep going and elect a leader without it.
+#[test]
+fn a_replica_whose_disk_fails_reports_that_its_engine_stopped() {
+    runtime().block_on(async {
+        let world = new_world(1, Variant::Correct, 0);
+        world.start_fleet().await;
+        let leader = world.wait_for_leader().await;
+        let node = world.node(leader).expect("the leader runs");
+        let _ = world.disks.lock().unwrap()[&leader].crash();
+        // A command makes the leader write to its log, which fails.
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let (_, ke1) = Login::start(&mut rng, &endpoint(&world), b"victim", b"guess").unwrap();
+        let (command, _) = world.hsm.open(&ke1).expect("opens").into_command(world.now());
+        let submitted = node.submit(command.expect("decodes"));
+        let _ = tokio::time::timeout(Duration::from_secs(10), submitted).await;
+        let stopped = tokio::time::timeout(Duration::from_secs(30), node.stopped()).await;
+        let stopped = stopped.expect("the engine stops once its log store fails");
+        assert!(stopped.to_string().contains("stopped"), "{stopped}");
+
+        let other = world.node(if leader == 1 { 2 } else { 1 }).expect("runs");
+        let still = tokio::time::timeout(Duration::from_secs(5), other.stopped()).await;
+        assert!(still.is_err(), "a healthy replica's engine keeps running");
+        world.nodes.lock().unwrap().remove(&leader);
+        let next = world.wait_for_leader().await;
+        assert_ne!(next, leader);
+    });
+}

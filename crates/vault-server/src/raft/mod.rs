@@ -40,7 +40,9 @@ use redb::Database;
 use serde::{Deserialize, Serialize};
 
 use crate::at_rest::Keyring;
-use crate::replication::{BoxFuture, ReplicaStatus, Replication, ReplicationError, Unconfirmed};
+use crate::replication::{
+    BoxFuture, ReplicaStatus, Replication, ReplicationError, Stopped, Unconfirmed,
+};
 use crate::store::StoreError;
 
 #[cfg(feature = "broken-variants")]
@@ -266,6 +268,20 @@ impl Replication for RaftReplication {
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {
             let _ = self.raft.shutdown().await;
+        })
+    }
+
+    fn stopped(&self) -> BoxFuture<'_, Stopped> {
+        Box::pin(async {
+            let mut metrics = self.raft.metrics();
+            loop {
+                if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                    return Stopped(Box::new(fatal.clone()));
+                }
+                if metrics.changed().await.is_err() {
+                    return Stopped("its metrics ended".into());
+                }
+            }
         })
     }
 }
