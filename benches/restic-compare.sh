@@ -5,6 +5,8 @@
 #
 #   bash benches/restic-compare.sh [WORK_DIR]       (default: a new temporary directory)
 #
+# SCALE=0.05 (say) makes every count and the database that much smaller, for a quick try.
+#
 # Needs `restic` and GNU `time` (Debian packages `restic` and `time`) and python3, and builds
 # `e2ee-backup` in release. WORK_DIR needs about 12 GB free; it is deleted at the end.
 #
@@ -27,14 +29,16 @@ cargo build -q --release -p e2ee-backup-cli --manifest-path "$repo/Cargo.toml"
 ours="$repo/target/release/e2ee-backup"
 [ -x "$ours" ] || ours="${CARGO_TARGET_DIR:-$repo/target}/release/e2ee-backup"
 
+export SCALE="${SCALE:-1}"
 python3 - "$tree" <<'PY'
 import os, random, sys
 root = sys.argv[1]
+scale = float(os.environ["SCALE"])
 r = random.Random(2026)
 os.makedirs(f"{root}/Databases", exist_ok=True)
 words = [bytes(w, "ascii") for w in "see you at the station tomorrow ok thanks lol where are you now call me later happy birthday".split()]
 with open(f"{root}/Databases/msgstore.db", "wb") as db:
-    for _ in range(256 * 1024 // 4):
+    for _ in range(int(256 * 1024 // 4 * scale)):
         page = bytearray()
         while len(page) < 4096:
             page += b" ".join(r.choice(words) for _ in range(r.randint(3, 12))) + r.randbytes(12)
@@ -44,13 +48,13 @@ def size():
     if x < 0.75: return r.randint(10 << 10, 120 << 10)
     if x < 0.99: return r.randint(120 << 10, 700 << 10)
     return r.randint(1 << 20, 20 << 20)
-for i in range(10000):
+for i in range(int(10000 * scale)):
     folder = ["WhatsApp Images", "WhatsApp Voice Notes", "WhatsApp Video", "WhatsApp Documents"][i % 4]
     os.makedirs(f"{root}/Media/{folder}", exist_ok=True)
     with open(f"{root}/Media/{folder}/IMG-{i:05}.bin", "wb") as f:
         f.write(r.randbytes(size()))
 os.makedirs(f"{root}/Media/WhatsApp Stickers", exist_ok=True)
-for i in range(300):
+for i in range(int(300 * scale)):
     with open(f"{root}/Media/WhatsApp Stickers/STK-{i:03}.webp", "wb") as f:
         f.write(r.randbytes(r.randint(8 << 10, 60 << 10)))
 PY
@@ -59,17 +63,19 @@ change() {
 python3 - "$tree" <<'PY'
 import os, random, sys
 root = sys.argv[1]
+scale = float(os.environ["SCALE"])
 r = random.Random(7)
-pages = 256 * 1024 // 4
+pages = int(256 * 1024 // 4 * scale)
 changed = 0
 with open(f"{root}/Databases/msgstore.db", "r+b") as db:
+    run = max(1, pages // 20 // 64)
     for _ in range(64):
-        start = r.randrange(pages - 205)
+        start = r.randrange(pages - run)
         db.seek(start * 4096)
-        db.write(r.randbytes(205 * 4096))
-        changed += 205 * 4096
+        db.write(r.randbytes(run * 4096))
+        changed += run * 4096
 added = 0
-for i in range(100):
+for i in range(int(100 * scale)):
     n = r.randint(10 << 10, 700 << 10)
     with open(f"{root}/Media/WhatsApp Images/NEW-{i:03}.bin", "wb") as f:
         f.write(r.randbytes(n))

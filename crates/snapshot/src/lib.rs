@@ -79,9 +79,9 @@ pub use prune::{
 pub use rekey_full::{FullRekeyReport, MEDIA_ROOT_NEXT_OBJECT, rekey_full, rekey_full_with};
 pub use snapshots::{
     BackupOptions, BackupPhase, BackupProgress, BackupProgressFn, BackupReport, ChunkParams, Clock,
-    MEDIA_ROOT_OBJECT, RekeyReport, RestoreReport, SNAPSHOT_DIR, SnapshotInfo, Snapshots,
-    VerifyReport, delete_all, is_snapshot_id, open_manifest, rekey, seal_manifest,
-    seal_manifest_with, snapshot_object,
+    DATABASE_CHUNKING, MEDIA_ROOT_OBJECT, RekeyReport, RestoreReport, SNAPSHOT_DIR, SnapshotInfo,
+    Snapshots, VerifyReport, delete_all, is_database, is_snapshot_id, open_manifest, rekey,
+    seal_manifest, seal_manifest_with, snapshot_object,
 };
 pub use staging::{StagedFile, Staging};
 pub use store::{MemoryStore, Store, StoreError};

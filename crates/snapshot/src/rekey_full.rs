@@ -84,6 +84,7 @@ pub fn rekey_full_with<S: Store + ?Sized>(
         account: account.clone(),
         media: Some(MediaKeys::derive(mrk)),
         chunking: ChunkParams::default(),
+        database_chunking: crate::snapshots::DATABASE_CHUNKING,
         clock: clock.clone(),
         grace,
     };

@@ -55,6 +55,15 @@ impl Default for ChunkParams {
     }
 }
 
+/// The chunking of database files (section 8.6): 16 KiB, 64 KiB, 256 KiB.
+pub const DATABASE_CHUNKING: ChunkParams =
+    ChunkParams { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 };
+
+/// Whether section 8.6 cuts the file at `path` as a database: by its name's ending.
+pub fn is_database(path: &str) -> bool {
+    [".db", ".db-wal", ".db-journal", ".sqlite", ".sqlite3"].iter().any(|end| path.ends_with(end))
+}
+
 impl ChunkParams {
     fn check(&self) -> Result<()> {
         let ok = (cdc::MINIMUM_MIN..=cdc::MINIMUM_MAX).contains(&self.min)
@@ -345,6 +354,8 @@ pub struct Snapshots<'s, S: Store + ?Sized> {
     pub(crate) account: AccountKeys,
     pub(crate) media: Option<MediaKeys>,
     pub(crate) chunking: ChunkParams,
+    /// How database files are cut (section 8.6).
+    pub(crate) database_chunking: ChunkParams,
     pub(crate) clock: Clock,
     pub(crate) grace: std::time::Duration,
 }
@@ -373,6 +384,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
             account,
             media,
             chunking: ChunkParams::default(),
+            database_chunking: DATABASE_CHUNKING,
             clock: system_clock(),
             grace: crate::prune::DEFAULT_GRACE,
         })
@@ -400,10 +412,12 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
         u64::try_from(self.grace.as_micros()).unwrap_or(u64::MAX)
     }
 
-    /// Cuts files with other chunking parameters (tests use small chunks).
+    /// Cuts every file, databases too, with other chunking parameters (tests use small
+    /// chunks).
     pub fn with_chunking(mut self, chunking: ChunkParams) -> Result<Self> {
         chunking.check()?;
         self.chunking = chunking;
+        self.database_chunking = chunking;
         Ok(self)
     }
 
@@ -580,11 +594,13 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
             } else {
                 report.files += 1;
                 let file = fs::File::open(&full).map_err(io_error("open", &full))?;
+                let cuts =
+                    if is_database(&path) { &self.database_chunking } else { &self.chunking };
                 let chunker = StreamCDC::with_level_and_seed(
                     file,
-                    self.chunking.min,
-                    self.chunking.avg,
-                    self.chunking.max,
+                    cuts.min,
+                    cuts.avg,
+                    cuts.max,
                     Normalization::Level1,
                     media.chunking_seed(),
                 );
@@ -943,6 +959,7 @@ pub fn rekey<S: Store + ?Sized>(
         account: new_keys.clone(),
         media: None,
         chunking: ChunkParams::default(),
+        database_chunking: DATABASE_CHUNKING,
         clock: system_clock(),
         grace: crate::prune::DEFAULT_GRACE,
     };
