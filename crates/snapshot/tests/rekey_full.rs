@@ -18,7 +18,7 @@ use e2ee_backup_snapshot::{
     snapshot_object,
 };
 
-use support::Temps;
+use support::{OnPut, Temps};
 
 const SMALL: ChunkParams = ChunkParams { min: 1024, avg: 4096, max: 16384 };
 
@@ -237,37 +237,19 @@ fn a_full_rekey_stopped_at_every_write_resumes() {
 
 #[test]
 fn a_full_rekey_waits_for_a_running_backup() {
-    /// Runs a full re-keying from inside a backup, at its first blob upload.
-    struct Racing {
-        inner: MemoryStore,
-        raced: std::sync::Mutex<Option<Result<(), Error>>>,
-    }
-    impl Store for Racing {
-        fn put(&self, name: &str, bytes: Vec<u8>, create_only: bool) -> Result<(), StoreError> {
-            let mut raced = self.raced.lock().unwrap();
-            if name.starts_with("blobs/") && raced.is_none() {
-                *raced = Some(rekey_full(&self.inner, &key(1), &key(9)).map(drop));
-            }
-            self.inner.put(name, bytes, create_only)
+    // Runs a full re-keying from inside a backup, at its first blob upload.
+    let raced = std::sync::Mutex::new(None);
+    let store = OnPut::new(|inner: &MemoryStore, name: &str| {
+        let mut raced = raced.lock().unwrap();
+        if name.starts_with("blobs/") && raced.is_none() {
+            *raced = Some(rekey_full(inner, &key(1), &key(9)).map(drop));
         }
-        fn get(&self, name: &str) -> Result<Vec<u8>, StoreError> {
-            self.inner.get(name)
-        }
-        fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-            self.inner.list(prefix)
-        }
-        fn exists(&self, name: &str) -> Result<bool, StoreError> {
-            self.inner.exists(name)
-        }
-        fn delete(&self, name: &str) -> Result<(), StoreError> {
-            self.inner.delete(name)
-        }
-    }
-    let store = Racing { inner: MemoryStore::new(), raced: std::sync::Mutex::new(None) };
+        Ok(())
+    });
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("f"), b"photo").unwrap();
     let id = Snapshots::open(&store, &key(1)).unwrap().backup(dir.path()).unwrap().id;
-    let raced = store.raced.lock().unwrap().take().expect("the re-keying ran");
+    let raced = raced.lock().unwrap().take().expect("the re-keying ran");
     assert!(matches!(raced, Err(Error::BackupRunning { .. })), "{raced:?}");
     // It touched nothing, and removed its sweep record.
     assert!(!store.inner.exists(MEDIA_ROOT_NEXT_OBJECT).unwrap());

@@ -7,6 +7,7 @@ use e2ee_backup_testkit::noise;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use e2ee_backup_format::{Compression, EncryptOptions, Metadata, encrypt_to_vec};
@@ -18,7 +19,7 @@ use e2ee_backup_snapshot::{
 };
 
 /// Small chunks, so that a few hundred KiB make many of them.
-use support::Temps;
+use support::{OnPut, Temps};
 
 const SMALL: ChunkParams = ChunkParams { min: 1024, avg: 4096, max: 16384 };
 
@@ -624,36 +625,17 @@ fn delete_all_removes_every_snapshot_object_and_nothing_else() {
     assert_eq!(e2ee_backup_snapshot::delete_all(&store).unwrap(), 0);
 }
 
-/// A store whose puts fail after a number of them, as a crash or a lost connection would.
-struct FailingStore {
-    inner: MemoryStore,
-    allowed: std::sync::atomic::AtomicUsize,
-}
-
-impl Store for FailingStore {
-    fn put(&self, name: &str, bytes: Vec<u8>, create_only: bool) -> Result<(), StoreError> {
-        use std::sync::atomic::Ordering;
-        if self
-            .allowed
+/// A store whose puts fail once `allowed` of them went through, as after a crash or a lost
+/// connection.
+fn failing_store(
+    allowed: &AtomicUsize,
+) -> OnPut<impl Fn(&MemoryStore, &str) -> Result<(), StoreError> + Sync + '_> {
+    OnPut::new(move |_: &MemoryStore, _: &str| {
+        allowed
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_err()
-        {
-            return Err(StoreError::Other("connection lost".into()));
-        }
-        self.inner.put(name, bytes, create_only)
-    }
-    fn get(&self, name: &str) -> Result<Vec<u8>, StoreError> {
-        self.inner.get(name)
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.list(prefix)
-    }
-    fn exists(&self, name: &str) -> Result<bool, StoreError> {
-        self.inner.exists(name)
-    }
-    fn delete(&self, name: &str) -> Result<(), StoreError> {
-        self.inner.delete(name)
-    }
+            .map(drop)
+            .map_err(|_| StoreError::Other("connection lost".into()))
+    })
 }
 
 #[test]
@@ -661,52 +643,19 @@ fn an_interrupted_backup_leaves_no_snapshot_and_the_next_reuses_its_blobs() {
     let dir = tempfile::tempdir().unwrap();
     odd_tree(dir.path());
     // The media root key, the backup's hold and three blobs go through, then the store fails.
-    let store = FailingStore { inner: MemoryStore::new(), allowed: 5.into() };
+    let allowed = AtomicUsize::new(5);
+    let store = failing_store(&allowed);
     let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
     let err = snapshots.backup(dir.path()).unwrap_err();
     assert!(matches!(err, Error::Store { .. }), "{err:?}");
     assert!(snapshots.ids().unwrap().is_empty());
     assert_eq!(store.inner.puts_under("blobs/"), 3);
 
-    store.allowed.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    allowed.store(usize::MAX, Ordering::SeqCst);
     let report = snapshots.backup(dir.path()).unwrap();
     assert_eq!(report.reused_blobs, 3);
     assert_eq!(snapshots.ids().unwrap(), std::slice::from_ref(&report.id));
     assert!(snapshots.verify(&report.id, true).unwrap().is_ok());
-}
-
-/// A store whose blob puts take a while, counting how many run at once.
-struct SlowStore {
-    inner: MemoryStore,
-    running: std::sync::atomic::AtomicUsize,
-    most: std::sync::atomic::AtomicUsize,
-}
-
-impl Store for SlowStore {
-    fn put(&self, name: &str, bytes: Vec<u8>, create_only: bool) -> Result<(), StoreError> {
-        use std::sync::atomic::Ordering;
-        if !name.starts_with("blobs/") {
-            return self.inner.put(name, bytes, create_only);
-        }
-        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most.fetch_max(now, Ordering::SeqCst);
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        let result = self.inner.put(name, bytes, create_only);
-        self.running.fetch_sub(1, Ordering::SeqCst);
-        result
-    }
-    fn get(&self, name: &str) -> Result<Vec<u8>, StoreError> {
-        self.inner.get(name)
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.list(prefix)
-    }
-    fn exists(&self, name: &str) -> Result<bool, StoreError> {
-        self.inner.exists(name)
-    }
-    fn delete(&self, name: &str) -> Result<(), StoreError> {
-        self.inner.delete(name)
-    }
 }
 
 fn with_uploads(uploads: usize) -> BackupOptions {
@@ -721,8 +670,17 @@ fn parallel_uploads_store_what_one_at_a_time_stores_with_at_most_that_many_puts_
     let one = MemoryStore::new();
     let mut in_order = Snapshots::open(&one, &key(1)).unwrap().with_chunking(SMALL).unwrap();
     let first = in_order.backup_with(dir.path(), &with_uploads(1)).unwrap();
-    // The same media root key, hence the same chunking and blob names.
-    let slow = SlowStore { inner: MemoryStore::new(), running: 0.into(), most: 0.into() };
+    // A store whose blob puts take a while, counting how many run at once; with the same media
+    // root key, hence the same chunking and blob names.
+    let (running, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let slow = OnPut::new(|_: &MemoryStore, name: &str| {
+        if name.starts_with("blobs/") {
+            most.fetch_max(running.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            running.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(())
+    });
     slow.inner.set_raw(MEDIA_ROOT_OBJECT, one.get(MEDIA_ROOT_OBJECT).unwrap());
     let mut parallel = Snapshots::open(&slow, &key(1)).unwrap().with_chunking(SMALL).unwrap();
     let second = parallel.backup_with(dir.path(), &with_uploads(4)).unwrap();
@@ -738,7 +696,7 @@ fn parallel_uploads_store_what_one_at_a_time_stores_with_at_most_that_many_puts_
     let target = tempfile::tempdir().unwrap();
     parallel.restore(&second.id, &target.path().join("t"), &[], &Temps).unwrap();
     assert_eq!(tree(&target.path().join("t")), tree(dir.path()));
-    let most = slow.most.load(std::sync::atomic::Ordering::SeqCst);
+    let most = most.load(Ordering::SeqCst);
     assert!((2..=4).contains(&most), "{most} blob puts at once");
     assert!(parallel.verify(&second.id, true).unwrap().is_ok());
 }
@@ -754,7 +712,8 @@ fn a_failed_parallel_upload_leaves_no_snapshot_and_the_next_reuses_its_blobs() {
     let unique = all.backup(dir.path()).unwrap().new_blobs;
     // With that key in place, the backup's hold and three blobs go through, then the store
     // fails.
-    let store = FailingStore { inner: MemoryStore::new(), allowed: 4.into() };
+    let allowed = AtomicUsize::new(4);
+    let store = failing_store(&allowed);
     store.inner.set_raw(MEDIA_ROOT_OBJECT, fresh.get(MEDIA_ROOT_OBJECT).unwrap());
     let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
     let err = snapshots.backup_with(dir.path(), &with_uploads(4)).unwrap_err();
@@ -763,7 +722,7 @@ fn a_failed_parallel_upload_leaves_no_snapshot_and_the_next_reuses_its_blobs() {
     assert_eq!(store.inner.puts_under("blobs/"), 3);
 
     // Which three got through depends on the threads; the next run uploads only the others.
-    store.allowed.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    allowed.store(usize::MAX, Ordering::SeqCst);
     let report = snapshots.backup_with(dir.path(), &with_uploads(4)).unwrap();
     assert_eq!(report.new_blobs, unique - 3);
     assert_eq!(snapshots.ids().unwrap(), std::slice::from_ref(&report.id));

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
-use e2ee_backup_snapshot::{StagedFile, Staging};
+use e2ee_backup_snapshot::{StagedFile, Staging, Store, StoreError};
 
 /// The temporary files' names start with this, so that a test can look for leftovers.
 pub const TEMP_PREFIX: &str = ".staged-";
@@ -28,5 +28,45 @@ impl StagedFile for Temp {
 
     fn persist(self: Box<Self>, target: &Path) -> io::Result<()> {
         self.0.persist_noclobber(target).map(drop).map_err(|e| e.error)
+    }
+}
+
+/// A memory store that calls `before` ahead of each put, with the store and the object's
+/// name: to fail it, slow it down, count, or run another device's call in between.
+#[allow(dead_code)] // not every test file uses it
+pub struct OnPut<F> {
+    pub inner: e2ee_backup_snapshot::MemoryStore,
+    pub before: F,
+}
+
+#[allow(dead_code)]
+impl<F> OnPut<F>
+where
+    F: Fn(&e2ee_backup_snapshot::MemoryStore, &str) -> Result<(), StoreError> + Sync,
+{
+    pub fn new(before: F) -> Self {
+        Self { inner: e2ee_backup_snapshot::MemoryStore::new(), before }
+    }
+}
+
+impl<F> Store for OnPut<F>
+where
+    F: Fn(&e2ee_backup_snapshot::MemoryStore, &str) -> Result<(), StoreError> + Sync,
+{
+    fn put(&self, name: &str, bytes: Vec<u8>, create_only: bool) -> Result<(), StoreError> {
+        (self.before)(&self.inner, name)?;
+        self.inner.put(name, bytes, create_only)
+    }
+    fn get(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        self.inner.get(name)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix)
+    }
+    fn exists(&self, name: &str) -> Result<bool, StoreError> {
+        self.inner.exists(name)
+    }
+    fn delete(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.delete(name)
     }
 }
