@@ -22,10 +22,10 @@ impl World {
         fs::create_dir_all(chats.join("Media/WhatsApp Images")).unwrap();
         fs::create_dir_all(chats.join("Databases")).unwrap();
         fs::create_dir_all(chats.join("empty")).unwrap();
-        // Under 16 KiB, the database chunker's minimum (spec 8.6): one blob whatever the media
+        // Under 8 KiB, the database chunker's minimum (spec 8.6): one blob whatever the media
         // root key.
         let db: Vec<u8> =
-            (0..800u32).flat_map(|i| format!("{i}|see you at 8pm\n").into_bytes()).collect();
+            (0..400u32).flat_map(|i| format!("{i}|see you at 8pm\n").into_bytes()).collect();
         fs::write(chats.join("Databases/msgstore.db"), db).unwrap();
         fs::write(chats.join("Media/WhatsApp Images/IMG été 1.jpg"), [7u8; 5000]).unwrap();
         fs::write(chats.join("Media/WhatsApp Images/IMG copy.jpg"), [7u8; 5000]).unwrap();
