@@ -232,6 +232,7 @@ fn snapshot_exit(err: &e2ee_backup_snapshot::Error) -> u8 {
         S::SnapshotMissing { .. }
         | S::UnsafePath { .. }
         | S::TargetNotEmpty { .. }
+        | S::TargetConflict { .. }
         | S::NoMediaRootKey
         | S::EmptyPolicy
         | S::InvalidPattern { .. }

@@ -174,20 +174,26 @@ pub fn list(args: &crate::journeys::ClientOnlyArgs) -> Result<Report, Failure> {
     Ok(Report { lines, json })
 }
 
-/// `restore --snapshot ID --to DIR [PATHS...]`.
+/// `restore --snapshot ID --to DIR [PATHS...] [--resume]`.
 pub fn restore(
     client_args: &ClientArgs,
     id: &str,
     target: &Path,
     paths: &[String],
+    resume: bool,
 ) -> Result<Report, Failure> {
     let (client, _) = client_args.open()?;
     let id = resolve(&client, Some(id))?;
     let prefixes: Vec<&str> = paths.iter().map(|p| p.trim_end_matches('/')).collect();
     let started = Instant::now();
     let staging = RestoreStaging::default();
-    let report = client
-        .with_snapshots("restore a snapshot", |s| s.restore(&id, target, &prefixes, &staging))?;
+    let report = client.with_snapshots("restore a snapshot", |s| {
+        if resume {
+            s.resume_restore(&id, target, &prefixes, &staging)
+        } else {
+            s.restore(&id, target, &prefixes, &staging)
+        }
+    })?;
     let elapsed = started.elapsed();
     let mut lines = vec![format!(
         "restored snapshot {id} into {}: {} file(s), {} dir(s), {} link(s), {} bytes in \
@@ -198,6 +204,9 @@ pub fn restore(
         report.symlinks,
         report.bytes
     )];
+    if resume {
+        lines.push(format!("kept {} file(s) a stopped restore had finished", report.kept_files));
+    }
     for link in &report.skipped_links {
         lines.push(format!(
             "skipped link {link:?}: its target could lead outside {}",
@@ -206,7 +215,7 @@ pub fn restore(
     }
     let json = json!({
         "snapshot": id, "to": target, "files": report.files, "dirs": report.dirs,
-        "symlinks": report.symlinks, "bytes": report.bytes,
+        "symlinks": report.symlinks, "bytes": report.bytes, "keptFiles": report.kept_files,
         "skippedLinks": report.skipped_links, "seconds": elapsed.as_secs_f64(),
     });
     Ok(Report { lines, json })

@@ -359,3 +359,25 @@ fn a_second_backup_reads_no_unchanged_file_unless_forced() {
     world.ok(&["disable", "--yes"]);
     assert!(!cache.exists(), "the cache goes with the backups");
 }
+
+/// `restore --resume` (spec 8.8) finishes a restore that stopped: what is in place is kept,
+/// the rest written; something else in the way is refused.
+#[test]
+fn a_restore_that_stopped_is_finished_with_resume() {
+    let world = World::new();
+    world.ok(&["enable", "--key"]);
+    world.ok(&["backup", "chats"]);
+    world.ok(&["restore", "--snapshot", "latest", "--to", "restored"]);
+    // As if it had stopped before the database.
+    fs::remove_file(world.path("restored/Databases/msgstore.db")).unwrap();
+    let (code, json) = world.run(&["restore", "--snapshot", "latest", "--to", "restored"]);
+    assert_eq!((code, json["error"]["code"].as_str()), (2, Some("target-not-empty")));
+    let resumed = world.ok(&["restore", "--snapshot", "latest", "--to", "restored", "--resume"]);
+    assert_eq!((resumed["keptFiles"].as_u64(), resumed["files"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(files(&world.path("restored")), files(&world.path("chats")));
+
+    fs::write(world.path("restored/Media/WhatsApp Images/IMG copy.jpg"), b"not the photo").unwrap();
+    let (code, json) =
+        world.run(&["restore", "--snapshot", "latest", "--to", "restored", "--resume"]);
+    assert_eq!((code, json["error"]["code"].as_str()), (2, Some("target-conflict")), "{json}");
+}

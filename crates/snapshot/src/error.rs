@@ -120,6 +120,15 @@ pub enum Error {
         /// The target.
         path: PathBuf,
     },
+    /// Resuming a restore: something at a name the snapshot restores is not what it has
+    /// (another kind, size or modification time), so it was not written by the restore resumed.
+    #[error(
+        "{path} is in the way: it is not what the snapshot has there, so no restore of it wrote it"
+    )]
+    TargetConflict {
+        /// What is in the way.
+        path: PathBuf,
+    },
     /// Chunking parameters outside the chunker's bounds.
     #[error("invalid chunking parameters: {0}")]
     InvalidChunking(&'static str),
@@ -212,6 +221,7 @@ impl Error {
             Error::MediaRootKey { .. } => "media-root-key",
             Error::NoMediaRootKey => "no-media-root-key",
             Error::TargetNotEmpty { .. } => "target-not-empty",
+            Error::TargetConflict { .. } => "target-conflict",
             Error::InvalidChunking(_) => "invalid-chunking",
             Error::Io { .. } => "io",
             Error::Encrypt(_) => "encrypt",

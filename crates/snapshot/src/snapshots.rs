@@ -216,6 +216,8 @@ pub struct RestoreReport {
     pub skipped_links: Vec<String>,
     /// Bytes written.
     pub bytes: u64,
+    /// Resuming: files a stopped restore had already put in place whole, kept unread.
+    pub kept_files: u64,
 }
 
 /// What a verify found.
@@ -805,12 +807,38 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
         prefixes: &[&str],
         staging: &dyn Staging,
     ) -> Result<RestoreReport> {
+        self.restore_as(id, target, prefixes, staging, false)
+    }
+
+    /// Finishes a restore of the same snapshot and selection into `target` that stopped
+    /// (section 8.8, "Resuming"): a file already at its name with the snapshot's size and
+    /// modification time is kept without reading its blobs (a restore only ever renames whole
+    /// files into place); anything else at a selected name stops it with
+    /// [`Error::TargetConflict`].
+    pub fn resume_restore(
+        &self,
+        id: &str,
+        target: &Path,
+        prefixes: &[&str],
+        staging: &dyn Staging,
+    ) -> Result<RestoreReport> {
+        self.restore_as(id, target, prefixes, staging, true)
+    }
+
+    fn restore_as(
+        &self,
+        id: &str,
+        target: &Path,
+        prefixes: &[&str],
+        staging: &dyn Staging,
+        resume: bool,
+    ) -> Result<RestoreReport> {
         for prefix in prefixes {
             check_path(prefix)
                 .map_err(|why| Error::UnsafePath { path: (*prefix).to_owned(), why })?;
         }
         let manifest = self.manifest(id)?;
-        if target.exists() {
+        if target.exists() && !resume {
             let empty = fs::read_dir(target).map(|mut d| d.next().is_none()).unwrap_or(false);
             if !empty {
                 return Err(Error::TargetNotEmpty { path: target.to_owned() });
@@ -824,14 +852,25 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                 })
         };
         let entries: Vec<&Entry> = manifest.entries.iter().filter(|e| selected(&e.path)).collect();
+        // Resuming: the files already in place, whole, are neither read nor written again.
+        let mut kept = HashSet::new();
+        if resume {
+            for (i, entry) in entries.iter().enumerate() {
+                if let EntryKind::File { .. } = entry.kind
+                    && already_restored(target, entry)?
+                {
+                    kept.insert(i);
+                }
+            }
+        }
         // One thread reads and opens the blobs, in order, while this one writes the files:
         // at most `RESTORE_AHEAD` opened blobs wait in between.
         std::thread::scope(|scope| {
             let (opened, blobs_in_order) = mpsc::sync_channel(RESTORE_AHEAD);
-            let entries = &entries;
+            let (entries, kept) = (&entries, &kept);
             scope.spawn(move || {
-                let blobs = entries.iter().flat_map(|e| match &e.kind {
-                    EntryKind::File { blobs } => blobs.as_slice(),
+                let blobs = entries.iter().enumerate().flat_map(|(i, e)| match &e.kind {
+                    EntryKind::File { blobs } if !kept.contains(&i) => blobs.as_slice(),
                     _ => &[],
                 });
                 for blob in blobs {
@@ -847,7 +886,10 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                     .recv()
                     .expect("the reading thread sends every blob or stops at an error")
             };
-            self.write_restored(entries, target, staging, &mut next_blob)
+            let mut report =
+                self.write_restored(entries, kept, resume, target, staging, &mut next_blob)?;
+            report.kept_files = kept.len() as u64;
+            Ok(report)
         })
     }
 
@@ -856,6 +898,8 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
     fn write_restored(
         &self,
         entries: &[&Entry],
+        kept: &HashSet<usize>,
+        resume: bool,
         target: &Path,
         staging: &dyn Staging,
         next_blob: &mut dyn FnMut() -> Result<Vec<u8>>,
@@ -863,7 +907,10 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
         let mut report = RestoreReport::default();
         let mut links = Vec::new();
         let mut dirs = Vec::new();
-        for &entry in entries {
+        for (i, &entry) in entries.iter().enumerate() {
+            if kept.contains(&i) {
+                continue;
+            }
             // Decoding checked every path (section 8.4); each component is a plain name.
             let full = entry.path.split('/').fold(target.to_path_buf(), |p, c| p.join(c));
             match &entry.kind {
@@ -911,6 +958,10 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
             // made before it that this passes through leads downward (section 8.4).
             if let Some(parent) = full.parent() {
                 fs::create_dir_all(parent).map_err(io_error("create", parent))?;
+            }
+            if resume && link_already_made(&full, link)? {
+                report.symlinks += 1;
+                continue;
             }
             if !make_symlink(link, &full)? {
                 report.skipped_links.push(entry.path.clone());
@@ -1167,6 +1218,40 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
     let mut permissions = fs::metadata(path).map_err(io_error("inspect", path))?.permissions();
     permissions.set_readonly(mode & 0o222 == 0);
     fs::set_permissions(path, permissions).map_err(io_error("set the mode of", path))
+}
+
+/// Resuming a restore (section 8.8): whether the file `entry` is at its name under `target` as
+/// a restore leaves it (a regular file with the entry's size and modification time); false
+/// when nothing is there, [`Error::TargetConflict`] when something else is.
+fn already_restored(target: &Path, entry: &Entry) -> Result<bool> {
+    let full = entry.path.split('/').fold(target.to_path_buf(), |p, c| p.join(c));
+    match fs::symlink_metadata(&full) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_error("inspect", &full)(e)),
+        Ok(meta)
+            if meta.is_file() && meta.len() == entry.size && mtime_of(&meta) == entry.mtime =>
+        {
+            Ok(true)
+        }
+        Ok(_) => Err(Error::TargetConflict { path: full }),
+    }
+}
+
+/// Resuming a restore: whether the link at `full` is already the one the snapshot has.
+fn link_already_made(full: &Path, link: &str) -> Result<bool> {
+    match fs::symlink_metadata(full) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_error("inspect", full)(e)),
+        Ok(meta) if meta.file_type().is_symlink() => {
+            let made = fs::read_link(full).map_err(io_error("read the link", full))?;
+            if made.as_os_str() == link {
+                Ok(true)
+            } else {
+                Err(Error::TargetConflict { path: full.to_owned() })
+            }
+        }
+        Ok(_) => Err(Error::TargetConflict { path: full.to_owned() }),
+    }
 }
 
 /// Makes a link; false where the system has no links this crate can make.

@@ -783,3 +783,51 @@ fn the_files_cache_skips_unchanged_files_and_rereads_whatever_changed() {
     let mut others = Snapshots::open(&other, &key(2)).unwrap().with_chunking(SMALL).unwrap();
     assert_eq!(others.backup_with(dir.path(), &options).unwrap().unchanged_files, 0);
 }
+
+/// Stages like [`Temps`] until `left` files are staged, then fails, as a restore killed half
+/// way would stop.
+struct StopsAfter {
+    left: AtomicUsize,
+}
+
+impl e2ee_backup_snapshot::Staging for StopsAfter {
+    fn create_in(&self, dir: &Path) -> std::io::Result<Box<dyn e2ee_backup_snapshot::StagedFile>> {
+        if self.left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err()
+        {
+            return Err(std::io::Error::other("stopped"));
+        }
+        Temps.create_in(dir)
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_stopped_restore_resumes_without_reading_the_files_it_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    odd_tree(dir.path());
+    std::os::unix::fs::symlink("a b", dir.path().join("link")).unwrap();
+    let store = MemoryStore::new();
+    let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
+    let id = snapshots.backup(dir.path()).unwrap().id;
+    let target = tempfile::tempdir().unwrap();
+    let to = target.path().join("t");
+
+    let stops = StopsAfter { left: AtomicUsize::new(2) };
+    let err = snapshots.restore(&id, &to, &[], &stops).unwrap_err();
+    assert_eq!(err.code(), "io", "{err}");
+    // Without resuming, the half-filled target is refused.
+    let again = snapshots.restore(&id, &to, &[], &Temps).unwrap_err();
+    assert_eq!(again.code(), "target-not-empty");
+    let report = snapshots.resume_restore(&id, &to, &[], &Temps).unwrap();
+    assert_eq!((report.kept_files, report.files), (2, 3), "{report:?}");
+    assert_eq!(tree(&to), tree(dir.path()));
+    // Resuming a finished restore keeps everything.
+    let done = snapshots.resume_restore(&id, &to, &[], &Temps).unwrap();
+    assert_eq!((done.kept_files, done.files, done.symlinks), (5, 0, 1));
+
+    // Something else at a name the snapshot restores is not overwritten.
+    fs::write(to.join("a b"), b"something else").unwrap();
+    let err = snapshots.resume_restore(&id, &to, &[], &Temps).unwrap_err();
+    assert_eq!(err.code(), "target-conflict");
+    assert_eq!(fs::read(to.join("a b")).unwrap(), b"something else");
+}

@@ -204,6 +204,12 @@ pub struct RestoreArgs {
     /// With --snapshot: restore only these paths of the snapshot and what is under them.
     #[arg(value_name = "PATHS", requires = "snapshot")]
     pub paths: Vec<String>,
+    /// With --snapshot: finish a restore of the same snapshot and PATHS into --to DIR that
+    /// stopped (Ctrl-C, a full disk, a lost connection). The files it put in place, whole, are
+    /// kept (checked by size and modification time); anything else in the way stops it
+    /// (`target-conflict`).
+    #[arg(long, requires = "snapshot")]
+    pub resume: bool,
     #[command(flatten)]
     pub setup: SetupArgs,
     #[command(flatten)]

@@ -18,7 +18,7 @@ use crate::output::{Report, is_stdio, rate};
 
 pub fn restore(args: &RestoreArgs) -> Result<Report, Failure> {
     if let Some(id) = &args.snapshot {
-        return crate::snapshots::restore(&args.client, id, &args.to, &args.paths);
+        return crate::snapshots::restore(&args.client, id, &args.to, &args.paths, args.resume);
     }
     let with_key = args.key.is_some() || args.key_file.is_some();
     let needs = if with_key { Needs::Key } else { Needs::Password };
