@@ -18,7 +18,8 @@
 //! * [`cluster`] and [`members`]: a fleet of `serve` processes on one machine, and changing a
 //!   fleet's replicas.
 //! * [`client`]: a small blocking HTTP client and the vault journeys over it.
-//! * [`load`]: the load generator of `e2ee-backup-vault load`.
+//!
+//! The load generator of `e2ee-backup-vault load` and `bench-fleet` is part of the binary.
 //!
 //! # HTTP
 //!

@@ -160,7 +160,7 @@ impl AccountRate {
         }
     }
 
-    /// Whether one more request for `account` is allowed now. Every [`SWEEP_EVERY`] requests
+    /// Whether one more request for `account` is allowed now. Every `SWEEP_EVERY` requests
     /// it forgets the accounts whose allowance is full again, so that the table holds at most
     /// the accounts seen in the last minute and the requests since the sweep.
     pub fn allow(&self, account: &[u8]) -> bool {

@@ -7,7 +7,7 @@
 //!
 //! One file, though over 700 lines: the cases are built from one base file by the same small
 //! editors (prefix, protobuf field, trailer), which the verifier does not need. The header-rule
-//! cases, added later in groups of their own, are in [`rules`].
+//! cases, added later in groups of their own, are in `rules`.
 
 use std::io::Cursor;
 

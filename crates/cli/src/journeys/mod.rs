@@ -1,8 +1,8 @@
 //! The client journeys: `enable`, `backup`, `restore`, `change-password`, `rotate-key`,
 //! `disable`, `status`, `abort`, `set-store` and `set-vault`, each a thin layer over
-//! `e2ee-backup-client` (spec chapter 5). One file per journey: [`enable`] (and switching
-//! modes), [`backup`], [`restore`], [`password`] (`change-password`, `rotate-key`), [`disable`],
-//! and [`settings`] (`status`, `abort`, `set-store`, `set-vault`); this file holds the
+//! `e2ee-backup-client` (spec chapter 5). One file per journey: [`mod@enable`] (and switching
+//! modes), [`mod@backup`], [`mod@restore`], [`password`] (`change-password`, `rotate-key`),
+//! [`mod@disable`], and [`settings`] (`status`, `abort`, `set-store`, `set-vault`); this file holds the
 //! arguments and what every journey shares: opening or preparing the client directory, reading
 //! passwords and pins.
 //!

@@ -12,7 +12,7 @@
 //! recorded.
 //!
 //! The draws are not random: draw number `i` of a case, named `name`, is
-//! [`crate::draw`]`("{seed}/{i}/{name}", len)`. The verifier never uses the seed; it only
+//! `crate::draw("{seed}/{i}/{name}", len)`. The verifier never uses the seed; it only
 //! documents where the bytes came from.
 //!
 //! Two kinds of case need no journey: the sealed channel alone (`Channel` groups: given keys,
