@@ -852,10 +852,26 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                 })
         };
         let entries: Vec<&Entry> = manifest.entries.iter().filter(|e| selected(&e.path)).collect();
-        // Resuming: the files already in place, whole, are neither read nor written again.
+        // Resuming: the files already in place, whole, are neither read nor written again. A
+        // fresh target holds nothing a restore did not make; one resumed may hold anything, so
+        // every directory on the way to a selected name must be a real directory (a link put
+        // there would take the writes outside the target).
         let mut kept = HashSet::new();
         if resume {
+            let mut checked = HashSet::new();
             for (i, entry) in entries.iter().enumerate() {
+                let components: Vec<&str> = entry.path.split('/').collect();
+                let dirs = match entry.kind {
+                    EntryKind::Dir => components.len(),
+                    _ => components.len() - 1,
+                };
+                let mut dir = target.to_path_buf();
+                for component in &components[..dirs] {
+                    dir.push(component);
+                    if checked.insert(dir.clone()) {
+                        real_directory_or_nothing(&dir)?;
+                    }
+                }
                 if let EntryKind::File { .. } = entry.kind
                     && already_restored(target, entry)?
                 {
@@ -1234,6 +1250,16 @@ fn already_restored(target: &Path, entry: &Entry) -> Result<bool> {
             Ok(true)
         }
         Ok(_) => Err(Error::TargetConflict { path: full }),
+    }
+}
+
+/// Resuming a restore: `dir` is a directory, not a link to one, or is not there yet.
+fn real_directory_or_nothing(dir: &Path) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error("inspect", dir)(e)),
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::TargetConflict { path: dir.to_owned() }),
     }
 }
 

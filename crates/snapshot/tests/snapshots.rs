@@ -830,4 +830,15 @@ fn a_stopped_restore_resumes_without_reading_the_files_it_finished() {
     let err = snapshots.resume_restore(&id, &to, &[], &Temps).unwrap_err();
     assert_eq!(err.code(), "target-conflict");
     assert_eq!(fs::read(to.join("a b")).unwrap(), b"something else");
+
+    // A directory of the snapshot replaced by a link to elsewhere: nothing is written through it.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let resumed = target.path().join("r");
+    snapshots.restore(&id, &resumed, &["Media"], &Temps).unwrap();
+    fs::remove_dir_all(resumed.join("Media/WhatsApp Images/Sent")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), resumed.join("Media/WhatsApp Images/Sent"))
+        .unwrap();
+    let err = snapshots.resume_restore(&id, &resumed, &["Media"], &Temps).unwrap_err();
+    assert_eq!(err.code(), "target-conflict", "{err}");
+    assert_eq!(fs::read_dir(elsewhere.path()).unwrap().count(), 0, "written through the link");
 }
