@@ -194,12 +194,13 @@ impl FilesCache {
             ));
         }
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let mut temp = tempfile_in(dir)?;
-        temp.1.write_all(text.as_bytes())?;
-        temp.1.sync_all()?;
-        fs::rename(&temp.0, path).inspect_err(|_| {
-            let _ = fs::remove_file(&temp.0);
-        })
+        // Mode 0600, removed on any failure (a `.tmp` one a killed process leaves is swept by
+        // the client when it next opens its directory).
+        let mut temp =
+            tempfile::Builder::new().prefix(".files-cache-").suffix(".tmp").tempfile_in(dir)?;
+        temp.write_all(text.as_bytes())?;
+        temp.as_file().sync_all()?;
+        temp.persist(path).map(drop).map_err(|e| e.error)
     }
 }
 
@@ -212,18 +213,6 @@ fn parse_blob(text: &str) -> Option<BlobRef> {
     let (name, len) = text.split_once(':')?;
     let bytes: [u8; 32] = hex::decode(name).ok()?.try_into().ok()?;
     Some(BlobRef { name: BlobName(bytes), len: len.parse().ok()? })
-}
-
-/// A new file beside `dir`'s others, named so that no other run picks the same one.
-fn tempfile_in(dir: &Path) -> std::io::Result<(std::path::PathBuf, fs::File)> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut suffix = [0u8; 8];
-    getrandom::fill(&mut suffix).map_err(std::io::Error::other)?;
-    let path = dir.join(format!(".files-cache-{}.tmp", hex::encode(suffix)));
-    Ok((path.clone(), options.open(&path)?))
 }
 
 #[cfg(test)]

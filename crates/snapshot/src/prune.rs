@@ -248,6 +248,17 @@ pub(crate) struct Renewal {
     pub expired: Error,
 }
 
+impl Renewal {
+    /// Whether a run whose record was written `age` ago must stop, under `grace`.
+    pub(crate) fn is_over(&self, age: u64, grace: u64) -> bool {
+        age >= grace / self.stop
+    }
+}
+
+/// A backup's hold (section 8.12.2): the run stops once half the grace period has passed since
+/// the hold was written, and renews it after a quarter.
+pub(crate) const HOLD_RENEWAL: Renewal = Renewal { stop: 2, renew: 4, expired: Error::HoldExpired };
+
 /// A backup's hold (section 8.12.2): written before the backup lists or uploads a blob,
 /// renewed while it runs, removed after its manifest is written.
 pub(crate) struct Hold {
@@ -288,8 +299,7 @@ impl<S: Store + ?Sized> Snapshots<'_, S> {
     /// Before each put of a backup: fails with [`Error::HoldExpired`] once half the grace
     /// period has passed since the hold was written; renews it after a quarter.
     pub(crate) fn keep_hold(&self, hold: &mut Hold) -> Result<()> {
-        let renewal = Renewal { stop: 2, renew: 4, expired: Error::HoldExpired };
-        self.keep_record(RecordKind::Hold, &hold.object, &mut hold.time, renewal)
+        self.keep_record(RecordKind::Hold, &hold.object, &mut hold.time, HOLD_RENEWAL)
     }
 
     /// Keeps the hold or sweep record `object`, written at `written`, alive while its run goes
@@ -304,7 +314,7 @@ impl<S: Store + ?Sized> Snapshots<'_, S> {
     ) -> Result<()> {
         let now = self.now_micros();
         let age = now.saturating_sub(*written);
-        if age >= self.grace_micros() / renewal.stop {
+        if renewal.is_over(age, self.grace_micros()) {
             return Err(renewal.expired);
         }
         if age >= self.grace_micros() / renewal.renew {

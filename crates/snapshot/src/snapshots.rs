@@ -22,6 +22,7 @@ use crate::files_cache::{CacheRun, FilesCache, Stamp};
 use crate::keys::{AccountKeys, MEDIA_ROOT_KEY_LEN, MediaKeys, MediaRootKey};
 use crate::manifest::{BlobRef, Entry, EntryKind, MAX_BLOB_LEN, Manifest, link_target_is_inside};
 use crate::path::check_path;
+use crate::prune::HOLD_RENEWAL;
 use crate::staging::Staging;
 use crate::store::{Store, StoreError};
 use crate::{Error, Result};
@@ -569,6 +570,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
         for (path, full, meta) in found {
             let mode = mode_of(&meta);
             let mtime = mtime_of(&meta);
+            let stamp = Stamp::of(&meta);
             let kind = if meta.file_type().is_symlink() {
                 report.symlinks += 1;
                 let target = fs::read_link(&full).map_err(io_error("read the link", &full))?;
@@ -581,7 +583,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                 report.dirs += 1;
                 EntryKind::Dir
             } else if let Some(blobs) =
-                cache.old.unchanged(&path, &Stamp::of(&meta), |name| known.contains(name))
+                cache.old.unchanged(&path, &stamp, |name| known.contains(name))
             {
                 // Section 8.7.1: unchanged since the last backup here read it; not read again.
                 report.files += 1;
@@ -589,7 +591,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                 let bytes: u64 = blobs.iter().map(|b| u64::from(b.len)).sum();
                 report.reused_blobs += blobs.len() as u64;
                 report.reused_bytes += bytes;
-                cache.new.record(cache.start, &path, Stamp::of(&meta), blobs);
+                cache.new.record(cache.start, &path, stamp, blobs);
                 progress.bytes += bytes;
                 progress.reused_blobs = report.reused_blobs;
                 progress.reused_bytes = report.reused_bytes;
@@ -638,7 +640,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                 }
                 progress.files += 1;
                 tell(progress);
-                cache.new.record(cache.start, &path, Stamp::of(&meta), &blobs);
+                cache.new.record(cache.start, &path, stamp, &blobs);
                 EntryKind::File { blobs }
             };
             let size = match &kind {
@@ -664,7 +666,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
         hold: &mut crate::prune::Hold,
         read: impl FnOnce(&mut dyn FnMut(String, Vec<u8>) -> Result<()>) -> Result<T>,
     ) -> Result<T> {
-        let (store, clock, half_grace) = (self.store, &self.clock, self.grace_micros() / 2);
+        let (store, clock, grace) = (self.store, &self.clock, self.grace_micros());
         let hold_written = AtomicU64::new(hold.time());
         let stopped = AtomicBool::new(false);
         let failure: Mutex<Option<Error>> = Mutex::new(None);
@@ -684,8 +686,9 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                             continue;
                         }
                         let age = clock().saturating_sub(hold_written.load(Ordering::SeqCst));
-                        let put = if age >= half_grace {
-                            Err(Error::HoldExpired)
+                        let hold = HOLD_RENEWAL;
+                        let put = if hold.is_over(age, grace) {
+                            Err(hold.expired)
                         } else {
                             store
                                 .put(&object, sealed, false)
@@ -873,7 +876,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
                     }
                 }
                 if let EntryKind::File { .. } = entry.kind
-                    && already_restored(target, entry)?
+                    && already_restored(&restored_path(target, &entry.path), entry)?
                 {
                     kept.insert(i);
                 }
@@ -927,8 +930,7 @@ impl<'s, S: Store + ?Sized> Snapshots<'s, S> {
             if kept.contains(&i) {
                 continue;
             }
-            // Decoding checked every path (section 8.4); each component is a plain name.
-            let full = entry.path.split('/').fold(target.to_path_buf(), |p, c| p.join(c));
+            let full = restored_path(target, &entry.path);
             match &entry.kind {
                 EntryKind::Dir => {
                     fs::create_dir_all(&full).map_err(io_error("create", &full))?;
@@ -1236,47 +1238,57 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
     fs::set_permissions(path, permissions).map_err(io_error("set the mode of", path))
 }
 
-/// Resuming a restore (section 8.8): whether the file `entry` is at its name under `target` as
-/// a restore leaves it (a regular file with the entry's size and modification time); false
-/// when nothing is there, [`Error::TargetConflict`] when something else is.
-fn already_restored(target: &Path, entry: &Entry) -> Result<bool> {
-    let full = entry.path.split('/').fold(target.to_path_buf(), |p, c| p.join(c));
-    match fs::symlink_metadata(&full) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io_error("inspect", &full)(e)),
-        Ok(meta)
+/// Where the entry at `path` goes under `target`. Decoding checked every path (section 8.4):
+/// each component is a plain name.
+fn restored_path(target: &Path, path: &str) -> PathBuf {
+    path.split('/').fold(target.to_path_buf(), |p, c| p.join(c))
+}
+
+/// Resuming a restore (section 8.8): what is at `path` now, without following a link; `None`
+/// when nothing is.
+fn found_at(path: &Path) -> Result<Option<fs::Metadata>> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => Ok(Some(meta)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error("inspect", path)(e)),
+    }
+}
+
+/// Resuming a restore: whether the file `entry` is at `full` as a restore leaves it (a regular
+/// file with the entry's size and modification time); false when nothing is there,
+/// [`Error::TargetConflict`] when something else is.
+fn already_restored(full: &Path, entry: &Entry) -> Result<bool> {
+    match found_at(full)? {
+        None => Ok(false),
+        Some(meta)
             if meta.is_file() && meta.len() == entry.size && mtime_of(&meta) == entry.mtime =>
         {
             Ok(true)
         }
-        Ok(_) => Err(Error::TargetConflict { path: full }),
+        Some(_) => Err(Error::TargetConflict { path: full.to_owned() }),
     }
 }
 
 /// Resuming a restore: `dir` is a directory, not a link to one, or is not there yet.
 fn real_directory_or_nothing(dir: &Path) -> Result<()> {
-    match fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error("inspect", dir)(e)),
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(Error::TargetConflict { path: dir.to_owned() }),
+    match found_at(dir)? {
+        Some(meta) if !meta.is_dir() => Err(Error::TargetConflict { path: dir.to_owned() }),
+        _ => Ok(()),
     }
 }
 
 /// Resuming a restore: whether the link at `full` is already the one the snapshot has.
 fn link_already_made(full: &Path, link: &str) -> Result<bool> {
-    match fs::symlink_metadata(full) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io_error("inspect", full)(e)),
-        Ok(meta) if meta.file_type().is_symlink() => {
-            let made = fs::read_link(full).map_err(io_error("read the link", full))?;
-            if made.as_os_str() == link {
-                Ok(true)
-            } else {
-                Err(Error::TargetConflict { path: full.to_owned() })
-            }
+    match found_at(full)? {
+        None => Ok(false),
+        Some(meta)
+            if meta.file_type().is_symlink()
+                && fs::read_link(full).map_err(io_error("read the link", full))?.as_os_str()
+                    == link =>
+        {
+            Ok(true)
         }
-        Ok(_) => Err(Error::TargetConflict { path: full.to_owned() }),
+        Some(_) => Err(Error::TargetConflict { path: full.to_owned() }),
     }
 }
 

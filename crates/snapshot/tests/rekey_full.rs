@@ -14,11 +14,11 @@ use e2ee_backup_format::decrypt_to_vec;
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_snapshot::{
     AccountKeys, ChunkParams, EntryKind, Error, MEDIA_ROOT_NEXT_OBJECT, MEDIA_ROOT_OBJECT,
-    MediaKeys, MediaRootKey, MemoryStore, Snapshots, Store, StoreError, open_manifest, rekey_full,
+    MediaKeys, MediaRootKey, MemoryStore, Snapshots, Store, open_manifest, rekey_full,
     snapshot_object,
 };
 
-use support::{OnPut, Temps};
+use support::{OnWrite, Temps, fails_after};
 
 const SMALL: ChunkParams = ChunkParams { min: 1024, avg: 4096, max: 16384 };
 
@@ -148,42 +148,6 @@ fn a_full_rekey_of_a_store_without_snapshots_replaces_the_key_alone() {
     assert_eq!(rekey_full(&empty, &key(1), &key(9)).unwrap(), Default::default());
 }
 
-/// A store that dies after a number of writes (puts and deletes): every later write fails, as
-/// after a crash, while reads go on.
-struct DyingStore {
-    inner: MemoryStore,
-    writes_left: AtomicUsize,
-}
-
-impl DyingStore {
-    fn write(&self) -> Result<(), StoreError> {
-        self.writes_left
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .map(drop)
-            .map_err(|_| StoreError::Other("crashed".into()))
-    }
-}
-
-impl Store for DyingStore {
-    fn put(&self, name: &str, bytes: Vec<u8>, create_only: bool) -> Result<(), StoreError> {
-        self.write()?;
-        self.inner.put(name, bytes, create_only)
-    }
-    fn get(&self, name: &str) -> Result<Vec<u8>, StoreError> {
-        self.inner.get(name)
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.list(prefix)
-    }
-    fn exists(&self, name: &str) -> Result<bool, StoreError> {
-        self.inner.exists(name)
-    }
-    fn delete(&self, name: &str) -> Result<(), StoreError> {
-        self.write()?;
-        self.inner.delete(name)
-    }
-}
-
 /// Every manifest opens under K_old or K_new, and every blob it references is in the store.
 fn no_snapshot_lost_a_blob(store: &dyn Store, ids: &[String]) {
     let accounts = [AccountKeys::derive(&key(1)), AccountKeys::derive(&key(9))];
@@ -209,13 +173,15 @@ fn no_snapshot_lost_a_blob(store: &dyn Store, ids: &[String]) {
 fn a_full_rekey_stopped_at_every_write_resumes() {
     let mut stops = 0;
     for n in 0.. {
-        let store = DyingStore { inner: MemoryStore::new(), writes_left: usize::MAX.into() };
+        // Dies after `writes_left` writes (puts and deletes), as after a crash; reads go on.
+        let writes_left = AtomicUsize::new(usize::MAX);
+        let store = OnWrite::new(fails_after(&writes_left, |_| true));
         let trees = two_snapshots(&store);
         let ids: Vec<String> = trees.keys().cloned().collect();
         let old_media = media_keys(&store, &key(1));
-        store.writes_left.store(n, Ordering::SeqCst);
+        writes_left.store(n, Ordering::SeqCst);
         let outcome = rekey_full(&store, &key(1), &key(9));
-        store.writes_left.store(usize::MAX, Ordering::SeqCst);
+        writes_left.store(usize::MAX, Ordering::SeqCst);
         if let Ok(report) = outcome {
             assert!(report.media_root_replaced);
             break;
@@ -239,9 +205,9 @@ fn a_full_rekey_stopped_at_every_write_resumes() {
 fn a_full_rekey_waits_for_a_running_backup() {
     // Runs a full re-keying from inside a backup, at its first blob upload.
     let raced = std::sync::Mutex::new(None);
-    let store = OnPut::new(|inner: &MemoryStore, name: &str| {
+    let store = OnWrite::new(|inner: &MemoryStore, write: &str| {
         let mut raced = raced.lock().unwrap();
-        if name.starts_with("blobs/") && raced.is_none() {
+        if write.starts_with("put blobs/") && raced.is_none() {
             *raced = Some(rekey_full(inner, &key(1), &key(9)).map(drop));
         }
         Ok(())

@@ -14,12 +14,12 @@ use e2ee_backup_format::{Compression, EncryptOptions, Metadata, encrypt_to_vec};
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_snapshot::{
     AccountKeys, BackupOptions, BackupPhase, BackupProgress, BlobName, ChunkParams, EntryKind,
-    Error, Excludes, MEDIA_ROOT_OBJECT, ManifestError, MemoryStore, Snapshots, Store, StoreError,
-    rekey, snapshot_object,
+    Error, Excludes, MEDIA_ROOT_OBJECT, ManifestError, MemoryStore, Snapshots, Store, rekey,
+    snapshot_object,
 };
 
 /// Small chunks, so that a few hundred KiB make many of them.
-use support::{OnPut, Temps};
+use support::{OnWrite, Temps, fails_after};
 
 const SMALL: ChunkParams = ChunkParams { min: 1024, avg: 4096, max: 16384 };
 
@@ -625,26 +625,13 @@ fn delete_all_removes_every_snapshot_object_and_nothing_else() {
     assert_eq!(e2ee_backup_snapshot::delete_all(&store).unwrap(), 0);
 }
 
-/// A store whose puts fail once `allowed` of them went through, as after a crash or a lost
-/// connection.
-fn failing_store(
-    allowed: &AtomicUsize,
-) -> OnPut<impl Fn(&MemoryStore, &str) -> Result<(), StoreError> + Sync + '_> {
-    OnPut::new(move |_: &MemoryStore, _: &str| {
-        allowed
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .map(drop)
-            .map_err(|_| StoreError::Other("connection lost".into()))
-    })
-}
-
 #[test]
 fn an_interrupted_backup_leaves_no_snapshot_and_the_next_reuses_its_blobs() {
     let dir = tempfile::tempdir().unwrap();
     odd_tree(dir.path());
     // The media root key, the backup's hold and three blobs go through, then the store fails.
     let allowed = AtomicUsize::new(5);
-    let store = failing_store(&allowed);
+    let store = OnWrite::new(fails_after(&allowed, |write| write.starts_with("put ")));
     let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
     let err = snapshots.backup(dir.path()).unwrap_err();
     assert!(matches!(err, Error::Store { .. }), "{err:?}");
@@ -673,8 +660,8 @@ fn parallel_uploads_store_what_one_at_a_time_stores_with_at_most_that_many_puts_
     // A store whose blob puts take a while, counting how many run at once; with the same media
     // root key, hence the same chunking and blob names.
     let (running, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    let slow = OnPut::new(|_: &MemoryStore, name: &str| {
-        if name.starts_with("blobs/") {
+    let slow = OnWrite::new(|_: &MemoryStore, write: &str| {
+        if write.starts_with("put blobs/") {
             most.fetch_max(running.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
             std::thread::sleep(std::time::Duration::from_millis(5));
             running.fetch_sub(1, Ordering::SeqCst);
@@ -713,7 +700,7 @@ fn a_failed_parallel_upload_leaves_no_snapshot_and_the_next_reuses_its_blobs() {
     // With that key in place, the backup's hold and three blobs go through, then the store
     // fails.
     let allowed = AtomicUsize::new(4);
-    let store = failing_store(&allowed);
+    let store = OnWrite::new(fails_after(&allowed, |write| write.starts_with("put ")));
     store.inner.set_raw(MEDIA_ROOT_OBJECT, fresh.get(MEDIA_ROOT_OBJECT).unwrap());
     let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
     let err = snapshots.backup_with(dir.path(), &with_uploads(4)).unwrap_err();

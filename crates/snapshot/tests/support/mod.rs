@@ -31,16 +31,17 @@ impl StagedFile for Temp {
     }
 }
 
-/// A memory store that calls `before` ahead of each put, with the store and the object's
-/// name: to fail it, slow it down, count, or run another device's call in between.
+/// A memory store that calls `before` ahead of each write, with the store and the write as
+/// `"put NAME"` or `"delete NAME"`: to fail it, slow it down, count, or run another device's call
+/// in between.
 #[allow(dead_code)] // not every test file uses it
-pub struct OnPut<F> {
+pub struct OnWrite<F> {
     pub inner: e2ee_backup_snapshot::MemoryStore,
     pub before: F,
 }
 
 #[allow(dead_code)]
-impl<F> OnPut<F>
+impl<F> OnWrite<F>
 where
     F: Fn(&e2ee_backup_snapshot::MemoryStore, &str) -> Result<(), StoreError> + Sync,
 {
@@ -49,12 +50,12 @@ where
     }
 }
 
-impl<F> Store for OnPut<F>
+impl<F> Store for OnWrite<F>
 where
     F: Fn(&e2ee_backup_snapshot::MemoryStore, &str) -> Result<(), StoreError> + Sync,
 {
     fn put(&self, name: &str, bytes: Vec<u8>, create_only: bool) -> Result<(), StoreError> {
-        (self.before)(&self.inner, name)?;
+        (self.before)(&self.inner, &format!("put {name}"))?;
         self.inner.put(name, bytes, create_only)
     }
     fn get(&self, name: &str) -> Result<Vec<u8>, StoreError> {
@@ -67,6 +68,25 @@ where
         self.inner.exists(name)
     }
     fn delete(&self, name: &str) -> Result<(), StoreError> {
+        (self.before)(&self.inner, &format!("delete {name}"))?;
         self.inner.delete(name)
+    }
+}
+
+/// A `before` for [`OnWrite`] that lets `left` more of the writes `counted` picks go through,
+/// then fails every one it picks, as after a crash or a lost connection.
+#[allow(dead_code)]
+pub fn fails_after<'a>(
+    left: &'a std::sync::atomic::AtomicUsize,
+    counted: impl Fn(&str) -> bool + Sync + 'a,
+) -> impl Fn(&e2ee_backup_snapshot::MemoryStore, &str) -> Result<(), StoreError> + Sync + 'a {
+    use std::sync::atomic::Ordering;
+    move |_, write| {
+        if !counted(write) {
+            return Ok(());
+        }
+        left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .map(drop)
+            .map_err(|_| StoreError::Other("crashed".into()))
     }
 }

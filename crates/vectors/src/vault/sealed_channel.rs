@@ -20,7 +20,7 @@ pub(super) fn run_channel(config: &Value, inputs: &Value) -> Result<Value, Strin
     let public = secret.public_key();
     let mut intermediates = json!({ "fleetSecretKey": hex::encode(*secret.to_bytes()) });
     // An id out of its bounds has no info (spec 4.4).
-    if let Ok(info) = channel::request_info(1, &fleet_id, &account, key_id) {
+    if let Ok(info) = channel::request_info(channel::VERSION, &fleet_id, &account, key_id) {
         intermediates["info"] = json!(hex::encode(info));
     }
     let mut outputs = json!({ "fleetPublicKey": hex::encode(public.as_bytes()) });
@@ -51,7 +51,11 @@ pub(super) fn run_channel(config: &Value, inputs: &Value) -> Result<Value, Strin
     // The clear fields a relay reads (spec 4.4) are the ones sealed.
     expect_eq("the envelope's key id", parsed.key_id(), key_id)?;
     expect_eq("the envelope's account id", parsed.account_id(), &account[..])?;
-    expect_eq("the envelope's ciphertext length", parsed.ciphertext().len(), request.len() + 16)?;
+    expect_eq(
+        "the envelope's ciphertext length",
+        parsed.ciphertext().len(),
+        request.len() + channel::TAG_LEN,
+    )?;
     outputs["enc"] = json!(hex::encode(parsed.enc()));
     outputs["envelope"] = json!(hex::encode(&envelope));
     let mut error = None;
