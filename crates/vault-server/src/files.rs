@@ -188,7 +188,9 @@ pub struct ReplicaConfig {
     /// Election timeout bounds in milliseconds (a follower that hears no leader for a random
     /// time in this range starts an election).
     pub election_timeout_ms: [u64; 2],
-    /// Applied entries between snapshots (the log is compacted behind each), default 10 000.
+    /// Applied entries between snapshots (the log is compacted behind each), default 10 000;
+    /// a replica that holds more records than this waits for as many entries as it holds
+    /// records (spec section 7.6).
     #[serde(default = "snapshot_after_default")]
     pub snapshot_after: u64,
     /// The fleet's replicas at bootstrap (a fleet that exists ignores this list; membership

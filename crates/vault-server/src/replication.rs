@@ -74,6 +74,9 @@ pub struct ReplicaStatus {
     pub term: u64,
     /// Index of the last applied log entry (0 for a single node).
     pub last_applied: u64,
+    /// Index of the last log entry the replica's stored snapshot covers (null for none, and
+    /// for a single node).
+    pub snapshot: Option<u64>,
     /// Node ids of the voting members.
     pub voters: Vec<u64>,
     /// `leader`, `follower`, `candidate`, `learner`, `shutdown` or `single`.
@@ -173,6 +176,7 @@ impl Replication for SingleNode {
             leader_api: None,
             term: 0,
             last_applied: 0,
+            snapshot: None,
             voters: Vec::new(),
             role: "single".into(),
         }

@@ -126,3 +126,60 @@ fn a_replica_is_added_caught_up_and_an_old_one_removed() {
     let status = fleet.status(fourth).expect("the new replica answers");
     assert_eq!(status["voters"], serde_json::json!([2, 3, 4]));
 }
+
+/// A replica waits for as many applied entries as it holds records before it builds a
+/// snapshot, `snapshot_after` being the floor (spec section 7.6): with 300 records and
+/// `snapshot_after = 10`, 100 logins (200 entries) leave every replica without a snapshot, and
+/// 100 more make one on each.
+#[test]
+fn a_replica_snapshots_after_as_many_entries_as_it_holds_records() {
+    const RECORDS: u64 = 300;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("fleet");
+    let apis: Vec<SocketAddr> = (0..3).map(|_| free_loopback()).collect();
+    let peers: Vec<SocketAddr> = (0..3).map(|_| free_loopback()).collect();
+    common::init_fleet(&dir, "snapshots.fleet", 5, &apis, &peers);
+    place_replicas(&dir, &apis, &peers, &peers);
+    let mut populate = std::process::Command::new(BIN);
+    populate.arg("populate").args(["--accounts", &RECORDS.to_string()]);
+    for node in 1..=3 {
+        let path = replica_dir(&dir, node).join(CONFIG_FILE);
+        let mut config = ConfigFile::read(&path).unwrap();
+        config.replica.as_mut().unwrap().snapshot_after = 10;
+        std::fs::write(&path, config.render()).unwrap();
+        populate.arg("--data-dir").arg(replica_dir(&dir, node));
+    }
+    let out = populate.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut procs = FleetProcesses::start(Path::new(BIN), &dir, 3).unwrap();
+    let leader = procs.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let pin = e2ee_backup_vault_server::FleetPin::read(&dir.join("fleet.pin")).unwrap();
+    let mut http = HttpVault::at(apis[leader]).with_timeout(Duration::from_secs(20));
+    let bundle = retrying(|| client::fetch_bundle(&mut http, &pin.0, unix_now(), None));
+    let endpoint = Endpoint::from_bundle(&bundle).unwrap().accepting_fast_ksf();
+    let snapshots = |procs: &FleetProcesses| -> Vec<Option<u64>> {
+        (0..3).map(|i| procs.status(i).and_then(|s| s["snapshot"].as_u64())).collect()
+    };
+    let mut log_in = |range: std::ops::Range<u64>| {
+        for i in range {
+            let (account, password) = (format!("scale-{i:07}"), format!("scale password {i}"));
+            retrying(|| {
+                client::login(&mut http, &endpoint, account.as_bytes(), password.as_bytes())
+            });
+        }
+    };
+
+    log_in(0..100);
+    let applied = procs.status(leader).unwrap()["last_applied"].as_u64().unwrap();
+    assert!(applied >= 200, "two entries per login: {applied}");
+    assert_eq!(snapshots(&procs), vec![None; 3], "no snapshot before {RECORDS} entries");
+
+    log_in(100..200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !snapshots(&procs).iter().all(|s| s.is_some_and(|s| s >= RECORDS)) {
+        assert!(std::time::Instant::now() < deadline, "snapshots: {:?}", snapshots(&procs));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    procs.stop();
+}

@@ -90,6 +90,8 @@ fn bundle_signs_the_next_epoch_and_help_names_every_flag() {
         ("serve", &["--data-dir", "--config", "--listen", "SIGTERM"][..]),
         ("bundle", &["--data-dir", "--authority-key", "--days"][..]),
         ("load", &["--url", "--pin", "--clients", "--seconds", "--in-process-seconds"][..]),
+        ("populate", &["--data-dir", "--accounts", "scale password"][..]),
+        ("bench-scale", &["--levels", "--clients", "--seconds", "--dir"][..]),
     ] {
         let help = Command::new(BIN).args([command, "--help"]).output().unwrap();
         let text = String::from_utf8_lossy(&help.stdout);
@@ -157,4 +159,62 @@ fn every_journey_over_http_with_the_real_binary() {
     assert!(server.terminate(), "SIGTERM shuts the server down cleanly");
     let store = std::fs::metadata(dir.path().join("vault.redb")).unwrap();
     assert_eq!(store.permissions().mode() & 0o777, 0o600, "the record store is private");
+}
+
+#[test]
+fn populated_accounts_are_real_registrations_that_log_in_over_http() {
+    use sha2::{Digest as _, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    init_dir(dir.path(), "scale.fleet", 3);
+    let populate = |accounts: &str| {
+        Command::new(BIN)
+            .args(["populate", "--data-dir"])
+            .arg(dir.path())
+            .args(["--accounts", accounts])
+            .output()
+            .unwrap()
+    };
+    let first = populate("12");
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("registered 12 accounts"));
+    let second = populate("20");
+    let text = String::from_utf8_lossy(&second.stdout);
+    assert!(text.contains("registered 8 accounts") && text.contains("12 were there already"));
+
+    let server = Served::start(dir.path(), "serve.log");
+    // The store is the server's now: a populate meanwhile is refused, and changes nothing.
+    let refused = populate("25");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("already open"));
+
+    let mut http = server.http();
+    let ep = endpoint(&mut http, dir.path());
+    for i in [0u64, 7, 19] {
+        let account = format!("scale-{i:07}");
+        let session = client::login(
+            &mut http,
+            &ep,
+            account.as_bytes(),
+            format!("scale password {i}").as_bytes(),
+        )
+        .unwrap();
+        let key = Sha256::new()
+            .chain_update(b"e2ee-backups scale key")
+            .chain_update(i.to_be_bytes())
+            .finalize();
+        assert_eq!(session.key().expose_secret().as_slice(), key.as_slice());
+        assert_eq!(session.remaining(), 3, "the data directory's budget");
+    }
+    // Another account's password is a wrong guess, and accounts past --accounts (or the refused
+    // run's) are not there.
+    assert_eq!(
+        wrong_password(client::login(&mut http, &ep, b"scale-0000007", b"scale password 8")),
+        2
+    );
+    for absent in [20u64, 24] {
+        let account = format!("scale-{absent:07}");
+        let password = format!("scale password {absent}");
+        let guess = client::login(&mut http, &ep, account.as_bytes(), password.as_bytes());
+        assert_eq!(wrong_password(guess), 2);
+    }
 }

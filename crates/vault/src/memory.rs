@@ -36,6 +36,11 @@ impl MemoryVault {
         self.records.get(account)
     }
 
+    /// Removes and yields every stored record: a bulk loader moving them to a durable store.
+    pub fn drain_records(&mut self) -> impl Iterator<Item = (Vec<u8>, AccountRecord)> + '_ {
+        self.records.drain()
+    }
+
     /// Answers one sealed request, through the one pipeline (see [`crate::hsm`]): open, split
     /// into a command, apply to the stored record, store the change, seal.
     pub fn call<R: RngCore + CryptoRng>(

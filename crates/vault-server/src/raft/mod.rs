@@ -105,8 +105,10 @@ pub struct Tuning {
     pub election_min_ms: u64,
     /// Upper bound of the election timeout, milliseconds.
     pub election_max_ms: u64,
-    /// Entries applied since the last snapshot that trigger a new one (after which the log
-    /// up to it is purged, keeping `snapshot_after / 10` entries for followers that lag).
+    /// Entries applied since the last snapshot that trigger a new one, at least; a replica
+    /// that holds more records waits for as many entries as it holds records
+    /// ([`snapshot::snapshot_as_the_log_grows`]). The log up to a snapshot is then purged,
+    /// keeping `snapshot_after / 10` entries for followers that lag.
     pub snapshot_after: u64,
 }
 
@@ -128,8 +130,12 @@ fn engine_config(tuning: Tuning) -> openraft::Config {
         heartbeat_interval: tuning.heartbeat_ms,
         election_timeout_min: tuning.election_min_ms,
         election_timeout_max: tuning.election_max_ms,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(tuning.snapshot_after),
+        // Snapshots are asked for by `snapshot_as_the_log_grows` and after an erasure.
+        snapshot_policy: openraft::SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: tuning.snapshot_after / 10,
+        // The last chunk of a snapshot is answered once the replica installed it: seconds for
+        // a million accounts (the default, 200 ms, made the leader resend it forever).
+        install_snapshot_timeout: 60_000,
         ..Default::default()
     }
 }
@@ -177,6 +183,11 @@ impl RaftReplication {
             .await
             .map_err(|e| StartError::Engine(Box::new(e)))?;
         tokio::spawn(compact_after_erasure(raft.clone(), erased));
+        tokio::spawn(snapshot::snapshot_as_the_log_grows(
+            raft.clone(),
+            db.clone(),
+            tuning.snapshot_after,
+        ));
         if let Some(members) = bootstrap
             && !raft.is_initialized().await.map_err(|e| StartError::Stopped(Box::new(e)))?
         {
@@ -253,6 +264,7 @@ impl Replication for RaftReplication {
             leader_api,
             term: metrics.current_term,
             last_applied: metrics.last_applied.map_or(0, |l| l.index),
+            snapshot: metrics.snapshot.map(|s| s.index),
             voters: metrics.membership_config.voter_ids().collect(),
             role: match metrics.state {
                 ServerState::Leader => "leader",

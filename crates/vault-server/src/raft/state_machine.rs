@@ -29,6 +29,11 @@ pub(crate) struct StateMachine {
     /// The index of the last applied entry that ended a registration: the replica then builds
     /// a snapshot and purges its log up to it ([`super::erasure::compact_after_erasure`]).
     erased: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Held while the stored snapshot is read and opened, and while it is replaced and the
+    /// keys of the one before destroyed: a snapshot being sent to a lagging replica while a
+    /// new one is built must not lose its key between the two (found by `bench-scale`: the
+    /// leader's engine stopped on a snapshot that no longer opened).
+    pub(super) stored: Arc<std::sync::Mutex<()>>,
 }
 
 impl StateMachine {
@@ -41,7 +46,7 @@ impl StateMachine {
     ) -> Result<(Self, tokio::sync::watch::Receiver<u64>), crate::store::StoreError> {
         crate::store::sweep_keys(&db, &keys)?;
         let (erased, watch) = tokio::sync::watch::channel(0);
-        Ok((Self { db, hsm, keys, erased: Arc::new(erased) }, watch))
+        Ok((Self { db, hsm, keys, erased: Arc::new(erased), stored: Arc::default() }, watch))
     }
 }
 
@@ -132,7 +137,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta<NodeId, Member>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> StorageResult<()> {
-        self.install(meta, Zeroizing::new(snapshot.into_inner()))
+        // Writes every record: seconds for a million accounts, so on a blocking thread.
+        let (this, meta) = (self.clone(), meta.clone());
+        tokio::task::spawn_blocking(move || {
+            this.install(&meta, Zeroizing::new(snapshot.into_inner()))
+        })
+        .await
+        .map_err(storage_error)?
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {

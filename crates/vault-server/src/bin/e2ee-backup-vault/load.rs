@@ -143,7 +143,7 @@ pub struct Series {
 }
 
 impl Series {
-    fn new(mut latencies: Vec<Duration>, elapsed: Duration) -> Self {
+    pub(crate) fn new(mut latencies: Vec<Duration>, elapsed: Duration) -> Self {
         latencies.sort_unstable();
         let pick = |q: f64| {
             if latencies.is_empty() {
@@ -579,9 +579,29 @@ impl fmt::Display for FleetBenchReport {
 }
 
 /// The bench directory; removed on drop when temporary.
-struct BenchDir {
-    path: PathBuf,
-    remove: bool,
+pub(crate) struct BenchDir {
+    pub(crate) path: PathBuf,
+    pub(crate) remove: bool,
+}
+
+impl BenchDir {
+    /// `dir` (created if missing, kept), or a fresh temporary directory named after `prefix`
+    /// (removed on drop).
+    pub(crate) fn new(dir: Option<&Path>, prefix: &str) -> Result<Self, BenchError> {
+        if let Some(dir) = dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| BenchError::Io { path: dir.to_path_buf(), source })?;
+            return Ok(Self { path: dir.to_path_buf(), remove: false });
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos:x}", std::process::id()));
+        std::fs::create_dir(&path)
+            .map_err(|source| BenchError::Io { path: path.clone(), source })?;
+        Ok(Self { path, remove: true })
+    }
 }
 
 impl Drop for BenchDir {
@@ -593,13 +613,13 @@ impl Drop for BenchDir {
 }
 
 /// A single vault's `serve` process; stopped (SIGTERM, then SIGKILL after 5 s) on drop.
-struct ServeProcess {
-    child: Child,
-    addr: SocketAddr,
+pub(crate) struct ServeProcess {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
 }
 
 impl ServeProcess {
-    fn start(exe: &Path, data_dir: &Path) -> Result<Self, BenchError> {
+    pub(crate) fn start(exe: &Path, data_dir: &Path) -> Result<Self, BenchError> {
         let (child, addr) = cluster::spawn_serve(exe, data_dir, &["--listen", "127.0.0.1:0"], &[])?;
         Ok(Self { child, addr })
     }
@@ -613,7 +633,7 @@ impl Drop for ServeProcess {
 
 /// The first of `n` consecutive loopback ports that were all free a moment ago (each bound to
 /// `127.0.0.1` and released).
-fn free_ports(n: u16) -> Result<u16, BenchError> {
+pub(crate) fn free_ports(n: u16) -> Result<u16, BenchError> {
     for _ in 0..100 {
         let first = TcpListener::bind(("127.0.0.1", 0)).map_err(BenchError::Bind)?;
         let base = first.local_addr().map_err(BenchError::Bind)?.port();
@@ -778,24 +798,7 @@ pub fn bench_fleet(options: &BenchFleetOptions) -> Result<FleetBenchReport, Benc
         return Err(BenchError::Seconds);
     }
     // Declared first, dropped last: the processes below stop before their files go.
-    let dir = match &options.dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| BenchError::Io { path: dir.clone(), source })?;
-            BenchDir { path: dir.clone(), remove: false }
-        }
-        None => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            let path = std::env::temp_dir()
-                .join(format!("e2ee-bench-fleet-{}-{nanos:x}", std::process::id()));
-            std::fs::create_dir(&path)
-                .map_err(|source| BenchError::Io { path: path.clone(), source })?;
-            BenchDir { path, remove: true }
-        }
-    };
+    let dir = BenchDir::new(options.dir.as_deref(), "e2ee-bench-fleet")?;
     let single_dir = dir.path.join("single");
     let fleet_dir = dir.path.join("fleet");
     let n = u16::from(options.replicas);

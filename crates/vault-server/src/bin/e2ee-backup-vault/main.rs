@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod load;
+mod populate;
+mod scale;
 
 use clap::{Parser, Subcommand};
 use e2ee_backup_vault_server::cluster::FleetProcesses;
@@ -212,18 +214,56 @@ enum Command {
         /// Replicas of the fleet, 2 to 15.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=15))]
         replicas: u8,
-        /// Concurrent clients of each run, 1 to 256 (one account and one connection each).
-        #[arg(long, default_value_t = 8)]
-        clients: usize,
-        /// Seconds of load per target, 1 to 600.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Where to put the data directories (DIR/single, DIR/fleet; kept, with each server's
-        /// serve.log; must not hold an earlier run). Default: a fresh temporary directory,
-        /// removed at the end.
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
+        #[command(flatten)]
+        run: BenchRun,
     },
+    /// Fill data directories with registered accounts, for scale measurements: accounts
+    /// scale-0000000 up to --accounts (those present are kept), each registered with the real
+    /// journey (RegisterStart, RegisterFinish, sealed to the fleet key and decided by the HSM
+    /// core) in process on every core, on the directory's own fleet secrets and policy, then
+    /// written to vault.redb in transactions of 20,000 records. Account I has the password
+    /// `scale password I`. The servers of the directories must be stopped.
+    ///
+    /// Give every replica of a fleet (--data-dir once per replica) to keep them identical. With
+    /// `--ksf mobile`, each registration stretches the password for real (about a second).
+    Populate {
+        /// A data directory made by `init` (repeat for each replica of one fleet).
+        #[arg(long = "data-dir", value_name = "DIR", required = true)]
+        data_dirs: Vec<PathBuf>,
+        /// Accounts to have in all (at most 10,000,000).
+        #[arg(long, value_name = "N")]
+        accounts: u64,
+    },
+    /// Measure a vault as its population grows, in one run: for each level, `populate` a
+    /// single vault and a 3-replica fleet (one fleet's secrets, the same records), then for
+    /// each: the store's size, how long the server takes to start, retrievals per second and
+    /// their p50/p99 on random accounts, the p50 of 50 registrations, and peak memory. At the
+    /// last level, the time each replica takes to build the snapshot that follows a deletion,
+    /// and the time an empty fourth replica takes to catch up once added.
+    BenchScale {
+        /// Account populations, ascending, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
+        levels: Vec<u64>,
+        #[command(flatten)]
+        run: BenchRun,
+    },
+}
+
+/// The load runs of `bench-fleet` and `bench-scale`.
+#[derive(clap::Args)]
+struct BenchRun {
+    /// Concurrent clients of each load run, 1 to 256 (one connection each, and for
+    /// `bench-fleet` one account each).
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Seconds of each load run, 1 to 600.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Where to put the data directories (kept, with each server's serve.log; `bench-scale`
+    /// goes on with a run that stopped short there, population included). Default: a fresh
+    /// temporary directory, removed at the end.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -615,11 +655,33 @@ fn run(command: Command, json: bool) -> Result<Option<Report>, Failure> {
             println!("{report}");
             Ok(None)
         }
-        Command::BenchFleet { replicas, clients, seconds, dir } => {
+        Command::BenchFleet { replicas, run: BenchRun { clients, seconds, dir } } => {
             let exe =
                 std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
             let options = load::BenchFleetOptions { exe, replicas, clients, seconds, dir };
             let report = load::bench_fleet(&options).map_err(|e| Failure::new("failed", e))?;
+            println!("{report}");
+            Ok(None)
+        }
+        Command::Populate { data_dirs, accounts } => {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let options = populate::PopulateOptions { dirs: data_dirs, accounts, threads };
+            let report = populate::populate(&options, &mut |done, to_do| {
+                eprint!("\rpopulate: {done} / {to_do}");
+                if done == to_do {
+                    eprintln!();
+                }
+            })
+            .map_err(|e| Failure::new("populate-failed", e))?;
+            println!("{report}");
+            Ok(None)
+        }
+        Command::BenchScale { levels, run: BenchRun { clients, seconds, dir } } => {
+            let exe =
+                std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+            let options = scale::BenchScaleOptions { exe, levels, clients, seconds, dir };
+            let report = scale::bench_scale(&options, &mut |line| eprintln!("bench-scale: {line}"))
+                .map_err(|e| Failure::new("failed", e))?;
             println!("{report}");
             Ok(None)
         }
