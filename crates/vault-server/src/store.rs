@@ -150,6 +150,14 @@ impl RedbStore {
         table.len().map_err(|e| db_err("counting records")(e.into()))
     }
 
+    /// Whether `account` has a stored record (without opening it).
+    pub fn contains(&self, account: &[u8]) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| db_err("reading a record")(e.into()))?;
+        let table = txn.open_table(ACCOUNTS).map_err(|e| db_err("reading a record")(e.into()))?;
+        let found = table.get(account).map_err(|e| db_err("reading a record")(e.into()))?;
+        Ok(found.is_some())
+    }
+
     /// Whether the store holds no record.
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)

@@ -149,7 +149,7 @@ pub fn populate(
         options.dirs.iter().map(|dir| Target::open(dir)).collect::<Result<Vec<_>, _>>()?;
     let mut missing = Vec::new();
     for i in 0..options.accounts {
-        if targets[0].store.load(&account(i)).map_err(store_err(first))?.is_none() {
+        if !targets[0].store.contains(&account(i)).map_err(store_err(first))? {
             missing.push(i);
         }
     }

@@ -83,9 +83,26 @@ pub enum ScaleError {
     /// Setting up the bench (directories, ports) failed.
     #[error(transparent)]
     Bench(#[from] crate::load::BenchError),
-    /// A replica did not reach the state it was waited for.
-    #[error("{0}")]
-    Timeout(String),
+    /// A server did not reach the state it was waited for.
+    #[error("{what}: not within {within:?}")]
+    Timeout {
+        /// What was waited for.
+        what: &'static str,
+        /// How long.
+        within: Duration,
+    },
+    /// A retrieval gave back another key than the account's.
+    #[error("account scale-{0:07} gave back another key")]
+    WrongKey(u64),
+    /// A client thread panicked.
+    #[error("a client thread panicked")]
+    ClientPanicked,
+    /// The runtime of the membership change could not start.
+    #[error("cannot start a runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// Adding the fourth replica failed.
+    #[error("adding replica 4: {0}")]
+    AddReplica(#[source] e2ee_backup_vault_server::members::MemberError),
 }
 
 /// What to run.
@@ -233,9 +250,7 @@ fn retrievals(
                             Ok(done) if done.key() == &backup_key(i) => latencies.push(t.elapsed()),
                             Ok(_) => {
                                 stop.store(true, Ordering::Relaxed);
-                                return Err(ScaleError::Timeout(format!(
-                                    "account {i} gave back another key"
-                                )));
+                                return Err(ScaleError::WrongKey(i));
                             }
                             Err(e) => {
                                 stop.store(true, Ordering::Relaxed);
@@ -247,10 +262,7 @@ fn retrievals(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or(Err(ScaleError::Timeout("a client panicked".into()))))
-            .collect()
+        handles.into_iter().map(|h| h.join().unwrap_or(Err(ScaleError::ClientPanicked))).collect()
     });
     let elapsed = started.elapsed();
     let mut latencies = Vec::new();
@@ -284,14 +296,14 @@ fn registrations(url: &str, pin: &PinnedFleet, tag: &str) -> Result<Series, Scal
 }
 
 fn wait_until(
-    what: &str,
+    what: &'static str,
     within: Duration,
     mut done: impl FnMut() -> bool,
 ) -> Result<(), ScaleError> {
     let deadline = Instant::now() + within;
     while !done() {
         if Instant::now() > deadline {
-            return Err(ScaleError::Timeout(format!("{what}: not within {within:?}")));
+            return Err(ScaleError::Timeout { what, within });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -495,10 +507,10 @@ fn snapshot_and_catch_up(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| ScaleError::Timeout(format!("cannot start a runtime: {e}")))?;
+        .map_err(ScaleError::Runtime)?;
     runtime
         .block_on(e2ee_backup_vault_server::members::add(&new_dir, &peer_of_leader))
-        .map_err(|e| ScaleError::Timeout(format!("adding replica 4: {e}")))?;
+        .map_err(ScaleError::AddReplica)?;
     let target = status_u64(fleet, leader, "last_applied").unwrap_or(0);
     wait_until("replica 4 catching up", Duration::from_secs(600), || {
         status_u64(fleet, position, "last_applied").is_some_and(|a| a >= target)
