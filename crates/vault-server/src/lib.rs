@@ -15,11 +15,12 @@
 //!   file per concern: the replication front, log and state machine on `redb`, snapshots,
 //!   erasure of engine keys, the sealed HTTP peer transport, membership changes, and the
 //!   deliberately broken variants of the feature `broken-variants` (tests only).
-//! * [`cluster`] and [`members`]: a fleet of `serve` processes on one machine, and changing a
-//!   fleet's replicas.
+//! * [`members`]: changing a fleet's replicas.
 //! * [`client`]: a small blocking HTTP client and the vault journeys over it.
 //!
-//! The load generator of `e2ee-backup-vault load` and `bench-fleet` is part of the binary.
+//! The load generator of `e2ee-backup-vault load` and `bench-fleet`, and the launcher of
+//! `e2ee-backup-vault cluster` (a fleet of `serve` processes on one machine), are part of the
+//! binary; the process-level tests compile the launcher from the binary's source.
 //!
 //! # HTTP
 //!
@@ -79,7 +80,6 @@
 
 pub mod at_rest;
 pub mod client;
-pub mod cluster;
 pub mod files;
 pub mod group_commit;
 pub mod limits;

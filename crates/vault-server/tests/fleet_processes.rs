@@ -12,6 +12,8 @@
 //! through a full restart, the honest account logs in with its password and gets back the key it
 //! registered, and every acknowledged registration survives.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::panic::AssertUnwindSafe;
@@ -21,11 +23,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use common::cluster::{FleetProcesses, Signal};
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_testkit::proxy::Proxy;
 use e2ee_backup_vault::client::{ClientError, Endpoint, LoggedIn, Login};
 use e2ee_backup_vault_server::client::{self, HttpError, HttpVault, JourneyError};
-use e2ee_backup_vault_server::cluster::{FleetProcesses, Signal};
 use e2ee_backup_vault_server::files::unix_now;
 use e2ee_backup_vault_server::files::{CONFIG_FILE, ConfigFile, FleetPin, PIN_FILE, replica_dir};
 use e2ee_backup_vault_server::{InitOptions, KsfName};

@@ -16,12 +16,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::cluster::{FleetProcesses, Signal};
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_vault::client::{ClientError, Endpoint, Login};
 use e2ee_backup_vault::record::{AccountRecord, AccountState};
 use e2ee_backup_vault_server::at_rest::Keyring;
 use e2ee_backup_vault_server::client::{self, HttpVault};
-use e2ee_backup_vault_server::cluster::{FleetProcesses, Signal};
 use e2ee_backup_vault_server::files::{
     CONFIG_FILE, ConfigFile, FleetPin, PIN_FILE, replica_dir, unix_now,
 };

@@ -28,11 +28,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cluster::FleetProcesses;
 use common::{BIN, endpoint, free_loopback, init_dir, place_replicas};
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_vault::client::Endpoint;
 use e2ee_backup_vault_server::client::{self, HttpVault};
-use e2ee_backup_vault_server::cluster::FleetProcesses;
 use e2ee_backup_vault_server::files::{FleetPin, PIN_FILE, unix_now};
 use e2ee_backup_vault_server::limits::Limits;
 use e2ee_backup_vault_server::{InitOptions, KsfName};

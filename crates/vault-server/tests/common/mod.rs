@@ -12,6 +12,10 @@ use e2ee_backup_vault_server::files::{
     CONFIG_FILE, ConfigFile, FleetPin, PIN_FILE, replica_dir, unix_now,
 };
 
+/// The fleet launcher of `e2ee-backup-vault cluster`, compiled from the binary's source.
+#[path = "../../src/bin/e2ee-backup-vault/cluster.rs"]
+pub mod cluster;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_e2ee-backup-vault");
 
 /// `e2ee-backup-vault init` with the fast profile and `budget`.

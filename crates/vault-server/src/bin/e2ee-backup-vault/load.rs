@@ -29,8 +29,8 @@ use e2ee_backup_vault::suite::KsfProfile;
 use rand_core::{OsRng, RngCore as _};
 use thiserror::Error;
 
+use crate::cluster::{self, FleetProcesses};
 use e2ee_backup_vault_server::client::{self, HttpVault, JourneyError};
-use e2ee_backup_vault_server::cluster::{self, FleetProcesses};
 use e2ee_backup_vault_server::files::{FilesError, InitOptions, KsfName, unix_now};
 
 /// The most clients a run may have.

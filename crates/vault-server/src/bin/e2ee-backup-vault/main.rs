@@ -8,12 +8,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod cluster;
 mod load;
 mod populate;
 mod scale;
 
+use crate::cluster::FleetProcesses;
 use clap::{Parser, Subcommand};
-use e2ee_backup_vault_server::cluster::FleetProcesses;
 use e2ee_backup_vault_server::files::{
     AUTHORITY_FILE, DEFAULT_LISTEN, DEFAULT_PEER_LISTEN, FleetPin, KsfName,
 };
@@ -520,7 +521,7 @@ impl Watch {
     /// Reports the replicas that died, a lost (or regained) majority and a change of leader.
     fn poll(&mut self, fleet: &mut FleetProcesses) {
         for (i, status) in fleet.reap_exited() {
-            let how = e2ee_backup_vault_server::cluster::describe_exit(status);
+            let how = crate::cluster::describe_exit(status);
             let log = fleet.replicas[i].data_dir.join("serve.log");
             self.events.say(
                 "down",

@@ -16,9 +16,9 @@ use e2ee_backup_vault::fleet::PinnedFleet;
 use rand_core::{OsRng, RngCore as _};
 use thiserror::Error;
 
+use crate::cluster::{ClusterError, FleetProcesses};
 use e2ee_backup_vault_server::at_rest::KEYS_DIR;
 use e2ee_backup_vault_server::client::{self, HttpError, HttpVault, JourneyError};
-use e2ee_backup_vault_server::cluster::{ClusterError, FleetProcesses};
 use e2ee_backup_vault_server::files::{
     CONFIG_FILE, FilesError, InitOptions, KsfName, PIN_FILE, replica_dir, unix_now,
 };

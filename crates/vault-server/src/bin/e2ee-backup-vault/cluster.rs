@@ -1,6 +1,10 @@
 //! A replicated fleet (spec chapter 7; its operation, section 7.9) as child processes on one
 //! machine: what `e2ee-backup-vault cluster` runs and what the process-level tests drive (kill,
 //! stop, continue, restart).
+//!
+//! It lives in the binary, not the library: the tests include this file as a module of their own
+//! (`tests/common/mod.rs`), and each uses only part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -8,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::client::HttpVault;
-use crate::files::{CONFIG_FILE, ConfigFile, FilesError, replica_dir};
+use e2ee_backup_vault_server::client::HttpVault;
+use e2ee_backup_vault_server::files::{CONFIG_FILE, ConfigFile, FilesError, replica_dir};
 
 /// Why a replica process could not be started or signalled, or no leader was agreed on.
 #[derive(Debug, thiserror::Error)]
