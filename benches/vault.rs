@@ -21,6 +21,7 @@
 //! Group `vault-mobile`: `client_login_finish` with the `Mobile` profile (Argon2id, 16 MiB, 32
 //! passes), in 10 samples of one call.
 
+use e2ee_backup_vault::envelope;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -32,17 +33,18 @@ use criterion::{BatchSize, Criterion, SamplingMode, criterion_group, criterion_m
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::channel::{
-    self, FleetPublicKey, FleetSecretKey, HpkeAead, HpkeKdf, HpkeKem, RESPONSE_EXPORT_LABEL,
-    RequestEnvelope,
+use e2ee_backup_vault::{AccountRecord, AccountState};
+use e2ee_backup_vault::{Endpoint, Login, Registration};
+use e2ee_backup_vault::{
+    FleetPublicKey, FleetSecretKey, envelope::HpkeAead, envelope::HpkeKdf, envelope::HpkeKem,
+    envelope::RESPONSE_EXPORT_LABEL, envelope::RequestEnvelope,
 };
-use e2ee_backup_vault::client::{Endpoint, Login, Registration};
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets, RecordChange};
-use e2ee_backup_vault::messages::{Request, Response};
-use e2ee_backup_vault::record::{AccountRecord, AccountState};
-use e2ee_backup_vault::suite::{CONTEXT, KsfProfile};
-use e2ee_backup_vault::ticket::{
-    LOGIN_TICKET_KEY_LABEL, REGISTRATION_TICKET_KEY_LABEL, REGISTRATION_TICKET_LABEL, TICKET_LABEL,
+use e2ee_backup_vault::{Hsm, HsmConfig, HsmSecrets, RecordChange};
+use e2ee_backup_vault::{KsfProfile, internal::suite::CONTEXT};
+use e2ee_backup_vault::{Request, Response};
+use e2ee_backup_vault::{
+    internal::ticket::LOGIN_TICKET_KEY_LABEL, internal::ticket::REGISTRATION_TICKET_KEY_LABEL,
+    internal::ticket::REGISTRATION_TICKET_LABEL, internal::ticket::TICKET_LABEL,
 };
 use hkdf_12::{Hkdf, HkdfExtract};
 use hmac_12::{Hmac, Mac};
@@ -126,15 +128,21 @@ impl Vault {
 
     /// `plaintext` sealed by hand for the account, served, and the answer opened.
     fn ask(&self, records: &mut Records, plaintext: &[u8]) -> Response {
-        let (envelope, pending) =
-            channel::seal_request(&mut OsRng, FLEET, self.key_id, &self.public, ACCOUNT, plaintext)
-                .expect("a request seals");
+        let (envelope, pending) = envelope::seal_request(
+            &mut OsRng,
+            FLEET,
+            self.key_id,
+            &self.public,
+            ACCOUNT,
+            plaintext,
+        )
+        .expect("a request seals");
         let answer = pending.open(&self.serve(records, &envelope)).expect("the answer opens");
         Response::decode(&answer).expect("the answer decodes")
     }
 
     /// A KE1 envelope for `account` with the right password, and the client waiting for KE2.
-    fn ke1(&self, account: &[u8]) -> (e2ee_backup_vault::client::AwaitingLoginChallenge, Vec<u8>) {
+    fn ke1(&self, account: &[u8]) -> (e2ee_backup_vault::AwaitingLoginChallenge, Vec<u8>) {
         Login::start(&mut OsRng, &self.endpoint, account, PASSWORD).expect("login starts")
     }
 
@@ -290,8 +298,8 @@ impl Primitives {
         let request = |bytes: &[u8]| {
             let envelope = RequestEnvelope::parse(bytes).expect("an envelope");
             let (plain, _) =
-                channel::open_request(&fleet_key, FLEET, &envelope).expect("the request opens");
-            let info = channel::request_info(channel::VERSION, FLEET, ACCOUNT, envelope.key_id())
+                envelope::open_request(&fleet_key, FLEET, &envelope).expect("the request opens");
+            let info = envelope::request_info(envelope::VERSION, FLEET, ACCOUNT, envelope.key_id())
                 .expect("valid ids");
             let (sealed, tag) = envelope.ciphertext().split_at(envelope.ciphertext().len() - 16);
             let sealed_request = SealedRequest {

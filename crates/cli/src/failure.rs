@@ -121,7 +121,7 @@ impl From<e2ee_backup_client::Error> for Failure {
     /// plus what to do about it from the command line, and an exit code per kind of remedy.
     fn from(err: e2ee_backup_client::Error) -> Self {
         use e2ee_backup_client::Error as C;
-        use e2ee_backup_vault::client::ClientError;
+        use e2ee_backup_vault::ClientError;
         let retryable = err.is_retryable();
         let (exit, hint): (u8, String) = match &err {
             C::WrongPassword { .. } => (

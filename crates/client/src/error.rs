@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use e2ee_backup_kdf::KeyParseError;
-use e2ee_backup_vault::client::ClientError;
-use e2ee_backup_vault::fleet::FleetError;
+use e2ee_backup_vault::ClientError;
+use e2ee_backup_vault::FleetError;
 use thiserror::Error;
 
 /// What a client operation failed with.

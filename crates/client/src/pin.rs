@@ -9,13 +9,13 @@
 //! auditor = ...                       (optional)
 //! ```
 //!
-//! The rules are the vault crate's ([`e2ee_backup_vault::pin`]), shared with the server that
+//! The rules are the vault crate's ([`e2ee_backup_vault::PinnedFleet::parse_pin`]), shared with the server that
 //! writes the file: blank lines and `#` comments ignored; unknown or repeated keys rejected
 //! with their line, so a typo does not silently drop the auditor; a printable-ASCII fleet id;
 //! Ed25519 keys that are not of small order.
 
-use e2ee_backup_vault::fleet::PinnedFleet;
-use e2ee_backup_vault::pin::PinError;
+use e2ee_backup_vault::PinError;
+use e2ee_backup_vault::PinnedFleet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};

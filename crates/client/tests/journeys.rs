@@ -386,7 +386,7 @@ fn abort_a_stuck_registration() {
 
 #[test]
 fn fleet_bundle_is_verified_against_the_pin() {
-    use e2ee_backup_vault::fleet::{FleetAuthority, FleetError};
+    use e2ee_backup_vault::{FleetAuthority, FleetError};
     let w = World::new(10);
     let mut phone = w.client("phone");
     // Signed by someone else.
@@ -520,7 +520,7 @@ fn set_store_and_set_vault_check_before_they_save() {
 
     // A pin of another fleet authority does not verify the vault's bundle: nothing changes.
     let mut rogue = w.fleet.pin.clone();
-    let other = e2ee_backup_vault::fleet::FleetAuthority::generate(&mut rand_core::OsRng);
+    let other = e2ee_backup_vault::FleetAuthority::generate(&mut rand_core::OsRng);
     rogue.authority = hex::encode(other.verifying_key().as_bytes());
     let before = phone.status();
     let err = phone.set_vault("http://vault.example", rogue).unwrap_err();

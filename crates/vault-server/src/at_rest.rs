@@ -50,8 +50,8 @@ use std::sync::Mutex;
 
 use aes_gcm_10::aead::{Aead, KeyInit, Payload};
 use aes_gcm_10::{Aes256Gcm, Nonce};
-use e2ee_backup_vault::record::{AccountRecord, AccountState};
-use e2ee_backup_vault::wire::{Reader, Writer};
+use e2ee_backup_vault::{AccountRecord, AccountState};
+use e2ee_backup_vault::{internal::wire::Reader, internal::wire::Writer};
 use rand_core::{OsRng, RngCore as _};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
@@ -537,7 +537,7 @@ mod tests {
     fn registered(version: u32) -> AccountRecord {
         let mut record = AccountRecord::phantom(5, 1, version);
         record.state = AccountState::Registered;
-        record.registration = vec![7; e2ee_backup_vault::record::REGISTRATION_LEN];
+        record.registration = vec![7; e2ee_backup_vault::internal::record::REGISTRATION_LEN];
         record.sealed_key = vec![9; 61];
         record.oprf_ticket = vec![3; 100];
         record

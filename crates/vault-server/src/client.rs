@@ -17,9 +17,9 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs as _};
 use std::time::Duration;
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::{ClientError, Endpoint, LoggedIn};
-use e2ee_backup_vault::drive::{self, DriveError, Exchange};
-use e2ee_backup_vault::fleet::{FleetBundle, FleetError, PinnedFleet};
+use e2ee_backup_vault::{ClientError, Endpoint, LoggedIn};
+use e2ee_backup_vault::{FleetBundle, FleetError, PinnedFleet};
+use e2ee_backup_vault::{drive, drive::DriveError, drive::Exchange};
 use rand_core::OsRng;
 use thiserror::Error;
 

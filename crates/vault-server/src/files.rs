@@ -19,10 +19,10 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
-use e2ee_backup_vault::fleet::{FleetAuthority, FleetBundle, PinnedFleet};
-use e2ee_backup_vault::hsm::{DEFAULT_BUDGET, HsmConfig, HsmSecrets};
-use e2ee_backup_vault::pin::PinError;
-use e2ee_backup_vault::suite::KsfProfile;
+use e2ee_backup_vault::KsfProfile;
+use e2ee_backup_vault::PinError;
+use e2ee_backup_vault::{DEFAULT_BUDGET, HsmConfig, HsmSecrets};
+use e2ee_backup_vault::{FleetAuthority, FleetBundle, PinnedFleet};
 use ed25519_dalek::VerifyingKey;
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
@@ -383,9 +383,9 @@ impl FleetPin {
 }
 
 /// Checks a fleet id: 1 to 64 printable ASCII characters, no spaces
-/// ([`e2ee_backup_vault::pin::check_fleet_id`]).
+/// ([`e2ee_backup_vault::check_fleet_id`]).
 pub fn check_fleet_id(fleet_id: &str) -> Result<(), String> {
-    e2ee_backup_vault::pin::check_fleet_id(fleet_id)
+    e2ee_backup_vault::check_fleet_id(fleet_id)
 }
 
 /// Options of `init`.

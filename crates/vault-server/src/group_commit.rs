@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use e2ee_backup_vault::hsm::RecordChange;
+use e2ee_backup_vault::RecordChange;
 
 use crate::store::{RecordStore, StoreError};
 
@@ -96,7 +96,7 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use e2ee_backup_vault::record::AccountRecord;
+    use e2ee_backup_vault::AccountRecord;
 
     /// Records the size of each transaction; refuses every write while `broken`, and fails
     /// the follow-up of account `lost` alone.

@@ -22,7 +22,7 @@
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use e2ee_backup_vault::wire::Writer;
+use e2ee_backup_vault::internal::wire::Writer;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 

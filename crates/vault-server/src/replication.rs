@@ -17,7 +17,7 @@ use std::hash::BuildHasher as _;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use e2ee_backup_vault::hsm::{Command, Decision, Hsm};
+use e2ee_backup_vault::{Command, Decision, Hsm};
 use serde::Serialize;
 use tokio::sync::Mutex;
 

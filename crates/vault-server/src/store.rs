@@ -6,17 +6,17 @@
 //!
 //! Every change is committed with redb's default durability ([`redb::Durability::Immediate`]:
 //! the commit returns only once the data and the new root are flushed to disk), inside
-//! [`Decided::persist`](e2ee_backup_vault::hsm::Decided::persist), so the
+//! [`Decided::persist`](e2ee_backup_vault::Decided::persist), so the
 //! reply (a KE2 among others) is sealed only after its record change survives a crash.
 
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
-use e2ee_backup_vault::hsm::RecordChange;
+use e2ee_backup_vault::RecordChange;
 use std::sync::Arc;
 
 use crate::at_rest::Keyring;
-use e2ee_backup_vault::record::AccountRecord;
+use e2ee_backup_vault::AccountRecord;
 use redb::{Database, TableDefinition};
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -40,7 +40,7 @@ pub enum StoreError {
     },
     /// A stored record does not decode.
     #[error("the stored record does not decode: {0}")]
-    CorruptRecord(#[from] e2ee_backup_vault::wire::WireError),
+    CorruptRecord(#[from] e2ee_backup_vault::WireError),
     /// A store that refuses on purpose (tests of the failure path).
     #[error("storage unavailable: {0}")]
     Unavailable(&'static str),
@@ -248,6 +248,5 @@ pub fn write_change(
 
 /// The registration a record holds, if it holds one: the key it is sealed under.
 pub fn registered_version(record: &AccountRecord) -> Option<u32> {
-    (record.state == e2ee_backup_vault::record::AccountState::Registered)
-        .then_some(record.record_version)
+    (record.state == e2ee_backup_vault::AccountState::Registered).then_some(record.record_version)
 }

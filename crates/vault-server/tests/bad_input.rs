@@ -1,16 +1,17 @@
 //! Malformed requests over HTTP each get the status and error code of spec section 4.15, the
 //! server keeps serving, and a storage failure answers 503 without sending anything sealed.
 
+use e2ee_backup_vault::envelope;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::channel;
-use e2ee_backup_vault::client::{Endpoint, Login};
-use e2ee_backup_vault::fleet::FleetBundle;
-use e2ee_backup_vault::hsm::RecordChange;
-use e2ee_backup_vault::messages::{RefusalReason, Response};
-use e2ee_backup_vault::record::AccountRecord;
+
+use e2ee_backup_vault::AccountRecord;
+use e2ee_backup_vault::FleetBundle;
+use e2ee_backup_vault::RecordChange;
+use e2ee_backup_vault::{Endpoint, Login};
+use e2ee_backup_vault::{RefusalReason, Response};
 use e2ee_backup_vault_server::client::{self, HttpError, HttpVault, RawResponse};
 use e2ee_backup_vault_server::files::unix_now;
 use e2ee_backup_vault_server::{
@@ -95,7 +96,7 @@ fn malformed_requests_get_their_documented_errors() {
     assert_eq!(http.request("GET", "/v1/vault/6162", None).unwrap().status, 405);
 
     // A valid envelope whose plaintext is garbage opens: 200 and a sealed refusal.
-    let (envelope, pending) = channel::seal_request(
+    let (envelope, pending) = envelope::seal_request(
         &mut OsRng,
         &bundle.fleet_id,
         key_id,

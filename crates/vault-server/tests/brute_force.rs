@@ -5,8 +5,8 @@
 use std::sync::{Arc, Barrier};
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::{ClientError, Endpoint, Login};
-use e2ee_backup_vault::record::AccountState;
+use e2ee_backup_vault::AccountState;
+use e2ee_backup_vault::{ClientError, Endpoint, Login};
 use e2ee_backup_vault_server::client::{self, HttpVault, JourneyError};
 use e2ee_backup_vault_server::files::unix_now;
 use e2ee_backup_vault_server::{

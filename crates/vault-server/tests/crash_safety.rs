@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{Served, endpoint, init_dir};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::{ClientError, Login};
-use e2ee_backup_vault::record::AccountState;
+use e2ee_backup_vault::AccountState;
+use e2ee_backup_vault::{ClientError, Login};
 use e2ee_backup_vault_server::client::{self, JourneyError};
 use e2ee_backup_vault_server::{RecordStore as _, RedbStore};
 use rand_core::OsRng;

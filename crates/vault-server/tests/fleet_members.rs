@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::cluster::{FleetProcesses, Signal};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::Endpoint;
+use e2ee_backup_vault::Endpoint;
 use e2ee_backup_vault_server::client::{self, HttpVault};
 use e2ee_backup_vault_server::files::{CONFIG_FILE, ConfigFile, replica_dir, unix_now};
 use e2ee_backup_vault_server::{InitOptions, KsfName, members};

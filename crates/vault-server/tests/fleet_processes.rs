@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use common::cluster::{FleetProcesses, Signal};
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_testkit::proxy::Proxy;
-use e2ee_backup_vault::client::{ClientError, Endpoint, LoggedIn, Login};
+use e2ee_backup_vault::{ClientError, Endpoint, LoggedIn, Login};
 use e2ee_backup_vault_server::client::{self, HttpError, HttpVault, JourneyError};
 use e2ee_backup_vault_server::files::unix_now;
 use e2ee_backup_vault_server::files::{CONFIG_FILE, ConfigFile, FleetPin, PIN_FILE, replica_dir};

@@ -20,11 +20,11 @@ use std::time::Duration;
 
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_testkit::disk::CrashDisk;
-use e2ee_backup_vault::client::{ClientError, Endpoint, Login, Registration};
-use e2ee_backup_vault::hsm::{Command, Hsm, HsmConfig, HsmSecrets, RecordChange};
-use e2ee_backup_vault::messages::RefusalReason;
-use e2ee_backup_vault::record::AccountRecord;
-use e2ee_backup_vault::suite::KsfProfile;
+use e2ee_backup_vault::AccountRecord;
+use e2ee_backup_vault::KsfProfile;
+use e2ee_backup_vault::RefusalReason;
+use e2ee_backup_vault::{ClientError, Endpoint, Login, Registration};
+use e2ee_backup_vault::{Command, Hsm, HsmConfig, HsmSecrets, RecordChange};
 use e2ee_backup_vault_server::at_rest::Keyring;
 use e2ee_backup_vault_server::raft::{Member, NodeId, RaftReplication, Tuning, TypeConfig};
 use e2ee_backup_vault_server::replication::Replication as _;

@@ -8,8 +8,8 @@ use std::process::Command;
 
 use common::{BIN, Served, endpoint, init_dir};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::ClientError;
-use e2ee_backup_vault::fleet::{FleetAuthority, FleetError, PinnedFleet};
+use e2ee_backup_vault::ClientError;
+use e2ee_backup_vault::{FleetAuthority, FleetError, PinnedFleet};
 use e2ee_backup_vault_server::client::{self, JourneyError};
 use e2ee_backup_vault_server::files::{FleetPin, PIN_FILE, unix_now};
 use rand_core::OsRng;

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{FleetProcesses, Signal};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::{ClientError, Endpoint, Login};
-use e2ee_backup_vault::record::{AccountRecord, AccountState};
+use e2ee_backup_vault::{AccountRecord, AccountState};
+use e2ee_backup_vault::{ClientError, Endpoint, Login};
 use e2ee_backup_vault_server::at_rest::Keyring;
 use e2ee_backup_vault_server::client::{self, HttpVault};
 use e2ee_backup_vault_server::files::{

@@ -10,10 +10,11 @@ mod common;
 
 use common::{Served, endpoint, init_dir};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::channel;
-use e2ee_backup_vault::client::Endpoint;
-use e2ee_backup_vault::messages::{Request, Response};
-use e2ee_backup_vault::suite::VaultSuite;
+use e2ee_backup_vault::envelope;
+
+use e2ee_backup_vault::Endpoint;
+use e2ee_backup_vault::VaultSuite;
+use e2ee_backup_vault::{Request, Response};
 use e2ee_backup_vault_server::client::{self, HttpVault};
 use opaque_ke::ClientLogin;
 use rand_core::OsRng;
@@ -21,7 +22,7 @@ use rand_core::OsRng;
 /// Seals `request` to the fleet's pinned key, posts it, and opens the answer.
 fn send(http: &mut HttpVault, ep: &Endpoint, account: &[u8], request: &Request) -> Response {
     let (key_id, public) = ep.key();
-    let (envelope, pending) = channel::seal_request(
+    let (envelope, pending) = envelope::seal_request(
         &mut OsRng,
         ep.fleet_id(),
         key_id,

@@ -32,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use common::cluster::{FleetProcesses, Signal};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::{ClientError, Endpoint, Login};
+use e2ee_backup_vault::{ClientError, Endpoint, Login};
 use e2ee_backup_vault_server::client::{self, HttpError, HttpVault};
 use e2ee_backup_vault_server::files::unix_now;
 use e2ee_backup_vault_server::files::{FleetPin, PIN_FILE};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::cluster::{FleetProcesses, Signal};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::Endpoint;
+use e2ee_backup_vault::Endpoint;
 use e2ee_backup_vault_server::client::{self, HttpError, HttpVault, JourneyError};
 use e2ee_backup_vault_server::files::{
     self, CONFIG_FILE, ConfigFile, FleetPin, PIN_FILE, replica_dir, unix_now,

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::{Served, endpoint, init_dir};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::{ClientError, Endpoint, Login};
+use e2ee_backup_vault::{ClientError, Endpoint, Login};
 use e2ee_backup_vault_server::client::{self, HttpError, HttpVault, JourneyError};
 use e2ee_backup_vault_server::files::{CONFIG_FILE, ConfigFile, RelayConfig, unix_now};
 use e2ee_backup_vault_server::relay::{HEADER, RelayKey};

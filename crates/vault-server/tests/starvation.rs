@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use common::cluster::FleetProcesses;
 use common::{BIN, endpoint, free_loopback, init_dir, place_replicas};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::Endpoint;
+use e2ee_backup_vault::Endpoint;
 use e2ee_backup_vault_server::client::{self, HttpVault};
 use e2ee_backup_vault_server::files::{FleetPin, PIN_FILE, unix_now};
 use e2ee_backup_vault_server::limits::Limits;

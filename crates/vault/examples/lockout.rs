@@ -10,11 +10,11 @@
 //! method with a POST in it (spec 4.15).
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::{ClientError, Endpoint};
-use e2ee_backup_vault::drive::{self, DriveError, Exchange};
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmError, HsmSecrets};
-use e2ee_backup_vault::memory::MemoryVault;
-use e2ee_backup_vault::suite::KsfProfile;
+use e2ee_backup_vault::KsfProfile;
+use e2ee_backup_vault::MemoryVault;
+use e2ee_backup_vault::{ClientError, Endpoint};
+use e2ee_backup_vault::{Hsm, HsmConfig, HsmError, HsmSecrets};
+use e2ee_backup_vault::{drive, drive::DriveError, drive::Exchange};
 use rand_core::OsRng;
 
 /// Prints the size of every sealed request and response: all the relay and the network see.

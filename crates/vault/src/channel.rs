@@ -18,7 +18,7 @@
 //!
 //! The client knows `fleet_id` (from its pinned fleet), and the `key_id` and public key `pkR` of
 //! one key of the verified bundle. To send `plaintext` (at most [`MAX_PLAINTEXT_LEN`] bytes) for
-//! the account `account_id` (1 to [`MAX_ACCOUNT_ID_LEN`] bytes):
+//! the account `account_id` (1 to [`MAX_ID_LEN`] bytes):
 //!
 //! ```text
 //! info = "e2ee-backups/v1/vault/request" || 0x00
@@ -99,6 +99,7 @@ use sha2_10::Sha256;
 use thiserror::Error;
 use zeroize::{Zeroize as _, Zeroizing};
 
+use crate::ids::MAX_ID_LEN;
 use crate::wire::{Reader, WireError, Writer};
 
 /// The HPKE KEM of the channel: DHKEM(X25519, HKDF-SHA256).
@@ -114,10 +115,6 @@ pub const VERSION: u8 = 1;
 pub const REQUEST_INFO_LABEL: &[u8] = b"e2ee-backups/v1/vault/request";
 /// The HPKE exporter context from which the response secret is exported.
 pub const RESPONSE_EXPORT_LABEL: &[u8] = b"e2ee-backups/v1/vault/response";
-/// The longest account id, in bytes (the shortest is 1): [`crate::ids::MAX_ID_LEN`].
-pub const MAX_ACCOUNT_ID_LEN: usize = crate::ids::MAX_ID_LEN;
-/// The longest fleet id, in bytes (the shortest is 1): [`crate::ids::MAX_ID_LEN`].
-pub const MAX_FLEET_ID_LEN: usize = crate::ids::MAX_ID_LEN;
 /// The longest request or response plaintext, in bytes.
 pub const MAX_PLAINTEXT_LEN: usize = 8 * 1024;
 /// The longest sealed request (plaintext and tag), in bytes.
@@ -146,10 +143,10 @@ pub enum ChannelError {
     /// The request names a fleet key the HSM does not hold.
     #[error("request is sealed to fleet key id {0}, which this HSM does not hold")]
     UnknownKeyId(u8),
-    /// An account id is empty or longer than [`MAX_ACCOUNT_ID_LEN`].
+    /// An account id is empty or longer than [`MAX_ID_LEN`].
     #[error("account id is {0} bytes long; it must be 1 to 64 bytes")]
     InvalidAccountId(usize),
-    /// A fleet id is empty or longer than [`MAX_FLEET_ID_LEN`].
+    /// A fleet id is empty or longer than [`MAX_ID_LEN`].
     #[error("fleet id is {0} bytes long; it must be 1 to 64 bytes")]
     InvalidFleetId(usize),
     /// A plaintext is longer than [`MAX_PLAINTEXT_LEN`].
@@ -301,7 +298,7 @@ impl<'a> RequestEnvelope<'a> {
             return Err(ChannelError::UnsupportedVersion(version));
         }
         let key_id = reader.u8("fleet_key_id")?;
-        let account_id = reader.vec16(MAX_ACCOUNT_ID_LEN, "account_id")?;
+        let account_id = reader.vec16(MAX_ID_LEN, "account_id")?;
         if account_id.is_empty() {
             return Err(WireError::Invalid { field: "account_id", why: "empty" }.into());
         }

@@ -1,15 +1,13 @@
 //! The client's journeys over any transport (spec section 4.11): register, log in, change the
-//! password, delete. Each journey runs the typed states of [`crate::client`] over an
+//! password, delete. Each journey runs the typed states of [`Registration`] and
+//! [`Login`] over an
 //! [`Exchange`], the one method a transport has to offer: send one sealed request for an
 //! account, get the sealed response back.
 //!
 //! ```
 //! use e2ee_backup_kdf::BackupKey;
-//! use e2ee_backup_vault::client::Endpoint;
 //! use e2ee_backup_vault::drive;
-//! use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets};
-//! use e2ee_backup_vault::memory::MemoryVault;
-//! use e2ee_backup_vault::suite::KsfProfile;
+//! use e2ee_backup_vault::{Endpoint, Hsm, HsmConfig, HsmSecrets, KsfProfile, MemoryVault};
 //! use rand_core::OsRng;
 //!
 //! let secrets = HsmSecrets::generate(&mut OsRng, b"fleet.example");

@@ -48,6 +48,7 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::channel::FleetPublicKey;
+use crate::ids::MAX_ID_LEN;
 use crate::wire::{Reader, WireError, Writer};
 
 /// The bundle version this implementation speaks.
@@ -56,12 +57,10 @@ pub const BUNDLE_VERSION: u8 = 1;
 pub const AUTHORITY_LABEL: &[u8] = b"e2ee-backups/v1/fleet-bundle";
 /// The label that starts the message the auditor signs (followed by a zero byte).
 pub const AUDITOR_LABEL: &[u8] = b"e2ee-backups/v1/fleet-bundle/audit";
-/// The longest fleet id, in bytes (the shortest is 1): [`crate::ids::MAX_ID_LEN`].
-pub const MAX_FLEET_ID_LEN: usize = crate::ids::MAX_ID_LEN;
 /// The most keys a bundle holds (the fewest is 1).
 pub const MAX_KEYS: usize = 16;
 /// The longest encoded bundle body.
-pub const MAX_BODY_LEN: usize = 1 + 2 + MAX_FLEET_ID_LEN + 8 + 8 + 1 + MAX_KEYS * 33;
+pub const MAX_BODY_LEN: usize = 1 + 2 + MAX_ID_LEN + 8 + 8 + 1 + MAX_KEYS * 33;
 
 const SIGNATURE_LEN: usize = 64;
 
@@ -169,7 +168,7 @@ impl FleetBundle {
         if version != BUNDLE_VERSION {
             return Err(FleetError::UnsupportedVersion(version));
         }
-        let fleet_id = reader.vec16(MAX_FLEET_ID_LEN, "fleet_id")?;
+        let fleet_id = reader.vec16(MAX_ID_LEN, "fleet_id")?;
         check_fleet_id(fleet_id)?;
         let epoch = reader.u64("epoch")?;
         let not_after = reader.u64("not_after")?;
@@ -193,13 +192,10 @@ fn check_fleet_id(fleet_id: &[u8]) -> Result<(), FleetError> {
     if fleet_id.is_empty() {
         return Err(WireError::Invalid { field: "fleet_id", why: "empty" }.into());
     }
-    if fleet_id.len() > MAX_FLEET_ID_LEN {
-        return Err(WireError::TooLong {
-            field: "fleet_id",
-            len: fleet_id.len(),
-            max: MAX_FLEET_ID_LEN,
-        }
-        .into());
+    if fleet_id.len() > MAX_ID_LEN {
+        return Err(
+            WireError::TooLong { field: "fleet_id", len: fleet_id.len(), max: MAX_ID_LEN }.into()
+        );
     }
     Ok(())
 }

@@ -1,22 +1,6 @@
 //! The HSM role (spec chapter 4, "The vault").
 //!
-//! One pipeline serves every request, in process and in the replicated server alike (spec
-//! sections 4.10.2 and 7.2):
-//!
-//! 1. [`Hsm::open`] opens a sealed request and names its account.
-//! 2. [`Opened::into_command`] splits it at time `now` into a [`Command`] (what a replicated
-//!    vault commits to its log) and a [`Pending`] (the response sealer, which stays with the
-//!    connection).
-//! 3. [`Hsm::apply`] decides the command on the account's stored record, without randomness
-//!    and without a clock of its own, into a [`Decided`]: the record change, if any, and the
-//!    [`Decision`], which only [`Decided::persist`] releases, after the driver's durable write
-//!    of the change succeeded. This is how the vault makes sure that no KE2 leaves before its
-//!    charged attempt is durable.
-//! 4. [`Pending::reply`] pairs the decision with its sealer; [`Hsm::seal`] computes the answer
-//!    (KE2, tickets) and seals it, drawing its randomness only now.
-//!
-//! [`crate::memory::MemoryVault`] runs the pipeline on a `HashMap`; the server runs step 3 in
-//! its replication (one store, or a log every replica applies) and steps 1, 2 and 4 around it.
+//! The pipeline itself is described on [`Hsm`].
 
 use opaque_ke::key_exchange::group::ristretto255::curve25519_dalek::ristretto::CompressedRistretto;
 use opaque_ke::{
@@ -35,10 +19,10 @@ use crate::suite::{CONTEXT, Identities, KsfProfile, VaultSuite};
 use crate::ticket::{self, OPRF_SEED_LEN, RegistrationTicketBody, TicketBody};
 use crate::wire::Writer;
 
-pub use crate::command::{Command, Decided, Decision, Opened, Pending, RecordChange, Reply};
+use crate::command::{Command, Decided, Decision, Opened, RecordChange, Reply};
 pub(crate) use crate::command::{Deferred, LiveRegistration};
-pub use crate::secrets::HsmSecrets;
-pub use crate::ticket::{ATTEMPT_LABEL, attempt_id};
+use crate::secrets::HsmSecrets;
+use crate::ticket::attempt_id;
 
 /// Label of the token derivation.
 pub const TOKEN_LABEL: &str = "e2ee-backups/v1/vault/token";
@@ -122,6 +106,24 @@ fn uncharged(reason: RefusalReason) -> Outcome {
 }
 
 /// One member of a vault fleet.
+///
+/// One pipeline serves every request, in process and in the replicated server alike (spec
+/// sections 4.10.2 and 7.2):
+///
+/// 1. [`Hsm::open`] opens a sealed request and names its account.
+/// 2. [`Opened::into_command`] splits it at time `now` into a [`Command`] (what a replicated
+///    vault commits to its log) and a [`Pending`](crate::Pending) (the response sealer, which stays with the
+///    connection).
+/// 3. [`Hsm::apply`] decides the command on the account's stored record, without randomness
+///    and without a clock of its own, into a [`Decided`]: the record change, if any, and the
+///    [`Decision`], which only [`Decided::persist`] releases, after the driver's durable write
+///    of the change succeeded. This is how the vault makes sure that no KE2 leaves before its
+///    charged attempt is durable.
+/// 4. [`Pending::reply`](crate::Pending::reply) pairs the decision with its sealer; [`Hsm::seal`] computes the answer
+///    (KE2, tickets) and seals it, drawing its randomness only now.
+///
+/// [`MemoryVault`](crate::MemoryVault) runs the pipeline on a `HashMap`; the server runs step 3 in
+/// its replication (one store, or a log every replica applies) and steps 1, 2 and 4 around it.
 #[derive(Debug)]
 pub struct Hsm {
     secrets: HsmSecrets,

@@ -1,17 +1,17 @@
 //! The Backup Key Vault protocol of e2ee-backups (password mode, spec chapter 4), as a sans-IO
-//! core: the client's states ([`client`]), the HSM's one request pipeline ([`hsm`]), the
-//! journeys over any one-method transport ([`drive`]), and the in-memory vault the tests,
-//! benchmarks and vectors run on ([`memory`]).
+//! core: the client's states ([`Registration`], [`Login`] and the `Awaiting*` structs, each named
+//! after the answer it waits for), the HSM's one request pipeline ([`Hsm`]), the journeys over
+//! any one-method transport ([`drive`]), and the in-memory vault the tests, benchmarks and
+//! vectors run on ([`MemoryVault`]). The modules are private; what a caller needs is re-exported
+//! at the root, the sealed channel's bytes are in [`envelope`] and the replicas' messages in
+//! [`peer`].
 //!
 //! A registration and a login against the in-memory vault:
 //!
 //! ```
 //! use e2ee_backup_kdf::BackupKey;
-//! use e2ee_backup_vault::client::{ClientError, Endpoint};
 //! use e2ee_backup_vault::drive::{self, DriveError};
-//! use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets};
-//! use e2ee_backup_vault::memory::MemoryVault;
-//! use e2ee_backup_vault::suite::KsfProfile;
+//! use e2ee_backup_vault::{ClientError, Endpoint, Hsm, HsmConfig, HsmSecrets, KsfProfile, MemoryVault};
 //! use rand_core::OsRng;
 //!
 //! // The fleet: its secrets stay in the HSMs; clients pin the public half.
@@ -37,24 +37,101 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// One private module per section of the spec; what a caller needs is re-exported below.
 mod aead;
-pub mod channel;
-pub mod client;
+mod channel;
+mod client;
 mod command;
 pub mod drive;
-pub mod fleet;
-pub mod hsm;
-pub mod ids;
-pub mod memory;
-pub mod messages;
+mod fleet;
+mod hsm;
+mod ids;
+mod memory;
+mod messages;
 pub mod peer;
-pub mod pin;
-pub mod record;
+mod pin;
+mod record;
 mod secrets;
-pub mod suite;
-pub mod ticket;
-pub mod wire;
-pub mod wrap;
+mod suite;
+mod ticket;
+mod wire;
+mod wrap;
+
+// The phone's side: its states, one struct per answer it waits for (spec 4.11, 4.12).
+pub use client::{
+    AwaitingDeleted, AwaitingKey, AwaitingLoginChallenge, AwaitingRegisterChallenge,
+    AwaitingRegistered, ClientError, Endpoint, LoggedIn, Login, Registration, SessionToken,
+};
+// The HSM's one pipeline (spec 4.10) and the commands a replicated vault logs (chapter 7).
+pub use command::{Command, Decided, Decision, Opened, Pending, RecordChange, Reply};
+pub use hsm::{DEFAULT_BUDGET, Hsm, HsmConfig, HsmError, UNCHARGED_REMAINING};
+pub use memory::MemoryVault;
+pub use secrets::HsmSecrets;
+// What the HSM keeps per account (spec 4.13) and the messages inside the channel (spec 4.8).
+pub use messages::{RefusalReason, Request, Response};
+pub use record::{AccountRecord, AccountState, Attempt, Token};
+// Identifiers (spec 4.3, 4.4), the OPAQUE suite (spec 4.2) and the fleet's keys (spec 4.5).
+pub use channel::{ChannelError, FleetPublicKey, FleetSecretKey};
+pub use fleet::{
+    Audit, Auditor, Authority, FleetAuthority, FleetBundle, FleetError, PinnedFleet, SigningRole,
+};
+pub use ids::{MAX_ID_LEN, MIN_ID_LEN, valid_len};
+pub use pin::{PinError, check_fleet_id};
+pub use suite::{Identities, KsfProfile, RfcSuite, Suite, VaultSuite};
+pub use wire::WireError;
+
+/// The sealed request channel between a phone and the HSMs, byte by byte (spec 4.6 and 4.7):
+/// what a relay or another client needs to build, parse or answer an envelope itself.
+pub mod envelope {
+    #[doc(hidden)]
+    pub use crate::channel::seal_request_with_ephemeral_ikm;
+    pub use crate::channel::{
+        ENC_LEN, HpkeAead, HpkeKdf, HpkeKem, MAX_PLAINTEXT_LEN, PendingResponse,
+        REQUEST_INFO_LABEL, RESPONSE_EXPORT_LABEL, RESPONSE_NONCE_LEN, RequestEnvelope,
+        ResponseSealer, TAG_LEN, VERSION, open_request, open_request_with_keys, request_info,
+        seal_request,
+    };
+}
+
+/// The byte-level pieces the conformance vectors, the fuzz targets and this workspace's tests
+/// reach into: wire encoding, tickets, wrapped keys, labels and lengths. Not a stable API.
+#[doc(hidden)]
+pub mod internal {
+    /// Labels of the HSM's derivations (spec 4.10.1).
+    pub mod hsm {
+        pub use crate::hsm::{PEER_LABEL, PEER_TLS_LABEL, TOKEN_LABEL};
+    }
+    /// Fleet bundle lengths and labels (spec 4.5).
+    pub mod fleet {
+        pub use crate::fleet::{
+            AUDITOR_LABEL, AUTHORITY_LABEL, BUNDLE_VERSION, MAX_BODY_LEN, MAX_KEYS,
+        };
+    }
+    /// Message lengths (spec 4.8).
+    pub mod messages {
+        pub use crate::messages::MAX_TICKET_LEN;
+    }
+    /// Record lengths (spec 4.13).
+    pub mod record {
+        pub use crate::record::{ATTEMPT_ID_LEN, REGISTRATION_LEN, TOKEN_LEN};
+    }
+    /// The OPAQUE context string (spec 4.2).
+    pub mod suite {
+        pub use crate::suite::CONTEXT;
+    }
+    /// Tickets and attempt ids (spec 4.9).
+    pub mod ticket {
+        pub use crate::ticket::*;
+    }
+    /// The wire encoding (spec 4.1).
+    pub mod wire {
+        pub use crate::wire::{Reader, Writer};
+    }
+    /// The key sealed under the export key (spec 4.10.3).
+    pub mod wrap {
+        pub use crate::wrap::*;
+    }
+}
 
 /// The random number generator traits of this crate's signatures (`RngCore + CryptoRng`),
 /// re-exported so that a caller names the same version: a major upgrade of `rand_core` here is

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use rand_core::{CryptoRng, RngCore};
 
-use crate::hsm::{Command, Decision, Hsm, HsmError, RecordChange};
+use crate::command::{Command, Decision, RecordChange};
+use crate::hsm::{Hsm, HsmError};
 use crate::record::AccountRecord;
 
 /// A vault whose records live in a `HashMap`.
@@ -41,7 +42,7 @@ impl MemoryVault {
         self.records.drain()
     }
 
-    /// Answers one sealed request, through the one pipeline (see [`crate::hsm`]): open, split
+    /// Answers one sealed request, through the one pipeline (see [`Hsm`]): open, split
     /// into a command, apply to the stored record, store the change, seal.
     pub fn call<R: RngCore + CryptoRng>(
         &mut self,

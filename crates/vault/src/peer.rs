@@ -18,7 +18,7 @@
 //! network without the fleet secrets can therefore neither replay an acknowledgement nor
 //! reflect a request to another replica.
 //!
-//! The key comes from [`HsmSecrets::peer_key`](crate::hsm::HsmSecrets::peer_key).
+//! The key comes from [`HsmSecrets::peer_key`](crate::HsmSecrets::peer_key).
 
 use std::collections::HashMap;
 

@@ -17,7 +17,8 @@
 use ed25519_dalek::VerifyingKey;
 use thiserror::Error;
 
-use crate::fleet::{MAX_FLEET_ID_LEN, PinnedFleet};
+use crate::fleet::PinnedFleet;
+use crate::ids::MAX_ID_LEN;
 
 /// Why a pin was refused: the line (0 for the file as a whole) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -37,7 +38,7 @@ fn at(line: usize, why: impl Into<String>) -> PinError {
 pub fn check_fleet_id(fleet_id: &str) -> Result<(), String> {
     if !crate::ids::valid_len(fleet_id.as_bytes()) {
         return Err(format!(
-            "the fleet id is {} bytes long; it must be 1 to {MAX_FLEET_ID_LEN}",
+            "the fleet id is {} bytes long; it must be 1 to {MAX_ID_LEN}",
             fleet_id.len()
         ));
     }

@@ -79,7 +79,7 @@ impl std::fmt::Debug for Token {
 /// One charged attempt, waiting for its KE3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
-    /// Identifies the KE1 (see [`crate::hsm::attempt_id`]).
+    /// Identifies the KE1 (see [`crate::ticket::attempt_id`]).
     pub id: [u8; ATTEMPT_ID_LEN],
     /// The account's charge count when this attempt was charged.
     pub serial: u64,

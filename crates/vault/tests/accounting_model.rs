@@ -9,15 +9,16 @@
 //! * a locked account releases nothing ever again;
 //! * the record's counters stay within the budget.
 
+use e2ee_backup_vault::envelope;
 use std::collections::HashSet;
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::channel::{self, FleetPublicKey, PendingResponse};
-use e2ee_backup_vault::client::{Endpoint, Registration};
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets, RecordChange, attempt_id};
-use e2ee_backup_vault::messages::{Request, Response};
-use e2ee_backup_vault::record::{AccountRecord, AccountState};
-use e2ee_backup_vault::suite::{CONTEXT, Identities, KsfProfile, VaultSuite};
+use e2ee_backup_vault::{AccountRecord, AccountState};
+use e2ee_backup_vault::{Endpoint, Registration};
+use e2ee_backup_vault::{FleetPublicKey, envelope::PendingResponse};
+use e2ee_backup_vault::{Hsm, HsmConfig, HsmSecrets, RecordChange, internal::ticket::attempt_id};
+use e2ee_backup_vault::{Identities, KsfProfile, VaultSuite, internal::suite::CONTEXT};
+use e2ee_backup_vault::{Request, Response};
 use opaque_ke::{ClientLogin, ClientLoginFinishParameters, CredentialResponse};
 use proptest::prelude::*;
 use rand_core::{OsRng, RngCore};
@@ -123,7 +124,7 @@ impl World {
 
     fn pending(&self, e: usize) -> (Vec<u8>, PendingResponse) {
         let sent = &self.sent[e];
-        channel::seal_request_with_ephemeral_ikm(
+        envelope::seal_request_with_ephemeral_ikm(
             &sent.ikm,
             FLEET,
             self.key_id,

@@ -10,11 +10,11 @@
 
 use std::collections::BTreeMap;
 
-use e2ee_backup_vault::client::{LoggedIn, Login};
-use e2ee_backup_vault::hsm::{HsmSecrets, UNCHARGED_REMAINING};
-use e2ee_backup_vault::messages::{Request, Response};
-use e2ee_backup_vault::record::AccountState;
-use e2ee_backup_vault::suite::KsfProfile;
+use e2ee_backup_vault::AccountState;
+use e2ee_backup_vault::KsfProfile;
+use e2ee_backup_vault::{HsmSecrets, UNCHARGED_REMAINING};
+use e2ee_backup_vault::{LoggedIn, Login};
+use e2ee_backup_vault::{Request, Response};
 use rand_core::OsRng;
 
 mod common;

@@ -1,10 +1,10 @@
 //! Fleet key bundles: encoding, signing, countersigning, and every reason a client rejects one.
 
-use e2ee_backup_vault::channel::FleetPublicKey;
-use e2ee_backup_vault::fleet::{
-    Auditor, FleetAuthority, FleetBundle, FleetError, MAX_BODY_LEN, PinnedFleet,
+use e2ee_backup_vault::FleetPublicKey;
+use e2ee_backup_vault::WireError;
+use e2ee_backup_vault::{
+    Auditor, FleetAuthority, FleetBundle, FleetError, PinnedFleet, internal::fleet::MAX_BODY_LEN,
 };
-use e2ee_backup_vault::wire::WireError;
 use ed25519_dalek::{Signer as _, SigningKey};
 use proptest::prelude::*;
 use rand_core::OsRng;

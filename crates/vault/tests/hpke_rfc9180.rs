@@ -5,12 +5,14 @@
 use aes_gcm_10::aead::{Aead as _, KeyInit as _};
 use aes_gcm_10::{Aes128Gcm, Aes256Gcm, Nonce};
 use e2ee_backup_testkit::{hex_of, published_vectors};
-use e2ee_backup_vault::channel::{
-    self, ChannelError, FleetPublicKey, FleetSecretKey, HpkeAead, HpkeKdf, HpkeKem,
-    RequestEnvelope, open_request, open_request_with_keys, seal_request,
-    seal_request_with_ephemeral_ikm,
+use e2ee_backup_vault::WireError;
+use e2ee_backup_vault::envelope;
+use e2ee_backup_vault::{
+    ChannelError, FleetPublicKey, FleetSecretKey, envelope::HpkeAead, envelope::HpkeKdf,
+    envelope::HpkeKem, envelope::RequestEnvelope, envelope::open_request,
+    envelope::open_request_with_keys, envelope::seal_request,
+    envelope::seal_request_with_ephemeral_ikm,
 };
-use e2ee_backup_vault::wire::WireError;
 use hkdf_12::Hkdf;
 use hpke::aead::{Aead, AesGcm128, AesGcm256};
 use hpke::{Deserializable as _, Kem as _, OpModeR, OpModeS, Serializable as _};
@@ -189,7 +191,7 @@ fn round_trip() {
 fn round_trip_at_the_bounds() {
     let secret = fleet_key();
     for (account, plaintext) in
-        [(vec![1u8; 1], vec![]), (vec![2u8; 64], vec![3u8; channel::MAX_PLAINTEXT_LEN])]
+        [(vec![1u8; 1], vec![]), (vec![2u8; 64], vec![3u8; envelope::MAX_PLAINTEXT_LEN])]
     {
         let (envelope, pending) =
             seal_request(&mut OsRng, &[9u8; 64], 0, &secret.public_key(), &account, &plaintext)
@@ -229,9 +231,9 @@ fn envelope_layout() {
     info.extend_from_slice(&(n as u16).to_be_bytes());
     info.extend_from_slice(ACCOUNT);
     info.push(KEY_ID);
-    assert_eq!(channel::request_info(1, FLEET, ACCOUNT, KEY_ID).unwrap(), info);
+    assert_eq!(envelope::request_info(1, FLEET, ACCOUNT, KEY_ID).unwrap(), info);
     assert_eq!(
-        channel::request_info(1, &[0; 70_000], ACCOUNT, KEY_ID),
+        envelope::request_info(1, &[0; 70_000], ACCOUNT, KEY_ID),
         Err(ChannelError::InvalidFleetId(70_000))
     );
 }
@@ -284,7 +286,7 @@ fn response_matches_documented_construction() {
 
     let pk_r =
         <HpkeKem as hpke::Kem>::PublicKey::from_bytes(secret.public_key().as_bytes()).unwrap();
-    let info = channel::request_info(1, FLEET, ACCOUNT, KEY_ID).unwrap();
+    let info = envelope::request_info(1, FLEET, ACCOUNT, KEY_ID).unwrap();
     let (enc, context) = hpke::setup_sender::<HpkeAead, HpkeKdf, HpkeKem, _>(
         &OpModeS::Base,
         &pk_r,
@@ -367,7 +369,7 @@ fn modified_response_does_not_open() {
     assert_eq!(pending().open(&longer), Err(ChannelError::ResponseDoesNotOpen));
     assert_eq!(pending().open(&good[..47]), Err(ChannelError::ResponseTooShort(47)));
     assert_eq!(pending().open(&[]), Err(ChannelError::ResponseTooShort(0)));
-    let huge = vec![0u8; 32 + channel::MAX_PLAINTEXT_LEN + 16 + 1];
+    let huge = vec![0u8; 32 + envelope::MAX_PLAINTEXT_LEN + 16 + 1];
     assert_eq!(pending().open(&huge), Err(ChannelError::ResponseTooLong(huge.len())));
 }
 

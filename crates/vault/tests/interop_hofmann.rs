@@ -20,7 +20,7 @@
 //! the other. The matrix test runs every combination of registering client, registering server,
 //! login client and login server.
 
-use e2ee_backup_vault::suite::{CONTEXT, Identities, KsfProfile, Suite, VaultSuite};
+use e2ee_backup_vault::{Identities, KsfProfile, Suite, VaultSuite, internal::suite::CONTEXT};
 use hofmann_rfc::opaque::config::{OpaqueCipherSuite, OpaqueConfig};
 use hofmann_rfc::opaque::internal::{opaque_credentials, opaque_envelope};
 use hofmann_rfc::opaque::model as hm;

@@ -2,13 +2,13 @@
 //! and the in-memory driver.
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::{ClientError, Endpoint, LoggedIn, Login, Registration};
-use e2ee_backup_vault::drive::{self, DriveError};
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets, RecordChange};
-use e2ee_backup_vault::memory::MemoryVault;
-use e2ee_backup_vault::messages::RefusalReason;
-use e2ee_backup_vault::record::AccountState;
-use e2ee_backup_vault::suite::KsfProfile;
+use e2ee_backup_vault::AccountState;
+use e2ee_backup_vault::KsfProfile;
+use e2ee_backup_vault::MemoryVault;
+use e2ee_backup_vault::RefusalReason;
+use e2ee_backup_vault::{ClientError, Endpoint, LoggedIn, Login, Registration};
+use e2ee_backup_vault::{Hsm, HsmConfig, HsmSecrets, RecordChange};
+use e2ee_backup_vault::{drive, drive::DriveError};
 use rand_core::OsRng;
 
 const FLEET: &[u8] = b"fleet.test";
@@ -137,7 +137,7 @@ fn same_password_on_two_accounts_gives_unrelated_records() {
     assert_ne!(a.registration[..32], b.registration[..32]);
     assert_ne!(a.registration[32..96], b.registration[32..96]);
     // The same blinded element, evaluated for the two accounts, gives different elements.
-    use e2ee_backup_vault::suite::VaultSuite;
+    use e2ee_backup_vault::VaultSuite;
     use opaque_ke::{ClientRegistration, ServerRegistration, ServerSetup};
     let setup = ServerSetup::<VaultSuite>::new(&mut OsRng);
     let request =

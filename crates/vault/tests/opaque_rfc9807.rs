@@ -4,7 +4,7 @@
 //! them; every message, the export key and the session key must equal the vector's bytes.
 
 use e2ee_backup_testkit::{hex_of, published_vectors};
-use e2ee_backup_vault::suite::RfcSuite;
+use e2ee_backup_vault::RfcSuite;
 use opaque_ke::{
     ClientLogin, ClientLoginFinishParameters, ClientRegistration,
     ClientRegistrationFinishParameters, CredentialFinalization, CredentialRequest,

@@ -3,8 +3,8 @@
 //! client would, and fails against a vault that evaluates a live registration's OPRF key outside
 //! a charged login.
 
-use e2ee_backup_vault::messages::{RefusalReason, Request, Response};
-use e2ee_backup_vault::suite::KsfProfile;
+use e2ee_backup_vault::KsfProfile;
+use e2ee_backup_vault::{RefusalReason, Request, Response};
 
 mod common;
 

@@ -21,7 +21,7 @@ use e2ee_backup_snapshot::blob::open_blob;
 use e2ee_backup_snapshot::{
     AccountKeys, BlobName, Error as SnapshotError, Manifest, MediaKeys, MediaRootKey, open_manifest,
 };
-use e2ee_backup_vault::fleet::PinnedFleet;
+use e2ee_backup_vault::PinnedFleet;
 use ed25519_dalek::VerifyingKey;
 use serde_json::{Value, json};
 

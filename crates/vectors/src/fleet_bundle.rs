@@ -2,10 +2,11 @@
 //! the last accepted epoch a client checks it with, and either the keys it yields or the error
 //! of the first failed check, in the spec's order.
 
-use e2ee_backup_vault::fleet::{
-    AUDITOR_LABEL, AUTHORITY_LABEL, Auditor, FleetAuthority, PinnedFleet,
+use e2ee_backup_vault::internal::wire::Writer;
+use e2ee_backup_vault::{
+    Auditor, FleetAuthority, PinnedFleet, internal::fleet::AUDITOR_LABEL,
+    internal::fleet::AUTHORITY_LABEL,
 };
-use e2ee_backup_vault::wire::Writer;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde_json::{Value, json};
 

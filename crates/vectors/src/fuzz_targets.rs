@@ -21,21 +21,19 @@ use e2ee_backup_format::{
 };
 use e2ee_backup_kdf::digits::{self, DIGITS};
 use e2ee_backup_kdf::{BackupKey, KeyParseError};
-use e2ee_backup_vault::channel::{
-    self, ChannelError, FleetPublicKey, FleetSecretKey, RequestEnvelope,
-};
-use e2ee_backup_vault::client::{Endpoint, Login, Registration};
-use e2ee_backup_vault::fleet::{Auditor, FleetAuthority, FleetBundle, PinnedFleet};
-use e2ee_backup_vault::hsm::{
+use e2ee_backup_vault::KsfProfile;
+use e2ee_backup_vault::MemoryVault;
+use e2ee_backup_vault::internal::wire::Writer;
+use e2ee_backup_vault::internal::wrap::SEALED_KEY_LEN;
+use e2ee_backup_vault::peer;
+use e2ee_backup_vault::{AccountRecord, AccountState, internal::record::REGISTRATION_LEN};
+use e2ee_backup_vault::{Auditor, FleetAuthority, FleetBundle, PinnedFleet};
+use e2ee_backup_vault::{ChannelError, FleetPublicKey, FleetSecretKey, envelope::RequestEnvelope};
+use e2ee_backup_vault::{
     Command, Hsm, HsmConfig, HsmError, HsmSecrets, RecordChange, UNCHARGED_REMAINING,
 };
-use e2ee_backup_vault::memory::MemoryVault;
-use e2ee_backup_vault::messages::{RefusalReason, Request, Response};
-use e2ee_backup_vault::peer;
-use e2ee_backup_vault::record::{AccountRecord, AccountState, REGISTRATION_LEN};
-use e2ee_backup_vault::suite::KsfProfile;
-use e2ee_backup_vault::wire::Writer;
-use e2ee_backup_vault::wrap::SEALED_KEY_LEN;
+use e2ee_backup_vault::{Endpoint, Login, Registration};
+use e2ee_backup_vault::{RefusalReason, Request, Response};
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 
@@ -607,12 +605,14 @@ pub fn vault_envelope(data: &[u8]) {
     let parsed = RequestEnvelope::parse(data);
     if let Ok(envelope) = &parsed {
         let account = envelope.account_id();
-        assert!((1..=channel::MAX_ACCOUNT_ID_LEN).contains(&account.len()));
+        assert!((1..=e2ee_backup_vault::MAX_ID_LEN).contains(&account.len()));
         let ciphertext = envelope.ciphertext();
-        let bounds = channel::TAG_LEN..=channel::MAX_PLAINTEXT_LEN + channel::TAG_LEN;
+        let bounds = e2ee_backup_vault::envelope::TAG_LEN
+            ..=e2ee_backup_vault::envelope::MAX_PLAINTEXT_LEN
+                + e2ee_backup_vault::envelope::TAG_LEN;
         assert!(bounds.contains(&ciphertext.len()));
         let rebuilt = Writer::new()
-            .u8(channel::VERSION)
+            .u8(e2ee_backup_vault::envelope::VERSION)
             .u8(envelope.key_id())
             .vec16(account)
             .bytes(envelope.enc())
@@ -701,7 +701,10 @@ pub fn vault_hsm_plaintext(data: &[u8]) {
     for account in [VAULT_ACCOUNT, VAULT_GHOST] {
         let before = vault.record(account).cloned();
         let Some(response) = fixture.ask(&mut vault, &mut rng, account, data) else {
-            assert!(data.len() > channel::MAX_PLAINTEXT_LEN, "a short plaintext does not seal");
+            assert!(
+                data.len() > e2ee_backup_vault::envelope::MAX_PLAINTEXT_LEN,
+                "a short plaintext does not seal"
+            );
             return;
         };
         let after = vault.record(account);
@@ -1000,8 +1003,9 @@ impl VaultFixture {
     /// The plaintext of one of the fixture's envelopes.
     fn plaintext(&self, name: &str) -> Vec<u8> {
         let envelope = RequestEnvelope::parse(self.envelope(name)).expect("a fixture envelope");
-        let (plaintext, _) = channel::open_request(&self.channel_key, VAULT_FLEET, &envelope)
-            .expect("the fixture's envelopes open");
+        let (plaintext, _) =
+            e2ee_backup_vault::envelope::open_request(&self.channel_key, VAULT_FLEET, &envelope)
+                .expect("the fixture's envelopes open");
         plaintext.to_vec()
     }
 
@@ -1024,8 +1028,14 @@ impl VaultFixture {
         account: &[u8],
         plaintext: &[u8],
     ) -> Option<Response> {
-        let sealed =
-            channel::seal_request(rng, VAULT_FLEET, self.key_id, &self.public, account, plaintext);
+        let sealed = e2ee_backup_vault::envelope::seal_request(
+            rng,
+            VAULT_FLEET,
+            self.key_id,
+            &self.public,
+            account,
+            plaintext,
+        );
         let (envelope, pending) = match sealed {
             Ok(sealed) => sealed,
             Err(ChannelError::PlaintextTooLong(len)) if len == plaintext.len() => return None,

@@ -11,11 +11,11 @@
 //! one scripted client and one driver, and each case is written next to the check that replays it.
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::{Endpoint, Login, Registration};
-use e2ee_backup_vault::hsm::{Command, Decision, Hsm, HsmConfig, HsmSecrets, RecordChange};
+use e2ee_backup_vault::AccountRecord;
+use e2ee_backup_vault::KsfProfile;
 use e2ee_backup_vault::peer;
-use e2ee_backup_vault::record::AccountRecord;
-use e2ee_backup_vault::suite::KsfProfile;
+use e2ee_backup_vault::{Command, Decision, Hsm, HsmConfig, HsmSecrets, RecordChange};
+use e2ee_backup_vault::{Endpoint, Login, Registration};
 use rand_core::{CryptoRng, RngCore};
 use serde_json::{Value, json};
 

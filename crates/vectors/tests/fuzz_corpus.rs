@@ -266,8 +266,8 @@ fn vault_hsm_plaintext_corpus() {
 /// ticket.
 #[test]
 fn vault_seeds_reach_their_paths() {
-    use e2ee_backup_vault::messages::{Request, Response};
-    use e2ee_backup_vault::record::{AccountRecord, AccountState};
+    use e2ee_backup_vault::{AccountRecord, AccountState};
+    use e2ee_backup_vault::{Request, Response};
 
     let seeds = |target| vault_seed_corpus(target).into_iter().collect::<Vec<_>>();
     let find = |seeds: &[(String, Vec<u8>)], name: &str| {
@@ -310,7 +310,7 @@ fn vault_seeds_reach_their_paths() {
     assert_eq!(records.iter().filter(|(_, r)| AccountRecord::decode(r).is_ok()).count(), 3);
 
     let fleet = seeds("vault_fleet_bundle");
-    use e2ee_backup_vault::fleet::FleetBundle;
+    use e2ee_backup_vault::FleetBundle;
     assert!(FleetBundle::decode(&find(&fleet, "body")).is_ok());
     assert!(FleetBundle::decode(&find(&fleet, "body-duplicate-key-id")).is_err());
 

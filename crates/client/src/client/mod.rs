@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::Endpoint;
+use e2ee_backup_vault::Endpoint;
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 use zeroize::Zeroizing;
@@ -262,7 +262,7 @@ fn mode_name(mode: &Mode) -> &'static str {
 
 /// Refuses an account identifier that is not 1 to 64 bytes, the vault's limit.
 fn check_account(account: &str) -> Result<()> {
-    if !e2ee_backup_vault::ids::valid_len(account.as_bytes()) {
+    if !e2ee_backup_vault::valid_len(account.as_bytes()) {
         return Err(Error::InvalidAccount { len: account.len() });
     }
     Ok(())

@@ -2,7 +2,7 @@
 //! giving it another account (spec section 5.3: `set_store`, `set_vault`, `set_account`; the
 //! vault's fleet bundle is checked as in section 5.3.1 before anything is saved).
 
-use e2ee_backup_vault::client::Endpoint;
+use e2ee_backup_vault::Endpoint;
 
 use super::{Client, check_account};
 use crate::error::{Error, Result};

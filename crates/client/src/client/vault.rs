@@ -3,9 +3,7 @@
 //! the move to LockedOut (5.3.2), registration and the deletion of the vault record.
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::{
-    AwaitingRegisterChallenge, Endpoint, LoggedIn, Login, Registration,
-};
+use e2ee_backup_vault::{AwaitingRegisterChallenge, Endpoint, LoggedIn, Login, Registration};
 use rand_core::OsRng;
 
 use super::Client;

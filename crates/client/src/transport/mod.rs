@@ -1,6 +1,6 @@
 //! How the client reaches the vault (spec section 5.3): a small seam with an HTTP
 //! implementation (spec section 4.15) and an in-memory one over
-//! [`e2ee_backup_vault::memory::MemoryVault`].
+//! [`e2ee_backup_vault::MemoryVault`].
 //!
 //! The transport moves opaque bytes: requests are HPKE-sealed to the pinned fleet and answers
 //! are sealed back, so neither the transport nor the relay behind it can read or forge them.
@@ -8,10 +8,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use e2ee_backup_vault::fleet::{FleetAuthority, FleetBundle};
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets};
-use e2ee_backup_vault::memory::MemoryVault;
-use e2ee_backup_vault::suite::KsfProfile;
+use e2ee_backup_vault::KsfProfile;
+use e2ee_backup_vault::MemoryVault;
+use e2ee_backup_vault::{FleetAuthority, FleetBundle};
+use e2ee_backup_vault::{Hsm, HsmConfig, HsmSecrets};
 use rand_core::OsRng;
 
 use crate::error::{Error, Result};

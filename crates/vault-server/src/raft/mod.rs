@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use e2ee_backup_vault::hsm::{Command, Decision, Hsm};
+use e2ee_backup_vault::{Command, Decision, Hsm};
 use openraft::error::{Fatal, InitializeError, RaftError};
 use openraft::network::RaftNetworkFactory;
 use openraft::{ConfigError, ServerState, StorageError};
@@ -107,7 +107,7 @@ pub struct Tuning {
     pub election_max_ms: u64,
     /// Entries applied since the last snapshot that trigger a new one, at least; a replica
     /// that holds more records waits for as many entries as it holds records
-    /// ([`snapshot::snapshot_as_the_log_grows`]). The log up to a snapshot is then purged,
+    /// (`snapshot_as_the_log_grows`). The log up to a snapshot is then purged,
     /// keeping `snapshot_after / 10` entries for followers that lag.
     pub snapshot_after: u64,
 }

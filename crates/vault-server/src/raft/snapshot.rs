@@ -5,7 +5,7 @@
 
 use std::io::Cursor;
 
-use e2ee_backup_vault::record::AccountRecord;
+use e2ee_backup_vault::AccountRecord;
 use openraft::{LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StoredMembership};
 use rand_core::{OsRng, RngCore as _};
 use redb::{Durability, ReadableTable as _};

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
-use e2ee_backup_vault::hsm::Hsm;
+use e2ee_backup_vault::Hsm;
 use openraft::storage::RaftStateMachine;
 use openraft::{Entry, EntryPayload, LogId, Snapshot, SnapshotMeta, StoredMembership};
 use redb::{Database, Durability};

@@ -6,7 +6,7 @@
 use std::fmt::Debug;
 use std::io::Cursor;
 
-use e2ee_backup_vault::hsm::{Command, Decision};
+use e2ee_backup_vault::{Command, Decision};
 use openraft::Entry;
 use serde::{Deserialize, Serialize};
 

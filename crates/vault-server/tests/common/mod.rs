@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use e2ee_backup_vault::client::Endpoint;
+use e2ee_backup_vault::Endpoint;
 use e2ee_backup_vault_server::client::{self, HttpVault};
 use e2ee_backup_vault_server::files::{
     CONFIG_FILE, ConfigFile, FleetPin, PIN_FILE, replica_dir, unix_now,

@@ -4,12 +4,12 @@
 #![allow(dead_code)]
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::channel;
-use e2ee_backup_vault::client::{Endpoint, Registration};
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets};
-use e2ee_backup_vault::memory::MemoryVault;
-use e2ee_backup_vault::messages::{Request, Response};
-use e2ee_backup_vault::suite::KsfProfile;
+
+use e2ee_backup_vault::KsfProfile;
+use e2ee_backup_vault::MemoryVault;
+use e2ee_backup_vault::{Endpoint, Registration};
+use e2ee_backup_vault::{Hsm, HsmConfig, HsmSecrets};
+use e2ee_backup_vault::{Request, Response};
 use rand_core::OsRng;
 
 pub const FLEET: &[u8] = b"fleet.test";
@@ -19,7 +19,7 @@ pub struct Attacker {
     pub vault: MemoryVault,
     pub endpoint: Endpoint,
     key_id: u8,
-    public: channel::FleetPublicKey,
+    public: e2ee_backup_vault::FleetPublicKey,
 }
 
 impl Attacker {
@@ -34,7 +34,7 @@ impl Attacker {
 
     /// Seals `request` as any client can, sends it and opens the answer.
     pub fn send(&mut self, account: &[u8], request: &Request) -> Response {
-        let (envelope, pending) = channel::seal_request(
+        let (envelope, pending) = e2ee_backup_vault::envelope::seal_request(
             &mut OsRng,
             FLEET,
             self.key_id,
@@ -88,7 +88,7 @@ impl Attacker {
 
 /// A valid blinded element: the one of a real client's KE1.
 pub fn blinded_element() -> [u8; 32] {
-    let started = opaque_ke::ClientLogin::<e2ee_backup_vault::suite::VaultSuite>::start(
+    let started = opaque_ke::ClientLogin::<e2ee_backup_vault::VaultSuite>::start(
         &mut OsRng,
         b"candidate password",
     )
@@ -98,11 +98,9 @@ pub fn blinded_element() -> [u8; 32] {
 
 /// The client nonce and key share of a real KE1.
 pub fn fresh_ke1_tail() -> [u8; 64] {
-    let started = opaque_ke::ClientLogin::<e2ee_backup_vault::suite::VaultSuite>::start(
-        &mut OsRng,
-        b"anything",
-    )
-    .unwrap();
+    let started =
+        opaque_ke::ClientLogin::<e2ee_backup_vault::VaultSuite>::start(&mut OsRng, b"anything")
+            .unwrap();
     started.message.serialize()[32..].try_into().unwrap()
 }
 
@@ -111,7 +109,7 @@ pub fn valid_upload() -> [u8; 192] {
     use opaque_ke::{
         ClientRegistration, ClientRegistrationFinishParameters, ServerRegistration, ServerSetup,
     };
-    type S = e2ee_backup_vault::suite::VaultSuite;
+    type S = e2ee_backup_vault::VaultSuite;
     let setup = ServerSetup::<S>::new(&mut OsRng);
     let start = ClientRegistration::<S>::start(&mut OsRng, b"pw").unwrap();
     let response = ServerRegistration::start(&setup, start.message, b"mia").unwrap();

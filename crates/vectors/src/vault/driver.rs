@@ -117,7 +117,7 @@ impl Run {
         // The plaintext, opened beside the HSM with the fleet's secret key.
         let parsed = RequestEnvelope::parse(envelope).ok();
         let plain = parsed.as_ref().and_then(|e| {
-            channel::open_request(&self.fleet_secret, &self.fleet_id, e).ok().map(|p| p.0.to_vec())
+            envelope::open_request(&self.fleet_secret, &self.fleet_id, e).ok().map(|p| p.0.to_vec())
         });
         if let (Some(p), Some(e)) = (&plain, &parsed) {
             mid["requestPlaintext"] = json!(hex::encode(p));
@@ -126,7 +126,10 @@ impl Run {
                 mid["request"] = json!(request.name());
                 if let Request::LoginStart { ke1 } = &request {
                     mid["attemptId"] =
-                        json!(hex::encode(hsm::attempt_id(e.account_id(), ke1.as_ref())));
+                        json!(hex::encode(e2ee_backup_vault::internal::ticket::attempt_id(
+                            e.account_id(),
+                            ke1.as_ref()
+                        )));
                 }
             }
         }
@@ -172,7 +175,7 @@ impl Run {
                 let (Some(ikm), Some(p), Some(e)) = (ikm, &plain, &parsed) else {
                     return Err("a sealed response to a request whose ikmE is unknown".into());
                 };
-                let (again, pending) = channel::seal_request_with_ephemeral_ikm(
+                let (again, pending) = envelope::seal_request_with_ephemeral_ikm(
                     ikm,
                     &self.fleet_id,
                     e.key_id(),

@@ -1,7 +1,7 @@
 //! Vectors for the Backup Key Vault protocol (spec chapter 4): `test-vectors/vault.json`.
 //!
-//! Every journey case drives the real client ([`e2ee_backup_vault::client`]) against the real
-//! HSM ([`e2ee_backup_vault::hsm`]) through a small in-memory driver, with a generator that
+//! Every journey case drives the real client ([`e2ee_backup_vault::Login`] and [`e2ee_backup_vault::Registration`]) against the real
+//! HSM ([`e2ee_backup_vault::Hsm`]) through a small in-memory driver, with a generator that
 //! records each `fill_bytes` call under the name of the step that made it
 //! (`client.login_start.draw[2]`, `hsm.login_start.draw[0]`, ...). The recorded draws are the
 //! case's inputs, in draw order; every envelope, response and stored record is an output.
@@ -27,23 +27,22 @@
 //! case). They share this module's imports and constants, and each other's items, through
 //! `pub(super)`: together they are one generator.
 
+use e2ee_backup_vault::{envelope, internal::wrap};
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_kdf::schedule::vault_wrapping_key;
-use e2ee_backup_vault::channel::{
-    self, ChannelError, FleetPublicKey, FleetSecretKey, RequestEnvelope,
-};
-use e2ee_backup_vault::client::{
+use e2ee_backup_vault::AccountRecord;
+use e2ee_backup_vault::{
     AwaitingLoginChallenge, AwaitingRegisterChallenge, ClientError, Endpoint, LoggedIn, Login,
     Registration,
 };
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmError, HsmSecrets, RecordChange};
-use e2ee_backup_vault::messages::{Request, Response};
-use e2ee_backup_vault::record::AccountRecord;
-use e2ee_backup_vault::suite::{CONTEXT, Identities, KsfProfile, VaultSuite};
-use e2ee_backup_vault::{hsm, wrap};
+use e2ee_backup_vault::{ChannelError, FleetPublicKey, FleetSecretKey, envelope::RequestEnvelope};
+use e2ee_backup_vault::{Hsm, HsmConfig, HsmError, HsmSecrets, RecordChange};
+use e2ee_backup_vault::{Identities, KsfProfile, VaultSuite, internal::suite::CONTEXT};
+use e2ee_backup_vault::{Request, Response};
+
 use opaque_ke::{
     ClientLogin, ClientLoginFinishParameters, ClientRegistration,
     ClientRegistrationFinishParameters, CredentialResponse, RegistrationResponse,

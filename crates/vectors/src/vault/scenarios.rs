@@ -113,14 +113,14 @@ pub(super) fn journey(
                 state.receive(&mut run.draws, &bytes).map_err(|e| format!("{e:?}"))?;
             // The KE3 the client sealed, under the wrong ticket, sealed again.
             let env = RequestEnvelope::parse(&envelope).map_err(|e| e.to_string())?;
-            let (plain, _) = channel::open_request(&run.fleet_secret, &run.fleet_id, &env)
+            let (plain, _) = envelope::open_request(&run.fleet_secret, &run.fleet_id, &env)
                 .map_err(|e| e.to_string())?;
             let Ok(Request::LoginFinish { ke3, .. }) = Request::decode(&plain) else {
                 return Err("no LoginFinish".into());
             };
             let request = Request::LoginFinish { ticket, ke3 };
             run.draws.begin("client.login_finish_resealed");
-            let (envelope, pending) = channel::seal_request(
+            let (envelope, pending) = envelope::seal_request(
                 &mut run.draws,
                 &run.fleet_id,
                 env.key_id(),
@@ -489,12 +489,12 @@ impl Run {
         edit: impl FnOnce(&mut Request),
     ) -> Result<Vec<u8>, String> {
         let env = RequestEnvelope::parse(envelope).map_err(|e| e.to_string())?;
-        let (plain, _) = channel::open_request(&self.fleet_secret, &self.fleet_id, &env)
+        let (plain, _) = envelope::open_request(&self.fleet_secret, &self.fleet_id, &env)
             .map_err(|e| e.to_string())?;
         let mut request = Request::decode(&plain).map_err(|e| e.to_string())?;
         edit(&mut request);
         self.draws.begin("client.resealed");
-        let (envelope, _) = channel::seal_request(
+        let (envelope, _) = envelope::seal_request(
             &mut self.draws,
             &self.fleet_id,
             env.key_id(),
@@ -509,7 +509,7 @@ impl Run {
     /// The plaintext of a request envelope the client made, opened with the fleet's secret.
     pub(super) fn plaintext_of(&self, envelope: &[u8]) -> Result<Vec<u8>, String> {
         let env = RequestEnvelope::parse(envelope).map_err(|e| e.to_string())?;
-        let (plain, _) = channel::open_request(&self.fleet_secret, &self.fleet_id, &env)
+        let (plain, _) = envelope::open_request(&self.fleet_secret, &self.fleet_id, &env)
             .map_err(|e| e.to_string())?;
         Ok(plain.to_vec())
     }
@@ -520,7 +520,7 @@ impl Run {
     pub(super) fn send_crafted(&mut self, plaintext: &[u8]) -> Result<Response, String> {
         self.draws.begin("client.crafted");
         let (key_id, public) = self.endpoint.key();
-        let (envelope, pending) = channel::seal_request(
+        let (envelope, pending) = envelope::seal_request(
             &mut self.draws,
             &self.fleet_id,
             key_id,

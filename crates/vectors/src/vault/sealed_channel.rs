@@ -20,11 +20,11 @@ pub(super) fn run_channel(config: &Value, inputs: &Value) -> Result<Value, Strin
     let public = secret.public_key();
     let mut intermediates = json!({ "fleetSecretKey": hex::encode(*secret.to_bytes()) });
     // An id out of its bounds has no info (spec 4.4).
-    if let Ok(info) = channel::request_info(channel::VERSION, &fleet_id, &account, key_id) {
+    if let Ok(info) = envelope::request_info(envelope::VERSION, &fleet_id, &account, key_id) {
         intermediates["info"] = json!(hex::encode(info));
     }
     let mut outputs = json!({ "fleetPublicKey": hex::encode(public.as_bytes()) });
-    let sealed = channel::seal_request_with_ephemeral_ikm(
+    let sealed = envelope::seal_request_with_ephemeral_ikm(
         &ikm_e, &fleet_id, key_id, &public, &account, &request,
     );
     let (envelope, pending) = match sealed {
@@ -54,7 +54,7 @@ pub(super) fn run_channel(config: &Value, inputs: &Value) -> Result<Value, Strin
     expect_eq(
         "the envelope's ciphertext length",
         parsed.ciphertext().len(),
-        request.len() + channel::TAG_LEN,
+        request.len() + envelope::TAG_LEN,
     )?;
     outputs["enc"] = json!(hex::encode(parsed.enc()));
     outputs["envelope"] = json!(hex::encode(&envelope));
@@ -65,7 +65,7 @@ pub(super) fn run_channel(config: &Value, inputs: &Value) -> Result<Value, Strin
         None => envelope.clone(),
     };
     let opened = RequestEnvelope::parse(&delivered)
-        .and_then(|d| channel::open_request(&secret, &open_fleet, &d));
+        .and_then(|d| envelope::open_request(&secret, &open_fleet, &d));
     match opened {
         Err(e) => error = Some(channel_error(&e)),
         Ok((opened, sealer)) => {

@@ -20,12 +20,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::{Endpoint, Login};
+use e2ee_backup_vault::KsfProfile;
+use e2ee_backup_vault::MemoryVault;
+use e2ee_backup_vault::PinnedFleet;
 use e2ee_backup_vault::drive;
-use e2ee_backup_vault::fleet::PinnedFleet;
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets};
-use e2ee_backup_vault::memory::MemoryVault;
-use e2ee_backup_vault::suite::KsfProfile;
+use e2ee_backup_vault::{Endpoint, Login};
+use e2ee_backup_vault::{Hsm, HsmConfig, HsmSecrets};
 use rand_core::{OsRng, RngCore as _};
 use thiserror::Error;
 
@@ -354,7 +354,7 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
 /// account's next successful login clears it.
 fn detect_profile(
     http: &mut HttpVault,
-    bundle: &e2ee_backup_vault::fleet::FleetBundle,
+    bundle: &e2ee_backup_vault::FleetBundle,
     account: &[u8],
 ) -> Result<u8, LoadError> {
     let strict = Endpoint::from_bundle(bundle).map_err(JourneyError::from)?;
@@ -362,7 +362,7 @@ fn detect_profile(
         Login::start(&mut OsRng, &strict, account, b"load password").map_err(JourneyError::from)?;
     let response = http.call(account, &request).map_err(JourneyError::from)?;
     match state.receive(&mut OsRng, &response) {
-        Err(e2ee_backup_vault::client::ClientError::WeakKsf(code)) => Ok(code),
+        Err(e2ee_backup_vault::ClientError::WeakKsf(code)) => Ok(code),
         Ok(_) => Ok(KsfProfile::Mobile.code()),
         Err(e) => Err(LoadError::Setup(e.into())),
     }

@@ -18,12 +18,12 @@ use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::Endpoint;
+use e2ee_backup_vault::AccountRecord;
+use e2ee_backup_vault::Endpoint;
+use e2ee_backup_vault::KsfProfile;
+use e2ee_backup_vault::MemoryVault;
 use e2ee_backup_vault::drive;
-use e2ee_backup_vault::hsm::{Hsm, HsmConfig, HsmSecrets, RecordChange};
-use e2ee_backup_vault::memory::MemoryVault;
-use e2ee_backup_vault::record::AccountRecord;
-use e2ee_backup_vault::suite::KsfProfile;
+use e2ee_backup_vault::{Hsm, HsmConfig, HsmSecrets, RecordChange};
 use rand_core::OsRng;
 use sha2::{Digest as _, Sha256};
 

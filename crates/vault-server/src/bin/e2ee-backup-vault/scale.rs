@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::client::Endpoint;
-use e2ee_backup_vault::fleet::PinnedFleet;
+use e2ee_backup_vault::Endpoint;
+use e2ee_backup_vault::PinnedFleet;
 use rand_core::{OsRng, RngCore as _};
 use thiserror::Error;
 
