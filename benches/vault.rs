@@ -21,7 +21,15 @@
 //! Group `vault-mobile`: `client_login_finish` with the `Mobile` profile (Argon2id, 16 MiB, 32
 //! passes), in 10 samples of one call.
 
-use e2ee_backup_vault::envelope;
+use e2ee_backup_vault::{
+    AccountId, AccountRecord, AccountState, Endpoint, FleetId, FleetPublicKey, FleetSecretKey, Hsm,
+    HsmConfig, HsmSecrets, KsfProfile, Login, RecordChange, Registration, Request, Response,
+    envelope::{self, HpkeAead, HpkeKdf, HpkeKem, RESPONSE_EXPORT_LABEL, RequestEnvelope},
+    internal::{
+        suite::CONTEXT, ticket::LOGIN_TICKET_KEY_LABEL, ticket::REGISTRATION_TICKET_KEY_LABEL,
+        ticket::REGISTRATION_TICKET_LABEL, ticket::TICKET_LABEL,
+    },
+};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -33,19 +41,6 @@ use criterion::{BatchSize, Criterion, SamplingMode, criterion_group, criterion_m
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::{AccountRecord, AccountState};
-use e2ee_backup_vault::{Endpoint, Login, Registration};
-use e2ee_backup_vault::{
-    FleetPublicKey, FleetSecretKey, envelope::HpkeAead, envelope::HpkeKdf, envelope::HpkeKem,
-    envelope::RESPONSE_EXPORT_LABEL, envelope::RequestEnvelope,
-};
-use e2ee_backup_vault::{Hsm, HsmConfig, HsmSecrets, RecordChange};
-use e2ee_backup_vault::{KsfProfile, internal::suite::CONTEXT};
-use e2ee_backup_vault::{Request, Response};
-use e2ee_backup_vault::{
-    internal::ticket::LOGIN_TICKET_KEY_LABEL, internal::ticket::REGISTRATION_TICKET_KEY_LABEL,
-    internal::ticket::REGISTRATION_TICKET_LABEL, internal::ticket::TICKET_LABEL,
-};
 use hkdf_12::{Hkdf, HkdfExtract};
 use hmac_12::{Hmac, Mac};
 use hpke::aead::AeadTag;
@@ -76,18 +71,24 @@ struct Vault {
 
 impl Vault {
     fn new(profile: KsfProfile) -> Self {
-        let secrets = HsmSecrets::generate(&mut OsRng, FLEET);
+        let secrets = HsmSecrets::generate(&mut OsRng, FleetId::from_static(FLEET));
         let bytes = secrets.to_bytes().to_vec();
         let (key_id, public) = secrets.public_keys()[0];
         let config = HsmConfig { ksf_profile: profile, ..HsmConfig::default() };
         let hsm = Hsm::new(secrets, config).expect("a valid configuration");
-        let endpoint = Endpoint::new(FLEET, key_id, public).accepting_fast_ksf();
+        let endpoint =
+            Endpoint::new(FleetId::from_static(FLEET), key_id, public).accepting_fast_ksf();
         let mut vault =
             Self { hsm, endpoint, records: Records::new(), secrets: bytes, key_id, public };
         let mut records = Records::new();
-        let (state, request) =
-            Registration::start(&mut OsRng, &vault.endpoint, ACCOUNT, PASSWORD, None)
-                .expect("registration starts");
+        let (state, request) = Registration::start(
+            &mut OsRng,
+            &vault.endpoint,
+            AccountId::from_static(ACCOUNT),
+            PASSWORD,
+            None,
+        )
+        .expect("registration starts");
         let challenge = vault.serve(&mut records, &request);
         let key = BackupKey::generate();
         let (state, request) =
@@ -143,7 +144,13 @@ impl Vault {
 
     /// A KE1 envelope for `account` with the right password, and the client waiting for KE2.
     fn ke1(&self, account: &[u8]) -> (e2ee_backup_vault::AwaitingLoginChallenge, Vec<u8>) {
-        Login::start(&mut OsRng, &self.endpoint, account, PASSWORD).expect("login starts")
+        Login::start(
+            &mut OsRng,
+            &self.endpoint,
+            AccountId::new(account).expect("the bench accounts are 1 to 64 bytes"),
+            PASSWORD,
+        )
+        .expect("login starts")
     }
 
     /// A whole retrieval prepared: the KE1 envelope, the records it leaves, and the KE3
@@ -162,14 +169,28 @@ fn client(c: &mut Criterion, vault: &Vault) {
     let key = BackupKey::generate();
     let ep = &vault.endpoint;
     group.bench_function("client_register_start", |b| {
-        b.iter(|| Registration::start(&mut OsRng, ep, ACCOUNT, black_box(PASSWORD), None))
+        b.iter(|| {
+            Registration::start(
+                &mut OsRng,
+                ep,
+                AccountId::from_static(ACCOUNT),
+                black_box(PASSWORD),
+                None,
+            )
+        })
     });
     let mut records = vault.records.clone();
     group.bench_function("client_register_finish", |b| {
         b.iter_batched(
             || {
-                let (state, request) = Registration::start(&mut OsRng, ep, ACCOUNT, PASSWORD, None)
-                    .expect("registration starts");
+                let (state, request) = Registration::start(
+                    &mut OsRng,
+                    ep,
+                    AccountId::from_static(ACCOUNT),
+                    PASSWORD,
+                    None,
+                )
+                .expect("registration starts");
                 (state, vault.serve(&mut records, &request))
             },
             |(state, challenge)| {
@@ -179,7 +200,9 @@ fn client(c: &mut Criterion, vault: &Vault) {
         )
     });
     group.bench_function("client_login_start", |b| {
-        b.iter(|| Login::start(&mut OsRng, ep, ACCOUNT, black_box(PASSWORD)))
+        b.iter(|| {
+            Login::start(&mut OsRng, ep, AccountId::from_static(ACCOUNT), black_box(PASSWORD))
+        })
     });
     group.bench_function("client_login_finish", |b| login_finish(b, vault));
     group.finish();

@@ -6,8 +6,7 @@
 use std::path::PathBuf;
 
 use e2ee_backup_kdf::KeyParseError;
-use e2ee_backup_vault::ClientError;
-use e2ee_backup_vault::FleetError;
+use e2ee_backup_vault::{ClientError, FleetError};
 use thiserror::Error;
 
 /// What a client operation failed with.

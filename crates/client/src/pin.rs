@@ -14,8 +14,7 @@
 //! with their line, so a typo does not silently drop the auditor; a printable-ASCII fleet id;
 //! Ed25519 keys that are not of small order.
 
-use e2ee_backup_vault::PinError;
-use e2ee_backup_vault::PinnedFleet;
+use e2ee_backup_vault::{PinError, PinnedFleet};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};

@@ -50,8 +50,10 @@ use std::sync::Mutex;
 
 use aes_gcm_10::aead::{Aead, KeyInit, Payload};
 use aes_gcm_10::{Aes256Gcm, Nonce};
-use e2ee_backup_vault::{AccountRecord, AccountState};
-use e2ee_backup_vault::{internal::wire::Reader, internal::wire::Writer};
+use e2ee_backup_vault::{
+    AccountRecord, AccountState,
+    internal::{wire::Reader, wire::Writer},
+};
 use rand_core::{OsRng, RngCore as _};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;

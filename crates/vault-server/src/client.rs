@@ -17,9 +17,10 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs as _};
 use std::time::Duration;
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::{ClientError, Endpoint, LoggedIn};
-use e2ee_backup_vault::{FleetBundle, FleetError, PinnedFleet};
-use e2ee_backup_vault::{drive, drive::DriveError, drive::Exchange};
+use e2ee_backup_vault::{
+    AccountId, ClientError, Endpoint, FleetBundle, FleetError, LoggedIn, PinnedFleet,
+    drive::{self, DriveError, Exchange},
+};
 use rand_core::OsRng;
 use thiserror::Error;
 
@@ -362,7 +363,7 @@ impl From<DriveError<HttpError>> for JourneyError {
 pub fn register(
     http: &mut HttpVault,
     endpoint: &Endpoint,
-    account: &[u8],
+    account: AccountId<'_>,
     password: &[u8],
     key: &BackupKey,
 ) -> Result<u8, JourneyError> {
@@ -373,7 +374,7 @@ pub fn register(
 pub fn login(
     http: &mut HttpVault,
     endpoint: &Endpoint,
-    account: &[u8],
+    account: AccountId<'_>,
     password: &[u8],
 ) -> Result<LoggedIn, JourneyError> {
     Ok(drive::login(http, &mut OsRng, endpoint, account, password)?)
@@ -384,7 +385,7 @@ pub fn login(
 pub fn change_password(
     http: &mut HttpVault,
     session: LoggedIn,
-    account: &[u8],
+    account: AccountId<'_>,
     new_password: &[u8],
     rotate_to: Option<&BackupKey>,
 ) -> Result<BackupKey, JourneyError> {
@@ -392,6 +393,10 @@ pub fn change_password(
 }
 
 /// Deletes the account's record after a login ([`drive::delete`] over HTTP).
-pub fn delete(http: &mut HttpVault, session: LoggedIn, account: &[u8]) -> Result<(), JourneyError> {
+pub fn delete(
+    http: &mut HttpVault,
+    session: LoggedIn,
+    account: AccountId<'_>,
+) -> Result<(), JourneyError> {
     Ok(drive::delete(http, &mut OsRng, session, account)?)
 }

@@ -19,10 +19,10 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
-use e2ee_backup_vault::KsfProfile;
-use e2ee_backup_vault::PinError;
-use e2ee_backup_vault::{DEFAULT_BUDGET, HsmConfig, HsmSecrets};
-use e2ee_backup_vault::{FleetAuthority, FleetBundle, PinnedFleet};
+use e2ee_backup_vault::{
+    DEFAULT_BUDGET, FleetAuthority, FleetBundle, FleetId, HsmConfig, HsmSecrets, KsfProfile,
+    PinError, PinnedFleet,
+};
 use ed25519_dalek::VerifyingKey;
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
@@ -384,7 +384,7 @@ impl FleetPin {
 
 /// Checks a fleet id: 1 to 64 printable ASCII characters, no spaces
 /// ([`e2ee_backup_vault::check_fleet_id`]).
-pub fn check_fleet_id(fleet_id: &str) -> Result<(), String> {
+pub fn check_fleet_id(fleet_id: &str) -> Result<FleetId<'_>, String> {
     e2ee_backup_vault::check_fleet_id(fleet_id)
 }
 
@@ -466,7 +466,7 @@ pub fn unix_now() -> u64 {
 /// configuration. Refuses to overwrite anything unless `force`; with `force` an existing
 /// record store is removed too (its records are bound to the old secrets).
 pub fn init(options: &InitOptions) -> Result<InitReport, FilesError> {
-    check_fleet_id(&options.fleet_id).map_err(FilesError::Option)?;
+    let fleet_id = check_fleet_id(&options.fleet_id).map_err(FilesError::Option)?;
     if options.budget == 0 {
         return Err(FilesError::Option("the budget must be 1 to 255".into()));
     }
@@ -497,7 +497,7 @@ pub fn init(options: &InitOptions) -> Result<InitReport, FilesError> {
         }
     }
 
-    let secrets = HsmSecrets::generate(&mut OsRng, options.fleet_id.as_bytes());
+    let secrets = HsmSecrets::generate(&mut OsRng, fleet_id);
     let authority = FleetAuthority::generate(&mut OsRng);
     let not_after = unix_now() + u64::from(options.bundle_days) * 86_400;
     let bundle = FleetBundle {
@@ -590,7 +590,7 @@ pub fn resign_bundle(
     let old = pin.0.verify(&old, 0, None).map_err(|e| invalid(&bundle_path, e.to_string()))?;
     let not_after = unix_now() + u64::from(days) * 86_400;
     let bundle = FleetBundle {
-        fleet_id: secrets.fleet_id().to_vec(),
+        fleet_id: secrets.fleet_id().as_bytes().to_vec(),
         epoch: old.epoch + 1,
         not_after,
         keys: secrets.public_keys(),

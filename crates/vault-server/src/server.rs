@@ -18,9 +18,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use e2ee_backup_vault::FleetError;
-use e2ee_backup_vault::{ChannelError, envelope::RequestEnvelope};
-use e2ee_backup_vault::{Hsm, HsmConfig, HsmError};
+use e2ee_backup_vault::{
+    ChannelError, FleetError, Hsm, HsmConfig, HsmError, envelope::RequestEnvelope,
+};
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use rand_core::{OsRng, RngCore as _};
 use sha2::Sha256;
@@ -567,7 +567,7 @@ fn load_setup(data_dir: &Path, policy: HsmConfig) -> Result<(Hsm, Vec<u8>), Serv
         .0
         .verify(&bundle, 0, None)
         .map_err(|source| SetupError::Bundle { path: bundle_path.clone(), source })?;
-    if checked.fleet_id != secrets.fleet_id() || checked.keys != secrets.public_keys() {
+    if checked.fleet_id != secrets.fleet_id().as_bytes() || checked.keys != secrets.public_keys() {
         return Err(SetupError::BundleKeys.into());
     }
     if checked.not_after < files::unix_now() {
@@ -692,7 +692,7 @@ impl RunningServer {
     ) -> Result<Self, ServerError> {
         let policy = config.policy;
         let relay_key = config.relay.verifying_key().map_err(SetupError::RelayKey)?;
-        let hsm_fleet_id = hsm.secrets().fleet_id().to_vec();
+        let hsm_fleet_id = hsm.secrets().fleet_id().as_bytes().to_vec();
         let mut log_key = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(log_key.as_mut());
         let forwarder = raft::http_client()

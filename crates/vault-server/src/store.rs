@@ -12,11 +12,10 @@
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
-use e2ee_backup_vault::RecordChange;
+use e2ee_backup_vault::{AccountRecord, RecordChange};
 use std::sync::Arc;
 
 use crate::at_rest::Keyring;
-use e2ee_backup_vault::AccountRecord;
 use redb::{Database, TableDefinition};
 use thiserror::Error;
 use zeroize::Zeroizing;

@@ -1,17 +1,15 @@
 //! Malformed requests over HTTP each get the status and error code of spec section 4.15, the
 //! server keeps serving, and a storage failure answers 503 without sending anything sealed.
 
-use e2ee_backup_vault::envelope;
+use e2ee_backup_vault::{
+    AccountId, AccountRecord, Endpoint, FleetBundle, Login, RecordChange, RefusalReason, Response,
+    envelope,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use e2ee_backup_kdf::BackupKey;
 
-use e2ee_backup_vault::AccountRecord;
-use e2ee_backup_vault::FleetBundle;
-use e2ee_backup_vault::RecordChange;
-use e2ee_backup_vault::{Endpoint, Login};
-use e2ee_backup_vault::{RefusalReason, Response};
 use e2ee_backup_vault_server::client::{self, HttpError, HttpVault, RawResponse};
 use e2ee_backup_vault_server::files::unix_now;
 use e2ee_backup_vault_server::{
@@ -51,7 +49,7 @@ fn malformed_requests_get_their_documented_errors() {
     let bundle = bundle(&mut http, &report);
     let ep = Endpoint::from_bundle(&bundle).unwrap().accepting_fast_ksf();
     let (key_id, public) = bundle.keys[0];
-    let (_, valid) = Login::start(&mut OsRng, &ep, b"ab", b"pw").unwrap();
+    let (_, valid) = Login::start(&mut OsRng, &ep, AccountId::from_static(b"ab"), b"pw").unwrap();
     let post = |http: &mut HttpVault, path: &str, body: &[u8]| {
         http.request("POST", &format!("/v1/vault/{path}"), Some(body)).unwrap()
     };
@@ -116,8 +114,11 @@ fn malformed_requests_get_their_documented_errors() {
 
     // Still serving: a valid client registers and gets its key back.
     let key = BackupKey::generate();
-    client::register(&mut http, &ep, b"after", b"pw", &key).unwrap();
-    assert_eq!(client::login(&mut http, &ep, b"after", b"pw").unwrap().key(), &key);
+    client::register(&mut http, &ep, AccountId::from_static(b"after"), b"pw", &key).unwrap();
+    assert_eq!(
+        client::login(&mut http, &ep, AccountId::from_static(b"after"), b"pw").unwrap().key(),
+        &key
+    );
 }
 
 /// The redb store, with writes that fail while `broken` is set.
@@ -153,10 +154,11 @@ fn a_failed_write_answers_503_and_sends_no_ke2() {
     let mut http = HttpVault::at(server.addr);
     let ep = Endpoint::from_bundle(&bundle(&mut http, &report)).unwrap().accepting_fast_ksf();
     let key = BackupKey::generate();
-    client::register(&mut http, &ep, b"carol", b"pw", &key).unwrap();
+    client::register(&mut http, &ep, AccountId::from_static(b"carol"), b"pw", &key).unwrap();
 
     store.broken.store(true, Ordering::SeqCst);
-    let (state, ke1) = Login::start(&mut OsRng, &ep, b"carol", b"pw").unwrap();
+    let (state, ke1) =
+        Login::start(&mut OsRng, &ep, AccountId::from_static(b"carol"), b"pw").unwrap();
     match http.call(b"carol", &ke1) {
         Err(HttpError::Server { status: 503, code, .. }) => assert_eq!(code, "storage"),
         other => panic!("expected 503 storage, got {other:?}"),

@@ -2,11 +2,10 @@
 //! exactly 5 get a KE2, the others are refused (`exhausted` while the 5 charged attempts are
 //! live, `locked` after), and once those attempts end the account is locked for good.
 
+use e2ee_backup_vault::{AccountId, AccountState, ClientError, Endpoint, Login};
 use std::sync::{Arc, Barrier};
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::AccountState;
-use e2ee_backup_vault::{ClientError, Endpoint, Login};
 use e2ee_backup_vault_server::client::{self, HttpVault, JourneyError};
 use e2ee_backup_vault_server::files::unix_now;
 use e2ee_backup_vault_server::{
@@ -42,8 +41,10 @@ fn concurrent_guesses_get_exactly_the_budget_in_ke2s() {
     let ep = Endpoint::from_bundle(&bundle).unwrap().accepting_fast_ksf();
     let (victim, bystander) = (b"victim".as_slice(), b"bystander".as_slice());
     let key = BackupKey::generate();
-    client::register(&mut http, &ep, victim, b"the real password", &key).unwrap();
-    client::register(&mut http, &ep, bystander, b"other password", &key).unwrap();
+    client::register(&mut http, &ep, AccountId::new(victim).unwrap(), b"the real password", &key)
+        .unwrap();
+    client::register(&mut http, &ep, AccountId::new(bystander).unwrap(), b"other password", &key)
+        .unwrap();
 
     // Every client prepares its KE1 and connection first, then all send at once.
     let barrier = Arc::new(Barrier::new(CLIENTS));
@@ -54,8 +55,13 @@ fn concurrent_guesses_get_exactly_the_budget_in_ke2s() {
                 let mut http = HttpVault::new(&url).unwrap();
                 http.health().unwrap();
                 let guess = format!("guess {i}");
-                let (state, ke1) =
-                    Login::start(&mut OsRng, &ep, b"victim", guess.as_bytes()).unwrap();
+                let (state, ke1) = Login::start(
+                    &mut OsRng,
+                    &ep,
+                    AccountId::from_static(b"victim"),
+                    guess.as_bytes(),
+                )
+                .unwrap();
                 barrier.wait();
                 let response = http.call(b"victim", &ke1).unwrap();
                 match state.receive(&mut OsRng, &response) {
@@ -80,7 +86,7 @@ fn concurrent_guesses_get_exactly_the_budget_in_ke2s() {
     assert_eq!(answers.iter().filter(|a| **a == Answer::Refused).count(), CLIENTS - 5);
 
     // While the charged attempts are live the real password gets no KE2 either.
-    match client::login(&mut http, &ep, victim, b"the real password") {
+    match client::login(&mut http, &ep, AccountId::new(victim).unwrap(), b"the real password") {
         Err(JourneyError::Vault(ClientError::Exhausted | ClientError::Locked)) => {}
         other => panic!("expected a refusal, got {:?}", other.err()),
     }
@@ -88,12 +94,14 @@ fn concurrent_guesses_get_exactly_the_budget_in_ke2s() {
     // and the real password no longer releases K. (The wait makes the expiry certain; nothing
     // is measured.)
     std::thread::sleep(std::time::Duration::from_millis(SESSION_LIFETIME * 1000 + 1200));
-    match client::login(&mut http, &ep, victim, b"the real password") {
+    match client::login(&mut http, &ep, AccountId::new(victim).unwrap(), b"the real password") {
         Err(JourneyError::Vault(ClientError::Locked)) => {}
         other => panic!("expected a locked account, got {:?}", other.err()),
     }
     // Other accounts are untouched.
-    let session = client::login(&mut http, &ep, bystander, b"other password").unwrap();
+    let session =
+        client::login(&mut http, &ep, AccountId::new(bystander).unwrap(), b"other password")
+            .unwrap();
     assert_eq!(session.key(), &key);
     server.shutdown().unwrap();
 

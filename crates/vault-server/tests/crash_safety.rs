@@ -3,13 +3,12 @@
 
 mod common;
 
+use e2ee_backup_vault::{AccountId, AccountState, ClientError, Login};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{Served, endpoint, init_dir};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::AccountState;
-use e2ee_backup_vault::{ClientError, Login};
 use e2ee_backup_vault_server::client::{self, JourneyError};
 use e2ee_backup_vault_server::{RecordStore as _, RedbStore};
 use rand_core::OsRng;
@@ -24,8 +23,9 @@ fn a_kill_between_ke2_and_ke3_keeps_the_charge_and_the_registration() {
     let server = Served::start(dir.path(), "serve-1.log");
     let mut http = server.http();
     let ep = endpoint(&mut http, dir.path());
-    client::register(&mut http, &ep, account, b"pw", &key).unwrap();
-    let (state, ke1) = Login::start(&mut OsRng, &ep, account, b"pw").unwrap();
+    client::register(&mut http, &ep, AccountId::new(account).unwrap(), b"pw", &key).unwrap();
+    let (state, ke1) =
+        Login::start(&mut OsRng, &ep, AccountId::new(account).unwrap(), b"pw").unwrap();
     let ke2 = http.call(account, &ke1).unwrap();
     let (awaiting_key, ke3) = state.receive(&mut OsRng, &ke2).unwrap();
     server.kill();
@@ -33,7 +33,7 @@ fn a_kill_between_ke2_and_ke3_keeps_the_charge_and_the_registration() {
     let server = Served::start(dir.path(), "serve-2.log");
     let mut http = server.http();
     // The killed attempt is still spent: a wrong guess now leaves 5 - 2.
-    match client::login(&mut http, &ep, account, b"wrong") {
+    match client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"wrong") {
         Err(JourneyError::Vault(ClientError::WrongPassword { remaining })) => {
             assert_eq!(remaining, 3)
         }
@@ -44,7 +44,10 @@ fn a_kill_between_ke2_and_ke3_keeps_the_charge_and_the_registration() {
     assert_eq!(done.key(), &key);
     assert_eq!(done.remaining(), 5);
     // And a fresh login works.
-    assert_eq!(client::login(&mut http, &ep, account, b"pw").unwrap().key(), &key);
+    assert_eq!(
+        client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"pw").unwrap().key(),
+        &key
+    );
     assert!(server.terminate());
 
     let store = RedbStore::open(dir.path()).expect("the store opens cleanly");
@@ -74,7 +77,9 @@ fn a_kill_during_a_storm_of_ke1s_never_leaves_an_unpaid_ke2() {
                 let account = format!("storm-{index}").into_bytes();
                 // Guess until the server dies or the account locks; count every KE2.
                 loop {
-                    let (state, ke1) = Login::start(&mut OsRng, &ep, &account, b"guess").unwrap();
+                    let (state, ke1) =
+                        Login::start(&mut OsRng, &ep, AccountId::new(&account).unwrap(), b"guess")
+                            .unwrap();
                     let Ok(response) = http.call(&account, &ke1) else { return };
                     match state.receive(&mut OsRng, &response) {
                         Err(ClientError::WrongPassword { .. }) => {

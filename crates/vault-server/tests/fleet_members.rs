@@ -3,13 +3,13 @@
 //! replica is removed; with two of the original replicas gone, the fleet of three voters
 //! still answers through the new replica, and node ids are not reused.
 
+use e2ee_backup_vault::{AccountId, Endpoint};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use common::cluster::{FleetProcesses, Signal};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::Endpoint;
 use e2ee_backup_vault_server::client::{self, HttpVault};
 use e2ee_backup_vault_server::files::{CONFIG_FILE, ConfigFile, replica_dir, unix_now};
 use e2ee_backup_vault_server::{InitOptions, KsfName, members};
@@ -69,7 +69,9 @@ fn a_replica_is_added_caught_up_and_an_old_one_removed() {
     let bundle = client::fetch_bundle(&mut http, &report.pin.0, unix_now(), None).unwrap();
     let ep = Endpoint::from_bundle(&bundle).unwrap().accepting_fast_ksf();
     let key = BackupKey::generate();
-    retrying(|| client::register(&mut http, &ep, b"early", b"early password", &key));
+    retrying(|| {
+        client::register(&mut http, &ep, AccountId::from_static(b"early"), b"early password", &key)
+    });
 
     // A fourth replica: prepared from replica 1, started, added through a follower's peer
     // address (the request follows to the leader).
@@ -121,7 +123,9 @@ fn a_replica_is_added_caught_up_and_an_old_one_removed() {
     assert_eq!(removed["removed"], 1, "{removed}");
     fleet.signal(1, Signal::Kill).unwrap();
     let mut http = HttpVault::new(&url(&fleet, fourth)).unwrap();
-    let session = retrying(|| client::login(&mut http, &ep, b"early", b"early password"));
+    let session = retrying(|| {
+        client::login(&mut http, &ep, AccountId::from_static(b"early"), b"early password")
+    });
     assert_eq!(session.key().expose_secret(), key.expose_secret());
     let status = fleet.status(fourth).expect("the new replica answers");
     assert_eq!(status["voters"], serde_json::json!([2, 3, 4]));
@@ -165,7 +169,12 @@ fn a_replica_snapshots_after_as_many_entries_as_it_holds_records() {
         for i in range {
             let (account, password) = (format!("scale-{i:07}"), format!("scale password {i}"));
             retrying(|| {
-                client::login(&mut http, &endpoint, account.as_bytes(), password.as_bytes())
+                client::login(
+                    &mut http,
+                    &endpoint,
+                    AccountId::new(account.as_bytes()).unwrap(),
+                    password.as_bytes(),
+                )
             });
         }
     };

@@ -14,6 +14,7 @@
 
 mod common;
 
+use e2ee_backup_vault::{AccountId, ClientError, Endpoint, LoggedIn, Login};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::panic::AssertUnwindSafe;
@@ -26,7 +27,6 @@ use std::time::{Duration, Instant};
 use common::cluster::{FleetProcesses, Signal};
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_testkit::proxy::Proxy;
-use e2ee_backup_vault::{ClientError, Endpoint, LoggedIn, Login};
 use e2ee_backup_vault_server::client::{self, HttpError, HttpVault, JourneyError};
 use e2ee_backup_vault_server::files::unix_now;
 use e2ee_backup_vault_server::files::{CONFIG_FILE, ConfigFile, FleetPin, PIN_FILE, replica_dir};
@@ -294,7 +294,8 @@ fn login_retrying(
     loop {
         attempt += 1;
         let mut http = HttpVault::at(fleet.apis[attempt % REPLICAS]).with_timeout(CLIENT_TIMEOUT);
-        match client::login(&mut http, &fleet.endpoint, account, password) {
+        match client::login(&mut http, &fleet.endpoint, AccountId::new(account).unwrap(), password)
+        {
             Ok(session) => return Ok(session),
             Err(JourneyError::Http(e)) if retryable(&e) && Instant::now() < deadline => {
                 eprintln!("  login {}: {e}; retrying", String::from_utf8_lossy(account));
@@ -316,7 +317,13 @@ fn register_retrying(
     let name = String::from_utf8_lossy(account);
     for attempt in 1.. {
         let mut http = HttpVault::at(fleet.apis[i]).with_timeout(CLIENT_TIMEOUT);
-        match client::register(&mut http, &fleet.endpoint, account, password, key) {
+        match client::register(
+            &mut http,
+            &fleet.endpoint,
+            AccountId::new(account).unwrap(),
+            password,
+            key,
+        ) {
             Ok(_) => return Ok(()),
             Err(JourneyError::Http(e)) if retryable(&e) && attempt < 10 => {
                 eprintln!("  register {name} through node {}: {e}; retrying", i + 1);
@@ -388,7 +395,7 @@ fn spawn_attacker(
             n += 1;
             let replica = targets[random_below(targets.len())];
             let guess = format!("wrong guess {n} {}", OsRng.next_u64());
-            let started = match Login::start(&mut OsRng, &endpoint, account, guess.as_bytes()) {
+            let started = match Login::start(&mut OsRng, &endpoint, AccountId::new(account).unwrap(), guess.as_bytes()) {
                 Ok(started) => started,
                 Err(e) => {
                     tally.lock().unwrap().unexpected.push(format!("Login::start: {e}"));
@@ -453,7 +460,13 @@ fn spawn_registrar(
             let key = BackupKey::generate();
             let replica = random_below(REPLICAS);
             let mut http = HttpVault::at(apis[replica]).with_timeout(CLIENT_TIMEOUT);
-            match client::register(&mut http, &endpoint, &account, &password, &key) {
+            match client::register(
+                &mut http,
+                &endpoint,
+                AccountId::new(&account).unwrap(),
+                &password,
+                &key,
+            ) {
                 Ok(_) => acked.lock().unwrap().push((account, password, key)),
                 Err(JourneyError::Http(e)) if retryable(&e) => {
                     *failures.lock().unwrap().errors.entry(e.to_string()).or_default() += 1;

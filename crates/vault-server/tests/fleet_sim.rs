@@ -14,17 +14,16 @@
 //! fleet_sim` replays it (same faults, same client choices, same clock). `FLEET_SIM_SEEDS=N`
 //! runs more seeds.
 
+use e2ee_backup_vault::{
+    AccountId, AccountRecord, ClientError, Command, Endpoint, FleetId, Hsm, HsmConfig, HsmSecrets,
+    KsfProfile, Login, RecordChange, RefusalReason, Registration,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_testkit::disk::CrashDisk;
-use e2ee_backup_vault::AccountRecord;
-use e2ee_backup_vault::KsfProfile;
-use e2ee_backup_vault::RefusalReason;
-use e2ee_backup_vault::{ClientError, Endpoint, Login, Registration};
-use e2ee_backup_vault::{Command, Hsm, HsmConfig, HsmSecrets, RecordChange};
 use e2ee_backup_vault_server::at_rest::Keyring;
 use e2ee_backup_vault_server::raft::{Member, NodeId, RaftReplication, Tuning, TypeConfig};
 use e2ee_backup_vault_server::replication::Replication as _;
@@ -433,7 +432,9 @@ async fn attacker(world: Arc<World>, history: Arc<History>, account: &'static [u
     let mut thread = history.thread();
     for guess in 0..(u64::from(BUDGET) + 3) {
         let password = format!("guess {seed} {guess}");
-        let (state, ke1) = Login::start(&mut rng, &ep, account, password.as_bytes()).unwrap();
+        let (state, ke1) =
+            Login::start(&mut rng, &ep, AccountId::new(account).unwrap(), password.as_bytes())
+                .unwrap();
         let Some(response) = request(&world, &history, &mut thread, &ke1, &mut rng).await else {
             continue;
         };
@@ -471,7 +472,8 @@ async fn honest(
     let mut registered = false;
     for _ in 0..10 {
         let (state, request1) =
-            Registration::start(&mut rng, &ep, account, password, None).unwrap();
+            Registration::start(&mut rng, &ep, AccountId::new(account).unwrap(), password, None)
+                .unwrap();
         let Some(response) = request(&world, &history, &mut thread, &request1, &mut rng).await
         else {
             continue;
@@ -492,7 +494,8 @@ async fn honest(
     world.log(format!("registered {}", String::from_utf8_lossy(account)));
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(world.roll(150))).await;
-        let (state, ke1) = Login::start(&mut rng, &ep, account, password).unwrap();
+        let (state, ke1) =
+            Login::start(&mut rng, &ep, AccountId::new(account).unwrap(), password).unwrap();
         let Some(response) = request(&world, &history, &mut thread, &ke1, &mut rng).await else {
             continue;
         };
@@ -575,7 +578,7 @@ fn report(world: &World, history: &History, violations: Vec<String>) -> Report {
 
 fn new_world(seed: u64, variant: Variant, loss: u32) -> Arc<World> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x5eed);
-    let secrets = HsmSecrets::generate(&mut rng, b"sim.fleet");
+    let secrets = HsmSecrets::generate(&mut rng, FleetId::from_static(b"sim.fleet"));
     let config = HsmConfig {
         budget: BUDGET,
         ksf_profile: KsfProfile::Fast,
@@ -849,7 +852,9 @@ fn a_replica_whose_disk_fails_reports_that_its_engine_stopped() {
         let _ = world.disks.lock().unwrap()[&leader].crash();
         // A command makes the leader write to its log, which fails.
         let mut rng = ChaCha20Rng::seed_from_u64(9);
-        let (_, ke1) = Login::start(&mut rng, &endpoint(&world), b"victim", b"guess").unwrap();
+        let (_, ke1) =
+            Login::start(&mut rng, &endpoint(&world), AccountId::from_static(b"victim"), b"guess")
+                .unwrap();
         let (command, _) = world.hsm.open(&ke1).expect("opens").into_command(world.now());
         let submitted = node.submit(command.expect("decodes"));
         let _ = tokio::time::timeout(Duration::from_secs(10), submitted).await;

@@ -3,13 +3,12 @@
 
 mod common;
 
+use e2ee_backup_vault::{AccountId, ClientError, FleetAuthority, FleetError, PinnedFleet};
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 
 use common::{BIN, Served, endpoint, init_dir};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::ClientError;
-use e2ee_backup_vault::{FleetAuthority, FleetError, PinnedFleet};
 use e2ee_backup_vault_server::client::{self, JourneyError};
 use e2ee_backup_vault_server::files::{FleetPin, PIN_FILE, unix_now};
 use rand_core::OsRng;
@@ -125,29 +124,60 @@ fn every_journey_over_http_with_the_real_binary() {
 
     let account = b"+15550100";
     let key = BackupKey::generate();
-    assert_eq!(client::register(&mut http, &ep, account, b"first password", &key).unwrap(), 5);
+    assert_eq!(
+        client::register(&mut http, &ep, AccountId::new(account).unwrap(), b"first password", &key)
+            .unwrap(),
+        5
+    );
 
     // Retrieve.
-    let session = client::login(&mut http, &ep, account, b"first password").unwrap();
+    let session =
+        client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"first password").unwrap();
     assert_eq!(session.key(), &key);
     assert_eq!(session.remaining(), 5);
 
     // Wrong passwords count down; a right one restores the budget.
-    assert_eq!(wrong_password(client::login(&mut http, &ep, account, b"guess 1")), 4);
-    assert_eq!(wrong_password(client::login(&mut http, &ep, account, b"guess 2")), 3);
-    let session = client::login(&mut http, &ep, account, b"first password").unwrap();
+    assert_eq!(
+        wrong_password(client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"guess 1")),
+        4
+    );
+    assert_eq!(
+        wrong_password(client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"guess 2")),
+        3
+    );
+    let session =
+        client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"first password").unwrap();
     assert_eq!(session.remaining(), 5);
 
     // Change the password, keeping K.
-    let kept = client::change_password(&mut http, session, account, b"second", None).unwrap();
+    let kept = client::change_password(
+        &mut http,
+        session,
+        AccountId::new(account).unwrap(),
+        b"second",
+        None,
+    )
+    .unwrap();
     assert_eq!(kept, key);
-    assert_eq!(wrong_password(client::login(&mut http, &ep, account, b"first password")), 4);
-    let session = client::login(&mut http, &ep, account, b"second").unwrap();
+    assert_eq!(
+        wrong_password(client::login(
+            &mut http,
+            &ep,
+            AccountId::new(account).unwrap(),
+            b"first password"
+        )),
+        4
+    );
+    let session =
+        client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"second").unwrap();
     assert_eq!(session.key(), &key);
 
     // Delete: the record is gone, the account now looks like any unknown one.
-    client::delete(&mut http, session, account).unwrap();
-    assert_eq!(wrong_password(client::login(&mut http, &ep, account, b"second")), 4);
+    client::delete(&mut http, session, AccountId::new(account).unwrap()).unwrap();
+    assert_eq!(
+        wrong_password(client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"second")),
+        4
+    );
 
     // Logs name request kinds and a pseudonym, never the account (raw or hex) or its bytes.
     let log = server.log_text();
@@ -194,7 +224,7 @@ fn populated_accounts_are_real_registrations_that_log_in_over_http() {
         let session = client::login(
             &mut http,
             &ep,
-            account.as_bytes(),
+            AccountId::new(account.as_bytes()).unwrap(),
             format!("scale password {i}").as_bytes(),
         )
         .unwrap();
@@ -208,13 +238,23 @@ fn populated_accounts_are_real_registrations_that_log_in_over_http() {
     // Another account's password is a wrong guess, and accounts past --accounts (or the refused
     // run's) are not there.
     assert_eq!(
-        wrong_password(client::login(&mut http, &ep, b"scale-0000007", b"scale password 8")),
+        wrong_password(client::login(
+            &mut http,
+            &ep,
+            AccountId::from_static(b"scale-0000007"),
+            b"scale password 8"
+        )),
         2
     );
     for absent in [20u64, 24] {
         let account = format!("scale-{absent:07}");
         let password = format!("scale password {absent}");
-        let guess = client::login(&mut http, &ep, account.as_bytes(), password.as_bytes());
+        let guess = client::login(
+            &mut http,
+            &ep,
+            AccountId::new(account.as_bytes()).unwrap(),
+            password.as_bytes(),
+        );
         assert_eq!(wrong_password(guess), 2);
     }
 }

@@ -13,13 +13,12 @@
 //!
 //! A bystander's registration survives the erasure and a restart of every process.
 
+use e2ee_backup_vault::{AccountId, AccountRecord, AccountState, ClientError, Endpoint, Login};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::cluster::{FleetProcesses, Signal};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::{AccountRecord, AccountState};
-use e2ee_backup_vault::{ClientError, Endpoint, Login};
 use e2ee_backup_vault_server::at_rest::Keyring;
 use e2ee_backup_vault_server::client::{self, HttpVault};
 use e2ee_backup_vault_server::files::{
@@ -190,7 +189,9 @@ enum Guess {
 
 /// One wrong guess.
 fn guess(http: &mut HttpVault, endpoint: &Endpoint) -> Guess {
-    let (state, ke1) = Login::start(&mut OsRng, endpoint, VICTIM, b"a wrong guess").expect("KE1");
+    let (state, ke1) =
+        Login::start(&mut OsRng, endpoint, AccountId::from_static(VICTIM), b"a wrong guess")
+            .expect("KE1");
     let response = match http.call(VICTIM, &ke1) {
         Ok(response) => response,
         Err(client::HttpError::Server { status: 503, .. }) => return Guess::Unavailable,
@@ -231,8 +232,14 @@ fn a_single_vault_erases_a_locked_registration() {
     let mut http = served.http();
     let endpoint = common::endpoint(&mut http, dir.path());
     for account in [VICTIM, BYSTANDER] {
-        client::register(&mut http, &endpoint, account, PASSWORD, &BackupKey::generate())
-            .expect("registered");
+        client::register(
+            &mut http,
+            &endpoint,
+            AccountId::new(account).unwrap(),
+            PASSWORD,
+            &BackupKey::generate(),
+        )
+        .expect("registered");
     }
     let registration = Registration::from_copy(dir.path(), VICTIM);
 
@@ -241,18 +248,19 @@ fn a_single_vault_erases_a_locked_registration() {
     eprintln!("single vault: nothing recoverable {took:?} after the lockout");
 
     // The bystander is untouched, also after a crash and a restart (the key sweep at start).
-    client::login(&mut http, &endpoint, BYSTANDER, PASSWORD).expect("the bystander logs in");
+    client::login(&mut http, &endpoint, AccountId::from_static(BYSTANDER), PASSWORD)
+        .expect("the bystander logs in");
     let addr = served.addr;
     served.kill();
     let served = Served::start_at(dir.path(), "serve-2.log", addr);
     let mut http = served.http();
-    let session =
-        client::login(&mut http, &endpoint, BYSTANDER, PASSWORD).expect("and after a restart");
+    let session = client::login(&mut http, &endpoint, AccountId::from_static(BYSTANDER), PASSWORD)
+        .expect("and after a restart");
     assert_eq!(guess(&mut http, &endpoint), Guess::Locked, "the victim stays locked");
 
     // Delete ends a registration too.
     let bystander = Registration::from_copy(dir.path(), BYSTANDER);
-    client::delete(&mut http, session, BYSTANDER).expect("deleted");
+    client::delete(&mut http, session, AccountId::from_static(BYSTANDER)).expect("deleted");
     let took = assert_erased(&bystander, &[dir.path().to_path_buf()]);
     eprintln!("single vault: nothing recoverable {took:?} after the delete");
 }
@@ -298,14 +306,20 @@ fn every_replica_erases_a_locked_registration() {
     let endpoint = Endpoint::from_bundle(&bundle).expect("the bundle").accepting_fast_ksf();
     for account in [VICTIM, BYSTANDER] {
         at_leader(&procs, &apis, "register", |http| {
-            client::register(http, &endpoint, account, PASSWORD, &BackupKey::generate())
+            client::register(
+                http,
+                &endpoint,
+                AccountId::new(account).unwrap(),
+                PASSWORD,
+                &BackupKey::generate(),
+            )
         });
     }
     // Logins commit more entries: every replica has applied both registrations, and its
     // state-machine writes have reached the file with a later durable commit.
     for _ in 0..3 {
         at_leader(&procs, &apis, "login", |http| {
-            client::login(http, &endpoint, BYSTANDER, PASSWORD)
+            client::login(http, &endpoint, AccountId::from_static(BYSTANDER), PASSWORD)
         });
     }
     let replica_dirs: Vec<PathBuf> = procs.replicas.iter().map(|r| r.data_dir.clone()).collect();
@@ -321,7 +335,9 @@ fn every_replica_erases_a_locked_registration() {
     let took = assert_erased(&registrations[0], &replica_dirs);
     eprintln!("fleet: nothing recoverable on any replica {took:?} after the lockout");
 
-    at_leader(&procs, &apis, "login", |http| client::login(http, &endpoint, BYSTANDER, PASSWORD));
+    at_leader(&procs, &apis, "login", |http| {
+        client::login(http, &endpoint, AccountId::from_static(BYSTANDER), PASSWORD)
+    });
     for i in 0..REPLICAS {
         procs.signal(i, Signal::Kill).expect("killed");
     }
@@ -329,7 +345,7 @@ fn every_replica_erases_a_locked_registration() {
         procs.restart(i).expect("restarted");
     }
     at_leader(&procs, &apis, "login after a restart of every replica", |http| {
-        client::login(http, &endpoint, BYSTANDER, PASSWORD)
+        client::login(http, &endpoint, AccountId::from_static(BYSTANDER), PASSWORD)
     });
     let leader = procs.wait_for_leader(Duration::from_secs(30)).expect("a leader");
     let mut http = HttpVault::at(apis[leader]).with_timeout(Duration::from_secs(25));

@@ -10,11 +10,8 @@ mod common;
 
 use common::{Served, endpoint, init_dir};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::envelope;
+use e2ee_backup_vault::{AccountId, Endpoint, Request, Response, VaultSuite, envelope};
 
-use e2ee_backup_vault::Endpoint;
-use e2ee_backup_vault::VaultSuite;
-use e2ee_backup_vault::{Request, Response};
 use e2ee_backup_vault_server::client::{self, HttpVault};
 use opaque_ke::ClientLogin;
 use rand_core::OsRng;
@@ -24,7 +21,7 @@ fn send(http: &mut HttpVault, ep: &Endpoint, account: &[u8], request: &Request) 
     let (key_id, public) = ep.key();
     let (envelope, pending) = envelope::seal_request(
         &mut OsRng,
-        ep.fleet_id(),
+        ep.fleet_id().as_bytes(),
         key_id,
         &public,
         account,
@@ -70,7 +67,7 @@ fn register_start_is_not_a_password_oracle_on_the_real_server() {
     let mut http = served.http();
     let ep = endpoint(&mut http, dir.path());
     let key = BackupKey::generate();
-    client::register(&mut http, &ep, b"victim", b"hunter2", &key).unwrap();
+    client::register(&mut http, &ep, AccountId::from_static(b"victim"), b"hunter2", &key).unwrap();
 
     // One real KE1 (charged): the attacker now holds KE2 with k·B.
     let attacker_ke1 = ke1(b"first guess");
@@ -105,7 +102,8 @@ fn register_start_is_not_a_password_oracle_on_the_real_server() {
         })
         .collect();
     assert!(early[0] != early[1] && early[1] != early[2] && early[0] != early[2]);
-    client::register(&mut http, &ep, b"newcomer", b"correct horse", &key).unwrap();
+    client::register(&mut http, &ep, AccountId::from_static(b"newcomer"), b"correct horse", &key)
+        .unwrap();
     let mut probe = ke1(b"another guess");
     probe[..32].copy_from_slice(&blinded);
     let login_evaluation = charged_evaluation(&mut http, &ep, b"newcomer", probe);
@@ -115,7 +113,8 @@ fn register_start_is_not_a_password_oracle_on_the_real_server() {
     );
 
     // The victim still restores, and the budget counted exactly the attacker's one KE1.
-    let session = client::login(&mut http, &ep, b"victim", b"hunter2").unwrap();
+    let session =
+        client::login(&mut http, &ep, AccountId::from_static(b"victim"), b"hunter2").unwrap();
     assert_eq!(session.key(), &key);
     drop(served);
 }

@@ -19,6 +19,7 @@
 //! scenario against replicas that accept any reply sealed under the fleet key
 //! (`E2EE_VAULT_BROKEN=unbound-peer-replies`) and requires that the attack succeeds there.
 
+use e2ee_backup_vault::{AccountId, ClientError, Endpoint, Login};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -32,7 +33,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use common::cluster::{FleetProcesses, Signal};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::{ClientError, Endpoint, Login};
 use e2ee_backup_vault_server::client::{self, HttpError, HttpVault};
 use e2ee_backup_vault_server::files::unix_now;
 use e2ee_backup_vault_server::files::{FleetPin, PIN_FILE};
@@ -201,7 +201,13 @@ impl Fleet {
         for attempt in 1.. {
             let mut http = HttpVault::at(self.apis[self.leader()]).with_timeout(CLIENT_TIMEOUT);
             let key = BackupKey::generate();
-            match client::register(&mut http, &self.endpoint, ACCOUNT, PASSWORD, &key) {
+            match client::register(
+                &mut http,
+                &self.endpoint,
+                AccountId::from_static(ACCOUNT),
+                PASSWORD,
+                &key,
+            ) {
                 Ok(_) => return,
                 Err(e) if attempt < 10 => eprintln!("register: {e}; retrying"),
                 Err(e) => panic!("register: {e}"),
@@ -213,8 +219,13 @@ impl Fleet {
     /// One wrong guess through replica `i`.
     fn guess(&self, i: usize) -> Guess {
         let password = format!("wrong guess {}", OsRng.next_u64());
-        let (state, ke1) =
-            Login::start(&mut OsRng, &self.endpoint, ACCOUNT, password.as_bytes()).expect("a KE1");
+        let (state, ke1) = Login::start(
+            &mut OsRng,
+            &self.endpoint,
+            AccountId::from_static(ACCOUNT),
+            password.as_bytes(),
+        )
+        .expect("a KE1");
         let mut http = HttpVault::at(self.apis[i]).with_timeout(CLIENT_TIMEOUT);
         match http.call(ACCOUNT, &ke1) {
             Ok(response) => match state.receive(&mut OsRng, &response) {
@@ -388,7 +399,8 @@ fn captured_peer_messages_are_refused_elsewhere() {
     }
     fleet.register();
     let mut http = HttpVault::at(fleet.apis[c]).with_timeout(CLIENT_TIMEOUT);
-    client::login(&mut http, &fleet.endpoint, ACCOUNT, PASSWORD).expect("a login after the attack");
+    client::login(&mut http, &fleet.endpoint, AccountId::from_static(ACCOUNT), PASSWORD)
+        .expect("a login after the attack");
 }
 
 #[cfg(feature = "broken-variants")]

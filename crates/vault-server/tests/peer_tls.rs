@@ -3,13 +3,13 @@
 //! serves accounts over TLS; a plain-HTTP sender, and a TLS client without the fleet's key, get
 //! nothing through the peer port; a client with the fleet's key still meets the peer seal.
 
+use e2ee_backup_vault::{AccountId, Endpoint};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use common::cluster::{FleetProcesses, Signal};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::Endpoint;
 use e2ee_backup_vault_server::client::{self, HttpError, HttpVault, JourneyError};
 use e2ee_backup_vault_server::files::{
     self, CONFIG_FILE, ConfigFile, FleetPin, PIN_FILE, replica_dir, unix_now,
@@ -86,8 +86,13 @@ fn replicas_speak_mutual_tls_and_strangers_get_nothing_through() {
     let bundle = client::fetch_bundle(&mut http, &pin.0, unix_now(), None).unwrap();
     let ep = Endpoint::from_bundle(&bundle).unwrap().accepting_fast_ksf();
     let key = BackupKey::generate();
-    retrying(|| client::register(&mut http, &ep, b"alice", b"pw", &key).map(drop));
-    assert_eq!(client::login(&mut http, &ep, b"alice", b"pw").unwrap().key(), &key);
+    retrying(|| {
+        client::register(&mut http, &ep, AccountId::from_static(b"alice"), b"pw", &key).map(drop)
+    });
+    assert_eq!(
+        client::login(&mut http, &ep, AccountId::from_static(b"alice"), b"pw").unwrap().key(),
+        &key
+    );
 
     // Strangers: plain HTTP, and TLS with another key, get no answer at all.
     let target = peers[leader];
@@ -107,7 +112,10 @@ fn replicas_speak_mutual_tls_and_strangers_get_nothing_through() {
     let next = procs.wait_for_leader(Duration::from_secs(30)).expect("a new leader over TLS");
     let mut http = HttpVault::at(apis[next]);
     let mut recovered = None;
-    retrying(|| client::login(&mut http, &ep, b"alice", b"pw").map(|s| recovered = Some(s)));
+    retrying(|| {
+        client::login(&mut http, &ep, AccountId::from_static(b"alice"), b"pw")
+            .map(|s| recovered = Some(s))
+    });
     assert_eq!(recovered.unwrap().key(), &key);
 
     // The operator's membership tool goes through the same TLS: it removes the dead replica.

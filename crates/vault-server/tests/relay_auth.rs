@@ -5,12 +5,12 @@
 
 mod common;
 
+use e2ee_backup_vault::{AccountId, ClientError, Endpoint, Login};
 use std::num::NonZeroU32;
 use std::path::Path;
 
 use common::{Served, endpoint, init_dir};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::{ClientError, Endpoint, Login};
 use e2ee_backup_vault_server::client::{self, HttpError, HttpVault, JourneyError};
 use e2ee_backup_vault_server::files::{CONFIG_FILE, ConfigFile, RelayConfig, unix_now};
 use e2ee_backup_vault_server::relay::{HEADER, RelayKey};
@@ -31,7 +31,8 @@ fn configure(dir: &Path, relay: RelayConfig) {
 
 /// One wrong guess by a stranger with `http`: the HTTP error, or what the vault answered.
 fn guess(http: &mut HttpVault, ep: &Endpoint) -> Result<ClientError, HttpError> {
-    let (state, ke1) = Login::start(&mut OsRng, ep, VICTIM, b"a guess").unwrap();
+    let (state, ke1) =
+        Login::start(&mut OsRng, ep, AccountId::from_static(VICTIM), b"a guess").unwrap();
     let response = http.call(VICTIM, &ke1)?;
     Ok(state.receive(&mut OsRng, &response).err().expect("a wrong guess does not log in"))
 }
@@ -51,7 +52,14 @@ fn without_a_relay_key_a_stranger_locks_the_account() {
     let served = Served::start(dir.path(), "serve.log");
     let mut http = served.http();
     let ep = endpoint(&mut http, dir.path());
-    client::register(&mut http, &ep, VICTIM, PASSWORD, &BackupKey::generate()).unwrap();
+    client::register(
+        &mut http,
+        &ep,
+        AccountId::from_static(VICTIM),
+        PASSWORD,
+        &BackupKey::generate(),
+    )
+    .unwrap();
     for _ in 0..BUDGET {
         assert!(matches!(guess(&mut http, &ep), Ok(ClientError::WrongPassword { .. })));
     }
@@ -73,7 +81,7 @@ fn with_a_relay_key_only_the_relays_tokens_are_served() {
     // The victim, through the relay, registers.
     let mut relayed = served.http().with_account_token(token(VICTIM, unix_now() + 600));
     let key = BackupKey::generate();
-    client::register(&mut relayed, &ep, VICTIM, PASSWORD, &key).unwrap();
+    client::register(&mut relayed, &ep, AccountId::from_static(VICTIM), PASSWORD, &key).unwrap();
 
     // A stranger without a token, with another account's token, with an expired one, with one
     // of another relay or fleet, with a made-up one, or posing as a forwarding replica: every
@@ -123,7 +131,7 @@ fn with_a_relay_key_only_the_relays_tokens_are_served() {
     }
 
     // Nothing was charged: the victim logs in with the full budget and gets K back.
-    let session = match client::login(&mut relayed, &ep, VICTIM, PASSWORD) {
+    let session = match client::login(&mut relayed, &ep, AccountId::from_static(VICTIM), PASSWORD) {
         Ok(session) => session,
         Err(JourneyError::Vault(e)) => panic!("the victim's login failed: {e}"),
         Err(e) => panic!("{e}"),
@@ -151,7 +159,8 @@ fn per_account_rates_bound_guessing() {
     }
     // Another account has its own allowance.
     let mut other = served.http();
-    let (state, ke1) = Login::start(&mut OsRng, &ep, b"someone else", b"pw").unwrap();
+    let (state, ke1) =
+        Login::start(&mut OsRng, &ep, AccountId::from_static(b"someone else"), b"pw").unwrap();
     let response = other.call(b"someone else", &ke1).expect("another account is served");
     assert!(matches!(state.receive(&mut OsRng, &response), Err(ClientError::WrongPassword { .. })));
 }

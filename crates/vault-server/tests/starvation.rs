@@ -22,6 +22,7 @@
 
 mod common;
 
+use e2ee_backup_vault::{AccountId, Endpoint};
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -31,7 +32,6 @@ use std::time::{Duration, Instant};
 use common::cluster::FleetProcesses;
 use common::{BIN, endpoint, free_loopback, init_dir, place_replicas};
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::Endpoint;
 use e2ee_backup_vault_server::client::{self, HttpVault};
 use e2ee_backup_vault_server::files::{FleetPin, PIN_FILE, unix_now};
 use e2ee_backup_vault_server::limits::Limits;
@@ -62,10 +62,18 @@ fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
 fn journey(addr: SocketAddr, source: IpAddr, endpoint: &Endpoint, account: &[u8]) {
     let mut http = HttpVault::at(addr).with_timeout(CLIENT_TIMEOUT).with_source(source);
     let key = BackupKey::generate();
-    let granted = client::register(&mut http, endpoint, account, b"a password", &key)
-        .expect("the legitimate client registers");
+    let granted = client::register(
+        &mut http,
+        endpoint,
+        AccountId::new(account).unwrap(),
+        b"a password",
+        &key,
+    )
+    .expect("the legitimate client registers");
     assert!(granted > 0);
-    let session = client::login(&mut http, endpoint, account, b"a password").expect("and logs in");
+    let session =
+        client::login(&mut http, endpoint, AccountId::new(account).unwrap(), b"a password")
+            .expect("and logs in");
     assert_eq!(session.key(), &key);
 }
 

@@ -10,11 +10,11 @@
 //! method with a POST in it (spec 4.15).
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::KsfProfile;
-use e2ee_backup_vault::MemoryVault;
-use e2ee_backup_vault::{ClientError, Endpoint};
-use e2ee_backup_vault::{Hsm, HsmConfig, HsmError, HsmSecrets};
-use e2ee_backup_vault::{drive, drive::DriveError, drive::Exchange};
+use e2ee_backup_vault::{
+    AccountId, ClientError, Endpoint, FleetId, Hsm, HsmConfig, HsmError, HsmSecrets, KsfProfile,
+    MemoryVault,
+    drive::{self, DriveError, Exchange},
+};
 use rand_core::OsRng;
 
 /// Prints the size of every sealed request and response: all the relay and the network see.
@@ -40,14 +40,15 @@ impl Exchange for Wire<'_> {
 }
 
 fn main() {
-    let secrets = HsmSecrets::generate(&mut OsRng, b"fleet.example");
+    let secrets = HsmSecrets::generate(&mut OsRng, FleetId::from_static(b"fleet.example"));
     let (key_id, public) = secrets.public_keys()[0];
     let policy = HsmConfig { budget: 3, ksf_profile: KsfProfile::Fast, ..HsmConfig::default() };
     let mut vault =
         MemoryVault::new(Hsm::new(secrets, policy).expect("a valid policy"), 1_780_000_000);
-    let endpoint = Endpoint::new(b"fleet.example", key_id, public).accepting_fast_ksf();
+    let endpoint =
+        Endpoint::new(FleetId::from_static(b"fleet.example"), key_id, public).accepting_fast_ksf();
     let mut wire = Wire { vault: &mut vault, exchanges: 0 };
-    let account = b"+15551234";
+    let account = AccountId::from_static(b"+15551234");
 
     println!("register (RegisterStart, RegisterFinish):");
     let key = BackupKey::generate();

@@ -18,7 +18,7 @@
 //!
 //! The client knows `fleet_id` (from its pinned fleet), and the `key_id` and public key `pkR` of
 //! one key of the verified bundle. To send `plaintext` (at most [`MAX_PLAINTEXT_LEN`] bytes) for
-//! the account `account_id` (1 to [`MAX_ID_LEN`] bytes):
+//! the account `account_id` (1 to [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes):
 //!
 //! ```text
 //! info = "e2ee-backups/v1/vault/request" || 0x00
@@ -99,7 +99,7 @@ use sha2_10::Sha256;
 use thiserror::Error;
 use zeroize::{Zeroize as _, Zeroizing};
 
-use crate::ids::MAX_ID_LEN;
+use crate::ids::{Account, AccountId, FleetId};
 use crate::wire::{Reader, WireError, Writer};
 
 /// The HPKE KEM of the channel: DHKEM(X25519, HKDF-SHA256).
@@ -143,10 +143,10 @@ pub enum ChannelError {
     /// The request names a fleet key the HSM does not hold.
     #[error("request is sealed to fleet key id {0}, which this HSM does not hold")]
     UnknownKeyId(u8),
-    /// An account id is empty or longer than [`MAX_ID_LEN`].
+    /// An account id is empty or longer than [`MAX_ID_LEN`](crate::MAX_ID_LEN).
     #[error("account id is {0} bytes long; it must be 1 to 64 bytes")]
     InvalidAccountId(usize),
-    /// A fleet id is empty or longer than [`MAX_ID_LEN`].
+    /// A fleet id is empty or longer than [`MAX_ID_LEN`](crate::MAX_ID_LEN).
     #[error("fleet id is {0} bytes long; it must be 1 to 64 bytes")]
     InvalidFleetId(usize),
     /// A plaintext is longer than [`MAX_PLAINTEXT_LEN`].
@@ -298,10 +298,7 @@ impl<'a> RequestEnvelope<'a> {
             return Err(ChannelError::UnsupportedVersion(version));
         }
         let key_id = reader.u8("fleet_key_id")?;
-        let account_id = reader.vec16(MAX_ID_LEN, "account_id")?;
-        if account_id.is_empty() {
-            return Err(WireError::Invalid { field: "account_id", why: "empty" }.into());
-        }
+        let account_id = reader.id::<Account>("account_id")?.as_bytes();
         let enc = reader.array::<ENC_LEN>("enc")?;
         let ciphertext = reader.rest();
         if ciphertext.len() < TAG_LEN {
@@ -555,17 +552,11 @@ pub fn request_info(
 }
 
 fn check_fleet_id(fleet_id: &[u8]) -> Result<(), ChannelError> {
-    if !crate::ids::valid_len(fleet_id) {
-        return Err(ChannelError::InvalidFleetId(fleet_id.len()));
-    }
-    Ok(())
+    FleetId::new(fleet_id).map(drop).map_err(|e| ChannelError::InvalidFleetId(e.length()))
 }
 
 fn check_account_id(account_id: &[u8]) -> Result<(), ChannelError> {
-    if !crate::ids::valid_len(account_id) {
-        return Err(ChannelError::InvalidAccountId(account_id.len()));
-    }
-    Ok(())
+    AccountId::new(account_id).map(drop).map_err(|e| ChannelError::InvalidAccountId(e.length()))
 }
 
 /// The AEAD and nonce of one response.

@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::channel::{self, ChannelError, FleetPublicKey, PendingResponse};
 use crate::fleet::FleetBundle;
+use crate::ids::{AccountId, FleetId, IdError};
 use crate::messages::{RefusalReason, Request, Response, len};
 use crate::record::{REGISTRATION_LEN, TOKEN_LEN};
 use crate::suite::{CONTEXT, Identities, KsfProfile, VaultSuite};
@@ -88,6 +89,9 @@ pub enum ClientError {
     /// OPAQUE rejected a message (an invalid point, a reflected element).
     #[error("the vault's OPAQUE message is invalid")]
     Opaque,
+    /// An account or fleet identifier of the wrong length.
+    #[error(transparent)]
+    Id(#[from] IdError),
     /// The fleet key bundle holds no key.
     #[error("the fleet key bundle holds no channel key")]
     NoFleetKey,
@@ -105,14 +109,15 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// An endpoint from its parts.
-    pub fn new(fleet_id: &[u8], key_id: u8, public: FleetPublicKey) -> Self {
-        Self { fleet_id: fleet_id.to_vec(), key_id, public, accept_fast_ksf: false }
+    pub fn new(fleet_id: FleetId<'_>, key_id: u8, public: FleetPublicKey) -> Self {
+        Self { fleet_id: fleet_id.as_bytes().to_vec(), key_id, public, accept_fast_ksf: false }
     }
 
     /// An endpoint from a verified bundle: the key with the highest id.
     pub fn from_bundle(bundle: &FleetBundle) -> Result<Self, ClientError> {
         let (id, key) = bundle.keys.iter().max_by_key(|k| k.0).ok_or(ClientError::NoFleetKey)?;
-        Ok(Self::new(&bundle.fleet_id, *id, *key))
+        let fleet_id = FleetId::new(&bundle.fleet_id).map_err(ClientError::Id)?;
+        Ok(Self::new(fleet_id, *id, *key))
     }
 
     /// Also accepts the fast stretching profile. For tests and benchmarks only: a vault that
@@ -123,8 +128,8 @@ impl Endpoint {
     }
 
     /// The fleet identifier.
-    pub fn fleet_id(&self) -> &[u8] {
-        &self.fleet_id
+    pub fn fleet_id(&self) -> FleetId<'_> {
+        FleetId::new(&self.fleet_id).expect("an endpoint is made from a FleetId")
     }
 
     /// The channel key requests are sealed to: its id and its public key.
@@ -198,18 +203,18 @@ impl Registration {
     pub fn start<R: RngCore + CryptoRng>(
         rng: &mut R,
         endpoint: &Endpoint,
-        account: &[u8],
+        account: AccountId<'_>,
         password: &[u8],
         token: Option<SessionToken>,
     ) -> Result<(AwaitingRegisterChallenge, Vec<u8>), ClientError> {
-        let session = Session { endpoint: endpoint.clone(), account: account.to_vec() };
+        let session = Session { endpoint: endpoint.clone(), account: account.as_bytes().to_vec() };
         let started = ClientRegistration::<VaultSuite>::start(rng, password)
             .map_err(|_| ClientError::Opaque)?;
         let mut registration_request = [0u8; len::REGISTRATION_REQUEST];
         registration_request.copy_from_slice(&started.message.serialize());
         let request =
             Request::RegisterStart { registration_request, token: token.as_ref().map(|t| *t.0) };
-        let (envelope, pending) = endpoint.seal(rng, account, &request)?;
+        let (envelope, pending) = endpoint.seal(rng, account.as_bytes(), &request)?;
         let state = AwaitingRegisterChallenge {
             session,
             pending,
@@ -303,15 +308,16 @@ impl Login {
     pub fn start<R: RngCore + CryptoRng>(
         rng: &mut R,
         endpoint: &Endpoint,
-        account: &[u8],
+        account: AccountId<'_>,
         password: &[u8],
     ) -> Result<(AwaitingLoginChallenge, Vec<u8>), ClientError> {
-        let session = Session { endpoint: endpoint.clone(), account: account.to_vec() };
+        let session = Session { endpoint: endpoint.clone(), account: account.as_bytes().to_vec() };
         let started =
             ClientLogin::<VaultSuite>::start(rng, password).map_err(|_| ClientError::Opaque)?;
         let mut ke1 = Box::new([0u8; len::KE1]);
         ke1.copy_from_slice(&started.message.serialize());
-        let (envelope, pending) = endpoint.seal(rng, account, &Request::LoginStart { ke1 })?;
+        let (envelope, pending) =
+            endpoint.seal(rng, account.as_bytes(), &Request::LoginStart { ke1 })?;
         let state = AwaitingLoginChallenge {
             session,
             pending,
@@ -437,7 +443,7 @@ impl LoggedIn {
         let (state, envelope) = Registration::start(
             rng,
             &self.session.endpoint,
-            &self.session.account,
+            AccountId::new(&self.session.account)?,
             new_password,
             Some(self.token),
         )?;

@@ -117,10 +117,7 @@ impl Command {
     /// Reads a command; the account must be 1 to 64 bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(bytes);
-        let account = r.vec16(crate::ids::MAX_ID_LEN, "command.account")?.to_vec();
-        if account.is_empty() {
-            return Err(WireError::Invalid { field: "command.account", why: "empty" });
-        }
+        let account = r.id::<crate::ids::Account>("command.account")?.as_bytes().to_vec();
         let now = r.u64("command.now")?;
         let request = Request::decode(r.rest())?;
         Ok(Self { account, request, now })

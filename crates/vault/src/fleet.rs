@@ -48,7 +48,7 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::channel::FleetPublicKey;
-use crate::ids::MAX_ID_LEN;
+use crate::ids::{Fleet, FleetId, MAX_ID_LEN};
 use crate::wire::{Reader, WireError, Writer};
 
 /// The bundle version this implementation speaks.
@@ -168,8 +168,7 @@ impl FleetBundle {
         if version != BUNDLE_VERSION {
             return Err(FleetError::UnsupportedVersion(version));
         }
-        let fleet_id = reader.vec16(MAX_ID_LEN, "fleet_id")?;
-        check_fleet_id(fleet_id)?;
+        let fleet_id = reader.id::<Fleet>("fleet_id")?.as_bytes();
         let epoch = reader.u64("epoch")?;
         let not_after = reader.u64("not_after")?;
         let key_count = usize::from(reader.u8("key_count")?);
@@ -189,15 +188,15 @@ impl FleetBundle {
 }
 
 fn check_fleet_id(fleet_id: &[u8]) -> Result<(), FleetError> {
-    if fleet_id.is_empty() {
-        return Err(WireError::Invalid { field: "fleet_id", why: "empty" }.into());
+    match FleetId::new(fleet_id) {
+        Ok(_) => Ok(()),
+        Err(e) if e.length() == 0 => {
+            Err(WireError::Invalid { field: "fleet_id", why: "empty" }.into())
+        }
+        Err(e) => {
+            Err(WireError::TooLong { field: "fleet_id", len: e.length(), max: MAX_ID_LEN }.into())
+        }
     }
-    if fleet_id.len() > MAX_ID_LEN {
-        return Err(
-            WireError::TooLong { field: "fleet_id", len: fleet_id.len(), max: MAX_ID_LEN }.into()
-        );
-    }
-    Ok(())
 }
 
 fn check_key_count(count: usize) -> Result<(), FleetError> {

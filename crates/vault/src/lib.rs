@@ -11,26 +11,32 @@
 //! ```
 //! use e2ee_backup_kdf::BackupKey;
 //! use e2ee_backup_vault::drive::{self, DriveError};
-//! use e2ee_backup_vault::{ClientError, Endpoint, Hsm, HsmConfig, HsmSecrets, KsfProfile, MemoryVault};
+//! use e2ee_backup_vault::{AccountId, ClientError, Endpoint, FleetId, Hsm, HsmConfig, HsmSecrets};
+//! use e2ee_backup_vault::{KsfProfile, MemoryVault};
 //! use rand_core::OsRng;
 //!
+//! // Identifiers are 1 to 64 bytes, checked once when they are made.
+//! let fleet = FleetId::from_static(b"fleet.example");
+//! let account = AccountId::try_from("+15551234").unwrap();
+//! assert!(AccountId::try_from("").is_err());
+//!
 //! // The fleet: its secrets stay in the HSMs; clients pin the public half.
-//! let secrets = HsmSecrets::generate(&mut OsRng, b"fleet.example");
+//! let secrets = HsmSecrets::generate(&mut OsRng, fleet);
 //! let (key_id, public) = secrets.public_keys()[0];
 //! let policy = HsmConfig { budget: 3, ksf_profile: KsfProfile::Fast, ..HsmConfig::default() };
 //! let mut vault = MemoryVault::new(Hsm::new(secrets, policy).unwrap(), 1_780_000_000);
-//! let endpoint = Endpoint::new(b"fleet.example", key_id, public).accepting_fast_ksf();
+//! let endpoint = Endpoint::new(fleet, key_id, public).accepting_fast_ksf();
 //!
 //! // The phone seals a random K behind a password.
 //! let key = BackupKey::generate();
-//! drive::register(&mut vault, &mut OsRng, &endpoint, b"+15551234", b"hunter2", &key).unwrap();
+//! drive::register(&mut vault, &mut OsRng, &endpoint, account, b"hunter2", &key).unwrap();
 //!
 //! // A wrong guess costs one attempt of the budget.
-//! let wrong = drive::login(&mut vault, &mut OsRng, &endpoint, b"+15551234", b"hunter3");
+//! let wrong = drive::login(&mut vault, &mut OsRng, &endpoint, account, b"hunter3");
 //! assert!(matches!(wrong, Err(DriveError::Vault(ClientError::WrongPassword { remaining: 2 }))));
 //!
 //! // The right password gets K back and refills the budget.
-//! let session = drive::login(&mut vault, &mut OsRng, &endpoint, b"+15551234", b"hunter2").unwrap();
+//! let session = drive::login(&mut vault, &mut OsRng, &endpoint, account, b"hunter2").unwrap();
 //! assert_eq!(session.key().expose_secret(), key.expose_secret());
 //! assert_eq!(session.remaining(), 3);
 //! ```
@@ -75,7 +81,7 @@ pub use channel::{ChannelError, FleetPublicKey, FleetSecretKey};
 pub use fleet::{
     Audit, Auditor, Authority, FleetAuthority, FleetBundle, FleetError, PinnedFleet, SigningRole,
 };
-pub use ids::{MAX_ID_LEN, MIN_ID_LEN, valid_len};
+pub use ids::{Account, AccountId, Fleet, FleetId, Id, IdError, IdKind, MAX_ID_LEN, MIN_ID_LEN};
 pub use pin::{PinError, check_fleet_id};
 pub use suite::{Identities, KsfProfile, RfcSuite, Suite, VaultSuite};
 pub use wire::WireError;

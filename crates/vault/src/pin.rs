@@ -18,7 +18,7 @@ use ed25519_dalek::VerifyingKey;
 use thiserror::Error;
 
 use crate::fleet::PinnedFleet;
-use crate::ids::MAX_ID_LEN;
+use crate::ids::FleetId;
 
 /// Why a pin was refused: the line (0 for the file as a whole) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -35,17 +35,12 @@ fn at(line: usize, why: impl Into<String>) -> PinError {
 }
 
 /// Checks a fleet id: 1 to 64 printable ASCII characters, no spaces.
-pub fn check_fleet_id(fleet_id: &str) -> Result<(), String> {
-    if !crate::ids::valid_len(fleet_id.as_bytes()) {
-        return Err(format!(
-            "the fleet id is {} bytes long; it must be 1 to {MAX_ID_LEN}",
-            fleet_id.len()
-        ));
-    }
+pub fn check_fleet_id(fleet_id: &str) -> Result<FleetId<'_>, String> {
+    let id = FleetId::try_from(fleet_id).map_err(|e| e.to_string())?;
     if let Some(c) = fleet_id.chars().find(|c| !c.is_ascii_graphic()) {
         return Err(format!("the fleet id holds {c:?}; only printable ASCII without spaces"));
     }
-    Ok(())
+    Ok(id)
 }
 
 /// The check of one field's value.
@@ -94,7 +89,7 @@ impl PinnedFleet {
             let value = value.trim();
             let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
             let (slot, check): (_, FieldCheck) = match key.trim() {
-                "fleet_id" => (&mut fleet_id, check_fleet_id),
+                "fleet_id" => (&mut fleet_id, |v| check_fleet_id(v).map(drop)),
                 "authority" => (&mut authority, |v| parse_key(v, "authority").map(drop)),
                 "auditor" => (&mut auditor, |v| parse_key(v, "auditor").map(drop)),
                 other => {

@@ -10,6 +10,7 @@ use sha2_10::Sha256;
 use zeroize::Zeroizing;
 
 use crate::channel::{FleetPublicKey, FleetSecretKey};
+use crate::ids::{Fleet, FleetId};
 use crate::suite::VaultSuite;
 use crate::ticket::{self, OPRF_SEED_LEN};
 use crate::wire::{Reader, WireError, Writer};
@@ -52,12 +53,12 @@ const OPAQUE_SETUP_LEN: usize = 128;
 
 impl HsmSecrets {
     /// Fresh secrets for fleet `fleet_id` with one channel key, id 1.
-    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R, fleet_id: &[u8]) -> Self {
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R, fleet_id: FleetId<'_>) -> Self {
         let mut ticket_key = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(ticket_key.as_mut());
         let opaque = ServerSetup::new(rng);
         let channel_keys = vec![(1, FleetSecretKey::generate(rng))];
-        Self::assemble(fleet_id.to_vec(), opaque, channel_keys, ticket_key)
+        Self::assemble(fleet_id.as_bytes().to_vec(), opaque, channel_keys, ticket_key)
     }
 
     pub(crate) fn assemble(
@@ -127,8 +128,8 @@ impl HsmSecrets {
     }
 
     /// The fleet identifier.
-    pub fn fleet_id(&self) -> &[u8] {
-        &self.fleet_id
+    pub fn fleet_id(&self) -> FleetId<'_> {
+        FleetId::new(&self.fleet_id).expect("checked when the secrets were made or read")
     }
 
     /// The key replicas of one fleet seal their traffic to each other with (spec section 7.7):
@@ -177,7 +178,7 @@ impl HsmSecrets {
         if r.u8("secrets.version")? != SECRETS_VERSION {
             return Err(WireError::Invalid { field: "secrets.version", why: "not 1" });
         }
-        let fleet_id = r.vec16(64, "secrets.fleet_id")?.to_vec();
+        let fleet_id = r.id::<Fleet>("secrets.fleet_id")?.as_bytes().to_vec();
         let opaque =
             ServerSetup::deserialize(r.bytes(OPAQUE_SETUP_LEN, "secrets.opaque_setup")?).map_err(
                 |_| WireError::Invalid { field: "secrets.opaque_setup", why: "not a setup" },

@@ -5,6 +5,7 @@
 //! and every such field has a maximum that is checked before anything is allocated. A message is
 //! read completely: bytes left over after its last field are an error.
 
+use crate::ids::{Id, IdKind, MAX_ID_LEN};
 use thiserror::Error;
 
 /// Why a message could not be decoded. The field names are those of the specification.
@@ -106,6 +107,13 @@ impl<'a> Reader<'a> {
             return Err(WireError::TooLong { field, len, max });
         }
         self.bytes(len, field)
+    }
+
+    /// An identifier (spec sections 4.3 and 4.4): a `u16` length of 1 to 64, then its bytes.
+    /// Too long is [`WireError::TooLong`], empty is [`WireError::Invalid`].
+    pub fn id<K: IdKind>(&mut self, field: &'static str) -> Result<Id<'a, K>, WireError> {
+        let bytes = self.vec16(MAX_ID_LEN, field)?;
+        Id::new(bytes).map_err(|_| WireError::Invalid { field, why: "empty" })
     }
 
     /// Everything that is left, as the last field.

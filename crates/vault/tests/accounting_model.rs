@@ -9,16 +9,15 @@
 //! * a locked account releases nothing ever again;
 //! * the record's counters stay within the budget.
 
-use e2ee_backup_vault::envelope;
+use e2ee_backup_vault::{
+    AccountId, AccountRecord, AccountState, Endpoint, FleetId, FleetPublicKey, Hsm, HsmConfig,
+    HsmSecrets, Identities, KsfProfile, RecordChange, Registration, Request, Response, VaultSuite,
+    envelope::{self, PendingResponse},
+    internal::{suite::CONTEXT, ticket::attempt_id},
+};
 use std::collections::HashSet;
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::{AccountRecord, AccountState};
-use e2ee_backup_vault::{Endpoint, Registration};
-use e2ee_backup_vault::{FleetPublicKey, envelope::PendingResponse};
-use e2ee_backup_vault::{Hsm, HsmConfig, HsmSecrets, RecordChange, internal::ticket::attempt_id};
-use e2ee_backup_vault::{Identities, KsfProfile, VaultSuite, internal::suite::CONTEXT};
-use e2ee_backup_vault::{Request, Response};
 use opaque_ke::{ClientLogin, ClientLoginFinishParameters, CredentialResponse};
 use proptest::prelude::*;
 use rand_core::{OsRng, RngCore};
@@ -324,12 +323,12 @@ impl World {
 }
 
 fn world(budget: u8) -> World {
-    let secrets = HsmSecrets::generate(&mut OsRng, FLEET);
+    let secrets = HsmSecrets::generate(&mut OsRng, FleetId::from_static(FLEET));
     let (key_id, public) = secrets.public_keys()[0];
     let config = HsmConfig { budget, ksf_profile: KsfProfile::Fast, ..HsmConfig::default() };
     let hsm = Hsm::new(secrets, config).unwrap();
     // Register the account through the real client.
-    let endpoint = Endpoint::new(FLEET, key_id, public).accepting_fast_ksf();
+    let endpoint = Endpoint::new(FleetId::from_static(FLEET), key_id, public).accepting_fast_ksf();
     let mut record = None;
     let call = |hsm: &Hsm, record: &mut Option<AccountRecord>, envelope: &[u8]| {
         let opened = hsm.open(envelope).unwrap();
@@ -347,7 +346,8 @@ fn world(budget: u8) -> World {
         hsm.seal(reply, &mut OsRng)
     };
     let (state, request) =
-        Registration::start(&mut OsRng, &endpoint, ACCOUNT, b"right", None).unwrap();
+        Registration::start(&mut OsRng, &endpoint, AccountId::from_static(ACCOUNT), b"right", None)
+            .unwrap();
     let response = call(&hsm, &mut record, &request);
     let (state, request) = state.receive(&mut OsRng, &response, &BackupKey::generate()).unwrap();
     state.receive(&call(&hsm, &mut record, &request)).unwrap();

@@ -8,13 +8,12 @@
 //! registration takes the version after its unseen version, a secret 24-bit value, so that a
 //! registered account's version is distributed like a never-seen one's.
 
+use e2ee_backup_vault::{
+    AccountId, AccountState, FleetId, HsmSecrets, KsfProfile, LoggedIn, Login, Request, Response,
+    UNCHARGED_REMAINING,
+};
 use std::collections::BTreeMap;
 
-use e2ee_backup_vault::AccountState;
-use e2ee_backup_vault::KsfProfile;
-use e2ee_backup_vault::{HsmSecrets, UNCHARGED_REMAINING};
-use e2ee_backup_vault::{LoggedIn, Login};
-use e2ee_backup_vault::{Request, Response};
 use rand_core::OsRng;
 
 mod common;
@@ -43,7 +42,8 @@ fn visible(response: &Response) -> String {
 
 fn log_in(a: &mut Attacker, account: &[u8]) -> LoggedIn {
     let ep = a.endpoint.clone();
-    let (state, request) = Login::start(&mut OsRng, &ep, account, PASSWORD).unwrap();
+    let (state, request) =
+        Login::start(&mut OsRng, &ep, AccountId::new(account).unwrap(), PASSWORD).unwrap();
     let (state, request) =
         state.receive(&mut OsRng, &a.vault.call(&mut OsRng, &request).unwrap()).unwrap();
     state.receive(&a.vault.call(&mut OsRng, &request).unwrap()).unwrap()
@@ -176,7 +176,7 @@ fn a_stranger_cannot_tell_registered_phantom_deleted_and_unseen_accounts_apart()
 
 #[test]
 fn record_versions_start_at_the_unseen_version() {
-    let secrets = HsmSecrets::generate(&mut OsRng, b"fleet.versions");
+    let secrets = HsmSecrets::generate(&mut OsRng, FleetId::from_static(b"fleet.versions"));
     // Unpredictable without the fleet secrets: spread over 24 bits, not 0 or 1 for everyone.
     let versions: Vec<u32> =
         (0..64u32).map(|i| secrets.unseen_version(format!("account {i}").as_bytes())).collect();

@@ -1,9 +1,8 @@
 //! Fleet key bundles: encoding, signing, countersigning, and every reason a client rejects one.
 
-use e2ee_backup_vault::FleetPublicKey;
-use e2ee_backup_vault::WireError;
 use e2ee_backup_vault::{
-    Auditor, FleetAuthority, FleetBundle, FleetError, PinnedFleet, internal::fleet::MAX_BODY_LEN,
+    Auditor, FleetAuthority, FleetBundle, FleetError, FleetPublicKey, PinnedFleet, WireError,
+    internal::fleet::MAX_BODY_LEN,
 };
 use ed25519_dalek::{Signer as _, SigningKey};
 use proptest::prelude::*;

@@ -5,13 +5,12 @@
 use aes_gcm_10::aead::{Aead as _, KeyInit as _};
 use aes_gcm_10::{Aes128Gcm, Aes256Gcm, Nonce};
 use e2ee_backup_testkit::{hex_of, published_vectors};
-use e2ee_backup_vault::WireError;
-use e2ee_backup_vault::envelope;
 use e2ee_backup_vault::{
-    ChannelError, FleetPublicKey, FleetSecretKey, envelope::HpkeAead, envelope::HpkeKdf,
-    envelope::HpkeKem, envelope::RequestEnvelope, envelope::open_request,
-    envelope::open_request_with_keys, envelope::seal_request,
-    envelope::seal_request_with_ephemeral_ikm,
+    ChannelError, FleetPublicKey, FleetSecretKey, WireError,
+    envelope::{
+        self, HpkeAead, HpkeKdf, HpkeKem, RequestEnvelope, open_request, open_request_with_keys,
+        seal_request, seal_request_with_ephemeral_ikm,
+    },
 };
 use hkdf_12::Hkdf;
 use hpke::aead::{Aead, AesGcm128, AesGcm256};

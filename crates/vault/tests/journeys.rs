@@ -2,24 +2,25 @@
 //! and the in-memory driver.
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::AccountState;
-use e2ee_backup_vault::KsfProfile;
-use e2ee_backup_vault::MemoryVault;
-use e2ee_backup_vault::RefusalReason;
-use e2ee_backup_vault::{ClientError, Endpoint, LoggedIn, Login, Registration};
-use e2ee_backup_vault::{Hsm, HsmConfig, HsmSecrets, RecordChange};
-use e2ee_backup_vault::{drive, drive::DriveError};
+use e2ee_backup_vault::{
+    AccountId, AccountState, ClientError, Endpoint, FleetId, Hsm, HsmConfig, HsmSecrets,
+    KsfProfile, LoggedIn, Login, MemoryVault, RecordChange, RefusalReason, Registration,
+    drive::{self, DriveError},
+};
 use rand_core::OsRng;
 
 const FLEET: &[u8] = b"fleet.test";
 const NOW: u64 = 1_800_000_000;
 
 fn vault(budget: u8) -> (MemoryVault, Endpoint) {
-    let secrets = HsmSecrets::generate(&mut OsRng, FLEET);
+    let secrets = HsmSecrets::generate(&mut OsRng, FleetId::from_static(FLEET));
     let (id, public) = secrets.public_keys()[0];
     let config = HsmConfig { budget, ksf_profile: KsfProfile::Fast, ..HsmConfig::default() };
     let hsm = Hsm::new(secrets, config).unwrap();
-    (MemoryVault::new(hsm, NOW), Endpoint::new(FLEET, id, public).accepting_fast_ksf())
+    (
+        MemoryVault::new(hsm, NOW),
+        Endpoint::new(FleetId::from_static(FLEET), id, public).accepting_fast_ksf(),
+    )
 }
 
 fn register(
@@ -29,7 +30,7 @@ fn register(
     password: &[u8],
     key: &BackupKey,
 ) -> u8 {
-    drive::register(v, &mut OsRng, ep, account, password, key).unwrap()
+    drive::register(v, &mut OsRng, ep, AccountId::new(account).unwrap(), password, key).unwrap()
 }
 
 fn login(
@@ -38,7 +39,8 @@ fn login(
     account: &[u8],
     password: &[u8],
 ) -> Result<LoggedIn, ClientError> {
-    drive::login(v, &mut OsRng, ep, account, password).map_err(|e| match e {
+    drive::login(v, &mut OsRng, ep, AccountId::new(account).unwrap(), password).map_err(|e| match e
+    {
         DriveError::Vault(e) => e,
         DriveError::Transport(e) => panic!("the in-memory vault refused to open a request: {e}"),
     })
@@ -84,7 +86,8 @@ fn wrong_passwords_count_down_then_lock_for_good() {
     assert!(record.sealed_key.is_empty() && record.registration.is_empty());
     assert!(matches!(login(&mut v, &ep, b"bob", b"right"), Err(ClientError::Locked)));
     // Locked for good: not even a new registration is accepted.
-    let (state, request) = Registration::start(&mut OsRng, &ep, b"bob", b"new", None).unwrap();
+    let (state, request) =
+        Registration::start(&mut OsRng, &ep, AccountId::from_static(b"bob"), b"new", None).unwrap();
     let answer = state.receive(&mut OsRng, &v.call(&mut OsRng, &request).unwrap(), &key);
     assert!(matches!(answer, Err(ClientError::Locked)));
 }
@@ -106,7 +109,8 @@ fn unknown_accounts_look_like_known_ones() {
     let (mut v, ep) = vault(2);
     register(&mut v, &ep, b"known", b"pw", &BackupKey::generate());
     let answer_sizes = |v: &mut MemoryVault, account: &[u8]| {
-        let (_, request) = Login::start(&mut OsRng, &ep, account, b"guess").unwrap();
+        let (_, request) =
+            Login::start(&mut OsRng, &ep, AccountId::new(account).unwrap(), b"guess").unwrap();
         (request.len() - account.len(), v.call(&mut OsRng, &request).unwrap().len())
     };
     let known = answer_sizes(&mut v, b"known");
@@ -186,8 +190,14 @@ fn re_registration_without_login_is_refused() {
     let before = v.record(b"erin").unwrap().clone();
     // RegisterStart is answered as for any account (spec 4.10.2: it evaluates a fresh key and
     // tells nothing); the RegisterFinish without a token is refused, with no count.
-    let (state, request) =
-        Registration::start(&mut OsRng, &ep, b"erin", b"attacker's password", None).unwrap();
+    let (state, request) = Registration::start(
+        &mut OsRng,
+        &ep,
+        AccountId::from_static(b"erin"),
+        b"attacker's password",
+        None,
+    )
+    .unwrap();
     let response = v.call(&mut OsRng, &request).unwrap();
     let (state, request) =
         state.receive(&mut OsRng, &response, &BackupKey::generate()).expect("a challenge");
@@ -238,7 +248,8 @@ fn the_token_serves_once() {
 fn a_replayed_ke3_is_refused_and_a_success_clears_other_sessions() {
     let (mut v, ep) = vault(5);
     register(&mut v, &ep, b"hank", b"pw", &BackupKey::generate());
-    let (state, request) = Login::start(&mut OsRng, &ep, b"hank", b"pw").unwrap();
+    let (state, request) =
+        Login::start(&mut OsRng, &ep, AccountId::from_static(b"hank"), b"pw").unwrap();
     let (state, ke3_request) =
         state.receive(&mut OsRng, &v.call(&mut OsRng, &request).unwrap()).unwrap();
     let first = v.call(&mut OsRng, &ke3_request).unwrap();
@@ -250,8 +261,8 @@ fn a_replayed_ke3_is_refused_and_a_success_clears_other_sessions() {
     assert_ne!(first, replay);
 
     // Two sessions at once: the first success clears the other outstanding attempt.
-    let (a, req_a) = Login::start(&mut OsRng, &ep, b"hank", b"pw").unwrap();
-    let (b, req_b) = Login::start(&mut OsRng, &ep, b"hank", b"pw").unwrap();
+    let (a, req_a) = Login::start(&mut OsRng, &ep, AccountId::from_static(b"hank"), b"pw").unwrap();
+    let (b, req_b) = Login::start(&mut OsRng, &ep, AccountId::from_static(b"hank"), b"pw").unwrap();
     let (a, ke3_a) = a.receive(&mut OsRng, &v.call(&mut OsRng, &req_a).unwrap()).unwrap();
     let (_b, _ke3_b) = b.receive(&mut OsRng, &v.call(&mut OsRng, &req_b).unwrap()).unwrap();
     assert_eq!(v.record(b"hank").unwrap().pending.len(), 2);
@@ -264,7 +275,8 @@ fn a_replayed_ke3_is_refused_and_a_success_clears_other_sessions() {
 fn a_retried_ke1_is_charged_once() {
     let (mut v, ep) = vault(5);
     register(&mut v, &ep, b"ivy", b"pw", &BackupKey::generate());
-    let (_, request) = Login::start(&mut OsRng, &ep, b"ivy", b"pw").unwrap();
+    let (_, request) =
+        Login::start(&mut OsRng, &ep, AccountId::from_static(b"ivy"), b"pw").unwrap();
     v.call(&mut OsRng, &request).unwrap();
     v.call(&mut OsRng, &request).unwrap();
     assert_eq!(v.record(b"ivy").unwrap().remaining, 4);
@@ -274,7 +286,8 @@ fn a_retried_ke1_is_charged_once() {
 fn no_ke2_without_a_durable_charge() {
     let (v, ep) = vault(5);
     let hsm = v.hsm();
-    let (_, request) = Login::start(&mut OsRng, &ep, b"judy", b"pw").unwrap();
+    let (_, request) =
+        Login::start(&mut OsRng, &ep, AccountId::from_static(b"judy"), b"pw").unwrap();
     let (command, _pending) = hsm.open(&request).unwrap().into_command(NOW);
     let decided = hsm.apply(&command.unwrap(), None);
     let mut asked_to_write = None;
@@ -292,12 +305,14 @@ fn no_ke2_without_a_durable_charge() {
 #[test]
 fn requests_for_another_account_or_fleet_do_not_open() {
     let (v, ep) = vault(5);
-    let (_, mut request) = Login::start(&mut OsRng, &ep, b"kate", b"pw").unwrap();
+    let (_, mut request) =
+        Login::start(&mut OsRng, &ep, AccountId::from_static(b"kate"), b"pw").unwrap();
     // The account id sits in clear after version, key id and its length: change one letter.
     request[4] ^= 0x01;
     assert!(v.hsm().open(&request).is_err());
     let (other, _) = vault(5);
-    let (_, request) = Login::start(&mut OsRng, &ep, b"kate", b"pw").unwrap();
+    let (_, request) =
+        Login::start(&mut OsRng, &ep, AccountId::from_static(b"kate"), b"pw").unwrap();
     assert!(other.hsm().open(&request).is_err(), "another fleet's keys do not open it");
 }
 
@@ -305,7 +320,8 @@ fn requests_for_another_account_or_fleet_do_not_open() {
 fn expired_sessions_are_refused() {
     let (mut v, ep) = vault(5);
     register(&mut v, &ep, b"liam", b"pw", &BackupKey::generate());
-    let (state, request) = Login::start(&mut OsRng, &ep, b"liam", b"pw").unwrap();
+    let (state, request) =
+        Login::start(&mut OsRng, &ep, AccountId::from_static(b"liam"), b"pw").unwrap();
     let (state, request) =
         state.receive(&mut OsRng, &v.call(&mut OsRng, &request).unwrap()).unwrap();
     v.now += 3600;
@@ -319,8 +335,10 @@ fn expired_sessions_are_refused() {
 fn the_client_refuses_a_weak_stretching_profile_unless_told() {
     let (mut v, _) = vault(5);
     let (id, public) = v.hsm().secrets().public_keys()[0];
-    let strict = Endpoint::new(FLEET, id, public);
-    let (state, request) = Registration::start(&mut OsRng, &strict, b"mia", b"pw", None).unwrap();
+    let strict = Endpoint::new(FleetId::from_static(FLEET), id, public);
+    let (state, request) =
+        Registration::start(&mut OsRng, &strict, AccountId::from_static(b"mia"), b"pw", None)
+            .unwrap();
     let answer =
         state.receive(&mut OsRng, &v.call(&mut OsRng, &request).unwrap(), &BackupKey::generate());
     assert!(matches!(answer, Err(ClientError::WeakKsf(2))));
@@ -333,7 +351,8 @@ fn a_login_in_flight_survives_the_last_guess() {
     let (mut v, ep) = vault(2);
     let key = BackupKey::generate();
     register(&mut v, &ep, b"nina", b"pw", &key);
-    let (owner, request) = Login::start(&mut OsRng, &ep, b"nina", b"pw").unwrap();
+    let (owner, request) =
+        Login::start(&mut OsRng, &ep, AccountId::from_static(b"nina"), b"pw").unwrap();
     let (owner, ke3) = owner.receive(&mut OsRng, &v.call(&mut OsRng, &request).unwrap()).unwrap();
     assert!(matches!(
         login(&mut v, &ep, b"nina", b"guess"),

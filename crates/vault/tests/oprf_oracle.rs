@@ -3,8 +3,7 @@
 //! client would, and fails against a vault that evaluates a live registration's OPRF key outside
 //! a charged login.
 
-use e2ee_backup_vault::KsfProfile;
-use e2ee_backup_vault::{RefusalReason, Request, Response};
+use e2ee_backup_vault::{KsfProfile, RefusalReason, Request, Response};
 
 mod common;
 

@@ -2,10 +2,9 @@
 //! the last accepted epoch a client checks it with, and either the keys it yields or the error
 //! of the first failed check, in the spec's order.
 
-use e2ee_backup_vault::internal::wire::Writer;
 use e2ee_backup_vault::{
-    Auditor, FleetAuthority, PinnedFleet, internal::fleet::AUDITOR_LABEL,
-    internal::fleet::AUTHORITY_LABEL,
+    Auditor, FleetAuthority, PinnedFleet,
+    internal::{fleet::AUDITOR_LABEL, fleet::AUTHORITY_LABEL, wire::Writer},
 };
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde_json::{Value, json};

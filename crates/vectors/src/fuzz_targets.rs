@@ -9,6 +9,16 @@
 //! One file, though over 700 lines: one short function per target, all using the helpers at
 //! the top; the fuzz harnesses name them by path from here.
 
+use crate::account_id;
+use e2ee_backup_vault::{
+    AccountRecord, AccountState, Auditor, ChannelError, Command, Endpoint, FleetAuthority,
+    FleetBundle, FleetId, FleetPublicKey, FleetSecretKey, Hsm, HsmConfig, HsmError, HsmSecrets,
+    KsfProfile, Login, MemoryVault, PinnedFleet, RecordChange, RefusalReason, Registration,
+    Request, Response, UNCHARGED_REMAINING,
+    envelope::RequestEnvelope,
+    internal::{record::REGISTRATION_LEN, wire::Writer, wrap::SEALED_KEY_LEN},
+    peer,
+};
 use std::io::{Read, Write};
 use std::ops::Range;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -21,19 +31,6 @@ use e2ee_backup_format::{
 };
 use e2ee_backup_kdf::digits::{self, DIGITS};
 use e2ee_backup_kdf::{BackupKey, KeyParseError};
-use e2ee_backup_vault::KsfProfile;
-use e2ee_backup_vault::MemoryVault;
-use e2ee_backup_vault::internal::wire::Writer;
-use e2ee_backup_vault::internal::wrap::SEALED_KEY_LEN;
-use e2ee_backup_vault::peer;
-use e2ee_backup_vault::{AccountRecord, AccountState, internal::record::REGISTRATION_LEN};
-use e2ee_backup_vault::{Auditor, FleetAuthority, FleetBundle, PinnedFleet};
-use e2ee_backup_vault::{ChannelError, FleetPublicKey, FleetSecretKey, envelope::RequestEnvelope};
-use e2ee_backup_vault::{
-    Command, Hsm, HsmConfig, HsmError, HsmSecrets, RecordChange, UNCHARGED_REMAINING,
-};
-use e2ee_backup_vault::{Endpoint, Login, Registration};
-use e2ee_backup_vault::{RefusalReason, Request, Response};
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 
@@ -924,14 +921,18 @@ pub fn vault_fixture() -> &'static VaultFixture {
 
 impl VaultFixture {
     fn build() -> Self {
-        let secrets = HsmSecrets::generate(&mut FuzzRng::new("hsm secrets"), VAULT_FLEET);
+        let secrets = HsmSecrets::generate(
+            &mut FuzzRng::new("hsm secrets"),
+            FleetId::from_static(VAULT_FLEET),
+        );
         let bytes = secrets.to_bytes().to_vec();
         let (key_id, public) = secrets.public_keys()[0];
         // The serialised secrets end with the X25519 secret of their only channel key.
         let tail = bytes.last_chunk::<32>().expect("secrets are longer than a key");
         let channel_key = FleetSecretKey::from_bytes(tail).expect("an X25519 key");
         assert_eq!(channel_key.public_key(), public, "the layout of HsmSecrets changed");
-        let endpoint = Endpoint::new(VAULT_FLEET, key_id, public).accepting_fast_ksf();
+        let endpoint =
+            Endpoint::new(FleetId::from_static(VAULT_FLEET), key_id, public).accepting_fast_ksf();
         let mut vault = MemoryVault::new(vault_hsm(&bytes), VAULT_NOW);
         let mut client = FuzzRng::new("client");
         let mut driver = FuzzRng::new("driver");
@@ -942,19 +943,22 @@ impl VaultFixture {
         let (password, account) = (VAULT_PASSWORD, VAULT_ACCOUNT);
 
         let (state, register_start) =
-            Registration::start(&mut client, &endpoint, account, password, None).expect("starts");
+            Registration::start(&mut client, &endpoint, account_id(account), password, None)
+                .expect("starts");
         let challenge = call(&mut vault, &register_start);
         let (state, register_finish) =
             state.receive(&mut client, &challenge, &key).expect("a registration challenge");
         let budget = state.receive(&call(&mut vault, &register_finish)).expect("registered");
         assert_eq!(budget, VAULT_BUDGET);
 
-        let (state, ke1_a) = Login::start(&mut client, &endpoint, account, password).expect("KE1");
+        let (state, ke1_a) =
+            Login::start(&mut client, &endpoint, account_id(account), password).expect("KE1");
         let (state, ke3_a) = state.receive(&mut client, &call(&mut vault, &ke1_a)).expect("KE2");
         let logged_in = state.receive(&call(&mut vault, &ke3_a)).expect("logged in");
         assert_eq!(logged_in.key(), &key);
 
-        let (state, ke1_b) = Login::start(&mut client, &endpoint, account, password).expect("KE1");
+        let (state, ke1_b) =
+            Login::start(&mut client, &endpoint, account_id(account), password).expect("KE1");
         let (_, ke3_b) = state.receive(&mut client, &call(&mut vault, &ke1_b)).expect("KE2");
         let record = vault.record(account).cloned().expect("a registered account");
         assert!(record.pending.len() == 1 && record.token.is_some(), "{record:?}");

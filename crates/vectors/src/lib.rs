@@ -16,6 +16,7 @@
 use std::fs;
 use std::path::Path;
 
+use e2ee_backup_vault::AccountId;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -31,6 +32,11 @@ pub mod replication;
 pub mod runner;
 pub mod snapshot;
 pub mod vault;
+
+/// An account id the generator chose, 1 to 64 bytes by construction.
+pub(crate) fn account_id(bytes: &[u8]) -> AccountId<'_> {
+    AccountId::new(bytes).expect("the generator's account ids are 1 to 64 bytes")
+}
 
 /// Version of the vector envelope, written into every file.
 pub const SCHEMA_VERSION: u32 = 2;

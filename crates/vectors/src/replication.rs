@@ -11,11 +11,10 @@
 //! one scripted client and one driver, and each case is written next to the check that replays it.
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::AccountRecord;
-use e2ee_backup_vault::KsfProfile;
-use e2ee_backup_vault::peer;
-use e2ee_backup_vault::{Command, Decision, Hsm, HsmConfig, HsmSecrets, RecordChange};
-use e2ee_backup_vault::{Endpoint, Login, Registration};
+use e2ee_backup_vault::{
+    AccountId, AccountRecord, Command, Decision, Endpoint, FleetId, Hsm, HsmConfig, HsmSecrets,
+    KsfProfile, Login, RecordChange, Registration, peer,
+};
 use rand_core::{CryptoRng, RngCore};
 use serde_json::{Value, json};
 
@@ -114,7 +113,7 @@ struct Sequence {
 impl Sequence {
     fn new(name: &str, budget: u8) -> Self {
         let mut rng = Draws::new(&format!("replication/{name}"));
-        let secrets = HsmSecrets::generate(&mut rng, FLEET_ID);
+        let secrets = HsmSecrets::generate(&mut rng, FleetId::from_static(FLEET_ID));
         let (id, public) = secrets.public_keys()[0];
         let config = HsmConfig {
             budget,
@@ -124,7 +123,8 @@ impl Sequence {
         };
         let secrets_bytes = secrets.to_bytes().to_vec();
         let hsm = Hsm::new(secrets, config).expect("a valid policy");
-        let endpoint = Endpoint::new(FLEET_ID, id, public).accepting_fast_ksf();
+        let endpoint =
+            Endpoint::new(FleetId::from_static(FLEET_ID), id, public).accepting_fast_ksf();
         Self { hsm, endpoint, rng, record: None, steps: Vec::new(), secrets: secrets_bytes, config }
     }
 
@@ -144,8 +144,14 @@ impl Sequence {
 
     fn register(&mut self, password: &[u8], key: &BackupKey) {
         let endpoint = self.endpoint.clone();
-        let (state, request) =
-            Registration::start(&mut self.rng, &endpoint, ACCOUNT, password, None).unwrap();
+        let (state, request) = Registration::start(
+            &mut self.rng,
+            &endpoint,
+            AccountId::from_static(ACCOUNT),
+            password,
+            None,
+        )
+        .unwrap();
         let response = self.apply(&request, NOW);
         let (state, request) = state.receive(&mut self.rng, &response, key).unwrap();
         let response = self.apply(&request, NOW);
@@ -174,12 +180,15 @@ fn lock_out() -> Value {
     let key = BackupKey::from_bytes(draw32("replication/lock-out/key"));
     s.register(b"correct horse", &key);
     let endpoint = s.endpoint.clone();
-    let (_, first) = Login::start(&mut s.rng, &endpoint, ACCOUNT, b"guess 1").unwrap();
+    let (_, first) =
+        Login::start(&mut s.rng, &endpoint, AccountId::from_static(ACCOUNT), b"guess 1").unwrap();
     s.apply(&first, NOW + 1);
     s.apply(&first, NOW + 2);
     for (i, now) in [(2, NOW + 3), (3, NOW + 4), (4, NOW + 100), (5, NOW + 101)] {
         let guess = format!("guess {i}");
-        let (_, ke1) = Login::start(&mut s.rng, &endpoint, ACCOUNT, guess.as_bytes()).unwrap();
+        let (_, ke1) =
+            Login::start(&mut s.rng, &endpoint, AccountId::from_static(ACCOUNT), guess.as_bytes())
+                .unwrap();
         s.apply(&ke1, now);
     }
     s.case("register; KE1; the same KE1 again; KE1; KE1 while one is live; KE1 after expiry; KE1 when locked")
@@ -192,9 +201,12 @@ fn login_restores_budget() -> Value {
     let key = BackupKey::from_bytes(draw32("replication/login/key"));
     s.register(b"correct horse", &key);
     let endpoint = s.endpoint.clone();
-    let (_, wrong) = Login::start(&mut s.rng, &endpoint, ACCOUNT, b"wrong").unwrap();
+    let (_, wrong) =
+        Login::start(&mut s.rng, &endpoint, AccountId::from_static(ACCOUNT), b"wrong").unwrap();
     s.apply(&wrong, NOW + 1);
-    let (state, ke1) = Login::start(&mut s.rng, &endpoint, ACCOUNT, b"correct horse").unwrap();
+    let (state, ke1) =
+        Login::start(&mut s.rng, &endpoint, AccountId::from_static(ACCOUNT), b"correct horse")
+            .unwrap();
     let response = s.apply(&ke1, NOW + 2);
     let (state, ke3) = state.receive(&mut s.rng, &response).unwrap();
     let response = s.apply(&ke3, NOW + 3);
@@ -203,7 +215,9 @@ fn login_restores_budget() -> Value {
     let (state, delete) = logged_in.delete(&mut s.rng).unwrap();
     let response = s.apply(&delete, NOW + 5);
     state.receive(&response).unwrap();
-    let (_, ke1) = Login::start(&mut s.rng, &endpoint, ACCOUNT, b"correct horse").unwrap();
+    let (_, ke1) =
+        Login::start(&mut s.rng, &endpoint, AccountId::from_static(ACCOUNT), b"correct horse")
+            .unwrap();
     s.apply(&ke1, NOW + 6);
     s.case("register; wrong KE1; right KE1; KE3; KE3 replayed; delete; KE1 for the erased account")
 }
@@ -211,7 +225,8 @@ fn login_restores_budget() -> Value {
 fn command_cases() -> (Vec<Value>, Vec<Value>) {
     let mut s = Sequence::new("commands", 2);
     let endpoint = s.endpoint.clone();
-    let (_, ke1) = Login::start(&mut s.rng, &endpoint, ACCOUNT, b"any").unwrap();
+    let (_, ke1) =
+        Login::start(&mut s.rng, &endpoint, AccountId::from_static(ACCOUNT), b"any").unwrap();
     let opened = s.hsm.open(&ke1).unwrap();
     let (command, _) = opened.into_command(NOW);
     let command = command.unwrap().encode();
@@ -349,7 +364,7 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 fn peer_cases() -> (Vec<Value>, Vec<Value>, Vec<Value>) {
     let mut rng = Draws::new("replication/peer");
-    let secrets = HsmSecrets::generate(&mut rng, FLEET_ID);
+    let secrets = HsmSecrets::generate(&mut rng, FleetId::from_static(FLEET_ID));
     let key = secrets.peer_key();
     let key: &[u8; 32] = &key;
     let keys = vec![json!({

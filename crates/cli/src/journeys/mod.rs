@@ -458,7 +458,7 @@ fn prepare(
             ));
         }
     };
-    if !e2ee_backup_vault::valid_len(account.as_bytes()) {
+    if e2ee_backup_vault::AccountId::try_from(account.as_str()).is_err() {
         return Err(Failure::usage(
             "invalid-account",
             "--account must be 1 to 64 bytes, for example the phone number",

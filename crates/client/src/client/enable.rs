@@ -3,8 +3,7 @@
 //! (spec section 5.3: `enable_with_key`, `enable_with_password`; the journal of 5.6.1).
 
 use e2ee_backup_kdf::{BackupKey, digits};
-use e2ee_backup_vault::ClientError;
-use e2ee_backup_vault::RefusalReason;
+use e2ee_backup_vault::{ClientError, RefusalReason};
 use rand_core::OsRng;
 use zeroize::Zeroizing;
 

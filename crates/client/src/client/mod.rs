@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::Endpoint;
+use e2ee_backup_vault::{AccountId, Endpoint};
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 use zeroize::Zeroizing;
@@ -260,12 +260,9 @@ fn mode_name(mode: &Mode) -> &'static str {
     }
 }
 
-/// Refuses an account identifier that is not 1 to 64 bytes, the vault's limit.
-fn check_account(account: &str) -> Result<()> {
-    if !e2ee_backup_vault::valid_len(account.as_bytes()) {
-        return Err(Error::InvalidAccount { len: account.len() });
-    }
-    Ok(())
+/// The account identifier, refused unless it is 1 to 64 bytes, the vault's limit.
+fn check_account(account: &str) -> Result<AccountId<'_>> {
+    AccountId::try_from(account).map_err(|e| Error::InvalidAccount { len: e.length() })
 }
 
 fn unix_now() -> u64 {

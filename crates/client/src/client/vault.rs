@@ -6,7 +6,7 @@ use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_vault::{AwaitingRegisterChallenge, Endpoint, LoggedIn, Login, Registration};
 use rand_core::OsRng;
 
-use super::Client;
+use super::{Client, check_account};
 use crate::error::{Error, Result};
 use crate::state::{Journal, Mode, key_id_hex};
 use crate::transport::VaultTransport;
@@ -71,8 +71,8 @@ impl Client {
 
     pub(super) fn login(&mut self, password: &str) -> Result<LoggedIn> {
         let endpoint = self.endpoint()?;
-        let account = self.state.account.clone().into_bytes();
-        let (state, envelope) = Login::start(&mut OsRng, &endpoint, &account, password.as_bytes())?;
+        let account = check_account(&self.state.account)?;
+        let (state, envelope) = Login::start(&mut OsRng, &endpoint, account, password.as_bytes())?;
         let response = self.call("login-start", &envelope)?;
         let (state, envelope) = state.receive(&mut OsRng, &response)?;
         let response = self.call("login-finish", &envelope)?;
@@ -100,9 +100,9 @@ impl Client {
 
     pub(super) fn register(&mut self, password: &str, key: &BackupKey) -> Result<()> {
         let endpoint = self.endpoint()?;
-        let account = self.state.account.clone().into_bytes();
+        let account = check_account(&self.state.account)?;
         let (state, envelope) =
-            Registration::start(&mut OsRng, &endpoint, &account, password.as_bytes(), None)?;
+            Registration::start(&mut OsRng, &endpoint, account, password.as_bytes(), None)?;
         self.finish_registration(state, envelope, key)
     }
 

@@ -8,10 +8,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use e2ee_backup_vault::KsfProfile;
-use e2ee_backup_vault::MemoryVault;
-use e2ee_backup_vault::{FleetAuthority, FleetBundle};
-use e2ee_backup_vault::{Hsm, HsmConfig, HsmSecrets};
+use e2ee_backup_vault::{
+    FleetAuthority, FleetBundle, FleetId, Hsm, HsmConfig, HsmSecrets, KsfProfile, MemoryVault,
+};
 use rand_core::OsRng;
 
 use crate::error::{Error, Result};
@@ -74,8 +73,10 @@ pub struct MemoryFleet {
 impl MemoryTransport {
     /// A fleet `fleet_id` with guess budget `budget`, using the fast KSF profile (tests only),
     /// serving a bundle of epoch 1 that expires at `not_after`; the vault's clock reads `now`.
+    /// Panics unless `fleet_id` is 1 to 64 bytes.
     pub fn fleet(fleet_id: &str, budget: u8, now: u64, not_after: u64) -> MemoryFleet {
-        let secrets = HsmSecrets::generate(&mut OsRng, fleet_id.as_bytes());
+        let fleet = FleetId::try_from(fleet_id).expect("a fleet id is 1 to 64 bytes");
+        let secrets = HsmSecrets::generate(&mut OsRng, fleet);
         let keys = secrets.public_keys();
         let config = HsmConfig { budget, ksf_profile: KsfProfile::Fast, ..HsmConfig::default() };
         let hsm = Hsm::new(secrets, config).expect("a budget of 1 to 255 is a valid policy");

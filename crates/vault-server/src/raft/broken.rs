@@ -7,8 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use e2ee_backup_vault::peer;
-use e2ee_backup_vault::{Command, Decision, Hsm};
+use e2ee_backup_vault::{Command, Decision, Hsm, peer};
 use openraft::network::RaftNetworkFactory;
 use rand_core::{OsRng, RngCore as _};
 use redb::Database;

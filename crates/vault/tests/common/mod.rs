@@ -4,12 +4,11 @@
 #![allow(dead_code)]
 
 use e2ee_backup_kdf::BackupKey;
+use e2ee_backup_vault::{
+    AccountId, Endpoint, FleetId, Hsm, HsmConfig, HsmSecrets, KsfProfile, MemoryVault,
+    Registration, Request, Response,
+};
 
-use e2ee_backup_vault::KsfProfile;
-use e2ee_backup_vault::MemoryVault;
-use e2ee_backup_vault::{Endpoint, Registration};
-use e2ee_backup_vault::{Hsm, HsmConfig, HsmSecrets};
-use e2ee_backup_vault::{Request, Response};
 use rand_core::OsRng;
 
 pub const FLEET: &[u8] = b"fleet.test";
@@ -24,11 +23,12 @@ pub struct Attacker {
 
 impl Attacker {
     pub fn new(profile: KsfProfile) -> Self {
-        let secrets = HsmSecrets::generate(&mut OsRng, FLEET);
+        let secrets = HsmSecrets::generate(&mut OsRng, FleetId::from_static(FLEET));
         let (key_id, public) = secrets.public_keys()[0];
         let config = HsmConfig { budget: 5, ksf_profile: profile, ..HsmConfig::default() };
         let vault = MemoryVault::new(Hsm::new(secrets, config).unwrap(), NOW);
-        let endpoint = Endpoint::new(FLEET, key_id, public).accepting_fast_ksf();
+        let endpoint =
+            Endpoint::new(FleetId::from_static(FLEET), key_id, public).accepting_fast_ksf();
         Self { vault, endpoint, key_id, public }
     }
 
@@ -50,7 +50,8 @@ impl Attacker {
     pub fn register(&mut self, account: &[u8], password: &[u8]) {
         let ep = self.endpoint.clone();
         let (state, request) =
-            Registration::start(&mut OsRng, &ep, account, password, None).unwrap();
+            Registration::start(&mut OsRng, &ep, AccountId::new(account).unwrap(), password, None)
+                .unwrap();
         let response = self.vault.call(&mut OsRng, &request).unwrap();
         let (state, request) =
             state.receive(&mut OsRng, &response, &BackupKey::generate()).unwrap();

@@ -2,6 +2,7 @@
 //! 4.10.2, 4.11).
 
 use super::*;
+use e2ee_backup_vault::{AccountId, FleetId};
 
 /// One answer of the HSM.
 pub(super) enum Answer {
@@ -49,7 +50,9 @@ pub(super) fn key_field(v: &Value, field: &str) -> Result<BackupKey, String> {
 impl Run {
     pub(super) fn new(config: &Value, source: Source) -> Result<Self, String> {
         let fleet_id = hex_field(config, "fleetId")?;
+        let fleet = FleetId::new(&fleet_id).map_err(|e| format!("fleetId: {e}"))?;
         let account = hex_field(config, "accountId")?;
+        AccountId::new(&account).map_err(|e| format!("accountId: {e}"))?;
         let budget = u8::try_from(u64_field(config, "budget")?).map_err(|_| "budget too big")?;
         let ksf_profile = u8::try_from(u64_field(config, "ksfProfile")?)
             .ok()
@@ -62,7 +65,7 @@ impl Run {
         )?;
         let mut draws = Draws::new(source);
         draws.begin("hsm.setup");
-        let secrets = HsmSecrets::generate(&mut draws, &fleet_id);
+        let secrets = HsmSecrets::generate(&mut draws, fleet);
         let hsm_secrets = secrets.to_bytes().to_vec();
         // to_bytes ends with count (1) || key_id || X25519 secret [32].
         let tail = &hsm_secrets[hsm_secrets.len() - 34..];
@@ -78,7 +81,7 @@ impl Run {
             token_lifetime: u64_field(config, "tokenLifetime")?,
         };
         let hsm = Hsm::new(secrets, hsm_config).map_err(|e| e.to_string())?;
-        let endpoint = Endpoint::new(&fleet_id, key_id, public).accepting_fast_ksf();
+        let endpoint = Endpoint::new(fleet, key_id, public).accepting_fast_ksf();
         Ok(Self {
             draws,
             fleet_id,
@@ -211,9 +214,14 @@ impl Run {
     /// A registration: `Registration::start` (or `change_password`), then its finish.
     pub(super) fn register(&mut self, password: &[u8], key: &BackupKey) -> Result<(), String> {
         let from = self.draws.begin("client.register_start");
-        let (state, envelope) =
-            Registration::start(&mut self.draws, &self.endpoint, &self.account, password, None)
-                .map_err(|e| format!("{e:?}"))?;
+        let (state, envelope) = Registration::start(
+            &mut self.draws,
+            &self.endpoint,
+            account_id(&self.account),
+            password,
+            None,
+        )
+        .map_err(|e| format!("{e:?}"))?;
         let start_draws = self.draws.since(from);
         self.finish_registration(state, envelope, start_draws, password, key)
     }
@@ -309,7 +317,7 @@ impl Run {
     pub(super) fn login_start(&mut self, password: &[u8]) -> Result<LoginStarted, String> {
         let from = self.draws.begin("client.login_start");
         let (state, envelope) =
-            Login::start(&mut self.draws, &self.endpoint, &self.account, password)
+            Login::start(&mut self.draws, &self.endpoint, account_id(&self.account), password)
                 .map_err(|e| format!("{e:?}"))?;
         let start_draws = self.draws.since(from);
         let ikm = self.draws.last_ikm()?;

@@ -27,21 +27,19 @@
 //! case). They share this module's imports and constants, and each other's items, through
 //! `pub(super)`: together they are one generator.
 
-use e2ee_backup_vault::{envelope, internal::wrap};
+use crate::account_id;
+use e2ee_backup_vault::{
+    AccountRecord, AwaitingLoginChallenge, AwaitingRegisterChallenge, ChannelError, ClientError,
+    Endpoint, FleetPublicKey, FleetSecretKey, Hsm, HsmConfig, HsmError, HsmSecrets, Identities,
+    KsfProfile, LoggedIn, Login, RecordChange, Registration, Request, Response, VaultSuite,
+    envelope::{self, RequestEnvelope},
+    internal::{suite::CONTEXT, wrap},
+};
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_kdf::schedule::vault_wrapping_key;
-use e2ee_backup_vault::AccountRecord;
-use e2ee_backup_vault::{
-    AwaitingLoginChallenge, AwaitingRegisterChallenge, ClientError, Endpoint, LoggedIn, Login,
-    Registration,
-};
-use e2ee_backup_vault::{ChannelError, FleetPublicKey, FleetSecretKey, envelope::RequestEnvelope};
-use e2ee_backup_vault::{Hsm, HsmConfig, HsmError, HsmSecrets, RecordChange};
-use e2ee_backup_vault::{Identities, KsfProfile, VaultSuite, internal::suite::CONTEXT};
-use e2ee_backup_vault::{Request, Response};
 
 use opaque_ke::{
     ClientLogin, ClientLoginFinishParameters, ClientRegistration,

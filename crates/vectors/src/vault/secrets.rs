@@ -1,6 +1,7 @@
 //! Cases of the fleet secrets decoder alone (spec 4.10.1).
 
 use super::*;
+use e2ee_backup_vault::FleetId;
 
 /// A secrets case from its bytes: the decoder accepts them and serialises them back to the same
 /// bytes, or rejects them with a wire error code (spec 4.2).
@@ -29,7 +30,7 @@ pub(super) fn run_secrets(secrets: &[u8]) -> Result<Value, String> {
 pub(super) fn secrets_cases() -> Vec<Value> {
     let mut draws = Draws::new(Source::Derive("vault/secrets".into()));
     draws.begin("hsm.setup");
-    let base = HsmSecrets::generate(&mut draws, FLEET_ID).to_bytes().to_vec();
+    let base = HsmSecrets::generate(&mut draws, FleetId::from_static(FLEET_ID)).to_bytes().to_vec();
     // Offsets in `base`: the fleet id, then the OPAQUE setup (oprf_seed [64] || ake_private [32]
     // || dummy_public [32]), ticket_key [32], count, key id, X25519 key [32].
     let setup = 1 + 2 + FLEET_ID.len();

@@ -10,6 +10,7 @@
 //! baseline and the report; it lives in the binary, not the library, since nothing else runs
 //! it.
 
+use crate::{account_id, fleet_id};
 use std::fmt;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
@@ -20,12 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::KsfProfile;
-use e2ee_backup_vault::MemoryVault;
-use e2ee_backup_vault::PinnedFleet;
-use e2ee_backup_vault::drive;
-use e2ee_backup_vault::{Endpoint, Login};
-use e2ee_backup_vault::{Hsm, HsmConfig, HsmSecrets};
+use e2ee_backup_vault::{
+    Endpoint, Hsm, HsmConfig, HsmSecrets, KsfProfile, Login, MemoryVault, PinnedFleet, drive,
+};
 use rand_core::{OsRng, RngCore as _};
 use thiserror::Error;
 
@@ -247,15 +245,15 @@ fn random_suffix() -> String {
 /// The in-process cost of one retrieval, client and vault on one thread.
 fn in_process(ksf: KsfProfile, seconds: u64) -> Series {
     let fleet = b"load.in-process";
-    let secrets = HsmSecrets::generate(&mut OsRng, fleet);
+    let secrets = HsmSecrets::generate(&mut OsRng, fleet_id(fleet));
     let (id, public) = secrets.public_keys()[0];
     let config = HsmConfig { ksf_profile: ksf, ..HsmConfig::default() };
     let hsm = Hsm::new(secrets, config).expect("a valid policy");
     let mut vault = MemoryVault::new(hsm, unix_now());
-    let endpoint = Endpoint::new(fleet, id, public).accepting_fast_ksf();
+    let endpoint = Endpoint::new(fleet_id(fleet), id, public).accepting_fast_ksf();
     let (account, password, key) =
         (b"in-process".as_slice(), b"load password", BackupKey::generate());
-    drive::register(&mut vault, &mut OsRng, &endpoint, account, password, &key)
+    drive::register(&mut vault, &mut OsRng, &endpoint, account_id(account), password, &key)
         .expect("registered");
 
     let mut latencies = Vec::new();
@@ -263,7 +261,8 @@ fn in_process(ksf: KsfProfile, seconds: u64) -> Series {
     let deadline = started + Duration::from_secs(seconds);
     while Instant::now() < deadline {
         let t = Instant::now();
-        let done = drive::login(&mut vault, &mut OsRng, &endpoint, account, password).expect("K");
+        let done = drive::login(&mut vault, &mut OsRng, &endpoint, account_id(account), password)
+            .expect("K");
         assert!(done.key() == &key, "the in-process vault returned another key");
         latencies.push(t.elapsed());
     }
@@ -289,7 +288,7 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
     for i in 0..options.clients {
         let account = format!("load-{run_id}-{i}").into_bytes();
         let key = BackupKey::generate();
-        client::register(&mut http, &endpoint, &account, b"load password", &key)?;
+        client::register(&mut http, &endpoint, account_id(&account), b"load password", &key)?;
         accounts.push((account, key));
     }
     let ksf_profile = detect_profile(&mut http, &bundle, &accounts[0].0)?;
@@ -311,7 +310,12 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
                 let mut latencies = Vec::new();
                 while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    match client::login(&mut http, &endpoint, &account, b"load password") {
+                    match client::login(
+                        &mut http,
+                        &endpoint,
+                        account_id(&account),
+                        b"load password",
+                    ) {
                         Ok(done) if done.key() == &key => latencies.push(t.elapsed()),
                         Ok(_) => {
                             stop.store(true, Ordering::Relaxed);
@@ -358,8 +362,8 @@ fn detect_profile(
     account: &[u8],
 ) -> Result<u8, LoadError> {
     let strict = Endpoint::from_bundle(bundle).map_err(JourneyError::from)?;
-    let (state, request) =
-        Login::start(&mut OsRng, &strict, account, b"load password").map_err(JourneyError::from)?;
+    let (state, request) = Login::start(&mut OsRng, &strict, account_id(account), b"load password")
+        .map_err(JourneyError::from)?;
     let response = http.call(account, &request).map_err(JourneyError::from)?;
     match state.receive(&mut OsRng, &response) {
         Err(e2ee_backup_vault::ClientError::WeakKsf(code)) => Ok(code),

@@ -10,6 +10,7 @@
 //! `scale password i` and the backup key SHA-256(`"e2ee-backups scale key"` || u64(i)), so a
 //! load generator can log in to any of them.
 
+use crate::account_id;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,12 +19,10 @@ use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::AccountRecord;
-use e2ee_backup_vault::Endpoint;
-use e2ee_backup_vault::KsfProfile;
-use e2ee_backup_vault::MemoryVault;
-use e2ee_backup_vault::drive;
-use e2ee_backup_vault::{Hsm, HsmConfig, HsmSecrets, RecordChange};
+use e2ee_backup_vault::{
+    AccountRecord, Endpoint, Hsm, HsmConfig, HsmSecrets, KsfProfile, MemoryVault, RecordChange,
+    drive,
+};
 use rand_core::OsRng;
 use sha2::{Digest as _, Sha256};
 
@@ -214,11 +213,10 @@ fn register_chunks(
 ) -> Result<(), ScaleError> {
     let invalid = |message: String| ScaleError::Register { account: "-".into(), message };
     let secrets = HsmSecrets::from_bytes(secrets).map_err(|e| invalid(e.to_string()))?;
-    let fleet_id = secrets.fleet_id().to_vec();
     let (key_id, public) = secrets.public_keys()[0];
+    let mut endpoint = Endpoint::new(secrets.fleet_id(), key_id, public);
     let hsm = Hsm::new(secrets, policy).map_err(|e| invalid(e.to_string()))?;
     let mut vault = MemoryVault::new(hsm, unix_now());
-    let mut endpoint = Endpoint::new(&fleet_id, key_id, public);
     if policy.ksf_profile == KsfProfile::Fast {
         endpoint = endpoint.accepting_fast_ksf();
     }
@@ -230,8 +228,15 @@ fn register_chunks(
         }
         for &i in chunk {
             let id = account(i);
-            drive::register(&mut vault, &mut OsRng, &endpoint, &id, &password(i), &backup_key(i))
-                .map_err(|e| ScaleError::Register {
+            drive::register(
+                &mut vault,
+                &mut OsRng,
+                &endpoint,
+                account_id(&id),
+                &password(i),
+                &backup_key(i),
+            )
+            .map_err(|e| ScaleError::Register {
                 account: String::from_utf8_lossy(&id).into_owned(),
                 message: e.to_string(),
             })?;

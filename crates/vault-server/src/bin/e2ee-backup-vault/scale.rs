@@ -5,14 +5,14 @@
 //! each server's memory. At the last level it also times the snapshot a replica builds after a
 //! deletion (spec sections 4.13.1 and 7.6) and a new replica catching up from nothing (section
 //! 7.9).
+use crate::account_id;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use e2ee_backup_kdf::BackupKey;
-use e2ee_backup_vault::Endpoint;
-use e2ee_backup_vault::PinnedFleet;
+use e2ee_backup_vault::{Endpoint, PinnedFleet};
 use rand_core::{OsRng, RngCore as _};
 use thiserror::Error;
 
@@ -238,7 +238,12 @@ fn retrievals(
                         let mut outcome;
                         let mut tries = 0;
                         loop {
-                            outcome = client::login(&mut http, endpoint, &account(i), &password(i));
+                            outcome = client::login(
+                                &mut http,
+                                endpoint,
+                                account_id(&account(i)),
+                                &password(i),
+                            );
                             if tries == MAX_RETRIES || !busy(&outcome) {
                                 break;
                             }
@@ -288,8 +293,14 @@ fn registrations(url: &str, pin: &PinnedFleet, tag: &str) -> Result<Series, Scal
     for j in 0..REGISTRATIONS {
         let id = format!("extra-{tag}-{run:08x}-{j}").into_bytes();
         let t = Instant::now();
-        client::register(&mut http, &endpoint, &id, b"extra password", &BackupKey::generate())
-            .map_err(journey("a registration"))?;
+        client::register(
+            &mut http,
+            &endpoint,
+            account_id(&id),
+            b"extra password",
+            &BackupKey::generate(),
+        )
+        .map_err(journey("a registration"))?;
         latencies.push(t.elapsed());
     }
     Ok(Series::new(latencies, started.elapsed()))
@@ -467,11 +478,11 @@ fn snapshot_and_catch_up(
     let (mut http, endpoint) = connect(&format!("http://{}", fleet.replicas[leader].api), pin)?;
     let id = format!("erased-{:08x}", OsRng.next_u32()).into_bytes();
     let (id, secret) = (id.as_slice(), b"erased password".as_slice());
-    client::register(&mut http, &endpoint, id, secret, &BackupKey::generate())
+    client::register(&mut http, &endpoint, account_id(id), secret, &BackupKey::generate())
         .map_err(journey("registering the account to delete"))?;
-    let session = client::login(&mut http, &endpoint, id, secret)
+    let session = client::login(&mut http, &endpoint, account_id(id), secret)
         .map_err(journey("logging in to the account to delete"))?;
-    client::delete(&mut http, session, id).map_err(journey("deleting the account"))?;
+    client::delete(&mut http, session, account_id(id)).map_err(journey("deleting the account"))?;
     let deleted_at = Instant::now();
     let index = status_u64(fleet, leader, "last_applied").unwrap_or(0);
     let mut snapshot = vec![Duration::ZERO; fleet.replicas.len()];
