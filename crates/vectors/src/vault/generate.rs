@@ -300,6 +300,7 @@ pub fn generate() -> Value {
         json!({}),
     );
     groups.push(json!({ "type": "Channel", "tests": [key_200] }));
+    groups.push(json!({ "type": "Secrets", "tests": [empty_fleet_id_case()] }));
     number(&mut groups);
     envelope(ALGORITHM, HEADER, NOTES, groups)
 }

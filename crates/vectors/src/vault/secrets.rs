@@ -25,6 +25,22 @@ pub(super) fn run_secrets(secrets: &[u8]) -> Result<Value, String> {
     Ok(case)
 }
 
+/// Fleet secrets whose fleet id is empty: refused as `invalid-value` once its length is read
+/// (spec 4.10.1). Earlier decoders took them, and an HSM built from them opened no request.
+pub(super) fn empty_fleet_id_case() -> Value {
+    let mut draws = Draws::new(Source::Derive("vault/secrets".into()));
+    draws.begin("hsm.setup");
+    let mut bytes =
+        HsmSecrets::generate(&mut draws, FleetId::from_static(FLEET_ID)).to_bytes().to_vec();
+    bytes.splice(1..1 + 2 + FLEET_ID.len(), [0, 0]);
+    let comment = "an empty fleet id";
+    let mut case = run_secrets(&bytes).unwrap_or_else(|e| panic!("secrets {comment}: {e}"));
+    assert_eq!(case.get("error").and_then(Value::as_str), Some("invalid-value"), "{comment}");
+    case["comment"] = json!(comment);
+    case["flags"] = json!(["SecretsDecoding"]);
+    case
+}
+
 /// The fleet secrets cases: the secrets of a fleet set up from seeded draws, changed one rule
 /// at a time in the order spec 4.10.1 checks them.
 pub(super) fn secrets_cases() -> Vec<Value> {
