@@ -27,6 +27,18 @@ fn key(byte: u8) -> BackupKey {
     BackupKey::from_bytes([byte; 32])
 }
 
+/// Puts a media root key of 32 `byte`s, sealed under `k` as spec 8.2 seals it, into `store`.
+fn fixed_media_root(store: &MemoryStore, k: &BackupKey, byte: u8) {
+    let mut options = EncryptOptions::default();
+    options.metadata = Metadata {
+        created_at: 1,
+        plaintext_len: None,
+        fields: BTreeMap::from([("purpose".to_owned(), "media-root-key".to_owned())]),
+    };
+    let wrap = &AccountKeys::derive(k).media_root_wrap;
+    store.set_raw(MEDIA_ROOT_OBJECT, encrypt_to_vec(wrap, options, &[byte; 32]).unwrap());
+}
+
 fn blob_objects(store: &MemoryStore) -> Vec<String> {
     store.list("blobs/").unwrap()
 }
@@ -120,6 +132,10 @@ fn a_changed_file_uploads_only_the_chunks_around_the_change() {
     let mut content = noise(4, 400_000);
     fs::write(dir.path().join("big.db"), &content).unwrap();
     let store = MemoryStore::new();
+    // A fixed media root key fixes the chunker's seed, so every run cuts where this one does:
+    // with a random one, a cut that moves within the minimum size of the next one made a fourth
+    // blob about once in a few hundred runs.
+    fixed_media_root(&store, &key(1), 0x5a);
     let mut snapshots = Snapshots::open(&store, &key(1)).unwrap().with_chunking(SMALL).unwrap();
     let first = snapshots.backup(dir.path()).unwrap();
     assert!(first.new_blobs >= 40, "{first:?}");
