@@ -1,4 +1,4 @@
-//! The client role (spec chapter 4, "The client").
+//! The client role (spec section 4.11).
 //!
 //! Each protocol state is its own type, and each step consumes it: an answer can only be fed to
 //! the state that asked for it, and a state can answer once. Every step returns the next state

@@ -1,4 +1,4 @@
-//! The HSM role (spec chapter 4, "The vault").
+//! The HSM role (spec section 4.10).
 //!
 //! The pipeline itself is described on [`Hsm`].
 

@@ -63,7 +63,7 @@ mod ticket;
 mod wire;
 mod wrap;
 
-// The phone's side: its states, one struct per answer it waits for (spec 4.11, 4.12).
+// The phone's side: its states, one struct per answer it waits for (spec 4.11).
 pub use client::{
     AwaitingDeleted, AwaitingKey, AwaitingLoginChallenge, AwaitingRegisterChallenge,
     AwaitingRegistered, ClientError, Endpoint, LoggedIn, Login, Registration, SessionToken,
@@ -73,10 +73,11 @@ pub use command::{Command, Decided, Decision, Opened, Pending, RecordChange, Rep
 pub use hsm::{DEFAULT_BUDGET, Hsm, HsmConfig, HsmError, UNCHARGED_REMAINING};
 pub use memory::MemoryVault;
 pub use secrets::HsmSecrets;
-// What the HSM keeps per account (spec 4.13) and the messages inside the channel (spec 4.8).
+// What the HSM keeps per account (spec 4.8) and the messages inside the channel (spec 4.7).
 pub use messages::{RefusalReason, Request, Response};
 pub use record::{AccountRecord, AccountState, Attempt, Token};
-// Identifiers (spec 4.3, 4.4), the OPAQUE suite (spec 4.2) and the fleet's keys (spec 4.5).
+// Identifiers (spec 4.3, 4.4), the fleet's keys and bundles (spec 4.3, 4.4), the OPAQUE suite
+// (spec 4.5) and the wire errors (spec 4.2).
 pub use channel::{ChannelError, FleetPublicKey, FleetSecretKey};
 pub use fleet::{
     Audit, Auditor, Authority, FleetAuthority, FleetBundle, FleetError, PinnedFleet, SigningRole,
@@ -86,7 +87,7 @@ pub use pin::{PinError, check_fleet_id};
 pub use suite::{Identities, KsfProfile, RfcSuite, Suite, VaultSuite};
 pub use wire::WireError;
 
-/// The sealed request channel between a phone and the HSMs, byte by byte (spec 4.6 and 4.7):
+/// The sealed request channel between a phone and the HSMs, byte by byte (spec 4.4):
 /// what a relay or another client needs to build, parse or answer an envelope itself.
 pub mod envelope {
     #[doc(hidden)]
@@ -107,21 +108,21 @@ pub mod internal {
     pub mod hsm {
         pub use crate::hsm::{PEER_LABEL, PEER_TLS_LABEL, TOKEN_LABEL};
     }
-    /// Fleet bundle lengths and labels (spec 4.5).
+    /// Fleet bundle lengths and labels (spec 4.3).
     pub mod fleet {
         pub use crate::fleet::{
             AUDITOR_LABEL, AUTHORITY_LABEL, BUNDLE_VERSION, MAX_BODY_LEN, MAX_KEYS,
         };
     }
-    /// Message lengths (spec 4.8).
+    /// Message lengths (spec 4.7).
     pub mod messages {
         pub use crate::messages::MAX_TICKET_LEN;
     }
-    /// Record lengths (spec 4.13).
+    /// Record lengths (spec 4.8).
     pub mod record {
         pub use crate::record::{ATTEMPT_ID_LEN, REGISTRATION_LEN, TOKEN_LEN};
     }
-    /// The OPAQUE context string (spec 4.2).
+    /// The OPAQUE context string (spec 4.5).
     pub mod suite {
         pub use crate::suite::CONTEXT;
     }
@@ -129,11 +130,11 @@ pub mod internal {
     pub mod ticket {
         pub use crate::ticket::*;
     }
-    /// The wire encoding (spec 4.1).
+    /// The wire encoding (spec 4.2).
     pub mod wire {
         pub use crate::wire::{Reader, Writer};
     }
-    /// The key sealed under the export key (spec 4.10.3).
+    /// The key sealed under the export key (spec 4.6).
     pub mod wrap {
         pub use crate::wrap::*;
     }

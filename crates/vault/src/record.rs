@@ -1,4 +1,4 @@
-//! What the vault stores per account (spec chapter 4, "Account record").
+//! What the vault stores per account (spec section 4.8).
 //!
 //! A record is all the per-account state there is: the HSM itself keeps nothing between requests
 //! but its keys. Login sessions travel as sealed tickets (see [`crate::ticket`]); the record only

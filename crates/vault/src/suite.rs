@@ -1,4 +1,4 @@
-//! The OPAQUE configuration of the vault (spec chapter 4, "OPAQUE configuration").
+//! The OPAQUE configuration of the vault (spec section 4.5).
 //!
 //! RFC 9807 with 3DH over ristretto255 and SHA-512, the OPRF suite ristretto255-SHA512, and a key
 //! stretching function that is a type parameter: Argon2id in what we ship, the identity function

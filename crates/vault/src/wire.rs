@@ -1,5 +1,5 @@
-//! The byte-level reading and writing that every vault message shares (spec chapter 4, "Wire
-//! encoding").
+//! The byte-level reading and writing that every vault message shares (spec section
+//! 4.2).
 //!
 //! Integers are big-endian. A variable-length field is a `u16` length followed by that many bytes,
 //! and every such field has a maximum that is checked before anything is allocated. A message is

@@ -1,4 +1,4 @@
-//! Wrapping K under the OPAQUE export key (spec chapter 4, "Sealed key").
+//! Wrapping K under the OPAQUE export key (spec section 4.6).
 //!
 //! The client derives the wrapping key from the export key through the key schedule
 //! (`e2ee-backups/v1/vault/wrapping-key`) and seals K with AES-256-GCM. The associated data names

@@ -211,17 +211,25 @@ impl Run {
         }
     }
 
-    /// A registration: `Registration::start` (or `change_password`), then its finish.
-    pub(super) fn register(&mut self, password: &[u8], key: &BackupKey) -> Result<(), String> {
-        let from = self.draws.begin("client.register_start");
-        let (state, envelope) = Registration::start(
+    /// The client's RegisterStart for the case's account, without a token.
+    pub(super) fn register_start(
+        &mut self,
+        password: &[u8],
+    ) -> Result<(AwaitingRegisterChallenge, Vec<u8>), String> {
+        Registration::start(
             &mut self.draws,
             &self.endpoint,
             account_id(&self.account),
             password,
             None,
         )
-        .map_err(|e| format!("{e:?}"))?;
+        .map_err(|e| format!("{e:?}"))
+    }
+
+    /// A registration: `Registration::start` (or `change_password`), then its finish.
+    pub(super) fn register(&mut self, password: &[u8], key: &BackupKey) -> Result<(), String> {
+        let from = self.draws.begin("client.register_start");
+        let (state, envelope) = self.register_start(password)?;
         let start_draws = self.draws.since(from);
         self.finish_registration(state, envelope, start_draws, password, key)
     }

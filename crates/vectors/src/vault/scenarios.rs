@@ -140,14 +140,7 @@ pub(super) fn journey(
             // One RegisterStart envelope sent twice: each answer evaluates the same blinded
             // element under its own fresh OPRF seed; the client finishes with the second.
             let from = run.draws.begin("client.register_start");
-            let (state, envelope) = Registration::start(
-                &mut run.draws,
-                &run.endpoint,
-                account_id(&run.account),
-                &password,
-                None,
-            )
-            .map_err(|e| format!("{e:?}"))?;
+            let (state, envelope) = run.register_start(&password)?;
             let start_draws = run.draws.since(from);
             let ikm = run.draws.last_ikm()?;
             let (_, first) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
@@ -194,14 +187,7 @@ pub(super) fn journey(
                 None
             };
             run.draws.begin("client.register_start");
-            let (state, envelope) = Registration::start(
-                &mut run.draws,
-                &run.endpoint,
-                account_id(&run.account),
-                &password,
-                None,
-            )
-            .map_err(|e| format!("{e:?}"))?;
+            let (state, envelope) = run.register_start(&password)?;
             let ikm = run.draws.last_ikm()?;
             let (bytes, _) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
             if foreign.is_none() {
@@ -228,14 +214,7 @@ pub(super) fn journey(
         "re-register-without-token" => {
             run.register(&password, &key()?)?;
             run.draws.begin("client.register_start");
-            let (state, envelope) = Registration::start(
-                &mut run.draws,
-                &run.endpoint,
-                account_id(&run.account),
-                &other()?,
-                None,
-            )
-            .map_err(|e| format!("{e:?}"))?;
+            let (state, envelope) = run.register_start(&other()?)?;
             let ikm = run.draws.last_ikm()?;
             // RegisterStart is answered as for any account: a challenge under a fresh seed.
             let (bytes, _) = Run::sealed(run.call(&envelope, Some(&ikm))?)?;
@@ -277,14 +256,7 @@ pub(super) fn journey(
             let env = run.login_start_unsent(&password)?;
             let ke1 = run.plaintext_of(&env)?;
             run.draws.begin("client.register_start");
-            let (_, env) = Registration::start(
-                &mut run.draws,
-                &run.endpoint,
-                account_id(&run.account),
-                &password,
-                None,
-            )
-            .map_err(|e| format!("{e:?}"))?;
+            let (_, env) = run.register_start(&password)?;
             let mut register_start = run.plaintext_of(&env)?;
             let mut unknown_kind = ke1.clone();
             unknown_kind[0] = 0x06;
@@ -306,14 +278,7 @@ pub(super) fn journey(
         }
         "invalid-register-start" => {
             run.draws.begin("client.register_start");
-            let (_, env) = Registration::start(
-                &mut run.draws,
-                &run.endpoint,
-                account_id(&run.account),
-                &password,
-                None,
-            )
-            .map_err(|e| format!("{e:?}"))?;
+            let (_, env) = run.register_start(&password)?;
             let mut answers = Vec::new();
             // Not a canonical encoding; the identity element.
             for element in [[0xff; 32], [0; 32]] {
@@ -582,14 +547,7 @@ impl Run {
         key: &BackupKey,
     ) -> Result<Vec<u8>, String> {
         self.draws.begin("client.register_start");
-        let (state, envelope) = Registration::start(
-            &mut self.draws,
-            &self.endpoint,
-            account_id(&self.account),
-            password,
-            None,
-        )
-        .map_err(|e| format!("{e:?}"))?;
+        let (state, envelope) = self.register_start(password)?;
         let ikm = self.draws.last_ikm()?;
         let (bytes, _) = Self::sealed(self.call(&envelope, Some(&ikm))?)?;
         self.draws.begin("client.register_finish");
