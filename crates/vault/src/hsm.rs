@@ -2,7 +2,7 @@
 //!
 //! The pipeline itself is described on [`Hsm`].
 
-use opaque_ke::key_exchange::group::ristretto255::curve25519_dalek::ristretto::CompressedRistretto;
+use opaque_ke::key_exchange::tripledh::DiffieHellman as _;
 use opaque_ke::{
     CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload,
     ServerLogin, ServerLoginParameters, ServerRegistration,
@@ -549,12 +549,11 @@ impl Hsm {
             self.login_parameters(account),
         )
         .ok()?;
-        // 3DH's static-ephemeral share, DH(server AKE key, client key share), as opaque-ke's
-        // `TripleDh` computes it.
-        let client_share = builder.data().serialize();
-        let client_share = CompressedRistretto::from_slice(&client_share).ok()?.decompress()?;
-        let shared = (client_share * *self.secrets.ake_private).compress().to_bytes();
-        let started = builder.build(shared.into()).ok()?;
+        // 3DH's static-ephemeral share, DH(server AKE key, client key share), with opaque-ke's
+        // own function for a key it does not hold, on the share it already decoded.
+        let client_share = builder.data().to_group_type();
+        let shared = self.secrets.ake_private.diffie_hellman(client_share);
+        let started = builder.build(shared).ok()?;
         let mut ke2 = Box::new([0u8; len::KE2]);
         ke2.copy_from_slice(&started.message.serialize());
         let body = TicketBody {

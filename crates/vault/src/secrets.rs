@@ -1,10 +1,11 @@
 //! The fleet secrets every HSM of a fleet holds, and their serialisation (spec section 4.10.1);
 //! the subkeys of the ticket key (spec section 4.9).
 
+use opaque_ke::Ristretto255;
 use opaque_ke::ServerSetup;
 use opaque_ke::generic_array::GenericArray;
 use opaque_ke::generic_array::typenum::U32;
-use opaque_ke::key_exchange::group::ristretto255::curve25519_dalek::scalar::Scalar;
+use opaque_ke::key_exchange::group::Group as _;
 use rand_core::{CryptoRng, RngCore};
 use sha2_10::Sha256;
 use zeroize::Zeroizing;
@@ -31,10 +32,13 @@ pub struct HsmSecrets {
     /// The fleet's own OPRF seed (the first 64 bytes of `opaque`): phantoms' fake KE2s are
     /// evaluated under it (spec 4.5).
     pub(crate) fleet_oprf_seed: Zeroizing<[u8; OPRF_SEED_LEN]>,
-    /// The AKE private key of `opaque` as a scalar, for 3DH's static-ephemeral share of a KE2
-    /// (the HSM computes it; see `Hsm::compute_ke2`).
-    pub(crate) ake_private: Zeroizing<Scalar>,
+    /// The AKE private key of `opaque`, in opaque-ke's own type, for 3DH's static-ephemeral
+    /// share of a KE2 (the HSM computes it; see `Hsm::compute_ke2`). Zeroized on drop.
+    pub(crate) ake_private: AkePrivate,
 }
+
+/// A non-zero ristretto255 scalar as opaque-ke's 3DH takes it.
+pub(crate) type AkePrivate = <Ristretto255 as opaque_ke::key_exchange::group::Group>::Sk;
 
 impl std::fmt::Debug for HsmSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,10 +77,8 @@ impl HsmSecrets {
         fleet_oprf_seed.copy_from_slice(&bytes[..OPRF_SEED_LEN]);
         let mut private = Zeroizing::new([0u8; 32]);
         private.copy_from_slice(&bytes[OPRF_SEED_LEN..OPRF_SEED_LEN + 32]);
-        let ake_private = Zeroizing::new(
-            Option::from(Scalar::from_canonical_bytes(*private))
-                .expect("a ServerSetup holds a canonical AKE private key"),
-        );
+        let ake_private = Ristretto255::deserialize_take_sk(&mut &private[..])
+            .expect("a ServerSetup holds a canonical, non-zero AKE private key");
         Self {
             fleet_oprf_seed,
             ake_private,
