@@ -157,7 +157,7 @@ fn a_changed_vault_vector_is_caught() {
     let original: Value =
         serde_json::from_str(&std::fs::read_to_string(vectors_dir().join("vault.json")).unwrap())
             .unwrap();
-    assert_eq!(e2ee_backup_vectors::verify(&original), Ok(104));
+    assert_eq!(e2ee_backup_vectors::verify(&original), Ok(105));
     let flip = |hex: &Value| -> Value {
         let mut bytes = hex::decode(hex.as_str().unwrap()).unwrap();
         bytes[0] ^= 1;
