@@ -51,6 +51,8 @@ use subtle::ConstantTimeEq;
 
 const FLEET: &[u8] = b"fleet.bench";
 const ACCOUNT: &[u8] = b"bench-account";
+const FLEET_ID: FleetId<'static> = FleetId::from_static(FLEET);
+const ACCOUNT_ID: AccountId<'static> = AccountId::from_static(ACCOUNT);
 const GHOST: &[u8] = b"bench-ghost";
 const PASSWORD: &[u8] = b"correct horse battery staple";
 const NOW: u64 = 1_800_000_000;
@@ -71,24 +73,18 @@ struct Vault {
 
 impl Vault {
     fn new(profile: KsfProfile) -> Self {
-        let secrets = HsmSecrets::generate(&mut OsRng, FleetId::from_static(FLEET));
+        let secrets = HsmSecrets::generate(&mut OsRng, FLEET_ID);
         let bytes = secrets.to_bytes().to_vec();
         let (key_id, public) = secrets.public_keys()[0];
         let config = HsmConfig { ksf_profile: profile, ..HsmConfig::default() };
         let hsm = Hsm::new(secrets, config).expect("a valid configuration");
-        let endpoint =
-            Endpoint::new(FleetId::from_static(FLEET), key_id, public).accepting_fast_ksf();
+        let endpoint = Endpoint::new(FLEET_ID, key_id, public).accepting_fast_ksf();
         let mut vault =
             Self { hsm, endpoint, records: Records::new(), secrets: bytes, key_id, public };
         let mut records = Records::new();
-        let (state, request) = Registration::start(
-            &mut OsRng,
-            &vault.endpoint,
-            AccountId::from_static(ACCOUNT),
-            PASSWORD,
-            None,
-        )
-        .expect("registration starts");
+        let (state, request) =
+            Registration::start(&mut OsRng, &vault.endpoint, ACCOUNT_ID, PASSWORD, None)
+                .expect("registration starts");
         let challenge = vault.serve(&mut records, &request);
         let key = BackupKey::generate();
         let (state, request) =
@@ -169,28 +165,15 @@ fn client(c: &mut Criterion, vault: &Vault) {
     let key = BackupKey::generate();
     let ep = &vault.endpoint;
     group.bench_function("client_register_start", |b| {
-        b.iter(|| {
-            Registration::start(
-                &mut OsRng,
-                ep,
-                AccountId::from_static(ACCOUNT),
-                black_box(PASSWORD),
-                None,
-            )
-        })
+        b.iter(|| Registration::start(&mut OsRng, ep, ACCOUNT_ID, black_box(PASSWORD), None))
     });
     let mut records = vault.records.clone();
     group.bench_function("client_register_finish", |b| {
         b.iter_batched(
             || {
-                let (state, request) = Registration::start(
-                    &mut OsRng,
-                    ep,
-                    AccountId::from_static(ACCOUNT),
-                    PASSWORD,
-                    None,
-                )
-                .expect("registration starts");
+                let (state, request) =
+                    Registration::start(&mut OsRng, ep, ACCOUNT_ID, PASSWORD, None)
+                        .expect("registration starts");
                 (state, vault.serve(&mut records, &request))
             },
             |(state, challenge)| {
@@ -200,9 +183,7 @@ fn client(c: &mut Criterion, vault: &Vault) {
         )
     });
     group.bench_function("client_login_start", |b| {
-        b.iter(|| {
-            Login::start(&mut OsRng, ep, AccountId::from_static(ACCOUNT), black_box(PASSWORD))
-        })
+        b.iter(|| Login::start(&mut OsRng, ep, ACCOUNT_ID, black_box(PASSWORD)))
     });
     group.bench_function("client_login_finish", |b| login_finish(b, vault));
     group.finish();

@@ -129,6 +129,14 @@ pub fn sweep_keys(db: &Database, keys: &Keyring) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The number of account records in `db`.
+pub fn count_records(db: &Database) -> Result<u64, StoreError> {
+    use redb::ReadableTableMetadata as _;
+    let txn = db.begin_read().map_err(|e| db_err("counting records")(e.into()))?;
+    let table = txn.open_table(ACCOUNTS).map_err(|e| db_err("counting records")(e.into()))?;
+    table.len().map_err(|e| db_err("counting records")(e.into()))
+}
+
 impl RedbStore {
     /// Opens (or creates) `data_dir/vault.redb` (see [`open_database`]) and its keys.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
@@ -143,10 +151,7 @@ impl RedbStore {
 
     /// The number of stored records.
     pub fn len(&self) -> Result<u64, StoreError> {
-        use redb::ReadableTableMetadata as _;
-        let txn = self.db.begin_read().map_err(|e| db_err("counting records")(e.into()))?;
-        let table = txn.open_table(ACCOUNTS).map_err(|e| db_err("counting records")(e.into()))?;
-        table.len().map_err(|e| db_err("counting records")(e.into()))
+        count_records(&self.db)
     }
 
     /// Whether `account` has a stored record (without opening it).

@@ -17,41 +17,37 @@ use rand_core::OsRng;
 fn a_kill_between_ke2_and_ke3_keeps_the_charge_and_the_registration() {
     let dir = tempfile::tempdir().unwrap();
     init_dir(dir.path(), "crash.fleet", 5);
-    let account = b"crash-account";
+    let account = AccountId::from_static(b"crash-account");
     let key = BackupKey::generate();
 
     let server = Served::start(dir.path(), "serve-1.log");
     let mut http = server.http();
     let ep = endpoint(&mut http, dir.path());
-    client::register(&mut http, &ep, AccountId::new(account).unwrap(), b"pw", &key).unwrap();
-    let (state, ke1) =
-        Login::start(&mut OsRng, &ep, AccountId::new(account).unwrap(), b"pw").unwrap();
-    let ke2 = http.call(account, &ke1).unwrap();
+    client::register(&mut http, &ep, account, b"pw", &key).unwrap();
+    let (state, ke1) = Login::start(&mut OsRng, &ep, account, b"pw").unwrap();
+    let ke2 = http.call(account.as_bytes(), &ke1).unwrap();
     let (awaiting_key, ke3) = state.receive(&mut OsRng, &ke2).unwrap();
     server.kill();
 
     let server = Served::start(dir.path(), "serve-2.log");
     let mut http = server.http();
     // The killed attempt is still spent: a wrong guess now leaves 5 - 2.
-    match client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"wrong") {
+    match client::login(&mut http, &ep, account, b"wrong") {
         Err(JourneyError::Vault(ClientError::WrongPassword { remaining })) => {
             assert_eq!(remaining, 3)
         }
         other => panic!("expected a wrong password, got {other:?}"),
     }
     // The charge was durable with its pending attempt: the KE3 of before the crash completes.
-    let done = awaiting_key.receive(&http.call(account, &ke3).unwrap()).unwrap();
+    let done = awaiting_key.receive(&http.call(account.as_bytes(), &ke3).unwrap()).unwrap();
     assert_eq!(done.key(), &key);
     assert_eq!(done.remaining(), 5);
     // And a fresh login works.
-    assert_eq!(
-        client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"pw").unwrap().key(),
-        &key
-    );
+    assert_eq!(client::login(&mut http, &ep, account, b"pw").unwrap().key(), &key);
     assert!(server.terminate());
 
     let store = RedbStore::open(dir.path()).expect("the store opens cleanly");
-    let record = store.load(account).unwrap().expect("the record is there");
+    let record = store.load(account.as_bytes()).unwrap().expect("the record is there");
     assert_eq!(record.state, AccountState::Registered);
     assert_eq!(record.remaining, 5);
     assert_eq!(record.charges, 3, "killed attempt, wrong guess, fresh login");

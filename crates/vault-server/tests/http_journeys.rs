@@ -122,62 +122,31 @@ fn every_journey_over_http_with_the_real_binary() {
     );
     let ep = endpoint(&mut http, dir.path());
 
-    let account = b"+15550100";
+    let account = AccountId::from_static(b"+15550100");
     let key = BackupKey::generate();
-    assert_eq!(
-        client::register(&mut http, &ep, AccountId::new(account).unwrap(), b"first password", &key)
-            .unwrap(),
-        5
-    );
+    assert_eq!(client::register(&mut http, &ep, account, b"first password", &key).unwrap(), 5);
 
     // Retrieve.
-    let session =
-        client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"first password").unwrap();
+    let session = client::login(&mut http, &ep, account, b"first password").unwrap();
     assert_eq!(session.key(), &key);
     assert_eq!(session.remaining(), 5);
 
     // Wrong passwords count down; a right one restores the budget.
-    assert_eq!(
-        wrong_password(client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"guess 1")),
-        4
-    );
-    assert_eq!(
-        wrong_password(client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"guess 2")),
-        3
-    );
-    let session =
-        client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"first password").unwrap();
+    assert_eq!(wrong_password(client::login(&mut http, &ep, account, b"guess 1")), 4);
+    assert_eq!(wrong_password(client::login(&mut http, &ep, account, b"guess 2")), 3);
+    let session = client::login(&mut http, &ep, account, b"first password").unwrap();
     assert_eq!(session.remaining(), 5);
 
     // Change the password, keeping K.
-    let kept = client::change_password(
-        &mut http,
-        session,
-        AccountId::new(account).unwrap(),
-        b"second",
-        None,
-    )
-    .unwrap();
+    let kept = client::change_password(&mut http, session, account, b"second", None).unwrap();
     assert_eq!(kept, key);
-    assert_eq!(
-        wrong_password(client::login(
-            &mut http,
-            &ep,
-            AccountId::new(account).unwrap(),
-            b"first password"
-        )),
-        4
-    );
-    let session =
-        client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"second").unwrap();
+    assert_eq!(wrong_password(client::login(&mut http, &ep, account, b"first password")), 4);
+    let session = client::login(&mut http, &ep, account, b"second").unwrap();
     assert_eq!(session.key(), &key);
 
     // Delete: the record is gone, the account now looks like any unknown one.
-    client::delete(&mut http, session, AccountId::new(account).unwrap()).unwrap();
-    assert_eq!(
-        wrong_password(client::login(&mut http, &ep, AccountId::new(account).unwrap(), b"second")),
-        4
-    );
+    client::delete(&mut http, session, account).unwrap();
+    assert_eq!(wrong_password(client::login(&mut http, &ep, account, b"second")), 4);
 
     // Logs name request kinds and a pseudonym, never the account (raw or hex) or its bytes.
     let log = server.log_text();

@@ -188,15 +188,7 @@ impl FleetBundle {
 }
 
 fn check_fleet_id(fleet_id: &[u8]) -> Result<(), FleetError> {
-    match FleetId::new(fleet_id) {
-        Ok(_) => Ok(()),
-        Err(e) if e.length() == 0 => {
-            Err(WireError::Invalid { field: "fleet_id", why: "empty" }.into())
-        }
-        Err(e) => {
-            Err(WireError::TooLong { field: "fleet_id", len: e.length(), max: MAX_ID_LEN }.into())
-        }
-    }
+    FleetId::new(fleet_id).map(drop).map_err(|e| WireError::of_id("fleet_id", e).into())
 }
 
 fn check_key_count(count: usize) -> Result<(), FleetError> {

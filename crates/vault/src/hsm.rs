@@ -112,18 +112,20 @@ fn uncharged(reason: RefusalReason) -> Outcome {
 ///
 /// 1. [`Hsm::open`] opens a sealed request and names its account.
 /// 2. [`Opened::into_command`] splits it at time `now` into a [`Command`] (what a replicated
-///    vault commits to its log) and a [`Pending`](crate::Pending) (the response sealer, which stays with the
-///    connection).
+///    vault commits to its log) and a [`Pending`](crate::Pending) (the response sealer, which
+///    stays with the connection).
 /// 3. [`Hsm::apply`] decides the command on the account's stored record, without randomness
 ///    and without a clock of its own, into a [`Decided`]: the record change, if any, and the
 ///    [`Decision`], which only [`Decided::persist`] releases, after the driver's durable write
 ///    of the change succeeded. This is how the vault makes sure that no KE2 leaves before its
 ///    charged attempt is durable.
-/// 4. [`Pending::reply`](crate::Pending::reply) pairs the decision with its sealer; [`Hsm::seal`] computes the answer
-///    (KE2, tickets) and seals it, drawing its randomness only now.
+/// 4. [`Pending::reply`](crate::Pending::reply) pairs the decision with its sealer;
+///    [`Hsm::seal`] computes the answer (KE2, tickets) and seals it, drawing its randomness only
+///    now.
 ///
-/// [`MemoryVault`](crate::MemoryVault) runs the pipeline on a `HashMap`; the server runs step 3 in
-/// its replication (one store, or a log every replica applies) and steps 1, 2 and 4 around it.
+/// [`MemoryVault`](crate::MemoryVault) runs the pipeline on a `HashMap`; the server runs step 3
+/// in its replication (one store, or a log every replica applies) and steps 1, 2 and 4 around
+/// it.
 #[derive(Debug)]
 pub struct Hsm {
     secrets: HsmSecrets,

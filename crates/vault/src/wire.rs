@@ -5,7 +5,7 @@
 //! and every such field has a maximum that is checked before anything is allocated. A message is
 //! read completely: bytes left over after its last field are an error.
 
-use crate::ids::{Id, IdKind, MAX_ID_LEN};
+use crate::ids::{Id, IdError, IdKind, MAX_ID_LEN};
 use thiserror::Error;
 
 /// Why a message could not be decoded. The field names are those of the specification.
@@ -39,6 +39,15 @@ pub enum WireError {
 }
 
 impl WireError {
+    /// An identifier of the wrong length in `field`: [`WireError::Invalid`] when it is empty,
+    /// [`WireError::TooLong`] otherwise.
+    pub(crate) fn of_id(field: &'static str, error: IdError) -> Self {
+        match error.length() {
+            0 => Self::Invalid { field, why: "empty" },
+            len => Self::TooLong { field, len, max: MAX_ID_LEN },
+        }
+    }
+
     /// The error's code in the spec's closed vocabulary (section 4.2): `truncated`, `too-long`,
     /// `invalid-value` or `trailing-bytes`. The field it names is implementation-defined.
     pub fn code(&self) -> &'static str {
@@ -113,7 +122,7 @@ impl<'a> Reader<'a> {
     /// Too long is [`WireError::TooLong`], empty is [`WireError::Invalid`].
     pub fn id<K: IdKind>(&mut self, field: &'static str) -> Result<Id<'a, K>, WireError> {
         let bytes = self.vec16(MAX_ID_LEN, field)?;
-        Id::new(bytes).map_err(|_| WireError::Invalid { field, why: "empty" })
+        Id::new(bytes).map_err(|e| WireError::of_id(field, e))
     }
 
     /// Everything that is left, as the last field.

@@ -15,7 +15,7 @@ use e2ee_backup_vault::{
     FleetBundle, FleetId, FleetPublicKey, FleetSecretKey, Hsm, HsmConfig, HsmError, HsmSecrets,
     KsfProfile, Login, MemoryVault, PinnedFleet, RecordChange, RefusalReason, Registration,
     Request, Response, UNCHARGED_REMAINING,
-    envelope::RequestEnvelope,
+    envelope::{self, RequestEnvelope},
     internal::{record::REGISTRATION_LEN, wire::Writer, wrap::SEALED_KEY_LEN},
     peer,
 };
@@ -604,12 +604,10 @@ pub fn vault_envelope(data: &[u8]) {
         let account = envelope.account_id();
         assert!((1..=e2ee_backup_vault::MAX_ID_LEN).contains(&account.len()));
         let ciphertext = envelope.ciphertext();
-        let bounds = e2ee_backup_vault::envelope::TAG_LEN
-            ..=e2ee_backup_vault::envelope::MAX_PLAINTEXT_LEN
-                + e2ee_backup_vault::envelope::TAG_LEN;
+        let bounds = envelope::TAG_LEN..=envelope::MAX_PLAINTEXT_LEN + envelope::TAG_LEN;
         assert!(bounds.contains(&ciphertext.len()));
         let rebuilt = Writer::new()
-            .u8(e2ee_backup_vault::envelope::VERSION)
+            .u8(envelope::VERSION)
             .u8(envelope.key_id())
             .vec16(account)
             .bytes(envelope.enc())
@@ -698,10 +696,7 @@ pub fn vault_hsm_plaintext(data: &[u8]) {
     for account in [VAULT_ACCOUNT, VAULT_GHOST] {
         let before = vault.record(account).cloned();
         let Some(response) = fixture.ask(&mut vault, &mut rng, account, data) else {
-            assert!(
-                data.len() > e2ee_backup_vault::envelope::MAX_PLAINTEXT_LEN,
-                "a short plaintext does not seal"
-            );
+            assert!(data.len() > envelope::MAX_PLAINTEXT_LEN, "a short plaintext does not seal");
             return;
         };
         let after = vault.record(account);
@@ -1007,9 +1002,8 @@ impl VaultFixture {
     /// The plaintext of one of the fixture's envelopes.
     fn plaintext(&self, name: &str) -> Vec<u8> {
         let envelope = RequestEnvelope::parse(self.envelope(name)).expect("a fixture envelope");
-        let (plaintext, _) =
-            e2ee_backup_vault::envelope::open_request(&self.channel_key, VAULT_FLEET, &envelope)
-                .expect("the fixture's envelopes open");
+        let (plaintext, _) = envelope::open_request(&self.channel_key, VAULT_FLEET, &envelope)
+            .expect("the fixture's envelopes open");
         plaintext.to_vec()
     }
 
@@ -1032,14 +1026,8 @@ impl VaultFixture {
         account: &[u8],
         plaintext: &[u8],
     ) -> Option<Response> {
-        let sealed = e2ee_backup_vault::envelope::seal_request(
-            rng,
-            VAULT_FLEET,
-            self.key_id,
-            &self.public,
-            account,
-            plaintext,
-        );
+        let sealed =
+            envelope::seal_request(rng, VAULT_FLEET, self.key_id, &self.public, account, plaintext);
         let (envelope, pending) = match sealed {
             Ok(sealed) => sealed,
             Err(ChannelError::PlaintextTooLong(len)) if len == plaintext.len() => return None,

@@ -192,7 +192,9 @@ pub(super) async fn snapshot_as_the_log_grows(
             (m.last_applied.map_or(0, |l| l.index), m.snapshot.map_or(0, |s| s.index))
         };
         if applied.saturating_sub(covered) >= threshold {
-            threshold = snapshot_after.max(record_count(&db));
+            // A store that cannot be counted keeps the policy's floor.
+            let records = crate::store::count_records(&db).unwrap_or(0);
+            threshold = snapshot_after.max(records);
             if applied.saturating_sub(covered) >= threshold {
                 if raft.trigger().snapshot().await.is_err() {
                     return;
@@ -210,16 +212,6 @@ pub(super) async fn snapshot_as_the_log_grows(
             return;
         }
     }
-}
-
-/// The number of account records in `db` (0 if it cannot be read: the policy's floor holds).
-fn record_count(db: &redb::Database) -> u64 {
-    use redb::ReadableTableMetadata as _;
-    db.begin_read()
-        .ok()
-        .and_then(|txn| txn.open_table(ACCOUNTS).ok())
-        .and_then(|table| table.len().ok())
-        .unwrap_or(0)
 }
 
 /// The [`SnapshotBody`] of an accounts table, serialised as it is read (the same bytes).

@@ -10,7 +10,6 @@
 //! baseline and the report; it lives in the binary, not the library, since nothing else runs
 //! it.
 
-use crate::{account_id, fleet_id};
 use std::fmt;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
@@ -22,11 +21,13 @@ use std::time::{Duration, Instant};
 
 use e2ee_backup_kdf::BackupKey;
 use e2ee_backup_vault::{
-    Endpoint, Hsm, HsmConfig, HsmSecrets, KsfProfile, Login, MemoryVault, PinnedFleet, drive,
+    AccountId, Endpoint, FleetId, Hsm, HsmConfig, HsmSecrets, KsfProfile, Login, MemoryVault,
+    PinnedFleet, drive,
 };
 use rand_core::{OsRng, RngCore as _};
 use thiserror::Error;
 
+use crate::account_id;
 use crate::cluster::{self, FleetProcesses};
 use e2ee_backup_vault_server::client::{self, HttpVault, JourneyError};
 use e2ee_backup_vault_server::files::{FilesError, InitOptions, KsfName, unix_now};
@@ -244,16 +245,16 @@ fn random_suffix() -> String {
 
 /// The in-process cost of one retrieval, client and vault on one thread.
 fn in_process(ksf: KsfProfile, seconds: u64) -> Series {
-    let fleet = b"load.in-process";
-    let secrets = HsmSecrets::generate(&mut OsRng, fleet_id(fleet));
+    let fleet = FleetId::from_static(b"load.in-process");
+    let secrets = HsmSecrets::generate(&mut OsRng, fleet);
     let (id, public) = secrets.public_keys()[0];
     let config = HsmConfig { ksf_profile: ksf, ..HsmConfig::default() };
     let hsm = Hsm::new(secrets, config).expect("a valid policy");
     let mut vault = MemoryVault::new(hsm, unix_now());
-    let endpoint = Endpoint::new(fleet_id(fleet), id, public).accepting_fast_ksf();
+    let endpoint = Endpoint::new(fleet, id, public).accepting_fast_ksf();
     let (account, password, key) =
-        (b"in-process".as_slice(), b"load password", BackupKey::generate());
-    drive::register(&mut vault, &mut OsRng, &endpoint, account_id(account), password, &key)
+        (AccountId::from_static(b"in-process"), b"load password", BackupKey::generate());
+    drive::register(&mut vault, &mut OsRng, &endpoint, account, password, &key)
         .expect("registered");
 
     let mut latencies = Vec::new();
@@ -261,8 +262,7 @@ fn in_process(ksf: KsfProfile, seconds: u64) -> Series {
     let deadline = started + Duration::from_secs(seconds);
     while Instant::now() < deadline {
         let t = Instant::now();
-        let done = drive::login(&mut vault, &mut OsRng, &endpoint, account_id(account), password)
-            .expect("K");
+        let done = drive::login(&mut vault, &mut OsRng, &endpoint, account, password).expect("K");
         assert!(done.key() == &key, "the in-process vault returned another key");
         latencies.push(t.elapsed());
     }

@@ -20,21 +20,17 @@ use e2ee_backup_vault_server::files::{
 };
 use e2ee_backup_vault_server::{InitOptions, RunningServer, ServerConfig};
 
+/// An account id this binary made up (`load`, `populate` and the bench accounts): 1 to 64
+/// bytes by construction.
+fn account_id(bytes: &[u8]) -> e2ee_backup_vault::AccountId<'_> {
+    e2ee_backup_vault::AccountId::new(bytes).expect("generated account ids are 1 to 64 bytes")
+}
+
 /// The e2ee-backups Backup Key Vault server (password mode, spec chapter 4).
 ///
 /// The vault does not authenticate accounts: in production it must sit behind the messaging
 /// front end (the relay), which authenticates each account over its own session and puts it in
 /// the request path. Never expose the vault's port to clients directly.
-/// An account or fleet id this binary made up (load, populate, bench accounts): 1 to 64 bytes
-/// by construction.
-fn account_id(bytes: &[u8]) -> e2ee_backup_vault::AccountId<'_> {
-    e2ee_backup_vault::AccountId::new(bytes).expect("generated account ids are 1 to 64 bytes")
-}
-
-fn fleet_id(bytes: &[u8]) -> e2ee_backup_vault::FleetId<'_> {
-    e2ee_backup_vault::FleetId::new(bytes).expect("generated fleet ids are 1 to 64 bytes")
-}
-
 #[derive(Parser)]
 #[command(name = "e2ee-backup-vault", version, max_term_width = 100)]
 struct Cli {

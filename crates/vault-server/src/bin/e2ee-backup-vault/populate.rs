@@ -10,7 +10,6 @@
 //! `scale password i` and the backup key SHA-256(`"e2ee-backups scale key"` || u64(i)), so a
 //! load generator can log in to any of them.
 
-use crate::account_id;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +30,7 @@ use e2ee_backup_vault_server::files::{CONFIG_FILE, unix_now};
 use e2ee_backup_vault_server::store;
 use e2ee_backup_vault_server::{ConfigFile, RecordStore as _, RedbStore, StoreError};
 
+use crate::account_id;
 use crate::scale::ScaleError;
 
 /// Records written per transaction.

@@ -5,7 +5,6 @@
 //! each server's memory. At the last level it also times the snapshot a replica builds after a
 //! deletion (spec sections 4.13.1 and 7.6) and a new replica catching up from nothing (section
 //! 7.9).
-use crate::account_id;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +15,7 @@ use e2ee_backup_vault::{Endpoint, PinnedFleet};
 use rand_core::{OsRng, RngCore as _};
 use thiserror::Error;
 
+use crate::account_id;
 use crate::cluster::{ClusterError, FleetProcesses};
 use e2ee_backup_vault_server::at_rest::KEYS_DIR;
 use e2ee_backup_vault_server::client::{self, HttpError, HttpVault, JourneyError};
@@ -176,7 +176,7 @@ pub struct ScaleReport {
     pub kept_dir: Option<PathBuf>,
 }
 
-/// Peak and current resident memory of a process (`/proc/PID/status`), bytes.
+/// Peak resident memory of a process (`VmHWM` in `/proc/PID/status`), bytes.
 fn peak_memory(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -196,7 +196,6 @@ fn bytes_under(path: &Path) -> u64 {
 
 /// A connection to the server at `url`, and its endpoint, the bundle checked against `pin`.
 fn connect(url: &str, pin: &PinnedFleet) -> Result<(HttpVault, Endpoint), ScaleError> {
-    let journey = |what| move |source| ScaleError::Journey { what, source };
     let mut http = HttpVault::new(url).map_err(|e| journey("connecting")(e.into()))?;
     let bundle = client::fetch_bundle(&mut http, pin, unix_now(), None)
         .map_err(journey("fetching the bundle"))?;
@@ -216,7 +215,6 @@ fn retrievals(
     clients: usize,
     seconds: u64,
 ) -> Result<(Series, u64), ScaleError> {
-    let journey = |what| move |source| ScaleError::Journey { what, source };
     let (_, endpoint) = connect(url, pin)?;
     let clients = clients.min(usize::try_from(accounts).unwrap_or(usize::MAX)).max(1);
     let stop = AtomicBool::new(false);
@@ -277,6 +275,11 @@ fn retrievals(
     Ok((Series::new(latencies, elapsed), retried.into_inner()))
 }
 
+/// A journey's error, saying what was being done.
+fn journey(what: &'static str) -> impl FnOnce(JourneyError) -> ScaleError {
+    move |source| ScaleError::Journey { what, source }
+}
+
 /// Whether `outcome` is a `503` (busy, or unconfirmed while a fleet changes leader), which a
 /// client retries.
 fn busy<T>(outcome: &Result<T, JourneyError>) -> bool {
@@ -285,7 +288,6 @@ fn busy<T>(outcome: &Result<T, JourneyError>) -> bool {
 
 /// `REGISTRATIONS` new accounts registered one after another; their latency.
 fn registrations(url: &str, pin: &PinnedFleet, tag: &str) -> Result<Series, ScaleError> {
-    let journey = |what| move |source| ScaleError::Journey { what, source };
     let (mut http, endpoint) = connect(url, pin)?;
     let run = OsRng.next_u32();
     let started = Instant::now();
@@ -474,7 +476,6 @@ fn snapshot_and_catch_up(
     pin: &PinnedFleet,
     fleet_dir: &Path,
 ) -> Result<CatchUp, ScaleError> {
-    let journey = |what| move |source| ScaleError::Journey { what, source };
     let (mut http, endpoint) = connect(&format!("http://{}", fleet.replicas[leader].api), pin)?;
     let id = format!("erased-{:08x}", OsRng.next_u32()).into_bytes();
     let (id, secret) = (id.as_slice(), b"erased password".as_slice());
